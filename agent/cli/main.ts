@@ -1,0 +1,48 @@
+// `weft` dispatcher: finds the subcommand, prints help, turns errors into exit codes.
+// Subcommands are loaded lazily so `weft validate` does not pay for the gRPC or BPF code.
+import type { Command } from './command';
+import { describeError, isWeftError } from '../lib/errors';
+import { packageVersion } from '../lib/paths';
+
+const commands: Record<string, () => Promise<Command>> = {
+};
+
+async function usage(): Promise<string> {
+  const lines = [
+    'weft — sidecarless, eBPF-accelerated service mesh',
+    '',
+    'Usage: weft COMMAND [FLAGS]   (weft COMMAND --help for details)',
+    '',
+    'Commands:',
+  ];
+  for (const [n, load] of Object.entries(commands)) lines.push(`  ${n.padEnd(10)} ${(await load()).summary}`);
+  return lines.join('\n') + '\n';
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    (name ? process.stdout : process.stderr).write(await usage());
+    return name ? 0 : 2;
+  }
+  if (name === '--version') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`weft: unknown command '${name}'\n\n${await usage()}`);
+    return 2;
+  }
+  const cmd = await load();
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    process.stderr.write(`weft ${name}: ${describeError(e)}\n`);
+    if (isWeftError(e, 'WEFT_ERR_INVALID_ARG')) {
+      process.stderr.write(`Run 'weft ${name} --help' for usage.\n`);
+      return 2;
+    }
+    return 1;
+  }
+}
