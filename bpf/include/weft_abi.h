@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every struct shared between the BPF programs, the native addon and the TypeScript
+ * codecs (agent/datapath/codec.ts). It compiles both with `clang -target bpf` and with
+ * g++ in user space, so it only uses <linux/types.h> and explicit padding: a layout that
+ * depends on the compiler's padding rules could differ between the two sides and
+ * silently corrupt every map entry. test/bpf/abi.test.ts compares the sizes and offsets
+ * the addon reports (native/src/abi.cc) with the codecs.
+ *
+ * Byte order: addresses are stored as on the wire (network order, 16 bytes; IPv4 uses
+ * the first 4 and leaves the rest zero), ports are network order in a __u16. That is
+ * what the sock_addr and sockops contexts hand us, so the datapath never converts.
+ */
+#ifndef WEFT_ABI_H
+#define WEFT_ABI_H
+
+#include <linux/types.h>
+
+#define WEFT_FAMILY_INET4 4
+#define WEFT_FAMILY_INET6 6
+
+/* weft_svc.flags */
+#define WEFT_SVC_F_REDIRECT 0x1 /* send connections to the agent's outbound listener */
+
+/* weft_origin.flags */
+#define WEFT_SOCK_F_BALANCED 0x1   /* destination rewritten to a backend */
+#define WEFT_SOCK_F_REDIRECTED 0x2 /* destination rewritten to the agent */
+
+/* weft_accel value: why a server endpoint is worth a sockmap insertion. */
+#define WEFT_ACCEL_LEARNED 0x1 /* a connection to it carried bulk data */
+#define WEFT_ACCEL_PINNED 0x2  /* set by the agent (e.g. its own listeners) */
+
+/* An IP endpoint: key of the origin map, value of the UDP reverse-NAT map, key of the
+ * acceleration map. */
+struct weft_endpoint {
+	__u32 addr[4];
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+};
+
+/* A service: VIP, port and L4 protocol. */
+struct weft_svc_key {
+	__u32 addr[4];
+	__u16 port;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;
+};
+
+/* A service entry. Its backends and selection slots live under (id, rev); user space
+ * writes a new rev first and then flips this entry in one update, so a connecting
+ * socket sees either the old or the new backend set, never a mix. */
+struct weft_svc {
+	__u32 id;
+	__u32 rev;
+	__u16 slot_count;    /* 0: no backends, connect fails with ECONNREFUSED */
+	__u16 backend_count;
+	__u32 flags;         /* WEFT_SVC_F_* */
+};
+
+/* Key of the backend map (index = backend position) and of the slot map
+ * (index = slot number, value = backend position as a __u32). */
+struct weft_rev_key {
+	__u32 svc_id;
+	__u32 rev;
+	__u32 index;
+};
+
+struct weft_backend {
+	__u32 addr[4];
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+	__u32 weight; /* kept for user space, which reads the maps back after a restart */
+};
+
+/* Where a socket was originally going and who opened it: per-socket storage written by
+ * connect4/6, and the value of the origin map keyed by the client's endpoint. */
+struct weft_origin {
+	__u32 addr[4];
+	__u16 port;
+	__u8 family;
+	__u8 flags; /* WEFT_SOCK_F_* */
+	__u32 pad;
+	__u64 cgroup_id;
+};
+
+/* UDP reverse NAT: (socket, backend) → VIP, so replies appear to come from the VIP. */
+struct weft_revnat_key {
+	__u64 cookie;
+	__u32 addr[4];
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+	__u32 pad2;
+};
+
+/* SOCKHASH key: one established TCP socket seen from its own side. */
+struct weft_sock_key {
+	__u32 local_addr[4];
+	__u32 remote_addr[4];
+	__u16 local_port;  /* network order, like remote_port */
+	__u16 remote_port;
+	__u8 family;
+	__u8 pad[3];
+};
+
+/* Kernel-side counters, one copy per CPU (single-entry percpu array). The field order
+ * is the counter index; user space sums the copies. */
+struct weft_counters {
+	__u64 connect_balanced;    /* connects/sendmsgs rewritten to a backend */
+	__u64 connect_redirected;  /* connects rewritten to the agent's listener */
+	__u64 no_backend;          /* refused: the service has no backends */
+	__u64 sockmap_inserts;     /* sockets put into the SOCKHASH */
+	__u64 sockmap_skipped;     /* established sockets judged not worth inserting */
+	__u64 msg_redirected;      /* sk_msg messages redirected socket-to-socket */
+	__u64 msg_redirected_bytes;
+	__u64 msg_miss;            /* sk_msg found no local peer: normal TCP path */
+	__u64 origin_inserts;      /* redirected connections recorded in the origin map */
+};
+
+/* Both compilers must agree on these sizes; a field added without explicit padding
+ * breaks the build on both sides instead of corrupting map entries at run time. */
+#ifdef __cplusplus
+#define WEFT_ABI_SIZE(T, n) static_assert(sizeof(struct T) == (n), #T " layout changed")
+#else
+#define WEFT_ABI_SIZE(T, n) _Static_assert(sizeof(struct T) == (n), #T " layout changed")
+#endif
+WEFT_ABI_SIZE(weft_endpoint, 20);
+WEFT_ABI_SIZE(weft_svc_key, 20);
+WEFT_ABI_SIZE(weft_svc, 16);
+WEFT_ABI_SIZE(weft_rev_key, 12);
+WEFT_ABI_SIZE(weft_backend, 24);
+WEFT_ABI_SIZE(weft_origin, 32);
+WEFT_ABI_SIZE(weft_revnat_key, 32);
+WEFT_ABI_SIZE(weft_sock_key, 40);
+WEFT_ABI_SIZE(weft_counters, 72);
+
+#endif /* WEFT_ABI_H */
