@@ -4,7 +4,11 @@ import type { Command } from './command';
 import { describeError, isWeftError } from '../lib/errors';
 import { packageVersion } from '../lib/paths';
 
-const commands: Record<string, () => Promise<Command>> = {
+// Lazy `require`, not `import()`: in CommonJS output TypeScript keeps import() as an ESM
+// import, which then needs file extensions that differ between sources and dist/.
+// Add a command as: `name: () => (require('./name') as { command: Command }).command,`
+const commands: Record<string, () => Command> = {
+  run: () => (require('./run') as { command: Command }).command,
 };
 
 async function usage(): Promise<string> {
@@ -15,7 +19,7 @@ async function usage(): Promise<string> {
     '',
     'Commands:',
   ];
-  for (const [n, load] of Object.entries(commands)) lines.push(`  ${n.padEnd(10)} ${(await load()).summary}`);
+  for (const [n, load] of Object.entries(commands)) lines.push(`  ${n.padEnd(10)} ${load().summary}`);
   return lines.join('\n') + '\n';
 }
 
@@ -34,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`weft: unknown command '${name}'\n\n${await usage()}`);
     return 2;
   }
-  const cmd = await load();
+  const cmd = load();
   try {
     return await cmd.run(rest);
   } catch (e) {

@@ -1,0 +1,125 @@
+// The admin port (DESIGN.md: 15020, loopback only by default): Prometheus /metrics,
+// liveness and readiness, read-only /debug/* views, and the small JSON API that local
+// CLIs (`weft run`, `weft status`, `weft tap`) use. It never serves anything to the
+// mesh: it binds to loopback unless the operator says otherwise.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { WeftError, describeError } from '../lib/errors';
+import type { Logger } from '../telemetry/logger';
+
+export interface HealthReport {
+  /** Ready = programs attached and a snapshot applied (or the cached one). */
+  ready: boolean;
+  reasons: string[];
+}
+
+/** A JSON endpoint: returns a JSON-serialisable body or throws a WeftError. */
+export type JsonHandler = (body: unknown, url: URL) => Promise<unknown> | unknown;
+
+export interface AdminOptions {
+  host: string;
+  port: number;
+  registry: Registry;
+  health: () => HealthReport;
+  /** GET /debug/<name> → JSON. */
+  debug: Record<string, () => unknown>;
+  /** `METHOD /path` → handler, e.g. 'POST /v1/workloads'. */
+  api?: Record<string, JsonHandler>;
+  /** Streaming endpoints (e.g. `GET /v1/tap`): the handler owns the response. */
+  streams?: Record<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void>;
+  logger: Logger;
+}
+
+const MAX_BODY = 1 << 20;
+
+const STATUS_BY_CODE: Partial<Record<WeftError['code'], number>> = {
+  WEFT_ERR_INVALID_ARG: 400,
+  WEFT_ERR_INVALID_SERVICE: 400,
+  WEFT_ERR_NOT_FOUND: 404,
+  WEFT_ERR_PERMISSION: 403,
+  WEFT_ERR_CAPACITY: 409,
+  WEFT_ERR_UNAVAILABLE: 503,
+};
+
+function send(res: ServerResponse, status: number, body: string, type = 'application/json'): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) { reject(new WeftError('WEFT_ERR_INVALID_ARG', 'request body too large')); req.destroy(); return; }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!size) return resolve(undefined);
+      try { resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))); } catch { reject(new WeftError('WEFT_ERR_INVALID_ARG', 'request body is not JSON')); }
+    });
+    req.on('error', reject);
+  });
+}
+
+export class AdminServer {
+  private readonly server: Server;
+
+  constructor(private readonly opts: AdminOptions) {
+    this.server = createServer((req, res) => { void this.handle(req, res); });
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    try {
+      if (req.method === 'GET' && path === '/metrics') {
+        return send(res, 200, await this.opts.registry.metrics(), this.opts.registry.contentType);
+      }
+      if (req.method === 'GET' && path === '/healthz') return send(res, 200, 'ok\n', 'text/plain');
+      if (req.method === 'GET' && path === '/readyz') {
+        const h = this.opts.health();
+        return send(res, h.ready ? 200 : 503, h.ready ? 'ready\n' : `not ready: ${h.reasons.join('; ')}\n`, 'text/plain');
+      }
+      if (req.method === 'GET' && path.startsWith('/debug/')) {
+        const view = this.opts.debug[path.slice('/debug/'.length)];
+        if (view) return send(res, 200, JSON.stringify(view(), bigintReplacer, 2) + '\n');
+      }
+      const stream = this.opts.streams?.[`${req.method} ${path}`];
+      if (stream) return stream(req, res, url);
+      const api = this.opts.api?.[`${req.method} ${path}`];
+      if (api) {
+        const body = req.method === 'GET' ? undefined : await readJson(req);
+        return send(res, 200, JSON.stringify((await api(body, url)) ?? {}, bigintReplacer) + '\n');
+      }
+      send(res, 404, JSON.stringify({ error: `no admin endpoint ${req.method} ${path}` }) + '\n');
+    } catch (e) {
+      const code = e instanceof WeftError ? e.code : 'WEFT_ERR_INTERNAL';
+      const status = (e instanceof WeftError && STATUS_BY_CODE[e.code]) || 500;
+      if (status === 500) this.opts.logger.error({ err: describeError(e), path }, 'admin request failed');
+      if (!res.headersSent) send(res, status, JSON.stringify({ error: describeError(e), code }) + '\n');
+      else res.destroy();
+    }
+  }
+}
+
+/** JSON.stringify replacer: cgroup ids and BPF counters are bigints. */
+export function bigintReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}

@@ -1,0 +1,76 @@
+// `weft run`: start a local process as a mesh workload. The node's agent creates the
+// workload's cgroup (where the kernel hooks apply) and registers the workload with the
+// control API; this command then starts the process *inside* that cgroup before it can
+// open a single socket, forwards signals, and deregisters when the process exits.
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import type { Command } from './command';
+import { parseFlags } from './command';
+import { AdminClient, DEFAULT_ADMIN } from '../admin/client';
+import { invalidArg } from '../lib/errors';
+
+const help = `Usage: weft run --workload NAME [--namespace NS] [--service-account SA]
+                [--label k=v ...] [--admin HOST:PORT] -- CMD [ARGS...]
+
+Starts CMD as the mesh workload NAME: the agent of this network namespace creates its
+cgroup and registers it, CMD runs inside that cgroup (so the kernel datapath applies to
+every socket it opens), and the workload is deregistered when CMD exits.
+
+Flags:
+  --workload NAME          workload name (required)
+  --namespace NS           namespace (default "default")
+  --service-account SA     service account, i.e. the SPIFFE identity (default: NAME)
+  --label k=v              label used by Service selectors (repeatable)
+  --admin HOST:PORT        the agent's admin address (default ${DEFAULT_ADMIN})
+
+Example:
+  weft run --workload catalog-v1 --namespace shop --label app=catalog --label version=v1 -- node server.js`;
+
+interface Flags { workload?: string; namespace?: string; 'service-account'?: string; label?: string[]; admin?: string }
+
+export interface RegisteredWorkload { cgroupPath: string; cgroupId: string; spiffeId: string }
+
+function parseLabels(list: string[] = []): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const l of list) {
+    const i = l.indexOf('=');
+    if (i <= 0) throw invalidArg(`--label: expected k=v, got '${l}'`);
+    labels[l.slice(0, i)] = l.slice(i + 1);
+  }
+  return labels;
+}
+
+export const command: Command = {
+  name: 'run',
+  summary: 'start a local process as a mesh workload',
+  help,
+  async run(argv) {
+    const dash = argv.indexOf('--');
+    const { values, help: wantHelp } = parseFlags<Flags>(dash < 0 ? argv : argv.slice(0, dash), {
+      workload: { type: 'string' }, namespace: { type: 'string' }, 'service-account': { type: 'string' },
+      label: { type: 'string', multiple: true }, admin: { type: 'string' },
+    });
+    if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
+    const cmd = dash < 0 ? [] : argv.slice(dash + 1);
+    if (!values.workload) throw invalidArg('--workload is required');
+    if (!cmd.length) throw invalidArg('missing the command to run after --');
+    const admin = new AdminClient(values.admin ?? DEFAULT_ADMIN);
+    const id = { name: values.workload, namespace: values.namespace ?? 'default' };
+    const reg = await admin.request<RegisteredWorkload>('POST', '/v1/workloads', {
+      ...id, serviceAccount: values['service-account'] ?? values.workload, labels: parseLabels(values.label),
+    });
+    // The shell joins the cgroup and then execs CMD, so CMD never runs outside it.
+    const child = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', reg.cgroupPath, ...cmd], { stdio: 'inherit' });
+    const forward = (sig: NodeJS.Signals) => () => { child.kill(sig); };
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    const handlers = signals.map((s) => { const h = forward(s); process.on(s, h); return [s, h] as const; });
+    const code = await new Promise<number>((resolve) => {
+      child.on('error', (e) => { process.stderr.write(`weft run: cannot start ${cmd[0]}: ${e.message}\n`); resolve(127); });
+      child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 + (osConstants.signals[sig]) : 1)));
+    });
+    for (const [s, h] of handlers) process.off(s, h);
+    await admin.request('DELETE', `/v1/workloads?namespace=${encodeURIComponent(id.namespace)}&name=${encodeURIComponent(id.name)}`)
+      .catch((e: Error) => process.stderr.write(`weft run: deregistering ${id.namespace}/${id.name}: ${e.message}\n`));
+    return code;
+  },
+};
