@@ -1,0 +1,120 @@
+// The workloads running on this node, as the agent knows them: who they are (namespace,
+// service account → SPIFFE identity), which cgroup they run in, and the cgroup id the
+// kernel records for every connection they open. The outbound path turns that kernel
+// id into an identity here — never anything the application sent.
+//
+// Registrations are persisted in the state directory: workload processes keep running
+// while the agent restarts, and the next agent process must still know them.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WeftError, invalidArg } from '../lib/errors';
+import type { WorkloadRegistration } from '../policy/snapshot';
+
+export interface LocalWorkload {
+  name: string;
+  namespace: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+  address: string;
+  cgroupPath: string;
+  /** Decimal string of the 64-bit cgroup id (JSON has no bigint). */
+  cgroupId: string;
+}
+
+/** The part of the datapath this registry needs (agent/datapath implements it). */
+export interface WorkloadCgroups {
+  createWorkloadCgroup(namespace: string, name: string): { path: string; id: bigint };
+  removeWorkloadCgroup(namespace: string, name: string): void;
+}
+
+export interface RegisterRequest {
+  name: string;
+  namespace: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+}
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+
+export function validateRegisterRequest(body: unknown): RegisterRequest {
+  const b = (body ?? {}) as Record<string, unknown>;
+  for (const f of ['name', 'namespace', 'serviceAccount'] as const) {
+    if (typeof b[f] !== 'string' || !NAME.test(b[f] as string)) throw invalidArg(`${f}: must be a DNS label (lower-case letters, digits, '-'), got ${JSON.stringify(b[f])}`);
+  }
+  const labels = (b.labels ?? {}) as Record<string, unknown>;
+  if (typeof labels !== 'object' || Array.isArray(labels)) throw invalidArg('labels: must be an object');
+  for (const [k, v] of Object.entries(labels)) {
+    if (!LABEL_KEY.test(k) || typeof v !== 'string' || v.length > 63) throw invalidArg(`labels: invalid label ${JSON.stringify(k)}=${JSON.stringify(v)}`);
+  }
+  return { name: b.name as string, namespace: b.namespace as string, serviceAccount: b.serviceAccount as string, labels: labels as Record<string, string> };
+}
+
+export class WorkloadRegistry {
+  private readonly byKey = new Map<string, LocalWorkload>();
+  private readonly byCgroup = new Map<string, LocalWorkload>();
+  private readonly file: string;
+
+  constructor(
+    private readonly cgroups: WorkloadCgroups,
+    private readonly node: { name: string; address: string },
+    stateDir: string,
+  ) {
+    this.file = join(stateDir, 'workloads.json');
+    let saved: LocalWorkload[] = [];
+    try { saved = JSON.parse(readFileSync(this.file, 'utf8')) as LocalWorkload[]; } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new WeftError('WEFT_ERR_INTERNAL', `cannot read ${this.file}: ${(e as Error).message}`);
+    }
+    for (const w of saved) this.index(w);
+  }
+
+  register(req: RegisterRequest): LocalWorkload {
+    const key = `${req.namespace}/${req.name}`;
+    const existing = this.byKey.get(key);
+    if (existing && existing.serviceAccount !== req.serviceAccount) {
+      throw new WeftError('WEFT_ERR_PERMISSION', `workload ${key} is already registered with service account ${existing.serviceAccount}`);
+    }
+    const cg = this.cgroups.createWorkloadCgroup(req.namespace, req.name);
+    const w: LocalWorkload = { ...req, address: this.node.address, cgroupPath: cg.path, cgroupId: cg.id.toString() };
+    if (existing) this.byCgroup.delete(existing.cgroupId);
+    this.index(w);
+    this.save();
+    return w;
+  }
+
+  deregister(namespace: string, name: string): LocalWorkload {
+    const key = `${namespace}/${name}`;
+    const w = this.byKey.get(key);
+    if (!w) throw new WeftError('WEFT_ERR_NOT_FOUND', `no workload ${key} on node ${this.node.name}`);
+    this.cgroups.removeWorkloadCgroup(namespace, name);
+    this.byKey.delete(key);
+    this.byCgroup.delete(w.cgroupId);
+    this.save();
+    return w;
+  }
+
+  /** The workload that owns a kernel cgroup id, if it is a mesh workload of this node. */
+  byCgroupId(id: bigint): LocalWorkload | undefined {
+    return this.byCgroup.get(id.toString());
+  }
+
+  list(): LocalWorkload[] {
+    return [...this.byKey.values()].sort((a, b) => (a.namespace + a.name).localeCompare(b.namespace + b.name));
+  }
+
+  /** What the control API is told about each local workload. */
+  registrations(): WorkloadRegistration[] {
+    return this.list().map((w) => ({ name: w.name, namespace: w.namespace, labels: w.labels, address: w.address, node: this.node.name, serviceAccount: w.serviceAccount }));
+  }
+
+  private index(w: LocalWorkload): void {
+    this.byKey.set(`${w.namespace}/${w.name}`, w);
+    this.byCgroup.set(w.cgroupId, w);
+  }
+
+  private save(): void {
+    const tmp = `${this.file}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.list(), null, 2), { mode: 0o600 });
+    renameSync(tmp, this.file);
+  }
+}
