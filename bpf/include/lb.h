@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Service lookup and weighted backend choice, shared by every sock_addr hook. Helpers
+ * return 0 or -errno; only the program entry points turn that into a verdict.
+ */
+#ifndef WEFT_LB_H
+#define WEFT_LB_H
+
+#include <linux/errno.h>
+
+#include "maps.h"
+
+static __always_inline int weft_svc_lookup(const struct weft_endpoint *dst, __u8 proto,
+					   struct weft_svc **svc)
+{
+	struct weft_svc_key key = {
+		.addr = { dst->addr[0], dst->addr[1], dst->addr[2], dst->addr[3] },
+		.port = dst->port,
+		.proto = proto,
+		.family = dst->family,
+	};
+
+	*svc = bpf_map_lookup_elem(&weft_svc_v1, &key);
+	return *svc ? 0 : -ENOENT;
+}
+
+/*
+ * Resolves a service to its flags and, for balanced services, the backend that owns
+ * slot `hash % slot_count` of the current rev (*out stays NULL for redirect services).
+ * A concurrent update flips the service entry and only then deletes the old rev, so a
+ * socket that read the entry just before the flip can find its slot gone: it re-reads
+ * the entry once and picks from the new rev, never from a mix of the two sets.
+ */
+static __always_inline int weft_backend_pick(const struct weft_endpoint *dst, __u8 proto,
+					     __u32 hash, struct weft_backend **out,
+					     __u32 *flags)
+{
+	struct weft_rev_key key = {};
+	struct weft_svc *svc;
+	__u32 *pos;
+	int attempt, err;
+
+	*out = NULL;
+	for (attempt = 0; attempt < 2; attempt++) {
+		err = weft_svc_lookup(dst, proto, &svc);
+		if (err)
+			return err;
+		*flags = svc->flags;
+		if (svc->flags & WEFT_SVC_F_REDIRECT)
+			return 0;
+		if (svc->slot_count == 0)
+			return -ECONNREFUSED;
+		key.svc_id = svc->id;
+		key.rev = svc->rev;
+		key.index = hash % svc->slot_count;
+		pos = bpf_map_lookup_elem(&weft_slot_v1, &key);
+		if (!pos)
+			continue;
+		key.index = *pos;
+		*out = bpf_map_lookup_elem(&weft_backend_v1, &key);
+		if (*out)
+			return 0;
+	}
+	return -EAGAIN;
+}
+
+#endif /* WEFT_LB_H */

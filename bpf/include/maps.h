@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Every map of the datapath, declared once. Each object file includes this header and
+ * libbpf pins/re-uses the maps by name under the node's pin root, so the programs of
+ * sock_lb, sockops and sk_msg share one set of maps, and a restarted agent finds its
+ * state where the previous process left it. Names are prefixed and versioned: a layout
+ * change gets a new name (v2) instead of libbpf refusing the old pin at load time.
+ * Kernel map names stop at 15 characters.
+ */
+#ifndef WEFT_MAPS_H
+#define WEFT_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "weft_abi.h"
+
+/* VIP:port/proto → service entry; the one update that switches a service's backends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct weft_svc_key);
+	__type(value, struct weft_svc);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_svc_v1 SEC(".maps");
+
+/* (service id, rev, position) → backend address and weight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weft_rev_key);
+	__type(value, struct weft_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_backend_v1 SEC(".maps");
+
+/* (service id, rev, slot) → backend position; a backend owns as many slots as its
+ * weight (scaled), so a uniform random slot is a weighted backend choice. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weft_rev_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_slot_v1 SEC(".maps");
+
+/* Per socket: original destination and opening cgroup (getpeername, origin tracking). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct weft_origin);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_sock_v1 SEC(".maps");
+
+/* Client endpoint → origin of a connection redirected to the agent (looked up on accept). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weft_endpoint);
+	__type(value, struct weft_origin);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_origin_v1 SEC(".maps");
+
+/* UDP (socket, backend) → VIP, so recvmsg can make replies come from the VIP. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weft_revnat_key);
+	__type(value, struct weft_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_revnat_v1 SEC(".maps");
+
+/* Established same-node TCP sockets that sk_msg may redirect into. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weft_sock_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_skhash_v1 SEC(".maps");
+
+/* Server endpoint → WEFT_ACCEL_*: connections to it are worth a sockmap insertion. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct weft_endpoint);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_accel_v1 SEC(".maps");
+
+/* Kernel-side counters: one struct weft_counters per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weft_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_ctrs_v1 SEC(".maps");
+
+/* This CPU's counters; NULL never happens for index 0 but the verifier wants the check. */
+static __always_inline struct weft_counters *weft_counters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&weft_ctrs_v1, &zero);
+}
+
+/* Per-CPU copy and programs run with migration disabled: a plain add is enough. */
+#define WEFT_COUNT(field, n)                                \
+	do {                                                \
+		struct weft_counters *__c = weft_counters(); \
+		if (__c)                                     \
+			__c->field += (n);                   \
+	} while (0)
+
+#endif /* WEFT_MAPS_H */

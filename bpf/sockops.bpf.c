@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * TCP socket events of every process in the node's cgroup (agent and workloads):
+ * - a connection redirected to the agent gets its origin published under the client's
+ *   endpoint before the SYN leaves, so the agent can always find it on accept;
+ * - established same-node sockets that are worth it go into the SOCKHASH for sk_msg.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "maps.h"
+#include "sock_key.h"
+
+/* The agent's outbound listener port (network order): its accepted sockets drop the
+ * origin entry of their client when they close. */
+const volatile __u16 redirect_port = 0;
+
+/*
+ * When a socket is worth a SOCKHASH insertion. Insertion is not free: a psock is
+ * allocated, the socket's proto ops are swapped and restored at close, and every
+ * sendmsg runs sk_msg. For bulk or chatty connections the redirect pays that back
+ * many times (iperf3 1.6x, 64 B ping-pong 1.15x in perf-baselines.md), but with one
+ * short request per connection (wrk → nginx, `Connection: close`) inserting every
+ * socket measured 0.84x of plain loopback. So a server endpoint is accelerated only
+ * once a plain connection to it has carried at least accel_min_bytes (sent + received,
+ * counted by TCP at close); the agent can also mark endpoints up front (WEFT_ACCEL_PINNED,
+ * e.g. its own outbound listener). Endpoints that only ever see small exchanges are
+ * never inserted, so connection-per-request traffic pays only the sockops callbacks.
+ * The figure itself is set at load time; see the default in agent/datapath.
+ */
+const volatile __u64 accel_min_bytes = 65536;
+
+static __always_inline void weft_endpoint_local(const struct bpf_sock_ops *skops,
+						struct weft_endpoint *ep)
+{
+	struct weft_sock_key k = {};
+
+	WEFT_SOCK_KEY(skops, &k, 0);
+	__builtin_memcpy(ep->addr, k.local_addr, sizeof(ep->addr));
+	ep->port = k.local_port;
+	ep->family = k.family;
+}
+
+static __always_inline void weft_endpoint_remote(const struct bpf_sock_ops *skops,
+						 struct weft_endpoint *ep)
+{
+	struct weft_sock_key k = {};
+
+	WEFT_SOCK_KEY(skops, &k, 0);
+	__builtin_memcpy(ep->addr, k.remote_addr, sizeof(ep->addr));
+	ep->port = k.remote_port;
+	ep->family = k.family;
+}
+
+static __always_inline void weft_want_state_cb(struct bpf_sock_ops *skops)
+{
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* TCP_CONNECT_CB runs after the local port is bound and before the SYN is sent, so the
+ * entry exists before the agent can possibly accept the connection. */
+static __always_inline int weft_publish_origin(struct bpf_sock_ops *skops)
+{
+	struct weft_endpoint client = {};
+	struct bpf_sock *sk = skops->sk;
+	struct weft_origin *o;
+	int err;
+
+	if (!sk)
+		return -ENOENT;
+	o = bpf_sk_storage_get(&weft_sock_v1, sk, 0, 0);
+	if (!o || !(o->flags & WEFT_SOCK_F_REDIRECTED))
+		return -ENOENT;
+	weft_endpoint_local(skops, &client);
+	err = bpf_map_update_elem(&weft_origin_v1, &client, o, BPF_ANY);
+	if (err)
+		return err;
+	WEFT_COUNT(origin_inserts, 1);
+	/* A connect that fails never reaches the agent: drop the entry then. */
+	weft_want_state_cb(skops);
+	return 0;
+}
+
+static __always_inline int weft_maybe_accelerate(struct bpf_sock_ops *skops, int active)
+{
+	struct weft_sock_key key = {};
+	struct weft_endpoint server = {};
+	int err;
+
+	if (active)
+		weft_endpoint_remote(skops, &server);
+	else
+		weft_endpoint_local(skops, &server);
+	if (!bpf_map_lookup_elem(&weft_accel_v1, &server)) {
+		WEFT_COUNT(sockmap_skipped, 1);
+		/* Learn from this connection's size when it closes. */
+		if (active)
+			weft_want_state_cb(skops);
+		return -ENOENT;
+	}
+	err = WEFT_SOCK_KEY(skops, &key, 0);
+	if (err)
+		return err;
+	err = bpf_sock_hash_update(skops, &weft_skhash_v1, &key, BPF_ANY);
+	if (err)
+		return err;
+	WEFT_COUNT(sockmap_inserts, 1);
+	return 0;
+}
+
+static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
+{
+	struct weft_endpoint ep = {};
+	__u32 learned = WEFT_ACCEL_LEARNED;
+
+	if (redirect_port && bpf_htons((__u16)skops->local_port) == redirect_port) {
+		/* The agent's side of a redirected connection: its client's entry is done. */
+		weft_endpoint_remote(skops, &ep);
+		bpf_map_delete_elem(&weft_origin_v1, &ep);
+		return;
+	}
+	if (skops->args[0] == BPF_TCP_SYN_SENT) {
+		weft_endpoint_local(skops, &ep);
+		bpf_map_delete_elem(&weft_origin_v1, &ep);
+		return;
+	}
+	if (skops->bytes_received + skops->bytes_acked < accel_min_bytes)
+		return;
+	weft_endpoint_remote(skops, &ep);
+	/* NOEXIST: never downgrade an endpoint the agent pinned. */
+	bpf_map_update_elem(&weft_accel_v1, &ep, &learned, BPF_NOEXIST);
+}
+
+SEC("sockops")
+int weft_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		weft_publish_origin(skops);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		weft_maybe_accelerate(skops, 1);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		weft_maybe_accelerate(skops, 0);
+		if (redirect_port && bpf_htons((__u16)skops->local_port) == redirect_port)
+			weft_want_state_cb(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			weft_on_close(skops);
+		break;
+	}
+	return 1;
+}
+
+char LICENSE[] SEC("license") = "GPL";
