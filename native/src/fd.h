@@ -26,7 +26,7 @@ class UniqueFd {
 UniqueFd OpenDir(Napi::Env env, const std::string& path, const char* op);
 
 // A pinned path can hold any BPF object; reading it as the wrong kind would return
-// garbage info, so check /proc/self/fd/<fd> ("anon_inode:bpf-map", "...bpf_link").
+// garbage info, so check /proc/self/fd/<fd> ("anon_inode:bpf-map", "anon_inode:bpf-link").
 void ExpectFdKind(Napi::Env env, int fd, const char* kind, const std::string& path,
                   const char* op);
 

@@ -49,7 +49,7 @@ Napi::Value BpfLink::OpenPinned(const Napi::CallbackInfo& info) {
   std::string path = StringArg(info, 0, "path");
   bpf_link* link = CheckPtr(env, bpf_link__open(path.c_str()), "bpf_link__open");
   try {
-    ExpectFdKind(env, bpf_link__fd(link), "bpf_link", path, "bpf_link__open");
+    ExpectFdKind(env, bpf_link__fd(link), "bpf-link", path, "bpf_link__open");
   } catch (...) {
     bpf_link__destroy(link);
     throw;

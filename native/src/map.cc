@@ -336,11 +336,12 @@ Napi::Value BpfMap::UpdateBatch(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "keys and values must have the same length");
   uint64_t flags = Flags(info, 2);
   if (n == 0) return env.Undefined();
-  if (HasBatchOps(info_.type)) {
+  // The kernel's batch update takes no NOEXIST/EXIST (elem_flags is BPF_F_LOCK only),
+  // so those flags go element by element.
+  if (HasBatchOps(info_.type) && flags == BPF_ANY) {
     uint32_t count = n;
     bpf_map_batch_opts opts{};
     opts.sz = sizeof(opts);
-    opts.elem_flags = flags;
     int ret = bpf_map_update_batch(fd, keys.data(), values.data(), &count, &opts);
     if (ret == 0) return env.Undefined();
     // Only fall back when nothing was written: a partial batch is a real failure.
