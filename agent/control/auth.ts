@@ -1,0 +1,83 @@
+// Who is calling: the node bootstrap token (RPC metadata `authorization: Bearer T`) and
+// the node name the caller claims (`x-weft-node`). Tokens come from a file an operator
+// distributes to nodes, one per line:
+//   TOKEN          accepted for any node name (a cluster-wide bootstrap token)
+//   NODE TOKEN     accepted only for that node
+// Comparison is constant-time over SHA-256 digests (equal lengths whatever was sent) and
+// always walks every entry, so timing says nothing about which prefix matched.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { status, type Metadata } from '@grpc/grpc-js';
+import { WeftError } from '../lib/errors';
+import { AUTH_METADATA_KEY, NODE_METADATA_KEY } from './proto';
+import { rpcError } from './rpc-error';
+
+interface TokenEntry { node: string | undefined; digest: Buffer }
+
+export interface Caller { node: string }
+
+/** Node names are DNS labels/subdomains, as Kubernetes node names. */
+const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+const MIN_TOKEN_LENGTH = 16;
+
+export function isValidNodeName(s: string): boolean {
+  return NODE_NAME.test(s);
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+export class TokenAuthenticator {
+  private readonly entries: TokenEntry[];
+
+  constructor(text: string, source = 'token file') {
+    this.entries = [];
+    text.split('\n').forEach((raw, i) => {
+      const line = raw.replace(/#.*/, '').trim();
+      if (!line) return;
+      const fields = line.split(/\s+/);
+      const [node, token] = fields.length === 1 ? [undefined, fields[0] as string] : [fields[0], fields[1] as string];
+      if (fields.length > 2 || token.length < MIN_TOKEN_LENGTH || (node !== undefined && !isValidNodeName(node))) {
+        throw new WeftError('WEFT_ERR_INVALID_ARG', `${source}:${i + 1}: expected 'TOKEN' or 'NODE TOKEN' with a token of at least ${MIN_TOKEN_LENGTH} characters`);
+      }
+      this.entries.push({ node, digest: digest(token) });
+    });
+    if (this.entries.length === 0) throw new WeftError('WEFT_ERR_INVALID_ARG', `${source}: no tokens`);
+  }
+
+  static fromFile(path: string): TokenAuthenticator {
+    let text: string;
+    try { text = readFileSync(path, 'utf8'); } catch (e) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `--token-file: cannot read ${path}: ${(e as Error).message}`, { cause: e });
+    }
+    return new TokenAuthenticator(text, path);
+  }
+
+  /**
+   * The authenticated caller, or a gRPC error: UNAUTHENTICATED without a valid token,
+   * INVALID_ARGUMENT for a malformed node name, PERMISSION_DENIED when a node-bound
+   * token is used for another node.
+   */
+  authenticate(md: Metadata): Caller {
+    const auth = md.get(AUTH_METADATA_KEY)[0];
+    const m = typeof auth === 'string' ? /^Bearer (\S+)$/.exec(auth) : null;
+    if (!m) throw rpcError(status.UNAUTHENTICATED, 'missing bearer token');
+    const presented = digest(m[1] as string);
+    let match: TokenEntry | undefined;
+    for (const e of this.entries) {
+      if (timingSafeEqual(e.digest, presented) && !match) match = e;
+    }
+    if (!match) throw rpcError(status.UNAUTHENTICATED, 'invalid token');
+    const node = md.get(NODE_METADATA_KEY)[0];
+    if (typeof node !== 'string' || !node) throw rpcError(status.UNAUTHENTICATED, `missing ${NODE_METADATA_KEY} metadata`);
+    if (!isValidNodeName(node)) throw rpcError(status.INVALID_ARGUMENT, `malformed node name in ${NODE_METADATA_KEY}`);
+    if (match.node !== undefined && match.node !== node) throw rpcError(status.PERMISSION_DENIED, `this token is not valid for node '${node}'`);
+    return { node };
+  }
+}
+
+/** The node asserted in a request body must be the caller itself. */
+export function requireSelf(caller: Caller, claimed: string, field: string): void {
+  if (claimed !== caller.node) throw rpcError(status.PERMISSION_DENIED, `${field} '${claimed}' is not the authenticated node '${caller.node}'`);
+}

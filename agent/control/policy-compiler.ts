@@ -1,0 +1,19 @@
+// The control API's narrow view of the policy engine (agent/policy): load a policy tree,
+// compile it with the registered workloads into a versioned Snapshot, cut per-node views.
+// The server depends on this interface only, so the transport, sources and state machine
+// do not change when the policy engine does; `realPolicyCompiler` adapts agent/policy.
+import type { NodeView, Snapshot, WorkloadRegistration } from '../policy/snapshot';
+
+export interface LoadResult<O> {
+  objects: O;
+  /** One `file:line:col: message` per problem; non-empty means the tree is rejected. */
+  diagnostics: string[];
+}
+
+export interface PolicyCompiler<O = unknown> {
+  load(root: string): Promise<LoadResult<O>>;
+  /** Throws WeftError WEFT_ERR_INVALID_POLICY (details.diagnostics: string[]) when the
+   *  objects plus registrations do not form a valid snapshot. */
+  compile(objects: O, registered: WorkloadRegistration[], version?: string): Snapshot;
+  forNode(snapshot: Snapshot, node: string): NodeView;
+}

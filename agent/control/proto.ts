@@ -1,0 +1,32 @@
+// Loads control.proto at runtime with the same options the committed generated types
+// were produced with (package.json `proto:gen`: longs and enums as strings, defaults
+// filled in, oneofs named), so the types in ./generated describe exactly what grpc-js
+// hands us. Server and sync client both go through here.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { join } from 'node:path';
+import { packageRoot } from '../lib/paths';
+import type { ProtoGrpcType } from './generated/control';
+
+/** The type tag of the one resource Sync carries (see control.proto). */
+export const NODE_VIEW_TYPE_URL = 'type.weft.dev/weft.policy.v1alpha1.NodeView';
+
+/** Metadata keys every RPC carries. */
+export const NODE_METADATA_KEY = 'x-weft-node';
+export const AUTH_METADATA_KEY = 'authorization';
+
+/** Requests from agents are small (CSRs, registrations, ACKs); anything bigger is abuse. */
+export const SERVER_MAX_RECEIVE_BYTES = 256 * 1024;
+/** Snapshots for big meshes are large; the client accepts up to this much per message. */
+export const CLIENT_MAX_RECEIVE_BYTES = 256 * 1024 * 1024;
+
+let loaded: ProtoGrpcType | undefined;
+
+export function controlProto(): ProtoGrpcType {
+  if (loaded) return loaded;
+  const def = protoLoader.loadSync(join(packageRoot(), 'agent', 'control', 'proto', 'control.proto'), {
+    keepCase: false, longs: String, enums: String, defaults: true, oneofs: true,
+  });
+  loaded = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
+  return loaded;
+}

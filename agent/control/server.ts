@@ -1,0 +1,161 @@
+// `weft control` composition: a policy source feeds the snapshot store; the gRPC server
+// exposes Sync, workload registration, certificate signing and Status; an optional admin
+// HTTP listener serves /metrics and /healthz. Every RPC authenticates first, validates
+// its input second, and only then touches state, so a refused call changes nothing.
+import * as grpc from '@grpc/grpc-js';
+import { status, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { WeftError, isWeftError } from '../lib/errors';
+import { componentLogger, type Logger } from '../telemetry/logger';
+import type { ControlHandlers } from './generated/weft/control/v1/Control';
+import type { StatusResponse } from './generated/weft/control/v1/StatusResponse';
+import { AgentRegistry } from './agents';
+import { requireSelf, isValidNodeName, type TokenAuthenticator, type Caller } from './auth';
+import { signCertificate, type CertificateSigner } from './certificates';
+import { ControlMetrics } from './metrics';
+import type { PolicyCompiler } from './policy-compiler';
+import { controlProto, SERVER_MAX_RECEIVE_BYTES } from './proto';
+import { RegistrationStore, validateRegistration, workloadKey } from './registrations';
+import { rpcError, toRpcError } from './rpc-error';
+import { SnapshotStore } from './snapshot-store';
+import type { PolicySource } from './sources/source';
+import { SyncService } from './sync-service';
+
+export interface ControlServerOptions {
+  source: PolicySource;
+  compiler: PolicyCompiler;
+  auth: TokenAuthenticator;
+  /** HOST:PORT; port 0 picks a free port (see `port` after start). */
+  host: string;
+  port: number;
+  stateDir?: string;
+  signer?: CertificateSigner;
+  logger?: Logger;
+}
+
+export class ControlServer {
+  readonly metrics = new ControlMetrics();
+  readonly agents = new AgentRegistry();
+  readonly registrations: RegistrationStore;
+  readonly store: SnapshotStore;
+  readonly sync: SyncService;
+  private readonly log: Logger;
+  private readonly grpcServer: grpc.Server;
+  private boundPort = 0;
+
+  constructor(private readonly opts: ControlServerOptions) {
+    this.log = opts.logger ?? componentLogger('control');
+    this.registrations = new RegistrationStore(opts.stateDir);
+    this.store = new SnapshotStore(opts.compiler, this.registrations, this.metrics, this.log);
+    this.sync = new SyncService(this.store, this.agents, opts.auth, this.metrics, this.log, () => opts.signer?.trustBundle() ?? []);
+    this.grpcServer = new grpc.Server({
+      'grpc.max_receive_message_length': SERVER_MAX_RECEIVE_BYTES,
+      // Agents send keepalive pings on idle Sync streams; accept them.
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5000,
+    });
+    this.grpcServer.addService(controlProto().weft.control.v1.Control.service, this.handlers());
+  }
+
+  get port(): number { return this.boundPort; }
+
+  /** Loads the policies (first snapshot or a recorded rejection), then listens. */
+  async start(): Promise<void> {
+    await this.opts.source.start((tree) => this.store.policyChanged(tree));
+    this.boundPort = await new Promise<number>((resolve, reject) => {
+      this.grpcServer.bindAsync(`${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${this.opts.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err) reject(new WeftError('WEFT_ERR_UNAVAILABLE', `cannot listen on ${this.opts.host}:${this.opts.port}: ${err.message}`, { cause: err }));
+        else resolve(port);
+      });
+    });
+    this.log.info({ address: `${this.opts.host}:${this.boundPort}`, source: this.opts.source.description, version: this.store.snapshot()?.version }, 'control API listening');
+  }
+
+  /** Streams end with OK (agents reconnect to the next instance), unary calls finish. */
+  async stop(): Promise<void> {
+    await this.opts.source.stop();
+    this.sync.closeAll();
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => { this.grpcServer.forceShutdown(); resolve(); }, 2000);
+      this.grpcServer.tryShutdown(() => { clearTimeout(force); resolve(); });
+    });
+  }
+
+  private authed<Req, Res>(fn: (req: Req, caller: Caller) => Promise<Res> | Res) {
+    return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>): void => {
+      let caller: Caller;
+      try { caller = this.opts.auth.authenticate(call.metadata); } catch (e) { cb(toRpcError(e)); return; }
+      Promise.resolve().then(() => fn(call.request, caller)).then((res) => cb(null, res), (e: unknown) => {
+        const err = toRpcError(e);
+        if (err.code === status.INTERNAL) this.log.error({ err: err.details }, 'control RPC failed');
+        cb(err);
+      });
+    };
+  }
+
+  private handlers(): ControlHandlers {
+    return {
+      Sync: (call) => this.sync.handle(call),
+
+      RegisterWorkload: this.authed(async (req, caller) => {
+        if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name');
+        requireSelf(caller, req.node, 'node');
+        const w = validateRegistration({ ...req, labels: req.labels ?? {} });
+        const key = workloadKey(w.namespace, w.name);
+        const existing = this.registrations.get(key);
+        if (existing && existing.node !== caller.node) throw rpcError(status.PERMISSION_DENIED, `workload ${key} is registered by node '${existing.node}'`);
+        return { versionInfo: await this.changeRegistrations(key, w) };
+      }),
+
+      DeregisterWorkload: this.authed(async (req, caller) => {
+        if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name');
+        requireSelf(caller, req.node, 'node');
+        const key = workloadKey(req.namespace, req.name);
+        const existing = this.registrations.get(key);
+        if (!existing) throw rpcError(status.NOT_FOUND, `workload ${key.slice(0, 200)} is not registered`);
+        if (existing.node !== caller.node) throw rpcError(status.PERMISSION_DENIED, `workload ${key} is registered by node '${existing.node}'`);
+        return { versionInfo: await this.changeRegistrations(key, undefined) };
+      }),
+
+      SignCertificate: this.authed((req, caller) => signCertificate(req, caller, this.store.snapshot(), this.opts.signer)),
+
+      Status: this.authed((req) => this.status(req.node)),
+    };
+  }
+
+  /** Applies a registration change and recompiles; if the result does not compile, the
+   *  change is undone (nothing persisted, nothing served) and the caller gets why. */
+  private async changeRegistrations(key: string, next: ReturnType<typeof validateRegistration> | undefined): Promise<string> {
+    const before = this.registrations.set(key, next);
+    let version: string | undefined;
+    try {
+      version = await this.store.registrationsChanged();
+    } catch (e) {
+      this.registrations.set(key, before);
+      if (isWeftError(e, 'WEFT_ERR_INVALID_POLICY')) {
+        const d = e.details?.diagnostics;
+        throw rpcError(status.FAILED_PRECONDITION, `the workload does not fit the policy set: ${Array.isArray(d) ? d.join('; ') : e.message}`);
+      }
+      throw e;
+    }
+    await this.registrations.persist();
+    this.log.info({ workload: key, node: next?.node ?? before?.node, action: next ? 'register' : 'deregister', version }, 'workload registration changed');
+    return version ?? '';
+  }
+
+  status(node: string): StatusResponse {
+    const agents = this.agents.list().filter((a) => !node || a.node === node);
+    if (node && agents.length === 0) throw rpcError(status.NOT_FOUND, `no agent '${node.slice(0, 200)}' has synced with this control API`);
+    const rej = this.store.lastRejection();
+    return {
+      currentVersion: this.store.snapshot()?.version ?? '',
+      source: this.opts.source.description,
+      currentSinceMs: String(this.store.since()),
+      registeredWorkloads: this.registrations.size,
+      lastRejection: rej ? { revision: rej.revision, diagnostics: rej.diagnostics, atMs: String(rej.at) } : null,
+      agents: agents.map((a) => ({
+        node: a.node, connected: a.streams > 0, ackedVersion: a.ackedVersion, sentVersion: a.sentVersion,
+        lastNackVersion: a.lastNackVersion, lastNackReason: a.lastNackReason, lastSeenMs: String(a.lastSeenMs),
+      })),
+    };
+  }
+}

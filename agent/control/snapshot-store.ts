@@ -1,0 +1,147 @@
+// The one place the served snapshot changes. Sources report "the policy tree changed";
+// registrations report "the workload set changed"; either way the store recompiles and
+// either adopts the result or rejects it whole. Rejection keeps the last good snapshot
+// (and the last good policy objects, so workload registrations still take effect while
+// a broken commit sits in the repo) and records why for logs, metrics and Status.
+import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
+import type { NodeView, Snapshot } from '../policy/snapshot';
+import { describeError, isWeftError } from '../lib/errors';
+import type { Logger } from '../telemetry/logger';
+import type { PolicyCompiler } from './policy-compiler';
+import type { RegistrationStore } from './registrations';
+import type { ControlMetrics } from './metrics';
+
+export interface Rejection {
+  revision: string;
+  diagnostics: string[];
+  at: number;
+}
+
+/** What a source reports: the checked-out tree and, for git, the commit it is at. */
+export interface PolicyTree {
+  root: string;
+  revision?: string;
+}
+
+interface NodeViewEntry { version: string; bytes: Buffer }
+
+export declare interface SnapshotStore {
+  on(event: 'update', listener: (snapshot: Snapshot) => void): this;
+}
+
+export class SnapshotStore extends EventEmitter {
+  private current: Snapshot | undefined;
+  private currentSince = 0;
+  private objects: unknown;
+  private tree: PolicyTree | undefined;
+  private rejection: Rejection | undefined;
+  private readonly views = new Map<string, NodeViewEntry>();
+  /** Rebuilds are serialised: a change arriving mid-compile waits for the next turn. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly compiler: PolicyCompiler,
+    private readonly registrations: RegistrationStore,
+    private readonly metrics: ControlMetrics,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  snapshot(): Snapshot | undefined { return this.current; }
+  since(): number { return this.currentSince; }
+  lastRejection(): Rejection | undefined { return this.rejection; }
+
+  /** The node's view of the current snapshot as the JSON bytes Sync sends, computed once
+   *  per (version, node) however many streams that node has. */
+  nodeView(node: string): { version: string; bytes: Buffer } | undefined {
+    const snap = this.current;
+    if (!snap) return undefined;
+    const hit = this.views.get(node);
+    if (hit && hit.version === snap.version) return hit;
+    const view: NodeView = this.compiler.forNode(snap, node);
+    const entry = { version: snap.version, bytes: Buffer.from(JSON.stringify(view)) };
+    this.views.set(node, entry);
+    return entry;
+  }
+
+  /** A source reports a new tree: load, validate and compile it. Resolves to true when it
+   *  was adopted (or changed nothing), false when rejected. */
+  policyChanged(tree: PolicyTree): Promise<boolean> {
+    return this.serialise(async () => {
+      const started = process.hrtime.bigint();
+      const loaded = await this.compiler.load(tree.root);
+      if (loaded.diagnostics.length) return this.reject(tree, loaded.diagnostics);
+      const result = this.tryCompile(loaded.objects, tree);
+      this.metrics.compileSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      if ('diagnostics' in result) return this.reject(tree, result.diagnostics);
+      this.objects = loaded.objects;
+      this.tree = tree;
+      this.metrics.lastReloadSuccess.set(1);
+      this.adopt(result.snapshot, tree.revision ? `commit ${tree.revision}` : 'policy change');
+      return true;
+    });
+  }
+
+  /**
+   * Registrations changed: recompile the last good objects. Resolves with the version
+   * that includes the change, or throws the compiler's WEFT_ERR_INVALID_POLICY error (the
+   * caller undoes its registration; nothing is adopted).
+   */
+  registrationsChanged(): Promise<string | undefined> {
+    return this.serialise(async () => {
+      if (!this.tree) return undefined;
+      const result = this.tryCompile(this.objects, this.tree);
+      if ('diagnostics' in result) throw result.error;
+      this.adopt(result.snapshot, 'workload registration');
+      return result.snapshot.version;
+    });
+  }
+
+  private serialise<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private tryCompile(objects: unknown, tree: PolicyTree): { snapshot: Snapshot } | { diagnostics: string[]; error: unknown } {
+    try {
+      return { snapshot: this.compiler.compile(objects, this.registrations.list(), this.versionFor(tree)) };
+    } catch (e) {
+      if (!isWeftError(e, 'WEFT_ERR_INVALID_POLICY')) throw e;
+      const d = e.details?.diagnostics;
+      return { diagnostics: Array.isArray(d) && d.length ? d.map(String) : [describeError(e)], error: e };
+    }
+  }
+
+  /** Git trees are versioned by commit; with runtime registrations in the mix the commit
+   *  alone no longer names the content, so a short hash of the registrations is added. */
+  private versionFor(tree: PolicyTree): string | undefined {
+    if (!tree.revision) return undefined;
+    if (this.registrations.size === 0) return tree.revision;
+    const h = createHash('sha256').update(JSON.stringify(this.registrations.list())).digest('hex').slice(0, 12);
+    return `${tree.revision}+reg.${h}`;
+  }
+
+  private adopt(snapshot: Snapshot, why: string): void {
+    if (this.current?.version === snapshot.version) return;
+    const previous = this.current?.version;
+    this.current = snapshot;
+    this.views.clear();
+    this.currentSince = Date.now();
+    this.metrics.setVersion(snapshot.version);
+    this.log.info({ version: snapshot.version, previous, why, services: snapshot.services.length, workloads: snapshot.workloads.length }, 'serving new snapshot');
+    this.emit('update', snapshot);
+  }
+
+  private reject(tree: PolicyTree, diagnostics: string[]): false {
+    this.rejection = { revision: tree.revision ?? '', diagnostics, at: Date.now() };
+    this.metrics.rejections.inc();
+    this.metrics.lastReloadSuccess.set(0);
+    this.log.error({ revision: tree.revision, problems: diagnostics.length, keptVersion: this.current?.version }, 'policy change rejected; the last good snapshot keeps serving');
+    for (const d of diagnostics) this.log.error(d);
+    return false;
+  }
+}

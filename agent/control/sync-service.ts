@@ -1,0 +1,169 @@
+// The Sync RPC: one bidirectional stream per agent, xDS state-of-the-world semantics
+// (see control.proto). Each stream remembers the nonce of its latest push; requests that
+// answer an older push are stale and ignored, so a slow agent ACKing V1 after V2 went out
+// cannot mark V2 as applied. A NACK records the reason and leaves the agent's acked
+// version where it was; the server does not resend the rejected version, it waits for the
+// next change (as Envoy's management servers do).
+import { randomBytes } from 'node:crypto';
+import { Metadata, status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import type { Logger } from '../telemetry/logger';
+import type { SyncRequest__Output } from './generated/weft/control/v1/SyncRequest';
+import type { SyncResponse } from './generated/weft/control/v1/SyncResponse';
+import type { AgentRegistry, AgentRecord } from './agents';
+import { isValidNodeName, requireSelf, type TokenAuthenticator, type Caller } from './auth';
+import type { ControlMetrics } from './metrics';
+import { NODE_VIEW_TYPE_URL } from './proto';
+import { rpcError, toRpcError } from './rpc-error';
+import type { SnapshotStore } from './snapshot-store';
+
+type SyncCall = ServerDuplexStream<SyncRequest__Output, SyncResponse>;
+
+const MAX_VERSION_LEN = 256;
+const MAX_NONCE_LEN = 64;
+const MAX_ERROR_MESSAGE_LEN = 16 * 1024;
+
+/** Field checks shared by the first and every later request on a stream. */
+function checkRequest(req: SyncRequest__Output): void {
+  if (req.versionInfo.length > MAX_VERSION_LEN) throw rpcError(status.INVALID_ARGUMENT, `version_info longer than ${MAX_VERSION_LEN}`);
+  if (req.responseNonce.length > MAX_NONCE_LEN) throw rpcError(status.INVALID_ARGUMENT, `response_nonce longer than ${MAX_NONCE_LEN}`);
+  if (req.typeUrl !== '' && req.typeUrl !== NODE_VIEW_TYPE_URL) throw rpcError(status.INVALID_ARGUMENT, `unknown type_url '${req.typeUrl.slice(0, 120)}'`);
+  if (req.errorDetail && req.errorDetail.message.length > MAX_ERROR_MESSAGE_LEN) throw rpcError(status.INVALID_ARGUMENT, `error_detail.message longer than ${MAX_ERROR_MESSAGE_LEN}`);
+}
+
+class SyncStream {
+  private readonly id = randomBytes(4).toString('hex');
+  private seq = 0;
+  private lastNonce = '';
+  private sentVersion = '';
+  private agent: AgentRecord | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly call: SyncCall,
+    private readonly caller: Caller,
+    private readonly svc: SyncService,
+  ) {}
+
+  onRequest(req: SyncRequest__Output): void {
+    if (this.closed) return;
+    try {
+      checkRequest(req);
+      if (!this.agent) this.hello(req); else this.answer(req);
+    } catch (e) {
+      this.fail(toRpcError(e));
+    }
+  }
+
+  private hello(req: SyncRequest__Output): void {
+    if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name');
+    requireSelf(this.caller, req.node, 'node');
+    this.agent = this.svc.agents.open(req.node, req.versionInfo);
+    this.sentVersion = req.versionInfo;
+    this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
+    this.svc.log.info({ node: req.node, has: req.versionInfo || undefined }, 'agent connected');
+    // Headers now, so the agent learns it is connected before the first push.
+    this.call.sendMetadata(new Metadata());
+    this.push();
+  }
+
+  private answer(req: SyncRequest__Output): void {
+    const agent = this.agent as AgentRecord;
+    if (req.node !== '' && req.node !== agent.node) throw rpcError(status.INVALID_ARGUMENT, 'node changed mid-stream');
+    if (req.responseNonce !== this.lastNonce) return; // stale: answers an older push
+    if (req.errorDetail) {
+      const reason = req.errorDetail.message || `code ${req.errorDetail.code}`;
+      this.svc.agents.nack(agent, this.sentVersion, reason);
+      this.svc.metrics.nacks.inc();
+      this.svc.log.warn({ node: agent.node, rejected: this.sentVersion, keeps: req.versionInfo, reason }, 'agent rejected snapshot (NACK)');
+      return;
+    }
+    if (req.versionInfo !== this.sentVersion) throw rpcError(status.INVALID_ARGUMENT, `ACK for version '${req.versionInfo.slice(0, 80)}' but '${this.sentVersion}' was sent with that nonce`);
+    this.svc.agents.ack(agent, req.versionInfo);
+    this.svc.metrics.acks.inc();
+    this.svc.emit(agent.node, req.versionInfo);
+  }
+
+  /** Send the node's view of the current snapshot unless this stream already has it. */
+  push(): void {
+    if (this.closed || !this.agent) return;
+    const view = this.svc.store.nodeView(this.agent.node);
+    if (!view || view.version === this.sentVersion) return;
+    this.lastNonce = `${this.id}-${++this.seq}`;
+    this.sentVersion = view.version;
+    this.svc.agents.sent(this.agent, view.version);
+    this.svc.metrics.pushes.inc();
+    this.call.write({ versionInfo: view.version, nonce: this.lastNonce, typeUrl: NODE_VIEW_TYPE_URL, resource: view.bytes, trustBundle: this.svc.trustBundle() });
+  }
+
+  fail(err: ServiceError): void {
+    if (this.closed) return;
+    this.svc.log.warn({ node: this.caller.node, code: status[err.code], err: err.details }, 'sync stream refused');
+    this.cleanup();
+    this.call.emit('error', err);
+  }
+
+  /** Server shutdown: end the stream with OK so agents reconnect without alarm. */
+  end(): void {
+    if (this.closed) return;
+    this.cleanup();
+    this.call.end();
+  }
+
+  cleanup(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.svc.streams.delete(this);
+    if (this.agent) {
+      this.svc.agents.close(this.agent);
+      this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
+      this.svc.log.info({ node: this.agent.node }, 'agent disconnected');
+    }
+  }
+}
+
+export class SyncService {
+  readonly streams = new Set<SyncStream>();
+  /** ACK observers (tests, benchmarks): node → callbacks(version). */
+  private readonly ackListeners = new Set<(node: string, version: string) => void>();
+
+  constructor(
+    readonly store: SnapshotStore,
+    readonly agents: AgentRegistry,
+    private readonly auth: TokenAuthenticator,
+    readonly metrics: ControlMetrics,
+    readonly log: Logger,
+    readonly trustBundle: () => string[],
+  ) {
+    store.on('update', () => { for (const s of this.streams) s.push(); });
+  }
+
+  onAck(fn: (node: string, version: string) => void): () => void {
+    this.ackListeners.add(fn);
+    return () => this.ackListeners.delete(fn);
+  }
+
+  emit(node: string, version: string): void {
+    for (const fn of this.ackListeners) fn(node, version);
+  }
+
+  handle(call: SyncCall): void {
+    let caller: Caller;
+    try {
+      caller = this.auth.authenticate(call.metadata);
+    } catch (e) {
+      call.emit('error', toRpcError(e));
+      return;
+    }
+    const stream = new SyncStream(call, caller, this);
+    this.streams.add(stream);
+    call.on('data', (req: SyncRequest__Output) => stream.onRequest(req));
+    call.on('end', () => stream.end());
+    call.on('cancelled', () => stream.cleanup());
+    call.on('error', () => stream.cleanup());
+    call.on('close', () => stream.cleanup());
+  }
+
+  closeAll(): void {
+    for (const s of [...this.streams]) s.end();
+  }
+}

@@ -1,0 +1,313 @@
+// The agent side of the control API: keeps one Sync stream open, applies every snapshot
+// it receives through the agent's `apply` callback, ACKs or NACKs it, and caches the last
+// good one on disk. Failure handling follows linkerd2-proxy's policy client:
+// INVALID_ARGUMENT and PERMISSION_DENIED mean "this request can never succeed" and stop
+// the stream for good (the agent keeps serving what it has and reports the error); every
+// other failure (control API down, restarting, overloaded, token being rotated) is
+// retried with jittered exponential backoff. Applying is all-or-nothing by contract: a
+// callback that throws has changed nothing, and the agent keeps the previous version.
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import type { NodeView } from '../policy/snapshot';
+import { WeftError, describeError, type WeftErrorCode } from '../lib/errors';
+import { componentLogger, type Logger } from '../telemetry/logger';
+import type { ControlClient } from '../control/generated/weft/control/v1/Control';
+import type { SyncRequest } from '../control/generated/weft/control/v1/SyncRequest';
+import type { SyncResponse__Output } from '../control/generated/weft/control/v1/SyncResponse';
+import type { RegisterWorkloadRequest } from '../control/generated/weft/control/v1/RegisterWorkloadRequest';
+import type { RegisterWorkloadResponse__Output } from '../control/generated/weft/control/v1/RegisterWorkloadResponse';
+import type { DeregisterWorkloadResponse__Output } from '../control/generated/weft/control/v1/DeregisterWorkloadResponse';
+import type { DeregisterWorkloadRequest } from '../control/generated/weft/control/v1/DeregisterWorkloadRequest';
+import type { StatusResponse__Output } from '../control/generated/weft/control/v1/StatusResponse';
+import type { SignCertificateResponse__Output } from '../control/generated/weft/control/v1/SignCertificateResponse';
+import { controlProto, AUTH_METADATA_KEY, NODE_METADATA_KEY, NODE_VIEW_TYPE_URL, CLIENT_MAX_RECEIVE_BYTES } from '../control/proto';
+import { Backoff, type BackoffOptions } from './backoff';
+import { SnapshotCache } from './cache';
+
+export interface ApplyInfo {
+  version: string;
+  trustBundle: string[];
+  /** True when the snapshot comes from the on-disk cache (control API not reached yet). */
+  fromCache: boolean;
+}
+
+export interface SyncClientOptions {
+  /** Control API HOST:PORT. */
+  address: string;
+  node: string;
+  /** Node bootstrap token. */
+  token: string;
+  /** Agent state dir: the snapshot cache lives here. */
+  stateDir: string;
+  /** Program the node; must throw (having changed nothing) if it cannot apply all of it. */
+  apply: (view: NodeView, info: ApplyInfo) => Promise<void>;
+  logger?: Logger;
+  backoff?: BackoffOptions;
+  credentials?: grpc.ChannelCredentials;
+  /** Deadline of unary calls (registration, certificates, status). */
+  unaryTimeoutMs?: number;
+}
+
+export interface SyncState {
+  connected: boolean;
+  /** The version applied and ACKed (or loaded from cache); "" if none. */
+  version: string;
+  fromCache: boolean;
+  /** Last transport or apply error, for status pages. */
+  lastError: string;
+  /** Last NACK we sent: "version: reason". */
+  lastNack: string;
+  /** Set when the control API refused this agent for good (INVALID_ARGUMENT/PERMISSION_DENIED). */
+  fatal: boolean;
+  trustBundle: string[];
+}
+
+/** Codes after which retrying the same request cannot help. */
+const FATAL_CODES = new Set<number>([status.INVALID_ARGUMENT, status.PERMISSION_DENIED]);
+
+const WEFT_CODE: Partial<Record<number, WeftErrorCode>> = {
+  [status.INVALID_ARGUMENT]: 'WEFT_ERR_INVALID_ARG',
+  [status.FAILED_PRECONDITION]: 'WEFT_ERR_INVALID_POLICY',
+  [status.PERMISSION_DENIED]: 'WEFT_ERR_PERMISSION',
+  [status.UNAUTHENTICATED]: 'WEFT_ERR_UNAUTHENTICATED',
+  [status.NOT_FOUND]: 'WEFT_ERR_NOT_FOUND',
+  [status.RESOURCE_EXHAUSTED]: 'WEFT_ERR_CAPACITY',
+  [status.DEADLINE_EXCEEDED]: 'WEFT_ERR_TIMEOUT',
+};
+
+/** A gRPC failure as a WeftError; details.grpcCode keeps the original status. */
+export function fromGrpcError(e: grpc.ServiceError): WeftError {
+  return new WeftError(WEFT_CODE[e.code] ?? 'WEFT_ERR_UNAVAILABLE', `control API: ${status[e.code]}: ${e.details}`, { cause: e, details: { grpcCode: e.code } });
+}
+
+export declare interface SyncClient {
+  on(event: 'applied', listener: (info: ApplyInfo) => void): this;
+  on(event: 'nack', listener: (version: string, reason: string) => void): this;
+  on(event: 'state', listener: (state: SyncState) => void): this;
+  on(event: 'fatal', listener: (err: WeftError) => void): this;
+}
+
+export class SyncClient extends EventEmitter {
+  private readonly opts: SyncClientOptions;
+  private readonly log: Logger;
+  private readonly rpc: ControlClient;
+  private readonly cache: SnapshotCache;
+  private readonly backoff: Backoff;
+  private readonly st: SyncState = { connected: false, version: '', fromCache: false, lastError: '', lastNack: '', fatal: false, trustBundle: [] };
+  private stream: grpc.ClientDuplexStream<SyncRequest, SyncResponse__Output> | undefined;
+  private pending: SyncResponse__Output | undefined;
+  private applying: Promise<void> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = true;
+
+  constructor(opts: SyncClientOptions) {
+    super();
+    this.opts = opts;
+    this.log = opts.logger ?? componentLogger('sync', { node: opts.node });
+    this.cache = new SnapshotCache(opts.stateDir);
+    this.backoff = new Backoff(opts.backoff);
+    const Control = controlProto().weft.control.v1.Control;
+    this.rpc = new Control(opts.address, opts.credentials ?? grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_BYTES,
+      // The channel's own reconnect backoff must not outlast ours (its default max is 120 s).
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': this.backoff.maxMs,
+      // Notice a control API that vanished without closing the connection.
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+    });
+  }
+
+  state(): SyncState {
+    return { ...this.st, trustBundle: [...this.st.trustBundle] };
+  }
+
+  /** Serves the cached snapshot (if any) first, then connects. Resolves once the cache
+   *  was handled; syncing continues in the background. */
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    await this.applyCached();
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    const s = this.stream;
+    this.stream = undefined;
+    if (s) { s.end(); s.cancel(); }
+    await this.applying;
+    this.rpc.close();
+    this.setState({ connected: false });
+  }
+
+  private setState(patch: Partial<SyncState>): void {
+    Object.assign(this.st, patch);
+    this.emit('state', this.state());
+  }
+
+  private async applyCached(): Promise<void> {
+    let cached;
+    try {
+      cached = await this.cache.load();
+    } catch (e) {
+      this.log.warn({ err: describeError(e) }, 'ignoring unreadable snapshot cache');
+      return;
+    }
+    if (!cached) return;
+    const info: ApplyInfo = { version: cached.version, trustBundle: cached.trustBundle, fromCache: true };
+    try {
+      await this.opts.apply(cached.view, info);
+    } catch (e) {
+      this.log.warn({ version: cached.version, err: describeError(e) }, 'cached snapshot could not be applied; waiting for the control API');
+      this.setState({ lastError: `cached snapshot: ${describeError(e)}` });
+      return;
+    }
+    this.log.info({ version: cached.version }, 'serving the cached snapshot until the control API answers');
+    this.setState({ version: cached.version, fromCache: true, trustBundle: cached.trustBundle });
+    this.emit('applied', info);
+  }
+
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    md.set(AUTH_METADATA_KEY, `Bearer ${this.opts.token}`);
+    md.set(NODE_METADATA_KEY, this.opts.node);
+    return md;
+  }
+
+  private connect(): void {
+    if (this.stopped || this.st.fatal) return;
+    const stream = this.rpc.Sync(this.metadata());
+    this.stream = stream;
+    stream.on('metadata', () => {
+      if (this.stream !== stream) return;
+      this.backoff.reset();
+      this.log.info('connected to the control API');
+      this.setState({ connected: true, lastError: '' });
+    });
+    stream.on('data', (r: SyncResponse__Output) => {
+      if (this.stream !== stream) return;
+      this.pending = r;
+      this.drain(stream);
+    });
+    stream.on('error', () => undefined); // reported through 'status'
+    stream.on('status', (s: grpc.StatusObject) => {
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      this.pending = undefined;
+      this.closed(s);
+    });
+    stream.write({ node: this.opts.node, versionInfo: this.st.version, responseNonce: '', typeUrl: NODE_VIEW_TYPE_URL });
+  }
+
+  private closed(s: grpc.StatusObject): void {
+    if (this.stopped) return;
+    const why = s.code === status.OK ? 'control API closed the stream' : `${status[s.code]}: ${s.details}`;
+    if (FATAL_CODES.has(s.code)) {
+      const err = new WeftError(WEFT_CODE[s.code] ?? 'WEFT_ERR_PERMISSION', `control API refused this agent: ${why}`, { details: { grpcCode: s.code } });
+      this.log.error({ err: why }, 'sync refused for good; serving the last applied snapshot');
+      this.setState({ connected: false, lastError: why, fatal: true });
+      this.emit('fatal', err);
+      return;
+    }
+    const delay = this.backoff.next();
+    this.log.warn({ err: why, retryInMs: Math.round(delay) }, 'sync stream ended; reconnecting');
+    this.setState({ connected: false, lastError: why });
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  /** Applies pushes one at a time; if several arrive during an apply only the newest is
+   *  processed (the older ones are superseded and their nonces stale). */
+  private drain(stream: grpc.ClientDuplexStream<SyncRequest, SyncResponse__Output>): void {
+    if (this.applying) return;
+    this.applying = (async () => {
+      while (this.pending && this.stream === stream) {
+        const r = this.pending;
+        this.pending = undefined;
+        await this.handle(r, stream);
+      }
+    })().finally(() => { this.applying = undefined; });
+  }
+
+  private async handle(r: SyncResponse__Output, stream: grpc.ClientDuplexStream<SyncRequest, SyncResponse__Output>): Promise<void> {
+    const reply = (req: SyncRequest) => { if (this.stream === stream) stream.write({ node: this.opts.node, typeUrl: NODE_VIEW_TYPE_URL, ...req }); };
+    const nack = (code: number, message: string) => {
+      this.log.warn({ version: r.versionInfo, keeps: this.st.version, err: message }, 'rejecting snapshot (NACK)');
+      this.setState({ lastError: message, lastNack: `${r.versionInfo}: ${message}` });
+      this.emit('nack', r.versionInfo, message);
+      reply({ versionInfo: this.st.version, responseNonce: r.nonce, errorDetail: { code, message } });
+    };
+    if (r.typeUrl !== NODE_VIEW_TYPE_URL) return nack(status.INVALID_ARGUMENT, `unexpected type_url '${r.typeUrl}'`);
+    if (r.versionInfo === this.st.version) {
+      reply({ versionInfo: r.versionInfo, responseNonce: r.nonce });
+      if (this.st.fromCache) this.setState({ fromCache: false });
+      return;
+    }
+    let view: NodeView;
+    try {
+      view = JSON.parse(r.resource.toString('utf8')) as NodeView;
+    } catch (e) {
+      return nack(status.INVALID_ARGUMENT, `snapshot is not valid JSON: ${describeError(e)}`);
+    }
+    if (typeof view !== 'object' || view === null || view.version !== r.versionInfo || view.node !== this.opts.node) {
+      return nack(status.INVALID_ARGUMENT, 'snapshot does not match the version or node it was sent for');
+    }
+    const info: ApplyInfo = { version: r.versionInfo, trustBundle: r.trustBundle, fromCache: false };
+    try {
+      await this.opts.apply(view, info);
+    } catch (e) {
+      return nack(status.INTERNAL, describeError(e));
+    }
+    this.setState({ version: r.versionInfo, fromCache: false, lastError: '', trustBundle: r.trustBundle });
+    reply({ versionInfo: r.versionInfo, responseNonce: r.nonce });
+    this.emit('applied', info);
+    try {
+      await this.cache.save({ version: r.versionInfo, typeUrl: r.typeUrl, trustBundle: r.trustBundle, savedAt: Date.now(), view });
+    } catch (e) {
+      this.log.warn({ err: describeError(e) }, 'cannot write the snapshot cache');
+    }
+  }
+
+  // ------------------------------------------------------------------ unary calls
+
+  private unary<Req, Res>(
+    method: (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall,
+    req: Req, retry: boolean,
+  ): Promise<Res> {
+    const timeout = this.opts.unaryTimeoutMs ?? 10_000;
+    const until = Date.now() + timeout;
+    const backoff = new Backoff(this.opts.backoff);
+    const attempt = (): Promise<Res> => new Promise<Res>((resolve, reject) => {
+      method.call(this.rpc, req, this.metadata(), { deadline: until }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+    }).catch(async (e: grpc.ServiceError) => {
+      const retryable = retry && !FATAL_CODES.has(e.code) && e.code !== status.NOT_FOUND && e.code !== status.FAILED_PRECONDITION && e.code !== status.DEADLINE_EXCEEDED;
+      const delay = backoff.next();
+      if (!retryable || Date.now() + delay >= until) throw fromGrpcError(e);
+      await new Promise((r) => setTimeout(r, delay));
+      return attempt();
+    });
+    return attempt();
+  }
+
+  /** Registers a workload of this node; resolves with the snapshot version that has it. */
+  async registerWorkload(w: Omit<RegisterWorkloadRequest, 'node'>): Promise<string> {
+    const res = await this.unary<RegisterWorkloadRequest, RegisterWorkloadResponse__Output>(this.rpc.RegisterWorkload, { ...w, node: this.opts.node }, true);
+    return res.versionInfo;
+  }
+
+  async deregisterWorkload(w: Omit<DeregisterWorkloadRequest, 'node'>): Promise<string> {
+    const res = await this.unary<DeregisterWorkloadRequest, DeregisterWorkloadResponse__Output>(this.rpc.DeregisterWorkload, { ...w, node: this.opts.node }, true);
+    return res.versionInfo;
+  }
+
+  /** CSR in, chain + trust bundle out; the private key never leaves the node. */
+  signCertificate(csrPem: string, ttlSeconds = 0): Promise<SignCertificateResponse__Output> {
+    return this.unary(this.rpc.SignCertificate, { csrPem, ttlSeconds }, true);
+  }
+
+  status(node = ''): Promise<StatusResponse__Output> {
+    return this.unary(this.rpc.Status, { node }, false);
+  }
+}

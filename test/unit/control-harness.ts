@@ -1,0 +1,102 @@
+// Shared by the control/sync unit tests: a real control server on loopback, fed by a tiny
+// stand-in for agent/policy so the tests exercise the transport, the ACK/NACK state
+// machine and the sources without depending on the policy language. A tree is every `*.txt` file under the root; a line `error: MSG` is a
+// validation error reported as `file:line:1: MSG`; a registered workload named
+// `conflict` fails compilation. The version is a hash of the content (or the revision).
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import type { TestContext } from 'node:test';
+import pino from 'pino';
+import { ControlServer } from '../../agent/control/server';
+import { TokenAuthenticator } from '../../agent/control/auth';
+import { DirectorySource } from '../../agent/control/sources/directory';
+import { join, relative } from 'node:path';
+import { WeftError } from '../../agent/lib/errors';
+import type { NodeView, Snapshot, WorkloadRegistration } from '../../agent/policy/snapshot';
+import type { PolicyCompiler } from '../../agent/control/policy-compiler';
+
+export const fakeMesh = { trustDomain: 'test.local', mtls: 'STRICT' as const, certTtlMs: 3_600_000, failMode: 'closed' as const, vipRange: '10.96.0.0/16' };
+
+export function fakeCompiler(): PolicyCompiler<string> {
+  return {
+    async load(root) {
+      const diagnostics: string[] = [];
+      let text = '';
+      for (const f of readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.txt')).sort()) {
+        const body = readFileSync(join(root, f), 'utf8');
+        body.split('\n').forEach((l, i) => { if (l.startsWith('error: ')) diagnostics.push(`${relative(root, join(root, f))}:${i + 1}:1: ${l.slice(7)}`); });
+        text += `${f}\0${body}\0`;
+      }
+      return { objects: text, diagnostics };
+    },
+    compile(objects, registered: WorkloadRegistration[], version) {
+      if (registered.some((w) => w.name === 'conflict')) throw new WeftError('WEFT_ERR_INVALID_POLICY', 'conflict', { details: { diagnostics: ['<registered>:1:1: workload conflict clashes'] } });
+      const v = version ?? createHash('sha256').update(objects).update(JSON.stringify(registered)).digest('hex').slice(0, 16);
+      const snap: Snapshot = {
+        version: v, createdAt: new Date().toISOString(), mesh: fakeMesh, services: [], routes: [], trafficPolicies: [], authorizationPolicies: [],
+        workloads: registered.map((w) => ({
+          key: `${w.namespace}/${w.name}`, name: w.name, namespace: w.namespace, node: w.node, address: w.address,
+          serviceAccount: w.serviceAccount ?? 'default', identity: `spiffe://test.local/ns/${w.namespace}/sa/${w.serviceAccount ?? 'default'}`,
+          labels: w.labels ?? {}, weight: w.weight ?? 1, source: 'registered' as const, services: [],
+        })),
+      };
+      return snap;
+    },
+    forNode(snapshot, node): NodeView {
+      return {
+        version: snapshot.version, node, mesh: snapshot.mesh, datapath: [], services: [], routes: [], trafficPolicies: [], authorizationPolicies: [],
+        localWorkloads: snapshot.workloads.filter((w) => w.node === node),
+      };
+    },
+  };
+}
+
+// ------------------------------------------------------------------ server harness
+
+export const TOKEN = 'shared-bootstrap-token-0123456789';
+export const NODE1_TOKEN = 'node1-only-token-abcdefghijklmnop';
+export const silent = pino({ level: 'silent' });
+
+export interface Harness {
+  server: ControlServer;
+  policies: string;
+  stateDir: string;
+  address: string;
+  write(file: string, body: string): void;
+}
+
+/** A real control server on 127.0.0.1:0 over a temp policies dir, stopped in t.after. */
+export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string> } = {}): Promise<Harness> {
+  const policies = opts.policies ?? mkdtempSync(join(tmpdir(), 'wt-ctl-pol-'));
+  const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-ctl-state-'));
+  const write = (file: string, body: string) => writeFileSync(join(policies, file), body);
+  for (const [f, b] of Object.entries(opts.files ?? { 'a.txt': 'one\n' })) write(f, b);
+  const server = new ControlServer({
+    source: new DirectorySource(policies, silent, { debounceMs: 20, rescanMs: 60_000 }),
+    compiler: fakeCompiler() as PolicyCompiler,
+    auth: new TokenAuthenticator(`${TOKEN}\nnode-1 ${NODE1_TOKEN}\n`),
+    host: '127.0.0.1', port: opts.port ?? 0, stateDir, logger: silent,
+  });
+  await server.start();
+  t.after(async () => {
+    await server.stop();
+    if (!opts.policies) rmSync(policies, { recursive: true, force: true });
+    if (!opts.stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+  return { server, policies, stateDir, address: `127.0.0.1:${server.port}`, write };
+}
+
+/** Resolves when `pred` holds after an event on `emitter`, or rejects after `ms`. */
+export function until<T>(check: () => T | undefined, subscribe: (wake: () => void) => () => void, ms = 5000, what = 'condition'): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let unsub: () => void = () => undefined;
+    const timer = setTimeout(() => { unsub(); reject(new Error(`timed out after ${ms} ms waiting for ${what}`)); }, ms);
+    const wake = () => {
+      const v = check();
+      if (v !== undefined) { clearTimeout(timer); unsub(); resolve(v); }
+    };
+    unsub = subscribe(wake);
+    wake();
+  });
+}
