@@ -4,11 +4,15 @@
 // Conventions
 // - Every failure is thrown as a NativeError: `code` is the errno name ('EPERM',
 //   'ENOENT', 'E2BIG', ...), `errno` the positive errno number, `op` the libbpf/syscall
-//   operation that failed ('bpf_object__load', 'bpf_map_update_elem', ...). Wrong
-//   argument types throw TypeError.
+//   operation that failed ('bpf_object__load', 'bpf_map_update_elem', ...) and the
+//   message reads '<op>: <strerror text>'. Wrong argument types (and unknown attach type
+//   names) throw TypeError; Buffers of the wrong size and bad flag values RangeError.
 // - Keys and values are Buffers of exactly the map's key/value size (RangeError if not).
 // - Calls are synchronous except `BpfObject.load()` (the verifier can take a while).
 // - Handles own file descriptors; `close()` releases them early, otherwise the GC does.
+//   close() twice is a no-op; any other use of a closed handle throws code 'EBADF'.
+//   BpfProgram and BpfMap handles taken from a BpfObject keep that object alive and
+//   throw 'EBADF' once it is closed.
 
 export interface NativeError extends Error {
   code: string;
@@ -17,7 +21,12 @@ export interface NativeError extends Error {
 }
 
 export type LibbpfLevel = 'warn' | 'info' | 'debug';
-/** Routes libbpf's own log (libbpf_set_print) to `fn`; `null` silences it. */
+/**
+ * Routes libbpf's own log (libbpf_set_print) to `fn`; `null` silences it (until the first
+ * call libbpf prints warnings to stderr). Lines from synchronous calls arrive during the
+ * call; lines from `load()` (worker thread) arrive just before its promise settles. One
+ * logger per process; an exception thrown by `fn` is swallowed.
+ */
 export function setLogger(fn: ((level: LibbpfLevel, message: string) => void) | null): void;
 
 /** Layouts of every struct in bpf/include/weft_abi.h as compiled by the C++ compiler. */
@@ -57,20 +66,26 @@ export interface OpenOptions {
 export class BpfObject {
   /** bpf_object__open_file. Nothing is loaded into the kernel yet. */
   static open(path: string, opts?: OpenOptions): BpfObject;
-  /** Names of the programs / maps in the object. */
+  /** Names of the programs / maps in the object (maps include libbpf's internal ones,
+   *  e.g. '<object>.rodata'). */
   readonly programNames: string[];
   readonly mapNames: string[];
   /**
    * Sets a `const volatile` global (in .rodata) before load. `value` must be exactly the
-   * variable's size. Throws NativeError code 'ENOENT' for an unknown variable and
-   * 'EBUSY' after load.
+   * variable's size (RangeError otherwise). Throws NativeError code 'ENOENT' for an
+   * unknown variable and 'EBUSY' once load() has been called.
    */
   setConst(variable: string, value: Buffer): void;
-  /** bpf_object__load on a worker thread. Resolves once every program is verified. */
+  /** bpf_object__load on a worker thread. Resolves once every program is verified.
+   *  Rejects (code 'EBUSY') when called twice; a verifier rejection is 'EACCES' or
+   *  'EINVAL' with the verifier log sent to the logger. */
   load(): Promise<void>;
+  /** Only after load() resolved (code 'EINVAL' before); 'ENOENT' for an unknown name. */
   program(name: string): BpfProgram;
+  /** Only after load() resolved (code 'EINVAL' before); 'ENOENT' for an unknown name. */
   map(name: string): BpfMap;
-  /** bpf_object__close: unloads programs that nothing else (link, map) holds. */
+  /** bpf_object__close: unloads programs that nothing else (link, map) holds. Throws
+   *  'EBUSY' while load() is running. */
   close(): void;
 }
 
@@ -92,7 +107,7 @@ export class BpfProgram {
 }
 
 export class BpfLink {
-  /** Re-opens a pinned link (bpf_link__open). */
+  /** Re-opens a pinned link (bpf_link__open); 'EINVAL' if the pin is not a link. */
   static openPinned(path: string): BpfLink;
   readonly fd: number;
   /** Kernel link id and the id of the program it currently runs. */
@@ -100,7 +115,8 @@ export class BpfLink {
   readonly progId: number;
   /** bpf_link__pin: the link (and its attachment) outlives this process. */
   pin(path: string): void;
-  /** Removes the pin; the attachment ends when the last fd closes. */
+  /** Removes the pin made by pin() or opened by openPinned() ('EINVAL' if neither);
+   *  the attachment ends when the last fd closes. */
   unpin(): void;
   /** Atomically swaps the program behind the link (BPF_LINK_UPDATE): no gap. */
   update(program: BpfProgram): void;
@@ -123,7 +139,8 @@ export const BPF_NOEXIST: 1;
 export const BPF_EXIST: 2;
 
 export class BpfMap implements MapInfo {
-  /** Opens a pinned map (bpf_obj_get) without loading any object. */
+  /** Opens a pinned map (bpf_obj_get) without loading any object; 'EINVAL' if the pin
+   *  is not a map. */
   static openPinned(path: string): BpfMap;
   readonly type: string;
   readonly keySize: number;
@@ -135,8 +152,12 @@ export class BpfMap implements MapInfo {
   /** Value for `key`, or null when absent (ENOENT is not an error here). For per-CPU
    *  maps the Buffer holds numPossibleCpus() values of `valueSize` rounded up to 8. */
   lookup(key: Buffer): Buffer | null;
-  /** Per-CPU maps only: one Buffer per possible CPU. */
+  /** Per-CPU maps only (NativeError 'EINVAL' otherwise): one Buffer of `valueSize`
+   *  bytes per possible CPU. */
   lookupPerCpu(key: Buffer): Buffer[] | null;
+  /** `value` is sized like lookup()'s result (all CPUs' slots for per-CPU maps). A full
+   *  hash map gives 'E2BIG'; BPF_NOEXIST on a present key 'EEXIST'; BPF_EXIST on an
+   *  absent key 'ENOENT'. */
   update(key: Buffer, value: Buffer, flags?: 0 | 1 | 2): void;
   /** Returns false when the key was absent. */
   delete(key: Buffer): boolean;
@@ -144,9 +165,12 @@ export class BpfMap implements MapInfo {
   keys(): Buffer[];
   /** Every entry; uses BPF_MAP_LOOKUP_BATCH where the map type has it, else a walk. */
   entries(): Array<[Buffer, Buffer]>;
-  /** BPF_MAP_UPDATE_BATCH where supported, else one update per entry. */
+  /** BPF_MAP_UPDATE_BATCH where supported and flags is BPF_ANY (the kernel's batch
+   *  update has no NOEXIST/EXIST), else one update per entry. On failure the entries
+   *  before the failing one may have been written. */
   updateBatch(keys: Buffer[], values: Buffer[], flags?: 0 | 1 | 2): void;
-  /** BPF_MAP_DELETE_BATCH where supported, else one delete per key. */
+  /** BPF_MAP_DELETE_BATCH where supported, else one delete per key. Unlike delete(), an
+   *  absent key is an error ('ENOENT'); keys before it are already deleted. */
   deleteBatch(keys: Buffer[]): void;
   /** Pins the map at `path` (on bpffs). */
   pin(path: string): void;

@@ -19,18 +19,16 @@ Napi::Value CgroupId(const Napi::CallbackInfo& info) {
   std::string path = StringArg(info, 0, "cgroupPath");
   // On cgroup2 the file handle of a directory is its 64-bit cgroup id, the value
   // bpf_get_current_cgroup_id() returns in the kernel.
-  struct {
-    struct file_handle fh;
-    uint64_t id;
-  } handle;
-  handle.fh.handle_bytes = sizeof(uint64_t);
+  alignas(file_handle) unsigned char storage[sizeof(file_handle) + sizeof(uint64_t)];
+  auto* handle = reinterpret_cast<file_handle*>(storage);
+  handle->handle_bytes = sizeof(uint64_t);
   int mount_id = 0;
-  if (name_to_handle_at(AT_FDCWD, path.c_str(), &handle.fh, &mount_id, 0) < 0)
+  if (name_to_handle_at(AT_FDCWD, path.c_str(), handle, &mount_id, 0) < 0)
     throw NativeError(env, "name_to_handle_at", errno, path + ": " + strerror(errno));
-  if (handle.fh.handle_bytes != sizeof(uint64_t))
+  if (handle->handle_bytes != sizeof(uint64_t))
     throw NativeError(env, "name_to_handle_at", EINVAL, path + " is not on cgroup2");
   uint64_t id;
-  memcpy(&id, handle.fh.f_handle, sizeof(id));
+  memcpy(&id, handle->f_handle, sizeof(id));
   return Napi::BigInt::New(env, id);
 }
 

@@ -119,8 +119,6 @@ class BpfMap : public Napi::ObjectWrap<BpfMap> {
  private:
   static Napi::Value OpenPinned(const Napi::CallbackInfo& info);
   bool PerCpu() const;
-  // Bytes of one value as the syscall sees it (all CPUs' slots for per-CPU maps).
-  size_t ValueBytes() const;
   uint64_t Flags(const Napi::CallbackInfo& info, size_t i) const;
   Napi::Buffer<uint8_t> Key(const Napi::CallbackInfo& info, size_t i) const;
 
@@ -151,6 +149,8 @@ class BpfMap : public Napi::ObjectWrap<BpfMap> {
   bool owned_ = false;
   bool closed_ = false;
   bpf_map_info info_{};
+  // Bytes of one value as the syscall sees it (all CPUs' slots for per-CPU maps).
+  size_t value_bytes_ = 0;
   BpfObject* parent_ = nullptr;
   Napi::ObjectReference parent_ref_;
 };

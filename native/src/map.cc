@@ -113,6 +113,8 @@ BpfMap::BpfMap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BpfMap>(info) 
     closed_ = true;
     Check(env, ret, "bpf_obj_get_info_by_fd");
   }
+  // The syscall copies one 8-byte-aligned slot per possible CPU for per-CPU maps.
+  value_bytes_ = PerCpu() ? RoundUp8(info_.value_size) * PossibleCpus(env) : info_.value_size;
 }
 
 BpfMap::~BpfMap() {
@@ -148,11 +150,6 @@ bool BpfMap::PerCpu() const {
   }
 }
 
-size_t BpfMap::ValueBytes() const {
-  // The syscall copies one 8-byte-aligned slot per possible CPU for per-CPU maps.
-  if (!PerCpu()) return info_.value_size;
-  return RoundUp8(info_.value_size) * static_cast<size_t>(libbpf_num_possible_cpus());
-}
 
 uint64_t BpfMap::Flags(const Napi::CallbackInfo& info, size_t i) const {
   if (i >= info.Length() || info[i].IsUndefined()) return BPF_ANY;
@@ -168,22 +165,28 @@ Napi::Buffer<uint8_t> BpfMap::Key(const Napi::CallbackInfo& info, size_t i) cons
 }
 
 Napi::Value BpfMap::Type(const Napi::CallbackInfo& info) {
+  Fd(info.Env(), "BpfMap.type");
   const char* name = libbpf_bpf_map_type_str(static_cast<bpf_map_type>(info_.type));
   return Napi::String::New(info.Env(), name ? name : "unknown:" + std::to_string(info_.type));
 }
 Napi::Value BpfMap::KeySize(const Napi::CallbackInfo& info) {
+  Fd(info.Env(), "BpfMap.keySize");
   return Napi::Number::New(info.Env(), info_.key_size);
 }
 Napi::Value BpfMap::ValueSize(const Napi::CallbackInfo& info) {
+  Fd(info.Env(), "BpfMap.valueSize");
   return Napi::Number::New(info.Env(), info_.value_size);
 }
 Napi::Value BpfMap::MaxEntries(const Napi::CallbackInfo& info) {
+  Fd(info.Env(), "BpfMap.maxEntries");
   return Napi::Number::New(info.Env(), info_.max_entries);
 }
 Napi::Value BpfMap::Id(const Napi::CallbackInfo& info) {
+  Fd(info.Env(), "BpfMap.id");
   return Napi::Number::New(info.Env(), info_.id);
 }
 Napi::Value BpfMap::Name(const Napi::CallbackInfo& info) {
+  Fd(info.Env(), "BpfMap.name");
   return Napi::String::New(info.Env(), info_.name);
 }
 Napi::Value BpfMap::FdGetter(const Napi::CallbackInfo& info) {
@@ -195,7 +198,7 @@ Napi::Value BpfMap::Lookup(const Napi::CallbackInfo& info) {
   const char* op = "bpf_map_lookup_elem";
   int fd = Fd(env, op);
   auto key = Key(info, 0);
-  std::vector<uint8_t> value(ValueBytes());
+  std::vector<uint8_t> value(value_bytes_);
   int ret = bpf_map_lookup_elem(fd, key.Data(), value.data());
   if (ret == -ENOENT) return env.Null();
   Check(env, ret, op);
@@ -225,7 +228,7 @@ Napi::Value BpfMap::Update(const Napi::CallbackInfo& info) {
   const char* op = "bpf_map_update_elem";
   int fd = Fd(env, op);
   auto key = Key(info, 0);
-  auto value = SizedBufferArg(info, 1, "value", ValueBytes());
+  auto value = SizedBufferArg(info, 1, "value", value_bytes_);
   Check(env, bpf_map_update_elem(fd, key.Data(), value.Data(), Flags(info, 2)), op);
   return env.Undefined();
 }
@@ -261,7 +264,7 @@ Napi::Value BpfMap::Keys(const Napi::CallbackInfo& info) {
 
 bool BpfMap::BatchEntries(Napi::Env env, Napi::Array* out) const {
   const char* op = "bpf_map_lookup_batch";
-  size_t key_size = info_.key_size, value_size = ValueBytes();
+  size_t key_size = info_.key_size, value_size = value_bytes_;
   // The batch cursor is a u32 bucket index for hashes and a key for arrays.
   size_t cursor_size = key_size > 8 ? key_size : 8;
   std::vector<uint8_t> in(cursor_size), next(cursor_size);
@@ -298,7 +301,7 @@ bool BpfMap::BatchEntries(Napi::Env env, Napi::Array* out) const {
 }
 
 void BpfMap::WalkEntries(Napi::Env env, Napi::Array* out) const {
-  std::vector<uint8_t> key(info_.key_size), next(info_.key_size), value(ValueBytes());
+  std::vector<uint8_t> key(info_.key_size), next(info_.key_size), value(value_bytes_);
   const void* prev = nullptr;
   for (;;) {
     int ret = bpf_map_get_next_key(fd_, prev, next.data());
@@ -329,7 +332,7 @@ Napi::Value BpfMap::UpdateBatch(const Napi::CallbackInfo& info) {
   const char* op = "bpf_map_update_batch";
   int fd = Fd(env, op);
   std::vector<uint8_t> keys = Pack(info, 0, "keys", info_.key_size);
-  size_t value_size = ValueBytes();
+  size_t value_size = value_bytes_;
   std::vector<uint8_t> values = Pack(info, 1, "values", value_size);
   uint32_t n = keys.size() / (info_.key_size ? info_.key_size : 1);
   if (values.size() / value_size != n)

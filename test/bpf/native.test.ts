@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +68,18 @@ function connectFromCgroup(cgroup: string, port: number, n: number): Promise<voi
     });
   });
 }
+
+test('weft-native without a build says how to build it', () => {
+  // A copy of index.js next to an empty build/ directory behaves like a fresh checkout.
+  const dir = mkdtempSync(join(tmpdir(), 'wt-native-unbuilt-'));
+  try {
+    copyFileSync(join(__dirname, '..', '..', 'native', 'index.js'), join(dir, 'index.js'));
+    assert.throws(() => require(join(dir, 'index.js')), (e: NodeJS.ErrnoException) =>
+      e.code === 'WEFT_NATIVE_NOT_BUILT' && e.message.includes('npm run build:native'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('weft-native addon', async (t) => {
   if (!requires(t, { bpffs: true, root: true, commands: ['clang', 'bash'] })) return;
@@ -394,6 +406,7 @@ test('weft-native addon', async (t) => {
     map.close();
     map.close();
     assertNative(() => map.keys(), 'EBADF');
+    assertNative(() => map.type, 'EBADF');
     assert.equal(again.map('kv').keys().length, 0, 'closing one handle leaves the object usable');
   });
 });
