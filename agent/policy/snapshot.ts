@@ -125,7 +125,9 @@ export interface HeaderMatch {
  *  matches (`/pkg.Service/Method` exact, `/pkg.Service/` prefix, or a regex), so the
  *  proxy has one matcher for both kinds. All present conditions must hold. */
 export interface RouteMatch {
-  path?: { type: PathMatchType; value: string };
+  /** Always present (a rule without matches is PathPrefix "/"). RegularExpression must
+   *  match the whole path (as Envoy's safe_regex). */
+  path: { type: PathMatchType; value: string };
   method?: string;
   headers: HeaderMatch[];
   queryParams: HeaderMatch[];
@@ -230,6 +232,9 @@ export interface AuthorizationSource {
   notPrincipals: string[];
   namespaces: string[];
   notNamespaces: string[];
+  /** Source address CIDRs (Istio ipBlocks). */
+  ipBlocks: string[];
+  notIpBlocks: string[];
 }
 
 export interface AuthorizationOperation {

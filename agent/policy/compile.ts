@@ -1,0 +1,152 @@
+// Policy set (+ workloads registered by agents at runtime) → versioned Snapshot.
+// Deterministic: the same inputs give byte-identical output (lists sorted, no clocks in
+// the hashed content), so the version — a content hash unless the caller names one, e.g.
+// the git commit — only changes when something an agent would see changes.
+import { createHash } from 'node:crypto';
+import { WeftError } from '../lib/errors';
+import type { LoadedObject } from './load';
+import type { WorkloadObject } from './kinds';
+import { analyze, refKey, selectorMatches, type Model } from './model';
+import { buildRouteTables } from './routes';
+import { allocateVips } from './vip';
+import { durationMs } from './duration';
+import { spiffeId } from './identity';
+import { formatDiagnostic, sortDiagnostics } from './diagnostic';
+import type {
+  AuthorizationPolicyState, Endpoint, ServiceState, Snapshot, TrafficPolicyState, WorkloadRegistration, WorkloadState,
+} from './snapshot';
+
+export interface CompileOptions {
+  /** Names the snapshot (e.g. a git commit); default: a hash of the content. */
+  version?: string;
+  /** The previously served snapshot: its allocated VIPs are kept. */
+  previous?: Snapshot;
+  /** Clock for createdAt (tests). */
+  now?: Date;
+}
+
+const byKey = <T extends { key: string }>(a: T, b: T) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+/** Throws WEFT_ERR_INVALID_POLICY (details.diagnostics) if the set has any error: a
+ *  bad set is rejected whole, never partly compiled. */
+export function compile(objects: readonly LoadedObject[], registered: readonly WorkloadRegistration[] = [], opts: CompileOptions = {}): Snapshot {
+  const { model, diagnostics } = analyze(objects);
+  const tables = buildRouteTables(model, diagnostics);
+  if (diagnostics.length) {
+    const sorted = sortDiagnostics(diagnostics);
+    throw new WeftError('WEFT_ERR_INVALID_POLICY', `policy set has ${sorted.length} error(s); first: ${formatDiagnostic(sorted[0]!)}`, { details: { diagnostics: sorted } });
+  }
+  const workloads = compileWorkloads(model, registered);
+  const services = compileServices(model, workloads, opts.previous);
+  const content = {
+    mesh: model.mesh,
+    services,
+    workloads,
+    routes: tables.map((t) => t.table),
+    trafficPolicies: compileTrafficPolicies(model),
+    authorizationPolicies: compileAuthorization(model, services, workloads),
+  };
+  const hash = createHash('sha256').update(JSON.stringify(content)).digest('hex').slice(0, 16);
+  return { version: opts.version ?? hash, createdAt: (opts.now ?? new Date()).toISOString(), ...content };
+}
+
+function compileWorkloads(model: Model, registered: readonly WorkloadRegistration[]): WorkloadState[] {
+  const td = model.mesh.trustDomain;
+  const out = new Map<string, WorkloadState>();
+  const add = (w: WorkloadRegistration, source: WorkloadState['source']) => {
+    const key = `${w.namespace}/${w.name}`;
+    if (out.has(key)) return; // a policy-file Workload wins over a registration of the same name
+    const sa = w.serviceAccount ?? 'default';
+    const labels = w.labels ?? {};
+    const services = [...model.services.values()]
+      .filter((s) => s.object.metadata.namespace === w.namespace && selectorMatches(s.object.spec.selector, labels))
+      .map((s) => s.key).sort();
+    out.set(key, {
+      key, name: w.name, namespace: w.namespace, node: w.node, address: w.address, serviceAccount: sa,
+      identity: spiffeId(td, w.namespace, sa), labels, weight: w.weight ?? 1, source, services,
+    });
+  };
+  for (const o of model.workloads.values()) add(fromObject(o), 'policy');
+  for (const r of registered) add(r, 'registered');
+  return [...out.values()].sort(byKey);
+}
+
+function fromObject(o: LoadedObject<WorkloadObject>): WorkloadRegistration {
+  const { metadata, spec } = o.object;
+  const r: WorkloadRegistration = { name: metadata.name, namespace: metadata.namespace as string, labels: metadata.labels ?? {}, address: spec.address, node: spec.node };
+  if (spec.serviceAccount) r.serviceAccount = spec.serviceAccount;
+  if (spec.weight) r.weight = spec.weight;
+  return r;
+}
+
+function compileServices(model: Model, workloads: WorkloadState[], previous: Snapshot | undefined): ServiceState[] {
+  const svcs = [...model.services.values()];
+  const taken = new Set(svcs.flatMap((s) => (s.object.spec.vip ? [s.object.spec.vip] : [])));
+  const prev = new Map((previous?.services ?? []).filter((s) => s.vipAllocated).map((s) => [s.key, s.vip]));
+  const allocated = allocateVips(model.vipRange, svcs.filter((s) => !s.object.spec.vip).map((s) => s.key), taken, prev);
+  return svcs.map((s): ServiceState => {
+    const { metadata, spec } = s.object;
+    const ports = spec.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, protocol: p.protocol ?? 'TCP' }));
+    const endpoints = workloads.filter((w) => w.services.includes(s.key)).map((w): Endpoint => ({
+      workload: w.key, node: w.node, address: w.address,
+      ports: Object.fromEntries(ports.map((p) => [p.name, p.targetPort])),
+      namespace: w.namespace, serviceAccount: w.serviceAccount, identity: w.identity, labels: w.labels, weight: w.weight,
+    }));
+    return {
+      key: s.key, name: metadata.name, namespace: metadata.namespace as string,
+      vip: spec.vip ?? (allocated.get(s.key) as string), vipAllocated: !spec.vip,
+      selector: spec.selector, ports, endpoints,
+    };
+  }).sort(byKey);
+}
+
+function compileTrafficPolicies(model: Model): TrafficPolicyState[] {
+  return [...model.trafficPolicies.entries()].map(([service, o]): TrafficPolicyState => {
+    const s = o.object.spec;
+    const out: TrafficPolicyState = { key: o.key, service, loadBalancer: s.loadBalancer?.type ?? 'P2C_PEAK_EWMA', tls: s.tls?.mode ?? 'MUTUAL' };
+    if (s.connectionPool) {
+      const { connectTimeout, ...limits } = s.connectionPool;
+      out.connection = { ...limits, ...(connectTimeout ? { connectTimeoutMs: durationMs(connectTimeout) } : {}) };
+    }
+    if (s.outlierDetection) {
+      const d = s.outlierDetection;
+      out.outlierDetection = {
+        ...(d.consecutive5xx !== undefined ? { consecutive5xx: d.consecutive5xx } : {}),
+        ...(d.consecutiveGatewayErrors !== undefined ? { consecutiveGatewayErrors: d.consecutiveGatewayErrors } : {}),
+        // Istio's defaults: 10s interval, 30s base ejection, 10% max ejection.
+        intervalMs: durationMs(d.interval ?? '10s'),
+        baseEjectionTimeMs: durationMs(d.baseEjectionTime ?? '30s'),
+        maxEjectionPercent: d.maxEjectionPercent ?? 10,
+      };
+    }
+    if (s.retryBudget) out.retryBudget = { ratio: s.retryBudget.ratio, minRetriesPerSecond: s.retryBudget.minRetriesPerSecond ?? 10 };
+    return out;
+  }).sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+}
+
+function compileAuthorization(model: Model, services: ServiceState[], workloads: WorkloadState[]): AuthorizationPolicyState[] {
+  const svcByKey = new Map(services.map((s) => [s.key, s]));
+  return [...model.authorizationPolicies.values()].map((o): AuthorizationPolicyState => {
+    const { spec, metadata } = o.object;
+    let applies: string[];
+    if (spec.targetRef) applies = (svcByKey.get(refKey(spec.targetRef, o))?.endpoints ?? []).map((e) => e.workload);
+    else if (spec.selector) {
+      const sel = spec.selector.matchLabels;
+      applies = workloads.filter((w) => w.namespace === metadata.namespace && Object.keys(sel).every((k) => w.labels[k] === sel[k])).map((w) => w.key);
+    } else applies = workloads.filter((w) => w.namespace === metadata.namespace).map((w) => w.key);
+    const rules = (spec.rules ?? []).map((r) => ({
+      from: (r.from ?? []).map((f) => ({
+        principals: f.source.principals ?? [], notPrincipals: f.source.notPrincipals ?? [],
+        namespaces: f.source.namespaces ?? [], notNamespaces: f.source.notNamespaces ?? [],
+        ipBlocks: f.source.ipBlocks ?? [], notIpBlocks: f.source.notIpBlocks ?? [],
+      })),
+      to: (r.to ?? []).map((t) => ({
+        ports: (t.operation.ports ?? []).map(String), methods: t.operation.methods ?? [],
+        paths: t.operation.paths ?? [], notPaths: t.operation.notPaths ?? [],
+      })),
+      when: (r.when ?? []).map((w) => ({ key: w.key, values: w.values ?? [], notValues: w.notValues ?? [] })),
+    }));
+    const l7 = rules.some((r) => r.when.length > 0 || r.to.some((t) => t.methods.length + t.paths.length + t.notPaths.length > 0));
+    return { key: o.key, action: spec.action ?? 'ALLOW', workloads: [...new Set(applies)].sort(), rules, l7 };
+  }).sort(byKey);
+}

@@ -1,0 +1,268 @@
+// The policy kinds, each defined once as a schema value (see schema-builder.ts for why).
+// Field shapes follow Gateway API (routes, parentRefs, backendRefs, filters, timeouts),
+// Istio (AuthorizationPolicy, connection pool, outlier detection) and Linkerd (retry
+// budget), so users of those projects recognise them.
+import {
+  array, integer, literal, number, object, optional, record, string, union,
+  type Static, type TSchema,
+} from './schema-builder';
+
+export const API_VERSION = 'weft.dev/v1alpha1';
+
+// ------------------------------------------------------------------ shared pieces
+// `title` names the format in error messages ("… is not a valid duration …").
+
+const dnsLabel = string({ title: 'DNS label (lowercase letters, digits and "-", at most 63)', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 });
+const ipv4 = string({ title: 'IPv4 address', pattern: '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' });
+/** Go-style duration: "1.5s", "250ms", "1h30m". */
+export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
+const duration = string({ title: 'duration (e.g. "1.5s", "250ms")', pattern: DURATION_PATTERN });
+const port = integer({ minimum: 1, maximum: 65535 });
+const labelKey = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$';
+const labels = record(string({ maxLength: 63 }), { propertyNames: { pattern: labelKey, maxLength: 253 } });
+const percent = number({ minimum: 0, maximum: 100 });
+const headerName = string({ title: 'HTTP header name', pattern: "^[A-Za-z0-9!#$%&'*+\\-.^_`|~]+$" });
+
+const metadata = object({
+  name: dnsLabel,
+  namespace: optional(dnsLabel),
+  labels: optional(labels),
+  annotations: optional(record(string())),
+});
+
+function envelope<const K extends string, S>(kind: K, spec: TSchema<S>, description: string) {
+  return object({
+    apiVersion: literal([API_VERSION]),
+    kind: literal([kind]),
+    metadata,
+    spec,
+  }, { description });
+}
+
+// ------------------------------------------------------------------ Service
+
+const servicePort = object({
+  name: dnsLabel,
+  port,
+  targetPort: optional(port),
+  protocol: optional(literal(['HTTP', 'HTTP2', 'GRPC', 'TCP', 'UDP'], { description: 'default TCP' })),
+});
+
+const serviceSpec = object({
+  vip: optional(ipv4),
+  selector: labels,
+  ports: array(servicePort, { minItems: 1 }),
+});
+
+// ------------------------------------------------------------------ Workload
+
+const workloadSpec = object({
+  address: ipv4,
+  node: dnsLabel,
+  serviceAccount: optional(dnsLabel),
+  weight: optional(integer({ minimum: 1, maximum: 10000, description: 'relative load-balancing weight, default 1' })),
+  ports: optional(array(object({ name: optional(dnsLabel), port }), { minItems: 1, description: 'ports the workload listens on; when set, every selecting Service\'s targetPort must be one of them' })),
+});
+
+// ------------------------------------------------------------------ routes
+
+const parentRef = object({
+  kind: optional(literal(['Service'])),
+  name: dnsLabel,
+  namespace: optional(dnsLabel),
+  port: optional(port),
+});
+
+const backendRef = object({
+  kind: optional(literal(['Service'])),
+  name: dnsLabel,
+  namespace: optional(dnsLabel),
+  port: optional(port),
+  weight: optional(integer({ minimum: 0, maximum: 1000000, description: 'default 1' })),
+});
+
+const stringMatch = {
+  type: optional(literal(['Exact', 'RegularExpression'], { description: 'default Exact' })),
+  name: headerName,
+  value: string(),
+};
+const headerMatch = object(stringMatch);
+const queryMatch = object({ ...stringMatch, name: string({ minLength: 1 }) });
+
+const headerModifier = object({
+  set: optional(array(object({ name: headerName, value: string() }))),
+  add: optional(array(object({ name: headerName, value: string() }))),
+  remove: optional(array(headerName)),
+});
+
+const filter = object({
+  type: literal(['RequestHeaderModifier', 'ResponseHeaderModifier']),
+  requestHeaderModifier: optional(headerModifier),
+  responseHeaderModifier: optional(headerModifier),
+});
+
+const timeouts = object({ request: optional(duration), idle: optional(duration) });
+
+export const RETRY_ON_HTTP = ['connect-failure', 'reset', '5xx', 'gateway-error', 'retriable-status-codes'] as const;
+export const RETRY_ON_GRPC = ['connect-failure', 'reset', 'cancelled', 'deadline-exceeded', 'internal', 'resource-exhausted', 'unavailable'] as const;
+
+function retries<const O extends readonly string[]>(on: O, statusCodes: boolean) {
+  return object({
+    attempts: integer({ minimum: 0, maximum: 10 }),
+    on: optional(array(literal(on), { minItems: 1 })),
+    perTryTimeout: optional(duration),
+    ...(statusCodes ? { retriableStatusCodes: optional(array(integer({ minimum: 100, maximum: 599 }), { minItems: 1 })) } : {}),
+  });
+}
+
+const faultDelay = optional(object({ percent, fixedDelay: duration }));
+const httpFault = object({ delay: faultDelay, abort: optional(object({ percent, httpStatus: integer({ minimum: 200, maximum: 599 }) })) });
+const grpcFault = object({ delay: faultDelay, abort: optional(object({ percent, grpcStatus: integer({ minimum: 1, maximum: 16 }) })) });
+
+const rateLimit = object({
+  local: object({
+    tokenBucket: object({
+      maxTokens: integer({ minimum: 1 }),
+      tokensPerFill: optional(integer({ minimum: 1, description: 'default 1' })),
+      fillInterval: duration,
+    }),
+  }),
+});
+
+function ruleFields<M, R, F>(matches: TSchema<M>, retry: TSchema<R>, faults: TSchema<F>) {
+  return {
+    name: optional(dnsLabel),
+    matches: optional(array(matches)),
+    filters: optional(array(filter)),
+    backendRefs: array(backendRef, { minItems: 1 }),
+    timeouts: optional(timeouts),
+    retries: optional(retry),
+    fault: optional(faults),
+    rateLimit: optional(rateLimit),
+  };
+}
+
+const httpMatch = object({
+  path: optional(object({
+    type: optional(literal(['Exact', 'PathPrefix', 'RegularExpression'], { description: 'default PathPrefix' })),
+    value: optional(string({ description: 'default "/"' })),
+  })),
+  method: optional(literal(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'])),
+  headers: optional(array(headerMatch)),
+  queryParams: optional(array(queryMatch)),
+});
+
+const httpRouteSpec = object({
+  parentRefs: array(parentRef, { minItems: 1 }),
+  rules: array(object(ruleFields(httpMatch, retries(RETRY_ON_HTTP, true), httpFault)), { minItems: 1 }),
+});
+
+const grpcMatch = object({
+  method: optional(object({
+    type: optional(literal(['Exact', 'RegularExpression'], { description: 'default Exact' })),
+    service: optional(string({ minLength: 1 })),
+    method: optional(string({ minLength: 1 })),
+  }, { minProperties: 1 })),
+  headers: optional(array(headerMatch)),
+});
+
+const grpcRouteSpec = object({
+  parentRefs: array(parentRef, { minItems: 1 }),
+  rules: array(object(ruleFields(grpcMatch, retries(RETRY_ON_GRPC, false), grpcFault)), { minItems: 1 }),
+});
+
+// ------------------------------------------------------------------ TrafficPolicy
+
+const serviceTargetRef = object({ kind: optional(literal(['Service'])), name: dnsLabel, namespace: optional(dnsLabel) });
+
+const trafficPolicySpec = object({
+  targetRef: serviceTargetRef,
+  loadBalancer: optional(object({ type: literal(['P2C_PEAK_EWMA', 'ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'MAGLEV'], { description: 'default P2C_PEAK_EWMA' }) })),
+  tls: optional(object({ mode: literal(['MUTUAL', 'DISABLE']) })),
+  connectionPool: optional(object({
+    connectTimeout: optional(duration),
+    maxConnections: optional(integer({ minimum: 1 })),
+    maxPendingRequests: optional(integer({ minimum: 1 })),
+    maxRequests: optional(integer({ minimum: 1, description: 'in-flight requests' })),
+    maxRequestsPerConnection: optional(integer({ minimum: 1 })),
+  })),
+  outlierDetection: optional(object({
+    consecutive5xx: optional(integer({ minimum: 1 })),
+    consecutiveGatewayErrors: optional(integer({ minimum: 1 })),
+    interval: optional(duration),
+    baseEjectionTime: optional(duration),
+    maxEjectionPercent: optional(integer({ minimum: 0, maximum: 100 })),
+  })),
+  retryBudget: optional(object({
+    ratio: number({ minimum: 0, maximum: 1 }),
+    minRetriesPerSecond: optional(integer({ minimum: 0 })),
+  })),
+});
+
+// ------------------------------------------------------------------ AuthorizationPolicy
+
+const stringList = optional(array(string({ minLength: 1 }), { minItems: 1 }));
+const authzSource = object({
+  principals: stringList, notPrincipals: stringList,
+  namespaces: stringList, notNamespaces: stringList,
+  ipBlocks: stringList, notIpBlocks: stringList,
+}, { minProperties: 1 });
+const authzOperation = object({
+  ports: optional(array(union(port, string({ pattern: '^[1-9][0-9]{0,4}$' }), { title: 'port (1-65535)' }), { minItems: 1 })),
+  methods: stringList,
+  paths: stringList,
+  notPaths: stringList,
+}, { minProperties: 1 });
+
+const authorizationPolicySpec = object({
+  selector: optional(object({ matchLabels: labels })),
+  targetRef: optional(serviceTargetRef),
+  action: optional(literal(['ALLOW', 'DENY'], { description: 'default ALLOW' })),
+  rules: optional(array(object({
+    from: optional(array(object({ source: authzSource }), { minItems: 1 })),
+    to: optional(array(object({ operation: authzOperation }), { minItems: 1 })),
+    when: optional(array(object({ key: string({ minLength: 1 }), values: stringList, notValues: stringList }), { minItems: 1 })),
+  }))),
+});
+
+// ------------------------------------------------------------------ MeshConfig
+
+const meshConfigSpec = object({
+  trustDomain: string({ title: 'trust domain (lowercase letters, digits, ".", "-", "_")', pattern: '^[a-z0-9._-]+$', maxLength: 255 }),
+  mtls: optional(object({ mode: literal(['STRICT', 'PERMISSIVE']) })),
+  certTTL: optional(duration),
+  failMode: optional(literal(['open', 'closed'])),
+  vipRange: optional(string({ title: 'IPv4 CIDR (e.g. 10.96.0.0/16)', pattern: '^[0-9.]+/[0-9]{1,2}$' })),
+});
+
+// ------------------------------------------------------------------ the kinds
+
+export const kindSchemas = {
+  Service: envelope('Service', serviceSpec, 'A set of workloads behind a virtual IP'),
+  Workload: envelope('Workload', workloadSpec, 'A static endpoint (where no Kubernetes API lists the pods)'),
+  HTTPRoute: envelope('HTTPRoute', httpRouteSpec, 'HTTP routing for a Service (Gateway API shape)'),
+  GRPCRoute: envelope('GRPCRoute', grpcRouteSpec, 'gRPC routing for a Service (Gateway API shape)'),
+  TrafficPolicy: envelope('TrafficPolicy', trafficPolicySpec, 'Load balancing, connection limits, outlier detection and retry budget for a Service'),
+  AuthorizationPolicy: envelope('AuthorizationPolicy', authorizationPolicySpec, 'Who may call a workload (Istio shape)'),
+  MeshConfig: envelope('MeshConfig', meshConfigSpec, 'Mesh-wide settings; at most one per policy set'),
+};
+
+export type Kind = keyof typeof kindSchemas;
+export const KINDS = Object.keys(kindSchemas) as Kind[];
+
+export type ServiceObject = Static<typeof kindSchemas.Service>;
+export type WorkloadObject = Static<typeof kindSchemas.Workload>;
+export type HTTPRouteObject = Static<typeof kindSchemas.HTTPRoute>;
+export type GRPCRouteObject = Static<typeof kindSchemas.GRPCRoute>;
+export type TrafficPolicyObject = Static<typeof kindSchemas.TrafficPolicy>;
+export type AuthorizationPolicyObject = Static<typeof kindSchemas.AuthorizationPolicy>;
+export type MeshConfigObject = Static<typeof kindSchemas.MeshConfig>;
+export type PolicyObject =
+  | ServiceObject | WorkloadObject | HTTPRouteObject | GRPCRouteObject
+  | TrafficPolicyObject | AuthorizationPolicyObject | MeshConfigObject;
+
+export type HTTPMatch = Static<typeof httpMatch>;
+export type GRPCMatch = Static<typeof grpcMatch>;
+export type BackendRef = Static<typeof backendRef>;
+export type Filter = Static<typeof filter>;
+export type Metadata = Static<typeof metadata>;
