@@ -8,6 +8,7 @@ import { packageVersion } from '../lib/paths';
 // import, which then needs file extensions that differ between sources and dist/.
 // Add a command as: `name: () => (require('./name') as { command: Command }).command,`
 const commands: Record<string, () => Command> = {
+  validate: () => (require('./validate') as { command: Command }).command,
   run: () => (require('./run') as { command: Command }).command,
 };
 
