@@ -1,0 +1,197 @@
+// TypeScript ↔ Buffer codecs for every struct in bpf/include/weft_abi.h. Each codec
+// declares its fields in order (padding included) and computes offsets from that list;
+// encode/decode only use those offsets, so test/bpf/abi.test.ts comparing `layout` with
+// the addon's sizeof/offsetof (native.abi) proves the codecs match the C compiler.
+import { formatIp, parseIp } from './ip';
+
+export interface FieldLayout { offset: number; size: number }
+export interface StructLayout { size: number; fields: Record<string, FieldLayout> }
+
+function layoutOf(fields: Array<[name: string, size: number]>): StructLayout {
+  const out: Record<string, FieldLayout> = {};
+  let offset = 0;
+  for (const [name, size] of fields) {
+    // Natural alignment, as the C compiler would do; the header pads explicitly, so
+    // this never inserts anything and a missing pad field shows up in the ABI test.
+    const align = Math.min(size, 8);
+    if (offset % align !== 0) offset += align - (offset % align);
+    out[name] = { offset, size };
+    offset += size;
+  }
+  return { size: offset, fields: out };
+}
+
+export interface StructCodec<T> {
+  readonly name: string;
+  readonly layout: StructLayout;
+  encode(v: T): Buffer;
+  decode(b: Buffer): T;
+}
+
+function defineCodec<T>(
+  name: string,
+  fields: Array<[string, number]>,
+  encode: (v: T, b: Buffer, at: (f: string) => number) => void,
+  decode: (b: Buffer, at: (f: string) => number) => T,
+): StructCodec<T> {
+  const layout = layoutOf(fields);
+  const at = (f: string): number => {
+    const field = layout.fields[f];
+    if (!field) throw new Error(`codec ${name} has no field ${f}`);
+    return field.offset;
+  };
+  return {
+    name,
+    layout,
+    encode(v) { const b = Buffer.alloc(layout.size); encode(v, b, at); return b; },
+    decode(b) {
+      if (b.length < layout.size) throw new RangeError(`${name}: buffer of ${b.length} bytes, need ${layout.size}`);
+      return decode(b, at);
+    },
+  };
+}
+
+export const IPPROTO = { tcp: 6, udp: 17 } as const;
+export type Protocol = keyof typeof IPPROTO;
+
+/** Writes an address into the 16-byte addr field and returns its family (4|6). */
+function putAddr(b: Buffer, offset: number, ip: string): number {
+  const parsed = parseIp(ip);
+  if (!parsed) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
+  parsed.bytes.copy(b, offset);
+  return parsed.family;
+}
+const getAddr = (b: Buffer, offset: number, family: number) => formatIp(b.subarray(offset, offset + 16), family);
+
+export interface Endpoint { ip: string; port: number }
+export const endpointCodec = defineCodec<Endpoint>(
+  'weft_endpoint', [['addr', 16], ['port', 2], ['family', 1], ['pad', 1]],
+  (v, b, at) => { b[at('family')] = putAddr(b, at('addr'), v.ip); b.writeUInt16BE(v.port, at('port')); },
+  (b, at) => ({ ip: getAddr(b, at('addr'), b[at('family')]!), port: b.readUInt16BE(at('port')) }),
+);
+
+export interface SvcKey { vip: string; port: number; protocol: Protocol }
+export const svcKeyCodec = defineCodec<SvcKey>(
+  'weft_svc_key', [['addr', 16], ['port', 2], ['proto', 1], ['family', 1]],
+  (v, b, at) => {
+    b[at('family')] = putAddr(b, at('addr'), v.vip);
+    b.writeUInt16BE(v.port, at('port'));
+    b[at('proto')] = IPPROTO[v.protocol];
+  },
+  (b, at) => ({
+    vip: getAddr(b, at('addr'), b[at('family')]!),
+    port: b.readUInt16BE(at('port')),
+    protocol: b[at('proto')] === IPPROTO.udp ? 'udp' : 'tcp',
+  }),
+);
+
+export const SVC_F_REDIRECT = 0x1;
+export interface SvcEntry { id: number; rev: number; slotCount: number; backendCount: number; flags: number }
+export const svcCodec = defineCodec<SvcEntry>(
+  'weft_svc', [['id', 4], ['rev', 4], ['slot_count', 2], ['backend_count', 2], ['flags', 4]],
+  (v, b, at) => {
+    b.writeUInt32LE(v.id, at('id'));
+    b.writeUInt32LE(v.rev, at('rev'));
+    b.writeUInt16LE(v.slotCount, at('slot_count'));
+    b.writeUInt16LE(v.backendCount, at('backend_count'));
+    b.writeUInt32LE(v.flags, at('flags'));
+  },
+  (b, at) => ({
+    id: b.readUInt32LE(at('id')), rev: b.readUInt32LE(at('rev')),
+    slotCount: b.readUInt16LE(at('slot_count')), backendCount: b.readUInt16LE(at('backend_count')),
+    flags: b.readUInt32LE(at('flags')),
+  }),
+);
+
+export interface RevKey { svcId: number; rev: number; index: number }
+export const revKeyCodec = defineCodec<RevKey>(
+  'weft_rev_key', [['svc_id', 4], ['rev', 4], ['index', 4]],
+  (v, b, at) => { b.writeUInt32LE(v.svcId, at('svc_id')); b.writeUInt32LE(v.rev, at('rev')); b.writeUInt32LE(v.index, at('index')); },
+  (b, at) => ({ svcId: b.readUInt32LE(at('svc_id')), rev: b.readUInt32LE(at('rev')), index: b.readUInt32LE(at('index')) }),
+);
+
+/** The slot map's value: a backend position (__u32, host order). */
+export const u32Codec = {
+  encode(v: number): Buffer { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; },
+  decode(b: Buffer): number { return b.readUInt32LE(0); },
+};
+
+export interface BackendEntry { ip: string; port: number; weight: number }
+export const backendCodec = defineCodec<BackendEntry>(
+  'weft_backend', [['addr', 16], ['port', 2], ['family', 1], ['pad', 1], ['weight', 4]],
+  (v, b, at) => {
+    b[at('family')] = putAddr(b, at('addr'), v.ip);
+    b.writeUInt16BE(v.port, at('port'));
+    b.writeUInt32LE(v.weight, at('weight'));
+  },
+  (b, at) => ({
+    ip: getAddr(b, at('addr'), b[at('family')]!), port: b.readUInt16BE(at('port')), weight: b.readUInt32LE(at('weight')),
+  }),
+);
+
+/** weft_accel values (WEFT_ACCEL_*). */
+export const ACCEL_LEARNED = 0x1;
+export const ACCEL_PINNED = 0x2;
+
+export const SOCK_F_BALANCED = 0x1;
+export const SOCK_F_REDIRECTED = 0x2;
+export interface OriginEntry { ip: string; port: number; flags: number; cgroupId: bigint }
+export const originCodec = defineCodec<OriginEntry>(
+  'weft_origin', [['addr', 16], ['port', 2], ['family', 1], ['flags', 1], ['pad', 4], ['cgroup_id', 8]],
+  (v, b, at) => {
+    b[at('family')] = putAddr(b, at('addr'), v.ip);
+    b.writeUInt16BE(v.port, at('port'));
+    b[at('flags')] = v.flags;
+    b.writeBigUInt64LE(v.cgroupId, at('cgroup_id'));
+  },
+  (b, at) => ({
+    ip: getAddr(b, at('addr'), b[at('family')]!), port: b.readUInt16BE(at('port')),
+    flags: b[at('flags')]!, cgroupId: b.readBigUInt64LE(at('cgroup_id')),
+  }),
+);
+
+export interface RevNatKey { cookie: bigint; ip: string; port: number }
+export const revNatKeyCodec = defineCodec<RevNatKey>(
+  'weft_revnat_key', [['cookie', 8], ['addr', 16], ['port', 2], ['family', 1], ['pad', 1], ['pad2', 4]],
+  (v, b, at) => {
+    b.writeBigUInt64LE(v.cookie, at('cookie'));
+    b[at('family')] = putAddr(b, at('addr'), v.ip);
+    b.writeUInt16BE(v.port, at('port'));
+  },
+  (b, at) => ({ cookie: b.readBigUInt64LE(at('cookie')), ip: getAddr(b, at('addr'), b[at('family')]!), port: b.readUInt16BE(at('port')) }),
+);
+
+export interface SockKey { localIp: string; localPort: number; remoteIp: string; remotePort: number }
+export const sockKeyCodec = defineCodec<SockKey>(
+  'weft_sock_key',
+  [['local_addr', 16], ['remote_addr', 16], ['local_port', 2], ['remote_port', 2], ['family', 1], ['pad', 3]],
+  (v, b, at) => {
+    b[at('family')] = putAddr(b, at('local_addr'), v.localIp);
+    putAddr(b, at('remote_addr'), v.remoteIp);
+    b.writeUInt16BE(v.localPort, at('local_port'));
+    b.writeUInt16BE(v.remotePort, at('remote_port'));
+  },
+  (b, at) => ({
+    localIp: getAddr(b, at('local_addr'), b[at('family')]!), localPort: b.readUInt16BE(at('local_port')),
+    remoteIp: getAddr(b, at('remote_addr'), b[at('family')]!), remotePort: b.readUInt16BE(at('remote_port')),
+  }),
+);
+
+/** Counter names in struct order (the struct's field order is the counter index). */
+export const COUNTER_FIELDS = [
+  'connect_balanced', 'connect_redirected', 'no_backend', 'sockmap_inserts', 'sockmap_skipped',
+  'msg_redirected', 'msg_redirected_bytes', 'msg_miss', 'origin_inserts',
+] as const;
+export type CounterName = (typeof COUNTER_FIELDS)[number];
+export type Counters = Record<CounterName, bigint>;
+export const countersCodec = defineCodec<Counters>(
+  'weft_counters', COUNTER_FIELDS.map((f) => [f, 8] as [string, number]),
+  (v, b, at) => { for (const f of COUNTER_FIELDS) b.writeBigUInt64LE(v[f], at(f)); },
+  (b, at) => Object.fromEntries(COUNTER_FIELDS.map((f) => [f, b.readBigUInt64LE(at(f))])) as Counters,
+);
+
+/** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */
+export const ABI_CODECS: ReadonlyArray<StructCodec<never>> = [
+  endpointCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
+  countersCodec,
+] as unknown as ReadonlyArray<StructCodec<never>>;

@@ -1,0 +1,356 @@
+// The datapath API the rest of the agent uses: load and attach (or adopt) the node's
+// BPF programs, program services into the maps as a minimal diff, look up where a
+// redirected connection was going, read counters, manage workload cgroups, and remove
+// everything (`weft agent --cleanup`). State lives in bpffs pins, so a restarted agent
+// adopts it: maps keep their contents and links are swapped to the new programs in
+// place (BPF_LINK_UPDATE), never detached, so live traffic sees no gap.
+import { existsSync, mkdirSync, rmdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
+import { join } from 'node:path';
+import * as native from 'weft-native';
+
+import { WeftError, describeError } from '../lib/errors';
+import { bpfObjectPath } from '../lib/paths';
+import { componentLogger, type Logger } from '../telemetry/logger';
+import {
+  backendCodec, countersCodec, endpointCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec, u32Codec,
+  ACCEL_PINNED, COUNTER_FIELDS, SVC_F_REDIRECT, type Counters, type SvcEntry, type SvcKey,
+} from './codec';
+import { parseIp } from './ip';
+import { ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
+import {
+  MAX_BACKENDS_PER_SERVICE, MAX_SLOTS_PER_SERVICE, sameBackends, serviceName, slotsFor, validateServices,
+  type DatapathService,
+} from './services';
+import { cleanupNode, inspectNode, type CleanupReport, type NodeInspection } from './teardown';
+import { CGROUP_PROGRAMS, MAPS, OBJECTS, SK_MSG_PROGRAM } from './programs';
+
+export interface RedirectTarget {
+  /** The agent's outbound listener as seen from workloads (default 127.0.0.1). */
+  ipv4: string;
+  port: number;
+  /** For IPv6 sockets; defaults to the v4-mapped form of ipv4. */
+  ipv6?: string;
+}
+
+export interface DatapathOptions {
+  node: string;
+  redirect?: RedirectTarget;
+  /** A plain connection to a server endpoint must carry this many bytes before later
+   *  connections to it are put in the SOCKHASH (see bpf/sockops.bpf.c). */
+  accelMinBytes?: number;
+  logger?: Logger;
+}
+
+export interface ApplySummary { added: string[]; updated: string[]; removed: string[]; unchanged: string[] }
+export interface Origin { dstIp: string; dstPort: number; cgroupId: bigint }
+export interface AttachResult { program: string; linkId: number; progId: number; adopted: boolean; previousProgId?: number }
+
+export const DEFAULT_REDIRECT: RedirectTarget = { ipv4: '127.0.0.1', port: 15001 };
+export const DEFAULT_ACCEL_MIN_BYTES = 65536;
+
+interface CurrentService { key: SvcKey; entry: SvcEntry; service: DatapathService }
+
+const bpfError = (what: string, cause: unknown) =>
+  new WeftError('WEFT_ERR_BPF', `${what}: ${describeError(cause)}`, { cause });
+
+function be16(port: number): Buffer { const b = Buffer.alloc(2); b.writeUInt16BE(port); return b; }
+
+function checkRedirect(r: RedirectTarget): Required<RedirectTarget> {
+  const ipv6 = r.ipv6 ?? `::ffff:${r.ipv4}`;
+  if (!isIPv4(r.ipv4)) throw new WeftError('WEFT_ERR_INVALID_ARG', `redirect.ipv4 ${JSON.stringify(r.ipv4)} is not an IPv4 address`);
+  if (!isIPv6(ipv6)) throw new WeftError('WEFT_ERR_INVALID_ARG', `redirect.ipv6 ${JSON.stringify(ipv6)} is not an IPv6 address`);
+  if (!Number.isInteger(r.port) || r.port < 1 || r.port > 65535) {
+    throw new WeftError('WEFT_ERR_INVALID_ARG', `redirect.port ${JSON.stringify(r.port)} is not a port`);
+  }
+  return { ipv4: r.ipv4, ipv6, port: r.port };
+}
+
+export class Datapath {
+  readonly layout: NodeLayout;
+  /** What open() did per program: fresh attach or adoption of a pinned link. */
+  readonly attachments: AttachResult[];
+  private readonly objects: native.BpfObject[];
+  private readonly maps: Record<keyof typeof MAPS, native.BpfMap>;
+  private readonly log: Logger;
+  private swept = false;
+  private closed = false;
+
+  private constructor(layout: NodeLayout, objects: native.BpfObject[], maps: Record<keyof typeof MAPS, native.BpfMap>,
+    attachments: AttachResult[], log: Logger) {
+    this.layout = layout;
+    this.objects = objects;
+    this.maps = maps;
+    this.attachments = attachments;
+    this.log = log;
+  }
+
+  static async open(opts: DatapathOptions): Promise<Datapath> {
+    const layout = nodeLayout(opts.node);
+    const redirect = checkRedirect(opts.redirect ?? DEFAULT_REDIRECT);
+    const accelMinBytes = opts.accelMinBytes ?? DEFAULT_ACCEL_MIN_BYTES;
+    if (!Number.isSafeInteger(accelMinBytes) || accelMinBytes < 0) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `accelMinBytes ${accelMinBytes} is not a byte count`);
+    }
+    const log = opts.logger ?? componentLogger('datapath', { node: layout.node });
+    native.setLogger((level, message) => log[level]({ libbpf: true }, message.trimEnd()));
+
+    // Where pins and cgroups go; all idempotent, so a restart finds them in place.
+    ensureBpffs();
+    for (const dir of [layout.linksDir, layout.agentCgroup, layout.workloadsCgroup]) mkdirSync(dir, { recursive: true });
+
+    const objects: native.BpfObject[] = [];
+    try {
+      // Open every object against the node's pin root so maps are shared and re-used.
+      const byName = new Map<string, native.BpfObject>();
+      for (const name of OBJECTS) {
+        const obj = native.BpfObject.open(bpfObjectPath(name), { pinRoot: layout.pinRoot, name: `weft-${name}` });
+        objects.push(obj);
+        byName.set(name, obj);
+      }
+      // Per-node settings, fixed at load time.
+      const ip4 = parseIp(redirect.ipv4)!.bytes.subarray(0, 4);
+      const ip6 = parseIp(redirect.ipv6)!.bytes;
+      const sockLb = byName.get('sock_lb')!;
+      sockLb.setConst('redirect_ip4', Buffer.from(ip4));
+      sockLb.setConst('redirect_ip6', Buffer.from(ip6));
+      sockLb.setConst('redirect_port', be16(redirect.port));
+      const sockops = byName.get('sockops')!;
+      sockops.setConst('redirect_port', be16(redirect.port));
+      const min = Buffer.alloc(8); min.writeBigUInt64LE(BigInt(accelMinBytes));
+      sockops.setConst('accel_min_bytes', min);
+      // Verify and load; maps already pinned by an earlier agent are re-used as they are.
+      for (const obj of objects) await obj.load();
+
+      // Attach, or adopt what an earlier process pinned.
+      const attachments = CGROUP_PROGRAMS.map((p) => attachOrAdopt(byName.get(p.object)!.program(p.program),
+        p.where === 'root' ? layout.cgroupRoot : layout.workloadsCgroup, join(layout.linksDir, p.program)));
+      const skMsg = byName.get(SK_MSG_PROGRAM.object)!;
+      // Attaching to the SOCKHASH again replaces the program atomically; sockets already
+      // in the map keep the program they were inserted with until they close.
+      skMsg.program(SK_MSG_PROGRAM.program).attachToMap(skMsg.map(MAPS.skhash), 'sk_msg_verdict');
+
+      const maps = Object.fromEntries(Object.entries(MAPS).map(([k, name]) => [k, sockLb.map(name)])) as
+        Record<keyof typeof MAPS, native.BpfMap>;
+      const dp = new Datapath(layout, objects, maps, attachments, log);
+      log.info({ adopted: attachments.filter((a) => a.adopted).length, programs: attachments.length }, 'datapath ready');
+      return dp;
+    } catch (e) {
+      for (const obj of objects) obj.close();
+      if (e instanceof WeftError) throw e;
+      throw bpfError(`loading the datapath of node ${layout.node}`, e);
+    }
+  }
+
+  /** Validates every service first (nothing changes on error), then applies the
+   *  minimal diff against what the maps hold now (also right after adopting). */
+  applyServices(services: DatapathService[]): ApplySummary {
+    this.assertOpen();
+    validateServices(services);
+    this.checkCapacity(services);
+    if (!this.swept) { this.sweepOrphans(); this.swept = true; }
+    const current = this.readServices();
+    const summary: ApplySummary = { added: [], updated: [], removed: [], unchanged: [] };
+    let nextId = Math.max(0, ...[...current.values()].map((c) => c.entry.id)) + 1;
+    const wanted = new Set<string>();
+    try {
+      for (const s of services) {
+        const name = serviceName(s);
+        wanted.add(name);
+        const cur = current.get(name);
+        if (!cur) {
+          this.writeService(s, nextId++, 1);
+          summary.added.push(name);
+        } else if (cur.service.mode === s.mode && sameBackends(cur.service.backends, s.backends)) {
+          summary.unchanged.push(name);
+        } else {
+          // New rev first, then one update flips the service, then the old rev goes.
+          this.writeService(s, cur.entry.id, (cur.entry.rev + 1) >>> 0);
+          this.deleteRev(cur.entry);
+          summary.updated.push(name);
+        }
+      }
+      for (const [name, cur] of current) {
+        if (wanted.has(name)) continue;
+        this.maps.svc.delete(svcKeyCodec.encode(cur.key));
+        this.deleteRev(cur.entry);
+        summary.removed.push(name);
+      }
+    } catch (e) {
+      throw bpfError('applying services', e);
+    }
+    this.log.info({ added: summary.added.length, updated: summary.updated.length, removed: summary.removed.length,
+      unchanged: summary.unchanged.length }, 'services applied');
+    return summary;
+  }
+
+  /** The services as the maps hold them now. */
+  services(): DatapathService[] {
+    this.assertOpen();
+    return [...this.readServices().values()].map((c) => c.service);
+  }
+
+  /** Where a connection redirected to the agent was going, by the client's endpoint
+   *  (the accepted socket's remote address). */
+  lookupOrigin(clientIp: string, clientPort: number): Origin | null {
+    this.assertOpen();
+    const v = this.maps.origin.lookup(endpointCodec.encode({ ip: clientIp, port: clientPort }));
+    if (!v) return null;
+    const o = originCodec.decode(v);
+    return { dstIp: o.ip, dstPort: o.port, cgroupId: o.cgroupId };
+  }
+
+  /** Marks a server endpoint (e.g. the agent's own listener) as always worth a sockmap
+   *  insertion, without waiting for a bulk connection to teach the kernel. */
+  accelerate(ip: string, port: number): void {
+    this.assertOpen();
+    this.maps.accel.update(endpointCodec.encode({ ip, port }), u32Codec.encode(ACCEL_PINNED));
+  }
+
+  /** Kernel counters summed over CPUs. */
+  counters(): Counters {
+    this.assertOpen();
+    const total = Object.fromEntries(COUNTER_FIELDS.map((f) => [f, 0n])) as Counters;
+    for (const cpu of this.maps.ctrs.lookupPerCpu(Buffer.alloc(4)) ?? []) {
+      const c = countersCodec.decode(cpu);
+      for (const f of COUNTER_FIELDS) total[f] += c[f];
+    }
+    return total;
+  }
+
+  createWorkloadCgroup(namespace: string, name: string): { path: string; id: bigint } {
+    const path = workloadCgroupPath(this.layout, namespace, name);
+    mkdirSync(path, { recursive: true });
+    return { path, id: native.cgroupId(path) };
+  }
+
+  /** Removes a workload's cgroup; refuses (WEFT_ERR_INVALID_ARG, pids listed) while
+   *  processes are still in it rather than moving them out of the mesh silently. */
+  removeWorkloadCgroup(namespace: string, name: string): void {
+    const path = workloadCgroupPath(this.layout, namespace, name);
+    if (!existsSync(path)) return;
+    const pids = readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+    if (pids.length) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `workload cgroup ${namespace}.${name} still has processes: ${pids.join(', ')}`,
+        { details: { pids: pids.map(Number) } });
+    }
+    rmdirSync(path);
+  }
+
+  agentCgroupPath(): string { return this.layout.agentCgroup; }
+
+  /** Moves a process (default: this one) into the agent cgroup: its sockets are never
+   *  rewritten by the connect-family hooks, which is what prevents redirect loops. */
+  joinAgentCgroup(pid: number = process.pid): void {
+    writeFileSync(join(this.layout.agentCgroup, 'cgroup.procs'), String(pid));
+  }
+
+  /** Drops this process's fds. Pinned links and maps stay: traffic keeps flowing. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const m of Object.values(this.maps)) m.close();
+    for (const obj of this.objects) obj.close();
+  }
+
+  static cleanup(node: string): CleanupReport { return cleanupNode(nodeLayout(node)); }
+  static inspect(node: string): NodeInspection { return inspectNode(nodeLayout(node)); }
+
+  private assertOpen(): void {
+    if (this.closed) throw new WeftError('WEFT_ERR_INVALID_ARG', 'datapath is closed');
+  }
+
+  private checkCapacity(services: DatapathService[]): void {
+    const backends = services.reduce((n, s) => n + s.backends.length, 0);
+    const slots = services.reduce((n, s) => n + (s.mode === 'l4' ? slotsFor(s.backends.map((b) => b.weight)) : [])
+      .reduce((a, b) => a + b, 0), 0);
+    // One service at a time holds two revs while it is being switched.
+    const over = (what: string, need: number, max: number) => new WeftError('WEFT_ERR_CAPACITY',
+      `${services.length} services need ${need} ${what} entries, the map holds ${max}`);
+    if (services.length > this.maps.svc.maxEntries) throw over('service', services.length, this.maps.svc.maxEntries);
+    if (backends + MAX_BACKENDS_PER_SERVICE > this.maps.backend.maxEntries) {
+      throw over('backend', backends + MAX_BACKENDS_PER_SERVICE, this.maps.backend.maxEntries);
+    }
+    if (slots + MAX_SLOTS_PER_SERVICE > this.maps.slot.maxEntries) {
+      throw over('slot', slots + MAX_SLOTS_PER_SERVICE, this.maps.slot.maxEntries);
+    }
+  }
+
+  private readServices(): Map<string, CurrentService> {
+    const out = new Map<string, CurrentService>();
+    for (const [k, v] of this.maps.svc.entries()) {
+      const key = svcKeyCodec.decode(k);
+      const entry = svcCodec.decode(v);
+      const backends = [];
+      for (let i = 0; i < entry.backendCount; i++) {
+        const b = this.maps.backend.lookup(revKeyCodec.encode({ svcId: entry.id, rev: entry.rev, index: i }));
+        if (b) backends.push(backendCodec.decode(b));
+      }
+      const service: DatapathService = { vip: key.vip, port: key.port, protocol: key.protocol,
+        mode: entry.flags & SVC_F_REDIRECT ? 'redirect' : 'l4', backends };
+      out.set(serviceName(service), { key, entry, service });
+    }
+    return out;
+  }
+
+  private writeService(s: DatapathService, id: number, rev: number): void {
+    const slots = s.mode === 'l4' ? slotsFor(s.backends.map((b) => b.weight)) : s.backends.map(() => 0);
+    if (s.backends.length) {
+      this.maps.backend.updateBatch(
+        s.backends.map((_, index) => revKeyCodec.encode({ svcId: id, rev, index })),
+        s.backends.map((b) => backendCodec.encode(b)));
+    }
+    const slotKeys: Buffer[] = [];
+    const slotValues: Buffer[] = [];
+    slots.forEach((n, backend) => {
+      for (let k = 0; k < n; k++) {
+        slotKeys.push(revKeyCodec.encode({ svcId: id, rev, index: slotKeys.length }));
+        slotValues.push(u32Codec.encode(backend));
+      }
+    });
+    if (slotKeys.length) this.maps.slot.updateBatch(slotKeys, slotValues);
+    // The flip: connecting sockets now read the new rev.
+    this.maps.svc.update(svcKeyCodec.encode(s), svcCodec.encode({
+      id, rev, slotCount: slotKeys.length, backendCount: s.backends.length, flags: s.mode === 'redirect' ? SVC_F_REDIRECT : 0,
+    }));
+  }
+
+  private deleteRev(e: SvcEntry): void {
+    const keys = (n: number) => Array.from({ length: n }, (_, index) => revKeyCodec.encode({ svcId: e.id, rev: e.rev, index }));
+    this.deleteAll(this.maps.backend, keys(e.backendCount));
+    this.deleteAll(this.maps.slot, keys(e.slotCount));
+  }
+
+  private deleteAll(map: native.BpfMap, keys: Buffer[]): void {
+    if (!keys.length) return;
+    try { map.deleteBatch(keys); } catch { for (const k of keys) map.delete(k); }
+  }
+
+  /** An agent killed between writing a new rev and flipping to it leaves entries no
+   *  service points at; the first apply after open removes them before ids are reused. */
+  private sweepOrphans(): void {
+    const live = new Set([...this.maps.svc.entries()].map(([, v]) => { const e = svcCodec.decode(v); return `${e.id}/${e.rev}`; }));
+    for (const map of [this.maps.backend, this.maps.slot]) {
+      const dead = map.keys().filter((k) => { const r = revKeyCodec.decode(k); return !live.has(`${r.svcId}/${r.rev}`); });
+      if (dead.length) { this.deleteAll(map, dead); this.log.info({ map: map.name, entries: dead.length }, 'removed orphaned entries'); }
+    }
+  }
+}
+
+function attachOrAdopt(prog: native.BpfProgram, cgroup: string, pinPath: string): AttachResult {
+  if (existsSync(pinPath)) {
+    // BPF_LINK_UPDATE swaps the program behind the live attachment: no window in which
+    // the cgroup runs without it (detach-then-attach would let connects escape).
+    const link = native.BpfLink.openPinned(pinPath);
+    try {
+      const previousProgId = link.progId;
+      link.update(prog);
+      return { program: prog.name, linkId: link.id, progId: link.progId, adopted: true, previousProgId };
+    } finally { link.close(); }
+  }
+  const link = prog.attachCgroup(cgroup);
+  try {
+    link.pin(pinPath);
+    return { program: prog.name, linkId: link.id, progId: link.progId, adopted: false };
+  } finally { link.close(); }
+}
