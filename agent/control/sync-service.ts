@@ -58,7 +58,6 @@ class SyncStream {
     if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name');
     requireSelf(this.caller, req.node, 'node');
     this.agent = this.svc.agents.open(req.node, req.versionInfo);
-    this.sentVersion = req.versionInfo;
     this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
     this.svc.log.info({ node: req.node, has: req.versionInfo || undefined }, 'agent connected');
     // Headers now, so the agent learns it is connected before the first push.
@@ -83,7 +82,9 @@ class SyncStream {
     this.svc.emit(agent.node, req.versionInfo);
   }
 
-  /** Send the node's view of the current snapshot unless this stream already has it. */
+  /** Send the node's view of the current snapshot unless this stream was sent it. The
+   *  first push goes out even when the agent says it has that version (from its cache):
+   *  it costs one message and lets the agent confirm it is in sync. */
   push(): void {
     if (this.closed || !this.agent) return;
     const view = this.svc.store.nodeView(this.agent.node);

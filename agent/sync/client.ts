@@ -86,6 +86,7 @@ export declare interface SyncClient {
   on(event: 'nack', listener: (version: string, reason: string) => void): this;
   on(event: 'state', listener: (state: SyncState) => void): this;
   on(event: 'fatal', listener: (err: WeftError) => void): this;
+  on(event: 'cached', listener: (version: string) => void): this;
 }
 
 export class SyncClient extends EventEmitter {
@@ -265,6 +266,7 @@ export class SyncClient extends EventEmitter {
     this.emit('applied', info);
     try {
       await this.cache.save({ version: r.versionInfo, typeUrl: r.typeUrl, trustBundle: r.trustBundle, savedAt: Date.now(), view });
+      this.emit('cached', r.versionInfo);
     } catch (e) {
       this.log.warn({ err: describeError(e) }, 'cannot write the snapshot cache');
     }

@@ -108,18 +108,20 @@ async function waitStatus(c: ControlClient, pred: (s: StatusResponse__Output) =>
   }
 }
 
-test('sync: an agent that already has the current version gets no push', async (t) => {
+test('sync: an agent that reconnects with the current version is confirmed with the same version', async (t) => {
   const h = await startControl(t);
   const c = client(t, h);
   const v1 = h.server.store.snapshot()!.version;
   const s = openSync(c, md('node-2', TOKEN));
   t.after(() => s.end());
   s.send({ node: 'node-2', versionInfo: v1, responseNonce: '' });
-  const st = await waitStatus(c, (x) => x.agents.some((a) => a.node === 'node-2' && a.connected));
+  const p1 = await s.push(1);
+  assert.equal(p1.versionInfo, v1);
+  const st = await statusOf(c);
   assert.equal(st.agents.find((a) => a.node === 'node-2')!.ackedVersion, v1);
   h.write('a.txt', 'changed\n');
-  const p = await s.push(1);
-  assert.notEqual(p.versionInfo, v1);
+  const p2 = await s.push(2);
+  assert.notEqual(p2.versionInfo, v1);
 });
 
 test('a broken policy change is rejected whole: old version keeps serving, Status says why', async (t) => {

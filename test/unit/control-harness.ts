@@ -71,7 +71,7 @@ export async function startControl(t: TestContext, opts: { port?: number; polici
   const policies = opts.policies ?? mkdtempSync(join(tmpdir(), 'wt-ctl-pol-'));
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-ctl-state-'));
   const write = (file: string, body: string) => writeFileSync(join(policies, file), body);
-  for (const [f, b] of Object.entries(opts.files ?? { 'a.txt': 'one\n' })) write(f, b);
+  for (const [f, b] of Object.entries(opts.files ?? (opts.policies ? {} : { 'a.txt': 'one\n' }))) write(f, b);
   const server = new ControlServer({
     source: new DirectorySource(policies, silent, { debounceMs: 20, rescanMs: 60_000 }),
     compiler: fakeCompiler() as PolicyCompiler,

@@ -1,0 +1,134 @@
+// The agent's sync client against a real control server on loopback: apply + ACK,
+// all-or-nothing NACK, the on-disk cache serving while the control API is down,
+// reconnection, fatal refusals, and workload registration.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import type { NodeView } from '../../agent/policy/snapshot';
+import { SyncClient, type SyncClientOptions } from '../../agent/sync/client';
+import { CACHE_FILE } from '../../agent/sync/cache';
+import { startControl, until, silent, TOKEN, NODE1_TOKEN } from './control-harness';
+
+function agent(t: TestContext, address: string, o: Partial<SyncClientOptions> & { stateDir?: string } = {}) {
+  const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-sync-'));
+  const applied: NodeView[] = [];
+  const c = new SyncClient({
+    address, node: 'node-1', token: TOKEN, stateDir, logger: silent, backoff: { baseMs: 20, maxMs: 200 },
+    apply: async (v) => { applied.push(v); },
+    ...o,
+  });
+  t.after(async () => {
+    await c.stop();
+    if (!o.stateDir) rmSync(stateDir, { recursive: true, force: true });
+  });
+  const events = ['state', 'applied', 'nack', 'fatal', 'cached'];
+  const sub = (w: () => void) => { for (const e of events) c.on(e, w); return () => { for (const e of events) c.off(e, w); }; };
+  const waitFor = <T>(check: () => T | undefined, what: string, ms = 5000) => until(check, sub, ms, what);
+  return { c, applied, stateDir, waitFor };
+}
+
+test('applies each snapshot, ACKs it and caches it atomically with mode 0600', async (t) => {
+  const h = await startControl(t);
+  const a = agent(t, h.address);
+  await a.c.start();
+  const v1 = h.server.store.snapshot()!.version;
+  await a.waitFor(() => (a.c.state().version === v1 ? true : undefined), 'v1 applied');
+  await until(() => (h.server.agents.get('node-1')?.ackedVersion === v1 ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'server sees ACK');
+  assert.equal(a.applied[0]!.node, 'node-1');
+  assert.equal(a.c.state().connected, true);
+
+  h.write('a.txt', 'two\n');
+  await a.waitFor(() => (a.c.state().version !== v1 ? true : undefined), 'v2 applied');
+  const v2 = a.c.state().version;
+  assert.equal(v2, h.server.store.snapshot()!.version);
+  await a.waitFor(() => { try { return JSON.parse(readFileSync(join(a.stateDir, CACHE_FILE), 'utf8')).version === v2 ? true : undefined; } catch { return undefined; } }, 'cache has v2');
+  assert.equal(statSync(join(a.stateDir, CACHE_FILE)).mode & 0o777, 0o600);
+});
+
+test('apply that throws is NACKed: the agent keeps its version, the server records why', async (t) => {
+  const h = await startControl(t);
+  let fail = false;
+  const a = agent(t, h.address, { apply: async () => { if (fail) throw new Error('service table full'); } });
+  await a.c.start();
+  const v1 = h.server.store.snapshot()!.version;
+  await a.waitFor(() => (a.c.state().version === v1 ? true : undefined), 'v1');
+  fail = true;
+  h.write('a.txt', 'two\n');
+  await a.waitFor(() => (a.c.state().lastNack ? true : undefined), 'NACK sent');
+  const v2 = h.server.store.snapshot()!.version;
+  assert.equal(a.c.state().version, v1);
+  assert.match(a.c.state().lastNack, new RegExp(`^${v2}: service table full`));
+  const st = await a.c.status('node-1');
+  assert.equal(st.currentVersion, v2);
+  const rec = h.server.agents.get('node-1')!;
+  assert.equal(rec.ackedVersion, v1);
+  assert.equal(rec.lastNackVersion, v2);
+  assert.equal(rec.lastNackReason, 'service table full');
+  // The cache still holds the last good version only.
+  assert.equal(JSON.parse(readFileSync(join(a.stateDir, CACHE_FILE), 'utf8')).version, v1);
+  // The next good change is applied.
+  fail = false;
+  h.write('a.txt', 'three\n');
+  await a.waitFor(() => (a.c.state().version === h.server.store.snapshot()!.version && a.c.state().version !== v1 ? true : undefined), 'v3');
+});
+
+test('control API down: a restarting agent serves the cache; a restarted control API brings it back in sync', async (t) => {
+  const h = await startControl(t);
+  const stateDir = mkdtempSync(join(tmpdir(), 'wt-sync-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const first = agent(t, h.address, { stateDir });
+  await first.c.start();
+  const v1 = h.server.store.snapshot()!.version;
+  await first.waitFor(() => (first.c.state().version === v1 ? true : undefined), 'v1');
+  await first.waitFor(() => { try { return statSync(join(stateDir, CACHE_FILE)) ? true : undefined; } catch { return undefined; } }, 'cache written');
+  await first.c.stop();
+  await h.server.stop();
+
+  const infos: boolean[] = [];
+  const second = agent(t, h.address, { stateDir, apply: async (_v, info) => { infos.push(info.fromCache); } });
+  await second.c.start();
+  assert.deepEqual(infos, [true], 'the cached snapshot is applied before any connection');
+  assert.equal(second.c.state().version, v1);
+  assert.equal(second.c.state().fromCache, true);
+  await second.waitFor(() => (second.c.state().lastError ? true : undefined), 'connection failure noticed');
+  assert.equal(second.c.state().connected, false);
+
+  // Restart the control API on the same port with a changed policy.
+  h.write('a.txt', 'after restart\n');
+  const h2 = await startControl(t, { port: Number(h.address.split(':')[1]), policies: h.policies, stateDir: h.stateDir });
+  const v2 = h2.server.store.snapshot()!.version;
+  await second.waitFor(() => (second.c.state().version === v2 && second.c.state().connected ? true : undefined), 'in sync after restart', 8000);
+  assert.equal(second.c.state().fromCache, false);
+  assert.deepEqual(infos, [true, false]);
+});
+
+test('PERMISSION_DENIED is fatal: no retry storm, the last snapshot keeps serving', async (t) => {
+  const h = await startControl(t);
+  const a = agent(t, h.address, { node: 'node-2', token: NODE1_TOKEN });
+  let fatal = 0;
+  a.c.on('fatal', () => fatal++);
+  await a.c.start();
+  await a.waitFor(() => (a.c.state().fatal ? true : undefined), 'fatal');
+  assert.match(a.c.state().lastError, /PERMISSION_DENIED/);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(fatal, 1);
+  assert.equal(h.server.agents.list().length, 0);
+});
+
+test('workload registration through the client: accepted, refused with a WeftError code', async (t) => {
+  const h = await startControl(t);
+  const a = agent(t, h.address);
+  await a.c.start();
+  const v1 = h.server.store.snapshot()!.version;
+  const v = await a.c.registerWorkload({ name: 'web-0', namespace: 'shop', address: '10.250.0.5', serviceAccount: 'web', labels: { app: 'web' }, cgroupId: '123' });
+  assert.notEqual(v, v1);
+  await a.waitFor(() => (a.c.state().version === v ? true : undefined), 'snapshot with the workload');
+  assert.equal(a.applied.at(-1)!.localWorkloads[0]!.name, 'web-0');
+  await assert.rejects(a.c.registerWorkload({ name: 'web-1', namespace: 'shop', address: 'nope' }), { code: 'WEFT_ERR_INVALID_ARG' });
+  await assert.rejects(a.c.deregisterWorkload({ name: 'ghost', namespace: 'shop' }), { code: 'WEFT_ERR_NOT_FOUND' });
+  await a.c.deregisterWorkload({ name: 'web-0', namespace: 'shop' });
+  await a.waitFor(() => (a.c.state().version === v1 ? true : undefined), 'back to v1');
+});
