@@ -2,6 +2,7 @@
 // all-or-nothing NACK, the on-disk cache serving while the control API is down,
 // reconnection, fatal refusals, and workload registration.
 import { test } from 'node:test';
+import type { EventEmitter } from 'node:events';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,7 +26,8 @@ function agent(t: TestContext, address: string, o: Partial<SyncClientOptions> & 
     if (!o.stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
   const events = ['state', 'applied', 'nack', 'fatal', 'cached'];
-  const sub = (w: () => void) => { for (const e of events) c.on(e, w); return () => { for (const e of events) c.off(e, w); }; };
+  const emitter: EventEmitter = c;
+  const sub = (w: () => void) => { for (const e of events) emitter.on(e, w); return () => { for (const e of events) emitter.off(e, w); }; };
   const waitFor = <T>(check: () => T | undefined, what: string, ms = 5000) => until(check, sub, ms, what);
   return { c, applied, stateDir, waitFor };
 }
