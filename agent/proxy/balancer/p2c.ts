@@ -1,0 +1,26 @@
+// Power-of-two-choices over peak-EWMA cost (as Linkerd's balancer): sample two distinct
+// endpoints at random, take the cheaper. O(1) per pick, no global sort, and it avoids
+// the herd behaviour of always picking the global minimum.
+import type { EndpointState } from './endpoint';
+
+/** Picks from `eps`, skipping ejected endpoints; null when none is available. */
+export function pickP2C(eps: readonly EndpointState[], now: number): EndpointState | null {
+  const n = eps.length;
+  if (n === 0) return null;
+  if (n === 1) return available(eps[0]!, now) ? eps[0]! : null;
+  let a = eps[(Math.random() * n) | 0]!;
+  let b = eps[(Math.random() * (n - 1)) | 0]!;
+  if (b === a) b = eps[n - 1]!;
+  const okA = available(a, now), okB = available(b, now);
+  if (okA && okB) return a.cost() <= b.cost() ? a : b;
+  if (okA) return a;
+  if (okB) return b;
+  // Both samples ejected: fall back to a scan so a mostly-ejected cluster still serves.
+  let best: EndpointState | null = null;
+  for (const e of eps) if (available(e, now) && (best === null || e.cost() < best.cost())) best = e;
+  return best;
+}
+
+function available(e: EndpointState, now: number): boolean {
+  return e.ejectedUntil === 0 || e.ejectedUntil <= now;
+}

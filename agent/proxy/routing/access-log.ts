@@ -1,0 +1,42 @@
+// Per-request access log lines (JSON through pino), sampled so a busy proxy does not
+// spend its CPU on logging. Off unless configured.
+import type { Logger } from '../../telemetry/logger';
+
+export interface AccessLogOptions {
+  logger: Logger;
+  /** Fraction of requests logged, 0..1 (errors are always logged when logErrors). */
+  sampleRate: number;
+  logErrors: boolean;
+}
+
+export interface AccessRecord {
+  method: string;
+  path: string;
+  authority: string;
+  status: number;
+  grpcStatus: number;
+  durationMs: number;
+  route: string;
+  upstream: string;
+  attempts: number;
+  traceId: string;
+  /** Why a response was generated locally ('' when the upstream answered). */
+  flags: string;
+}
+
+export class AccessLog {
+  constructor(private readonly o: AccessLogOptions) {}
+
+  /** Cheap pre-check so callers build no record for unsampled requests. */
+  wants(status: number): boolean {
+    return (this.o.logErrors && status >= 500) || (this.o.sampleRate > 0 && Math.random() < this.o.sampleRate);
+  }
+
+  write(r: AccessRecord): void {
+    this.o.logger.info({
+      method: r.method, path: r.path, authority: r.authority, status: r.status,
+      grpc_status: r.grpcStatus < 0 ? undefined : r.grpcStatus, duration_ms: Math.round(r.durationMs * 1000) / 1000,
+      route: r.route, upstream: r.upstream, attempts: r.attempts, trace_id: r.traceId || undefined, flags: r.flags || undefined,
+    }, 'access');
+  }
+}

@@ -1,0 +1,182 @@
+// Converts the policy engine's NodeView (agent/policy/snapshot.ts) into the proxy's
+// runtime tables at the boundary, once per snapshot: destination (VIP:port) → routes,
+// (service, port) → Cluster. Clusters persist across snapshots so latency history,
+// ejections and pooled connections survive a policy update.
+import type { NodeView, CompiledRoute, HeaderMatch, ServiceState, TrafficPolicyState, HeaderModifier, RetryPolicy } from '../../policy/snapshot';
+import { Cluster, type ClusterSettings } from '../balancer/cluster';
+import type { Endpoint, EndpointState } from '../balancer/endpoint';
+import {
+  plainAction, TokenBucket, type CompiledMatchRule, type HeaderEdits, type RetryRule, type RouteAction, type ServiceRoutes, type StringMatcher,
+} from './table';
+import { WeftError } from '../../lib/errors';
+
+export type EjectionChange = (service: string, endpoint: Endpoint, ejected: boolean) => void;
+
+const GRPC_RETRY_CODES: Record<string, number> = {
+  cancelled: 1, 'deadline-exceeded': 4, 'resource-exhausted': 8, internal: 13, unavailable: 14,
+};
+const MAX_PASSTHROUGH = 4096;
+
+function compileRegex(src: string, what: string): RegExp {
+  try { return new RegExp(`^(?:${src})$`); } catch (e) {
+    throw new WeftError('WEFT_ERR_INVALID_POLICY', `invalid ${what} regex ${JSON.stringify(src)}`, { cause: e });
+  }
+}
+
+function stringMatcher(h: HeaderMatch, what: string): StringMatcher {
+  return h.type === 'RegularExpression' ? { name: h.name, regex: compileRegex(h.value, what) } : { name: h.name, exact: h.value };
+}
+
+function headerEdits(m: HeaderModifier | undefined): HeaderEdits | null {
+  if (m === undefined || (m.set.length === 0 && m.add.length === 0 && m.remove.length === 0)) return null;
+  const lower = (x: { name: string; value: string }) => ({ name: x.name.toLowerCase(), value: x.value });
+  return { set: m.set.map(lower), add: m.add.map(lower), remove: m.remove.map((n) => n.toLowerCase()) };
+}
+
+export function retryRule(r: RetryPolicy | undefined): RetryRule | null {
+  if (r === undefined || r.attempts <= 0) return null;
+  const on = new Set(r.on);
+  return {
+    attempts: r.attempts,
+    connectFailure: on.has('connect-failure'), reset: on.has('reset'), on5xx: on.has('5xx'), gatewayError: on.has('gateway-error'),
+    statusCodes: new Set(on.has('retriable-status-codes') ? r.retriableStatusCodes : []),
+    grpcCodes: new Set(r.on.filter((c) => c in GRPC_RETRY_CODES).map((c) => GRPC_RETRY_CODES[c]!)),
+    perTryTimeoutMs: r.perTryTimeoutMs ?? 0,
+  };
+}
+
+function clusterSettings(tp: TrafficPolicyState | undefined): ClusterSettings {
+  if (tp === undefined) return {};
+  const c = tp.connection ?? {};
+  const limits: ClusterSettings['limits'] = {};
+  if (c.connectTimeoutMs !== undefined) limits.connectTimeoutMs = c.connectTimeoutMs;
+  if (c.maxConnections !== undefined) limits.maxConnections = c.maxConnections;
+  if (c.maxPendingRequests !== undefined) limits.maxPendingRequests = c.maxPendingRequests;
+  if (c.maxRequests !== undefined) limits.maxRequests = c.maxRequests;
+  if (c.maxRequestsPerConnection !== undefined) limits.maxRequestsPerConnection = c.maxRequestsPerConnection;
+  const s: ClusterSettings = { limits };
+  if (tp.outlierDetection) s.outlier = tp.outlierDetection;
+  if (tp.retryBudget) s.retryBudget = tp.retryBudget;
+  return s;
+}
+
+export class L7Directory {
+  private byDestination = new Map<string, ServiceRoutes>();
+  private readonly clusters = new Map<string, Cluster>();
+  private readonly passthrough = new Map<string, ServiceRoutes>();
+  version = '';
+
+  constructor(private readonly onEjectionChange: EjectionChange = () => {}) {}
+
+  private listener = (service: string, e: EndpointState, ejected: boolean): void => this.onEjectionChange(service, e.endpoint, ejected);
+
+  private clusterFor(name: string): Cluster {
+    let c = this.clusters.get(name);
+    if (c === undefined) { c = new Cluster(name, this.listener); this.clusters.set(name, c); }
+    return c;
+  }
+
+  /** Rebuilds the tables from a snapshot's node view. Throws WEFT_ERR_INVALID_POLICY (bad regex). */
+  apply(view: NodeView): void {
+    const services = new Map(view.services.map((s) => [s.key, s]));
+    const policies = new Map(view.trafficPolicies.map((p) => [p.service, p]));
+    const live = new Set<string>();
+    // Build every cluster (service, port) first, so backendRefs can point at them.
+    const clusterOf = (svc: ServiceState, port: number): Cluster => {
+      const sp = svc.ports.find((p) => p.port === port);
+      if (sp === undefined) throw new WeftError('WEFT_ERR_INVALID_POLICY', `service ${svc.key} has no port ${port}`);
+      const name = `${svc.key}:${port}`;
+      const c = this.clusterFor(name);
+      if (!live.has(name)) {
+        live.add(name);
+        const removed = c.update(svc.endpoints.map((e) => ({
+          endpoint: { ip: e.address, port: e.ports[sp.name] ?? sp.targetPort, meta: { workload: e.workload, node: e.node, identity: e.identity, namespace: e.namespace } },
+          weight: e.weight,
+        })), clusterSettings(policies.get(svc.key)));
+        for (const r of removed) (r.h1 as { drain(): void } | null)?.drain();
+      }
+      return c;
+    };
+    const tables = new Map(view.routes.map((t) => [`${t.service}:${t.port}`, t]));
+    const next = new Map<string, ServiceRoutes>();
+    for (const svc of view.services) {
+      for (const sp of svc.ports) {
+        if (sp.protocol === 'UDP') continue;
+        const own = clusterOf(svc, sp.port);
+        const t = tables.get(`${svc.key}:${sp.port}`);
+        const declared = sp.protocol === 'HTTP' ? 'http' : sp.protocol === 'HTTP2' ? 'http2' : sp.protocol === 'GRPC' ? 'grpc' : 'tcp';
+        const routes = (t?.routes ?? []).map((r) => ({ match: this.compileMatch(r), action: this.compileAction(r, services, clusterOf) }));
+        next.set(`${svc.vip}:${sp.port}`, {
+          service: svc.key, protocol: t?.protocol ?? (declared === 'grpc' ? 'grpc' : declared === 'tcp' ? 'tcp' : 'http'),
+          declared: sp.protocol === 'TCP' && t === undefined ? 'detect' : declared, routes, fallback: plainAction('default', own),
+        });
+      }
+    }
+    for (const [name, c] of this.clusters) {
+      if (!live.has(name) && !name.startsWith('passthrough:')) { c.close(); for (const e of c.unique()) (e.h1 as { drain(): void } | null)?.drain(); this.clusters.delete(name); }
+    }
+    this.byDestination = next;
+    this.version = view.version;
+  }
+
+  private compileMatch(r: CompiledRoute): CompiledMatchRule {
+    const m: CompiledMatchRule = { headers: r.match.headers.map((h) => stringMatcher(h, 'header')), query: r.match.queryParams.map((q) => stringMatcher(q, 'query')) };
+    const p = r.match.path;
+    if (p !== undefined) {
+      if (p.type === 'Exact') m.pathExact = p.value;
+      else if (p.type === 'PathPrefix') m.pathPrefix = p.value;
+      else m.pathRegex = compileRegex(p.value, 'path');
+    }
+    if (r.match.method !== undefined) m.method = r.match.method;
+    return m;
+  }
+
+  private compileAction(r: CompiledRoute, services: Map<string, ServiceState>, clusterOf: (s: ServiceState, port: number) => Cluster): RouteAction {
+    let acc = 0;
+    const backends = r.backends.map((b) => {
+      const svc = services.get(b.service);
+      if (svc === undefined) throw new WeftError('WEFT_ERR_INVALID_POLICY', `route ${r.route} refers to unknown service ${b.service}`);
+      acc += b.weight;
+      return { cluster: clusterOf(svc, b.port), upTo: acc };
+    });
+    const rl = r.rateLimit;
+    return {
+      name: `${r.route}#${r.rule}`, backends, totalWeight: acc,
+      requestHeaders: headerEdits(r.requestHeaderModifier), responseHeaders: headerEdits(r.responseHeaderModifier),
+      timeoutMs: r.timeouts?.requestMs ?? 0, idleTimeoutMs: r.timeouts?.idleMs ?? 0,
+      retry: retryRule(r.retry), fault: r.fault ?? null,
+      rateLimit: rl ? new TokenBucket(rl.maxTokens, rl.tokensPerFill, rl.fillIntervalMs) : null,
+    };
+  }
+
+  /** Routes for a redirected connection's original destination: a known service, or
+   *  pass-through to the destination itself (an address outside the mesh). */
+  lookup(ip: string, port: number): ServiceRoutes {
+    const key = `${ip}:${port}`;
+    const known = this.byDestination.get(key);
+    if (known !== undefined) return known;
+    let p = this.passthrough.get(key);
+    if (p === undefined) {
+      const c = this.clusterFor(`passthrough:${key}`);
+      c.update([{ endpoint: { ip, port } }]);
+      p = { service: `passthrough:${key}`, protocol: 'http', declared: 'detect', routes: [], fallback: plainAction('passthrough', c) };
+      if (this.passthrough.size >= MAX_PASSTHROUGH) {
+        const oldest = this.passthrough.keys().next().value!;
+        this.passthrough.delete(oldest);
+        this.clusters.get(`passthrough:${oldest}`)?.close();
+        this.clusters.delete(`passthrough:${oldest}`);
+      }
+      this.passthrough.set(key, p);
+    }
+    return p;
+  }
+
+  /** Known (service-backed) destination, or undefined. */
+  known(ip: string, port: number): ServiceRoutes | undefined { return this.byDestination.get(`${ip}:${port}`); }
+
+  cluster(name: string): Cluster | undefined { return this.clusters.get(name); }
+
+  close(): void {
+    for (const c of this.clusters.values()) { c.close(); for (const e of c.unique()) (e.h1 as { drain(): void } | null)?.drain(); }
+  }
+}
