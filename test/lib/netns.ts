@@ -43,13 +43,15 @@ export function createNetns(prefix: string): Netns {
   ip(['-n', name, 'link', 'set', 'lo', 'up']);
   const children = new Set<ChildProcess>();
   let destroyed = false;
-  const wrap = (argv: string[]) => ['netns', 'exec', name, ...argv];
+  // nsenter rather than `ip netns exec`: the latter remounts /sys, which hides the
+  // cgroup v2 mount below it, and tests need both the namespace and their cgroups.
+  const wrap = (argv: string[]) => [`--net=/run/netns/${name}`, '--', ...argv];
 
   return {
     name,
     exec(argv, opts = {}) {
       return new Promise((resolve, reject) => {
-        const child = spawn('ip', wrap(argv), { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+        const child = spawn('nsenter', wrap(argv), { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
         let stdout = '', stderr = '';
         child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
         child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
@@ -59,9 +61,16 @@ export function createNetns(prefix: string): Netns {
         child.stdin!.end(opts.input ?? '');
       });
     },
-    run(argv) { return ip(wrap(argv)); },
+    run(argv) {
+      try {
+        return execFileSync('nsenter', wrap(argv), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      } catch (e) {
+        const err = e as { stderr?: string; message: string };
+        throw new Error(`${argv.join(' ')} in ${name}: ${err.stderr?.trim() || err.message}`);
+      }
+    },
     spawn(argv, opts = {}) {
-      const child = spawn('ip', wrap(argv), { stdio: 'pipe', ...opts });
+      const child = spawn('nsenter', wrap(argv), { stdio: 'pipe', ...opts });
       children.add(child);
       child.on('exit', () => children.delete(child));
       return child;

@@ -1,0 +1,93 @@
+// Connect-time L4 load balancing, for real: VIPs inside a namespace this test creates,
+// clients in the node's workload cgroup, backends as listeners on the namespace's lo.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import type { DatapathService } from '../../agent/datapath/services';
+import { isWeftError } from '../../agent/lib/errors';
+import { requires } from '../lib/privileges';
+import { createHarness, type Harness } from './fixtures/datapath/harness';
+
+const VIP = '10.96.0.10';
+const BACKENDS = ['10.0.1.1', '10.0.1.2', '10.0.1.3'];
+const svc = (weights: number[], extra: Partial<DatapathService> = {}): DatapathService => ({
+  vip: VIP, port: 80, protocol: 'tcp', mode: 'l4',
+  backends: weights.map((weight, i) => ({ ip: BACKENDS[i]!, port: 8080, weight })), ...extra,
+});
+
+test('connect-time L4 load balancing', async (t) => {
+  if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
+  const h: Harness = await createHarness('wt-lb');
+  t.after(() => h.teardown());
+  for (const ip of BACKENDS) h.ns.addAddress(`${ip}/32`);
+  await h.server('tcp', BACKENDS.map((ip) => `${ip}:8080`));
+  await h.server('udp', [`${BACKENDS[0]}:5353`]);
+
+  await t.test('weights 50/30/20 over 3000 connections land within 5 points', async () => {
+    assert.deepEqual(h.dp.applyServices([svc([50, 30, 20])]).added, [`${VIP}:80/tcp`]);
+    const before = h.dp.counters().connect_balanced;
+    const r = await h.client<{ counts: Record<string, number>; errors: object }>(['many', VIP, '80', '3000', '20']);
+    assert.deepEqual(r.errors, {});
+    const share = (i: number) => ((r.counts[`${BACKENDS[i]}:8080`] ?? 0) / 3000) * 100;
+    for (const [i, want] of [50, 30, 20].entries()) {
+      assert.ok(Math.abs(share(i) - want) <= 5, `backend ${i}: ${share(i).toFixed(1)}% (want ${want} ± 5)`);
+    }
+    assert.equal(h.dp.counters().connect_balanced - before, 3000n);
+  });
+
+  await t.test('after 90/10/0 no connection reaches the zero-weight backend', async () => {
+    assert.deepEqual(h.dp.applyServices([svc([90, 10, 0])]).updated, [`${VIP}:80/tcp`]);
+    const r = await h.client<{ counts: Record<string, number>; errors: object }>(['many', VIP, '80', '1000', '20']);
+    assert.deepEqual(r.errors, {});
+    assert.equal(r.counts[`${BACKENDS[2]}:8080`], undefined);
+    assert.equal((r.counts[`${BACKENDS[0]}:8080`] ?? 0) + (r.counts[`${BACKENDS[1]}:8080`] ?? 0), 1000);
+  });
+
+  await t.test('getpeername() on a balanced socket returns the VIP', async () => {
+    const r = await h.client<{ peer: [string, number] }>(['many', VIP, '80', '1', '1']);
+    assert.deepEqual(r.peer, [VIP, 80]);
+  });
+
+  await t.test('a service without backends refuses at once with ECONNREFUSED', async () => {
+    const before = h.dp.counters().no_backend;
+    h.dp.applyServices([svc([])]);
+    const r = await h.client<{ code: string; ms: number }>(['refused', VIP, '80']);
+    assert.equal(r.code, 'ECONNREFUSED');
+    assert.ok(r.ms < 100, `took ${r.ms} ms`);
+    assert.equal(h.dp.counters().no_backend - before, 1n);
+  });
+
+  await t.test('a UDP VIP answers and the reply comes from the VIP', async () => {
+    h.dp.applyServices([svc([]), { vip: VIP, port: 53, protocol: 'udp', mode: 'l4', backends: [{ ip: BACKENDS[0]!, port: 5353, weight: 1 }] }]);
+    const r = await h.client<{ from: string; body: string }>(['udp', VIP, '53']);
+    assert.equal(r.body, `${BACKENDS[0]}:5353`, 'the backend answered');
+    assert.equal(r.from, `${VIP}:53`, 'the client saw the VIP as the source');
+  });
+
+  await t.test('bad input is rejected with a clear error and the maps stay unchanged', () => {
+    const good = h.dp.services();
+    const cases: Array<[string, DatapathService[], string, RegExp]> = [
+      ['invalid VIP', [svc([1], { vip: '10.96.0.300' })], 'WEFT_ERR_INVALID_SERVICE', /invalid VIP address/],
+      ['invalid backend', [{ ...svc([1]), backends: [{ ip: 'backend', port: 80, weight: 1 }] }], 'WEFT_ERR_INVALID_SERVICE', /invalid backend address/],
+      ['port 0', [svc([1], { port: 0 })], 'WEFT_ERR_INVALID_SERVICE', /invalid port 0/],
+      ['backend port 70000', [{ ...svc([1]), backends: [{ ip: BACKENDS[0]!, port: 70000, weight: 1 }] }], 'WEFT_ERR_INVALID_SERVICE', /invalid port 70000/],
+      ['weight < 0', [svc([1, -1])], 'WEFT_ERR_INVALID_SERVICE', /invalid weight -1/],
+      ['fractional weight', [svc([0.5])], 'WEFT_ERR_INVALID_SERVICE', /invalid weight 0.5/],
+      ['duplicate', [svc([1]), svc([2])], 'WEFT_ERR_INVALID_SERVICE', /duplicate/],
+      ['too many backends', [{ ...svc([]), backends: Array.from({ length: 257 }, (_, i) => ({ ip: `10.1.${i >> 8}.${i & 255}`, port: 80, weight: 1 })) }],
+        'WEFT_ERR_CAPACITY', /257 backends/],
+    ];
+    for (const [what, services, code, message] of cases) {
+      // A valid service first: it must not be applied either.
+      const all = [{ vip: '10.96.0.99', port: 80, protocol: 'tcp' as const, mode: 'l4' as const, backends: [] }, ...services];
+      assert.throws(() => h.dp.applyServices(all), (e: unknown) => {
+        assert.ok(isWeftError(e), `${what}: ${String(e)}`);
+        assert.equal(e.code, code, what);
+        assert.match(e.message, message, what);
+        assert.match(e.message, /service /, `${what}: names the service`);
+        return true;
+      });
+      assert.deepEqual(h.dp.services(), good, `${what}: maps unchanged`);
+    }
+  });
+});
