@@ -1,0 +1,242 @@
+// KubernetesDiscovery against a fake API server: a node:http server that serves the
+// list responses and watch streams in test/unit/fixtures/k8s/, reached through a real
+// kubeconfig file. Covers the initial list, watch events, a 410 Gone (re-list), a dropped
+// watch connection (re-watch from the last resourceVersion, after a backoff) and a watch
+// refused with HTTP 410.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubernetesDiscovery } from '../../agent/discovery/kubernetes';
+import { workloadName, type DiscoveredObjects } from '../../agent/discovery/kubernetes-objects';
+
+const FIXTURES = join(__dirname, 'fixtures', 'k8s');
+const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
+const TOKEN = 'fake-bearer-token-for-tests';
+const PATHS = { services: '/api/v1/services', endpointslices: '/apis/discovery.k8s.io/v1/endpointslices', pods: '/api/v1/pods' } as const;
+type Resource = keyof typeof PATHS;
+
+interface WatchRequest { resource: Resource; resourceVersion: string; res: ServerResponse }
+
+/** Just enough of the API server: lists, and watches held open until the test acts. */
+class FakeApiServer {
+  readonly lists: Record<Resource, string> = { services: fixture('services.json'), endpointslices: fixture('endpointslices.json'), pods: fixture('pods.json') };
+  readonly listCalls: Record<Resource, number> = { services: 0, endpointslices: 0, pods: 0 };
+  readonly watches: WatchRequest[] = [];
+  readonly authHeaders = new Set<string>();
+  /** When set, the next watch of that resource is refused with HTTP 410. */
+  readonly refuseNextWatch = new Set<Resource>();
+  private readonly sockets = new Set<Socket>();
+  private waiters: { pred: (w: WatchRequest) => boolean; resolve: (w: WatchRequest) => void }[] = [];
+  private readonly server = createServer((req, res) => this.handle(req, res));
+
+  async listen(): Promise<string> {
+    this.server.on('connection', (s: Socket) => { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); });
+    this.server.listen(0, '127.0.0.1');
+    await once(this.server, 'listening');
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  close(): void {
+    for (const s of this.sockets) s.destroy();
+    this.server.close();
+  }
+
+  /** The open watch of a resource (the latest one). */
+  watch(resource: Resource): WatchRequest {
+    const w = this.watches.filter((x) => x.resource === resource && !x.res.writableEnded && !x.res.destroyed).at(-1);
+    assert.ok(w, `no open watch for ${resource}`);
+    return w;
+  }
+
+  /** Resolves with the first watch request after now that matches. */
+  nextWatch(resource: Resource): Promise<WatchRequest> {
+    return new Promise((resolve) => this.waiters.push({ pred: (w) => w.resource === resource, resolve }));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    this.authHeaders.add(String(req.headers.authorization));
+    const resource = (Object.keys(PATHS) as Resource[]).find((r) => PATHS[r] === url.pathname);
+    if (!resource) { res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404}'); return; }
+    if (url.searchParams.get('watch') !== 'true') {
+      this.listCalls[resource]++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(this.lists[resource]);
+      return;
+    }
+    if (this.refuseNextWatch.delete(resource)) {
+      res.writeHead(410, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'too old resource version', reason: 'Expired', code: 410 }));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+    const w: WatchRequest = { resource, resourceVersion: url.searchParams.get('resourceVersion') ?? '', res };
+    this.watches.push(w);
+    const hit = this.waiters.filter((x) => x.pred(w));
+    this.waiters = this.waiters.filter((x) => !x.pred(w));
+    for (const x of hit) x.resolve(w);
+  }
+}
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); }),
+  ]);
+}
+
+function nextChange(d: KubernetesDiscovery): Promise<DiscoveredObjects> {
+  return within(once(d, 'change').then(([o]) => o as DiscoveredObjects), 10_000, 'a change event');
+}
+
+const byName = (o: DiscoveredObjects): Record<string, DiscoveredObjects['workloads'][number]> =>
+  Object.fromEntries(o.workloads.map((w) => [`${w.metadata.namespace}/${w.metadata.name}`, w]));
+
+test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t) => {
+  const api = new FakeApiServer();
+  const server = await api.listen();
+  const dir = mkdtempSync(join(tmpdir(), `wt-k8s-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => api.close());
+
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, [
+    'apiVersion: v1', 'kind: Config', 'current-context: fake',
+    'clusters:', `- name: fake`, `  cluster: {server: "${server}", insecure-skip-tls-verify: true}`,
+    'users:', '- name: tester', `  user: {token: ${TOKEN}}`,
+    'contexts:', '- name: fake', '  context: {cluster: fake, user: tester}', '',
+  ].join('\n'));
+  // node-1's cgroup tree: only catalog-v1 (Burstable, systemd driver) has a cgroup yet.
+  const cgroupRoot = join(dir, 'cgroup');
+  const catalogCg = join(cgroupRoot, 'kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f2a1b0c_9d8e_4f7a_8b6c_5d4e3f2a1b01.slice');
+  mkdirSync(catalogCg, { recursive: true });
+
+  const d = new KubernetesDiscovery({ kubeconfig, node: { name: 'node-1', cgroupRoot }, debounceMs: 150, backoff: { initialMs: 50, maxMs: 200 } });
+  t.after(() => d.stop());
+  await within(d.start(), 10_000, 'the initial sync');
+  assert.deepEqual([...api.authHeaders], [`Bearer ${TOKEN}`], 'the kubeconfig token is sent');
+
+  // --- initial list
+  const first = d.objects();
+  assert.deepEqual(first.services, [
+    {
+      apiVersion: 'weft.dev/v1alpha1', kind: 'Service',
+      metadata: { name: 'kube-dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns', 'kubernetes.io/name': 'CoreDNS' } },
+      spec: {
+        vip: '10.96.0.10', selector: { 'k8s-app': 'kube-dns', 'weft.dev/ready': 'true' },
+        ports: [
+          { name: 'dns', port: 53, targetPort: 53, protocol: 'UDP' },
+          { name: 'dns-tcp', port: 53, targetPort: 53, protocol: 'TCP' },
+          { name: 'metrics', port: 9153, targetPort: 9153, protocol: 'TCP' },
+        ],
+      },
+    },
+    {
+      apiVersion: 'weft.dev/v1alpha1', kind: 'Service',
+      metadata: { name: 'catalog', namespace: 'shop', labels: { app: 'catalog' } },
+      // named targetPort "http" resolved through the EndpointSlice
+      spec: { vip: '10.96.0.20', selector: { app: 'catalog', 'weft.dev/ready': 'true' }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'HTTP' }] },
+    },
+    {
+      apiVersion: 'weft.dev/v1alpha1', kind: 'Service',
+      metadata: { name: 'frontend', namespace: 'shop', labels: { app: 'frontend' } },
+      spec: { vip: '10.96.0.30', selector: { app: 'frontend', 'weft.dev/ready': 'true' }, ports: [{ name: 'http-web', port: 80, targetPort: 8080, protocol: 'HTTP' }] },
+    },
+    {
+      apiVersion: 'weft.dev/v1alpha1', kind: 'Service',
+      metadata: { name: 'payments', namespace: 'shop', labels: { app: 'payments' } },
+      spec: { vip: '10.96.0.40', selector: { app: 'payments' }, ports: [{ name: 'api', port: 9090, targetPort: 9090, protocol: 'GRPC' }] },
+    },
+  ]);
+  const w1 = byName(first);
+  const netshoot = `default/${workloadName('netshoot.debug')}`;
+  assert.match(netshoot, /^default\/netshoot-debug-[0-9a-f]{8}$/);
+  assert.deepEqual(Object.keys(w1), [
+    netshoot,
+    'shop/catalog-v1-7d9f8b6c5d-4xq2m', 'shop/catalog-v2-5c8b7a6d4f-h9w3z', 'shop/frontend-6b7c8d9e0f-abcde', 'shop/payments-0',
+  ]);
+  assert.deepEqual(w1['shop/catalog-v1-7d9f8b6c5d-4xq2m'], {
+    apiVersion: 'weft.dev/v1alpha1', kind: 'Workload',
+    metadata: {
+      name: 'catalog-v1-7d9f8b6c5d-4xq2m', namespace: 'shop',
+      labels: { app: 'catalog', version: 'v1', 'pod-template-hash': '7d9f8b6c5d', 'weft.dev/ready': 'true' },
+      annotations: {
+        'weft.dev/pod-uid': '3f2a1b0c-9d8e-4f7a-8b6c-5d4e3f2a1b01', 'weft.dev/pod-name': 'catalog-v1-7d9f8b6c5d-4xq2m',
+        'weft.dev/cgroup-id': statSync(catalogCg, { bigint: true }).ino.toString(),
+      },
+    },
+    spec: { address: '10.244.1.11', node: 'node-1', serviceAccount: 'catalog' },
+  });
+  const v2 = w1['shop/catalog-v2-5c8b7a6d4f-h9w3z']!;
+  assert.equal(v2.metadata.labels?.['weft.dev/ready'], undefined, 'a not-ready pod is a workload but not a backend');
+  assert.equal(v2.metadata.annotations?.['weft.dev/cgroup-id'], undefined, 'cgroups are resolved only for this node');
+  assert.equal(w1['shop/frontend-6b7c8d9e0f-abcde']!.metadata.annotations?.['weft.dev/cgroup-id'], undefined, 'no cgroup directory yet');
+  assert.equal(w1['shop/payments-0']!.spec.serviceAccount, 'payments');
+  assert.equal(w1[netshoot]!.metadata.annotations?.['weft.dev/pod-name'], 'netshoot.debug');
+  for (const r of ['services', 'endpointslices', 'pods'] as const) {
+    assert.equal(api.listCalls[r], 1, `${r} listed once`);
+    assert.equal(api.watch(r).resourceVersion, '1041', `${r} watched from the list's resourceVersion`);
+  }
+
+  // --- watch events: three in one write are reported as one debounced change
+  let changes = 0;
+  const count = (): void => { changes++; };
+  d.on('change', count);
+  let change = nextChange(d);
+  api.watch('pods').res.write(fixture('pods-watch.ndjson'));
+  const second = byName(await change);
+  assert.equal(changes, 1);
+  assert.equal(second['shop/catalog-v1-7d9f8b6c5d-4xq2m'], undefined, 'DELETED removes the workload');
+  assert.equal(second['shop/catalog-v2-5c8b7a6d4f-h9w3z']!.metadata.labels?.['weft.dev/ready'], 'true', 'MODIFIED updates it');
+  assert.deepEqual(second['shop/frontend-6b7c8d9e0f-fghij']?.spec, { address: '10.244.2.16', node: 'node-2', serviceAccount: 'frontend' }, 'ADDED adds it');
+
+  // --- 410 Gone inside the stream: the client re-lists and watches from the new version
+  api.lists.pods = fixture('pods-relist.json');
+  change = nextChange(d);
+  let rewatch = api.nextWatch('pods');
+  const gone = api.watch('pods');
+  gone.res.end(JSON.stringify({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'too old resource version: 1052 (1990)', reason: 'Expired', code: 410 } }) + '\n');
+  assert.equal((await within(rewatch, 10_000, 'a re-watch after 410')).resourceVersion, '2000');
+  assert.equal(api.listCalls.pods, 2, 're-listed after 410');
+  const third = byName(await change);
+  assert.equal(third[netshoot], undefined, 'deleted while the watch was down');
+  assert.equal(third['shop/payments-0']!.metadata.labels?.['weft.dev/ready'], 'true');
+
+  // --- dropped connection: re-watch from the last version, no re-list
+  rewatch = api.nextWatch('pods');
+  const dropped = Date.now();
+  api.watch('pods').res.socket?.destroy();
+  const again = await within(rewatch, 10_000, 'a re-watch after a dropped connection');
+  assert.equal(again.resourceVersion, '2000');
+  assert.equal(api.listCalls.pods, 2, 'a dropped watch resumes without re-listing');
+  assert.ok(Date.now() - dropped >= 20, 'the re-watch waits for the backoff');
+  change = nextChange(d);
+  again.res.write(fixture('pods-watch-2.ndjson'));
+  assert.equal(byName(await change)['shop/frontend-6b7c8d9e0f-abcde']!.metadata.labels?.version, 'v2', 'events on the new watch apply');
+
+  // --- a watch refused with HTTP 410: re-list, then watch again
+  api.refuseNextWatch.add('pods');
+  const afterRefusal = new Promise<WatchRequest>((resolve) => {
+    // the first new watch is refused (never recorded); the one after the re-list is kept
+    void api.nextWatch('pods').then(resolve);
+  });
+  api.watch('pods').res.socket?.destroy();
+  await within(afterRefusal, 10_000, 'a watch after the refused one');
+  assert.equal(api.listCalls.pods, 3, 're-listed after the watch was refused with 410');
+  d.off('change', count);
+});
+
+test('Kubernetes discovery: an unusable kubeconfig is rejected', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), `wt-k8s-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n');
+  const d = new KubernetesDiscovery({ kubeconfig });
+  await assert.rejects(d.start(), (e: Error & { code?: string }) => e.code === 'WEFT_ERR_INVALID_ARG');
+  await d.stop();
+});
