@@ -6,10 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as native from 'weft-native';
 import { requires } from '../lib/privileges';
 
@@ -377,6 +379,35 @@ test('weft-native addon', async (t) => {
     const before = lines.length;
     open().close();
     assert.equal(lines.length, before);
+  });
+
+  await t.test('garbage collection: a map handle keeps its object; finalizers close fds', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const openMapIds = (): number[] => readdirSync('/proc/self/fdinfo').flatMap((fd) => {
+      let text = '';
+      try { text = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'); } catch { return []; } // fd closed meanwhile
+      const m = /^map_id:\s*(\d+)$/m.exec(text);
+      return m ? [Number(m[1])] : [];
+    });
+    const settle = async (done: () => boolean): Promise<boolean> => {
+      for (let i = 0; i < 50 && !done(); i++) { gc(); await new Promise((r) => setImmediate(r)); }
+      return done();
+    };
+    // Only the map handle references the object: collecting the object now would close
+    // the fd under the live handle.
+    let kv: native.BpfMap | undefined = await (async () => {
+      const obj = native.BpfObject.open(fixtureObj, { pinRoot: join(pinDir, 'maps') });
+      await obj.load();
+      return obj.map('kv');
+    })();
+    const id = kv.id;
+    await settle(() => false);
+    kv.update(u32(1), u64(1));
+    assert.deepEqual(kv.lookup(u32(1)), u64(1));
+    assert.ok(openMapIds().includes(id));
+    kv = undefined;
+    assert.ok(await settle(() => !openMapIds().includes(id)), 'finalizers closed the object and its map fds');
   });
 
   await t.test('close semantics', async () => {
