@@ -144,6 +144,9 @@ class BpfMap : public Napi::ObjectWrap<BpfMap> {
   // Entries through BPF_MAP_LOOKUP_BATCH; false if the kernel has no batch op for it.
   bool BatchEntries(Napi::Env env, Napi::Array* out) const;
   void WalkEntries(Napi::Env env, Napi::Array* out) const;
+  // bpf_map_get_next_key walk; on_key(const std::vector<uint8_t>& key) per key.
+  template <typename OnKey>
+  void WalkKeys(Napi::Env env, OnKey on_key) const;
 
   int fd_ = -1;
   bool owned_ = false;

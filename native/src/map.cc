@@ -47,6 +47,15 @@ Napi::Buffer<uint8_t> Copy(Napi::Env env, const uint8_t* data, size_t size) {
   return Napi::Buffer<uint8_t>::Copy(env, data, size);
 }
 
+// Appends [key, value] (copies) to `out`: the shape entries() returns.
+void PushEntry(Napi::Env env, Napi::Array* out, const uint8_t* key, size_t key_size,
+               const uint8_t* value, size_t value_size) {
+  Napi::Array pair = Napi::Array::New(env, 2);
+  pair.Set(0u, Copy(env, key, key_size));
+  pair.Set(1u, Copy(env, value, value_size));
+  out->Set(out->Length(), pair);
+}
+
 // Validates a JS array of Buffers of one size and packs them back to back.
 std::vector<uint8_t> Pack(const Napi::CallbackInfo& info, size_t i, const char* what,
                           size_t size) {
@@ -244,21 +253,29 @@ Napi::Value BpfMap::Delete(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-Napi::Value BpfMap::Keys(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* op = "bpf_map_get_next_key";
-  int fd = Fd(env, op);
-  Napi::Array out = Napi::Array::New(env);
+template <typename OnKey>
+void BpfMap::WalkKeys(Napi::Env env, OnKey on_key) const {
   std::vector<uint8_t> key(info_.key_size), next(info_.key_size);
   const void* prev = nullptr;  // NULL asks for the first key
-  for (;;) {
-    int ret = bpf_map_get_next_key(fd, prev, next.data());
-    if (ret == -ENOENT) break;
-    Check(env, ret, op);
-    out.Set(out.Length(), Copy(env, next.data(), next.size()));
+  // A hash walk restarts from the first key when the current one is deleted under it;
+  // a map never holds more than max_entries keys, so that bounds the walk under churn.
+  for (uint32_t seen = 0; seen < info_.max_entries; seen++) {
+    int ret = bpf_map_get_next_key(fd_, prev, next.data());
+    if (ret == -ENOENT) return;
+    Check(env, ret, "bpf_map_get_next_key");
     key.swap(next);
     prev = key.data();
+    on_key(key);
   }
+}
+
+Napi::Value BpfMap::Keys(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Fd(env, "bpf_map_get_next_key");
+  Napi::Array out = Napi::Array::New(env);
+  WalkKeys(env, [&](const std::vector<uint8_t>& key) {
+    out.Set(out.Length(), Copy(env, key.data(), key.size()));
+  });
   return out;
 }
 
@@ -288,12 +305,8 @@ bool BpfMap::BatchEntries(Napi::Env env, Napi::Array* out) const {
     }
     if (first && (BatchUnsupported(err) || err == EINVAL) && count == 0) return false;
     if (err != 0 && err != ENOENT) throw NativeError(env, op, err);
-    for (uint32_t i = 0; i < count; i++) {
-      Napi::Array pair = Napi::Array::New(env, 2);
-      pair.Set(0u, Copy(env, keys.data() + i * key_size, key_size));
-      pair.Set(1u, Copy(env, values.data() + i * value_size, value_size));
-      out->Set(out->Length(), pair);
-    }
+    for (uint32_t i = 0; i < count; i++)
+      PushEntry(env, out, keys.data() + i * key_size, key_size, values.data() + i * value_size, value_size);
     if (err == ENOENT) return true;  // ENOENT marks the end of the map
     in.swap(next);
     first = false;
@@ -301,22 +314,13 @@ bool BpfMap::BatchEntries(Napi::Env env, Napi::Array* out) const {
 }
 
 void BpfMap::WalkEntries(Napi::Env env, Napi::Array* out) const {
-  std::vector<uint8_t> key(info_.key_size), next(info_.key_size), value(value_bytes_);
-  const void* prev = nullptr;
-  for (;;) {
-    int ret = bpf_map_get_next_key(fd_, prev, next.data());
-    if (ret == -ENOENT) return;
-    Check(env, ret, "bpf_map_get_next_key");
-    key.swap(next);
-    prev = key.data();
-    ret = bpf_map_lookup_elem(fd_, key.data(), value.data());
-    if (ret == -ENOENT) continue;  // deleted between the two calls
+  std::vector<uint8_t> value(value_bytes_);
+  WalkKeys(env, [&](const std::vector<uint8_t>& key) {
+    int ret = bpf_map_lookup_elem(fd_, key.data(), value.data());
+    if (ret == -ENOENT) return;  // deleted between the two calls
     Check(env, ret, "bpf_map_lookup_elem");
-    Napi::Array pair = Napi::Array::New(env, 2);
-    pair.Set(0u, Copy(env, key.data(), key.size()));
-    pair.Set(1u, Copy(env, value.data(), value.size()));
-    out->Set(out->Length(), pair);
-  }
+    PushEntry(env, out, key.data(), key.size(), value.data(), value.size());
+  });
 }
 
 Napi::Value BpfMap::Entries(const Napi::CallbackInfo& info) {

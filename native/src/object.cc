@@ -156,7 +156,7 @@ Napi::Value BpfObject::SetConst(const Napi::CallbackInfo& info) {
   std::string variable = StringArg(info, 0, "variable");
   Napi::Buffer<uint8_t> value = BufferArg(info, 1, "value");
   // After load .rodata is frozen in the kernel (and its mmap is read-only).
-  if (state_ != State::kOpened) throw NativeError(env, op, EBUSY, "object is already loaded");
+  if (state_ != State::kOpened) throw NativeError(env, op, EBUSY, "load() was already called");
 
   // Find the variable's offset and size in the .rodata DATASEC of the object's BTF.
   btf* object_btf = bpf_object__btf(obj);

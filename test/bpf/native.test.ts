@@ -150,6 +150,10 @@ test('weft-native addon', async (t) => {
 
   await t.test('open, setConst, load', async () => {
     assertNative(() => native.BpfObject.open(join(work, 'missing.o')), 'ENOENT', 'bpf_object__open_file');
+    const named = native.BpfObject.open(fixtureObj, { name: 'wtn', pinRoot: join(pinDir, 'maps') });
+    assert.ok(named.mapNames.includes('wtn.rodata'), named.mapNames.join());
+    named.close();
+    assert.throws(() => native.BpfObject.open(fixtureObj, { pinRoot: 1 } as never), TypeError);
     const obj = open();
     assert.deepEqual(obj.programNames, ['count_connect', 'count_connect_v2', 'pass_msg']);
     for (const m of ['kv', 'connects', 'lru', 'socks', 'cidrs', 'adopted']) assert.ok(obj.mapNames.includes(m), m);
