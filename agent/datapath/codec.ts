@@ -7,17 +7,21 @@ import { formatIp, parseIp } from './ip';
 export interface FieldLayout { offset: number; size: number }
 export interface StructLayout { size: number; fields: Record<string, FieldLayout> }
 
-function layoutOf(fields: Array<[name: string, size: number]>): StructLayout {
+/** A field: its name, element size and element count (arrays such as addr[4]). */
+type FieldSpec = [name: string, elemSize: number, count?: number];
+
+function layoutOf(fields: FieldSpec[]): StructLayout {
   const out: Record<string, FieldLayout> = {};
-  let offset = 0;
-  for (const [name, size] of fields) {
-    // Natural alignment, as the C compiler would do; the header pads explicitly, so
-    // this never inserts anything and a missing pad field shows up in the ABI test.
-    const align = Math.min(size, 8);
-    if (offset % align !== 0) offset += align - (offset % align);
-    out[name] = { offset, size };
-    offset += size;
+  let offset = 0, maxAlign = 1;
+  for (const [name, elemSize, count = 1] of fields) {
+    // Natural alignment, as the C compiler does it; the header pads explicitly, so this
+    // never inserts anything and a missing pad field shows up in the ABI test.
+    if (offset % elemSize !== 0) offset += elemSize - (offset % elemSize);
+    maxAlign = Math.max(maxAlign, elemSize);
+    out[name] = { offset, size: elemSize * count };
+    offset += elemSize * count;
   }
+  if (offset % maxAlign !== 0) offset += maxAlign - (offset % maxAlign);
   return { size: offset, fields: out };
 }
 
@@ -30,7 +34,7 @@ export interface StructCodec<T> {
 
 function defineCodec<T>(
   name: string,
-  fields: Array<[string, number]>,
+  fields: FieldSpec[],
   encode: (v: T, b: Buffer, at: (f: string) => number) => void,
   decode: (b: Buffer, at: (f: string) => number) => T,
 ): StructCodec<T> {
@@ -65,14 +69,14 @@ const getAddr = (b: Buffer, offset: number, family: number) => formatIp(b.subarr
 
 export interface Endpoint { ip: string; port: number }
 export const endpointCodec = defineCodec<Endpoint>(
-  'weft_endpoint', [['addr', 16], ['port', 2], ['family', 1], ['pad', 1]],
+  'weft_endpoint', [['addr', 4, 4], ['port', 2], ['family', 1], ['pad', 1]],
   (v, b, at) => { b[at('family')] = putAddr(b, at('addr'), v.ip); b.writeUInt16BE(v.port, at('port')); },
   (b, at) => ({ ip: getAddr(b, at('addr'), b[at('family')]!), port: b.readUInt16BE(at('port')) }),
 );
 
 export interface SvcKey { vip: string; port: number; protocol: Protocol }
 export const svcKeyCodec = defineCodec<SvcKey>(
-  'weft_svc_key', [['addr', 16], ['port', 2], ['proto', 1], ['family', 1]],
+  'weft_svc_key', [['addr', 4, 4], ['port', 2], ['proto', 1], ['family', 1]],
   (v, b, at) => {
     b[at('family')] = putAddr(b, at('addr'), v.vip);
     b.writeUInt16BE(v.port, at('port'));
@@ -118,7 +122,7 @@ export const u32Codec = {
 
 export interface BackendEntry { ip: string; port: number; weight: number }
 export const backendCodec = defineCodec<BackendEntry>(
-  'weft_backend', [['addr', 16], ['port', 2], ['family', 1], ['pad', 1], ['weight', 4]],
+  'weft_backend', [['addr', 4, 4], ['port', 2], ['family', 1], ['pad', 1], ['weight', 4]],
   (v, b, at) => {
     b[at('family')] = putAddr(b, at('addr'), v.ip);
     b.writeUInt16BE(v.port, at('port'));
@@ -137,7 +141,7 @@ export const SOCK_F_BALANCED = 0x1;
 export const SOCK_F_REDIRECTED = 0x2;
 export interface OriginEntry { ip: string; port: number; flags: number; cgroupId: bigint }
 export const originCodec = defineCodec<OriginEntry>(
-  'weft_origin', [['addr', 16], ['port', 2], ['family', 1], ['flags', 1], ['pad', 4], ['cgroup_id', 8]],
+  'weft_origin', [['addr', 4, 4], ['port', 2], ['family', 1], ['flags', 1], ['pad', 4], ['cgroup_id', 8]],
   (v, b, at) => {
     b[at('family')] = putAddr(b, at('addr'), v.ip);
     b.writeUInt16BE(v.port, at('port'));
@@ -152,7 +156,7 @@ export const originCodec = defineCodec<OriginEntry>(
 
 export interface RevNatKey { cookie: bigint; ip: string; port: number }
 export const revNatKeyCodec = defineCodec<RevNatKey>(
-  'weft_revnat_key', [['cookie', 8], ['addr', 16], ['port', 2], ['family', 1], ['pad', 1], ['pad2', 4]],
+  'weft_revnat_key', [['cookie', 8], ['addr', 4, 4], ['port', 2], ['family', 1], ['pad', 1], ['pad2', 4]],
   (v, b, at) => {
     b.writeBigUInt64LE(v.cookie, at('cookie'));
     b[at('family')] = putAddr(b, at('addr'), v.ip);
@@ -164,7 +168,7 @@ export const revNatKeyCodec = defineCodec<RevNatKey>(
 export interface SockKey { localIp: string; localPort: number; remoteIp: string; remotePort: number }
 export const sockKeyCodec = defineCodec<SockKey>(
   'weft_sock_key',
-  [['local_addr', 16], ['remote_addr', 16], ['local_port', 2], ['remote_port', 2], ['family', 1], ['pad', 3]],
+  [['local_addr', 4, 4], ['remote_addr', 4, 4], ['local_port', 2], ['remote_port', 2], ['family', 1], ['pad', 1, 3]],
   (v, b, at) => {
     b[at('family')] = putAddr(b, at('local_addr'), v.localIp);
     putAddr(b, at('remote_addr'), v.remoteIp);
@@ -185,7 +189,7 @@ export const COUNTER_FIELDS = [
 export type CounterName = (typeof COUNTER_FIELDS)[number];
 export type Counters = Record<CounterName, bigint>;
 export const countersCodec = defineCodec<Counters>(
-  'weft_counters', COUNTER_FIELDS.map((f) => [f, 8] as [string, number]),
+  'weft_counters', COUNTER_FIELDS.map((f): FieldSpec => [f, 8]),
   (v, b, at) => { for (const f of COUNTER_FIELDS) b.writeBigUInt64LE(v[f], at(f)); },
   (b, at) => Object.fromEntries(COUNTER_FIELDS.map((f) => [f, b.readBigUInt64LE(at(f))])) as Counters,
 );

@@ -50,6 +50,10 @@ function parseIpv6(ip: string): Buffer {
 /** Formats 16 stored bytes back to text (RFC 5952 style for IPv6). */
 export function formatIp(bytes: Buffer, family: number): string {
   if (family === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  // v4-mapped addresses print the way Node reports them (socket.remoteAddress).
+  if (bytes.subarray(0, 10).every((x) => x === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  }
   const groups: number[] = [];
   for (let i = 0; i < 8; i++) groups.push(bytes.readUInt16BE(i * 2));
   // Longest run (≥ 2) of zero groups becomes '::'.
