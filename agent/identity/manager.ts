@@ -18,7 +18,7 @@ import { Gauge, type Registry } from 'prom-client';
 import { WeftError, describeError } from '../lib/errors';
 import type { FailMode } from '../policy/snapshot';
 import { componentLogger } from '../telemetry/logger';
-import { createCsr, generateSigningKey, privateKeyToPem, type KeyAlgorithm } from './pki';
+import { TLS13, createCsr, generateSigningKey, privateKeyToPem, type KeyAlgorithm } from './pki';
 import { parseSpiffeId } from './spiffe';
 import { verifyChain } from './verify';
 
@@ -75,8 +75,6 @@ interface Entry {
   backoffMs: number;
   lastError?: string;
 }
-
-const TLS_VERSION = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as const;
 
 export interface IdentityManagerEvents {
   /** A new certificate (and context) is in place for this identity. */
@@ -165,7 +163,7 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
   secureContextFor(spiffeId: string): SecureContext | null {
     const e = this.usable(spiffeId);
     if (!e) return null;
-    e.context ??= createSecureContext({ ...e.material!, ...TLS_VERSION });
+    e.context ??= createSecureContext({ ...e.material!, ...TLS13 });
     return e.context;
   }
 

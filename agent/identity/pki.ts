@@ -27,6 +27,9 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 
 export { x509 };
 
+/** Mesh TLS is 1.3 only (1-RTT handshakes, no renegotiation, encrypted certificates). */
+export const TLS13 = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as const;
+
 export type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa-2048';
 
 interface AlgorithmPair { generate: webcrypto.EcKeyGenParams | webcrypto.RsaHashedKeyGenParams; sign: EcdsaParams | Algorithm; import: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams }
