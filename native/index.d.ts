@@ -39,7 +39,8 @@ export const abi: Record<string, StructLayout>;
 /** Number of possible CPUs: the stride of per-CPU map values. */
 export function numPossibleCpus(): number;
 
-/** The cgroup v2 id of a cgroup directory (what bpf_get_current_cgroup_id() returns). */
+/** The cgroup v2 id of a cgroup directory (what bpf_get_current_cgroup_id() returns).
+ *  NativeError 'EINVAL' (op 'statfs') when the path is not on a cgroup2 mount. */
 export function cgroupId(cgroupPath: string): bigint;
 
 export interface ProgramQuery {

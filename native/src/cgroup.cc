@@ -3,6 +3,8 @@
 
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 #include <cerrno>
 #include <cstring>
@@ -17,6 +19,12 @@ namespace weft {
 Napi::Value CgroupId(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = StringArg(info, 0, "cgroupPath");
+  // Other filesystems also have 8-byte handles (ext4): only cgroup2's is the cgroup id.
+  struct statfs fs;
+  if (statfs(path.c_str(), &fs) < 0)
+    throw NativeError(env, "statfs", errno, path + ": " + strerror(errno));
+  if (fs.f_type != CGROUP2_SUPER_MAGIC)
+    throw NativeError(env, "statfs", EINVAL, path + " is not on cgroup2");
   // On cgroup2 the file handle of a directory is its 64-bit cgroup id, the value
   // bpf_get_current_cgroup_id() returns in the kernel.
   alignas(file_handle) unsigned char storage[sizeof(file_handle) + sizeof(uint64_t)];

@@ -144,7 +144,8 @@ test('weft-native addon', async (t) => {
 
   await t.test('cgroupId is the cgroup directory inode', () => {
     assert.equal(native.cgroupId(cgroup), statSync(cgroup, { bigint: true }).ino);
-    assertNative(() => native.cgroupId(join(cgroup, 'missing')), 'ENOENT', 'name_to_handle_at');
+    assertNative(() => native.cgroupId(join(cgroup, 'missing')), 'ENOENT', 'statfs');
+    assertNative(() => native.cgroupId(work), 'EINVAL', 'statfs');
     assert.throws(() => native.cgroupId(42 as never), TypeError);
   });
 
