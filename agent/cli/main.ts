@@ -10,6 +10,7 @@ import { packageVersion } from '../lib/paths';
 const commands: Record<string, () => Command> = {
   validate: () => (require('./validate') as { command: Command }).command,
   run: () => (require('./run') as { command: Command }).command,
+  control: () => (require('./control') as { command: Command }).command,
 };
 
 async function usage(): Promise<string> {

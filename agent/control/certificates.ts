@@ -12,8 +12,9 @@ import type { Caller } from './auth';
 
 /** What the control API needs from agent/identity's CertificateAuthority. */
 export interface CertificateSigner {
+  readonly trustDomain?: string;
   trustBundle(): string[];
-  signCsr(csrPem: string, opts: { allowedSpiffeIds: Set<string>; ttlSeconds: number }):
+  signCsr(csrPem: string, opts: { allowedSpiffeIds: ReadonlySet<string>; ttlSeconds: number }):
     Promise<{ certChainPem: string[]; expiresAt: Date | number }> | { certChainPem: string[]; expiresAt: Date | number };
 }
 

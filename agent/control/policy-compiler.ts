@@ -3,6 +3,7 @@
 // The server depends on this interface only, so the transport, sources and state machine
 // do not change when the policy engine does; `realPolicyCompiler` adapts agent/policy.
 import type { NodeView, Snapshot, WorkloadRegistration } from '../policy/snapshot';
+import type { PolicyTree } from './snapshot-store';
 
 export interface LoadResult<O> {
   objects: O;
@@ -11,9 +12,11 @@ export interface LoadResult<O> {
 }
 
 export interface PolicyCompiler<O = unknown> {
-  load(root: string): Promise<LoadResult<O>>;
+  /** Loads and validates the tree (a git tree's diagnostics name repository paths). */
+  load(tree: PolicyTree): Promise<LoadResult<O>>;
   /** Throws WeftError WEFT_ERR_INVALID_POLICY (details.diagnostics: string[]) when the
-   *  objects plus registrations do not form a valid snapshot. */
-  compile(objects: O, registered: WorkloadRegistration[], version?: string): Snapshot;
+   *  objects plus registrations do not form a valid snapshot. `previous` keeps
+   *  allocated VIPs stable across versions. */
+  compile(objects: O, registered: WorkloadRegistration[], opts: { version?: string; previous?: Snapshot }): Snapshot;
   forNode(snapshot: Snapshot, node: string): NodeView;
 }

@@ -28,7 +28,8 @@ export interface ControlServerOptions {
   host: string;
   port: number;
   stateDir?: string;
-  signer?: CertificateSigner;
+  /** Creates the CA once the first snapshot names the trust domain (MeshConfig). */
+  createSigner?: (trustDomain: string) => Promise<CertificateSigner>;
   logger?: Logger;
 }
 
@@ -41,12 +42,15 @@ export class ControlServer {
   private readonly log: Logger;
   private readonly grpcServer: grpc.Server;
   private boundPort = 0;
+  private signer: CertificateSigner | undefined;
+  private signerReady: Promise<void> | undefined;
 
   constructor(private readonly opts: ControlServerOptions) {
     this.log = opts.logger ?? componentLogger('control');
     this.registrations = new RegistrationStore(opts.stateDir);
     this.store = new SnapshotStore(opts.compiler, this.registrations, this.metrics, this.log);
-    this.sync = new SyncService(this.store, this.agents, opts.auth, this.metrics, this.log, () => opts.signer?.trustBundle() ?? []);
+    this.sync = new SyncService(this.store, this.agents, opts.auth, this.metrics, this.log, () => this.signer?.trustBundle() ?? []);
+    this.store.on('update', (snap) => { void this.ensureSigner(snap.mesh.trustDomain); });
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': SERVER_MAX_RECEIVE_BYTES,
       // Agents send keepalive pings on idle Sync streams; accept them.
@@ -61,6 +65,7 @@ export class ControlServer {
   /** Loads the policies (first snapshot or a recorded rejection), then listens. */
   async start(): Promise<void> {
     await this.opts.source.start((tree) => this.store.policyChanged(tree));
+    await this.signerReady;
     this.boundPort = await new Promise<number>((resolve, reject) => {
       this.grpcServer.bindAsync(`${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${this.opts.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
         if (err) reject(new WeftError('WEFT_ERR_UNAVAILABLE', `cannot listen on ${this.opts.host}:${this.opts.port}: ${err.message}`, { cause: err }));
@@ -68,6 +73,22 @@ export class ControlServer {
       });
     });
     this.log.info({ address: `${this.opts.host}:${this.boundPort}`, source: this.opts.source.description, version: this.store.snapshot()?.version }, 'control API listening');
+  }
+
+  /** The CA is created (or loaded from the state dir) for the first snapshot's trust
+   *  domain, before that snapshot is pushed anywhere, so the trust bundle travels with
+   *  it. A later trust-domain change needs a CA root rotation and is only logged. */
+  private ensureSigner(trustDomain: string): void {
+    if (!this.opts.createSigner) return;
+    if (this.signerReady) {
+      if (this.signer && 'trustDomain' in this.signer && this.signer.trustDomain !== trustDomain) {
+        this.log.warn({ ca: this.signer.trustDomain, mesh: trustDomain }, 'MeshConfig changed the trust domain; the CA keeps signing for its own until restarted with a new state dir');
+      }
+      return;
+    }
+    this.signerReady = this.opts.createSigner(trustDomain).then((s) => { this.signer = s; }, (e: unknown) => {
+      this.log.error({ err: (e as Error).message }, 'cannot create the CA; SignCertificate will fail');
+    });
   }
 
   /** Streams end with OK (agents reconnect to the next instance), unary calls finish. */
@@ -116,7 +137,10 @@ export class ControlServer {
         return { versionInfo: await this.changeRegistrations(key, undefined) };
       }),
 
-      SignCertificate: this.authed((req, caller) => signCertificate(req, caller, this.store.snapshot(), this.opts.signer)),
+      SignCertificate: this.authed(async (req, caller) => {
+        await this.signerReady;
+        return signCertificate(req, caller, this.store.snapshot(), this.signer);
+      }),
 
       Status: this.authed((req) => this.status(req.node)),
     };

@@ -72,7 +72,7 @@ export class SnapshotStore extends EventEmitter {
   policyChanged(tree: PolicyTree): Promise<boolean> {
     return this.serialise(async () => {
       const started = process.hrtime.bigint();
-      const loaded = await this.compiler.load(tree.root);
+      const loaded = await this.compiler.load(tree);
       if (loaded.diagnostics.length) return this.reject(tree, loaded.diagnostics);
       const result = this.tryCompile(loaded.objects, tree);
       this.metrics.compileSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
@@ -108,7 +108,8 @@ export class SnapshotStore extends EventEmitter {
 
   private tryCompile(objects: unknown, tree: PolicyTree): { snapshot: Snapshot } | { diagnostics: string[]; error: unknown } {
     try {
-      return { snapshot: this.compiler.compile(objects, this.registrations.list(), this.versionFor(tree)) };
+      const version = this.versionFor(tree);
+      return { snapshot: this.compiler.compile(objects, this.registrations.list(), { ...(version ? { version } : {}), ...(this.current ? { previous: this.current } : {}) }) };
     } catch (e) {
       if (!isWeftError(e, 'WEFT_ERR_INVALID_POLICY')) throw e;
       const d = e.details?.diagnostics;

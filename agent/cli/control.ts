@@ -1,0 +1,127 @@
+// `weft control`: the control API process. Composition only: parse flags, build the
+// policy source, token check, CA and server, run until SIGINT/SIGTERM, shut down cleanly.
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import type { Command } from './command';
+import { parseFlags, parseHostPort } from './command';
+import { invalidArg } from '../lib/errors';
+import { durationMs } from '../policy/duration';
+import { componentLogger } from '../telemetry/logger';
+import { writeFileAtomic } from '../sync/atomic-file';
+
+const help = `Usage: weft control --policies DIR|GIT_URL [FLAGS]
+
+Serves policy snapshots to node agents over gRPC (package weft.control.v1, see
+agent/control/proto/control.proto) and signs their workload certificates.
+
+Policies come from a directory (watched; edits are picked up within ~100 ms) or a git
+remote (cloned into the state dir, fetched every --poll-interval, pinned to --branch; the
+served version is the commit hash). A change that fails validation is rejected whole:
+the last good snapshot keeps serving, and the problems (file:line:col: message) go to
+the log, to /metrics (weft_control_policy_rejections_total,
+weft_control_last_reload_success) and to 'weft status'.
+
+Flags:
+  --policies DIR|GIT_URL   policy source (required)
+  --listen HOST:PORT       gRPC address (default 127.0.0.1:15010; plaintext, keep it on
+                           loopback or a private network)
+  --state-dir DIR          CA keys, git clone, registered workloads
+                           (default /var/lib/weft/control)
+  --token-file FILE        node bootstrap tokens, one per line: 'TOKEN' (any node) or
+                           'NODE TOKEN' (that node only). Default: STATE_DIR/bootstrap-token,
+                           created with a random token if missing
+  --branch NAME            git branch to follow (default main)
+  --poll-interval DUR      git fetch / directory rescan interval (default 5s)
+  --admin HOST:PORT        /metrics, /healthz, /readyz (default 127.0.0.1:15011; 'off' to disable)
+  -h, --help               this text
+
+Examples:
+  weft control --policies policies/ --state-dir .state/control
+  weft control --policies https://git.example.com/platform/mesh-policies.git --branch prod
+`;
+
+interface Flags {
+  policies?: string; listen?: string; 'state-dir'?: string; 'token-file'?: string;
+  branch?: string; 'poll-interval'?: string; admin?: string;
+}
+
+/** HOST:PORT where port 0 means "any free port" (tests, several instances on one host);
+ *  the bound port is printed on startup. */
+function listenAddress(s: string, flag: string): { host: string; port: number } {
+  const any = /:0$/.test(s);
+  const hp = parseHostPort(any ? s.replace(/:0$/, ':1') : s, flag);
+  return any ? { ...hp, port: 0 } : hp;
+}
+
+async function tokenFile(flag: string | undefined, stateDir: string, say: (s: string) => void): Promise<string> {
+  if (flag) return resolve(flag);
+  const path = join(stateDir, 'bootstrap-token');
+  if (!existsSync(path)) {
+    await writeFileAtomic(path, `${randomBytes(24).toString('base64url')}\n`, 0o600);
+    say(`created a node bootstrap token in ${path} (give it to agents with --token-file)`);
+  }
+  return path;
+}
+
+export const command: Command = {
+  name: 'control',
+  summary: 'run the control API: policies from a directory or git, snapshots to agents, CA',
+  help,
+  async run(argv) {
+    const { values, help: wantHelp } = parseFlags<Flags>(argv, {
+      policies: { type: 'string' }, listen: { type: 'string' }, 'state-dir': { type: 'string' }, 'token-file': { type: 'string' },
+      branch: { type: 'string' }, 'poll-interval': { type: 'string' }, admin: { type: 'string' },
+    });
+    if (wantHelp) { process.stdout.write(help); return 0; }
+    if (!values.policies) throw invalidArg('--policies is required');
+    const listen = listenAddress(values.listen ?? '127.0.0.1:15010', '--listen');
+    const admin = values.admin === 'off' ? undefined : listenAddress(values.admin ?? '127.0.0.1:15011', '--admin');
+    let pollMs: number;
+    try { pollMs = durationMs(values['poll-interval'] ?? '5s'); } catch { throw invalidArg(`--poll-interval: '${values['poll-interval']}' is not a duration like 5s or 500ms`); }
+    if (pollMs < 100) throw invalidArg('--poll-interval: at least 100ms');
+    const stateDir = resolve(values['state-dir'] ?? '/var/lib/weft/control');
+    const say = (s: string) => process.stderr.write(`weft control: ${s}\n`);
+
+    // Heavy modules (gRPC, policy engine, CA) load after the flag checks: `weft --help`
+    // loads this file for its summary and must stay instant. (require, not import():
+    // see main.ts.)
+    const { ControlServer } = require('../control/server') as typeof import('../control/server');
+    const { TokenAuthenticator } = require('../control/auth') as typeof import('../control/auth');
+    const { policyCompiler } = require('../control/policy-adapter') as typeof import('../control/policy-adapter');
+    const { DirectorySource } = require('../control/sources/directory') as typeof import('../control/sources/directory');
+    const { GitSource } = require('../control/sources/git') as typeof import('../control/sources/git');
+    const { isGitUrl } = require('../control/sources/source') as typeof import('../control/sources/source');
+    const { startControlAdmin } = require('../control/admin') as typeof import('../control/admin');
+    const { CertificateAuthority } = require('../identity/ca') as typeof import('../identity/ca');
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const auth = TokenAuthenticator.fromFile(await tokenFile(values['token-file'], stateDir, say));
+    const log = componentLogger('control');
+    if (values.branch && !isGitUrl(values.policies)) throw invalidArg('--branch only applies to a git URL');
+    const source = isGitUrl(values.policies)
+      ? new GitSource(values.policies, stateDir, log, { branch: values.branch ?? 'main', pollMs, progress: say })
+      : new DirectorySource(values.policies, log, { rescanMs: pollMs });
+
+    const server = new ControlServer({
+      source, compiler: policyCompiler(), auth, host: listen.host, port: listen.port, stateDir, logger: log,
+      createSigner: (trustDomain: string) => CertificateAuthority.loadOrCreate(stateDir, { trustDomain }),
+    });
+    await server.start();
+    const adminSrv = admin ? await startControlAdmin(server, admin.host, admin.port) : undefined;
+    const version = server.store.snapshot()?.version;
+    const rejected = server.store.lastRejection();
+    say(`listening on ${listen.host}:${server.port}${adminSrv ? `, admin on ${admin!.host}:${adminSrv.port}` : ''}; ` +
+      (version ? `serving ${version}` : `no valid snapshot yet (${rejected?.diagnostics.length ?? 0} problems, see the log)`));
+
+    await new Promise<void>((done) => {
+      const stop = (sig: string) => { say(`${sig}: shutting down`); done(); };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+    adminSrv?.server.close();
+    await server.stop();
+    return 0;
+  },
+};
+
