@@ -1,0 +1,298 @@
+// Invariants of the install artefacts that a typo would silently break in a cluster or
+// on a VM, where nobody runs our tests: Kubernetes manifests (deploy/*.yaml), the
+// kustomization, the Dockerfile, and the systemd units (deploy/systemd/).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Ajv from 'ajv';
+import { parseAllDocuments } from 'yaml';
+import { kindSchemas } from '../../agent/policy/kinds';
+import { packageRoot } from '../../agent/lib/paths';
+
+const ROOT = packageRoot();
+const DEPLOY = join(ROOT, 'deploy');
+
+/** The CLI contract (DESIGN.md): the only flags install artefacts may pass. */
+const CONTRACT_FLAGS: Record<string, Set<string>> = {
+  control: new Set(['policies', 'listen', 'state-dir', 'token-file', 'admin']),
+  agent: new Set(['control', 'node', 'admin', 'state-dir', 'token-file', 'node-address', 'outbound', 'inbound', 'cgroup-root', 'cleanup']),
+};
+const PORTS = { control: 15010, agentAdmin: 15020, outbound: 15001, inbound: 15008 };
+const NAMESPACE = 'weft-system';
+
+// ------------------------------------------------------------------ loading
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function loadYaml(path: string): Obj[] {
+  const docs = parseAllDocuments(readFileSync(path, 'utf8'));
+  const out: Obj[] = [];
+  for (const d of Array.isArray(docs) ? docs : [docs]) {
+    assert.deepEqual(d.errors.map(String), [], `${path}: YAML errors`);
+    const v = d.toJSON() as Obj | null;
+    if (v !== null) out.push(v);
+  }
+  return out;
+}
+
+const manifestFiles = readdirSync(DEPLOY).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort();
+const kustomization = loadYaml(join(DEPLOY, 'kustomization.yaml'))[0] as Obj;
+const objects = manifestFiles.flatMap((f) => loadYaml(join(DEPLOY, f)).map((o) => ({ ...o, __file: f })));
+const find = (kind: string, name: string): Obj => {
+  const o = objects.find((x) => x.kind === kind && x.metadata?.name === name);
+  assert.ok(o, `${kind}/${name} not found in deploy/`);
+  return o;
+};
+const workloads = objects.filter((o) => o.kind === 'DaemonSet' || o.kind === 'Deployment');
+
+/** `--flag=value` / `--flag value` → Map(flag → value). */
+function flagsOf(args: string[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (!a.startsWith('--')) continue;
+    const eq = a.indexOf('=');
+    if (eq > 0) m.set(a.slice(2, eq), a.slice(eq + 1));
+    else if (i + 1 < args.length && !(args[i + 1] as string).startsWith('--')) m.set(a.slice(2), args[++i] as string);
+    else m.set(a.slice(2), '');
+  }
+  return m;
+}
+const portOf = (hostPort: string): number => Number(hostPort.slice(hostPort.lastIndexOf(':') + 1));
+
+// ------------------------------------------------------------------ Kubernetes manifests
+
+test('deploy: every manifest parses, is listed in the kustomization, and lives in weft-system', () => {
+  assert.ok(manifestFiles.length >= 5, `manifests found: ${manifestFiles.join(', ')}`);
+  assert.deepEqual([...(kustomization.resources as string[])].sort(), manifestFiles, 'kustomization resources = the manifest files');
+  assert.equal(kustomization.namespace, NAMESPACE);
+  for (const o of objects) {
+    assert.ok(o.apiVersion && o.kind && o.metadata?.name, `${o.__file}: apiVersion, kind and metadata.name`);
+    const clusterScoped = ['Namespace', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind);
+    if (!clusterScoped) assert.equal(o.metadata.namespace, NAMESPACE, `${o.kind}/${o.metadata.name} namespace`);
+  }
+  find('Namespace', NAMESPACE);
+});
+
+test('deploy: containers have resources, admin-port probes, contract flags and the weft image', () => {
+  assert.deepEqual(workloads.map((w) => `${w.kind}/${w.metadata.name}`).sort(), ['DaemonSet/weft-agent', 'Deployment/weft-control']);
+  for (const w of workloads) {
+    const spec = w.spec.template.spec;
+    assert.deepEqual(w.spec.selector.matchLabels, Object.fromEntries(Object.entries(w.spec.template.metadata.labels).filter(([k]) => k in w.spec.selector.matchLabels)), `${w.metadata.name}: selector matches the template`);
+    for (const c of spec.containers as Obj[]) {
+      const where = `${w.metadata.name}/${c.name}`;
+      for (const kind of ['requests', 'limits']) {
+        for (const r of ['cpu', 'memory']) assert.ok(c.resources?.[kind]?.[r], `${where}: resources.${kind}.${r}`);
+      }
+      assert.equal(c.image, 'weft:dev', `${where}: image`);
+      const [sub, ...rest] = c.args as string[];
+      const allowed = CONTRACT_FLAGS[sub as string];
+      assert.ok(allowed, `${where}: first arg is a weft subcommand, got ${sub}`);
+      const flags = flagsOf(rest);
+      for (const f of flags.keys()) assert.ok(allowed.has(f), `${where}: --${f} is not in the DESIGN contract for 'weft ${sub}'`);
+      // $(VAR) in args must be a declared env var, or Kubernetes passes it literally.
+      const env = new Set((c.env ?? []).map((e: Obj) => e.name));
+      for (const a of c.args as string[]) for (const m of a.matchAll(/\$\(([A-Z_]+)\)/g)) assert.ok(env.has(m[1]), `${where}: $(${m[1]}) has no env entry`);
+
+      assert.ok(flags.has('admin'), `${where}: --admin is set explicitly (the probes depend on it)`);
+      const adminPort = portOf(flags.get('admin') as string);
+      const named = new Map((c.ports as Obj[]).map((p) => [p.name, p.containerPort]));
+      for (const [probe, path] of [['livenessProbe', '/healthz'], ['readinessProbe', '/readyz']] as const) {
+        const g = c[probe]?.httpGet;
+        assert.ok(g, `${where}: ${probe}.httpGet`);
+        assert.equal(g.path, path, `${where}: ${probe} path`);
+        const port = typeof g.port === 'number' ? g.port : named.get(g.port);
+        assert.equal(port, adminPort, `${where}: ${probe} targets the --admin port`);
+      }
+      if (sub === 'agent') assert.equal(adminPort, PORTS.agentAdmin);
+    }
+  }
+});
+
+test('deploy: the agent DaemonSet has the privileges and host mounts the datapath needs', () => {
+  const ds = find('DaemonSet', 'weft-agent');
+  const spec = ds.spec.template.spec;
+  assert.equal(spec.hostNetwork, true);
+  assert.equal(spec.hostPID, true);
+  assert.equal(spec.dnsPolicy, 'ClusterFirstWithHostNet', 'hostNetwork pods need this to resolve weft-control');
+  const c = spec.containers[0];
+  assert.equal(c.securityContext.privileged, true);
+  const flags = flagsOf(c.args.slice(1));
+  const volumes = new Map((spec.volumes as Obj[]).map((v) => [v.name, v]));
+  const mountAt = (path: string): { mount: Obj; volume: Obj } => {
+    const mount = (c.volumeMounts as Obj[]).find((m) => m.mountPath === path);
+    assert.ok(mount, `mount at ${path}`);
+    const volume = volumes.get(mount.name);
+    assert.ok(volume, `volume ${mount.name}`);
+    return { mount, volume };
+  };
+  const bpf = mountAt('/sys/fs/bpf');
+  assert.equal(bpf.volume.hostPath?.path, '/sys/fs/bpf');
+  assert.equal(bpf.mount.mountPropagation, 'Bidirectional');
+  const cgroupRoot = flags.get('cgroup-root') as string;
+  assert.ok(cgroupRoot, '--cgroup-root is passed');
+  assert.equal(mountAt(cgroupRoot).volume.hostPath?.path, '/sys/fs/cgroup');
+  assert.equal(mountAt(flags.get('state-dir') as string).volume.hostPath?.path, '/var/lib/weft', 'state survives pod restarts');
+  const tokenFile = flags.get('token-file') as string;
+  const tokenDir = tokenFile.slice(0, tokenFile.lastIndexOf('/'));
+  assert.equal(mountAt(tokenDir).volume.secret?.secretName, 'weft-token');
+  assert.equal(flags.get('control'), `weft-control.${NAMESPACE}.svc:${PORTS.control}`);
+  assert.equal(portOf(flags.get('inbound') as string), PORTS.inbound);
+  assert.equal(portOf(flags.get('outbound') as string), PORTS.outbound);
+  // A rolling upgrade must never be an uninstall.
+  assert.equal(ds.spec.updateStrategy.type, 'RollingUpdate');
+  assert.equal(c.env.find((e: Obj) => e.name === 'WEFT_UNINSTALL')?.value, 'false');
+});
+
+test('deploy: the preStop hook cleans up only when WEFT_UNINSTALL=true', (t) => {
+  const c = find('DaemonSet', 'weft-agent').spec.template.spec.containers[0];
+  const cmd = c.lifecycle.preStop.exec.command as string[];
+  // Run the hook's real command with a recording `weft` first in PATH.
+  const dir = mkdtempSync(join(tmpdir(), `wt-prestop-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const log = join(dir, 'calls');
+  writeFileSync(join(dir, 'weft'), `#!/bin/sh\necho "$*" >> '${log}'\n`);
+  chmodSync(join(dir, 'weft'), 0o755);
+  const run = (uninstall: string): string => {
+    rmSync(log, { force: true });
+    const r = spawnSync(cmd[0] as string, cmd.slice(1), { env: { PATH: `${dir}:/usr/bin:/bin`, NODE_NAME: 'node-7', WEFT_UNINSTALL: uninstall }, encoding: 'utf8' });
+    assert.equal(r.status, 0, `preStop exits 0 (WEFT_UNINSTALL=${uninstall}): ${r.stderr}`);
+    return existsSync(log) ? readFileSync(log, 'utf8') : '';
+  };
+  assert.equal(run('false'), '', 'an upgrade or drain must not clean up');
+  assert.equal(run(''), '');
+  assert.equal(run('true'), 'agent --cleanup --node node-7\n');
+  const flags = flagsOf(['--cleanup', '--node', 'x']);
+  for (const f of flags.keys()) assert.ok(CONTRACT_FLAGS.agent!.has(f));
+});
+
+test('deploy: the control API Deployment, its Service, state and policies', () => {
+  const dep = find('Deployment', 'weft-control');
+  assert.equal(dep.spec.replicas, 1, 'one CA');
+  assert.equal(dep.spec.strategy.type, 'Recreate', 'never two CAs on one ReadWriteOnce volume');
+  const spec = dep.spec.template.spec;
+  const c = spec.containers[0];
+  const flags = flagsOf(c.args.slice(1));
+  assert.equal(portOf(flags.get('listen') as string), PORTS.control);
+  const svc = find('Service', 'weft-control');
+  const grpcPort = (svc.spec.ports as Obj[]).find((p) => p.port === PORTS.control);
+  assert.ok(grpcPort, 'Service exposes 15010');
+  const target = (c.ports as Obj[]).find((p) => p.name === grpcPort.targetPort || p.containerPort === grpcPort.targetPort);
+  assert.equal(target?.containerPort, PORTS.control, 'Service targets the --listen port');
+  assert.deepEqual(svc.spec.selector, Object.fromEntries(Object.entries(dep.spec.template.metadata.labels as Record<string, string>).filter(([k]) => k in svc.spec.selector)));
+  const volumes = new Map((spec.volumes as Obj[]).map((v) => [v.name, v]));
+  const mountFor = (path: string): Obj => volumes.get((c.volumeMounts as Obj[]).find((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))?.name);
+  const state = mountFor(flags.get('state-dir') as string);
+  assert.ok(state?.persistentVolumeClaim, 'the CA lives on a PVC');
+  find('PersistentVolumeClaim', state.persistentVolumeClaim.claimName);
+  const policies = mountFor(flags.get('policies') as string);
+  const cm = find('ConfigMap', policies.configMap.name);
+  assert.equal(mountFor(flags.get('token-file') as string)?.secret?.secretName, 'weft-token');
+  // Every policy in the ConfigMap is valid against the policy kinds' JSON Schemas.
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  for (const [file, text] of Object.entries(cm.data as Record<string, string>)) {
+    for (const d of parseAllDocuments(text) as unknown as { toJSON(): Obj; errors: unknown[] }[]) {
+      assert.deepEqual(d.errors, [], file);
+      const doc = d.toJSON();
+      const schema = kindSchemas[doc.kind as keyof typeof kindSchemas];
+      assert.ok(schema, `${file}: kind ${doc.kind}`);
+      const validate = ajv.compile(schema.schema);
+      assert.ok(validate(doc), `${file}: ${ajv.errorsText(validate.errors)}`);
+    }
+  }
+});
+
+test('deploy: RBAC is read-only and bound to the ServiceAccounts the pods use', () => {
+  const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
+  assert.ok(roles.length > 0);
+  const granted = new Set<string>();
+  for (const r of roles) {
+    for (const rule of r.rules as Obj[]) {
+      for (const v of rule.verbs) assert.ok(['get', 'list', 'watch'].includes(v), `${r.metadata.name}: verb ${v} is not read-only`);
+      for (const g of rule.apiGroups) for (const res of rule.resources) {
+        assert.notEqual(res, '*');
+        granted.add(`${g}/${res}`);
+      }
+    }
+  }
+  assert.deepEqual([...granted].sort(), ['/nodes', '/pods', '/services', 'discovery.k8s.io/endpointslices']);
+  const bound = new Set<string>();
+  for (const b of objects.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding')) {
+    find(b.roleRef.kind, b.roleRef.name);
+    for (const s of b.subjects) { find('ServiceAccount', s.name); bound.add(s.name); }
+  }
+  for (const w of workloads) assert.ok(bound.has(w.spec.template.spec.serviceAccountName), `${w.metadata.name} runs as a bound ServiceAccount`);
+});
+
+test('deploy: no secret value is committed', () => {
+  for (const o of objects.filter((x) => x.kind === 'Secret')) {
+    assert.equal(o.data, undefined, `${o.metadata.name}: data`);
+    assert.equal(o.stringData, undefined, `${o.metadata.name}: stringData`);
+  }
+  const ignored = readFileSync(join(DEPLOY, '.gitignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const generated = (kustomization.secretGenerator ?? []) as Obj[];
+  assert.deepEqual(generated.map((g) => g.name), ['weft-token']);
+  for (const g of generated) {
+    for (const f of [...(g.files ?? []), ...(g.envs ?? [])] as string[]) {
+      const file = f.includes('=') ? f.slice(f.indexOf('=') + 1) : f;
+      assert.ok(ignored.includes(file), `secretGenerator source ${file} is git-ignored`);
+      const tracked = spawnSync('git', ['ls-files', '--error-unmatch', join('deploy', file)], { cwd: ROOT });
+      assert.notEqual(tracked.status, 0, `${file} must not be committed`);
+    }
+    assert.equal(g.literals, undefined, 'no literal secret values');
+  }
+});
+
+test('deploy: every Dockerfile COPY source exists in the repository or the build stage', () => {
+  const text = readFileSync(join(DEPLOY, 'Dockerfile'), 'utf8');
+  assert.match(text, /^FROM node:20-bookworm-slim AS build$/m);
+  assert.match(text, /^ENTRYPOINT \["weft"\]$/m);
+  assert.match(text, /npm ci/);
+  assert.match(text, /npm run build/);
+  for (const m of text.matchAll(/^COPY (?!--from)(.+)$/gm)) {
+    const parts = (m[1] as string).trim().split(/\s+/);
+    for (const src of parts.slice(0, -1)) assert.ok(existsSync(join(ROOT, src)), `COPY source ${src} exists`);
+  }
+});
+
+// ------------------------------------------------------------------ systemd units
+
+const UNITS = ['weft-control.service', 'weft-agent.service'];
+
+function execStart(unit: string): string[] {
+  const line = readFileSync(join(DEPLOY, 'systemd', unit), 'utf8').split('\n').find((l) => l.startsWith('ExecStart='));
+  assert.ok(line, `${unit}: ExecStart`);
+  return line.slice('ExecStart='.length).trim().split(/\s+/);
+}
+
+test('deploy/systemd: ExecStart passes only contract flags, and nothing cleans up on stop', () => {
+  for (const unit of UNITS) {
+    const [bin, sub, ...rest] = execStart(unit);
+    assert.equal(bin, '/usr/local/bin/weft');
+    const allowed = CONTRACT_FLAGS[sub as string];
+    assert.ok(allowed, `${unit}: subcommand ${sub}`);
+    for (const f of flagsOf(rest).keys()) assert.ok(allowed.has(f), `${unit}: --${f} is not in the contract`);
+    const text = readFileSync(join(DEPLOY, 'systemd', unit), 'utf8');
+    assert.doesNotMatch(text.split('\n').filter((l) => !l.startsWith('#')).join('\n'), /--cleanup/, `${unit}: a stop or restart must not clean up`);
+  }
+});
+
+test('deploy/systemd: units pass systemd-analyze verify', (t) => {
+  const probe = spawnSync('systemd-analyze', ['--version']);
+  if (probe.error) { t.skip('systemd-analyze is not installed'); return; }
+  const dir = mkdtempSync(join(tmpdir(), `wt-units-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // verify insists that ExecStart's binary exists: point it at the repository's bin/weft.
+  const paths = UNITS.map((u) => {
+    const p = join(dir, u);
+    writeFileSync(p, readFileSync(join(DEPLOY, 'systemd', u), 'utf8').replaceAll('/usr/local/bin/weft', join(ROOT, 'bin', 'weft')));
+    return p;
+  });
+  const r = spawnSync('systemd-analyze', ['verify', ...paths], { encoding: 'utf8' });
+  // verify reports bad directives as warnings with exit status 0: any output is a finding.
+  assert.equal(`${r.stdout}${r.stderr}`.trim(), '', 'systemd-analyze verify output');
+  assert.equal(r.status, 0);
+});
