@@ -33,16 +33,26 @@ export const command: Command = {
     const format = values.format ?? 'text';
     if (format !== 'text' && format !== 'json') throw invalidArg(`--format: expected text or json, got '${format}'`);
     if (!positionals.length) throw invalidArg('expected at least one PATH');
-    const r = loadPolicyDir(positionals);
-    const ok = r.diagnostics.length === 0;
-    if (format === 'json') {
-      process.stdout.write(JSON.stringify({ ok, objects: r.objects.length, files: r.files.length, diagnostics: r.diagnostics }) + '\n');
-    } else if (ok) {
-      process.stdout.write(`${r.objects.length} objects in ${r.files.length} files OK\n`);
-    } else {
-      process.stdout.write(r.diagnostics.map((d) => formatDiagnostic(d) + '\n').join(''));
-      process.stderr.write(`${r.diagnostics.length} problem${r.diagnostics.length === 1 ? '' : 's'} in ${new Set(r.diagnostics.map((d) => d.file)).size} of ${r.files.length} files\n`);
-    }
-    return ok ? 0 : 1;
+    const out = validateReport(positionals, format);
+    process.stdout.write(out.stdout);
+    process.stderr.write(out.stderr);
+    return out.code;
   },
 };
+
+/** The whole of `weft validate` except the writing, so tests can compare exact output. */
+export function validateReport(paths: string[], format: 'text' | 'json'): { code: number; stdout: string; stderr: string } {
+  const r = loadPolicyDir(paths);
+  const ok = r.diagnostics.length === 0;
+  const code = ok ? 0 : 1;
+  if (format === 'json') {
+    return { code, stdout: JSON.stringify({ ok, objects: r.objects.length, files: r.files.length, diagnostics: r.diagnostics }) + '\n', stderr: '' };
+  }
+  if (ok) return { code, stdout: `${r.objects.length} objects in ${r.files.length} files OK\n`, stderr: '' };
+  const n = r.diagnostics.length;
+  return {
+    code,
+    stdout: r.diagnostics.map((d) => formatDiagnostic(d) + '\n').join(''),
+    stderr: `${n} problem${n === 1 ? '' : 's'} in ${new Set(r.diagnostics.map((d) => d.file)).size} of ${r.files.length} files\n`,
+  };
+}

@@ -11,7 +11,7 @@ import { buildRouteTables } from './routes';
 import { allocateVips } from './vip';
 import { durationMs } from './duration';
 import { spiffeId } from './identity';
-import { formatDiagnostic, sortDiagnostics } from './diagnostic';
+import { formatDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostic';
 import type {
   AuthorizationPolicyState, Endpoint, ServiceState, Snapshot, TrafficPolicyState, WorkloadRegistration, WorkloadState,
 } from './snapshot';
@@ -27,10 +27,18 @@ export interface CompileOptions {
 
 const byKey = <T extends { key: string }>(a: T, b: T) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
-/** Throws WEFT_ERR_INVALID_POLICY (details.diagnostics) if the set has any error: a
- *  bad set is rejected whole, never partly compiled. */
-export function compile(objects: readonly LoadedObject[], registered: readonly WorkloadRegistration[] = [], opts: CompileOptions = {}): Snapshot {
-  const { model, diagnostics } = analyze(objects);
+/** A loaded policy set: what loadPolicyDir() returns. */
+export interface PolicySet {
+  objects: readonly LoadedObject[];
+  diagnostics: readonly Diagnostic[];
+}
+
+/** Throws WEFT_ERR_INVALID_POLICY (details.diagnostics) if the set has any error — from
+ *  loading or from the semantic checks, which run again here: a bad set is rejected
+ *  whole, never partly compiled. */
+export function compile(set: PolicySet, registered: readonly WorkloadRegistration[] = [], opts: CompileOptions = {}): Snapshot {
+  const { model, diagnostics } = analyze(set.objects);
+  diagnostics.push(...set.diagnostics);
   const tables = buildRouteTables(model, diagnostics);
   if (diagnostics.length) {
     const sorted = sortDiagnostics(diagnostics);

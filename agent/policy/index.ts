@@ -1,13 +1,13 @@
 // The policy package's public face: the control API and `weft validate` use only these.
-import { loadFiles, type LoadedObject } from './load';
+import { loadFiles, loadText, type LoadResult, type LoadedObject } from './load';
 import { analyze } from './model';
 import { buildRouteTables } from './routes';
 import { sortDiagnostics, type Diagnostic } from './diagnostic';
 
-export { compile, type CompileOptions } from './compile';
+export { compile, type CompileOptions, type PolicySet } from './compile';
 export { forNode, decidePath } from './node-view';
 export { formatDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostic';
-export { loadText, type LoadedObject } from './load';
+export type { LoadedObject } from './load';
 export * from './snapshot';
 
 export interface PolicyLoadResult {
@@ -20,16 +20,32 @@ export interface PolicyLoadResult {
 }
 
 /** Semantic checks over a schema-valid set (references, duplicates, conflicts). */
-export function checkPolicySet(objects: readonly LoadedObject[]): Diagnostic[] {
-  const { model, diagnostics } = analyze(objects);
+export function checkPolicySet(objects: readonly LoadedObject[], invalid?: ReadonlySet<string>): Diagnostic[] {
+  const { model, diagnostics } = analyze(objects, invalid);
   buildRouteTables(model, diagnostics);
   return diagnostics;
 }
 
 /** Reads files and directories (recursively, *.yaml/*.yml) and runs every check. */
 export function loadPolicyDir(paths: readonly string[]): PolicyLoadResult {
-  const { objects, diagnostics, files } = loadFiles(paths);
-  diagnostics.push(...checkPolicySet(objects));
+  return finish(loadFiles(paths));
+}
+
+/** The same over in-memory files (tests, or a source that is not a directory). */
+export function loadPolicyTexts(files: readonly { file: string; text: string }[]): PolicyLoadResult {
+  const all: LoadResult = { objects: [], diagnostics: [], files: [], invalid: new Set() };
+  for (const f of files) {
+    const r = loadText(f.file, f.text);
+    all.objects.push(...r.objects);
+    all.diagnostics.push(...r.diagnostics);
+    all.files.push(f.file);
+    for (const k of r.invalid) all.invalid.add(k);
+  }
+  return finish(all);
+}
+
+function finish({ objects, diagnostics, files, invalid }: LoadResult): PolicyLoadResult {
+  diagnostics.push(...checkPolicySet(objects, invalid));
   return { objects, diagnostics: dedupe(sortDiagnostics(diagnostics)), files };
 }
 

@@ -22,6 +22,9 @@ export interface LoadResult {
   objects: LoadedObject[];
   diagnostics: Diagnostic[];
   files: string[];
+  /** "Kind/namespace/name" of documents that name themselves but failed the schema:
+   *  references to them are not reported again as unknown. */
+  invalid: Set<string>;
 }
 
 export const DEFAULT_NAMESPACE = 'default';
@@ -54,9 +57,10 @@ export function collectFiles(paths: readonly string[], diagnostics: Diagnostic[]
 }
 
 /** Parses and schema-checks one file's text. */
-export function loadText(file: string, text: string): { objects: LoadedObject[]; diagnostics: Diagnostic[] } {
+export function loadText(file: string, text: string): Omit<LoadResult, 'files'> {
   const objects: LoadedObject[] = [];
   const diagnostics: Diagnostic[] = [];
+  const invalid = new Set<string>();
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const list = Array.isArray(docs) ? docs : [];
@@ -75,12 +79,17 @@ export function loadText(file: string, text: string): { objects: LoadedObject[];
     diagnostics.push(...env.diagnostics);
     if (!env.kind) continue;
     const errs = checkSchema(env.kind, value, src);
-    if (errs.length) { diagnostics.push(...errs); continue; }
+    if (errs.length) {
+      diagnostics.push(...errs);
+      const md = (value as { metadata?: { name?: unknown; namespace?: unknown } }).metadata;
+      if (typeof md?.name === 'string') invalid.add(`${env.kind}/${typeof md.namespace === 'string' ? md.namespace : DEFAULT_NAMESPACE}/${md.name}`);
+      continue;
+    }
     const object = value as PolicyObject;
     object.metadata.namespace ??= DEFAULT_NAMESPACE;
     objects.push({ kind: env.kind, key: `${object.metadata.namespace}/${object.metadata.name}`, object, source: src });
   }
-  return { objects, diagnostics };
+  return { objects, diagnostics, invalid };
 }
 
 /** Schema stage only; see validatePolicySet() for the full check. */
@@ -88,6 +97,7 @@ export function loadFiles(paths: readonly string[]): LoadResult {
   const diagnostics: Diagnostic[] = [];
   const files = collectFiles(paths, diagnostics);
   const objects: LoadedObject[] = [];
+  const invalid = new Set<string>();
   for (const file of files) {
     let text: string;
     try { text = readFileSync(file, 'utf8'); } catch (e) {
@@ -97,6 +107,7 @@ export function loadFiles(paths: readonly string[]): LoadResult {
     const r = loadText(file, text);
     objects.push(...r.objects);
     diagnostics.push(...r.diagnostics);
+    for (const k of r.invalid) invalid.add(k);
   }
-  return { objects, diagnostics, files };
+  return { objects, diagnostics, files, invalid };
 }

@@ -24,6 +24,14 @@ export interface Model {
   /** By target Service key. */
   trafficPolicies: Map<string, LoadedObject<TrafficPolicyObject>>;
   authorizationPolicies: Map<string, LoadedObject<AuthorizationPolicyObject>>;
+  /** "Kind/namespace/name" of objects that exist but failed the schema (see LoadResult). */
+  invalid: ReadonlySet<string>;
+}
+
+/** True when a reference to Service `key` is broken, i.e. worth reporting: the Service
+ *  neither exists nor was dropped for its own (already reported) schema errors. */
+export function unknownService(model: Model, key: string): boolean {
+  return !model.services.has(key) && !model.invalid.has(`Service/${key}`);
 }
 
 export const DEFAULT_MESH: MeshSettings = {
@@ -47,7 +55,7 @@ export function refKey(ref: { name: string; namespace?: string }, from: LoadedOb
   return `${ref.namespace ?? from.object.metadata.namespace}/${ref.name}`;
 }
 
-export function analyze(objects: readonly LoadedObject[]): { model: Model; diagnostics: Diagnostic[] } {
+export function analyze(objects: readonly LoadedObject[], invalid: ReadonlySet<string> = new Set()): { model: Model; diagnostics: Diagnostic[] } {
   const diags: Diagnostic[] = [];
 
   // Duplicate names: the first definition (in file order) wins, later ones are errors.
@@ -81,9 +89,10 @@ export function analyze(objects: readonly LoadedObject[]): { model: Model; diagn
     mesh, vipRange,
     services: new Map(of<ServiceObject>('Service').map((o) => [o.key, o])),
     workloads: new Map(of<WorkloadObject>('Workload').map((o) => [o.key, o])),
-    routes: [...of<HTTPRouteObject>('HTTPRoute'), ...of<GRPCRouteObject>('GRPCRoute')],
+    routes: unique.filter((o) => o.kind === 'HTTPRoute' || o.kind === 'GRPCRoute') as LoadedObject<RouteObject>[],
     trafficPolicies: new Map(),
     authorizationPolicies: new Map(of<AuthorizationPolicyObject>('AuthorizationPolicy').map((o) => [o.key, o])),
+    invalid,
   };
 
   checkServices(model, diags);
@@ -154,7 +163,7 @@ function checkTrafficPolicies(model: Model, list: LoadedObject<TrafficPolicyObje
   for (const tp of list) {
     const target = refKey(tp.object.spec.targetRef, tp);
     if (!model.services.has(target)) {
-      diags.push(tp.source.at(['spec', 'targetRef', 'name'], `spec.targetRef: unknown Service "${target}"`));
+      if (unknownService(model, target)) diags.push(tp.source.at(['spec', 'targetRef', 'name'], `spec.targetRef: unknown Service "${target}"`));
       continue;
     }
     const other = model.trafficPolicies.get(target);
@@ -175,7 +184,7 @@ function checkAuthorization(model: Model, diags: Diagnostic[]): void {
     if (spec.selector && spec.targetRef) diags.push(ap.source.at(['spec', 'targetRef'], 'spec: selector and targetRef are mutually exclusive'));
     if (spec.targetRef) {
       const target = refKey(spec.targetRef, ap);
-      if (!model.services.has(target)) diags.push(ap.source.at(['spec', 'targetRef', 'name'], `spec.targetRef: unknown Service "${target}"`));
+      if (unknownService(model, target)) diags.push(ap.source.at(['spec', 'targetRef', 'name'], `spec.targetRef: unknown Service "${target}"`));
     }
     spec.rules?.forEach((rule, r) => {
       rule.from?.forEach((f, i) => {

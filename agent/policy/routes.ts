@@ -14,12 +14,14 @@ import type { Diagnostic } from './diagnostic';
 import type { LoadedObject } from './load';
 import type { GRPCMatch, HTTPMatch, ServiceObject } from './kinds';
 import type { CompiledRoute, HeaderMatch, HeaderModifier, RouteMatch, RouteTable, WeightedBackend } from './snapshot';
-import { refKey, whereIs, type Model, type RouteObject } from './model';
+import { refKey, unknownService, whereIs, type Model, type RouteObject } from './model';
 import { durationMs } from './duration';
 import type { PathSegment } from './source';
 
 export interface RouteOrigin { obj: LoadedObject<RouteObject>; rule: number; match: number | null }
 export interface BuiltTable { table: RouteTable; origins: RouteOrigin[] }
+
+const article = (kind: string) => `${kind.startsWith('H') ? 'an' : 'a'} ${kind}`;
 
 const HTTP_ROUTE_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC']);
 const GRPC_ROUTE_PROTOCOLS = new Set(['HTTP2', 'GRPC']);
@@ -34,17 +36,20 @@ export function buildRouteTables(model: Model, diags: Diagnostic[]): BuiltTable[
       const at: PathSegment[] = ['spec', 'parentRefs', p];
       const svcKey = refKey(ref, obj);
       const svc = model.services.get(svcKey);
-      if (!svc) { diags.push(obj.source.at([...at, 'name'], `spec.parentRefs[${p}]: unknown Service "${svcKey}"`)); return; }
+      if (!svc) {
+        if (unknownService(model, svcKey)) diags.push(obj.source.at([...at, 'name'], `spec.parentRefs[${p}]: unknown Service "${svcKey}"`));
+        return;
+      }
       const allowed = isGrpc ? GRPC_ROUTE_PROTOCOLS : HTTP_ROUTE_PROTOCOLS;
       let ports = svc.object.spec.ports;
       if (ref.port !== undefined) {
         ports = ports.filter((sp) => sp.port === ref.port);
         if (!ports.length) { diags.push(obj.source.at([...at, 'port'], `spec.parentRefs[${p}]: Service "${svcKey}" has no port ${ref.port}`)); return; }
         const proto = ports[0]?.protocol ?? 'TCP';
-        if (!allowed.has(proto)) { diags.push(obj.source.at([...at, 'port'], `spec.parentRefs[${p}]: a ${obj.kind} cannot attach to ${proto} port ${ref.port} of Service "${svcKey}"`)); return; }
+        if (!allowed.has(proto)) { diags.push(obj.source.at([...at, 'port'], `spec.parentRefs[${p}]: ${article(obj.kind)} cannot attach to ${proto} port ${ref.port} of Service "${svcKey}"`)); return; }
       } else {
         ports = ports.filter((sp) => allowed.has(sp.protocol ?? 'TCP'));
-        if (!ports.length) { diags.push(obj.source.at([...at, 'name'], `spec.parentRefs[${p}]: Service "${svcKey}" has no ${[...allowed].join('/')} port for a ${obj.kind}`)); return; }
+        if (!ports.length) { diags.push(obj.source.at([...at, 'name'], `spec.parentRefs[${p}]: Service "${svcKey}" has no ${[...allowed].join('/')} port for ${article(obj.kind)}`)); return; }
       }
       for (const sp of ports) {
         const id = `${svcKey}:${sp.port}`;
@@ -53,9 +58,10 @@ export function buildRouteTables(model: Model, diags: Diagnostic[]): BuiltTable[
         const otherKind = [...t.kinds.entries()].find(([k]) => k !== obj.kind);
         if (otherKind) {
           diags.push(obj.source.at([...at, 'name'], `spec.parentRefs[${p}]: port ${sp.port} of Service "${svcKey}" already has ${otherKind[0]} "${otherKind[1].key}" (${whereIs(otherKind[1])}); HTTPRoute and GRPCRoute cannot share a port`));
-          continue;
-        }
-        if (!t.kinds.has(obj.kind)) t.kinds.set(obj.kind, obj);
+        } else if (!t.kinds.has(obj.kind)) t.kinds.set(obj.kind, obj);
+        // On a kind clash the rules are still checked (every problem in one run) but
+        // kept out of the table.
+        const entries = otherKind ? [] : t.entries;
         obj.object.spec.rules.forEach((rule, r) => {
           const backends = resolveBackends(model, obj, rule, r, sp.port, diags);
           const base = compileRuleActions(obj, rule, r, diags);
@@ -63,7 +69,7 @@ export function buildRouteTables(model: Model, diags: Diagnostic[]): BuiltTable[
           matches.forEach((m, i) => {
             const match = isGrpc ? grpcMatch(m as GRPCMatch | undefined) : httpMatch(m as HTTPMatch | undefined);
             checkRegexes(obj, match, ['spec', 'rules', r, 'matches', i], diags);
-            t!.entries.push({ route: { route: obj.key, rule: r, match, backends, ...base }, origin: { obj, rule: r, match: rule.matches?.length ? i : null } });
+            entries.push({ route: { route: obj.key, rule: r, match, backends, ...base }, origin: { obj, rule: r, match: rule.matches?.length ? i : null } });
           });
         });
       }
@@ -144,7 +150,10 @@ function resolveBackends(model: Model, obj: LoadedObject<RouteObject>, rule: Rul
   rule.backendRefs.forEach((ref, k) => {
     const key = refKey(ref, obj);
     const svc = model.services.get(key);
-    if (!svc) { diags.push(obj.source.at(at(k, 'name'), `spec.rules[${r}].backendRefs[${k}]: unknown backend Service "${key}"`)); return; }
+    if (!svc) {
+      if (unknownService(model, key)) diags.push(obj.source.at(at(k, 'name'), `spec.rules[${r}].backendRefs[${k}]: unknown backend Service "${key}"`));
+      return;
+    }
     const port = backendPort(svc, ref.port, parentPort);
     if (typeof port === 'string') { diags.push(obj.source.at(at(k, ref.port !== undefined ? 'port' : 'name'), `spec.rules[${r}].backendRefs[${k}]: ${port}`)); return; }
     const weight = ref.weight ?? 1;

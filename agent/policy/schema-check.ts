@@ -79,8 +79,11 @@ function describe(e: ErrorObject, src: SourceDoc): Diagnostic {
       return src.at(path, `${prefix}must be one of ${((e.params as { allowedValues: unknown[] }).allowedValues).join(', ')} (got ${got})`);
     case 'pattern':
       return src.at(path, `${prefix}${got} is not a valid ${title ?? `value (must match ${(e.params as { pattern: string }).pattern})`}`);
-    case 'type':
-      return src.at(path, `${prefix}must be ${(e.params as { type: string }).type} (got ${e.data === null ? 'null' : Array.isArray(e.data) ? 'array' : typeof e.data})`);
+    case 'type': {
+      const kind = e.data === null ? 'null' : Array.isArray(e.data) ? 'array' : typeof e.data;
+      if (title) return src.at(path, `${prefix}must be a ${title} (got ${kind} ${got})`);
+      return src.at(path, `${prefix}must be ${(e.params as { type: string }).type} (got ${kind})`);
+    }
     case 'anyOf':
       return src.at(path, `${prefix}${got} is not a valid ${title ?? 'value'}`);
     default:
