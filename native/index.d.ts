@@ -25,7 +25,8 @@ export type LibbpfLevel = 'warn' | 'info' | 'debug';
  * Routes libbpf's own log (libbpf_set_print) to `fn`; `null` silences it (until the first
  * call libbpf prints warnings to stderr). Lines from synchronous calls arrive during the
  * call; lines from `load()` (worker thread) arrive just before its promise settles. One
- * logger per process; an exception thrown by `fn` is swallowed.
+ * logger per process, called on the thread that set it (dropped when that thread's
+ * environment exits); an exception thrown by `fn` is swallowed.
  */
 export function setLogger(fn: ((level: LibbpfLevel, message: string) => void) | null): void;
 

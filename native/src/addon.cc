@@ -25,6 +25,8 @@ Napi::Value NumPossibleCpus(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData(data);  // deleted by node-addon-api when the environment goes away
+  napi_env raw = env;
+  env.AddCleanupHook([raw]() { ForgetLogger(raw); });
 
   Napi::Function object = BpfObject::Define(env);
   Napi::Function program = BpfProgram::Define(env);

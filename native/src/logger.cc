@@ -18,6 +18,7 @@ thread_local LogLines* t_capture = nullptr;
 struct JsLogger {
   Napi::FunctionReference fn;
   std::thread::id thread;
+  napi_env env;
 };
 JsLogger* g_logger = nullptr;
 
@@ -78,6 +79,13 @@ void DeliverLog(Napi::Env env, const LogLines& lines) {
   for (const auto& line : lines) CallLogger(env, line.first, line.second);
 }
 
+void ForgetLogger(napi_env env) {
+  if (g_logger == nullptr || g_logger->env != env) return;
+  libbpf_set_print(nullptr);
+  delete g_logger;
+  g_logger = nullptr;
+}
+
 Napi::Value SetLogger(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !(info[0].IsFunction() || info[0].IsNull()))
@@ -88,7 +96,7 @@ Napi::Value SetLogger(const Napi::CallbackInfo& info) {
     libbpf_set_print(nullptr);
     return env.Undefined();
   }
-  g_logger = new JsLogger{Napi::Persistent(info[0].As<Napi::Function>()), std::this_thread::get_id()};
+  g_logger = new JsLogger{Napi::Persistent(info[0].As<Napi::Function>()), std::this_thread::get_id(), env};
   libbpf_set_print(Print);
   return env.Undefined();
 }

@@ -35,4 +35,8 @@ void DeliverLog(Napi::Env env, const LogLines& lines);
 
 Napi::Value SetLogger(const Napi::CallbackInfo& info);
 
+// Drops the logger if it belongs to `env` (environment teardown, e.g. a worker thread
+// exiting): libbpf must not call into a dead environment.
+void ForgetLogger(napi_env env);
+
 }  // namespace weft
