@@ -25,7 +25,8 @@ const NAMESPACE = 'weft-system';
 
 // ------------------------------------------------------------------ loading
 
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// Manifests are untyped YAML; the assertions below are the type checks.
+type Obj = Record<string, any>;
 
 function loadYaml(path: string): Obj[] {
   const docs = parseAllDocuments(readFileSync(path, 'utf8'));
@@ -40,7 +41,7 @@ function loadYaml(path: string): Obj[] {
 
 const manifestFiles = readdirSync(DEPLOY).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort();
 const kustomization = loadYaml(join(DEPLOY, 'kustomization.yaml'))[0] as Obj;
-const objects = manifestFiles.flatMap((f) => loadYaml(join(DEPLOY, f)).map((o) => ({ ...o, __file: f })));
+const objects = manifestFiles.flatMap((f) => loadYaml(join(DEPLOY, f)).map((o): Obj => ({ ...o, __file: f })));
 const find = (kind: string, name: string): Obj => {
   const o = objects.find((x) => x.kind === kind && x.metadata?.name === name);
   assert.ok(o, `${kind}/${name} not found in deploy/`);
@@ -184,12 +185,12 @@ test('deploy: the control API Deployment, its Service, state and policies', () =
   assert.equal(target?.containerPort, PORTS.control, 'Service targets the --listen port');
   assert.deepEqual(svc.spec.selector, Object.fromEntries(Object.entries(dep.spec.template.metadata.labels as Record<string, string>).filter(([k]) => k in svc.spec.selector)));
   const volumes = new Map((spec.volumes as Obj[]).map((v) => [v.name, v]));
-  const mountFor = (path: string): Obj => volumes.get((c.volumeMounts as Obj[]).find((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))?.name);
+  const mountFor = (path: string): Obj | undefined => volumes.get((c.volumeMounts as Obj[]).find((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))?.name);
   const state = mountFor(flags.get('state-dir') as string);
   assert.ok(state?.persistentVolumeClaim, 'the CA lives on a PVC');
-  find('PersistentVolumeClaim', state.persistentVolumeClaim.claimName);
+  find('PersistentVolumeClaim', state?.persistentVolumeClaim.claimName);
   const policies = mountFor(flags.get('policies') as string);
-  const cm = find('ConfigMap', policies.configMap.name);
+  const cm = find('ConfigMap', policies?.configMap?.name);
   assert.equal(mountFor(flags.get('token-file') as string)?.secret?.secretName, 'weft-token');
   // Every policy in the ConfigMap is valid against the policy kinds' JSON Schemas.
   const ajv = new Ajv({ allErrors: true, strict: false });
