@@ -119,7 +119,7 @@ test('tunnel: authorization policy refuses before the upstream connection is mad
   const f = await setup(t);
   const allowOnly = (principal: string): AuthorizationPolicyState => ({
     key: 'shop/catalog-allow', action: 'ALLOW', workloads: ['shop/catalog-0'], l7: false,
-    rules: [{ from: [{ principals: [principal], notPrincipals: [], namespaces: [], notNamespaces: [] }], to: [], when: [] }],
+    rules: [{ from: [{ principals: [principal], notPrincipals: [], namespaces: [], notNamespaces: [], ipBlocks: [], notIpBlocks: [] }], to: [], when: [] }],
   });
   f.authzB.update([allowOnly('cluster.local/ns/shop/sa/checkout')]);
   const req = { sourceIdentity: FRONTEND, nodeAddress: nodeB(f), target: { ip: '127.0.0.1', port: f.echoPort } };

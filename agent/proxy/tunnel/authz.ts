@@ -6,6 +6,7 @@
 // ztunnel does: in an ALLOW policy such a rule matches nothing (the safe side: it cannot
 // be proven), in a DENY policy the L7 parts are ignored and the L4 parts decide (also the
 // safe side: deny more, never allow more).
+import { cidrContains, parseCidr, parseIPv4 } from '../../policy/net';
 import type { AuthorizationPolicyState, AuthorizationRule, AuthorizationSource, AuthorizationOperation, AuthorizationCondition } from '../../policy/snapshot';
 
 export interface L4Request {
@@ -46,7 +47,17 @@ function anyMatch(patterns: string[], value: string | null, normalise: (s: strin
   return value !== null && patterns.some((p) => matchValue(normalise(p), normalise(value)));
 }
 
+/** CIDR (or single address) matching for ipBlocks and source.ip/destination.ip; the
+ *  policy compiler has validated the CIDRs, an unparsable one matches nothing. */
+function ipMatch(blocks: string[], ip: string | undefined): boolean {
+  const n = ip === undefined ? null : parseIPv4(ip.startsWith('::ffff:') ? ip.slice(7) : ip);
+  if (n === null) return false;
+  return blocks.some((b) => { const c = parseCidr(b); return typeof c !== 'string' && cidrContains(c, n); });
+}
+
 function sourceMatches(s: AuthorizationSource, r: L4Request): boolean {
+  if (s.ipBlocks.length && !ipMatch(s.ipBlocks, r.sourceIp)) return false;
+  if (s.notIpBlocks.length && ipMatch(s.notIpBlocks, r.sourceIp)) return false;
   if (s.principals.length && !anyMatch(s.principals, r.sourcePrincipal, stripScheme)) return false;
   if (s.notPrincipals.length && anyMatch(s.notPrincipals, r.sourcePrincipal, stripScheme)) return false;
   if (s.namespaces.length && !anyMatch(s.namespaces, r.sourceNamespace)) return false;
@@ -61,20 +72,20 @@ function operationMatches(o: AuthorizationOperation, r: L4Request): Tri {
   return o.methods.length || o.paths.length || o.notPaths.length ? 'l7' : true;
 }
 
-const L4_KEYS: Record<string, (r: L4Request) => string | null> = {
-  'source.principal': (r) => r.sourcePrincipal && stripScheme(r.sourcePrincipal),
-  'source.namespace': (r) => r.sourceNamespace,
-  'source.ip': (r) => r.sourceIp ?? null,
-  'destination.ip': (r) => r.destinationIp ?? null,
-  'destination.port': (r) => String(r.destinationPort),
+/** `when` keys decidable at L4, each as "does this value list match the request". */
+const L4_KEYS: Record<string, (values: string[], r: L4Request) => boolean> = {
+  'source.principal': (v, r) => anyMatch(v, r.sourcePrincipal, stripScheme),
+  'source.namespace': (v, r) => anyMatch(v, r.sourceNamespace),
+  'source.ip': (v, r) => ipMatch(v, r.sourceIp),
+  'destination.ip': (v, r) => ipMatch(v, r.destinationIp),
+  'destination.port': (v, r) => v.includes(String(r.destinationPort)),
 };
 
 function conditionMatches(c: AuthorizationCondition, r: L4Request): Tri {
-  const get = L4_KEYS[c.key];
-  if (!get) return 'l7';
-  const v = get(r);
-  if (c.values.length && !anyMatch(c.values, v)) return false;
-  if (c.notValues.length && anyMatch(c.notValues, v)) return false;
+  const match = L4_KEYS[c.key];
+  if (!match) return 'l7';
+  if (c.values.length && !match(c.values, r)) return false;
+  if (c.notValues.length && match(c.notValues, r)) return false;
   return true;
 }
 
