@@ -12,7 +12,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubernetesDiscovery } from '../../agent/discovery/kubernetes';
+import Ajv from 'ajv';
 import { workloadName, type DiscoveredObjects } from '../../agent/discovery/kubernetes-objects';
+import { kindSchemas } from '../../agent/policy/kinds';
 
 const FIXTURES = join(__dirname, 'fixtures', 'k8s');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
@@ -94,6 +96,16 @@ function nextChange(d: KubernetesDiscovery): Promise<DiscoveredObjects> {
   return within(once(d, 'change').then(([o]) => o as DiscoveredObjects), 10_000, 'a change event');
 }
 
+/** What discovery emits must pass the same schema as policy files, or the control API
+ *  would reject the whole snapshot. */
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validService = ajv.compile(kindSchemas.Service.schema);
+const validWorkload = ajv.compile(kindSchemas.Workload.schema);
+function assertSchemaValid(o: DiscoveredObjects): void {
+  for (const s of o.services) assert.ok(validService(s), `${s.metadata.name}: ${ajv.errorsText(validService.errors)}`);
+  for (const w of o.workloads) assert.ok(validWorkload(w), `${w.metadata.name}: ${ajv.errorsText(validWorkload.errors)}`);
+}
+
 const byName = (o: DiscoveredObjects): Record<string, DiscoveredObjects['workloads'][number]> =>
   Object.fromEntries(o.workloads.map((w) => [`${w.metadata.namespace}/${w.metadata.name}`, w]));
 
@@ -123,6 +135,7 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
 
   // --- initial list
   const first = d.objects();
+  assertSchemaValid(first);
   assert.deepEqual(first.services, [
     {
       apiVersion: 'weft.dev/v1alpha1', kind: 'Service',
@@ -189,7 +202,9 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
   d.on('change', count);
   let change = nextChange(d);
   api.watch('pods').res.write(fixture('pods-watch.ndjson'));
-  const second = byName(await change);
+  const secondObjects = await change;
+  assertSchemaValid(secondObjects);
+  const second = byName(secondObjects);
   assert.equal(changes, 1);
   assert.equal(second['shop/catalog-v1-7d9f8b6c5d-4xq2m'], undefined, 'DELETED removes the workload');
   assert.equal(second['shop/catalog-v2-5c8b7a6d4f-h9w3z']!.metadata.labels?.['weft.dev/ready'], 'true', 'MODIFIED updates it');
