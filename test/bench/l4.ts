@@ -1,0 +1,275 @@
+// L4 benchmark (npm run bench:l4). In one run, inside a network namespace it creates:
+// - connect-time load balancing: direct vs weft VIP (cgroup/connect4) vs iptables DNAT
+//   vs HAProxy TCP mode, wrk against nginx with a new connection per request
+//   (`Connection: close`: rps, p50, p99) and with keep-alive (rps, p50, p99);
+// - same-node hops, plain loopback vs weft's sockops/sk_msg: iperf3 bulk, 64-byte TCP
+//   ping-pong (sockperf), and wrk connection-per-request / keep-alive, the latter also
+//   with "insert every socket" (a pinned endpoint) to show what the insertion policy
+//   avoids.
+// Variants alternate within each round and the median of the rounds is reported as a
+// ratio to the baseline of the same run (direct / plain loopback). Writes
+// test/bench/results/l4.json. Everything it creates is removed at the end.
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+
+import { Datapath } from '../../agent/datapath/datapath';
+import { packageRoot } from '../../agent/lib/paths';
+import { inCgroup } from '../lib/cgroup';
+import { createNetns, type Netns } from '../lib/netns';
+
+const SECONDS = Number(process.env.L4_BENCH_SECONDS ?? 5);
+const ROUNDS = Number(process.env.L4_BENCH_ROUNDS ?? 3);
+const BODY = 'x'.repeat(100);
+const BACKEND = '10.0.5.1';
+const HAPROXY = '10.0.5.2';
+const WEFT_VIP = '10.96.0.50';
+const DNAT_VIP = '10.96.0.51';
+
+interface Http { rps: number; p50Ms: number; p99Ms: number }
+type Sample = Record<string, number>;
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
+
+function unitMs(v: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
+  if (!m) throw new Error(`cannot parse wrk latency ${v}`);
+  return Number(m[1]) * (m[2] === 'us' ? 1e-3 : m[2] === 'ms' ? 1 : 1e3);
+}
+
+function parseWrk(out: string): Http {
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const p = (q: string) => new RegExp(`^\\s+${q}%\\s+(\\S+)`, 'm').exec(out);
+  const p50 = p('50'), p99 = p('99');
+  if (!rps || !p50 || !p99) throw new Error(`cannot parse wrk output:\n${out}`);
+  const errors = /Socket errors: (.*)/.exec(out) ?? /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  if (errors) process.stderr.write(`wrk reported errors: ${errors[0]}\n`);
+  return { rps: Number(rps[1]), p50Ms: unitMs(p50[1]!), p99Ms: unitMs(p99[1]!) };
+}
+
+class Bench {
+  readonly tmp = mkdtempSync(join(tmpdir(), 'wt-bench-l4-'));
+  readonly node = `wt-bench-${process.pid}`;
+  readonly ns: Netns = createNetns('wt-bench');
+  dp!: Datapath;
+  mesh!: string; // the workload cgroup clients and mesh servers run in
+  private readonly daemons: ChildProcess[] = [];
+  private usedNat = false;
+
+  async setUp(): Promise<void> {
+    this.ns.addAddress(`${BACKEND}/32`);
+    this.ns.addAddress(`${HAPROXY}/32`);
+    // The DNAT VIP needs a route for the first lookup; it only exists in this namespace.
+    this.ns.run(['ip', 'route', 'add', '10.96.0.0/16', 'dev', 'lo']);
+
+    this.dp = await Datapath.open({ node: this.node, logger: pino({ level: 'warn' }) });
+    this.mesh = this.dp.createWorkloadCgroup('bench', 'client').path;
+    this.dp.applyServices([{ vip: WEFT_VIP, port: 80, protocol: 'tcp', mode: 'l4', backends: [{ ip: BACKEND, port: 80, weight: 1 }] }]);
+    // "Naive" same-node variant: this endpoint is inserted from the first connection.
+    this.dp.accelerate('127.0.0.1', 8083);
+
+    this.usedNat = true;
+    this.ns.run(['iptables', '-t', 'nat', '-A', 'OUTPUT', '-d', DNAT_VIP, '-p', 'tcp', '--dport', '80',
+      '-j', 'DNAT', '--to-destination', `${BACKEND}:80`]);
+
+    // nginx A outside the mesh (L4 backend, plain same-node); nginx B in the mesh.
+    this.nginx('a', [`${BACKEND}:80`, '127.0.0.1:8081']);
+    this.nginx('b', ['127.0.0.1:8082', '127.0.0.1:8083'], this.mesh);
+    const hap = join(this.tmp, 'haproxy.cfg');
+    writeFileSync(hap, [
+      'global', '  maxconn 4000',
+      'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 60s', '  timeout server 60s',
+      'frontend f', `  bind ${HAPROXY}:80`, '  default_backend b',
+      'backend b', `  server s1 ${BACKEND}:80`, '',
+    ].join('\n'));
+    this.daemon(['haproxy', '-db', '-f', hap]);
+    this.daemon(['iperf3', '-s', '-B', '127.0.0.1', '-p', '5201']);
+    this.daemon(['iperf3', '-s', '-B', '127.0.0.1', '-p', '5202'], this.mesh);
+    this.daemon(['sockperf', 'sr', '--tcp', '-i', '127.0.0.1', '-p', '11111']);
+    this.daemon(['sockperf', 'sr', '--tcp', '-i', '127.0.0.1', '-p', '11112'], this.mesh);
+    await this.waitListening([`${BACKEND}:80`, `${HAPROXY}:80`, ...[8081, 8082, 8083, 5201, 5202, 11111, 11112].map((p) => `127.0.0.1:${p}`)]);
+  }
+
+  private daemon(argv: string[], cgroup?: string): void {
+    const child = this.ns.spawn(cgroup ? inCgroup(cgroup, argv) : argv, { stdio: 'ignore' });
+    this.daemons.push(child);
+  }
+
+  private nginx(name: string, listen: string[], cgroup?: string): void {
+    const dir = join(this.tmp, `nginx-${name}`);
+    mkdirSync(dir);
+    const conf = join(dir, 'nginx.conf');
+    writeFileSync(conf, `
+worker_processes 2;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server {
+${listen.map((l) => `    listen ${l} reuseport;`).join('\n')}
+    location / { return 200 "${BODY}"; }
+  }
+}
+`);
+    this.daemon(['nginx', '-p', dir, '-e', `${dir}/error.log`, '-c', conf, '-g', 'daemon off;'], cgroup);
+  }
+
+  private async waitListening(endpoints: string[]): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      const out = this.ns.run(['ss', '-Hltn']);
+      if (endpoints.every((ep) => out.includes(`${ep} `))) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`servers did not come up on ${endpoints.join(', ')}`);
+  }
+
+  private async exec(argv: string[], mesh: boolean): Promise<string> {
+    const r = await this.ns.exec(mesh ? inCgroup(this.mesh, argv) : argv, { timeoutMs: (SECONDS + 30) * 1000 });
+    if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  }
+
+  async wrk(url: string, close: boolean, mesh: boolean, seconds = SECONDS): Promise<Http> {
+    return parseWrk(await this.exec(['wrk', '-t2', '-c50', `-d${seconds}s`, '--latency',
+      ...(close ? ['-H', 'Connection: close'] : []), url], mesh));
+  }
+
+  async iperf(port: number, mesh: boolean, seconds = SECONDS): Promise<number> {
+    const j = JSON.parse(await this.exec(['iperf3', '-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'], mesh)) as
+      { end: { sum_received: { bits_per_second: number } } };
+    return j.end.sum_received.bits_per_second / 1e9;
+  }
+
+  async pingPong(port: number, mesh: boolean, seconds = SECONDS): Promise<number> {
+    const out = await this.exec(['sockperf', 'pp', '--tcp', '-i', '127.0.0.1', '-p', String(port), '-m', '64', '-t', String(seconds)], mesh);
+    const m = /\[Valid Duration\] RunTime=([\d.]+) sec; SentMessages=\d+; ReceivedMessages=(\d+)/.exec(out);
+    if (!m) throw new Error(`cannot parse sockperf output:\n${out}`);
+    return Number(m[2]) / Number(m[1]);
+  }
+
+  tearDown(): void {
+    const step = (what: string, fn: () => void) => { try { fn(); } catch (e) { process.stderr.write(`cleanup ${what}: ${String(e)}\n`); } };
+    // An emptied iptables-nft nat table keeps conntrack hooked in: delete the table.
+    if (this.usedNat) step('nat table', () => this.ns.run(['nft', 'delete', 'table', 'ip', 'nat']));
+    step('netns', () => this.ns.destroy());
+    step('datapath', () => { this.dp?.close(); Datapath.cleanup(this.node); });
+    step('tmp', () => rmSync(this.tmp, { recursive: true, force: true }));
+  }
+}
+
+/** Runs every variant once per round, alternating, and keeps each metric's median. */
+async function rounds(variants: Record<string, () => Promise<Sample>>): Promise<Record<string, Sample>> {
+  const runs: Record<string, Sample[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, run] of Object.entries(variants)) {
+      runs[name]!.push(await run());
+      process.stderr.write('.');
+    }
+  }
+  return Object.fromEntries(Object.entries(runs).map(([name, samples]) =>
+    [name, Object.fromEntries(Object.keys(samples[0]!).map((k) => [k, median(samples.map((s) => s[k]!))]))]));
+}
+
+const http = (h: Http): Sample => ({ rps: h.rps, p50Ms: h.p50Ms, p99Ms: h.p99Ms });
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('bench:l4 needs root (netns, BPF, iptables)');
+  for (const c of ['wrk', 'nginx', 'haproxy', 'iperf3', 'sockperf', 'iptables', 'nft']) {
+    execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' });
+  }
+  const b = new Bench();
+  const onSignal = () => { b.tearDown(); process.exit(130); };
+  process.once('SIGINT', onSignal);
+  try {
+    await b.setUp();
+    process.stderr.write(`bench:l4 ${ROUNDS} rounds x ${SECONDS}s per variant `);
+    // Warm-ups: page cache, nginx workers, and the sockops policy learning that the
+    // iperf3 / sockperf / keep-alive endpoints carry bulk traffic.
+    await b.wrk(`http://${BACKEND}/`, false, false, 1);
+    await b.wrk('http://127.0.0.1:8082/', false, true, 1);
+    await b.iperf(5202, true, 1);
+    await b.pingPong(11112, true, 1);
+
+    const l4Close = await rounds({
+      direct: async () => http(await b.wrk(`http://${BACKEND}/`, true, false)),
+      weft: async () => http(await b.wrk(`http://${WEFT_VIP}/`, true, true)),
+      iptables: async () => http(await b.wrk(`http://${DNAT_VIP}/`, true, false)),
+      haproxy: async () => http(await b.wrk(`http://${HAPROXY}/`, true, false)),
+    });
+    const l4KeepAlive = await rounds({
+      direct: async () => http(await b.wrk(`http://${BACKEND}/`, false, false)),
+      weft: async () => http(await b.wrk(`http://${WEFT_VIP}/`, false, true)),
+      iptables: async () => http(await b.wrk(`http://${DNAT_VIP}/`, false, false)),
+      haproxy: async () => http(await b.wrk(`http://${HAPROXY}/`, false, false)),
+    });
+    const bulk = await rounds({
+      plain: async () => ({ gbps: await b.iperf(5201, false) }),
+      sockmap: async () => ({ gbps: await b.iperf(5202, true) }),
+    });
+    const rr = await rounds({
+      plain: async () => ({ rps: await b.pingPong(11111, false) }),
+      sockmap: async () => ({ rps: await b.pingPong(11112, true) }),
+    });
+    const connPerRequest = await rounds({
+      plain: async () => http(await b.wrk('http://127.0.0.1:8081/', true, false)),
+      sockmap: async () => http(await b.wrk('http://127.0.0.1:8082/', true, true)),
+      sockmapInsertAll: async () => http(await b.wrk('http://127.0.0.1:8083/', true, true)),
+    });
+    const keepAlive = await rounds({
+      plain: async () => http(await b.wrk('http://127.0.0.1:8081/', false, false)),
+      sockmap: async () => http(await b.wrk('http://127.0.0.1:8082/', false, true)),
+    });
+    const counters = Object.fromEntries(Object.entries(b.dp.counters()).map(([k, v]) => [k, Number(v)]));
+    process.stderr.write('\n');
+    report({ l4Close, l4KeepAlive, bulk, rr, connPerRequest, keepAlive, counters });
+  } finally {
+    b.tearDown();
+  }
+}
+
+function report(r: {
+  l4Close: Record<string, Sample>; l4KeepAlive: Record<string, Sample>; bulk: Record<string, Sample>;
+  rr: Record<string, Sample>; connPerRequest: Record<string, Sample>; keepAlive: Record<string, Sample>;
+  counters: Record<string, number>;
+}): void {
+  const rows: Array<[string, string, number, string, number]> = []; // group, variant, ratio, metric, value
+  const ratio = (group: string, set: Record<string, Sample>, base: string, metric: string, unit: string) => {
+    for (const [name, s] of Object.entries(set)) rows.push([group, name, s[metric]! / set[base]![metric]!, `${metric} ${unit}`, s[metric]!]);
+  };
+  ratio('L4 new conn/request', r.l4Close, 'direct', 'rps', '');
+  ratio('L4 new conn/request', r.l4Close, 'direct', 'p50Ms', '(lower better)');
+  ratio('L4 new conn/request', r.l4Close, 'direct', 'p99Ms', '(lower better)');
+  ratio('L4 keep-alive', r.l4KeepAlive, 'direct', 'rps', '');
+  ratio('L4 keep-alive', r.l4KeepAlive, 'direct', 'p50Ms', '(lower better)');
+  ratio('L4 keep-alive', r.l4KeepAlive, 'direct', 'p99Ms', '(lower better)');
+  ratio('same-node bulk (iperf3)', r.bulk, 'plain', 'gbps', '');
+  ratio('same-node 64 B ping-pong', r.rr, 'plain', 'rps', '');
+  ratio('same-node conn/request', r.connPerRequest, 'plain', 'rps', '');
+  ratio('same-node conn/request', r.connPerRequest, 'plain', 'p99Ms', '(lower better)');
+  ratio('same-node keep-alive', r.keepAlive, 'plain', 'rps', '');
+
+  const w = [26, 18, 20, 14, 7];
+  const line = (c: string[]) => c.map((x, i) => x.padEnd(w[i]!)).join(' ');
+  const out = [`bench:l4 — ${ROUNDS} rounds x ${SECONDS}s, medians; kernel ${release()}`,
+    line(['group', 'variant', 'metric', 'value', 'ratio']), line(w.map((n) => '-'.repeat(n)))];
+  for (const [g, v, ratioV, metric, value] of rows) {
+    out.push(line([g, v, metric, value >= 100 ? value.toFixed(0) : value.toFixed(3), ratioV.toFixed(3)]));
+  }
+  out.push(`kernel counters: ${JSON.stringify(r.counters)}`);
+  process.stdout.write(out.join('\n') + '\n');
+
+  const dir = join(packageRoot(), 'test', 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'l4.json'), JSON.stringify({
+    bench: 'l4', date: new Date().toISOString(), kernel: release(), seconds: SECONDS, rounds: ROUNDS, ...r,
+    ratios: rows.map(([group, variant, ratioV, metric, value]) => ({ group, variant, metric, value, ratio: ratioV })),
+  }, null, 2));
+}
+
+main().catch((e) => { process.stderr.write(`bench:l4 failed: ${e instanceof Error ? e.stack : String(e)}\n`); process.exit(1); });
