@@ -1,0 +1,88 @@
+// The Vagrant cluster without Vagrant: the Vagrantfile is evaluated by ruby against a
+// recording stand-in for Vagrant's configuration API, so the node list, addresses,
+// sizes and provisioners are checked; the provisioning scripts go through shellcheck.
+// Neither boots a VM (no VirtualBox here); vagrant/README.md says what that leaves open.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../../agent/lib/paths';
+
+const ROOT = packageRoot();
+const VAGRANT = join(ROOT, 'vagrant');
+
+/** Tools from scripts/install-deps.sh: skipped where missing, required under CI. */
+function requireTool(t: TestContext, tool: string): boolean {
+  if (!spawnSync(tool, ['--version']).error) return true;
+  assert.notEqual(process.env.CI, 'true', `${tool} is required under CI (scripts/install-deps.sh installs it)`);
+  t.skip(`${tool} is not installed`);
+  return false;
+}
+
+// Records every call and assignment on `config` as [path, args, keywords]. Blocks are run
+// with a recorder whose path includes the first string argument (the node or provider).
+const RECORDER = String.raw`
+require 'json'
+class Rec
+  def initialize(path, log) @path = path; @log = log end
+  def method_missing(name, *args, **kw, &blk)
+    n = name.to_s
+    if n.end_with?('=') then @log << [(@path + [n.chomp('=')]).join('.'), args[0]]; return args[0] end
+    @log << [(@path + [n]).join('.'), args, kw]
+    sub = @path + [n] + (args.first.is_a?(String) ? [args.first] : [])
+    blk.call(Rec.new(sub, @log)) if blk
+    Rec.new(@path + [n], @log)
+  end
+  def respond_to_missing?(*) true end
+end
+module Vagrant
+  def self.configure(version) $log = []; yield Rec.new(['config'], $log) end
+end
+Dir.chdir(File.dirname(ARGV[0])) { load ARGV[0] }
+puts JSON.generate($log)
+`;
+
+type Entry = [string, unknown, Record<string, unknown>?];
+
+test('vagrant: three 2-CPU/2 GB bookworm nodes on 192.168.56.0/24, control on node-1', (t) => {
+  if (!requireTool(t, 'ruby')) return;
+  const r = spawnSync('ruby', ['-e', RECORDER, join(VAGRANT, 'Vagrantfile')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const log = JSON.parse(r.stdout) as Entry[];
+  const value = (path: string): unknown => log.find(([p]) => p === path)?.[1];
+  const calls = (path: string): Entry[] => log.filter(([p]) => p === path);
+  assert.equal(value('config.vm.box'), 'debian/bookworm64');
+  const nodes = calls('config.vm.define').map(([, args]) => (args as string[])[0]);
+  assert.deepEqual(nodes, ['node-1', 'node-2', 'node-3']);
+  for (const [i, node] of nodes.entries()) {
+    const p = `config.vm.define.${node}`;
+    const address = `192.168.56.1${i + 1}`;
+    assert.equal(value(`${p}.vm.hostname`), node);
+    assert.deepEqual(calls(`${p}.vm.network`).map(([, a, kw]) => [a, kw]), [[['private_network'], { ip: address }]]);
+    assert.equal(value(`${p}.vm.provider.virtualbox.cpus`), 2);
+    assert.equal(value(`${p}.vm.provider.virtualbox.memory`), 2048);
+    const provisioners = calls(`${p}.vm.provision`).map(([, , kw]) => kw as { path: string; args?: string[] });
+    for (const pr of provisioners) assert.ok(existsSync(join(VAGRANT, pr.path)), `${node}: ${pr.path} exists`);
+    const scripts = provisioners.map((pr) => pr.path);
+    assert.deepEqual(scripts, i === 0
+      ? ['provision/install.sh', 'provision/control.sh', 'provision/agent.sh']
+      : ['provision/install.sh', 'provision/agent.sh'], `${node}: provisioning order`);
+    assert.deepEqual(provisioners.at(-1)?.args, [node, address, '192.168.56.11:15010'], `${node}: agent --node and --node-address`);
+  }
+  const [, syncArgs] = calls('config.vm.synced_folder')[0] ?? [];
+  assert.deepEqual(syncArgs, ['..', '/vagrant'], 'the repository is synced to /vagrant');
+});
+
+test('vagrant: provisioning scripts pass shellcheck and reuse the shared package list', (t) => {
+  if (!requireTool(t, 'shellcheck')) return;
+  const dir = join(VAGRANT, 'provision');
+  const scripts = readdirSync(dir).filter((f) => f.endsWith('.sh')).map((f) => join(dir, f));
+  assert.ok(scripts.length >= 3);
+  const r = spawnSync('shellcheck', ['--severity=style', ...scripts], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(readFileSync(join(dir, 'install.sh'), 'utf8'), /^bash \/vagrant\/scripts\/install-deps\.sh$/m, 'install.sh runs scripts/install-deps.sh instead of its own list');
+  for (const unit of ['weft-control.service', 'weft-agent.service']) {
+    assert.ok(existsSync(join(ROOT, 'deploy', 'systemd', unit)), `${unit} (installed by the provisioning scripts)`);
+  }
+});
