@@ -19,15 +19,23 @@ const volatile __u16 redirect_port = 0;
 /*
  * When a socket is worth a SOCKHASH insertion. Insertion is not free: a psock is
  * allocated, the socket's proto ops are swapped and restored at close, and every
- * sendmsg runs sk_msg. For bulk or chatty connections the redirect pays that back
- * many times (iperf3 1.6x, 64 B ping-pong 1.15x in perf-baselines.md), but with one
- * short request per connection (wrk → nginx, `Connection: close`) inserting every
- * socket measured 0.84x of plain loopback. So a server endpoint is accelerated only
- * once a plain connection to it has carried at least accel_min_bytes (sent + received,
- * counted by TCP at close); the agent can also mark endpoints up front (WEFT_ACCEL_PINNED,
- * e.g. its own outbound listener). Endpoints that only ever see small exchanges are
- * never inserted, so connection-per-request traffic pays only the sockops callbacks.
- * The figure itself is set at load time; see the default in agent/datapath.
+ * sendmsg runs sk_msg. Bulk and chatty connections pay that back many times (iperf3
+ * 1.6x, 64 B ping-pong 1.15x in perf-baselines.md), but inserting every socket cost
+ * connection-per-request traffic (wrk → nginx, `Connection: close`) 0.84x of plain
+ * loopback, and a socket whose peer is not in the map (a server outside the mesh or on
+ * another node) pays sk_msg on every send for nothing. So, per connection:
+ * - the server endpoint must be known to be worth it: a plain connection accepted by a
+ *   mesh socket of this node carried at least accel_min_bytes (both directions,
+ *   counted by TCP when the server side closes), or the agent pinned the endpoint
+ *   (WEFT_ACCEL_PINNED, e.g. its own listener). Learning on the server side means the
+ *   server is known to be local and in the mesh.
+ * - the client inserts itself at ACTIVE_ESTABLISHED and leaves its 4-tuple in
+ *   weft_peer_v1; the server side, whose PASSIVE_ESTABLISHED always runs after (the
+ *   client's callback precedes its ACK), inserts only if it finds that entry, i.e. only
+ *   when its peer is a mesh socket that sk_msg can redirect to.
+ * Endpoints that only see short exchanges are never inserted, so connection-per-request
+ * traffic pays only the sockops callbacks. Measured with npm run bench:l4 (same run):
+ * see DEFAULT_ACCEL_MIN_BYTES in agent/datapath/datapath.ts for the figures.
  */
 const volatile __u64 accel_min_bytes = 65536;
 
@@ -82,52 +90,85 @@ static __always_inline int weft_publish_origin(struct bpf_sock_ops *skops)
 	return 0;
 }
 
-static __always_inline int weft_maybe_accelerate(struct bpf_sock_ops *skops, int active)
+static __always_inline int weft_insert(struct bpf_sock_ops *skops, struct weft_sock_key *key)
 {
-	struct weft_sock_key key = {};
-	struct weft_endpoint server = {};
 	int err;
 
-	if (active)
-		weft_endpoint_remote(skops, &server);
-	else
-		weft_endpoint_local(skops, &server);
-	if (!bpf_map_lookup_elem(&weft_accel_v1, &server)) {
-		WEFT_COUNT(sockmap_skipped, 1);
-		/* Learn from this connection's size when it closes. */
-		if (active)
-			weft_want_state_cb(skops);
-		return -ENOENT;
-	}
-	err = WEFT_SOCK_KEY(skops, &key, 0);
-	if (err)
-		return err;
-	err = bpf_sock_hash_update(skops, &weft_skhash_v1, &key, BPF_ANY);
+	err = bpf_sock_hash_update(skops, &weft_skhash_v1, key, BPF_ANY);
 	if (err)
 		return err;
 	WEFT_COUNT(sockmap_inserts, 1);
 	return 0;
 }
 
+static __always_inline int weft_accelerate_client(struct bpf_sock_ops *skops)
+{
+	struct weft_sock_key key = {};
+	struct weft_endpoint server = {};
+	__u32 one = 1;
+	int err;
+
+	weft_endpoint_remote(skops, &server);
+	if (!bpf_map_lookup_elem(&weft_accel_v1, &server)) {
+		WEFT_COUNT(sockmap_skipped, 1);
+		return -ENOENT;
+	}
+	err = WEFT_SOCK_KEY(skops, &key, 0);
+	if (err)
+		return err;
+	err = weft_insert(skops, &key);
+	if (err)
+		return err;
+	return bpf_map_update_elem(&weft_peer_v1, &key, &one, BPF_ANY);
+}
+
+static __always_inline int weft_accelerate_server(struct bpf_sock_ops *skops)
+{
+	struct weft_sock_key key = {}, peer = {};
+	struct weft_endpoint server = {};
+	int err;
+
+	weft_endpoint_local(skops, &server);
+	err = WEFT_SOCK_KEY(skops, &peer, 1);
+	if (err)
+		return err;
+	if (!bpf_map_lookup_elem(&weft_accel_v1, &server) || bpf_map_delete_elem(&weft_peer_v1, &peer)) {
+		WEFT_COUNT(sockmap_skipped, 1);
+		/* Learn from this connection's size when it closes. */
+		weft_want_state_cb(skops);
+		return -ENOENT;
+	}
+	WEFT_SOCK_KEY(skops, &key, 0);
+	return weft_insert(skops, &key);
+}
+
 static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 {
 	struct weft_endpoint ep = {};
 	__u32 learned = WEFT_ACCEL_LEARNED;
+	struct bpf_sock *sk = skops->sk;
+	struct weft_origin *o;
 
+	if (!sk)
+		return;
+	o = bpf_sk_storage_get(&weft_sock_v1, sk, 0, 0);
+	if (o && (o->flags & WEFT_SOCK_F_REDIRECTED)) {
+		/* A workload's redirected connect that failed never reaches the agent. */
+		if (skops->args[0] == BPF_TCP_SYN_SENT) {
+			weft_endpoint_local(skops, &ep);
+			bpf_map_delete_elem(&weft_origin_v1, &ep);
+		}
+		return;
+	}
+	/* From here on: a server-side (accepted) socket of the mesh. */
 	if (redirect_port && bpf_htons((__u16)skops->local_port) == redirect_port) {
 		/* The agent's side of a redirected connection: its client's entry is done. */
 		weft_endpoint_remote(skops, &ep);
 		bpf_map_delete_elem(&weft_origin_v1, &ep);
-		return;
-	}
-	if (skops->args[0] == BPF_TCP_SYN_SENT) {
-		weft_endpoint_local(skops, &ep);
-		bpf_map_delete_elem(&weft_origin_v1, &ep);
-		return;
 	}
 	if (skops->bytes_received + skops->bytes_acked < accel_min_bytes)
 		return;
-	weft_endpoint_remote(skops, &ep);
+	weft_endpoint_local(skops, &ep);
 	/* NOEXIST: never downgrade an endpoint the agent pinned. */
 	bpf_map_update_elem(&weft_accel_v1, &ep, &learned, BPF_NOEXIST);
 }
@@ -140,11 +181,12 @@ int weft_sockops(struct bpf_sock_ops *skops)
 		weft_publish_origin(skops);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		weft_maybe_accelerate(skops, 1);
+		weft_accelerate_client(skops);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		weft_maybe_accelerate(skops, 0);
-		if (redirect_port && bpf_htons((__u16)skops->local_port) == redirect_port)
+		/* Not inserted → STATE_CB is on: learning, and the agent's origin cleanup. */
+		if (weft_accelerate_server(skops) == 0 && redirect_port &&
+		    bpf_htons((__u16)skops->local_port) == redirect_port)
 			weft_want_state_cb(skops);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:

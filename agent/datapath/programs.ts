@@ -37,5 +37,6 @@ export const MAPS = {
   revnat: 'weft_revnat_v1',
   skhash: 'weft_skhash_v1',
   accel: 'weft_accel_v1',
+  peer: 'weft_peer_v1',
   ctrs: 'weft_ctrs_v1',
 } as const;

@@ -90,6 +90,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_accel_v1 SEC(".maps");
 
+/* Client sockets just inserted, by their 4-tuple: lets the server side insert its
+ * socket only when the peer is a mesh socket of this node (else every send would miss). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct weft_sock_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_peer_v1 SEC(".maps");
+
 /* Kernel-side counters: one struct weft_counters per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

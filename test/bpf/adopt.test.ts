@@ -9,6 +9,7 @@ import pino from 'pino';
 import * as native from 'weft-native';
 
 import { Datapath } from '../../agent/datapath/datapath';
+import { CGROUP_PROGRAMS, MAPS } from '../../agent/datapath/programs';
 import type { DatapathService } from '../../agent/datapath/services';
 import { requires } from '../lib/privileges';
 import { createHarness } from './fixtures/datapath/harness';
@@ -59,16 +60,16 @@ test('a second open adopts links and maps without a gap, cleanup removes everyth
 
   // Cleanup: no pins, links, cgroups; the programs are gone from the kernel.
   const seen = Datapath.inspect(h.node);
-  assert.equal(seen.links.length, 9);
-  assert.equal(seen.maps.length, 9);
+  assert.equal(seen.links.length, CGROUP_PROGRAMS.length);
+  assert.deepEqual(seen.maps, Object.values(MAPS).sort());
   assert.deepEqual(native.queryCgroup(h.dp.layout.workloadsCgroup, 'cgroup_inet4_connect').progIds,
     [dp2.attachments.find((a) => a.program === 'weft_connect4')!.progId]);
   const progIds = seen.links.map((l) => l.progId);
   dp2.close();
   h.ns.destroy();
   const report = Datapath.cleanup(h.node);
-  assert.equal(report.links.length, 9);
-  assert.equal(report.maps.length, 9);
+  assert.equal(report.links.length, CGROUP_PROGRAMS.length);
+  assert.equal(report.maps.length, Object.keys(MAPS).length);
   assert.ok(report.cgroups.includes(h.workload.path));
   const after = Datapath.inspect(h.node);
   assert.deepEqual(after, { node: h.node, pinRoot: seen.pinRoot, maps: [], links: [], cgroups: [], attached: {} });
