@@ -38,10 +38,9 @@ export interface PolicySet {
  *  whole, never partly compiled. */
 export function compile(set: PolicySet, registered: readonly WorkloadRegistration[] = [], opts: CompileOptions = {}): Snapshot {
   const { model, diagnostics } = analyze(set.objects);
-  diagnostics.push(...set.diagnostics);
   const tables = buildRouteTables(model, diagnostics);
-  if (diagnostics.length) {
-    const sorted = sortDiagnostics(diagnostics);
+  if (set.diagnostics.length || diagnostics.length) {
+    const sorted = sortDiagnostics(set.diagnostics.length ? set.diagnostics : diagnostics);
     throw new WeftError('WEFT_ERR_INVALID_POLICY', `policy set has ${sorted.length} error(s); first: ${formatDiagnostic(sorted[0]!)}`, { details: { diagnostics: sorted } });
   }
   const workloads = compileWorkloads(model, registered);

@@ -16,8 +16,14 @@ export function formatDiagnostic(d: Diagnostic): string {
   return `${d.file}:${d.line}:${d.col}: ${d.message}`;
 }
 
-/** Order by file, line, column, then message, so output is stable across runs. */
-export function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
+/** Orders by file, line, column, then message, so output is stable across runs, and
+ *  drops exact repeats (a route attached to several ports meets the same problem once
+ *  per port). Returns a new array. */
+export function sortDiagnostics(ds: readonly Diagnostic[]): Diagnostic[] {
   const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-  return ds.sort((a, b) => cmp(a.file, b.file) || a.line - b.line || a.col - b.col || cmp(a.message, b.message));
+  const sorted = [...ds].sort((a, b) => cmp(a.file, b.file) || a.line - b.line || a.col - b.col || cmp(a.message, b.message));
+  return sorted.filter((d, i) => {
+    const p = sorted[i - 1];
+    return !p || p.file !== d.file || p.line !== d.line || p.col !== d.col || p.message !== d.message;
+  });
 }

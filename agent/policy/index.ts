@@ -46,12 +46,5 @@ export function loadPolicyTexts(files: readonly { file: string; text: string }[]
 
 function finish({ objects, diagnostics, files, invalid }: LoadResult): PolicyLoadResult {
   diagnostics.push(...checkPolicySet(objects, invalid));
-  return { objects, diagnostics: dedupe(sortDiagnostics(diagnostics)), files };
-}
-
-function dedupe(ds: Diagnostic[]): Diagnostic[] {
-  return ds.filter((d, i) => {
-    const p = ds[i - 1];
-    return !p || p.file !== d.file || p.line !== d.line || p.col !== d.col || p.message !== d.message;
-  });
+  return { objects, diagnostics: sortDiagnostics(diagnostics), files };
 }

@@ -9,7 +9,7 @@ import type {
   TrafficPolicyObject, WorkloadObject,
 } from './kinds';
 import type { MeshSettings } from './snapshot';
-import { cidrContains, parseCidr, parseIPv4, type Cidr } from './net';
+import { cidrContains, hostRange, parseCidr, parseIPv4, type Cidr } from './net';
 import { durationMs } from './duration';
 import { authzPathError, namespacePatternError, principalError } from './identity';
 
@@ -115,6 +115,13 @@ function meshSettings(o: LoadedObject<MeshConfigObject> | undefined): MeshSettin
 
 function checkServices(model: Model, diags: Diagnostic[]): void {
   const vips = new Map<string, LoadedObject<ServiceObject>>();
+  const needVip = [...model.services.values()].filter((s) => s.object.spec.vip === undefined);
+  const usable = hostRange(model.vipRange).count;
+  const staticInRange = [...model.services.values()].filter((s) => s.object.spec.vip !== undefined && cidrContains(model.vipRange, parseIPv4(s.object.spec.vip) as number)).length;
+  if (needVip.length > usable - staticInRange) {
+    const first = needVip[0] as LoadedObject<ServiceObject>;
+    diags.push(first.source.at(['spec'], `${needVip.length} Services need a VIP but the mesh VIP range ${model.mesh.vipRange} has only ${Math.max(0, usable - staticInRange)} free addresses`));
+  }
   for (const svc of model.services.values()) {
     const { spec } = svc.object;
     if (spec.vip !== undefined) {

@@ -34,6 +34,11 @@ export function parseCidr(s: string): Cidr | string {
   return { base, prefix, size };
 }
 
+/** Addresses usable for hosts (network and broadcast excluded when the range has them). */
+export function hostRange(c: Cidr): { first: number; count: number } {
+  return c.size > 2 ? { first: c.base + 1, count: c.size - 2 } : { first: c.base, count: c.size };
+}
+
 export function cidrContains(c: Cidr, ip: number): boolean {
   return ip >= c.base && ip < c.base + c.size;
 }

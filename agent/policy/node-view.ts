@@ -1,7 +1,8 @@
 // What one node's agent needs from a snapshot, with DESIGN.md's "which path a connection
 // takes" decision made per service port: a port stays in the kernel (connect-time
-// rewrite) only when nothing about it needs userland — protocol TCP or UDP, no route, no
-// userland traffic policy, no authorization on its workloads, and no mTLS hop (every
+// rewrite) only when nothing about it needs userland — protocol TCP or UDP (routes can
+// only attach to HTTP/HTTP2/GRPC ports, which validation enforces), no userland
+// traffic policy, no authorization on its workloads, and no mTLS hop (every
 // backend is on this node, or the service's TrafficPolicy disables mTLS). UDP is never
 // proxied (there is no UDP tunnel), so it is always balanced in the kernel.
 import type {
@@ -22,11 +23,10 @@ function trafficPolicyNeedsUserland(tp: TrafficPolicyState | undefined): string 
 
 export function decidePath(
   node: string, svc: ServiceState, port: ServicePortState,
-  index: { routed: Set<string>; tp: Map<string, TrafficPolicyState>; authorized: Set<string> },
+  index: { tp: Map<string, TrafficPolicyState>; authorized: Set<string> },
 ): { mode: DatapathService['mode']; reason: string } {
   if (port.protocol === 'UDP') return { mode: 'l4', reason: 'UDP is balanced in the kernel (never proxied)' };
   if (port.protocol !== 'TCP') return { mode: 'redirect', reason: `protocol ${port.protocol} is handled by the L7 proxy` };
-  if (index.routed.has(`${svc.key}:${port.port}`)) return { mode: 'redirect', reason: 'routes are attached to this port' };
   const tp = index.tp.get(svc.key);
   const tpReason = trafficPolicyNeedsUserland(tp);
   if (tpReason) return { mode: 'redirect', reason: tpReason };
@@ -41,7 +41,6 @@ export function decidePath(
 
 export function forNode(snap: Snapshot, node: string): NodeView {
   const index = {
-    routed: new Set(snap.routes.map((r) => `${r.service}:${r.port}`)),
     tp: new Map(snap.trafficPolicies.map((t) => [t.service, t])),
     authorized: new Set(snap.authorizationPolicies.flatMap((a) => a.workloads)),
   };
