@@ -5,7 +5,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../agent/lib/paths';
 
@@ -47,9 +48,22 @@ type Entry = [string, unknown, Record<string, unknown>?];
 
 test('vagrant: three 2-CPU/2 GB bookworm nodes on 192.168.56.0/24, control on node-1', (t) => {
   if (!requireTool(t, 'ruby')) return;
-  const r = spawnSync('ruby', ['-e', RECORDER, join(VAGRANT, 'Vagrantfile')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const log = JSON.parse(r.stdout) as Entry[];
+  // Evaluated in a copy, so the token it writes next to itself lands in a temp dir.
+  const dir = mkdtempSync(join(tmpdir(), `wt-vagrant-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  copyFileSync(join(VAGRANT, 'Vagrantfile'), join(dir, 'Vagrantfile'));
+  symlinkSync(join(VAGRANT, 'provision'), join(dir, 'provision'));
+  const evaluate = (): Entry[] => {
+    const r = spawnSync('ruby', ['-e', RECORDER, join(dir, 'Vagrantfile')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as Entry[];
+  };
+  const log = evaluate();
+  const token = readFileSync(join(dir, '.weft-token'), 'utf8');
+  assert.match(token, /^[0-9a-f]{64}$/, 'a bootstrap token is made on the host');
+  assert.equal(statSync(join(dir, '.weft-token')).mode & 0o777, 0o600);
+  evaluate();
+  assert.equal(readFileSync(join(dir, '.weft-token'), 'utf8'), token, 'and kept across vagrant commands');
   const value = (path: string): unknown => log.find(([p]) => p === path)?.[1];
   const calls = (path: string): Entry[] => log.filter(([p]) => p === path);
   assert.equal(value('config.vm.box'), 'debian/bookworm64');
@@ -63,7 +77,7 @@ test('vagrant: three 2-CPU/2 GB bookworm nodes on 192.168.56.0/24, control on no
     assert.equal(value(`${p}.vm.provider.virtualbox.cpus`), 2);
     assert.equal(value(`${p}.vm.provider.virtualbox.memory`), 2048);
     const provisioners = calls(`${p}.vm.provision`).map(([, , kw]) => kw as { path: string; args?: string[] });
-    for (const pr of provisioners) assert.ok(existsSync(join(VAGRANT, pr.path)), `${node}: ${pr.path} exists`);
+    for (const pr of provisioners) assert.ok(existsSync(join(dir, pr.path)), `${node}: ${pr.path} exists`);
     const scripts = provisioners.map((pr) => pr.path);
     assert.deepEqual(scripts, i === 0
       ? ['provision/install.sh', 'provision/control.sh', 'provision/agent.sh']

@@ -33,11 +33,7 @@ npm run build
 ln -sf /opt/weft/bin/weft /usr/local/bin/weft
 weft --version
 
-# One cluster-wide bootstrap token, created by the first node to provision and shared
-# through the synced folder (git-ignored). The control API and every agent read it.
-token_src=/vagrant/vagrant/.weft-token
-if [ ! -s "$token_src" ]; then
-  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$token_src"
-fi
+# The cluster-wide bootstrap token the Vagrantfile made on the host (synced, git-ignored).
+# The control API and every agent read it.
 install -d -m 0700 /etc/weft
-install -m 0600 "$token_src" /etc/weft/token
+install -m 0600 /vagrant/vagrant/.weft-token /etc/weft/token
