@@ -27,8 +27,11 @@ import { resolvePodCgroup, type QosClass } from './pod-cgroup';
 export interface KubernetesDiscoveryOptions {
   /** kubeconfig file; default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
   kubeconfig?: string;
-  /** Set on a node's agent: resolve the cgroup ids of the pods scheduled on this node. */
-  node?: { name: string; cgroupRoot: string };
+  /** Set on a node's agent: resolve the cgroup ids of the pods scheduled on this node.
+   *  With `localPodsOnly` only this node's pods are listed and watched (a field selector
+   *  on spec.nodeName), so an agent's load does not grow with the cluster's pod count;
+   *  the control API, which needs every pod, leaves `node` unset. */
+  node?: { name: string; cgroupRoot: string; localPodsOnly?: boolean };
   /** Changes within this window are reported once (default 100 ms). The timer starts at
    *  the first change and is not pushed back by later ones, so steady churn cannot delay
    *  a report by more than this. */
@@ -92,10 +95,14 @@ export class KubernetesDiscovery extends EventEmitter {
     if (!kc.getCurrentCluster()) throw new WeftError('WEFT_ERR_INVALID_ARG', 'kubeconfig: no current cluster');
     const core = kc.makeApiClient(k8s.CoreV1Api);
     const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
+    const podSelector = this.opts.node?.localPodsOnly ? `spec.nodeName=${this.opts.node.name}` : undefined;
+    // ListWatch rather than makeInformer: only the former takes a field selector.
+    const informer = <T extends KubernetesObject>(path: string, list: () => Promise<K8s.KubernetesListObject<T>>, fieldSelector?: string) =>
+      new k8s.ListWatch<T>(path, new k8s.Watch(kc), list, false, undefined, fieldSelector) as unknown as Informer<KubernetesObject>;
     const informers: [Resource['name'], Informer<KubernetesObject>][] = [
-      ['services', k8s.makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces())],
-      ['endpointslices', k8s.makeInformer(kc, '/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces())],
-      ['pods', k8s.makeInformer(kc, '/api/v1/pods', () => core.listPodForAllNamespaces())],
+      ['services', informer('/api/v1/services', () => core.listServiceForAllNamespaces())],
+      ['endpointslices', informer('/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces())],
+      ['pods', informer('/api/v1/pods', () => core.listPodForAllNamespaces(podSelector ? { fieldSelector: podSelector } : {}), podSelector)],
     ];
     const synced = new Promise<void>((resolve) => { this.onSynced = resolve; });
     for (const [name, informer] of informers) {

@@ -22,7 +22,16 @@ const TOKEN = 'fake-bearer-token-for-tests';
 const PATHS = { services: '/api/v1/services', endpointslices: '/apis/discovery.k8s.io/v1/endpointslices', pods: '/api/v1/pods' } as const;
 type Resource = keyof typeof PATHS;
 
-interface WatchRequest { resource: Resource; resourceVersion: string; res: ServerResponse }
+interface WatchRequest { resource: Resource; resourceVersion: string; fieldSelector: string | null; res: ServerResponse }
+
+/** The API server's field selector, for the one field discovery uses. */
+function selectByNode(listJson: string, fieldSelector: string | null): string {
+  if (!fieldSelector) return listJson;
+  const m = /^spec\.nodeName=(.+)$/.exec(fieldSelector);
+  assert.ok(m, `unsupported field selector ${fieldSelector}`);
+  const list = JSON.parse(listJson) as { items: { spec?: { nodeName?: string } }[] };
+  return JSON.stringify({ ...list, items: list.items.filter((i) => i.spec?.nodeName === m[1]) });
+}
 
 /** Just enough of the API server: lists, and watches held open until the test acts. */
 class FakeApiServer {
@@ -67,7 +76,7 @@ class FakeApiServer {
     if (!resource) { res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404}'); return; }
     if (url.searchParams.get('watch') !== 'true') {
       this.listCalls[resource]++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(this.lists[resource]);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(selectByNode(this.lists[resource], url.searchParams.get('fieldSelector')));
       return;
     }
     if (this.refuseNextWatch.delete(resource)) {
@@ -76,12 +85,24 @@ class FakeApiServer {
     }
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     res.flushHeaders();
-    const w: WatchRequest = { resource, resourceVersion: url.searchParams.get('resourceVersion') ?? '', res };
+    const w: WatchRequest = { resource, resourceVersion: url.searchParams.get('resourceVersion') ?? '', fieldSelector: url.searchParams.get('fieldSelector'), res };
     this.watches.push(w);
     const hit = this.waiters.filter((x) => x.pred(w));
     this.waiters = this.waiters.filter((x) => !x.pred(w));
     for (const x of hit) x.resolve(w);
   }
+}
+
+/** A kubeconfig file for the fake server (plain http needs insecure-skip-tls-verify). */
+function writeKubeconfig(dir: string, server: string): string {
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(path, [
+    'apiVersion: v1', 'kind: Config', 'current-context: fake',
+    'clusters:', `- name: fake`, `  cluster: {server: "${server}", insecure-skip-tls-verify: true}`,
+    'users:', '- name: tester', `  user: {token: ${TOKEN}}`,
+    'contexts:', '- name: fake', '  context: {cluster: fake, user: tester}', '',
+  ].join('\n'));
+  return path;
 }
 
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -116,13 +137,7 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   t.after(() => api.close());
 
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(kubeconfig, [
-    'apiVersion: v1', 'kind: Config', 'current-context: fake',
-    'clusters:', `- name: fake`, `  cluster: {server: "${server}", insecure-skip-tls-verify: true}`,
-    'users:', '- name: tester', `  user: {token: ${TOKEN}}`,
-    'contexts:', '- name: fake', '  context: {cluster: fake, user: tester}', '',
-  ].join('\n'));
+  const kubeconfig = writeKubeconfig(dir, server);
   // node-1's cgroup tree: only catalog-v1 (Burstable, systemd driver) has a cgroup yet.
   const cgroupRoot = join(dir, 'cgroup');
   const catalogCg = join(cgroupRoot, 'kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3f2a1b0c_9d8e_4f7a_8b6c_5d4e3f2a1b01.slice');
@@ -244,6 +259,21 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
   await within(afterRefusal, 10_000, 'a watch after the refused one');
   assert.equal(api.listCalls.pods, 3, 're-listed after the watch was refused with 410');
   d.off('change', count);
+});
+
+test('Kubernetes discovery: an agent with localPodsOnly lists and watches only its node\'s pods', async (t) => {
+  const api = new FakeApiServer();
+  const server = await api.listen();
+  const dir = mkdtempSync(join(tmpdir(), `wt-k8s-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => api.close());
+  const d = new KubernetesDiscovery({ kubeconfig: writeKubeconfig(dir, server), node: { name: 'node-2', cgroupRoot: join(dir, 'none'), localPodsOnly: true } });
+  t.after(() => d.stop());
+  await within(d.start(), 10_000, 'the initial sync');
+  assert.equal(api.watch('pods').fieldSelector, 'spec.nodeName=node-2');
+  assert.equal(api.watch('services').fieldSelector, null, 'Services are still cluster-wide');
+  assert.deepEqual(d.objects().workloads.map((w) => w.spec.node), ['node-2', 'node-2', 'node-2']);
+  assert.equal(d.objects().services.length, 4);
 });
 
 test('Kubernetes discovery: an unusable kubeconfig is rejected', async (t) => {
