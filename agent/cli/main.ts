@@ -9,6 +9,7 @@ import { packageVersion } from '../lib/paths';
 // Add a command as: `name: () => (require('./name') as { command: Command }).command,`
 const commands: Record<string, () => Command> = {
   validate: () => (require('./validate') as { command: Command }).command,
+  agent: () => (require('./agent') as { command: Command }).command,
   run: () => (require('./run') as { command: Command }).command,
   control: () => (require('./control') as { command: Command }).command,
 };

@@ -1,0 +1,81 @@
+// `weft agent`: the node agent, or with --cleanup the uninstaller of everything an agent
+// created on this node.
+import type { Command } from './command';
+import { parseFlags, parseHostPort } from './command';
+import { invalidArg } from '../lib/errors';
+import { createRootLogger } from '../telemetry/logger';
+
+const help = `Usage: weft agent --control HOST:PORT --node NAME [flags]
+       weft agent --cleanup --node NAME
+
+Runs the weft node agent: loads the eBPF datapath (or adopts the one a previous agent
+process left pinned, without a gap in traffic), syncs policy snapshots from the control
+API, and serves the outbound (15001), inbound mTLS (15008) and admin (15020) listeners.
+
+Flags:
+  --control HOST:PORT     control API address (required)
+  --node NAME             node name; scopes cgroups and BPF pins (required)
+  --token-file FILE       node bootstrap token (default /etc/weft/token)
+  --state-dir DIR         snapshot cache, workload registrations (default /var/lib/weft/NODE)
+  --admin HOST:PORT       admin listener: /metrics /healthz /readyz /debug (default 127.0.0.1:15020)
+  --outbound HOST:PORT    outbound capture listener, the kernel's redirect target (default 127.0.0.1:15001)
+  --inbound HOST:PORT     inbound HBONE mTLS listener (default 0.0.0.0:15008)
+  --node-address IP       this node's address, given to workloads started with 'weft run'
+                          (default: the --outbound host)
+  --log-level LEVEL       fatal|error|warn|info|debug|trace (default info, or $WEFT_LOG_LEVEL)
+  --cleanup               remove every program, link, pin and cgroup of --node, then exit
+
+SIGTERM/SIGINT stop the agent; the pinned datapath stays, so L4 traffic keeps flowing
+until the next agent adopts it. Use --cleanup to uninstall.`;
+
+interface Flags {
+  control?: string; node?: string; 'token-file'?: string; 'state-dir'?: string; admin?: string;
+  outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean;
+}
+
+export const command: Command = {
+  name: 'agent',
+  summary: 'run the node agent (or --cleanup to uninstall it from a node)',
+  help,
+  async run(argv) {
+    const { values: v, help: wantHelp } = parseFlags<Flags>(argv, {
+      control: { type: 'string' }, node: { type: 'string' }, 'token-file': { type: 'string' }, 'state-dir': { type: 'string' },
+      admin: { type: 'string' }, outbound: { type: 'string' }, inbound: { type: 'string' }, 'node-address': { type: 'string' },
+      'log-level': { type: 'string' }, cleanup: { type: 'boolean' },
+    });
+    if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
+    if (!v.node) throw invalidArg('--node is required');
+    const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+    if (v['log-level'] && !levels.includes(v['log-level'])) throw invalidArg(`--log-level: expected one of ${levels.join('|')}`);
+    createRootLogger({ level: (v['log-level'] ?? process.env.WEFT_LOG_LEVEL ?? 'info') as 'info', base: { node: v.node } });
+
+    // The datapath module is loaded only now: --help must work where BPF cannot.
+    const { Datapath } = require('../datapath/datapath') as typeof import('../datapath/datapath');
+    if (v.cleanup) {
+      const report = Datapath.cleanup(v.node);
+      process.stdout.write(`${JSON.stringify(report, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x), 2)}\n`);
+      return 0;
+    }
+    if (!v.control) throw invalidArg('--control is required');
+    parseHostPort(v.control, '--control');
+    const outbound = parseHostPort(v.outbound ?? '127.0.0.1:15001', '--outbound');
+    const { NodeAgent } = require('../node/agent') as typeof import('../node/agent');
+    const agent = await NodeAgent.start({
+      node: v.node,
+      control: v.control,
+      tokenFile: v['token-file'] ?? '/etc/weft/token',
+      stateDir: v['state-dir'] ?? `/var/lib/weft/${v.node}`,
+      admin: parseHostPort(v.admin ?? '127.0.0.1:15020', '--admin'),
+      outbound,
+      inbound: parseHostPort(v.inbound ?? '0.0.0.0:15008', '--inbound'),
+      nodeAddress: v['node-address'] ?? outbound.host,
+    });
+    await new Promise<void>((resolve) => {
+      const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await agent.stop();
+    return 0;
+  },
+};

@@ -1,0 +1,325 @@
+// The node agent's composition root: it owns one of each part and wires them together.
+//
+//   Datapath (BPF maps, pinned links)  ← NodeView.datapath          (applied as a diff)
+//   L7Directory + OutboundProxy :15001 ← NodeView services/routes/policies
+//   IdentityManager + tunnel    :15008 ← NodeView mesh + local workloads, CA via control
+//   WorkloadRegistry                   ← `weft run` over the admin API
+//   SyncClient                         → the control API (snapshots in, ACK/NACK out)
+//   AdminServer                 :15020 → /metrics, /healthz, /readyz, /debug/*, /v1/*
+//
+// A snapshot is applied in an order that keeps it all-or-nothing where it matters: the
+// datapath validates everything before it touches a map, so a bad snapshot is refused
+// (NACKed) with nothing changed; the proxy tables are swapped after.
+import type { Socket } from 'node:net';
+import { mkdirSync, readFileSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { connect as tcpConnect } from 'node:net';
+import type { Registry } from 'prom-client';
+import { Gauge } from 'prom-client';
+import { Datapath } from '../datapath/datapath';
+import { WorkloadRegistry, validateRegisterRequest, type LocalWorkload } from './workloads';
+import { deferredDuplex } from './deferred-duplex';
+import { registerBpfMetrics } from './bpf-metrics';
+import { AdminServer } from '../admin/server';
+import { SyncClient } from '../sync/client';
+import { IdentityManager } from '../identity/manager';
+import { formatSpiffeId, nodeSpiffeId } from '../identity/spiffe';
+import { startTunnel, PolicyAuthorizer, type Tunnel, type LocalWorkload as TunnelWorkload } from '../proxy/tunnel';
+import { L7Directory } from '../proxy/routing/directory';
+import { OutboundProxy, type Origin } from '../proxy/outbound';
+import { RequestMetrics } from '../proxy/routing/metrics';
+import type { Endpoint } from '../proxy/balancer/endpoint';
+import type { NodeView } from '../policy/snapshot';
+import { createRegistry } from '../telemetry/registry';
+import { componentLogger, type Logger } from '../telemetry/logger';
+import { WeftError, describeError, invalidArg } from '../lib/errors';
+
+export interface AgentConfig {
+  node: string;
+  /** Control API HOST:PORT. */
+  control: string;
+  tokenFile: string;
+  stateDir: string;
+  admin: { host: string; port: number };
+  /** Outbound capture listener; also the redirect target written into the kernel. */
+  outbound: { host: string; port: number };
+  /** Inbound HBONE listener (mTLS from other nodes). */
+  inbound: { host: string; port: number };
+  /** This node's address: workloads started with `weft run` are registered with it. */
+  nodeAddress: string;
+}
+
+export const HBONE_PORT = 15008;
+
+export class NodeAgent {
+  readonly registry: Registry;
+  private readonly log: Logger;
+  private view: NodeView | null = null;
+  private identity: IdentityManager | null = null;
+  private tunnel: Tunnel | null = null;
+  private tunnelStarting: Promise<void> | null = null;
+  private readonly authorizer = new PolicyAuthorizer();
+  private readonly directory: L7Directory;
+  private readonly outbound: OutboundProxy;
+  private readonly admin: AdminServer;
+  private readonly sync: SyncClient;
+  private readonly workloads: WorkloadRegistry;
+  private stopping = false;
+
+  private constructor(private readonly cfg: AgentConfig, private readonly datapath: Datapath) {
+    this.log = componentLogger('agent', { node: cfg.node });
+    this.registry = createRegistry({ node: cfg.node });
+    registerBpfMetrics(this.registry, datapath);
+    this.workloads = new WorkloadRegistry(datapath, { name: cfg.node, address: cfg.nodeAddress }, cfg.stateDir);
+
+    this.directory = new L7Directory((service, ep, ejected) => this.onEjection(service, ep, ejected));
+    this.outbound = new OutboundProxy({
+      directory: this.directory,
+      resolveOrigin: (s) => this.resolveOrigin(s),
+      connect: (ep, origin) => this.connectUpstream(ep, origin),
+      sourceOf: (id) => {
+        const w = this.workloads.byCgroupId(BigInt(id));
+        return w ? { workload: w.name, namespace: w.namespace, principal: this.principalOf(w) } : null;
+      },
+      metrics: new RequestMetrics(this.registry),
+      logger: componentLogger('outbound', { node: cfg.node }),
+    });
+
+    const token = readToken(cfg.tokenFile);
+    this.sync = new SyncClient({
+      address: cfg.control, node: cfg.node, token, stateDir: cfg.stateDir,
+      apply: (view) => this.apply(view),
+      logger: componentLogger('sync', { node: cfg.node }),
+    });
+    this.sync.on('state', (s) => { if (s.connected) void this.registerAll(); });
+
+    const snapshotVersion = new Gauge({
+      name: 'weft_policy_snapshot_version', help: 'The policy snapshot this agent serves (value 1, version in the label).',
+      labelNames: ['version'], registers: [this.registry],
+    });
+    this.sync.on('applied', (info) => { snapshotVersion.reset(); snapshotVersion.set({ version: info.version }, 1); });
+
+    this.admin = new AdminServer({
+      host: cfg.admin.host, port: cfg.admin.port, registry: this.registry, logger: componentLogger('admin', { node: cfg.node }),
+      health: () => this.health(),
+      debug: {
+        config: () => ({ node: cfg.node, sync: this.sync.state(), view: this.view }),
+        bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments }),
+        workloads: () => this.workloads.list(),
+        certificates: () => (this.identity?.identities() ?? []).map((id) => this.identity?.certificate(id) ?? { spiffeId: id, pending: true }),
+      },
+      api: {
+        'POST /v1/workloads': (body) => this.registerWorkload(body),
+        'DELETE /v1/workloads': (_b, url) => this.deregisterWorkload(url.searchParams.get('namespace') ?? '', url.searchParams.get('name') ?? ''),
+        'GET /v1/status': () => this.status(),
+      },
+    });
+  }
+
+  /** Loads (or adopts) the datapath, opens the listeners, starts syncing. */
+  static async start(cfg: AgentConfig): Promise<NodeAgent> {
+    mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+    const datapath = await Datapath.open({ node: cfg.node, redirect: { ipv4: cfg.outbound.host, port: cfg.outbound.port } });
+    // The agent's own sockets live outside the workloads cgroup: never redirected.
+    datapath.joinAgentCgroup(process.pid);
+    const agent = new NodeAgent(cfg, datapath);
+    try {
+      await agent.outbound.listen(cfg.outbound.port, cfg.outbound.host);
+      await agent.admin.listen();
+      await agent.sync.start();
+    } catch (e) {
+      await agent.stop();
+      throw e;
+    }
+    agent.log.info({ admin: `${cfg.admin.host}:${cfg.admin.port}`, outbound: `${cfg.outbound.host}:${cfg.outbound.port}` }, 'agent started');
+    return agent;
+  }
+
+  /** Stops listening and syncing. Pinned BPF state stays: L4 traffic keeps flowing. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    await Promise.allSettled([this.sync.stop(), this.outbound.close(), this.admin.close(), this.tunnel?.close()]);
+    this.identity?.close();
+    this.directory.close();
+    this.datapath.close();
+  }
+
+  // ------------------------------------------------------------------ snapshots
+
+  private async apply(view: NodeView): Promise<void> {
+    if (view.node !== this.cfg.node) throw invalidArg(`snapshot is for node ${view.node}, this is ${this.cfg.node}`);
+    // Validates every entry before changing any map: a bad snapshot changes nothing.
+    this.datapath.applyServices(this.withoutEjected(view));
+    this.directory.apply(view);
+    this.authorizer.update(view.authorizationPolicies);
+    this.view = view;
+    await this.updateIdentities(view);
+  }
+
+  private async updateIdentities(view: NodeView): Promise<void> {
+    if (this.identity && this.identity.trustDomain !== view.mesh.trustDomain) {
+      this.log.warn({ from: this.identity.trustDomain, to: view.mesh.trustDomain }, 'trust domain changed: re-issuing every identity');
+      await this.tunnel?.close();
+      this.identity.close();
+      this.identity = null;
+      this.tunnel = null;
+    }
+    if (!this.identity) {
+      this.identity = new IdentityManager({
+        trustDomain: view.mesh.trustDomain, failMode: view.mesh.failMode, ttlSeconds: Math.round(view.mesh.certTtlMs / 1000), registry: this.registry,
+        sign: async (csr) => {
+          const r = await this.sync.signCertificate(csr, Math.round((this.view?.mesh.certTtlMs ?? 0) / 1000));
+          return { certChainPem: r.certChainPem, trustBundle: r.trustBundle };
+        },
+      });
+    }
+    const wanted = new Set([this.nodeIdentity(view.mesh.trustDomain), ...view.localWorkloads.map((w) => w.identity)]);
+    for (const id of this.identity.identities()) if (!wanted.has(id)) this.identity.remove(id);
+    // Certificates are obtained in the background: a slow CA must not hold up the ACK.
+    for (const id of wanted) void this.identity.add(id).catch((e) => this.log.warn({ identity: id, err: describeError(e) }, 'identity not added'));
+    this.ensureTunnel(view);
+  }
+
+  private ensureTunnel(view: NodeView): void {
+    if (this.tunnel || this.tunnelStarting || !this.identity) return;
+    const identity = this.identity;
+    const nodeIdentity = this.nodeIdentity(view.mesh.trustDomain);
+    this.tunnelStarting = (async () => {
+      // The 15008 listener presents the node identity: wait for its certificate.
+      if (!(await identity.add(nodeIdentity))) await new Promise<void>((r) => identity.on('updated', (id) => { if (id === nodeIdentity) r(); }));
+      this.tunnel = await startTunnel({
+        identity, nodeIdentity, authorizer: this.authorizer, registry: this.registry,
+        lookup: (ip, port) => this.localWorkloadAt(ip, port), host: this.cfg.inbound.host, port: this.cfg.inbound.port,
+      });
+      this.log.info({ inbound: `${this.cfg.inbound.host}:${this.tunnel.address.port}` }, 'mTLS tunnel listening');
+    })().catch((e) => { this.log.error({ err: describeError(e) }, 'cannot start the mTLS tunnel'); })
+      .finally(() => { this.tunnelStarting = null; });
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  private resolveOrigin(s: Socket): Origin | null {
+    const ip = s.remoteAddress, port = s.remotePort;
+    if (!ip || !port) return null;
+    return this.datapath.lookupOrigin(ip.startsWith('::ffff:') ? ip.slice(7) : ip, port);
+  }
+
+  /** Upstream transport for a chosen endpoint: same node → local forwarder (authorization
+   *  and metrics, no encryption); other node → a CONNECT stream in a pooled mTLS session
+   *  to that node's 15008, presenting the source workload's certificate. */
+  private connectUpstream(ep: Endpoint, origin: Origin): Socket | Duplex {
+    const source = this.workloads.byCgroupId(BigInt(origin.cgroupId));
+    if (!source) throw new WeftError('WEFT_ERR_PERMISSION', `connection from cgroup ${origin.cgroupId} is not from a workload of node ${this.cfg.node}`);
+    const tunnel = this.tunnel;
+    if (!tunnel) {
+      // No identity yet: only the mesh's fail mode may let the connection through.
+      if (this.view?.mesh.failMode === 'open') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
+      throw new WeftError('WEFT_ERR_IDENTITY', 'the mTLS tunnel is not ready (no node certificate yet)');
+    }
+    const sameNode = ep.meta?.node === this.cfg.node;
+    return deferredDuplex(tunnel.outbound.open({
+      sourceIdentity: this.principalOf(source), sourceWorkload: source.name,
+      target: { ip: ep.ip, port: ep.port },
+      nodeAddress: sameNode ? null : { host: ep.ip, port: HBONE_PORT },
+    }));
+  }
+
+  /** Ejected endpoints leave the kernel's L4 tables too (L4-only services stop using
+   *  them); they come back when the ejection ends. */
+  private onEjection(service: string, ep: Endpoint, ejected: boolean): void {
+    const view = this.view;
+    if (!view) return;
+    this.ejected[ejected ? 'add' : 'delete'](`${ep.ip}:${ep.port}`);
+    try {
+      this.datapath.applyServices(this.withoutEjected(view));
+    } catch (e) {
+      this.log.warn({ service, endpoint: `${ep.ip}:${ep.port}`, err: describeError(e) }, 'cannot update L4 maps after an ejection');
+    }
+  }
+
+  private readonly ejected = new Set<string>();
+
+  private withoutEjected(view: NodeView): NodeView['datapath'] {
+    return view.datapath.map((s) => ({ ...s, backends: s.backends.filter((b) => !this.ejected.has(`${b.ip}:${b.port}`)) }));
+  }
+
+  private localWorkloadAt(ip: string, port: number): TunnelWorkload | undefined {
+    const view = this.view;
+    if (!view) return undefined;
+    for (const w of view.localWorkloads) {
+      if (w.address !== ip) continue;
+      const svc = view.services.find((s) => w.services.includes(s.key) && s.endpoints.some((e) => e.workload === w.key && Object.values(e.ports).includes(port)));
+      if (!svc && w.services.length) continue;
+      return { key: w.key, name: w.name, namespace: w.namespace, principal: w.identity, ...(svc ? { service: svc.key } : {}) };
+    }
+    return undefined;
+  }
+
+  private nodeIdentity(trustDomain: string): string {
+    return nodeSpiffeId(trustDomain, this.cfg.node);
+  }
+
+  private principalOf(w: LocalWorkload): string {
+    return formatSpiffeId({ trustDomain: this.view?.mesh.trustDomain ?? 'cluster.local', namespace: w.namespace, serviceAccount: w.serviceAccount });
+  }
+
+  // ------------------------------------------------------------------ workloads
+
+  private async registerWorkload(body: unknown): Promise<LocalWorkload & { spiffeId: string }> {
+    const w = this.workloads.register(validateRegisterRequest(body));
+    try {
+      await this.sync.registerWorkload({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: w.labels, address: w.address, cgroupId: w.cgroupId });
+    } catch (e) {
+      // The control API may be down: the registration is kept and replayed on reconnect.
+      this.log.warn({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload registered locally; control API registration pending');
+    }
+    return { ...w, spiffeId: this.principalOf(w) };
+  }
+
+  private async deregisterWorkload(namespace: string, name: string): Promise<{ removed: string }> {
+    const w = this.workloads.deregister(namespace, name);
+    await this.sync.deregisterWorkload({ name: w.name, namespace: w.namespace })
+      .catch((e) => this.log.warn({ workload: `${namespace}/${name}`, err: describeError(e) }, 'control API deregistration failed'));
+    return { removed: `${namespace}/${name}` };
+  }
+
+  private async registerAll(): Promise<void> {
+    for (const w of this.workloads.list()) {
+      await this.sync.registerWorkload({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: w.labels, address: w.address, cgroupId: w.cgroupId })
+        .catch((e) => this.log.warn({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload re-registration failed'));
+    }
+  }
+
+  // --------------------------------------------------------------------- status
+
+  private health(): { ready: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    if (!this.view) reasons.push('no policy snapshot applied yet');
+    if (this.sync.state().fatal) reasons.push(`control API refused this agent: ${this.sync.state().lastError}`);
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  status(): Record<string, unknown> {
+    const s = this.sync.state();
+    return {
+      node: this.cfg.node,
+      control: { address: this.cfg.control, connected: s.connected, version: s.version, fromCache: s.fromCache, lastError: s.lastError, lastNack: s.lastNack },
+      datapath: { programs: this.datapath.attachments.map((a) => ({ program: a.program, linkId: a.linkId, progId: a.progId, adopted: a.adopted })), services: this.view?.datapath.length ?? 0, counters: this.datapath.counters() },
+      listeners: { outbound: `${this.cfg.outbound.host}:${this.cfg.outbound.port}`, inbound: this.tunnel ? `${this.cfg.inbound.host}:${this.tunnel.address.port}` : null, admin: `${this.cfg.admin.host}:${this.cfg.admin.port}` },
+      workloads: this.workloads.list().map((w) => ({ key: `${w.namespace}/${w.name}`, cgroupId: w.cgroupId, identity: this.principalOf(w) })),
+      certificates: (this.identity?.identities() ?? []).map((id) => ({ identity: id, expiresAt: this.identity?.certificate(id)?.expiresAt.toISOString() ?? null })),
+    };
+  }
+}
+
+function readToken(file: string): string {
+  try {
+    const t = readFileSync(file, 'utf8').trim();
+    if (!t) throw invalidArg(`token file ${file} is empty`);
+    return t;
+  } catch (e) {
+    if (e instanceof WeftError) throw e;
+    throw invalidArg(`cannot read the token file ${file}: ${describeError(e)}`);
+  }
+}
