@@ -11,6 +11,7 @@ const commands: Record<string, () => Command> = {
   validate: () => (require('./validate') as { command: Command }).command,
   agent: () => (require('./agent') as { command: Command }).command,
   run: () => (require('./run') as { command: Command }).command,
+  status: () => (require('./status') as { command: Command }).command,
   control: () => (require('./control') as { command: Command }).command,
 };
 

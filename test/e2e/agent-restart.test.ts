@@ -95,6 +95,11 @@ test('agent SIGKILL + restart: zero client failures, pinned state adopted, clean
   assert.ok(bpf.attachments.length >= 5, 'programs attached');
   for (const a of bpf.attachments) assert.equal(a.adopted, true, `${a.program} was re-attached instead of adopted`);
 
+  const status = await ns.exec(weftArgv('status'));
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /control API\s+127\.0\.0\.1:15010 — connected/);
+  assert.match(status.stdout, /weft_connect4\s+link \d+ prog \d+ \(adopted\)/);
+
   await agent.kill('SIGTERM');
   const cleanup = weftSync('agent', '--cleanup', '--node', node);
   assert.ok(cleanup.length > 0);

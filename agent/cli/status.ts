@@ -1,0 +1,59 @@
+// `weft status`: what the agent of this network namespace is doing, in one screen.
+import type { Command } from './command';
+import { parseFlags } from './command';
+import { AdminClient, DEFAULT_ADMIN } from '../admin/client';
+
+const help = `Usage: weft status [--admin HOST:PORT] [--json]
+
+Shows the local agent's control-API connection and snapshot version, the eBPF programs
+it has attached (and whether they were adopted from a previous agent process), kernel
+counters, listeners, local workloads and certificate expiry.
+
+Flags:
+  --admin HOST:PORT   the agent's admin address (default ${DEFAULT_ADMIN})
+  --json              print the raw status document`;
+
+interface Status {
+  node: string;
+  control: { address: string; connected: boolean; version: string; fromCache: boolean; lastError: string; lastNack: string };
+  datapath: { programs: { program: string; linkId: number; progId: number; adopted: boolean }[]; services: number; counters: Record<string, string> };
+  listeners: Record<string, string | null>;
+  workloads: { key: string; cgroupId: string; identity: string }[];
+  certificates: { identity: string; expiresAt: string | null }[];
+}
+
+function render(s: Status): string {
+  const out: string[] = [];
+  const c = s.control;
+  out.push(`node            ${s.node}`);
+  out.push(`control API     ${c.address} — ${c.connected ? 'connected' : 'NOT connected'}${c.lastError && !c.connected ? ` (${c.lastError})` : ''}`);
+  out.push(`snapshot        ${c.version || '(none)'}${c.fromCache ? ' (from on-disk cache)' : ''}`);
+  if (c.lastNack) out.push(`last rejected   ${c.lastNack}`);
+  out.push(`listeners       ${Object.entries(s.listeners).map(([k, v]) => `${k} ${v ?? '(not yet)'}`).join(', ')}`);
+  out.push(`programs        ${s.datapath.programs.length} attached, ${s.datapath.services} service ports in the kernel`);
+  for (const p of s.datapath.programs) out.push(`  ${p.program.padEnd(22)} link ${p.linkId} prog ${p.progId}${p.adopted ? ' (adopted)' : ''}`);
+  out.push('kernel counters');
+  for (const [k, v] of Object.entries(s.datapath.counters)) out.push(`  ${k.padEnd(22)} ${v}`);
+  out.push(`workloads       ${s.workloads.length}`);
+  for (const w of s.workloads) out.push(`  ${w.key.padEnd(28)} cgroup ${w.cgroupId}  ${w.identity}`);
+  out.push(`certificates    ${s.certificates.length}`);
+  const now = Date.now();
+  for (const cert of s.certificates) {
+    const left = cert.expiresAt ? Math.round((Date.parse(cert.expiresAt) - now) / 1000) : null;
+    out.push(`  ${cert.identity.padEnd(52)} ${left === null ? 'pending' : `expires in ${left}s (${cert.expiresAt})`}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export const command: Command = {
+  name: 'status',
+  summary: 'show the local agent: control connection, snapshot, programs, counters, certificates',
+  help,
+  async run(argv) {
+    const { values, help: wantHelp } = parseFlags<{ admin?: string; json?: boolean }>(argv, { admin: { type: 'string' }, json: { type: 'boolean' } });
+    if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
+    const s = await new AdminClient(values.admin ?? DEFAULT_ADMIN).request<Status>('GET', '/v1/status');
+    process.stdout.write(values.json ? JSON.stringify(s, null, 2) + '\n' : render(s));
+    return s.control.connected || s.control.version ? 0 : 1;
+  },
+};
