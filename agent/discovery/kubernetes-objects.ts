@@ -21,8 +21,10 @@
 // - Headless, ExternalName and selector-less Services are skipped with a reason: weft
 //   needs a VIP to capture and a selector to find backends.
 import { createHash } from 'node:crypto';
+import Ajv, { type ValidateFunction } from 'ajv';
+import { stringify } from 'yaml';
 import type { V1EndpointSlice, V1Pod, V1Service, V1ServicePort } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { API_VERSION, type ServiceObject, type WorkloadObject } from '../policy/kinds';
+import { API_VERSION, kindSchemas, type ServiceObject, type WorkloadObject } from '../policy/kinds';
 
 /** Label weft adds to ready pods and requires in Service selectors. */
 export const READY_LABEL = 'weft.dev/ready';
@@ -147,6 +149,23 @@ function resolveTargetPort(svc: V1Service, port: V1ServicePort, state: ClusterSt
   return undefined;
 }
 
+let validators: Record<'Service' | 'Workload', ValidateFunction> | undefined;
+
+/**
+ * Kubernetes allows names weft's schema does not (node names and service accounts may be
+ * DNS subdomains with dots, IPv6-only fields…). One such object in the set would make the
+ * control API reject the whole snapshot, so each object is checked against its kind's
+ * schema here and skipped, with the reason, if it does not fit.
+ */
+function schemaError(kind: 'Service' | 'Workload', obj: unknown): string | undefined {
+  if (!validators) {
+    const ajv = new Ajv({ allErrors: true, strict: false });
+    validators = { Service: ajv.compile(kindSchemas.Service.schema), Workload: ajv.compile(kindSchemas.Workload.schema) };
+  }
+  const v = validators[kind];
+  return v(obj) ? undefined : (v.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`).join('; ');
+}
+
 function convertService(svc: V1Service, state: ClusterState, skipped: Skipped[]): ServiceObject | undefined {
   const key = keyOf(svc.metadata);
   const skip = (reason: string): undefined => { skipped.push({ kind: 'Service', key, reason }); return undefined; };
@@ -161,6 +180,12 @@ function convertService(svc: V1Service, state: ClusterState, skipped: Skipped[])
   for (const p of spec.ports ?? []) {
     const protocol = portProtocol(p);
     if (!protocol) { skipped.push({ kind: 'Service', key, reason: `port ${p.port}: protocol ${p.protocol} not supported` }); continue; }
+    // Kubernetes keys a Service port by (port, protocol) — kube-dns has 53/UDP and 53/TCP —
+    // weft by port number alone: the first one listed is kept.
+    if (ports.some((x) => x.port === p.port)) {
+      skipped.push({ kind: 'Service', key, reason: `port ${p.port}/${p.protocol ?? 'TCP'}: weft Services key ports by number and ${p.port} is already mapped` });
+      continue;
+    }
     const targetPort = resolveTargetPort(svc, p, state);
     if (p.targetPort !== undefined && targetPort === undefined) {
       skipped.push({ kind: 'Service', key, reason: `port ${p.port}: named targetPort '${p.targetPort}' matches no endpoint or container port` });
@@ -171,7 +196,7 @@ function convertService(svc: V1Service, state: ClusterState, skipped: Skipped[])
   if (ports.length === 0) return skip('no usable ports');
 
   const selector = spec.publishNotReadyAddresses ? { ...spec.selector } : { ...spec.selector, [READY_LABEL]: 'true' };
-  return {
+  const obj: ServiceObject = {
     apiVersion: API_VERSION,
     kind: 'Service',
     metadata: {
@@ -181,6 +206,8 @@ function convertService(svc: V1Service, state: ClusterState, skipped: Skipped[])
     },
     spec: { vip, selector, ports },
   };
+  const invalid = schemaError('Service', obj);
+  return invalid ? skip(`not a valid weft Service: ${invalid}`) : obj;
 }
 
 function convertPod(pod: V1Pod, cgroupOf: CgroupLookup | undefined, skipped: Skipped[]): WorkloadObject | undefined {
@@ -200,12 +227,14 @@ function convertPod(pod: V1Pod, cgroupOf: CgroupLookup | undefined, skipped: Ski
   if (cgroupId !== undefined) annotations[CGROUP_ID_ANNOTATION] = cgroupId.toString();
   const labels = { ...(pod.metadata?.labels ?? {}) };
   if (isPodReady(pod)) labels[READY_LABEL] = 'true';
-  return {
+  const obj: WorkloadObject = {
     apiVersion: API_VERSION,
     kind: 'Workload',
     metadata: { name: workloadName(pod.metadata?.name ?? ''), namespace: pod.metadata?.namespace ?? 'default', labels, annotations },
     spec: { address, node, serviceAccount: pod.spec?.serviceAccountName || 'default' },
   };
+  const invalid = schemaError('Workload', obj);
+  return invalid ? skip(`not a valid weft Workload: ${invalid}`) : obj;
 }
 
 /** The weft objects for the current cluster state, and what was left out and why. */
@@ -214,4 +243,16 @@ export function toPolicyObjects(state: ClusterState, cgroupOf?: CgroupLookup): C
   const services = state.services.flatMap((s) => convertService(s, state, skipped) ?? []).sort(byKey);
   const workloads = state.pods.flatMap((p) => convertPod(p, cgroupOf, skipped) ?? []).sort(byKey);
   return { services, workloads, skipped };
+}
+
+/**
+ * The objects as policy "files" for agent/policy's loadPolicyTexts(), one per object and
+ * named after it (`kubernetes/Service/shop/catalog.yaml`), so a diagnostic about a
+ * discovered object says which Kubernetes object it came from.
+ */
+export function toPolicyTexts(objects: DiscoveredObjects): { file: string; text: string }[] {
+  return [...objects.services, ...objects.workloads].map((o) => ({
+    file: `kubernetes/${o.kind}/${o.metadata.namespace ?? 'default'}/${o.metadata.name}.yaml`,
+    text: stringify(o),
+  }));
 }

@@ -158,8 +158,7 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
       spec: {
         vip: '10.96.0.10', selector: { 'k8s-app': 'kube-dns', 'weft.dev/ready': 'true' },
         ports: [
-          { name: 'dns', port: 53, targetPort: 53, protocol: 'UDP' },
-          { name: 'dns-tcp', port: 53, targetPort: 53, protocol: 'TCP' },
+          { name: 'dns', port: 53, targetPort: 53, protocol: 'UDP' }, // 53/TCP: weft keys ports by number
           { name: 'metrics', port: 9153, targetPort: 9153, protocol: 'TCP' },
         ],
       },

@@ -3,7 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { READY_LABEL, portProtocol, toPolicyObjects, workloadName } from '../../agent/discovery/kubernetes-objects';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { READY_LABEL, portProtocol, toPolicyObjects, toPolicyTexts, workloadName } from '../../agent/discovery/kubernetes-objects';
+import { compile, formatDiagnostic, loadPolicyTexts } from '../../agent/policy';
 
 test('portProtocol: appProtocol wins, then the Istio name prefix, then TCP', () => {
   const cases: [Parameters<typeof portProtocol>[0], string | undefined][] = [
@@ -115,4 +118,40 @@ test('toPolicyObjects: the cgroup lookup fills the annotation only when it resol
   const r = toPolicyObjects({ services: [], endpointSlices: [], pods: [pod('one'), pod('three')] },
     (p) => (p.metadata?.name === 'one' ? 18446744073709551557n : undefined));
   assert.deepEqual(r.workloads.map((w) => w.metadata.annotations?.['weft.dev/cgroup-id']), ['18446744073709551557', undefined]);
+});
+
+test('toPolicyObjects: an object weft\'s schema rejects is skipped, not passed on', () => {
+  const p = pod('on-dotted-node', { node: 'ip-10-0-1-23.ec2.internal' });
+  const r = toPolicyObjects({ services: [], endpointSlices: [], pods: [p, pod('fine')] });
+  assert.deepEqual(r.workloads.map((w) => w.metadata.name), ['fine']);
+  assert.equal(r.skipped.length, 1);
+  assert.match(r.skipped[0]!.reason, /^not a valid weft Workload: \/spec\/node /);
+});
+
+test('discovered objects load and compile with the policy engine: only ready pods are endpoints', () => {
+  const fixture = (name: string): unknown[] => (JSON.parse(readFileSync(join(__dirname, 'fixtures', 'k8s', name), 'utf8')) as { items: unknown[] }).items;
+  const discovered = toPolicyObjects({
+    services: fixture('services.json') as V1Service[],
+    endpointSlices: fixture('endpointslices.json') as V1EndpointSlice[],
+    pods: fixture('pods.json') as V1Pod[],
+  });
+  const mesh = { file: 'mesh.yaml', text: 'apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {trustDomain: cluster.local}\n' };
+  const texts = [mesh, ...toPolicyTexts(discovered)];
+  assert.ok(texts.some((f) => f.file === 'kubernetes/Service/shop/catalog.yaml'));
+  const set = loadPolicyTexts(texts);
+  assert.deepEqual(set.diagnostics.map(formatDiagnostic), []);
+  const snap = compile(set);
+  const endpoints = Object.fromEntries(snap.services.map((s) => [s.key, s.endpoints.map((e) => e.workload)]));
+  assert.deepEqual(endpoints, {
+    'kube-system/kube-dns': [],
+    'shop/catalog': ['shop/catalog-v1-7d9f8b6c5d-4xq2m'],       // v2 is not ready
+    'shop/frontend': ['shop/frontend-6b7c8d9e0f-abcde'],
+    'shop/payments': ['shop/payments-0'],                       // publishNotReadyAddresses
+  });
+  const catalog = snap.services.find((s) => s.key === 'shop/catalog')!;
+  assert.equal(catalog.vip, '10.96.0.20');
+  assert.deepEqual(catalog.ports, [{ name: 'http', port: 80, targetPort: 8080, protocol: 'HTTP' }]);
+  const v1 = snap.workloads.find((w) => w.key === 'shop/catalog-v1-7d9f8b6c5d-4xq2m')!;
+  assert.equal(v1.identity, 'spiffe://cluster.local/ns/shop/sa/catalog');
+  assert.equal(v1.node, 'node-1');
 });
