@@ -3,8 +3,8 @@
 // passed together with every problem found. Used by `weft validate` and by the control
 // API; semantic checks (references, conflicts) run afterwards over the whole set.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { LineCounter, parseAllDocuments } from 'yaml';
-import { SourceDoc } from './source';
+import jsyaml from 'js-yaml';
+import { FileSource, SourceDoc, isEmptyDoc } from './source';
 import { checkEnvelope, checkSchema } from './schema-check';
 import type { Kind, PolicyObject } from './kinds';
 import type { Diagnostic } from './diagnostic';
@@ -58,38 +58,61 @@ export function collectFiles(paths: readonly string[], diagnostics: Diagnostic[]
 
 /** Parses and schema-checks one file's text. */
 export function loadText(file: string, text: string): Omit<LoadResult, 'files'> {
-  const objects: LoadedObject[] = [];
-  const diagnostics: Diagnostic[] = [];
-  const invalid = new Set<string>();
-  const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const list = Array.isArray(docs) ? docs : [];
-  for (const doc of list) {
+  const out: Omit<LoadResult, 'files'> = { objects: [], diagnostics: [], invalid: new Set() };
+  const source = new FileSource(file, text);
+  let values: unknown[] | undefined;
+  try {
+    values = [];
+    jsyaml.loadAll(text, (v) => { if (v !== null && v !== undefined) values!.push(v); }, { schema: jsyaml.CORE_SCHEMA, filename: file });
+  } catch (e) {
+    values = undefined;
+    syntaxErrors(source, e, out.diagnostics);
+  }
+  if (values) values.forEach((v, i) => checkDocument(v, new SourceDoc(source, i), out));
+  return out;
+}
+
+/** A file js-yaml rejects: report what `yaml` finds (every error, located), and still
+ *  check the documents that parse, so one typo does not hide the rest of the file. */
+function syntaxErrors(source: FileSource, e: unknown, diagnostics: Diagnostic[]): void {
+  const { docs, lines } = source.yaml();
+  let reported = false;
+  let index = 0;
+  const checked: Omit<LoadResult, 'files'> = { objects: [], diagnostics, invalid: new Set() };
+  for (const doc of docs) {
     if (doc.errors.length) {
       for (const err of doc.errors) {
         const { line, col } = lines.linePos(err.pos[0]);
-        diagnostics.push({ file, line, col, message: `YAML syntax error: ${err.message.split('\n')[0]}` });
+        diagnostics.push({ file: source.file, line, col, message: `YAML syntax error: ${err.message.split('\n')[0]}` });
+        reported = true;
       }
-      continue;
     }
-    if (doc.contents === null) continue; // an empty document (e.g. a trailing ---)
-    const src = new SourceDoc(file, doc, lines);
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
-    const env = checkEnvelope(value, src);
-    diagnostics.push(...env.diagnostics);
-    if (!env.kind) continue;
-    const errs = checkSchema(env.kind, value, src);
-    if (errs.length) {
-      diagnostics.push(...errs);
-      const md = (value as { metadata?: { name?: unknown; namespace?: unknown } }).metadata;
-      if (typeof md?.name === 'string') invalid.add(`${env.kind}/${typeof md.namespace === 'string' ? md.namespace : DEFAULT_NAMESPACE}/${md.name}`);
-      continue;
-    }
-    const object = value as PolicyObject;
-    object.metadata.namespace ??= DEFAULT_NAMESPACE;
-    objects.push({ kind: env.kind, key: `${object.metadata.namespace}/${object.metadata.name}`, object, source: src });
+    if (isEmptyDoc(doc)) continue;
+    if (!doc.errors.length) checkDocument(doc.toJS({ maxAliasCount: 100 }), new SourceDoc(source, index), checked);
+    index++;
   }
-  return { objects, diagnostics, invalid };
+  if (!reported) {
+    // The two parsers disagree (rare): fall back to js-yaml's own position.
+    const mark = (e as { mark?: { line: number; column: number } }).mark;
+    const reason = (e as { reason?: string }).reason ?? String(e);
+    diagnostics.push({ file: source.file, line: (mark?.line ?? 0) + 1, col: (mark?.column ?? 0) + 1, message: `YAML syntax error: ${reason}` });
+  }
+}
+
+function checkDocument(value: unknown, src: SourceDoc, out: Omit<LoadResult, 'files'>): void {
+  const env = checkEnvelope(value, src);
+  out.diagnostics.push(...env.diagnostics);
+  if (!env.kind) return;
+  const errs = checkSchema(env.kind, value, src);
+  if (errs.length) {
+    out.diagnostics.push(...errs);
+    const md = (value as { metadata?: { name?: unknown; namespace?: unknown } }).metadata;
+    if (typeof md?.name === 'string') out.invalid.add(`${env.kind}/${typeof md.namespace === 'string' ? md.namespace : DEFAULT_NAMESPACE}/${md.name}`);
+    return;
+  }
+  const object = value as PolicyObject;
+  object.metadata.namespace ??= DEFAULT_NAMESPACE;
+  out.objects.push({ kind: env.kind, key: `${object.metadata.namespace}/${object.metadata.name}`, object, source: src });
 }
 
 /** Schema stage only; see validatePolicySet() for the full check. */

@@ -11,7 +11,9 @@ const validators = new Map<Kind, ValidateFunction>();
 function validatorFor(kind: Kind): ValidateFunction {
   let v = validators.get(kind);
   if (!v) {
-    ajv ??= new Ajv({ allErrors: true, strict: true, verbose: true });
+    // optimize:false: ajv's code optimiser triples compile time, which a one-shot
+    // `weft validate` pays in full and never earns back.
+    ajv ??= new Ajv({ allErrors: true, strict: true, verbose: true, code: { optimize: false } });
     v = ajv.compile(kindSchemas[kind].schema);
     validators.set(kind, v);
   }
