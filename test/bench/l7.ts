@@ -1,0 +1,300 @@
+// L7 benchmark (npm run bench:l7): HTTP/1.1 keep-alive small responses and gRPC unary,
+// side by side in one run, through: direct; weft's outbound L7 path; nginx reverse proxy
+// (upstream keepalive); HAProxy http mode (http-reuse always); npm http-proxy.
+// Reports rps, p50/p99 added latency, proxy CPU per request (from /proc/<pid>/stat of
+// the proxy processes), agent memory; ratios are against HAProxy in the same run.
+//
+// This file is also the child processes it starts: `--serve weft|http-proxy|grpc-origin`.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, rmSync, readdirSync } from 'node:fs';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import cluster from 'node:cluster';
+
+const BODY = 'x'.repeat(100);
+const DURATION_S = Number(process.env.L7_BENCH_SECONDS ?? 8);
+const CONNS = 50;
+
+// --------------------------------------------------------------- child: weft proxy
+async function serveWeft(httpPort: number, grpcPort: number, originPort: number, grpcOrigin: number, workers: number): Promise<void> {
+  if (workers > 1 && cluster.isPrimary) {
+    // Let the kernel spread accepts over the workers instead of the primary passing handles.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    for (let i = 0; i < workers; i++) cluster.fork();
+    await new Promise<void>((r) => { let n = 0; cluster.on('message', () => { if (++n === workers) r(); }); });
+    process.stdout.write('ready\n');
+    return;
+  }
+  const { L7Directory } = await import('../../agent/proxy/routing/directory');
+  const { OutboundProxy } = await import('../../agent/proxy/outbound');
+  const { createRootLogger } = await import('../../agent/telemetry/logger');
+  createRootLogger({ level: 'warn' });
+  const svc = (name: string, vip: string, port: number, protocol: 'HTTP' | 'GRPC', target: number) => ({
+    key: `bench/${name}`, name, namespace: 'bench', vip, vipAllocated: false, selector: {},
+    ports: [{ name: 'p', port, targetPort: target, protocol }],
+    endpoints: [{ workload: `bench/${name}-0`, node: 'n', address: '127.0.0.1', ports: { p: target }, namespace: 'bench', serviceAccount: name, identity: '', labels: {}, weight: 1 }],
+  });
+  const dir = new L7Directory();
+  dir.apply({
+    version: 'bench', node: 'n', mesh: { trustDomain: 't', mtls: 'PERMISSIVE', certTtlMs: 1, failMode: 'open', vipRange: '10.96.0.0/16' },
+    datapath: [], services: [svc('web', '10.96.0.1', 80, 'HTTP', originPort), svc('grpc', '10.96.0.2', 50051, 'GRPC', grpcOrigin)],
+    routes: [], trafficPolicies: [], authorizationPolicies: [], localWorkloads: [],
+  });
+  const mk = (ip: string, port: number) => new OutboundProxy({
+    directory: dir, resolveOrigin: () => ({ dstIp: ip, dstPort: port, cgroupId: 0 }),
+    connect: (ep) => connect({ host: ep.ip, port: ep.port }),
+  });
+  await mk('10.96.0.1', 80).listen(httpPort, '127.0.0.1');
+  await mk('10.96.0.2', 50051).listen(grpcPort, '127.0.0.1');
+  if (cluster.isWorker) process.send!('up'); else process.stdout.write('ready\n');
+}
+
+async function serveHttpProxy(port: number, originPort: number): Promise<void> {
+  const http = await import('node:http');
+  const { default: httpProxy } = await import('http-proxy');
+  const proxy = httpProxy.createProxyServer({ target: `http://127.0.0.1:${originPort}`, agent: new http.Agent({ keepAlive: true, maxSockets: 256 }) });
+  proxy.on('error', (_e, _req, res) => { (res as import('node:http').ServerResponse).writeHead?.(502); res.end(); });
+  http.createServer((req, res) => proxy.web(req, res)).listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));
+}
+
+async function serveGrpcOrigin(port: number): Promise<void> {
+  const grpc = await import('@grpc/grpc-js');
+  const id = (b: Buffer): Buffer => b;
+  const server = new grpc.Server();
+  server.addService({
+    Echo: { path: '/bench.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id, originalName: 'Echo' },
+  } as never, { Echo: (call: { request: Buffer }, cb: (e: null, r: Buffer) => void) => cb(null, call.request) } as never);
+  server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) => {
+    if (e) throw e;
+    process.stdout.write('ready\n');
+  });
+}
+
+// --------------------------------------------------------------- parent: orchestration
+function freePort(): Promise<number> {
+  return new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => res(p)); }); });
+}
+
+const children: ChildProcess[] = [];
+function start(cmd: string, args: string[], readyWhen: 'stdout' | number): Promise<ChildProcess> {
+  const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(c);
+  return new Promise((resolve, reject) => {
+    let err = '';
+    c.stderr!.on('data', (d) => { err += d; });
+    c.on('exit', (code) => reject(new Error(`${cmd} exited ${code}: ${err.slice(-500)}`)));
+    if (readyWhen === 'stdout') c.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(c); });
+    else waitPort(readyWhen).then(() => resolve(c), reject);
+  });
+}
+
+async function waitPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((r) => { const s = connect(port, '127.0.0.1'); s.on('connect', () => { s.destroy(); r(true); }); s.on('error', () => r(false)); });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+/** All pids in the process tree of `pid` (nginx workers, cluster workers). */
+function tree(pid: number): number[] {
+  const out = [pid];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(...tree(Number(d)));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+const TICK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+function cpuSeconds(pids: number[]): number {
+  let t = 0;
+  for (const p of pids) {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8').slice(readFileSync(`/proc/${p}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
+      t += (Number(f[11]) + Number(f[12])) / TICK;
+    } catch { /* gone */ }
+  }
+  return t;
+}
+function rssMiB(pids: number[]): number {
+  let kb = 0;
+  for (const p of pids) { try { kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]); } catch { /* gone */ } }
+  return kb / 1024;
+}
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout!.on('data', (d) => { out += d; });
+    c.stderr!.on('data', (d) => { out += d; });
+    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} → ${code}: ${out.slice(-400)}`))));
+  });
+}
+
+function ms(v: string): number {
+  const m = /([\d.]+)(us|ms|s)/.exec(v)!;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
+}
+
+interface Result { rps: number; p50: number; p99: number; cpuUsPerReq: number; rssMiB: number; errors: number }
+
+async function measure(load: () => Promise<{ rps: number; p50: number; p99: number; requests: number; errors: number }>, pids: number[]): Promise<Result> {
+  const c0 = cpuSeconds(pids);
+  const r = await load();
+  const cpu = cpuSeconds(pids) - c0;
+  return { rps: r.rps, p50: r.p50, p99: r.p99, cpuUsPerReq: pids.length && r.requests ? (cpu * 1e6) / r.requests : 0, rssMiB: rssMiB(pids), errors: r.errors };
+}
+
+async function wrk(port: number, seconds = DURATION_S) {
+  const out = await run('wrk', ['-t2', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`]);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]);
+  const requests = Number(/(\d+) requests in/.exec(out)![1]);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  return { rps, requests, errors, p50: ms(/\s50%\s+(\S+)/.exec(out)![1]!), p99: ms(/\s99%\s+(\S+)/.exec(out)![1]!) };
+}
+
+/** h2load with a per-request log, for percentiles (it prints none itself). */
+async function h2load(args: string[], url: string, dir: string) {
+  const log = join(dir, `h2load-${Date.now()}.log`);
+  const out = await run('h2load', [...args, '--log-file', log, url]);
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)![1]);
+  const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out)!;
+  const lat = readFileSync(log, 'utf8').trim().split('\n').map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
+  rmSync(log);
+  const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? NaN;
+  return { rps, requests: Number(m[4]), errors: Number(m[5]) + Number(m[6]), p50: pct(0.5), p99: pct(0.99) };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-bench-l7-'));
+  const P = async () => freePort();
+  const [origin, grpcOrigin, weftH, weftG, weft1H, weft1G, nginxH, nginxG, haH, haG, hp] = await Promise.all(Array.from({ length: 11 }, P));
+  const self = ['--import', 'tsx', __filename, '--serve'];
+  const results: Record<string, Record<string, Result | null>> = { http: {}, grpc: {}, httpHalfLoad: {} };
+  try {
+    // Origins
+    mkdirSync(join(dir, 'tmp'));
+    const ngx = (name: string, workers: number, body: string) => {
+      const f = join(dir, `${name}.conf`);
+      writeFileSync(f, `worker_processes ${workers}; daemon off; pid ${dir}/${name}.pid; error_log ${dir}/${name}.err warn;
+events { worker_connections 8192; }
+http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
+  client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp; uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
+  ${body} }\n`);
+      return f;
+    };
+    await start('nginx', ['-c', ngx('origin', 1, `server { listen 127.0.0.1:${origin}; location / { default_type text/plain; return 200 "${BODY}"; } }`), '-p', dir], origin);
+    await start(process.execPath, [...self, 'grpc-origin', String(grpcOrigin)], 'stdout');
+    // Proxies
+    const weft = await start(process.execPath, [...self, 'weft', String(weftH), String(weftG), String(origin), String(grpcOrigin), '2'], 'stdout');
+    const weft1 = await start(process.execPath, [...self, 'weft', String(weft1H), String(weft1G), String(origin), String(grpcOrigin), '1'], 'stdout');
+    const nginx = await start('nginx', ['-c', ngx('proxy', 2, `
+      upstream o { server 127.0.0.1:${origin}; keepalive 128; }
+      upstream g { server 127.0.0.1:${grpcOrigin}; keepalive 128; }
+      server { listen 127.0.0.1:${nginxH}; location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+      server { listen 127.0.0.1:${nginxG} http2; location / { grpc_pass grpc://g; } }`), '-p', dir], nginxH);
+    const haCfg = join(dir, 'haproxy.cfg');
+    writeFileSync(haCfg, `global
+  nbthread 2
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fh
+  bind 127.0.0.1:${haH}
+  default_backend bh
+backend bh
+  server o 127.0.0.1:${origin}
+frontend fg
+  bind 127.0.0.1:${haG} proto h2
+  default_backend bg
+backend bg
+  server g 127.0.0.1:${grpcOrigin} proto h2
+`);
+    const haproxy = await start('haproxy', ['-f', haCfg, '-db'], haH);
+    const httpProxy = await start(process.execPath, [...self, 'http-proxy', String(hp), String(origin)], 'stdout');
+
+    const httpTargets: [string, number, ChildProcess | null][] = [
+      ['direct', origin, null], ['weft (2 workers)', weftH, weft], ['weft (1 process)', weft1H, weft1], ['nginx', nginxH, nginx], ['haproxy', haH, haproxy], ['http-proxy', hp, httpProxy],
+    ];
+    const grpcFrame = join(dir, 'grpc.bin');
+    const msg = Buffer.from('hello weft bench');
+    const frame = Buffer.alloc(5 + msg.length);
+    frame.writeUInt32BE(msg.length, 1);
+    msg.copy(frame, 5);
+    writeFileSync(grpcFrame, frame);
+    const grpcTargets: [string, number, ChildProcess | null][] = [
+      ['direct', grpcOrigin, null], ['weft (2 workers)', weftG, weft], ['weft (1 process)', weft1G, weft1], ['nginx', nginxG, nginx], ['haproxy', haG, haproxy],
+    ];
+    const pidsOf = (c: ChildProcess | null) => (c === null ? [] : tree(c.pid!));
+
+    const only = process.env.L7_BENCH_ONLY;
+    // Warm up every path once so pools and JITs are hot.
+    if (only !== 'grpc') for (const [, port] of httpTargets) await wrk(port, 1);
+    if (only !== 'grpc') for (const [name, port, c] of httpTargets) {
+      results.http![name] = await measure(() => wrk(port), pidsOf(c));
+      process.stderr.write(`http ${name}: ${results.http![name]!.rps.toFixed(0)} rps\n`);
+    }
+    // Half load: each path at half its own measured rps, latency from h2load's log.
+    if (only !== 'grpc') for (const [name, port, c] of httpTargets) {
+      const rate = Math.max(1, Math.floor(results.http![name]!.rps / 2 / 20));
+      results.httpHalfLoad![name] = await measure(() => h2load(['--h1', '-c20', `--rps=${rate}`, '-D', String(Math.max(3, DURATION_S / 2))], `http://127.0.0.1:${port}/`, dir), pidsOf(c));
+    }
+    const grpcArgs = ['-c10', '-m10', '-D', String(DURATION_S), '-d', grpcFrame, '-H', 'content-type: application/grpc', '-H', 'te: trailers'];
+    if (only !== 'http') for (const [, port] of grpcTargets) await h2load(['-c4', '-m4', '-D', '1', '-d', grpcFrame, '-H', 'content-type: application/grpc', '-H', 'te: trailers'], `http://127.0.0.1:${port}/bench.Echo/Echo`, dir);
+    if (only !== 'http') for (const [name, port, c] of grpcTargets) {
+      results.grpc![name] = await measure(() => h2load(grpcArgs, `http://127.0.0.1:${port}/bench.Echo/Echo`, dir), pidsOf(c));
+      process.stderr.write(`grpc ${name}: ${results.grpc![name]!.rps.toFixed(0)} rps\n`);
+    }
+  } finally {
+    for (const c of children) { try { process.kill(c.pid!, 'SIGKILL'); } catch { /* gone */ } }
+    for (const f of ['origin', 'proxy']) { try { process.kill(Number(readFileSync(join(dir, `${f}.pid`), 'utf8')), 'SIGKILL'); } catch { /* gone */ } }
+    await new Promise((r) => setTimeout(r, 200));
+    rmSync(dir, { recursive: true, force: true });
+  }
+  report(results);
+}
+
+function report(results: Record<string, Record<string, Result | null>>): void {
+  const lines: string[] = [];
+  const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+  for (const [kind, label] of [['http', 'HTTP/1.1 keep-alive, 100 B body (wrk -t2 -c50)'], ['httpHalfLoad', 'HTTP/1.1 at half of each path\'s max rps (h2load --h1 -c20)'], ['grpc', 'gRPC unary (h2load -c10 -m10, grpc-js origin)']] as const) {
+    const r = results[kind]!;
+    if (r.direct === undefined) continue;
+    const direct = r.direct!, ha = r.haproxy!;
+    lines.push('', `## ${label}`, '| path | rps | rps vs direct | rps vs HAProxy | p50 added ms | p99 added ms | proxy CPU µs/req | CPU vs HAProxy | proxy RSS MiB | errors |', '|---|---|---|---|---|---|---|---|---|---|');
+    for (const [name, x] of Object.entries(r)) {
+      if (x === null) continue;
+      const proxied = name !== 'direct';
+      lines.push(`| ${name} | ${f(x.rps, 0)} | ${f(x.rps / direct.rps)} | ${f(x.rps / ha.rps)} | ${proxied ? f(x.p50 - direct.p50, 3) : f(x.p50, 3) + ' (abs)'} | ${proxied ? f(x.p99 - direct.p99, 3) : f(x.p99, 3) + ' (abs)'} | ${proxied ? f(x.cpuUsPerReq, 1) : '-'} | ${proxied ? f(x.cpuUsPerReq / ha.cpuUsPerReq) : '-'} | ${proxied ? f(x.rssMiB, 0) : '-'} | ${x.errors} |`);
+    }
+  }
+  const text = lines.join('\n');
+  process.stdout.write(`${text}\n`);
+  mkdirSync(join(__dirname, 'results'), { recursive: true });
+  writeFileSync(join(__dirname, 'results', 'l7.json'), JSON.stringify({ date: new Date().toISOString(), durationS: DURATION_S, results }, null, 2));
+}
+
+const argv = process.argv.slice(2);
+if (argv[0] === '--serve') {
+  const [, what, ...a] = argv;
+  const n = a.map(Number);
+  (what === 'weft' ? serveWeft(n[0]!, n[1]!, n[2]!, n[3]!, n[4]!) : what === 'http-proxy' ? serveHttpProxy(n[0]!, n[1]!) : serveGrpcOrigin(n[0]!))
+    .catch((e) => { process.stderr.write(`${e}\n`); process.exit(1); });
+} else {
+  main().catch((e) => { process.stderr.write(`${e instanceof Error ? e.stack : e}\n`); for (const c of children) c.kill('SIGKILL'); process.exit(1); });
+}
