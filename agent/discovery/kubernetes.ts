@@ -64,7 +64,9 @@ export class KubernetesDiscovery extends EventEmitter {
   private flushTimer?: NodeJS.Timeout;
   private current: DiscoveredObjects = { services: [], workloads: [] };
   private currentJson = '';
-  private onSynced?: () => void;
+  private started = false;
+  /** Settles start(): resolved at the first full sync, rejected by an earlier stop(). */
+  private syncWaiter?: { resolve: () => void; reject: (e: Error) => void };
   /** Pod UID → cgroup id: a pod's cgroup lives as long as the pod, so one stat() each. */
   private readonly cgroupIds = new Map<string, bigint>();
 
@@ -81,9 +83,11 @@ export class KubernetesDiscovery extends EventEmitter {
   /**
    * Connects and resolves once every resource has been listed. It keeps retrying while
    * the API server is unreachable; race it with a timer to bound the wait. Rejects only
-   * when the kubeconfig itself is unusable.
+   * when the kubeconfig itself is unusable, or when stop() comes first.
    */
   async start(): Promise<void> {
+    if (this.started) throw new WeftError('WEFT_ERR_INTERNAL', 'KubernetesDiscovery.start() called twice');
+    this.started = true;
     const k8s = await import('@kubernetes/client-node');
     const kc = new k8s.KubeConfig();
     try {
@@ -104,7 +108,7 @@ export class KubernetesDiscovery extends EventEmitter {
       ['endpointslices', informer('/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces())],
       ['pods', informer('/api/v1/pods', () => core.listPodForAllNamespaces(podSelector ? { fieldSelector: podSelector } : {}), podSelector)],
     ];
-    const synced = new Promise<void>((resolve) => { this.onSynced = resolve; });
+    const synced = new Promise<void>((resolve, reject) => { this.syncWaiter = { resolve, reject }; });
     for (const [name, informer] of informers) {
       const r: Resource = { name, informer, synced: false, attempt: 0, failed: false };
       const changed = (): void => this.scheduleFlush();
@@ -122,6 +126,8 @@ export class KubernetesDiscovery extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.flushTimer);
+    this.syncWaiter?.reject(new WeftError('WEFT_ERR_UNAVAILABLE', 'Kubernetes discovery stopped before the first sync'));
+    this.syncWaiter = undefined;
     for (const r of this.resources) {
       clearTimeout(r.retry);
       await r.informer.stop();
@@ -185,17 +191,14 @@ export class KubernetesDiscovery extends EventEmitter {
     const { services, workloads, skipped } = toPolicyObjects(this.state(), (p) => this.cgroupOf(p));
     const next = { services, workloads };
     const json = JSON.stringify(next);
-    const first = this.onSynced !== undefined;
+    const first = this.syncWaiter !== undefined;
     if (json === this.currentJson && !first) return;
     this.current = next;
     this.currentJson = json;
     for (const s of skipped) log.debug(s, 'not mapped to a weft object');
     log.info({ services: services.length, workloads: workloads.length, skipped: skipped.length }, 'Kubernetes objects changed');
-    if (first) {
-      const resolve = this.onSynced;
-      this.onSynced = undefined;
-      resolve?.();
-    }
+    this.syncWaiter?.resolve();
+    this.syncWaiter = undefined;
     this.emit('change', next);
   }
 }

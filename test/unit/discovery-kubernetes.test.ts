@@ -5,7 +5,7 @@
 // refused with HTTP 410.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -39,6 +39,10 @@ class FakeApiServer {
   readonly listCalls: Record<Resource, number> = { services: 0, endpointslices: 0, pods: 0 };
   readonly watches: WatchRequest[] = [];
   readonly authHeaders = new Set<string>();
+  /** Lists of pods answered with HTTP 500 before the API server "recovers". */
+  failPodLists = 0;
+  /** Emits the resource name on every list request. */
+  readonly listed = new EventEmitter();
   /** When set, the next watch of that resource is refused with HTTP 410. */
   readonly refuseNextWatch = new Set<Resource>();
   private readonly sockets = new Set<Socket>();
@@ -76,6 +80,12 @@ class FakeApiServer {
     if (!resource) { res.writeHead(404, { 'content-type': 'application/json' }).end('{"kind":"Status","code":404}'); return; }
     if (url.searchParams.get('watch') !== 'true') {
       this.listCalls[resource]++;
+      this.listed.emit(resource);
+      if (resource === 'pods' && this.failPodLists > 0) {
+        this.failPodLists--;
+        res.writeHead(500, { 'content-type': 'application/json' }).end('{"kind":"Status","code":500,"message":"etcdserver: request timed out"}');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' }).end(selectByNode(this.lists[resource], url.searchParams.get('fieldSelector')));
       return;
     }
@@ -273,6 +283,32 @@ test('Kubernetes discovery: an agent with localPodsOnly lists and watches only i
   assert.equal(api.watch('services').fieldSelector, null, 'Services are still cluster-wide');
   assert.deepEqual(d.objects().workloads.map((w) => w.spec.node), ['node-2', 'node-2', 'node-2']);
   assert.equal(d.objects().services.length, 4);
+});
+
+test('Kubernetes discovery: failed lists are retried with backoff; stop() ends a start() that cannot sync', async (t) => {
+  const api = new FakeApiServer();
+  api.failPodLists = 2;
+  const server = await api.listen();
+  const dir = mkdtempSync(join(tmpdir(), `wt-k8s-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => api.close());
+  const d = new KubernetesDiscovery({ kubeconfig: writeKubeconfig(dir, server), backoff: { initialMs: 20, maxMs: 100 } });
+  t.after(() => d.stop());
+  await within(d.start(), 10_000, 'the initial sync after two failed lists');
+  assert.equal(api.listCalls.pods, 3);
+  assert.equal(d.objects().workloads.length, 5);
+
+  // An API server that never lists pods: start() keeps retrying until stop().
+  const broken = new FakeApiServer();
+  broken.failPodLists = Infinity;
+  const d2 = new KubernetesDiscovery({ kubeconfig: writeKubeconfig(mkdtempSync(join(dir, 'broken-')), await broken.listen()), backoff: { initialMs: 20, maxMs: 100 } });
+  t.after(() => broken.close());
+  let settled = false;
+  const starting = d2.start().finally(() => { settled = true; });
+  await within(new Promise<void>((resolve) => broken.listed.on('pods', () => { if (broken.listCalls.pods >= 3) resolve(); })), 10_000, 'three pod list attempts');
+  assert.equal(settled, false, 'start() waits for a sync that has not happened');
+  await d2.stop();
+  await assert.rejects(starting, (e: Error & { code?: string }) => e.code === 'WEFT_ERR_UNAVAILABLE');
 });
 
 test('Kubernetes discovery: an unusable kubeconfig is rejected', async (t) => {
