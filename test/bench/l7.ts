@@ -11,6 +11,12 @@ import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import cluster from 'node:cluster';
+import http from 'node:http';
+import httpProxy from 'http-proxy';
+import * as grpc from '@grpc/grpc-js';
+import { L7Directory } from '../../agent/proxy/routing/directory';
+import { OutboundProxy } from '../../agent/proxy/outbound';
+import { createRootLogger } from '../../agent/telemetry/logger';
 
 const BODY = 'x'.repeat(100);
 const DURATION_S = Number(process.env.L7_BENCH_SECONDS ?? 8);
@@ -26,9 +32,6 @@ async function serveWeft(httpPort: number, grpcPort: number, originPort: number,
     process.stdout.write('ready\n');
     return;
   }
-  const { L7Directory } = await import('../../agent/proxy/routing/directory');
-  const { OutboundProxy } = await import('../../agent/proxy/outbound');
-  const { createRootLogger } = await import('../../agent/telemetry/logger');
   createRootLogger({ level: 'warn' });
   const svc = (name: string, vip: string, port: number, protocol: 'HTTP' | 'GRPC', target: number) => ({
     key: `bench/${name}`, name, namespace: 'bench', vip, vipAllocated: false, selector: {},
@@ -51,15 +54,12 @@ async function serveWeft(httpPort: number, grpcPort: number, originPort: number,
 }
 
 async function serveHttpProxy(port: number, originPort: number): Promise<void> {
-  const http = await import('node:http');
-  const { default: httpProxy } = await import('http-proxy');
   const proxy = httpProxy.createProxyServer({ target: `http://127.0.0.1:${originPort}`, agent: new http.Agent({ keepAlive: true, maxSockets: 256 }) });
-  proxy.on('error', (_e, _req, res) => { (res as import('node:http').ServerResponse).writeHead?.(502); res.end(); });
+  proxy.on('error', (_e, _req, res) => { if (res instanceof http.ServerResponse) res.writeHead(502); res.end(); });
   http.createServer((req, res) => proxy.web(req, res)).listen(port, '127.0.0.1', () => process.stdout.write('ready\n'));
 }
 
 async function serveGrpcOrigin(port: number): Promise<void> {
-  const grpc = await import('@grpc/grpc-js');
   const id = (b: Buffer): Buffer => b;
   const server = new grpc.Server();
   server.addService({

@@ -31,7 +31,7 @@ export function service(d: SvcDesc): ServiceState {
 }
 
 export function route(name: string, r: Partial<CompiledRoute> & Pick<CompiledRoute, 'backends'>, rule = 0): CompiledRoute {
-  return { route: `test/${name}`, rule, match: { headers: [], queryParams: [] }, ...r };
+  return { route: `test/${name}`, rule, match: { path: { type: 'PathPrefix', value: '/' }, headers: [], queryParams: [] }, ...r };
 }
 
 export function view(services: ServiceState[], routes: { service: string; port: number; protocol?: 'http' | 'grpc'; routes: CompiledRoute[] }[] = [], policies: TrafficPolicyState[] = []): NodeView {
@@ -116,13 +116,16 @@ export async function rawUpstream(reply: Buffer): Promise<{ port: number; receiv
 }
 
 /** Sends raw bytes to a port and collects everything until the peer closes or `ms` pass. */
-export function rawExchange(port: number, bytes: Buffer | Buffer[], ms = 2000, gapMs = 0): Promise<{ data: Buffer; closed: boolean }> {
+export function rawExchange(port: number, bytes: Buffer | Buffer[], ms = 2000, gapMs = 0, done?: (data: Buffer) => boolean): Promise<{ data: Buffer; closed: boolean }> {
   return new Promise((resolve) => {
     const s = connect({ host: '127.0.0.1', port });
     const got: Buffer[] = [];
     let closed = false;
     const timer = setTimeout(() => { s.destroy(); resolve({ data: Buffer.concat(got), closed }); }, ms);
-    s.on('data', (d: Buffer) => got.push(d));
+    s.on('data', (d: Buffer) => {
+      got.push(d);
+      if (done?.(Buffer.concat(got))) { clearTimeout(timer); s.destroy(); resolve({ data: Buffer.concat(got), closed }); }
+    });
     s.on('error', () => {});
     s.on('close', () => { closed = true; clearTimeout(timer); resolve({ data: Buffer.concat(got), closed }); });
     const parts = Array.isArray(bytes) ? bytes : [bytes];

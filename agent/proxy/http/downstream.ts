@@ -5,7 +5,8 @@
 // back the same way. Requests are served one at a time: while one is in flight the
 // client socket is paused and pipelined bytes wait in `pending`, so pipelining is safe
 // without queues. Callbacks are methods of this object, not per-request closures.
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Framing, HeadError, RequestHead, findHeadEnd, parseRequestHead } from './head-parser';
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import { localReply } from './replies';
@@ -96,13 +97,13 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   private flags = '';
 
   constructor(
-    private readonly sock: Socket,
+    private readonly sock: Socket | Duplex,
     private readonly conn: Http1Conn,
     private readonly o: Http1Options,
     private readonly sweeper: TimeoutSweeper,
     initial: Buffer | null,
   ) {
-    sock.setNoDelay(true);
+    if (sock instanceof Socket) sock.setNoDelay(true);
     sock.on('data', (d: Buffer) => this.onData(d));
     sock.on('drain', () => this.onClientDrain());
     sock.on('error', () => this.onClientGone());
@@ -139,7 +140,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     const end = findHeadEnd(data, 0);
     if (end < 0) {
       if (data.length > this.o.maxHeadBytes) {
-        this.reject(data.indexOf('\r\n') < 0 ? 414 : 431);
+        this.reject(oversizeStatus(data));
         return;
       }
       // Strict line endings: a bare-LF head would never complete; refuse it now.
@@ -150,7 +151,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     }
     this.pending = null;
     this.headStartTick = -1;
-    if (end > this.o.maxHeadBytes) { this.reject(431); return; }
+    if (end > this.o.maxHeadBytes) { this.reject(oversizeStatus(data)); return; }
     try { parseRequestHead(this.req, data, end); } catch (e) {
       if (e instanceof HeadError) { this.flags = e.reason; this.reject(e.status); return; }
       throw e;
@@ -271,6 +272,8 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   private attach(up: Upstream): void {
     this.up = up;
     up.begin(this, this.req.method === 'HEAD');
+    // The request asked the server to close after it (or is HTTP/1.0): do not pool.
+    if (this.req.close) up.reusable = false;
     const out = this.outbound!;
     this.outbound = null;
     const ok = up.write(out);
@@ -495,6 +498,12 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
       this.sock.end();
     }
   }
+}
+
+/** 414 when the request line alone is too long, 431 when the header block is. */
+function oversizeStatus(data: Buffer): number {
+  const lineEnd = data.indexOf('\r\n');
+  return lineEnd < 0 || lineEnd > 8192 + 64 ? 414 : 431;
 }
 
 function isGatewayStatus(s: number): boolean { return s >= 502 && s <= 504; }

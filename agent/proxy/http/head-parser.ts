@@ -225,11 +225,11 @@ export function parseRequestHead(h: RequestHead, buf: Buffer, headEnd: number): 
   while (TARGET_OK[buf[pos]!] === 1) pos++;
   if (pos - ts > MAX_TARGET) throw new HeadError(414, 'request-target too long');
   if (pos === ts || buf[pos] !== SP) throw new HeadError(400, 'invalid request-target');
+  if (h.method === 'CONNECT') throw new HeadError(405, 'CONNECT not supported');
   const t0 = buf[ts];
   if (t0 !== 0x2f && !(t0 === 0x2a && pos - ts === 1 && h.method === 'OPTIONS') && !eqLower(buf, ts, ts + 7, 'http://')) {
     throw new HeadError(400, 'request-target form not supported');
   }
-  if (h.method === 'CONNECT') throw new HeadError(405, 'CONNECT not supported');
   h.target = buf.toString('latin1', ts, pos);
   const q = h.target.indexOf('?');
   if (q < 0) { h.path = h.target; h.query = ''; } else { h.path = h.target.slice(0, q); h.query = h.target.slice(q + 1); }

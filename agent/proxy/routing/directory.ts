@@ -122,11 +122,9 @@ export class L7Directory {
   private compileMatch(r: CompiledRoute): CompiledMatchRule {
     const m: CompiledMatchRule = { headers: r.match.headers.map((h) => stringMatcher(h, 'header')), query: r.match.queryParams.map((q) => stringMatcher(q, 'query')) };
     const p = r.match.path;
-    if (p !== undefined) {
-      if (p.type === 'Exact') m.pathExact = p.value;
-      else if (p.type === 'PathPrefix') m.pathPrefix = p.value;
-      else m.pathRegex = compileRegex(p.value, 'path');
-    }
+    if (p.type === 'Exact') m.pathExact = p.value;
+    else if (p.type === 'PathPrefix') { if (p.value !== '/') m.pathPrefix = p.value; }
+    else m.pathRegex = compileRegex(p.value, 'path');
     if (r.match.method !== undefined) m.method = r.match.method;
     return m;
   }
