@@ -70,10 +70,6 @@ class Bench {
     // "Naive" same-node variant: this endpoint is inserted from the first connection.
     this.dp.accelerate('127.0.0.1', 8083);
 
-    this.usedNat = true;
-    this.ns.run(['iptables', '-t', 'nat', '-A', 'OUTPUT', '-d', DNAT_VIP, '-p', 'tcp', '--dport', '80',
-      '-j', 'DNAT', '--to-destination', `${BACKEND}:80`]);
-
     // nginx A outside the mesh (L4 backend, plain same-node); nginx B in the mesh.
     this.nginx('a', [`${BACKEND}:80`, '127.0.0.1:8081']);
     this.nginx('b', ['127.0.0.1:8082', '127.0.0.1:8083'], this.mesh);
@@ -140,6 +136,22 @@ ${listen.map((l) => `    listen ${l} reuseport;`).join('\n')}
       ...(close ? ['-H', 'Connection: close'] : []), url], mesh));
   }
 
+  /**
+   * Runs `fn` with the DNAT rule in place. The nat table exists only during the
+   * iptables variant: its hook turns conntrack on for every connection in the
+   * namespace, which would slow the other variants down and, at tens of thousands of
+   * new connections per second, fill the conntrack table (SYNs dropped, 1 s retries).
+   */
+  async withDnat<T>(fn: () => Promise<T>): Promise<T> {
+    this.usedNat = true;
+    this.ns.run(['iptables', '-t', 'nat', '-A', 'OUTPUT', '-d', DNAT_VIP, '-p', 'tcp', '--dport', '80',
+      '-j', 'DNAT', '--to-destination', `${BACKEND}:80`]);
+    try { return await fn(); } finally {
+      this.ns.run(['nft', 'delete', 'table', 'ip', 'nat']);
+      this.usedNat = false;
+    }
+  }
+
   async iperf(port: number, mesh: boolean, seconds = SECONDS): Promise<number> {
     const j = JSON.parse(await this.exec(['iperf3', '-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'], mesh)) as
       { end: { sum_received: { bits_per_second: number } } };
@@ -199,13 +211,13 @@ async function main(): Promise<void> {
     const l4Close = await rounds({
       direct: async () => http(await b.wrk(`http://${BACKEND}/`, true, false)),
       weft: async () => http(await b.wrk(`http://${WEFT_VIP}/`, true, true)),
-      iptables: async () => http(await b.wrk(`http://${DNAT_VIP}/`, true, false)),
+      iptables: async () => http(await b.withDnat(() => b.wrk(`http://${DNAT_VIP}/`, true, false))),
       haproxy: async () => http(await b.wrk(`http://${HAPROXY}/`, true, false)),
     });
     const l4KeepAlive = await rounds({
       direct: async () => http(await b.wrk(`http://${BACKEND}/`, false, false)),
       weft: async () => http(await b.wrk(`http://${WEFT_VIP}/`, false, true)),
-      iptables: async () => http(await b.wrk(`http://${DNAT_VIP}/`, false, false)),
+      iptables: async () => http(await b.withDnat(() => b.wrk(`http://${DNAT_VIP}/`, false, false))),
       haproxy: async () => http(await b.wrk(`http://${HAPROXY}/`, false, false)),
     });
     const bulk = await rounds({

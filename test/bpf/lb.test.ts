@@ -64,6 +64,18 @@ test('connect-time L4 load balancing', async (t) => {
     assert.equal(r.from, `${VIP}:53`, 'the client saw the VIP as the source');
   });
 
+  await t.test('IPv6: the same code balances connect6 and getpeername6', async () => {
+    const vip6 = 'fd00:96::10';
+    const be6 = ['fd00:5::1', 'fd00:5::2'];
+    for (const ip of be6) h.ns.addAddress(`${ip}/128`);
+    await h.server('tcp', be6.map((ip) => `${ip}:8080`));
+    h.dp.applyServices([svc([]), { vip: vip6, port: 80, protocol: 'tcp', mode: 'l4', backends: be6.map((ip) => ({ ip, port: 8080, weight: 1 })) }]);
+    const r = await h.client<{ counts: Record<string, number>; errors: object; peer: [string, number] }>(['many', vip6, '80', '200', '10']);
+    assert.deepEqual(r.errors, {});
+    assert.ok((r.counts[`${be6[0]}:8080`] ?? 0) > 50 && (r.counts[`${be6[1]}:8080`] ?? 0) > 50, JSON.stringify(r.counts));
+    assert.deepEqual(r.peer, [vip6, 80]);
+  });
+
   await t.test('bad input is rejected with a clear error and the maps stay unchanged', () => {
     const good = h.dp.services();
     const cases: Array<[string, DatapathService[], string, RegExp]> = [
