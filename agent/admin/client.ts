@@ -19,6 +19,7 @@ export class AdminClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (e) {
+      if ((e as Error).name === 'TimeoutError') throw new WeftError('WEFT_ERR_TIMEOUT', `the weft agent at ${this.address} did not answer ${method} ${path} within ${this.timeoutMs} ms`, { cause: e });
       throw new WeftError('WEFT_ERR_UNAVAILABLE', `cannot reach the weft agent at ${this.address} (is 'weft agent' running in this network namespace?)`, { cause: e });
     }
     const text = await res.text();

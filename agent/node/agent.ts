@@ -266,14 +266,13 @@ export class NodeAgent {
 
   // ------------------------------------------------------------------ workloads
 
-  private async registerWorkload(body: unknown): Promise<LocalWorkload & { spiffeId: string }> {
+  private registerWorkload(body: unknown): LocalWorkload & { spiffeId: string } {
     const w = this.workloads.register(validateRegisterRequest(body));
-    try {
-      await this.sync.registerWorkload({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: w.labels, address: w.address, cgroupId: w.cgroupId });
-    } catch (e) {
-      // The control API may be down: the registration is kept and replayed on reconnect.
-      this.log.warn({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload registered locally; control API registration pending');
-    }
+    // The process may start now: its cgroup exists. The control API learns about it in
+    // the background (and again on every reconnect), so a slow or absent control API
+    // never holds up `weft run`.
+    void this.sync.registerWorkload({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: w.labels, address: w.address, cgroupId: w.cgroupId })
+      .catch((e) => this.log.warn({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload registered locally; control API registration pending'));
     return { ...w, spiffeId: this.principalOf(w) };
   }
 

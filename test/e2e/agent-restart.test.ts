@@ -5,13 +5,12 @@
 // adopt the pinned links, and `weft agent --cleanup` must leave no pin, link or cgroup.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { requires } from '../lib/privileges';
-import { createNetns } from '../lib/netns';
-import { watchWeft, weftArgv, ROOT, type WeftProcess } from '../lib/weft';
+import { startOneNodeMesh } from '../lib/mesh';
+import { weftArgv, ROOT } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
@@ -39,52 +38,29 @@ spec: {address: 10.250.0.12, node: ${node}, serviceAccount: echo}
 
 test('agent SIGKILL + restart: zero client failures, pinned state adopted, cleanup leaves nothing', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
-  const node = `rs${process.pid}`;
-  const dir = mkdtempSync(join(tmpdir(), 'wt-restart-'));
-  const ns = createNetns('wt-restart');
-  const procs: WeftProcess[] = [];
-  t.after(() => {
-    for (const p of procs) p.proc.kill('SIGKILL');
-    ns.destroy();
-    try { weftSync('agent', '--cleanup', '--node', node); } catch { /* reported by the test body */ }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const start = (args: string[]) => { const p = watchWeft(ns.spawn(weftArgv(...args), { cwd: ROOT })); procs.push(p); return p; };
-
+  const mesh = await startOneNodeMesh('rs', policies);
+  t.after(() => mesh.close());
+  const { ns, node, dir } = mesh;
   ns.addAddress('10.250.0.11/32');
   ns.addAddress('10.250.0.12/32');
   for (const [ip, name] of [['10.250.0.11', 'echo-1'], ['10.250.0.12', 'echo-2']] as const) {
-    const g = watchWeft(ns.spawn([process.execPath, join(FIX, 'greeter.js'), ip, '8080', name]));
-    procs.push(g);
+    const g = mesh.spawn([process.execPath, join(FIX, 'greeter.js'), ip, '8080', name]);
     await g.waitForLog(/listening/);
   }
-  mkdirp(join(dir, 'policies'));
-  writeFileSync(join(dir, 'policies', 'mesh.yaml'), policies(node));
-  writeFileSync(join(dir, 'token'), 'restart-test-token\n', { mode: 0o600 });
-
-  const control = start(['control', '--policies', join(dir, 'policies'), '--listen', '127.0.0.1:15010', '--admin', '127.0.0.1:15011',
-    '--state-dir', join(dir, 'control'), '--token-file', join(dir, 'token')]);
-  await control.waitForLog(/listening on/);
-  const agentArgs = ['agent', '--control', '127.0.0.1:15010', '--node', node, '--token-file', join(dir, 'token'), '--state-dir', join(dir, 'agent')];
-  let agent = start(agentArgs);
-  await agent.waitForLog(/"msg":"agent started"/);
-  await waitReady(ns);
 
   // The client runs as a mesh workload, so connect4 applies to it.
   const stop = join(dir, 'stop');
   const client = ns.exec(weftArgv('run', '--workload', 'client', '--', process.execPath, join(FIX, 'vip-client.js'), '10.96.0.10', '80', stop), { timeoutMs: 120_000 });
   await sleep(1000);
 
-  agent.proc.kill('SIGKILL');
-  await agent.exited;
+  mesh.agent.proc.kill('SIGKILL');
+  await mesh.agent.exited;
   await sleep(1500); // no agent at all: the kernel keeps balancing from the pinned maps
-  agent = start(agentArgs);
-  await agent.waitForLog(/"msg":"agent started"/);
-  await waitReady(ns);
+  const agent = await mesh.startAgent();
   await sleep(1000);
   writeFileSync(stop, '');
   const out = await client;
-  assert.equal(out.code, 0, `weft run failed: ${out.stderr}`);
+  assert.equal(out.code, 0, `weft run failed: ${out.stderr}\nagent log:\n${mesh.agent.logs.slice(-20).join('\n')}`);
   const r = JSON.parse(out.stdout.trim().split('\n').pop()!) as { ok: number; failed: number; errors: Record<string, number>; backends: Record<string, number> };
   assert.equal(r.failed, 0, `client failures across the restart: ${JSON.stringify(r.errors)}`);
   assert.ok(r.ok > 100, `only ${r.ok} connections went through`);
@@ -101,7 +77,7 @@ test('agent SIGKILL + restart: zero client failures, pinned state adopted, clean
   assert.match(status.stdout, /weft_connect4\s+link \d+ prog \d+ \(adopted\)/);
 
   await agent.kill('SIGTERM');
-  const cleanup = weftSync('agent', '--cleanup', '--node', node);
+  const cleanup = mesh.weft('agent', '--cleanup', '--node', node);
   assert.ok(cleanup.length > 0);
   assert.equal(existsSync(join('/sys/fs/bpf/weft', node)), false, `pins left: ${existsSync(join('/sys/fs/bpf/weft', node)) ? readdirSync(join('/sys/fs/bpf/weft', node)).join(' ') : ''}`);
   assert.equal(existsSync(join(cgroup2Root(), 'weft', node)), false, 'node cgroup left behind');
@@ -109,16 +85,4 @@ test('agent SIGKILL + restart: zero client failures, pinned state adopted, clean
   assert.ok(!tree.includes(`/weft/${node}`), `programs still attached under weft/${node}:\n${tree}`);
 });
 
-function mkdirp(p: string): void { execFileSync('mkdir', ['-p', p]); }
-function weftSync(...args: string[]): string { const [cmd, ...rest] = weftArgv(...args); return execFileSync(cmd!, rest, { cwd: ROOT, encoding: 'utf8' }); }
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
-
-async function waitReady(ns: ReturnType<typeof createNetns>): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const r = await ns.exec(['curl', '-sf', 'http://127.0.0.1:15020/readyz']);
-    if (r.code === 0) return;
-    if (Date.now() > deadline) throw new Error(`agent not ready: ${r.stdout}${r.stderr}`);
-    await sleep(100);
-  }
-}

@@ -1,0 +1,84 @@
+// A one-node mesh for end-to-end tests: a network namespace running `weft control`
+// (serving a policies directory the test writes) and one `weft agent`, both through the
+// real CLIs. Everything is removed in `close()` (call it from t.after), including the
+// node's pins, links and cgroups via `weft agent --cleanup`.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNetns, type Netns } from './netns';
+import { ROOT, watchWeft, weftArgv, type WeftProcess } from './weft';
+
+export interface OneNodeMesh {
+  ns: Netns;
+  node: string;
+  dir: string;
+  policiesDir: string;
+  control: WeftProcess;
+  agent: WeftProcess;
+  agentArgs: string[];
+  /** Starts a (new) agent process with the same flags and waits until it is ready. */
+  startAgent(): Promise<WeftProcess>;
+  /** Starts any process inside the namespace and tracks it for cleanup. */
+  spawn(argv: string[]): WeftProcess;
+  /** `weft ARGS...` inside the namespace, synchronously (throws on failure). */
+  weft(...args: string[]): string;
+  close(): void;
+}
+
+function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
+
+export async function waitAgentReady(ns: Netns, admin = '127.0.0.1:15020', timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await ns.exec(['curl', '-sf', `http://${admin}/readyz`]);
+    if (r.code === 0) return;
+    if (Date.now() > deadline) throw new Error(`agent not ready: ${r.stdout}${r.stderr}`);
+    await sleep(100);
+  }
+}
+
+/** `policies(node)` returns the YAML of the policy set, given the node name. */
+export async function startOneNodeMesh(prefix: string, policies: (node: string) => string): Promise<OneNodeMesh> {
+  const node = `${prefix}${process.pid}`;
+  const dir = mkdtempSync(join(tmpdir(), `wt-${prefix}-`));
+  const ns = createNetns(`wt-${prefix}`);
+  const procs: WeftProcess[] = [];
+  const spawnIn = (argv: string[]) => { const p = watchWeft(ns.spawn(argv, { cwd: ROOT })); procs.push(p); return p; };
+  const policiesDir = join(dir, 'policies');
+  mkdirSync(policiesDir);
+  writeFileSync(join(policiesDir, 'mesh.yaml'), policies(node));
+  writeFileSync(join(dir, 'token'), `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
+  const agentArgs = ['agent', '--control', '127.0.0.1:15010', '--node', node, '--token-file', join(dir, 'token'), '--state-dir', join(dir, 'agent')];
+  const mesh: OneNodeMesh = {
+    ns, node, dir, policiesDir, agentArgs,
+    control: undefined as unknown as WeftProcess,
+    agent: undefined as unknown as WeftProcess,
+    async startAgent() {
+      const a = spawnIn(weftArgv(...agentArgs));
+      await a.waitForLog(/"msg":"agent started"/);
+      await waitAgentReady(ns);
+      mesh.agent = a;
+      return a;
+    },
+    spawn: spawnIn,
+    weft(...args) { return ns.run(weftArgv(...args)); },
+    close() {
+      for (const p of procs) p.proc.kill('SIGKILL');
+      ns.destroy();
+      try { const [cmd, ...rest] = weftArgv('agent', '--cleanup', '--node', node); execFileSync(cmd!, rest, { cwd: ROOT, stdio: 'ignore' }); } catch { /* tests assert cleanup themselves */ }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    mesh.control = spawnIn(weftArgv('control', '--policies', policiesDir, '--listen', '127.0.0.1:15010', '--admin', '127.0.0.1:15011',
+      '--state-dir', join(dir, 'control'), '--token-file', join(dir, 'token')));
+    await mesh.control.waitForLog(/listening on/);
+    await mesh.startAgent();
+  } catch (e) {
+    mesh.close();
+    throw e;
+  }
+  return mesh;
+}
