@@ -19,7 +19,7 @@ export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
 const duration = string({ title: 'duration (e.g. "1.5s", "250ms")', pattern: DURATION_PATTERN });
 const port = integer({ minimum: 1, maximum: 65535 });
 const labelKey = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$';
-const labels = record(string({ maxLength: 63 }), { propertyNames: { pattern: labelKey, maxLength: 253 } });
+const labels = record(string({ maxLength: 63 }), { propertyNames: { title: 'label key', pattern: labelKey, maxLength: 253 } });
 const percent = number({ minimum: 0, maximum: 100 });
 const headerName = string({ title: 'HTTP header name', pattern: "^[A-Za-z0-9!#$%&'*+\\-.^_`|~]+$" });
 

@@ -4,6 +4,7 @@
 // API; semantic checks (references, conflicts) run afterwards over the whole set.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import jsyaml from 'js-yaml';
+import { visit } from 'yaml';
 import { FileSource, SourceDoc, isEmptyDoc } from './source';
 import { checkEnvelope, checkSchema } from './schema-check';
 import type { Kind, PolicyObject } from './kinds';
@@ -66,7 +67,7 @@ export function loadText(file: string, text: string): Omit<LoadResult, 'files'> 
     jsyaml.loadAll(text, (v) => { if (v !== null && v !== undefined) values!.push(v); }, { schema: jsyaml.CORE_SCHEMA, filename: file });
   } catch (e) {
     values = undefined;
-    syntaxErrors(source, e, out.diagnostics);
+    syntaxErrors(source, e, out);
   }
   if (values) values.forEach((v, i) => checkDocument(v, new SourceDoc(source, i), out));
   return out;
@@ -74,11 +75,11 @@ export function loadText(file: string, text: string): Omit<LoadResult, 'files'> 
 
 /** A file js-yaml rejects: report what `yaml` finds (every error, located), and still
  *  check the documents that parse, so one typo does not hide the rest of the file. */
-function syntaxErrors(source: FileSource, e: unknown, diagnostics: Diagnostic[]): void {
+function syntaxErrors(source: FileSource, e: unknown, out: Omit<LoadResult, 'files'>): void {
+  const { diagnostics } = out;
   const { docs, lines } = source.yaml();
   let reported = false;
   let index = 0;
-  const checked: Omit<LoadResult, 'files'> = { objects: [], diagnostics, invalid: new Set() };
   for (const doc of docs) {
     if (doc.errors.length) {
       for (const err of doc.errors) {
@@ -88,7 +89,19 @@ function syntaxErrors(source: FileSource, e: unknown, diagnostics: Diagnostic[])
       }
     }
     if (isEmptyDoc(doc)) continue;
-    if (!doc.errors.length) checkDocument(doc.toJS({ maxAliasCount: 100 }), new SourceDoc(source, index), checked);
+    if (!doc.errors.length) {
+      let value: unknown;
+      try {
+        value = doc.toJS({ maxAliasCount: 100 });
+      } catch (err) { // e.g. an alias to an anchor in another document
+        let at = doc.range?.[0] ?? 0;
+        visit(doc, { Alias(_, node) { if (!node.resolve(doc)) { at = node.range?.[0] ?? at; return visit.BREAK; } return undefined; } });
+        const { line, col } = lines.linePos(at);
+        diagnostics.push({ file: source.file, line, col, message: `YAML error: ${(err as Error).message}` });
+        reported = true;
+      }
+      if (value !== undefined) checkDocument(value, new SourceDoc(source, index), out);
+    }
     index++;
   }
   if (!reported) {

@@ -46,6 +46,8 @@ export function checkSchema(kind: Kind, value: unknown, src: SourceDoc): Diagnos
   const out: Diagnostic[] = [];
   for (const e of errors) {
     if (e.keyword !== 'anyOf' && anyOfPaths.has(e.instancePath) && e.schemaPath.includes('/anyOf/')) continue;
+    // The failing key itself is reported (below); the summary adds nothing.
+    if (e.keyword === 'propertyNames') continue;
     out.push(describe(e, src));
   }
   return out;
@@ -61,6 +63,11 @@ function pathOf(instancePath: string): PathSegment[] {
 
 function describe(e: ErrorObject, src: SourceDoc): Diagnostic {
   const path = pathOf(e.instancePath);
+  const propertyName = (e as { propertyName?: string }).propertyName;
+  if (propertyName !== undefined) {
+    const title = (e.parentSchema as { title?: string } | undefined)?.title ?? 'key';
+    return src.at([...path, propertyName], `${formatPath(path)}: ${JSON.stringify(propertyName)} is not a valid ${title}`, { key: true });
+  }
   const where = formatPath(path);
   const prefix = where ? `${where}: ` : '';
   const got = JSON.stringify(e.data);
@@ -84,7 +91,10 @@ function describe(e: ErrorObject, src: SourceDoc): Diagnostic {
     case 'type': {
       const kind = e.data === null ? 'null' : Array.isArray(e.data) ? 'array' : typeof e.data;
       if (title) return src.at(path, `${prefix}must be a ${title} (got ${kind} ${got})`);
-      return src.at(path, `${prefix}must be ${(e.params as { type: string }).type} (got ${kind})`);
+      const want = (e.params as { type: string }).type;
+      // YAML reads `version: 2` or `enabled: yes`-style values as numbers and booleans.
+      if (want === 'string' && (kind === 'number' || kind === 'boolean')) return src.at(path, `${prefix}must be string (got ${kind} ${got}; quote it: "${String(e.data)}")`);
+      return src.at(path, `${prefix}must be ${want} (got ${kind})`);
     }
     case 'anyOf':
       return src.at(path, `${prefix}${got} is not a valid ${title ?? 'value'}`);

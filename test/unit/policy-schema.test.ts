@@ -21,11 +21,14 @@ test('committed policies/schema/*.json equal what schema-gen produces', () => {
 
 test('the example policies satisfy the committed schema files (what editors see)', () => {
   const ajv = new Ajv({ allErrors: true, strict: true });
+  for (const f of readdirSync(schemaDir())) ajv.addSchema(JSON.parse(readFileSync(join(schemaDir(), f), 'utf8')));
   const byKind = new Map<string, ReturnType<Ajv['compile']>>();
   for (const f of readdirSync(schemaDir())) {
-    const s = JSON.parse(readFileSync(join(schemaDir(), f), 'utf8')) as { title: string };
-    byKind.set(s.title, ajv.compile(s));
+    const s = JSON.parse(readFileSync(join(schemaDir(), f), 'utf8')) as { title: string; $id: string };
+    byKind.set(s.title, ajv.getSchema(s.$id) as ReturnType<Ajv['compile']>);
   }
+  const any = byKind.get('weft policy document');
+  assert.ok(any);
   const dir = join(packageRoot(), 'policies', 'shop');
   let n = 0;
   for (const f of readdirSync(dir)) {
@@ -34,6 +37,8 @@ test('the example policies satisfy the committed schema files (what editors see)
       const validate = byKind.get(v.kind);
       assert.ok(validate, `${f}: no schema for ${v.kind}`);
       assert.ok(validate(v), `${f}: ${JSON.stringify(validate.errors)}`);
+      assert.ok(any(v), `${f} (policy.json): ${JSON.stringify(any.errors)}`);
+      assert.equal(any({ ...v, metadata: { name: 'UPPER' } }), false, 'policy.json dispatches to the kind schema');
       n++;
     }
   }
