@@ -43,6 +43,23 @@ test('connect-time L4 load balancing', async (t) => {
     assert.equal((r.counts[`${BACKENDS[0]}:8080`] ?? 0) + (r.counts[`${BACKENDS[1]}:8080`] ?? 0), 1000);
   });
 
+  await t.test('backend set changes are atomic for connecting sockets', async () => {
+    // Flip between two backend sets while a client connects in a loop: every connect
+    // must land on a backend of one set or the other, none may fail.
+    const loop = h.startClient(['loop', VIP, '80']);
+    await loop.json();
+    for (let i = 0; i < 100; i++) {
+      h.dp.applyServices([svc(i % 2 ? [1, 1, 0] : [0, 1, 1])]);
+      await new Promise((r) => setImmediate(r));
+    }
+    loop.child.stdin!.end();
+    const r = await loop.json<{ ok: number; fail: number; errors: object; counts: Record<string, number> }>();
+    assert.equal(r.fail, 0, JSON.stringify(r.errors));
+    assert.ok(r.ok > 0);
+    assert.deepEqual(Object.keys(r.counts).filter((b) => !BACKENDS.map((ip) => `${ip}:8080`).includes(b)), []);
+    h.dp.applyServices([svc([90, 10, 0])]);
+  });
+
   await t.test('getpeername() on a balanced socket returns the VIP', async () => {
     const r = await h.client<{ peer: [string, number] }>(['many', VIP, '80', '1', '1']);
     assert.deepEqual(r.peer, [VIP, 80]);

@@ -3,12 +3,14 @@
 // from an earlier bulk connection) and sk_msg moved the bytes socket-to-socket. The
 // data must arrive byte-exact.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { requires } from '../lib/privileges';
 import { createHarness } from './fixtures/datapath/harness';
 
 const MiB = 1 << 20;
+const CLIENT = join(__dirname, 'fixtures', 'datapath', 'client.js');
 
 test('sockmap redirects a 64 MiB transfer byte-exact', async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
@@ -45,8 +47,17 @@ test('small connections to an unlearned endpoint are never inserted', async (t) 
   const c1 = h.dp.counters();
   assert.equal(c1.sockmap_inserts - c0.sockmap_inserts, 0n);
   assert.equal(c1.msg_redirected - c0.msg_redirected, 0n);
-  // An endpoint the agent pins is accelerated from the first connection.
+  // An endpoint the agent pins is accelerated from the first connection...
   h.dp.accelerate('127.0.0.1', 7001);
   await h.client(['many', '127.0.0.1', '7001', '10', '1']);
-  assert.equal(h.dp.counters().sockmap_inserts - c1.sockmap_inserts, 20n);
+  const c2 = h.dp.counters();
+  assert.equal(c2.sockmap_inserts - c1.sockmap_inserts, 20n);
+  // ...but only when the client is a mesh socket too: a client outside the node's
+  // cgroups has no peer entry, so the server side stays out of the map (its sends
+  // would only miss).
+  const outside = await h.ns.exec(['node', CLIENT, 'many', '127.0.0.1', '7001', '10', '1']);
+  assert.equal(JSON.parse(outside.stdout).counts['127.0.0.1:7001'], 10);
+  const c3 = h.dp.counters();
+  assert.equal(c3.sockmap_inserts - c2.sockmap_inserts, 0n);
+  assert.equal(c3.msg_miss - c2.msg_miss, 0n);
 });
