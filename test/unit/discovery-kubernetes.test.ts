@@ -8,13 +8,14 @@ import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubernetesDiscovery } from '../../agent/discovery/kubernetes';
 import Ajv from 'ajv';
 import { workloadName, type DiscoveredObjects } from '../../agent/discovery/kubernetes-objects';
 import { kindSchemas } from '../../agent/policy/kinds';
+import { packageRoot } from '../../agent/lib/paths';
 
 const FIXTURES = join(__dirname, 'fixtures', 'k8s');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
@@ -309,6 +310,28 @@ test('Kubernetes discovery: failed lists are retried with backoff; stop() ends a
   assert.equal(settled, false, 'start() waits for a sync that has not happened');
   await d2.stop();
   await assert.rejects(starting, (e: Error & { code?: string }) => e.code === 'WEFT_ERR_UNAVAILABLE');
+});
+
+test('Kubernetes discovery: the compiled dist/ module loads the ESM client through a real import()', async (t) => {
+  // TypeScript must keep `await import()` in the CommonJS output (module node16); a
+  // require() there would fail at runtime with ERR_REQUIRE_ESM, which tsx would not show.
+  const compiled = join(packageRoot(), 'dist', 'agent', 'discovery', 'kubernetes.js');
+  if (!existsSync(compiled)) {
+    assert.notEqual(process.env.CI, 'true', `${compiled} missing: npm test builds it before running tests`);
+    t.skip('no dist/ build (npm run build:ts)');
+    return;
+  }
+  assert.match(readFileSync(compiled, 'utf8'), /await import\('@kubernetes\/client-node'\)/);
+  const api = new FakeApiServer();
+  const server = await api.listen();
+  const dir = mkdtempSync(join(tmpdir(), `wt-k8s-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => api.close());
+  const mod = require(compiled) as typeof import('../../agent/discovery/kubernetes');
+  const d = new mod.KubernetesDiscovery({ kubeconfig: writeKubeconfig(dir, server) });
+  t.after(() => d.stop());
+  await within(d.start(), 10_000, 'the initial sync (compiled module)');
+  assert.equal(d.objects().services.length, 4);
 });
 
 test('Kubernetes discovery: an unusable kubeconfig is rejected', async (t) => {
