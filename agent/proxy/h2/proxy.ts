@@ -84,9 +84,10 @@ export class H2Proxy {
     if (initial !== null) sock.unshift(initial);
     // The server creates the session synchronously inside 'connection'.
     this.next = { conn: { routes, series, authorize }, resets: 0, resetWindow: 0 };
+    // No resume(): the session reads from the socket handle itself and takes what is
+    // buffered (the unshifted preface) on the next tick; flowing mode would drop it.
     this.server.emit('connection', sock);
     this.next = null;
-    sock.resume();
   }
 
   private sessionFor(ep: EndpointState): ClientHttp2Session {

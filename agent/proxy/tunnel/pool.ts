@@ -63,7 +63,8 @@ export class TunnelPool {
    *  the peer: policy or not a local workload), WEFT_ERR_IDENTITY (no certificate,
    *  fail-closed) or WEFT_ERR_UNAVAILABLE (handshake, connect or upstream failure). */
   openTunnel(req: TunnelRequest): Promise<Duplex> {
-    const context = this.opts.contextFor(req.sourceIdentity);
+    let context: SecureContext | null;
+    try { context = this.opts.contextFor(req.sourceIdentity); } catch (e) { return Promise.reject(e); }
     if (!context) return Promise.reject(new WeftError('WEFT_ERR_IDENTITY', `no certificate for ${req.sourceIdentity}`));
     const pooled = this.acquire(req, context);
     const authority = req.target.ip.includes(':') ? `[${req.target.ip}]:${req.target.port}` : `${req.target.ip}:${req.target.port}`;

@@ -1,0 +1,230 @@
+// HTTP/2 and gRPC through the outbound proxy with clients and servers nobody here wrote:
+// @grpc/grpc-js (server and client), python3-grpcio (client), curl --http2-prior-knowledge
+// and h2load. Covers the four call types, metadata, trailers, status details, deadlines,
+// cancellation both ways, protocol detection (h2c preface) and bounded memory with a
+// slow receiver.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as grpc from '@grpc/grpc-js';
+import { service, view, startProxy, type RunningProxy } from './l7-harness';
+
+const id = (b: Buffer): Buffer => b;
+const VIP = '10.96.2.1';
+const CHUNK = 64 * 1024;
+/** Messages the Flood method sends: 64 MiB, far more than any window on the path. */
+const FLOOD = 1000;
+
+interface Origin { port: number; cancelled: number; slowSent: number; close(): void }
+
+/** A grpc-js server with raw-bytes methods (no proto needed by either side). */
+async function grpcOrigin(): Promise<Origin> {
+  const st = { cancelled: 0, slowSent: 0 };
+  const server = new grpc.Server();
+  const def = (name: string, requestStream: boolean, responseStream: boolean) => ({
+    path: `/test.Echo/${name}`, requestStream, responseStream, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id, originalName: name,
+  });
+  server.addService({
+    Unary: def('Unary', false, false), ServerStream: def('ServerStream', false, true), ClientStream: def('ClientStream', true, false),
+    Bidi: def('Bidi', true, true), Slow: def('Slow', false, false), Flood: def('Flood', false, true),
+  } as grpc.ServiceDefinition, {
+    Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const req = call.request.toString();
+      if (req === 'fail') { cb({ code: grpc.status.INVALID_ARGUMENT, details: 'told to fail' }); return; }
+      const md = new grpc.Metadata();
+      md.set('x-echo-md', String(call.metadata.get('x-md')[0] ?? ''));
+      call.sendMetadata(md);
+      const trailer = new grpc.Metadata();
+      trailer.set('x-trailer', 'done');
+      cb(null, Buffer.from(`echo:${req}`), trailer);
+    },
+    ServerStream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const n = Number(call.request.toString());
+      for (let i = 0; i < n; i++) call.write(Buffer.from(`m${i}`));
+      call.end();
+    },
+    ClientStream: (call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const parts: Buffer[] = [];
+      call.on('data', (d: Buffer) => parts.push(d));
+      call.on('end', () => cb(null, Buffer.concat(parts)));
+    },
+    Bidi: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      call.on('data', (d: Buffer) => call.write(Buffer.concat([Buffer.from('re:'), d])));
+      call.on('end', () => call.end());
+    },
+    Slow: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const timer = setTimeout(() => cb(null, Buffer.from('slow')), 3000);
+      call.on('cancelled', () => { st.cancelled++; clearTimeout(timer); });
+    },
+    Flood: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      // Writes as fast as flow control lets it; counts what left the server.
+      const big = Buffer.alloc(CHUNK, 7);
+      const pump = (): void => {
+        while (!call.cancelled && st.slowSent < FLOOD) {
+          st.slowSent++;
+          if (!call.write(big)) { call.once('drain', pump); return; }
+        }
+        if (!call.cancelled) call.end();
+      };
+      call.on('cancelled', () => { st.cancelled++; });
+      pump();
+    },
+  } as never);
+  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  return { port, get cancelled() { return st.cancelled; }, get slowSent() { return st.slowSent; }, close: () => server.forceShutdown() };
+}
+
+async function setup(t: { after(fn: () => Promise<void> | void): void }, protocol: 'GRPC' | 'TCP' = 'GRPC'): Promise<{ origin: Origin; proxy: RunningProxy; client: grpc.Client }> {
+  const origin = await grpcOrigin();
+  const proxy = await startProxy(view([service({ name: 'echo', vip: VIP, port: 50051, protocol, endpoints: [{ port: origin.port }] })]), { ip: VIP, port: 50051 });
+  const client = new grpc.Client(`127.0.0.1:${proxy.port}`, grpc.credentials.createInsecure());
+  t.after(async () => { client.close(); await proxy.close(); origin.close(); });
+  return { origin, proxy, client };
+}
+
+function unary(c: grpc.Client, method: string, req: string, md = new grpc.Metadata(), opts: grpc.CallOptions = {}) {
+  return new Promise<{ err: grpc.ServiceError | null; res?: Buffer; headers?: grpc.Metadata; trailers?: grpc.Metadata }>((resolve) => {
+    let headers: grpc.Metadata | undefined;
+    let trailers: grpc.Metadata | undefined;
+    const call = c.makeUnaryRequest(`/test.Echo/${method}`, id, id, Buffer.from(req), md, opts, (err, res) => {
+      setImmediate(() => resolve({ err: err ?? null, res: res ?? undefined, headers, trailers }));
+    });
+    call.on('metadata', (m) => { headers = m; });
+    call.on('status', (s) => { trailers = s.metadata; });
+  });
+}
+
+test('grpc-js: unary with metadata and trailers, error details, server/client/bidi streaming', async (t) => {
+  const { client } = await setup(t);
+  const md = new grpc.Metadata();
+  md.set('x-md', 'hello-md');
+  const u = await unary(client, 'Unary', 'ping', md);
+  assert.equal(u.err, null);
+  assert.equal(u.res!.toString(), 'echo:ping');
+  assert.deepEqual(u.headers!.get('x-echo-md'), ['hello-md']);
+  assert.deepEqual(u.trailers!.get('x-trailer'), ['done']);
+  const f = await unary(client, 'Unary', 'fail');
+  assert.equal(f.err!.code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(f.err!.details, 'told to fail');
+
+  const got: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const s = client.makeServerStreamRequest('/test.Echo/ServerStream', id, id, Buffer.from('5'), new grpc.Metadata(), {});
+    s.on('data', (d: Buffer) => got.push(d.toString()));
+    s.on('end', resolve);
+    s.on('error', reject);
+  });
+  assert.deepEqual(got, ['m0', 'm1', 'm2', 'm3', 'm4']);
+
+  const cs = await new Promise<Buffer>((resolve, reject) => {
+    const w = client.makeClientStreamRequest('/test.Echo/ClientStream', id, id, new grpc.Metadata(), {}, (e, r) => (e ? reject(e) : resolve(r!)));
+    for (const p of ['a', 'b', 'c']) w.write(Buffer.from(p));
+    w.end();
+  });
+  assert.equal(cs.toString(), 'abc');
+
+  const bidi: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const d = client.makeBidiStreamRequest('/test.Echo/Bidi', id, id, new grpc.Metadata(), {});
+    d.on('data', (b: Buffer) => { bidi.push(b.toString()); if (bidi.length < 3) d.write(Buffer.from(`x${bidi.length}`)); else d.end(); });
+    d.on('end', resolve);
+    d.on('error', reject);
+    d.write(Buffer.from('x0'));
+  });
+  assert.deepEqual(bidi, ['re:x0', 're:x1', 're:x2']);
+});
+
+test('grpc-js: deadline is enforced and cancellation reaches the server', async (t) => {
+  const { client, origin } = await setup(t);
+  const t0 = performance.now();
+  const d = await unary(client, 'Slow', '', new grpc.Metadata(), { deadline: Date.now() + 300 });
+  assert.equal(d.err!.code, grpc.status.DEADLINE_EXCEEDED);
+  assert.ok(performance.now() - t0 < 2000);
+  const waitCancel = async (n: number) => { const s = Date.now(); while (origin.cancelled < n && Date.now() - s < 3000) await new Promise((r) => setTimeout(r, 20)); };
+  await waitCancel(1);
+  assert.equal(origin.cancelled, 1, 'server saw the deadline as a cancellation');
+  // Explicit client cancel.
+  const call = client.makeUnaryRequest('/test.Echo/Slow', id, id, Buffer.from(''), new grpc.Metadata(), {}, () => {});
+  await new Promise((r) => setTimeout(r, 200));
+  call.cancel();
+  await waitCancel(2);
+  assert.equal(origin.cancelled, 2, 'client cancel propagated upstream as RST_STREAM');
+});
+
+test('slow receiver: flow control bounds what the server can push through the proxy', async (t) => {
+  const { client, origin } = await setup(t);
+  const s = client.makeServerStreamRequest('/test.Echo/Flood', id, id, Buffer.alloc(0), new grpc.Metadata(), {});
+  let received = 0;
+  s.on('data', () => { received++; if (received === 5) s.pause(); });
+  s.on('error', () => {});
+  const rss0 = process.memoryUsage().rss;
+  while (received < 5) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 1500));
+  const inFlight = (origin.slowSent - received) * CHUNK;
+  // Windows and stream buffers on each hop, not the 64 MiB the server would like to send.
+  assert.ok(inFlight < 16 * 1024 * 1024, `${(inFlight / 1048576).toFixed(1)} MiB in flight while paused`);
+  assert.ok(origin.slowSent < FLOOD);
+  assert.ok(process.memoryUsage().rss - rss0 < 96 * 1024 * 1024, 'process memory stayed bounded');
+  s.resume();
+  await new Promise<void>((r) => { s.on('end', r); s.on('error', () => r()); });
+  assert.equal(received, FLOOD, 'all messages arrive once the receiver reads again');
+});
+
+function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => execFile(cmd, args, { timeout: timeoutMs }, (e, out, err) => (e ? reject(new Error(`${e.message}\n${err}`)) : resolve(out))));
+}
+
+test('python grpcio client: four call types, metadata, trailers, deadline, cancellation', async (t) => {
+  const { proxy, origin } = await setup(t);
+  const script = `
+import grpc, json, sys, time
+ch = grpc.insecure_channel(sys.argv[1])
+out = {}
+u = ch.unary_unary('/test.Echo/Unary')
+resp, call = u.with_call(b'py', metadata=[('x-md', 'from-python')])
+out['unary'] = resp.decode()
+out['header'] = dict(call.initial_metadata()).get('x-echo-md')
+out['trailer'] = dict(call.trailing_metadata()).get('x-trailer')
+out['server'] = [m.decode() for m in ch.unary_stream('/test.Echo/ServerStream')(b'3')]
+out['client'] = ch.stream_unary('/test.Echo/ClientStream')(iter([b'p', b'y'])).decode()
+out['bidi'] = [m.decode() for m in ch.stream_stream('/test.Echo/Bidi')(iter([b'1', b'2']))]
+try:
+    ch.unary_unary('/test.Echo/Unary')(b'fail')
+except grpc.RpcError as e:
+    out['fail'] = [e.code().name, e.details()]
+try:
+    ch.unary_unary('/test.Echo/Slow')(b'', timeout=0.3)
+except grpc.RpcError as e:
+    out['deadline'] = e.code().name
+f = ch.unary_unary('/test.Echo/Slow').future(b'')
+time.sleep(0.2)
+f.cancel()
+out['cancelled'] = f.cancelled()
+print(json.dumps(out))
+`;
+  const out = JSON.parse(await run('/usr/bin/python3', ['-c', script, `127.0.0.1:${proxy.port}`]));
+  assert.deepEqual(out, {
+    unary: 'echo:py', header: 'from-python', trailer: 'done', server: ['m0', 'm1', 'm2'], client: 'py', bidi: ['re:1', 're:2'],
+    fail: ['INVALID_ARGUMENT', 'told to fail'], deadline: 'DEADLINE_EXCEEDED', cancelled: true,
+  });
+  const s = Date.now();
+  while (origin.cancelled < 2 && Date.now() - s < 3000) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(origin.cancelled, 2, 'deadline and cancel both reached the server');
+});
+
+test('curl --http2-prior-knowledge and h2load through detection (undeclared protocol)', async (t) => {
+  const { proxy } = await setup(t, 'TCP');
+  const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, 4]), Buffer.from('curl')]);
+  const { writeFileSync, mkdtempSync, rmSync } = await import('node:fs');
+  const dir = mkdtempSync('/tmp/wt-l7-grpc-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(`${dir}/req.bin`, frame);
+  const out = await run('curl', ['-sS', '--http2-prior-knowledge', '-H', 'content-type: application/grpc', '-H', 'te: trailers',
+    '--data-binary', `@${dir}/req.bin`, '-o', `${dir}/resp.bin`, '-w', '%{http_version} %{http_code}', `http://127.0.0.1:${proxy.port}/test.Echo/Unary`]);
+  assert.equal(out, '2 200');
+  const { readFileSync } = await import('node:fs');
+  assert.equal(readFileSync(`${dir}/resp.bin`).subarray(5).toString(), 'echo:curl');
+  const h2 = await run('h2load', ['-n', '200', '-c', '4', '-m', '8', '-d', `${dir}/req.bin`, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://127.0.0.1:${proxy.port}/test.Echo/Unary`]);
+  assert.match(h2, /requests: 200 total, 200 started, 200 done, 200 succeeded, 0 failed, 0 errored/);
+  assert.match(h2, /status codes: 200 2xx/);
+});
