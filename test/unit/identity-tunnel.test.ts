@@ -17,6 +17,7 @@ import { createCsr, generateSigningKey, privateKeyToPem, TLS13 } from '../../age
 import { nodeSpiffeId } from '../../agent/identity/spiffe';
 import { startTunnel, PolicyAuthorizer, type Tunnel } from '../../agent/proxy/tunnel';
 import { TunnelPool } from '../../agent/proxy/tunnel/pool';
+import { Outbound } from '../../agent/proxy/tunnel/outbound';
 import { isWeftError } from '../../agent/lib/errors';
 import type { AuthorizationPolicyState } from '../../agent/policy/snapshot';
 
@@ -183,4 +184,25 @@ test('tunnel: client certificates from another CA, expired, or of another trust 
   assert.equal(f.accepted, 0, 'nothing reached the workload');
   // The good certificate from the same key material works, so the refusals were the certs.
   assert.equal(await roundTrip(await clientWith(await sign(f.ca, FRONTEND)), 'fine'), 'fine');
+});
+
+test('tunnel: without a certificate, fail-closed refuses and fail-open goes plaintext', async (t) => {
+  const f = await setup(t);
+  for (const failMode of ['closed', 'open'] as const) {
+    const m = new IdentityManager({ trustDomain: TD, failMode, retryInitialMs: 60_000, sign: async () => { throw new Error('CA unreachable'); } });
+    t.after(() => m.close());
+    assert.equal(await m.add(FRONTEND), false);
+    const pool = new TunnelPool({ contextFor: (id) => m.secureContextFor(id), trustDomain: TD });
+    t.after(() => pool.close());
+    const out = new Outbound({ pool, local: f.b.local, failMode, hasCertificate: (id) => m.tlsMaterial(id) !== null });
+    const req = { sourceIdentity: FRONTEND, nodeAddress: nodeB(f), target: { ip: '127.0.0.1', port: f.echoPort } };
+    if (failMode === 'closed') {
+      await assert.rejects(out.open(req), (e) => isWeftError(e, 'WEFT_ERR_IDENTITY'));
+      assert.equal(f.accepted, 0);
+    } else {
+      assert.equal(await roundTrip(await out.open(req), 'plain'), 'plain');
+      assert.equal(f.accepted, 1, 'reached the backend directly, without the tunnel');
+      assert.equal(pool.handshakes, 0);
+    }
+  }
 });
