@@ -60,7 +60,7 @@ export function detectProtocol(b: Buffer): Detected {
   for (let i = 0; i < b.length && i < 17; i++) {
     const c = b[i]!;
     if (c === 0x20) return i > 0 ? Detected.Http1 : Detected.Opaque;
-    if (c < 0x41 || c > 0x5a) return c === 0x2d || c === 0x5f ? Detected.Http1 : Detected.Opaque;
+    if ((c < 0x41 || c > 0x5a) && c !== 0x2d && c !== 0x5f) return Detected.Opaque;
   }
   return b.length >= 17 ? Detected.Opaque : Detected.NeedMore;
 }

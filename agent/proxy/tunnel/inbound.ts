@@ -117,6 +117,9 @@ export class InboundServer {
       if (!r.ok) { stream.respond({ ':status': r.status }, { endStream: true }); return; }
       stream.respond({ ':status': 200 });
       splice(stream, r.upstream);
+    }).catch((e: unknown) => {
+      this.log.error({ err: describeError(e) }, 'tunnel stream failed');
+      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
     });
   }
 
