@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { WeftError } from '../lib/errors';
 import type { LoadedObject } from './load';
-import type { WorkloadObject } from './kinds';
+import type { ServiceObject, WorkloadObject } from './kinds';
 import { analyze, refKey, selectorMatches, type Model } from './model';
 import { buildRouteTables } from './routes';
 import { allocateVips } from './vip';
@@ -57,17 +57,39 @@ export function compile(set: PolicySet, registered: readonly WorkloadRegistratio
   return { version: opts.version ?? hash, createdAt: (opts.now ?? new Date()).toISOString(), ...content };
 }
 
+/** Services indexed by namespace and by one of their selector's label pairs, so matching
+ *  10 000 workloads against 1 000 services looks at a handful of candidates each. */
+function selectorIndex(model: Model): (namespace: string, labels: Record<string, string>) => string[] {
+  const index = new Map<string, LoadedObject<ServiceObject>[]>();
+  for (const s of model.services.values()) {
+    const sel = s.object.spec.selector;
+    const first = Object.keys(sel).sort()[0];
+    if (first === undefined) continue; // selects nothing
+    const k = `${s.object.metadata.namespace}\u0000${first}\u0000${sel[first]}`;
+    const list = index.get(k);
+    if (list) list.push(s); else index.set(k, [s]);
+  }
+  return (namespace, labels) => {
+    const out: string[] = [];
+    for (const [lk, lv] of Object.entries(labels)) {
+      for (const s of index.get(`${namespace}\u0000${lk}\u0000${lv}`) ?? []) {
+        if (selectorMatches(s.object.spec.selector, labels)) out.push(s.key);
+      }
+    }
+    return out.sort();
+  };
+}
+
 function compileWorkloads(model: Model, registered: readonly WorkloadRegistration[]): WorkloadState[] {
   const td = model.mesh.trustDomain;
   const out = new Map<string, WorkloadState>();
+  const servicesOf = selectorIndex(model);
   const add = (w: WorkloadRegistration, source: WorkloadState['source']) => {
     const key = `${w.namespace}/${w.name}`;
     if (out.has(key)) return; // a policy-file Workload wins over a registration of the same name
     const sa = w.serviceAccount ?? 'default';
     const labels = w.labels ?? {};
-    const services = [...model.services.values()]
-      .filter((s) => s.object.metadata.namespace === w.namespace && selectorMatches(s.object.spec.selector, labels))
-      .map((s) => s.key).sort();
+    const services = servicesOf(w.namespace, labels);
     out.set(key, {
       key, name: w.name, namespace: w.namespace, node: w.node, address: w.address, serviceAccount: sa,
       identity: spiffeId(td, w.namespace, sa), labels, weight: w.weight ?? 1, source, services,
@@ -91,10 +113,17 @@ function compileServices(model: Model, workloads: WorkloadState[], previous: Sna
   const taken = new Set(svcs.flatMap((s) => (s.object.spec.vip ? [s.object.spec.vip] : [])));
   const prev = new Map((previous?.services ?? []).filter((s) => s.vipAllocated).map((s) => [s.key, s.vip]));
   const allocated = allocateVips(model.vipRange, svcs.filter((s) => !s.object.spec.vip).map((s) => s.key), taken, prev);
+  const members = new Map<string, WorkloadState[]>();
+  for (const w of workloads) {
+    for (const k of w.services) {
+      const list = members.get(k);
+      if (list) list.push(w); else members.set(k, [w]);
+    }
+  }
   return svcs.map((s): ServiceState => {
     const { metadata, spec } = s.object;
     const ports = spec.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, protocol: p.protocol ?? 'TCP' }));
-    const endpoints = workloads.filter((w) => w.services.includes(s.key)).map((w): Endpoint => ({
+    const endpoints = (members.get(s.key) ?? []).map((w): Endpoint => ({
       workload: w.key, node: w.node, address: w.address,
       ports: Object.fromEntries(ports.map((p) => [p.name, p.targetPort])),
       namespace: w.namespace, serviceAccount: w.serviceAccount, identity: w.identity, labels: w.labels, weight: w.weight,

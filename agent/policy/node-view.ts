@@ -55,7 +55,8 @@ export function forNode(snap: Snapshot, node: string): NodeView {
       });
     }
   }
-  datapath.sort((a, b) => (parseIPv4(a.vip) as number) - (parseIPv4(b.vip) as number) || a.port - b.port);
+  const vipOrder = new Map(snap.services.map((s) => [s.vip, parseIPv4(s.vip) as number]));
+  datapath.sort((a, b) => (vipOrder.get(a.vip) as number) - (vipOrder.get(b.vip) as number) || a.port - b.port);
   const redirected = new Set(datapath.filter((d) => d.mode === 'redirect').map((d) => d.service));
   const redirectedPorts = new Set(datapath.filter((d) => d.mode === 'redirect').map((d) => `${d.service}:${d.port}`));
   const local = snap.workloads.filter((w) => w.node === node);
