@@ -28,6 +28,7 @@ import { startTunnel, PolicyAuthorizer, type Tunnel, type LocalWorkload as Tunne
 import { L7Directory } from '../proxy/routing/directory';
 import { OutboundProxy, type Origin } from '../proxy/outbound';
 import { RequestMetrics } from '../proxy/routing/metrics';
+import { RequestTap } from './tap';
 import type { Endpoint } from '../proxy/balancer/endpoint';
 import type { NodeView } from '../policy/snapshot';
 import { createRegistry } from '../telemetry/registry';
@@ -64,6 +65,7 @@ export class NodeAgent {
   private readonly admin: AdminServer;
   private readonly sync: SyncClient;
   private readonly workloads: WorkloadRegistry;
+  private readonly tap = new RequestTap(null);
   private stopping = false;
 
   private constructor(private readonly cfg: AgentConfig, private readonly datapath: Datapath) {
@@ -82,6 +84,7 @@ export class NodeAgent {
         return w ? { workload: w.name, namespace: w.namespace, principal: this.principalOf(w) } : null;
       },
       metrics: new RequestMetrics(this.registry),
+      accessLog: this.tap,
       logger: componentLogger('outbound', { node: cfg.node }),
     });
 
@@ -113,6 +116,7 @@ export class NodeAgent {
         'DELETE /v1/workloads': (_b, url) => this.deregisterWorkload(url.searchParams.get('namespace') ?? '', url.searchParams.get('name') ?? ''),
         'GET /v1/status': () => this.status(),
       },
+      streams: { 'GET /v1/tap': (req, res, url) => this.tap.serve(req, res, url) },
     });
   }
 

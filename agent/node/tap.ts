@@ -1,0 +1,83 @@
+// `weft tap`: live requests as the L7 proxy completes them. The tap is an access log
+// sink: while nobody is tapping it costs one Set size check per request; each subscriber
+// has its own filter and a bounded queue, so a slow `weft tap` drops lines instead of
+// holding memory or slowing the proxy.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AccessLog, type AccessRecord } from '../proxy/routing/access-log';
+import { invalidArg } from '../lib/errors';
+
+export interface TapFilter {
+  /** Substring of the :authority / Host (e.g. a service VIP or name). */
+  authority?: string;
+  /** Path prefix. */
+  path?: string;
+  method?: string;
+  /** Only responses with status >= this. */
+  minStatus?: number;
+}
+
+interface Subscriber { filter: TapFilter; send(r: AccessRecord): void }
+
+export function matchesTap(f: TapFilter, r: AccessRecord): boolean {
+  return (f.authority === undefined || r.authority.includes(f.authority))
+    && (f.path === undefined || r.path.startsWith(f.path))
+    && (f.method === undefined || r.method === f.method)
+    && (f.minStatus === undefined || r.status >= f.minStatus);
+}
+
+export function parseTapFilter(q: URLSearchParams): TapFilter {
+  const f: TapFilter = {};
+  const authority = q.get('authority'), path = q.get('path'), method = q.get('method'), minStatus = q.get('minStatus');
+  if (authority) f.authority = authority;
+  if (path) { if (!path.startsWith('/')) throw invalidArg('path must start with /'); f.path = path; }
+  if (method) f.method = method.toUpperCase();
+  if (minStatus) {
+    const n = Number(minStatus);
+    if (!Number.isInteger(n) || n < 100 || n > 599) throw invalidArg('minStatus must be an HTTP status');
+    f.minStatus = n;
+  }
+  return f;
+}
+
+/** Queue bound per subscriber (records); beyond it lines are dropped and counted. */
+const MAX_QUEUED_BYTES = 1 << 20;
+
+export class RequestTap extends AccessLog {
+  private readonly subs = new Set<Subscriber>();
+
+  /** `base`: the configured access log (sampled), or null when access logging is off. */
+  constructor(private readonly base: AccessLog | null) {
+    super({ logger: null as never, sampleRate: 0, logErrors: false });
+  }
+
+  override wants(status: number): boolean {
+    return this.subs.size > 0 || (this.base?.wants(status) ?? false);
+  }
+
+  override write(r: AccessRecord): void {
+    if (this.base?.wants(r.status)) this.base.write(r);
+    for (const s of this.subs) if (matchesTap(s.filter, r)) s.send(r);
+  }
+
+  get subscribers(): number { return this.subs.size; }
+
+  /** Streams matching records to an HTTP response as NDJSON until the client leaves. */
+  serve(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    const filter = parseTapFilter(url.searchParams);
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+    res.write(JSON.stringify({ tap: 'started', filter }) + '\n');
+    let dropped = 0;
+    const sub: Subscriber = {
+      filter,
+      send: (r) => {
+        if (res.writableLength > MAX_QUEUED_BYTES) { dropped++; return; }
+        if (dropped) { res.write(JSON.stringify({ dropped }) + '\n'); dropped = 0; }
+        res.write(JSON.stringify(r) + '\n');
+      },
+    };
+    this.subs.add(sub);
+    const bye = () => this.subs.delete(sub);
+    req.on('close', bye);
+    res.on('close', bye);
+  }
+}
