@@ -9,6 +9,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../../agent/lib/paths';
+import { formatDiagnostic, loadPolicyDir } from '../../agent/policy';
 
 const ROOT = packageRoot();
 const VAGRANT = join(ROOT, 'vagrant');
@@ -99,4 +100,17 @@ test('vagrant: provisioning scripts pass shellcheck and reuse the shared package
   for (const unit of ['weft-control.service', 'weft-agent.service']) {
     assert.ok(existsSync(join(ROOT, 'deploy', 'systemd', unit)), `${unit} (installed by the provisioning scripts)`);
   }
+});
+
+test('vagrant: the policies node-1 serves (policies/shop without static Workloads) are valid', () => {
+  // provision/control.sh installs every policies/shop/*.yaml except workloads.yaml.
+  const script = readFileSync(join(VAGRANT, 'provision', 'control.sh'), 'utf8');
+  assert.match(script, /for f in \/opt\/weft\/policies\/shop\/\*\.yaml/);
+  assert.match(script, /= workloads\.yaml \]/);
+  const dir = join(ROOT, 'policies', 'shop');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'workloads.yaml').map((f) => join(dir, f));
+  const set = loadPolicyDir(files);
+  assert.deepEqual(set.diagnostics.map(formatDiagnostic), []);
+  assert.ok(set.objects.some((o) => o.kind === 'Service'));
+  assert.ok(!set.objects.some((o) => o.kind === 'Workload'), 'workloads come from weft run on the VMs');
 });
