@@ -86,6 +86,55 @@ test('deploy: every manifest parses, is listed in the kustomization, and lives i
   find('Namespace', NAMESPACE);
 });
 
+/**
+ * Fields that are not in the Kubernetes API (a typo such as `mountPropogation`, a field
+ * at the wrong level) are dropped or rejected only when applied to a cluster, which
+ * nothing here has. The OpenAPI models generated into @kubernetes/client-node carry every
+ * field name and type, so each manifest is walked against them.
+ */
+function apiFieldErrors(models: Record<string, unknown>, value: unknown, type: string, path: string, out: string[]): void {
+  if (value === null || value === undefined) return;
+  let m: RegExpExecArray | null;
+  if ((m = /^Array<(.+)>$/.exec(type))) {
+    if (!Array.isArray(value)) { out.push(`${path}: expected a list`); return; }
+    value.forEach((v, i) => apiFieldErrors(models, v, m![1] as string, `${path}[${i}]`, out));
+    return;
+  }
+  if ((m = /^\{ \[key: string\]: (.+); \}$/.exec(type))) {
+    if (typeof value !== 'object' || Array.isArray(value)) { out.push(`${path}: expected a map`); return; }
+    for (const [k, v] of Object.entries(value)) apiFieldErrors(models, v, m[1] as string, `${path}.${k}`, out);
+    return;
+  }
+  const primitive: Record<string, (v: unknown) => boolean> = {
+    string: (v) => typeof v === 'string', number: (v) => typeof v === 'number', boolean: (v) => typeof v === 'boolean',
+    IntOrString: (v) => typeof v === 'string' || typeof v === 'number', Date: (v) => typeof v === 'string', any: () => true, object: () => true,
+  };
+  if (primitive[type]) {
+    if (!primitive[type]!(value)) out.push(`${path}: expected ${type}, got ${JSON.stringify(value)}`);
+    return;
+  }
+  const model = models[type] as { getAttributeTypeMap?: () => { baseName: string; type: string }[] } | undefined;
+  if (!model?.getAttributeTypeMap) { out.push(`${path}: no API model ${type}`); return; }
+  if (typeof value !== 'object' || Array.isArray(value)) { out.push(`${path}: expected a ${type} object`); return; }
+  const fields = new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type]));
+  for (const [k, v] of Object.entries(value)) {
+    const t = fields.get(k);
+    if (t === undefined) out.push(`${path}.${k}: not a field of ${type}`);
+    else apiFieldErrors(models, v, t, `${path}.${k}`, out);
+  }
+}
+
+test('deploy: every field of every manifest exists in the Kubernetes API, with the right type', async () => {
+  const models = await import('@kubernetes/client-node') as unknown as Record<string, unknown>;
+  const errors: string[] = [];
+  for (const { __file, ...o } of objects) apiFieldErrors(models, o, `V1${o.kind}`, `${__file}:${o.kind}/${o.metadata?.name}`, errors);
+  assert.deepEqual(errors, []);
+  // The walker itself: a misspelt field and a wrong type are caught.
+  const bad: string[] = [];
+  apiFieldErrors(models, { spec: { template: { spec: { hostNetwrok: true, hostPID: 'yes' } } } }, 'V1DaemonSet', 'x', bad);
+  assert.deepEqual(bad, ['x.spec.template.spec.hostNetwrok: not a field of V1PodSpec', 'x.spec.template.spec.hostPID: expected boolean, got "yes"']);
+});
+
 test('deploy: containers have resources, admin-port probes, contract flags and the weft image', () => {
   assert.deepEqual(workloads.map((w) => `${w.kind}/${w.metadata.name}`).sort(), ['DaemonSet/weft-agent', 'Deployment/weft-control']);
   for (const w of workloads) {
