@@ -63,7 +63,7 @@ function waitUntil<T>(check: () => T | undefined, subscribe: (wake: () => void) 
   });
 }
 
-interface Control { proc: ChildProcess; port: number; adminPort: number; logs: string[]; exited: Promise<number | null> }
+interface Control { proc: ChildProcess; port: number; adminPort: number; logs: string[]; exited: Promise<number | null>; waitLog(pred: (l: string) => boolean, what: string): Promise<string> }
 
 async function startControl(t: TestContext, args: string[], port = 0): Promise<Control> {
   const proc = spawn(process.execPath, ['--import', 'tsx', '-e', "require('./agent/cli/main').main(process.argv.slice(1)).then((c) => { process.exitCode = c; })",
@@ -86,7 +86,8 @@ async function startControl(t: TestContext, args: string[], port = 0): Promise<C
     for (const l of logs) { const x = /listening on 127\.0\.0\.1:(\d+), admin on 127\.0\.0\.1:(\d+)/.exec(l); if (x) return x; }
     return undefined;
   }, sub, 30_000, 'weft control to listen');
-  return { proc, port: Number(m[1]), adminPort: Number(m[2]), logs, exited };
+  const waitLog = (pred: (l: string) => boolean, what: string) => waitUntil(() => logs.find(pred), sub, 5000, what);
+  return { proc, port: Number(m[1]), adminPort: Number(m[2]), logs, exited, waitLog };
 }
 
 interface AgentEvent { type: string; node: string; version?: string; fromCache?: boolean; connected?: boolean; at?: number }
@@ -142,8 +143,8 @@ const ackedBy = (s: StatusResponse__Output, v: string) => ['node-1', 'node-2'].e
 /** Makes a change and waits for both agents to apply `expect(version)`; returns ms. */
 async function changeReachesBoth(agents: Agents, change: () => void, accept: (v: string) => boolean, ms: number): Promise<{ version: string; elapsed: number }> {
   const from = agents.events.length;
-  const t0 = Date.now();
   change();
+  const t0 = Date.now(); // after the write (or the git push) completed
   const applied = (node: string) => agents.wait((e) => agents.events.indexOf(e) >= from && e.type === 'applied' && e.node === node && accept(e.version!), ms, `${node} applies the change`);
   const [a, b] = await Promise.all([applied('node-1'), applied('node-2')]);
   assert.equal(a.version, b.version);
@@ -188,7 +189,7 @@ test('directory source: edits reach both agents within 1 s, broken edits are rej
   assert.ok(ackedBy(st, v2));
   const diag = `${join(policies, 'route.yaml')}:6:25:`;
   assert.ok(st.lastRejection!.diagnostics.some((d) => d.startsWith(diag)), JSON.stringify(st.lastRejection));
-  assert.ok(control.logs.some((l) => l.includes(diag)), 'the log names file:line:col');
+  await control.waitLog((l) => l.includes(diag), 'the log naming file:line:col'); // pino writes asynchronously
   const metrics = await (await fetch(`http://127.0.0.1:${control.adminPort}/metrics`)).text();
   assert.equal(metric(metrics, 'weft_control_policy_rejections_total'), '1');
   assert.equal(metric(metrics, 'weft_control_last_reload_success'), '0');

@@ -83,6 +83,9 @@ export class GitSource implements PolicySource {
       if (!this.onTree) return;
       let head: string;
       try {
+        // One cheap round trip (ls-remote) per tick; the fetch only when the branch moved.
+        const remote = (await git(['ls-remote', '--heads', 'origin', `refs/heads/${this.branch}`], this.checkout)).split(/\s/)[0];
+        if (remote && remote === this.commit) return;
         await git(['fetch', '--quiet', '--force', 'origin', `+refs/heads/${this.branch}:refs/remotes/origin/${this.branch}`], this.checkout);
         head = await git(['rev-parse', '--verify', `refs/remotes/origin/${this.branch}^{commit}`], this.checkout);
       } catch (e) {
@@ -90,8 +93,13 @@ export class GitSource implements PolicySource {
         return;
       }
       if (head === this.commit) return;
-      await git(['checkout', '--quiet', '--force', '--detach', head], this.checkout);
-      await git(['clean', '--quiet', '-fdx'], this.checkout);
+      try {
+        await git(['checkout', '--quiet', '--force', '--detach', head], this.checkout);
+        await git(['clean', '--quiet', '-fdx'], this.checkout);
+      } catch (e) {
+        this.log.error({ err: (e as Error).message, commit: head }, 'git checkout failed; keeping the current commit');
+        return;
+      }
       this.log.info({ commit: head, previous: this.commit }, 'policy repository moved');
       this.commit = head;
       await this.onTree({ root: this.checkout, revision: head }).catch((e: Error) => this.log.error({ err: e.message }, 'policy reload failed'));
