@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { service, view, startProxy, type RunningProxy } from './l7-harness';
+import { service, view, route, startProxy, type RunningProxy } from './l7-harness';
 
 const id = (b: Buffer): Buffer => b;
 const VIP = '10.96.2.1';
@@ -15,18 +15,18 @@ const CHUNK = 64 * 1024;
 /** Messages the Flood method sends: 64 MiB, far more than any window on the path. */
 const FLOOD = 1000;
 
-interface Origin { port: number; cancelled: number; slowSent: number; close(): void }
+interface Origin { port: number; cancelled: number; slowSent: number; flakyCalls: number; close(): void }
 
 /** A grpc-js server with raw-bytes methods (no proto needed by either side). */
 async function grpcOrigin(): Promise<Origin> {
-  const st = { cancelled: 0, slowSent: 0 };
+  const st = { cancelled: 0, slowSent: 0, flakyCalls: 0 };
   const server = new grpc.Server();
   const def = (name: string, requestStream: boolean, responseStream: boolean) => ({
     path: `/test.Echo/${name}`, requestStream, responseStream, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id, originalName: name,
   });
   server.addService({
     Unary: def('Unary', false, false), ServerStream: def('ServerStream', false, true), ClientStream: def('ClientStream', true, false),
-    Bidi: def('Bidi', true, true), Slow: def('Slow', false, false), Flood: def('Flood', false, true),
+    Bidi: def('Bidi', true, true), Slow: def('Slow', false, false), Flood: def('Flood', false, true), Flaky: def('Flaky', false, false),
   } as grpc.ServiceDefinition, {
     Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       const req = call.request.toString();
@@ -37,6 +37,10 @@ async function grpcOrigin(): Promise<Origin> {
       const trailer = new grpc.Metadata();
       trailer.set('x-trailer', 'done');
       cb(null, Buffer.from(`echo:${req}`), trailer);
+    },
+    Flaky: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      st.flakyCalls++;
+      if (Math.random() < 0.3) cb({ code: grpc.status.UNAVAILABLE, details: 'flaky' }); else cb(null, call.request);
     },
     ServerStream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
       const n = Number(call.request.toString());
@@ -71,7 +75,7 @@ async function grpcOrigin(): Promise<Origin> {
     },
   } as never);
   const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  return { port, get cancelled() { return st.cancelled; }, get slowSent() { return st.slowSent; }, close: () => server.forceShutdown() };
+  return { port, get cancelled() { return st.cancelled; }, get slowSent() { return st.slowSent; }, get flakyCalls() { return st.flakyCalls; }, close: () => server.forceShutdown() };
 }
 
 async function setup(t: { after(fn: () => Promise<void> | void): void }, protocol: 'GRPC' | 'TCP' = 'GRPC'): Promise<{ origin: Origin; proxy: RunningProxy; client: grpc.Client }> {
@@ -227,4 +231,22 @@ test('curl --http2-prior-knowledge and h2load through detection (undeclared prot
   const h2 = await run('h2load', ['-n', '200', '-c', '4', '-m', '8', '-d', `${dir}/req.bin`, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://127.0.0.1:${proxy.port}/test.Echo/Unary`]);
   assert.match(h2, /requests: 200 total, 200 started, 200 done, 200 succeeded, 0 failed, 0 errored/);
   assert.match(h2, /status codes: 200 2xx/);
+});
+
+test('gRPC retries on UNAVAILABLE turn a 30 % failing method into ≥ 99 % success within the budget', async (t) => {
+  const origin = await grpcOrigin();
+  const proxy = await startProxy(view([service({ name: 'echo', vip: VIP, port: 50051, protocol: 'GRPC', endpoints: [{ port: origin.port }] })], [{
+    service: 'echo', port: 50051, protocol: 'grpc',
+    routes: [route('flaky', { backends: [{ service: 'test/echo', port: 50051, weight: 1 }], retry: { attempts: 3, on: ['unavailable'], retriableStatusCodes: [] } })],
+  }], [{ key: 'test/tp', service: 'test/echo', loadBalancer: 'P2C_PEAK_EWMA', tls: 'DISABLE', retryBudget: { ratio: 0.6, minRetriesPerSecond: 1 } }]), { ip: VIP, port: 50051 });
+  const client = new grpc.Client(`127.0.0.1:${proxy.port}`, grpc.credentials.createInsecure());
+  t.after(async () => { client.close(); await proxy.close(); origin.close(); });
+  const N = 500;
+  let ok = 0;
+  for (let i = 0; i < N; i += 25) {
+    const rs = await Promise.all(Array.from({ length: 25 }, (_x, j) => unary(client, 'Flaky', `r${i + j}`)));
+    ok += rs.filter((r) => r.err === null && r.res!.toString() === `r${rs.indexOf(r) + i}`).length;
+  }
+  assert.ok(ok / N >= 0.99, `success ${(ok / N * 100).toFixed(1)} %`);
+  assert.ok(origin.flakyCalls - N <= 0.6 * N + 10, `retries ${origin.flakyCalls - N} within the budget`);
 });

@@ -226,3 +226,48 @@ test('slow client gets 408; unframeable upstream response gives 502 and the conn
   const good = await rawExchange(p.port, Buffer.from('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'), 2000);
   assert.match(good.data.toString(), /^HTTP\/1\.1 200 OK\r\ncontent-length: 2\r\n\r\nok$/);
 });
+
+test('route idle timeout closes a stalled exchange; circuit breaker overflows with 503; Upgrade switches to a tunnel', async (t) => {
+  // Upstream that sends a head and part of the body, then stalls.
+  const stall = tcpServer((s) => {
+    let tunnel = false;
+    s.on('data', (d) => {
+      if (tunnel) { s.write(d); return; }
+      if (d.toString().includes('Upgrade: echo')) {
+        s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n');
+        tunnel = true;
+        return;
+      }
+      if (d.toString().startsWith('GET /stall')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc');
+      else if (d.toString().startsWith('GET /hold')) { /* never answers */ }
+      else s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    });
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => stall.listen(0, '127.0.0.1', r));
+  const port = (stall.address() as AddressInfo).port;
+  const be = [{ service: 'test/i', port: 80, weight: 1 }];
+  const p = await startProxy(view([service({ name: 'i', vip: VIP, port: 80, endpoints: [{ port }] }), service({ name: 'cb', vip: '10.96.1.9', port: 80, endpoints: [{ port }] })], [
+    { service: 'i', port: 80, routes: [route('idle', { backends: be, timeouts: { idleMs: 200 } })] },
+  ], [{ key: 'test/cb', service: 'test/cb', loadBalancer: 'P2C_PEAK_EWMA', tls: 'DISABLE', connection: { maxConnections: 1, maxPendingRequests: 1 } }]), { ip: VIP, port: 80 });
+  t.after(async () => { await p.close(); stall.close(); });
+
+  const t0 = performance.now();
+  const r = await rawExchange(p.port, Buffer.from('GET /stall HTTP/1.1\r\nHost: a\r\n\r\n'), 3000);
+  assert.match(r.data.toString(), /^HTTP\/1\.1 200 OK[\s\S]*abc$/);
+  assert.ok(r.closed && performance.now() - t0 < 2000, 'stalled response cut by the idle timeout');
+
+  // Upgrade: after 101 the bytes flow both ways untouched.
+  const up = await rawExchange(p.port, [Buffer.from('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n'), Buffer.from('ping-bytes')], 3000, 100,
+    (d) => d.toString().endsWith('ping-bytes'));
+  assert.match(up.data.toString(), /^HTTP\/1\.1 101 [\s\S]*\r\n\r\nping-bytes$/);
+
+  // Circuit breaking: one connection, one pending; a third concurrent request overflows.
+  p.origin = { ip: '10.96.1.9', port: 80 };
+  const held = [rawExchange(p.port, Buffer.from('GET /hold HTTP/1.1\r\nHost: a\r\n\r\n'), 600), rawExchange(p.port, Buffer.from('GET /hold HTTP/1.1\r\nHost: a\r\n\r\n'), 600)];
+  await new Promise((res) => setTimeout(res, 100));
+  const third = await rawExchange(p.port, Buffer.from('GET /x HTTP/1.1\r\nHost: a\r\n\r\n'), 1000, 0, (d) => d.includes('\r\n\r\n'));
+  assert.match(third.data.toString(), /^HTTP\/1\.1 503 /);
+  await Promise.all(held);
+  assert.ok(p.directory.cluster('test/cb:80')!.overflows >= 1);
+});

@@ -38,6 +38,9 @@ export interface H2Conn {
   authorize: ((r: RequestView) => boolean) | null;
 }
 
+/** Request bodies up to this size are kept for retries. */
+const MAX_REPLAY = 64 * 1024;
+
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
 
 /** gRPC status codes used for locally generated answers. */
@@ -153,6 +156,13 @@ class H2Exchange {
   private responded = false;
   private finished = false;
   private flags = '';
+  private outHeaders: Record<string, string | string[]> | null = null;
+  /** Request body kept for a retry; null once too large or once the response started. */
+  private replay: Buffer[] | null = [];
+  private replayBytes = 0;
+  private reqEnded = false;
+  private attempts = 0;
+  private tryStarted = 0;
 
   constructor(private readonly proxy: H2Proxy, private readonly state: ConnState, private readonly down: ServerHttp2Stream, private readonly headers: IncomingHttpHeaders) {
     this.view = new StreamView(headers);
@@ -201,10 +211,6 @@ class H2Exchange {
     if (this.finished) return;
     const cluster = this.cluster = selectBackend(this.action!);
     if (cluster.active >= cluster.limits.maxRequests) { this.flags = 'overflow'; this.local(503, GrpcStatus.UNAVAILABLE, 'circuit breaker open'); return; }
-    const ep = this.endpoint = cluster.pick(performance.now());
-    if (ep === null) { this.flags = 'no_healthy_upstream'; this.local(503, GrpcStatus.UNAVAILABLE, 'no healthy upstream'); return; }
-    cluster.active++;
-    ep.inflight++;
     const out: Record<string, string | string[]> = {};
     for (const k in this.headers) {
       if (HOP_BY_HOP.has(k) || (k === 'te' && this.headers[k] !== 'trailers')) continue;
@@ -219,33 +225,85 @@ class H2Exchange {
     }
     const tracer = this.proxy.options.tracer;
     const span = tracer !== null ? tracer.start(`${this.view.method} ${this.action!.name}`, this.view.header('traceparent')) : null;
-    if (span !== null) out.traceparent = Tracer.header(span);
+    if (span !== null) {
+      out.traceparent = Tracer.header(span);
+      this.down.once('close', () => tracer!.end(span, { 'http.method': this.view.method, 'http.target': this.view.path, 'http.status_code': this.status, 'rpc.grpc.status_code': this.grpcStatus }, this.status >= 500 || this.grpcStatus > 0));
+    }
+    this.outHeaders = out;
+    cluster.budget.deposit(this.started);
     const deadline = this.deadlineMs();
     if (deadline > 0) this.timer = setTimeout(() => this.onDeadline(), deadline);
+    // Request body: forwarded as it comes, and kept (up to MAX_REPLAY) while a retry is
+    // still possible. Manual flow control instead of pipe() so the target can change.
+    this.down.on('data', (d: Buffer) => this.onDownData(d));
+    this.down.on('end', () => { this.reqEnded = true; if (this.up !== null && !this.up.destroyed) this.up.end(); });
+    this.down.once('wantTrailers', () => this.down.sendTrailers(this.trailers ?? { 'grpc-status': String(this.grpcStatus < 0 ? 0 : this.grpcStatus) }));
+    this.attempt();
+  }
+
+  private onDownData(d: Buffer): void {
+    if (this.replay !== null) {
+      this.replayBytes += d.length;
+      if (this.replayBytes <= MAX_REPLAY) this.replay.push(d); else this.replay = null;
+    }
+    const up = this.up;
+    if (up !== null && !up.destroyed && !up.write(d)) this.down.pause();
+  }
+
+  /** One try against an endpoint of the chosen cluster. */
+  private attempt(): void {
+    const cluster = this.cluster!;
+    const ep = this.endpoint = cluster.pick(performance.now());
+    if (ep === null) { this.flags = 'no_healthy_upstream'; this.local(503, GrpcStatus.UNAVAILABLE, 'no healthy upstream'); return; }
+    cluster.active++;
+    ep.inflight++;
+    this.attempts++;
+    this.tryStarted = performance.now();
     let up: ClientHttp2Stream;
     try {
-      up = this.proxy.upstream(ep).request(out, { endStream: this.down.readableEnded && this.down.readableLength === 0 });
+      up = this.proxy.upstream(ep).request(this.outHeaders!, { endStream: false });
     } catch (e) {
-      this.failUpstream(String(e));
+      this.failUpstream(String(e), true);
       return;
     }
     this.up = up;
-    up.on('response', (h) => this.onResponse(h));
-    up.on('trailers', (t) => { this.trailers = filterHeaders(t); const g = t['grpc-status']; if (g !== undefined) this.grpcStatus = Number(g); });
-    up.on('error', (e) => this.failUpstream(e.message));
-    up.on('close', () => this.onUpClose(up.rstCode ?? 0));
-    this.down.pipe(up);
-    this.down.once('wantTrailers', () => this.down.sendTrailers(this.trailers ?? { 'grpc-status': String(this.grpcStatus < 0 ? 0 : this.grpcStatus) }));
-    if (span !== null) {
-      this.down.once('close', () => tracer!.end(span, { 'http.method': this.view.method, 'http.target': this.view.path, 'http.status_code': this.status, 'rpc.grpc.status_code': this.grpcStatus }, this.status >= 500 || this.grpcStatus > 0));
-    }
+    up.on('response', (h) => { if (this.up === up) this.onResponse(h); });
+    up.on('trailers', (t) => { if (this.up !== up) return; this.trailers = filterHeaders(t); const g = t['grpc-status']; if (g !== undefined) this.grpcStatus = Number(g); });
+    up.on('error', (e: NodeJS.ErrnoException) => { if (this.up === up) this.failUpstream(e.message, e.code === 'ECONNREFUSED' || e.code === 'ERR_HTTP2_STREAM_ERROR'); });
+    up.on('close', () => { if (this.up === up) this.onUpClose(up.rstCode ?? 0); });
+    up.on('drain', () => { if (this.up === up) this.down.resume(); });
+    if (this.attempts > 1) for (const b of this.replay!) up.write(b);
+    if (this.reqEnded) up.end();
+  }
+
+  /** A failed try may be retried when nothing reached the client and the body is replayable. */
+  private retry(kind: 'status' | 'connect' | 'reset', status: number, grpcStatus: number): boolean {
+    const r = this.action!.retry;
+    if (r === null || this.responded || this.finished || this.replay === null || this.attempts > r.attempts) return false;
+    const wanted = kind === 'status'
+      ? (grpcStatus >= 0 ? r.grpcCodes.has(grpcStatus) : r.on5xx || r.statusCodes.has(status) || (r.gatewayError && status >= 502 && status <= 504))
+      : r.on5xx || r.gatewayError || (kind === 'connect' ? r.connectFailure : r.reset);
+    if (!wanted || !this.cluster!.budget.withdraw(performance.now())) return false;
+    const up = this.up;
+    this.up = null;
+    if (up !== null && !up.destroyed) up.close(C.NGHTTP2_CANCEL);
+    this.grpcStatus = -1;
+    this.trailers = null;
+    this.attempt();
+    return true;
   }
 
   private onResponse(h: IncomingHttpHeaders): void {
     if (this.finished || this.down.destroyed) return;
-    this.status = Number(h[':status'] ?? 0);
+    const status = Number(h[':status'] ?? 0);
     const g = h['grpc-status'];
     const trailersOnly = g !== undefined;
+    if (trailersOnly || status >= 500) {
+      const gs = trailersOnly ? Number(g) : -1;
+      this.book(trailersOnly && gs === GrpcStatus.UNAVAILABLE ? 503 : status, false);
+      if (this.retry('status', status, gs)) return;
+    }
+    this.status = status;
     if (trailersOnly) this.grpcStatus = Number(g);
     const out = filterHeaders(h);
     out[':status'] = String(this.status);
@@ -256,6 +314,7 @@ class H2Exchange {
       for (const a of edits.add) out[a.name] = a.value;
     }
     this.responded = true;
+    this.replay = null;
     if (trailersOnly) { this.down.respond(out, { endStream: true }); return; }
     this.down.respond(out, { waitForTrailers: this.grpc });
     this.up!.pipe(this.down);
@@ -271,10 +330,11 @@ class H2Exchange {
     else this.down.close(C.NGHTTP2_CANCEL);
   }
 
-  private failUpstream(detail: string): void {
+  private failUpstream(detail: string, connectFailure: boolean): void {
     if (this.finished) return;
     this.flags = detail;
     this.book(502, true);
+    if (this.retry(connectFailure ? 'connect' : 'reset', 502, -1)) return;
     if (!this.responded) this.local(502, GrpcStatus.UNAVAILABLE, `upstream error: ${detail}`);
     else this.down.close(C.NGHTTP2_INTERNAL_ERROR);
   }
@@ -284,11 +344,12 @@ class H2Exchange {
     if (rst !== 0 && rst !== C.NGHTTP2_NO_ERROR) {
       // The upstream reset the stream: pass the reset on (cancellation both ways).
       this.book(this.responded ? this.status : 502, !this.responded);
+      if (!this.responded && this.retry(rst === C.NGHTTP2_REFUSED_STREAM ? 'connect' : 'reset', 502, -1)) return;
       if (!this.responded) this.local(502, rst === C.NGHTTP2_REFUSED_STREAM ? GrpcStatus.UNAVAILABLE : GrpcStatus.CANCELLED, 'upstream reset');
       else if (!this.down.destroyed) this.down.close(rst);
       return;
     }
-    if (!this.responded) { this.failUpstream('upstream closed before responding'); return; }
+    if (!this.responded) { this.failUpstream('upstream closed before responding', false); return; }
     this.book(this.status, this.grpcStatus === GrpcStatus.UNAVAILABLE);
   }
 
@@ -315,7 +376,7 @@ class H2Exchange {
     const now = performance.now();
     ep.inflight--;
     cl.active--;
-    ep.observe(now - this.started, now);
+    ep.observe(now - this.tryStarted, now);
     cl.outlier?.record(ep, this.grpcStatus === GrpcStatus.UNAVAILABLE ? 503 : status, gatewayError, now);
     if (this.status === 0) this.status = status;
   }
@@ -346,7 +407,7 @@ class H2Exchange {
     if (log !== null && log.wants(this.status)) {
       log.write({
         method: this.view.method, path: this.view.path, authority: String(this.headers[':authority'] ?? ''), status: this.status,
-        grpcStatus: this.grpcStatus, durationMs: dur, route: this.action?.name ?? '', upstream: this.cluster?.name ?? '', attempts: 1, traceId: '', flags: this.flags,
+        grpcStatus: this.grpcStatus, durationMs: dur, route: this.action?.name ?? '', upstream: this.cluster?.name ?? '', attempts: this.attempts, traceId: '', flags: this.flags,
       });
     }
   }

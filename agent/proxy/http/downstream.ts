@@ -309,6 +309,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
 
   onResponseData(_up: Upstream, bytes: Buffer): void {
     this.responseStarted = true;
+    this.activeTick = this.sweeper.tick;
     this.writeClient(bytes);
   }
 
@@ -366,9 +367,9 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   }
 
   private onTimeout(): void {
-    this.timer = null;
+    this.clearTimer();
     const up = this.up;
-    this.flags = 'timeout';
+    if (this.flags === '') this.flags = 'timeout';
     if (up !== null) { this.up = null; up.abandon(); }
     else if (this.pool !== null) this.pool.cancel(this);
     if (this.responseStarted) { this.recordTry(this.status, true); this.phase = Phase.Closed; this.sock.destroy(); return; }
@@ -490,6 +491,12 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   /** Called by the sweeper: header timeout (408) and keep-alive idle timeout. */
   sweep(tick: number): void {
     const period = this.sweeper.periodMs;
+    if (this.phase === Phase.Body || this.phase === Phase.Waiting) {
+      // Route idle timeout: no bytes in either direction for that long.
+      const idle = this.action !== null ? this.action.idleTimeoutMs : 0;
+      if (idle > 0 && (tick - this.activeTick) * period >= idle) { this.flags = 'idle_timeout'; this.onTimeout(); }
+      return;
+    }
     if (this.phase !== Phase.Head) return;
     if (this.headStartTick >= 0 && (tick - this.headStartTick) * period >= this.o.headerTimeoutMs) { this.reject(408); return; }
     if (this.pending === null && (tick - this.activeTick) * period >= this.o.idleTimeoutMs) {
