@@ -19,23 +19,25 @@ const volatile __u16 redirect_port = 0;
 /*
  * When a socket is worth a SOCKHASH insertion. Insertion is not free: a psock is
  * allocated, the socket's proto ops are swapped and restored at close, and every
- * sendmsg runs sk_msg. Bulk and chatty connections pay that back many times (iperf3
- * 1.6x, 64 B ping-pong 1.15x in perf-baselines.md), but inserting every socket cost
+ * sendmsg runs sk_msg. Chatty and long connections pay that back (64 B ping-pong
+ * 1.15x, nginx keep-alive 1.20x in perf-baselines.md), but inserting every socket cost
  * connection-per-request traffic (wrk → nginx, `Connection: close`) 0.84x of plain
  * loopback, and a socket whose peer is not in the map (a server outside the mesh or on
  * another node) pays sk_msg on every send for nothing. So, per connection:
- * - the server endpoint must be known to be worth it: a plain connection accepted by a
- *   mesh socket of this node carried at least accel_min_bytes (both directions,
- *   counted by TCP when the server side closes), or the agent pinned the endpoint
- *   (WEFT_ACCEL_PINNED, e.g. its own listener). Learning on the server side means the
- *   server is known to be local and in the mesh.
+ * - the server endpoint must carry, on average, at least accel_min_bytes per
+ *   connection: every server-side mesh socket of this node updates its endpoint's
+ *   weighted mean (1/8) when it closes, with TCP's byte counts, or for an inserted
+ *   socket the bytes it sent through sk_msg. The mean follows the traffic both ways: a
+ *   server whose clients switch from keep-alive to one request per connection stops
+ *   being inserted after a few connections. The agent can also pin an endpoint
+ *   (WEFT_ACCEL_PINNED, e.g. its own listener). Measuring on the server side also
+ *   proves the server is local and in the mesh.
  * - the client inserts itself at ACTIVE_ESTABLISHED and leaves its 4-tuple in
  *   weft_peer_v1; the server side, whose PASSIVE_ESTABLISHED always runs after (the
  *   client's callback precedes its ACK), inserts only if it finds that entry, i.e. only
  *   when its peer is a mesh socket that sk_msg can redirect to.
- * Endpoints that only see short exchanges are never inserted, so connection-per-request
- * traffic pays only the sockops callbacks. Measured with npm run bench:l4 (same run):
- * see DEFAULT_ACCEL_MIN_BYTES in agent/datapath/datapath.ts for the figures.
+ * The figures behind the default threshold are next to DEFAULT_ACCEL_MIN_BYTES in
+ * agent/datapath/datapath.ts (measured with npm run bench:l4).
  */
 const volatile __u64 accel_min_bytes = 65536;
 
@@ -101,6 +103,13 @@ static __always_inline int weft_insert(struct bpf_sock_ops *skops, struct weft_s
 	return 0;
 }
 
+static __always_inline int weft_worth_inserting(const struct weft_endpoint *server)
+{
+	struct weft_accel *a = bpf_map_lookup_elem(&weft_accel_v1, server);
+
+	return a && ((a->flags & WEFT_ACCEL_PINNED) || a->avg_bytes >= accel_min_bytes);
+}
+
 static __always_inline int weft_accelerate_client(struct bpf_sock_ops *skops)
 {
 	struct weft_sock_key key = {};
@@ -109,7 +118,7 @@ static __always_inline int weft_accelerate_client(struct bpf_sock_ops *skops)
 	int err;
 
 	weft_endpoint_remote(skops, &server);
-	if (!bpf_map_lookup_elem(&weft_accel_v1, &server)) {
+	if (!weft_worth_inserting(&server)) {
 		WEFT_COUNT(sockmap_skipped, 1);
 		return -ENOENT;
 	}
@@ -126,26 +135,50 @@ static __always_inline int weft_accelerate_server(struct bpf_sock_ops *skops)
 {
 	struct weft_sock_key key = {}, peer = {};
 	struct weft_endpoint server = {};
+	struct bpf_sock *sk = skops->sk;
 	int err;
 
+	/* Every server-side socket reports its size at close. */
+	weft_want_state_cb(skops);
 	weft_endpoint_local(skops, &server);
 	err = WEFT_SOCK_KEY(skops, &peer, 1);
 	if (err)
 		return err;
-	if (!bpf_map_lookup_elem(&weft_accel_v1, &server) || bpf_map_delete_elem(&weft_peer_v1, &peer)) {
+	if (!weft_worth_inserting(&server) || bpf_map_delete_elem(&weft_peer_v1, &peer)) {
 		WEFT_COUNT(sockmap_skipped, 1);
-		/* Learn from this connection's size when it closes. */
-		weft_want_state_cb(skops);
 		return -ENOENT;
 	}
+	/* sk_msg counts what this socket sends here: TCP will not see those bytes. */
+	if (sk)
+		bpf_sk_storage_get(&weft_sockb_v1, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	WEFT_SOCK_KEY(skops, &key, 0);
 	return weft_insert(skops, &key);
+}
+
+static __always_inline __u64 weft_sent_via_sk_msg(struct bpf_sock *sk)
+{
+	__u64 *sent = bpf_sk_storage_get(&weft_sockb_v1, sk, 0, 0);
+
+	return sent ? *sent : 0;
+}
+
+/* Folds one closed connection into its server endpoint's mean. Concurrent closes on
+ * other CPUs may lose an update: it is a statistic, not an account. */
+static __always_inline void weft_account(const struct weft_endpoint *server, __u64 bytes)
+{
+	struct weft_accel *a = bpf_map_lookup_elem(&weft_accel_v1, server);
+	struct weft_accel fresh = { .avg_bytes = bytes };
+
+	if (!a) {
+		bpf_map_update_elem(&weft_accel_v1, server, &fresh, BPF_NOEXIST);
+		return;
+	}
+	a->avg_bytes = a->avg_bytes - (a->avg_bytes >> 3) + (bytes >> 3);
 }
 
 static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 {
 	struct weft_endpoint ep = {};
-	__u32 learned = WEFT_ACCEL_LEARNED;
 	struct bpf_sock *sk = skops->sk;
 	struct weft_origin *o;
 
@@ -166,11 +199,9 @@ static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 		weft_endpoint_remote(skops, &ep);
 		bpf_map_delete_elem(&weft_origin_v1, &ep);
 	}
-	if (skops->bytes_received + skops->bytes_acked < accel_min_bytes)
-		return;
 	weft_endpoint_local(skops, &ep);
-	/* NOEXIST: never downgrade an endpoint the agent pinned. */
-	bpf_map_update_elem(&weft_accel_v1, &ep, &learned, BPF_NOEXIST);
+	weft_account(&ep, skops->bytes_received + skops->bytes_acked +
+			       weft_sent_via_sk_msg(sk));
 }
 
 SEC("sockops")
@@ -184,10 +215,7 @@ int weft_sockops(struct bpf_sock_ops *skops)
 		weft_accelerate_client(skops);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		/* Not inserted → STATE_CB is on: learning, and the agent's origin cleanup. */
-		if (weft_accelerate_server(skops) == 0 && redirect_port &&
-		    bpf_htons((__u16)skops->local_port) == redirect_port)
-			weft_want_state_cb(skops);
+		weft_accelerate_server(skops);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE)

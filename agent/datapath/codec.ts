@@ -133,9 +133,13 @@ export const backendCodec = defineCodec<BackendEntry>(
   }),
 );
 
-/** weft_accel values (WEFT_ACCEL_*). */
-export const ACCEL_LEARNED = 0x1;
-export const ACCEL_PINNED = 0x2;
+export const ACCEL_PINNED = 0x1;
+export interface AccelEntry { avgBytes: bigint; flags: number }
+export const accelCodec = defineCodec<AccelEntry>(
+  'weft_accel', [['avg_bytes', 8], ['flags', 4], ['pad', 4]],
+  (v, b, at) => { b.writeBigUInt64LE(v.avgBytes, at('avg_bytes')); b.writeUInt32LE(v.flags, at('flags')); },
+  (b, at) => ({ avgBytes: b.readBigUInt64LE(at('avg_bytes')), flags: b.readUInt32LE(at('flags')) }),
+);
 
 export const SOCK_F_BALANCED = 0x1;
 export const SOCK_F_REDIRECTED = 0x2;
@@ -197,5 +201,5 @@ export const countersCodec = defineCodec<Counters>(
 /** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */
 export const ABI_CODECS: ReadonlyArray<StructCodec<never>> = [
   endpointCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
-  countersCodec,
+  accelCodec, countersCodec,
 ] as unknown as ReadonlyArray<StructCodec<never>>;

@@ -13,7 +13,7 @@ import { WeftError, describeError } from '../lib/errors';
 import { bpfObjectPath } from '../lib/paths';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import {
-  backendCodec, countersCodec, endpointCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec, u32Codec,
+  accelCodec, backendCodec, countersCodec, endpointCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec, u32Codec,
   ACCEL_PINNED, COUNTER_FIELDS, SVC_F_REDIRECT, type Counters, type SvcEntry, type SvcKey,
 } from './codec';
 import { parseIp } from './ip';
@@ -204,7 +204,7 @@ export class Datapath {
    *  insertion, without waiting for a bulk connection to teach the kernel. */
   accelerate(ip: string, port: number): void {
     this.assertOpen();
-    this.maps.accel.update(endpointCodec.encode({ ip, port }), u32Codec.encode(ACCEL_PINNED));
+    this.maps.accel.update(endpointCodec.encode({ ip, port }), accelCodec.encode({ avgBytes: 0n, flags: ACCEL_PINNED }));
   }
 
   /** Kernel counters summed over CPUs. */

@@ -81,14 +81,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_skhash_v1 SEC(".maps");
 
-/* Server endpoint → WEFT_ACCEL_*: connections to it are worth a sockmap insertion. */
+/* Server endpoint → mean bytes per connection: is a sockmap insertion worth it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct weft_endpoint);
-	__type(value, __u32);
+	__type(value, struct weft_accel);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_accel_v1 SEC(".maps");
+
+/* Per server-side socket: bytes it sent through sk_msg (TCP's counters do not see them). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_sockb_v1 SEC(".maps");
 
 /* Client sockets just inserted, by their 4-tuple: lets the server side insert its
  * socket only when the peer is a mesh socket of this node (else every send would miss). */

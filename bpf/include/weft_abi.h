@@ -26,9 +26,8 @@
 #define WEFT_SOCK_F_BALANCED 0x1   /* destination rewritten to a backend */
 #define WEFT_SOCK_F_REDIRECTED 0x2 /* destination rewritten to the agent */
 
-/* weft_accel value: why a server endpoint is worth a sockmap insertion. */
-#define WEFT_ACCEL_LEARNED 0x1 /* a connection to it carried bulk data */
-#define WEFT_ACCEL_PINNED 0x2  /* set by the agent (e.g. its own listeners) */
+/* weft_accel.flags */
+#define WEFT_ACCEL_PINNED 0x1 /* set by the agent (e.g. its own listener): always insert */
 
 /* An IP endpoint: key of the origin map, value of the UDP reverse-NAT map, key of the
  * acceleration map. */
@@ -105,6 +104,14 @@ struct weft_sock_key {
 	__u8 pad[3];
 };
 
+/* Per server endpoint of this node's mesh: how much a connection to it carries, as an
+ * exponentially weighted mean over its recent connections (weight 1/8). */
+struct weft_accel {
+	__u64 avg_bytes;
+	__u32 flags; /* WEFT_ACCEL_* */
+	__u32 pad;
+};
+
 /* Kernel-side counters, one copy per CPU (single-entry percpu array). The field order
  * is the counter index; user space sums the copies. */
 struct weft_counters {
@@ -134,6 +141,7 @@ WEFT_ABI_SIZE(weft_backend, 24);
 WEFT_ABI_SIZE(weft_origin, 32);
 WEFT_ABI_SIZE(weft_revnat_key, 32);
 WEFT_ABI_SIZE(weft_sock_key, 40);
+WEFT_ABI_SIZE(weft_accel, 16);
 WEFT_ABI_SIZE(weft_counters, 72);
 
 #endif /* WEFT_ABI_H */

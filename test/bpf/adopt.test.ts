@@ -2,8 +2,9 @@
 // (same link ids, new programs swapped in) and maps (services kept) while a client
 // connects through the VIP in a loop; then cleanup leaves nothing behind.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import * as native from 'weft-native';
@@ -67,7 +68,12 @@ test('a second open adopts links and maps without a gap, cleanup removes everyth
   const progIds = seen.links.map((l) => l.progId);
   dp2.close();
   h.ns.destroy();
+  // A process still in a workload cgroup is moved out (to the cgroup v2 root) and reported.
+  const straggler = spawn('sh', ['-c', `echo $$ > ${h.workload.path}/cgroup.procs && exec sleep 30`], { stdio: 'ignore' });
+  t.after(() => straggler.kill('SIGKILL'));
+  while (!readFileSync(join(h.workload.path, 'cgroup.procs'), 'utf8').trim()) await new Promise((r) => setTimeout(r, 10));
   const report = Datapath.cleanup(h.node);
+  assert.deepEqual(report.movedPids, [straggler.pid]);
   assert.equal(report.links.length, CGROUP_PROGRAMS.length);
   assert.equal(report.maps.length, Object.keys(MAPS).length);
   assert.ok(report.cgroups.includes(h.workload.path));

@@ -34,6 +34,14 @@ test('sockmap redirects a 64 MiB transfer byte-exact', async (t) => {
   assert.equal(c2.sockmap_inserts - c1.sockmap_inserts, 2n, 'both ends inserted');
   assert.ok(c2.msg_redirected_bytes - c1.msg_redirected_bytes >= BigInt(64 * MiB), 'the payload was redirected');
   assert.ok(c2.msg_redirected - c1.msg_redirected > 0n);
+
+  // The endpoint's mean follows its traffic: once its clients switch to tiny
+  // connections, it stops being worth an insertion within a few dozen connections.
+  await h.client(['many', '127.0.0.1', '7000', '60', '1']);
+  const c3 = h.dp.counters();
+  assert.ok(c3.sockmap_inserts - c2.sockmap_inserts < 120n, 'some of the tiny connections were not inserted');
+  await h.client(['many', '127.0.0.1', '7000', '20', '1']);
+  assert.equal(h.dp.counters().sockmap_inserts - c3.sockmap_inserts, 0n, 'no longer inserted');
 });
 
 test('small connections to an unlearned endpoint are never inserted', async (t) => {
