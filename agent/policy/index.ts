@@ -1,5 +1,5 @@
 // The policy package's public face: the control API and `weft validate` use only these.
-import { loadFiles, loadText, type LoadResult, type LoadedObject } from './load';
+import { loadFiles, loadTexts, type LoadResult, type LoadedObject } from './load';
 import { analyze } from './model';
 import { buildRouteTables } from './routes';
 import { sortDiagnostics, type Diagnostic } from './diagnostic';
@@ -33,15 +33,7 @@ export function loadPolicyDir(paths: readonly string[]): PolicyLoadResult {
 
 /** The same over in-memory files (tests, or a source that is not a directory). */
 export function loadPolicyTexts(files: readonly { file: string; text: string }[]): PolicyLoadResult {
-  const all: LoadResult = { objects: [], diagnostics: [], files: [], invalid: new Set() };
-  for (const f of files) {
-    const r = loadText(f.file, f.text);
-    all.objects.push(...r.objects);
-    all.diagnostics.push(...r.diagnostics);
-    all.files.push(f.file);
-    for (const k of r.invalid) all.invalid.add(k);
-  }
-  return finish(all);
+  return finish(loadTexts(files));
 }
 
 function finish({ objects, diagnostics, files, invalid }: LoadResult): PolicyLoadResult {

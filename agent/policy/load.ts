@@ -81,12 +81,13 @@ function syntaxErrors(source: FileSource, e: unknown, out: Omit<LoadResult, 'fil
   let reported = false;
   let index = 0;
   for (const doc of docs) {
-    if (doc.errors.length) {
-      for (const err of doc.errors) {
-        const { line, col } = lines.linePos(err.pos[0]);
-        diagnostics.push({ file: source.file, line, col, message: `YAML syntax error: ${err.message.split('\n')[0]}` });
-        reported = true;
-      }
+    // Only the first error of a document: the parser's later ones are nearly always
+    // the same mistake seen again from further along.
+    const err = doc.errors[0];
+    if (err) {
+      const { line, col } = lines.linePos(err.pos[0]);
+      diagnostics.push({ file: source.file, line, col, message: `YAML syntax error: ${err.message.split('\n')[0]}` });
+      reported = true;
     }
     if (isEmptyDoc(doc)) continue;
     if (!doc.errors.length) {
@@ -128,22 +129,29 @@ function checkDocument(value: unknown, src: SourceDoc, out: Omit<LoadResult, 'fi
   out.objects.push({ kind: env.kind, key: `${object.metadata.namespace}/${object.metadata.name}`, object, source: src });
 }
 
-/** Schema stage only; see validatePolicySet() for the full check. */
+/** Schema stage over in-memory files; index.ts adds the semantic checks. */
+export function loadTexts(files: readonly { file: string; text: string }[], diagnostics: Diagnostic[] = []): LoadResult {
+  const all: LoadResult = { objects: [], diagnostics, files: [], invalid: new Set() };
+  for (const f of files) {
+    const r = loadText(f.file, f.text);
+    all.objects.push(...r.objects);
+    all.diagnostics.push(...r.diagnostics);
+    all.files.push(f.file);
+    for (const k of r.invalid) all.invalid.add(k);
+  }
+  return all;
+}
+
+/** Schema stage over files and directories. */
 export function loadFiles(paths: readonly string[]): LoadResult {
   const diagnostics: Diagnostic[] = [];
-  const files = collectFiles(paths, diagnostics);
-  const objects: LoadedObject[] = [];
-  const invalid = new Set<string>();
-  for (const file of files) {
-    let text: string;
-    try { text = readFileSync(file, 'utf8'); } catch (e) {
+  const texts: { file: string; text: string }[] = [];
+  for (const file of collectFiles(paths, diagnostics)) {
+    try {
+      texts.push({ file, text: readFileSync(file, 'utf8') });
+    } catch (e) {
       diagnostics.push({ file, line: 1, col: 1, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
-      continue;
     }
-    const r = loadText(file, text);
-    objects.push(...r.objects);
-    diagnostics.push(...r.diagnostics);
-    for (const k of r.invalid) invalid.add(k);
   }
-  return { objects, diagnostics, files, invalid };
+  return loadTexts(texts, diagnostics);
 }

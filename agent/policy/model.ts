@@ -76,6 +76,7 @@ export function analyze(objects: readonly LoadedObject[], invalid: ReadonlySet<s
 
   const meshObj = unique.find((o) => o.kind === 'MeshConfig') as LoadedObject<MeshConfigObject> | undefined;
   const mesh = meshSettings(meshObj);
+  if (mesh.certTtlMs < 60_000 && meshObj) diags.push(meshObj.source.at(['spec', 'certTTL'], `spec.certTTL: ${meshObj.object.spec.certTTL} is too short (at least 1m: certificates renew at half-life)`));
   let vipRange = parseCidr(mesh.vipRange) as Cidr;
   if (meshObj?.object.spec.vipRange !== undefined) {
     const r = parseCidr(meshObj.object.spec.vipRange);
@@ -185,6 +186,9 @@ function checkTrafficPolicies(model: Model, list: LoadedObject<TrafficPolicyObje
   }
 }
 
+/** The Istio condition keys weft evaluates (no JWT, so no request.auth.*). */
+const AUTHZ_CONDITION_KEYS = [/^request\.headers\[[^\]\s]+\]$/, /^source\.(ip|namespace|principal)$/, /^destination\.(ip|port)$/];
+
 function checkAuthorization(model: Model, diags: Diagnostic[]): void {
   for (const ap of model.authorizationPolicies.values()) {
     const { spec } = ap.object;
@@ -207,6 +211,11 @@ function checkAuthorization(model: Model, diags: Diagnostic[]): void {
         const cidr = (v: string) => { const c = parseCidr(v); return typeof c === 'string' ? c : null; };
         check('ipBlocks', cidr);
         check('notIpBlocks', cidr);
+      });
+      rule.when?.forEach((w, i) => {
+        if (!AUTHZ_CONDITION_KEYS.some((re) => re.test(w.key))) {
+          diags.push(ap.source.at(['spec', 'rules', r, 'when', i, 'key'], `spec.rules[${r}].when[${i}].key: unsupported condition key "${w.key}" (expected request.headers[<name>], source.ip, source.namespace, source.principal, destination.ip or destination.port)`));
+        }
       });
       rule.to?.forEach((t, i) => {
         for (const field of ['paths', 'notPaths'] as const) {

@@ -16,7 +16,7 @@ import type { GRPCMatch, HTTPMatch, ServiceObject } from './kinds';
 import type { CompiledRoute, HeaderMatch, HeaderModifier, RouteMatch, RouteTable, WeightedBackend } from './snapshot';
 import { refKey, unknownService, whereIs, type Model, type RouteObject } from './model';
 import { durationMs } from './duration';
-import type { PathSegment } from './source';
+import { formatPath, type PathSegment } from './source';
 
 export interface RouteOrigin { obj: LoadedObject<RouteObject>; rule: number; match: number | null }
 export interface BuiltTable { table: RouteTable; origins: RouteOrigin[] }
@@ -32,6 +32,7 @@ export function buildRouteTables(model: Model, diags: Diagnostic[]): BuiltTable[
   const tables = new Map<string, { service: string; port: number; entries: { route: CompiledRoute; origin: RouteOrigin }[]; kinds: Map<string, LoadedObject<RouteObject>> }>();
   for (const obj of model.routes) {
     const isGrpc = obj.kind === 'GRPCRoute';
+    const attached = new Map<string, number>();
     obj.object.spec.parentRefs.forEach((ref, p) => {
       const at: PathSegment[] = ['spec', 'parentRefs', p];
       const svcKey = refKey(ref, obj);
@@ -53,6 +54,12 @@ export function buildRouteTables(model: Model, diags: Diagnostic[]): BuiltTable[
       }
       for (const sp of ports) {
         const id = `${svcKey}:${sp.port}`;
+        const dup = attached.get(id);
+        if (dup !== undefined) {
+          diags.push(obj.source.at(at, `spec.parentRefs[${p}]: port ${sp.port} of Service "${svcKey}" is already attached by spec.parentRefs[${dup}]`));
+          continue;
+        }
+        attached.set(id, p);
         let t = tables.get(id);
         if (!t) tables.set(id, (t = { service: svcKey, port: sp.port, entries: [], kinds: new Map() }));
         const otherKind = [...t.kinds.entries()].find(([k]) => k !== obj.kind);
@@ -68,7 +75,7 @@ export function buildRouteTables(model: Model, diags: Diagnostic[]): BuiltTable[
           const matches: (HTTPMatch | GRPCMatch | undefined)[] = rule.matches?.length ? rule.matches : [undefined];
           matches.forEach((m, i) => {
             const match = isGrpc ? grpcMatch(m as GRPCMatch | undefined) : httpMatch(m as HTTPMatch | undefined);
-            checkRegexes(obj, match, ['spec', 'rules', r, 'matches', i], diags);
+            checkMatch(obj, match, ['spec', 'rules', r, 'matches', i], diags);
             entries.push({ route: { route: obj.key, rule: r, match, backends, ...base }, origin: { obj, rule: r, match: rule.matches?.length ? i : null } });
           });
         });
@@ -119,7 +126,10 @@ function grpcMatch(m: GRPCMatch | undefined): RouteMatch {
   return { path, headers, queryParams: [] };
 }
 
-function checkRegexes(obj: LoadedObject<RouteObject>, match: RouteMatch, at: PathSegment[], diags: Diagnostic[]): void {
+function checkMatch(obj: LoadedObject<RouteObject>, match: RouteMatch, at: PathSegment[], diags: Diagnostic[]): void {
+  if (match.path.type !== 'RegularExpression' && !match.path.value.startsWith('/')) {
+    diags.push(obj.source.at([...at, 'path', 'value'], `${formatPath([...at, 'path', 'value'])}: a ${match.path.type} path must start with "/" (got ${JSON.stringify(match.path.value)})`));
+  }
   const test = (re: string, where: PathSegment[], label: string) => {
     try { new RegExp(re); } catch (e) {
       diags.push(obj.source.at(where, `${label}: invalid regular expression ${JSON.stringify(re)}: ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /, '')}`));
