@@ -45,8 +45,9 @@ async function main(cfg: ViewConfig): Promise<void> {
         process.stdout.write(`${plainLine(frame)}\n`);
       }
     }
+    // Events compare with the last *shown* frame, so the first one lists all there is.
+    if (prevObs) prevFrame = frame;
     prevObs = obs;
-    prevFrame = frame;
     await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tickStart))));
   }
 }
