@@ -41,7 +41,7 @@ const ENTRY: Record<PathName, string> = {
 };
 
 interface Wrk { rps: number; p50Ms: number; p99Ms: number; requests: number; errors: string | null }
-interface Sample { keepalive: Wrk; newconn: Wrk; latency: Wrk; cpuSecondsKeepalive: number; handshakes: number | null }
+interface Sample { keepalive: Wrk; newconn: Wrk; latency: Wrk; newconnLatency: Wrk; cpuSecondsKeepalive: number; handshakes: number | null }
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
 
@@ -142,7 +142,9 @@ class Bench {
     const dir = join(this.tmp, name);
     mkdirSync(dir);
     const conf = join(dir, 'nginx.conf');
-    writeFileSync(conf, `daemon off; master_process off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
+    // Debian ships the stream module separately (libnginx-mod-stream, in install-deps.sh).
+    const modules = body.trimStart().startsWith('stream') ? 'load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n' : '';
+    writeFileSync(conf, `${modules}daemon off; master_process off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
 ${body.replace('http {', `http { client_body_temp_path ${dir}/b; proxy_temp_path ${dir}/p; fastcgi_temp_path ${dir}/f; uwsgi_temp_path ${dir}/u; scgi_temp_path ${dir}/s;`)}
 `);
@@ -188,7 +190,8 @@ ${body.replace('http {', `http { client_body_temp_path ${dir}/b; proxy_temp_path
     const handshakes = p === 'weft' ? (await this.node1.call<{ handshakes: number }>('stats')).handshakes - h0
       : p === 'direct' ? null : newconn.requests; // one TLS connection per client connection
     const latency = await this.wrk(p, ['-t1', '-c1']);
-    return { keepalive, newconn, latency, cpuSecondsKeepalive, handshakes };
+    const newconnLatency = await this.wrk(p, ['-t1', '-c1', '-H', 'Connection: close']);
+    return { keepalive, newconn, latency, newconnLatency, cpuSecondsKeepalive, handshakes };
   }
 
   tearDown(): void {
@@ -213,7 +216,7 @@ async function main(): Promise<void> {
       for (const p of order) {
         const s = await bench.sample(p);
         samples[p].push(s);
-        process.stderr.write(`round ${round + 1}/${ROUNDS} ${p}: keep-alive ${s.keepalive.rps.toFixed(0)} rps, new conn ${s.newconn.rps.toFixed(0)}/s, p99 ${s.latency.p99Ms.toFixed(3)} ms${s.keepalive.errors || s.newconn.errors ? ` errors: ${s.keepalive.errors ?? ''} ${s.newconn.errors ?? ''}` : ''}\n`);
+        process.stderr.write(`round ${round + 1}/${ROUNDS} ${p}: keep-alive ${s.keepalive.rps.toFixed(0)} rps, new conn ${s.newconn.rps.toFixed(0)}/s, p99 ${s.latency.p99Ms.toFixed(3)} ms, new-conn p50 ${s.newconnLatency.p50Ms.toFixed(3)} ms${s.keepalive.errors || s.newconn.errors ? ` errors: ${s.keepalive.errors ?? ''} ${s.newconn.errors ?? ''}` : ''}\n`);
       }
     }
   } finally {
