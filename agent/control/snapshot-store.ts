@@ -37,6 +37,8 @@ export class SnapshotStore extends EventEmitter {
   private tree: PolicyTree | undefined;
   private rejection: Rejection | undefined;
   private readonly views = new Map<string, NodeViewEntry>();
+  /** Serialised subtrees of the current version's node views, by object identity. */
+  private json = new WeakMap<object, string>();
   /** Rebuilds are serialised: a change arriving mid-compile waits for the next turn. */
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -62,9 +64,32 @@ export class SnapshotStore extends EventEmitter {
     const hit = this.views.get(node);
     if (hit && hit.version === snap.version) return hit;
     const view: NodeView = this.compiler.forNode(snap, node);
-    const entry = { version: snap.version, bytes: Buffer.from(JSON.stringify(view)) };
+    const entry = { version: snap.version, bytes: this.viewJson(view) };
     this.views.set(node, entry);
     return entry;
+  }
+
+  /**
+   * JSON.stringify(view), except that objects shared between node views (the same
+   * reference, e.g. a snapshot's service list that every node receives whole) are
+   * serialised once per version. With 50 nodes and a 2.5 MB service list this is the
+   * difference between one and fifty serialisations per change. Safe because snapshots
+   * are never mutated after compile; the memo is dropped with the version.
+   */
+  private viewJson(view: NodeView): Buffer {
+    const parts: string[] = [];
+    for (const [k, v] of Object.entries(view) as [string, unknown][]) {
+      if (v === undefined) continue;
+      let json: string;
+      if (typeof v === 'object' && v !== null) {
+        json = this.json.get(v) ?? JSON.stringify(v);
+        this.json.set(v, json);
+      } else {
+        json = JSON.stringify(v);
+      }
+      parts.push(`${JSON.stringify(k)}:${json}`);
+    }
+    return Buffer.from(`{${parts.join(',')}}`);
   }
 
   /** A source reports a new tree: load, validate and compile it. Resolves to true when it
@@ -131,6 +156,7 @@ export class SnapshotStore extends EventEmitter {
     const previous = this.current?.version;
     this.current = snapshot;
     this.views.clear();
+    this.json = new WeakMap();
     this.currentSince = Date.now();
     this.metrics.setVersion(snapshot.version);
     this.log.info({ version: snapshot.version, previous, why, services: snapshot.services.length, workloads: snapshot.workloads.length }, 'serving new snapshot');

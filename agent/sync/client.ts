@@ -23,7 +23,7 @@ import type { StatusResponse__Output } from '../control/generated/weft/control/v
 import type { SignCertificateResponse__Output } from '../control/generated/weft/control/v1/SignCertificateResponse';
 import { controlProto, AUTH_METADATA_KEY, NODE_METADATA_KEY, NODE_VIEW_TYPE_URL, CLIENT_MAX_RECEIVE_BYTES } from '../control/proto';
 import { Backoff, type BackoffOptions } from './backoff';
-import { SnapshotCache } from './cache';
+import { SnapshotCache, type CachedSnapshot } from './cache';
 
 export interface ApplyInfo {
   version: string;
@@ -99,6 +99,8 @@ export class SyncClient extends EventEmitter {
   private stream: grpc.ClientDuplexStream<SyncRequest, SyncResponse__Output> | undefined;
   private pending: SyncResponse__Output | undefined;
   private applying: Promise<void> | undefined;
+  private cacheNext: CachedSnapshot | undefined;
+  private cacheWriting: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = true;
 
@@ -140,6 +142,7 @@ export class SyncClient extends EventEmitter {
     this.stream = undefined;
     if (s) { s.end(); s.cancel(); }
     await this.applying;
+    await this.cacheWriting;
     this.rpc.close();
     this.setState({ connected: false });
   }
@@ -264,12 +267,27 @@ export class SyncClient extends EventEmitter {
     this.setState({ version: r.versionInfo, fromCache: false, lastError: '', trustBundle: r.trustBundle });
     reply({ versionInfo: r.versionInfo, responseNonce: r.nonce });
     this.emit('applied', info);
-    try {
-      await this.cache.save({ version: r.versionInfo, typeUrl: r.typeUrl, trustBundle: r.trustBundle, savedAt: Date.now(), view });
-      this.emit('cached', r.versionInfo);
-    } catch (e) {
-      this.log.warn({ err: describeError(e) }, 'cannot write the snapshot cache');
-    }
+    this.saveCache({ version: r.versionInfo, typeUrl: r.typeUrl, trustBundle: r.trustBundle, savedAt: Date.now(), view });
+  }
+
+  /** Writes the cache off the apply path, one write at a time; when versions arrive
+   *  faster than the disk takes them, intermediate ones are skipped (only the newest
+   *  good snapshot matters after a restart). */
+  private saveCache(entry: CachedSnapshot): void {
+    this.cacheNext = entry;
+    if (this.cacheWriting) return;
+    this.cacheWriting = (async () => {
+      while (this.cacheNext) {
+        const e = this.cacheNext;
+        this.cacheNext = undefined;
+        try {
+          await this.cache.save(e);
+          this.emit('cached', e.version);
+        } catch (err) {
+          this.log.warn({ err: describeError(err) }, 'cannot write the snapshot cache');
+        }
+      }
+    })().finally(() => { this.cacheWriting = undefined; });
   }
 
   // ------------------------------------------------------------------ unary calls

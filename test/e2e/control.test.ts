@@ -85,7 +85,7 @@ async function startControl(t: TestContext, args: string[], port = 0): Promise<C
     if (proc.exitCode !== null) throw new Error(`weft control exited ${proc.exitCode}:\n${logs.join('\n')}`);
     for (const l of logs) { const x = /listening on 127\.0\.0\.1:(\d+), admin on 127\.0\.0\.1:(\d+)/.exec(l); if (x) return x; }
     return undefined;
-  }, sub, 30_000, 'weft control to listen');
+  }, sub, 60_000, 'weft control to listen');
   const waitLog = (pred: (l: string) => boolean, what: string) => waitUntil(() => logs.find(pred), sub, 5000, what);
   return { proc, port: Number(m[1]), adminPort: Number(m[2]), logs, exited, waitLog };
 }
@@ -169,7 +169,7 @@ test('directory source: edits reach both agents within 1 s, broken edits are rej
   const agentState = { 'node-1': join(state, 'node-1'), 'node-2': join(state, 'node-2') };
   const nodes = Object.entries(agentState).map(([node, stateDir]) => ({ node, stateDir }));
   let agents = startAgents(t, `127.0.0.1:${control.port}`, nodes);
-  await Promise.all(['node-1', 'node-2'].map((n) => agents.wait((e) => e.type === 'applied' && e.node === n && e.version === v1, 15_000, `${n} gets v1`)));
+  await Promise.all(['node-1', 'node-2'].map((n) => agents.wait((e) => e.type === 'applied' && e.node === n && e.version === v1, 30_000, `${n} gets v1`)));
   await statusUntil(control.port, (s) => ackedBy(s, v1), 'both ACK v1');
 
   // 1. An edit reaches both agents and is ACKed within 1 s.
@@ -210,7 +210,7 @@ test('directory source: edits reach both agents within 1 s, broken edits are rej
   control = await startControl(t, args, control.port);
   const v3 = (await status(control.port)).currentVersion;
   assert.notEqual(v3, v2);
-  await Promise.all(['node-1', 'node-2'].map((n) => agents.wait((e) => e.type === 'applied' && e.node === n && e.version === v3 && !e.fromCache, 15_000, `${n} back in sync`)));
+  await Promise.all(['node-1', 'node-2'].map((n) => agents.wait((e) => e.type === 'applied' && e.node === n && e.version === v3 && !e.fromCache, 30_000, `${n} back in sync`)));
   await statusUntil(control.port, (s) => ackedBy(s, v3), 'both ACK v3');
 
   // 5. SIGTERM: a clean shutdown (exit 0), agents see the stream end and keep v3.
@@ -245,7 +245,7 @@ test('git source: the version is the commit hash; pushes reach both agents; a br
   assert.equal((await status(control.port)).currentVersion, c1);
 
   const agents = startAgents(t, `127.0.0.1:${control.port}`, ['node-1', 'node-2'].map((node) => ({ node, stateDir: join(dir, node) })));
-  await Promise.all(['node-1', 'node-2'].map((n) => agents.wait((e) => e.type === 'applied' && e.node === n && e.version === c1, 15_000, `${n} gets ${c1}`)));
+  await Promise.all(['node-1', 'node-2'].map((n) => agents.wait((e) => e.type === 'applied' && e.node === n && e.version === c1, 30_000, `${n} gets ${c1}`)));
 
   let c2 = '';
   const pushed = await changeReachesBoth(agents, () => { c2 = commit({ 'svc.yaml': SERVICE + workload('web-0', '10.250.0.1', 'node-1') + workload('web-1', '10.250.0.2', 'node-2') }, 'second'); }, (v) => v !== c1, 5000);
