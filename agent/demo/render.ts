@@ -9,7 +9,7 @@ const ms = (x: number | null) => (x === null ? '-' : `${x.toFixed(1)}ms`);
 const outcomes = (o: Record<string, number>) => Object.entries(o).map(([k, v]) => `${k}:${v}`).join(',');
 const short = (principal: string) => principal.replace(/^spiffe:\/\/[^/]+\/ns\/([^/]+)\/sa\//, '$1/sa/');
 
-const BPF_SHOWN = ['connect_balanced', 'connect_redirected', 'sockmap_inserts', 'msg_redirected', 'msg_redirected_bytes', 'no_backend'];
+const BPF_SHOWN = ['connect_balanced', 'connect_redirected', 'no_backend', 'sockmap_inserts', 'sockmap_skipped', 'msg_redirected', 'msg_redirected_bytes', 'msg_miss'];
 
 function versions(v: Record<string, number>): string {
   const total = Object.values(v).reduce((a, b) => a + b, 0);
