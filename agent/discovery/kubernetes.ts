@@ -20,7 +20,7 @@ import { EventEmitter } from 'node:events';
 import type { KubernetesObject, V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type * as K8s from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { WeftError, describeError } from '../lib/errors';
-import { componentLogger } from '../telemetry/logger';
+import { componentLogger, type Logger } from '../telemetry/logger';
 import { toPolicyObjects, type ClusterState, type DiscoveredObjects } from './kubernetes-objects';
 import { resolvePodCgroup, type QosClass } from './pod-cgroup';
 
@@ -38,6 +38,9 @@ export interface KubernetesDiscoveryOptions {
   debounceMs?: number;
   /** Reconnect backoff: first delay and cap (default 500 ms, 30 s). */
   backoff?: { initialMs: number; maxMs: number };
+  /** Default: the 'discovery' component logger, taken when constructed (after the CLI
+   *  has configured the root logger). */
+  logger?: Logger;
 }
 
 export declare interface KubernetesDiscovery {
@@ -55,7 +58,6 @@ interface Resource {
   retry?: NodeJS.Timeout;
 }
 
-const log = componentLogger('discovery');
 
 export class KubernetesDiscovery extends EventEmitter {
   private readonly opts: Required<Pick<KubernetesDiscoveryOptions, 'debounceMs' | 'backoff'>> & KubernetesDiscoveryOptions;
@@ -69,10 +71,12 @@ export class KubernetesDiscovery extends EventEmitter {
   private syncWaiter?: { resolve: () => void; reject: (e: Error) => void };
   /** Pod UID → cgroup id: a pod's cgroup lives as long as the pod, so one stat() each. */
   private readonly cgroupIds = new Map<string, bigint>();
+  private readonly log: Logger;
 
   constructor(opts: KubernetesDiscoveryOptions = {}) {
     super();
     this.opts = { debounceMs: 100, backoff: { initialMs: 500, maxMs: 30_000 }, ...opts };
+    this.log = opts.logger ?? componentLogger('discovery');
   }
 
   /** The objects as of the last report (empty before start() resolves). */
@@ -118,7 +122,7 @@ export class KubernetesDiscovery extends EventEmitter {
       informer.on('error', (err) => this.onError(r, err));
       this.resources.push(r);
     }
-    log.info({ server: kc.getCurrentCluster()?.server }, 'connecting to the Kubernetes API');
+    this.log.info({ server: kc.getCurrentCluster()?.server }, 'connecting to the Kubernetes API');
     for (const r of this.resources) void this.connect(r);
     await synced;
   }
@@ -148,7 +152,7 @@ export class KubernetesDiscovery extends EventEmitter {
     r.attempt = 0;
     if (!r.synced) {
       r.synced = true;
-      log.debug({ resource: r.name }, 'listed');
+      this.log.debug({ resource: r.name }, 'listed');
       if (this.resources.every((x) => x.synced)) this.flush();
     }
   }
@@ -159,7 +163,7 @@ export class KubernetesDiscovery extends EventEmitter {
     const { initialMs, maxMs } = this.opts.backoff;
     const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(r.attempt++, 20));
     const delay = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
-    log.warn({ resource: r.name, err: describeError(err), retryInMs: delay }, 'Kubernetes watch failed; reconnecting');
+    this.log.warn({ resource: r.name, err: describeError(err), retryInMs: delay }, 'Kubernetes watch failed; reconnecting');
     r.retry = setTimeout(() => void this.connect(r), delay);
   }
 
@@ -195,8 +199,8 @@ export class KubernetesDiscovery extends EventEmitter {
     if (json === this.currentJson && !first) return;
     this.current = next;
     this.currentJson = json;
-    for (const s of skipped) log.debug(s, 'not mapped to a weft object');
-    log.info({ services: services.length, workloads: workloads.length, skipped: skipped.length }, 'Kubernetes objects changed');
+    for (const s of skipped) this.log.debug(s, 'not mapped to a weft object');
+    this.log.info({ services: services.length, workloads: workloads.length, skipped: skipped.length }, 'Kubernetes objects changed');
     this.syncWaiter?.resolve();
     this.syncWaiter = undefined;
     this.emit('change', next);
