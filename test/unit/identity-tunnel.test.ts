@@ -206,3 +206,18 @@ test('tunnel: without a certificate, fail-closed refuses and fail-open goes plai
     }
   }
 });
+
+test('tunnel: the outbound side accepts only a node identity (or the expected one) as tunnel server', async (t) => {
+  const f = await setup(t);
+  // A 15008 listener presenting a workload's certificate, as a thief of that key could.
+  const mC = await manager(f.ca, [CATALOG]);
+  t.after(() => mC.close());
+  const impostor = await startTunnel({ identity: mC, nodeIdentity: CATALOG, lookup: () => undefined, authorizer: new PolicyAuthorizer(), registry: new Registry(), host: '127.0.0.1', port: 0 });
+  t.after(() => impostor.close());
+  const target = { ip: '127.0.0.1', port: f.echoPort };
+  await assert.rejects(f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: { host: '127.0.0.1', port: impostor.address.port }, target }),
+    (e) => isWeftError(e, 'WEFT_ERR_UNAVAILABLE'));
+  await assert.rejects(f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: { ...nodeB(f), identity: NODE_A }, target }),
+    (e) => isWeftError(e, 'WEFT_ERR_UNAVAILABLE'), 'a node identity other than the expected one');
+  assert.equal(await roundTrip(await f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: { ...nodeB(f), identity: NODE_B }, target }), 'x'), 'x');
+});

@@ -5,16 +5,25 @@
 // drained: its streams finish, new ones go to a session with the new certificate). At
 // steady state a new application connection costs one HEADERS frame, no handshake.
 import * as http2 from 'node:http2';
+import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WeftError, describeError } from '../../lib/errors';
 import { componentLogger } from '../../telemetry/logger';
 import { peerSpiffeId } from '../../identity/verify';
+import { NODE_NAMESPACE, parseSpiffeId } from '../../identity/spiffe';
 import type { Target } from './forward';
 import type { TunnelMetrics } from './metrics';
 import { H2_SETTINGS, SESSION_WINDOW, baggageFor } from './wire';
 
-export interface NodeAddress { host: string; port: number }
+export interface NodeAddress {
+  host: string;
+  port: number;
+  /** SPIFFE ID the node's 15008 listener must present. Without it, any node identity
+   *  (namespace weft-system) of the trust domain is accepted, never a workload's: a
+   *  stolen workload certificate cannot stand in for a node's tunnel endpoint. */
+  identity?: string;
+}
 
 export interface TunnelRequest {
   /** SPIFFE ID of the local workload that opened the connection (from the kernel's
@@ -119,7 +128,7 @@ export class TunnelPool {
   }
 
   private acquire(req: TunnelRequest, context: SecureContext): PooledSession {
-    const key = `${req.sourceIdentity}|${req.nodeAddress.host}|${req.nodeAddress.port}`;
+    const key = `${req.sourceIdentity}|${req.nodeAddress.host}|${req.nodeAddress.port}|${req.nodeAddress.identity ?? ''}`;
     const list = this.pools.get(key) ?? [];
     this.pools.set(key, list);
     for (const p of list) {
@@ -148,18 +157,16 @@ export class TunnelPool {
         const socket = tlsConnect({
           host: node.host, port: node.port, secureContext: context, ALPNProtocols: ['h2'],
           rejectUnauthorized: true,
-          // The server is identified by its SPIFFE ID (checked on secureConnect), not a DNS name.
-          checkServerIdentity: () => undefined,
+          // The server is identified by its SPIFFE ID, not a DNS name. This hook runs
+          // inside the handshake, after chain verification and before anything is sent;
+          // failing here (not on 'secureConnect', where destroying the socket under a
+          // starting HTTP/2 session aborts node) refuses the peer cleanly.
+          checkServerIdentity: (_host, cert) => this.checkServer(node, cert.raw),
         });
         socket.setNoDelay(true);
         socket.once('secureConnect', () => {
           this.handshakes++;
           this.opts.metrics?.handshakes.inc({ role: 'client' });
-          try {
-            peerSpiffeId(socket.getPeerX509Certificate(), this.opts.trustDomain);
-          } catch (e) {
-            socket.destroy(e as Error);
-          }
         });
         return socket as TLSSocket;
       },
@@ -171,6 +178,16 @@ export class TunnelPool {
     session.once('close', () => { p.usable = false; clearTimeout(p.idleTimer); onGone(); });
     this.armIdle(p);
     return p;
+  }
+
+  private checkServer(node: NodeAddress, der: Buffer): Error | undefined {
+    try {
+      const id = peerSpiffeId(new X509Certificate(der), this.opts.trustDomain);
+      const ok = node.identity ? id === node.identity : parseSpiffeId(id).namespace === NODE_NAMESPACE;
+      return ok ? undefined : new WeftError('WEFT_ERR_UNAUTHENTICATED', `tunnel server presented ${id}, expected ${node.identity ?? 'a node identity'}`);
+    } catch (e) {
+      return e as Error;
+    }
   }
 
   private track(p: PooledSession, stream: http2.ClientHttp2Stream): void {
