@@ -146,10 +146,12 @@ function compileTrafficPolicies(model: Model): TrafficPolicyState[] {
     }
     if (s.outlierDetection) {
       const d = s.outlierDetection;
+      // Istio's defaults: 5 consecutive 5xx (when no trigger is named), 10s interval, 30s
+      // base ejection, 10% max ejection.
+      const consecutive5xx = d.consecutive5xx ?? (d.consecutiveGatewayErrors === undefined ? 5 : undefined);
       out.outlierDetection = {
-        ...(d.consecutive5xx !== undefined ? { consecutive5xx: d.consecutive5xx } : {}),
+        ...(consecutive5xx !== undefined ? { consecutive5xx } : {}),
         ...(d.consecutiveGatewayErrors !== undefined ? { consecutiveGatewayErrors: d.consecutiveGatewayErrors } : {}),
-        // Istio's defaults: 10s interval, 30s base ejection, 10% max ejection.
         intervalMs: durationMs(d.interval ?? '10s'),
         baseEjectionTimeMs: durationMs(d.baseEjectionTime ?? '30s'),
         maxEjectionPercent: d.maxEjectionPercent ?? 10,

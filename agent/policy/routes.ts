@@ -187,6 +187,7 @@ function compileRuleActions(obj: LoadedObject<RouteObject>, rule: Rule, r: numbe
     const field = f.type === 'RequestHeaderModifier' ? 'requestHeaderModifier' : 'responseHeaderModifier';
     const m = f[field];
     if (!m) { diags.push(obj.source.at(['spec', 'rules', r, 'filters', i], `spec.rules[${r}].filters[${i}]: type ${f.type} needs a "${field}" field`)); return; }
+    if (out[field]) { diags.push(obj.source.at(['spec', 'rules', r, 'filters', i, 'type'], `spec.rules[${r}].filters[${i}]: a rule may have only one ${f.type} filter`)); return; }
     out[field] = modifier(m);
   });
   if (rule.timeouts) {
@@ -198,6 +199,10 @@ function compileRuleActions(obj: LoadedObject<RouteObject>, rule: Rule, r: numbe
     const rt = rule.retries as { attempts: number; on?: string[]; perTryTimeout?: string; retriableStatusCodes?: number[] };
     out.retry = { attempts: rt.attempts, on: rt.on ?? ['connect-failure', 'reset'], retriableStatusCodes: rt.retriableStatusCodes ?? [] };
     if (rt.perTryTimeout) out.retry.perTryTimeoutMs = durationMs(rt.perTryTimeout);
+    const total = out.timeouts?.requestMs;
+    if (out.retry.perTryTimeoutMs !== undefined && total !== undefined && total > 0 && out.retry.perTryTimeoutMs >= total && out.retry.attempts > 0) {
+      diags.push(obj.source.at(['spec', 'rules', r, 'retries', 'perTryTimeout'], `spec.rules[${r}].retries.perTryTimeout: ${rt.perTryTimeout} is not shorter than the request timeout ${rule.timeouts?.request}, so no retry could ever start`));
+    }
     if (out.retry.on.includes('retriable-status-codes') && !out.retry.retriableStatusCodes.length) {
       diags.push(obj.source.at(['spec', 'rules', r, 'retries', 'on'], `spec.rules[${r}].retries.on: retriable-status-codes needs retriableStatusCodes`));
     }
