@@ -139,6 +139,14 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
     this.expiry?.remove({ identity: spiffeId });
   }
 
+  /** Makes the managed set exactly `ids` (local workloads changed): new identities are
+   *  requested, departed ones dropped. Resolves when every new one had a first attempt. */
+  async setIdentities(ids: Iterable<string>): Promise<void> {
+    const want = new Set(ids);
+    for (const id of this.entries.keys()) if (!want.has(id)) this.remove(id);
+    await Promise.all([...want].filter((id) => !this.entries.has(id)).map((id) => this.add(id)));
+  }
+
   identities(): string[] {
     return [...this.entries.keys()];
   }

@@ -9,6 +9,8 @@ import { Registry } from 'prom-client';
 import { CertificateAuthority } from '../../agent/identity/ca';
 import { IdentityManager, type SignFn } from '../../agent/identity/manager';
 import { isWeftError } from '../../agent/lib/errors';
+import { identitiesForNode } from '../../agent/identity/allowed';
+import type { WorkloadState } from '../../agent/policy/snapshot';
 
 const TD = 'cluster.local';
 const ID = 'spiffe://cluster.local/ns/shop/sa/catalog';
@@ -87,4 +89,23 @@ test('manager: refuses a certificate that does not match the request', async (t)
   t.after(() => m.close());
   assert.equal(await m.add(ID), false);
   assert.throws(() => m.secureContextFor(ID), (e) => isWeftError(e, 'WEFT_ERR_IDENTITY') && /asked for/.test(e.message));
+});
+
+test('manager: setIdentities follows the node view; identitiesForNode is what a node may obtain', async (t) => {
+  const ca = await newCa(t);
+  const snapshot = {
+    mesh: { trustDomain: TD, mtls: 'STRICT' as const, certTtlMs: 60_000, failMode: 'closed' as const, vipRange: '10.96.0.0/16' },
+    workloads: [
+      { node: 'node-1', identity: ID }, { node: 'node-2', identity: 'spiffe://cluster.local/ns/shop/sa/payments' },
+    ] as unknown as WorkloadState[],
+  };
+  const allowed = identitiesForNode(snapshot, 'node-1');
+  assert.deepEqual([...allowed].sort(), ['spiffe://cluster.local/ns/shop/sa/catalog', 'spiffe://cluster.local/ns/weft-system/sa/node-node-1']);
+  const m = new IdentityManager({ trustDomain: TD, sign: signer(ca, [...allowed]), ttlSeconds: 60 });
+  t.after(() => m.close());
+  await m.setIdentities(allowed);
+  assert.deepEqual(m.identities().sort(), [...allowed].sort());
+  assert.ok([...allowed].every((id) => m.certificate(id)));
+  await m.setIdentities([ID]);
+  assert.deepEqual(m.identities(), [ID]);
 });
