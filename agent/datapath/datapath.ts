@@ -47,6 +47,19 @@ export interface Origin { dstIp: string; dstPort: number; cgroupId: bigint }
 export interface AttachResult { program: string; linkId: number; progId: number; adopted: boolean; previousProgId?: number }
 
 export const DEFAULT_REDIRECT: RedirectTarget = { ipv4: '127.0.0.1', port: 15001 };
+/**
+ * Mean bytes per connection above which a server endpoint's connections go into the
+ * SOCKHASH (bpf/sockops.bpf.c explains the mechanism). Figures from npm run bench:l4
+ * on this 2-vCPU VM (same run, medians of 3, machine shared with other builds, so
+ * only the direction is trustworthy): inserting every socket of a connection-per-
+ * request load (wrk → nginx, `Connection: close`, ~250 B per connection) ran at
+ * 0.47x-0.93x of plain loopback across runs (0.84x in perf-baselines.md), i.e. an
+ * insertion pair costs tens of µs; once inserted, a 64 B ping-pong round trip ran
+ * 1.66x-1.70x and nginx keep-alive 1.22x-1.94x, i.e. a few µs saved per message. At
+ * 1-4 KiB per message, 64 KiB is 16-64 messages: a few µs each pays the insertion back
+ * with margin, while request-per-connection traffic (hundreds of bytes) stays two
+ * orders of magnitude below it and is never inserted.
+ */
 export const DEFAULT_ACCEL_MIN_BYTES = 65536;
 
 interface CurrentService { key: SvcKey; entry: SvcEntry; service: DatapathService }
