@@ -79,6 +79,9 @@ test('connect-time L4 load balancing', async (t) => {
     const r = await h.client<{ from: string; body: string }>(['udp', VIP, '53']);
     assert.equal(r.body, `${BACKENDS[0]}:5353`, 'the backend answered');
     assert.equal(r.from, `${VIP}:53`, 'the client saw the VIP as the source');
+    // Connected UDP goes through connect4 instead, and getpeername shows the VIP too.
+    const c = await h.client<{ from: string; body: string; peer: string }>(['udp', VIP, '53', 'connected']);
+    assert.deepEqual(c, { from: `${VIP}:53`, body: `${BACKENDS[0]}:5353`, peer: `${VIP}:53` });
   });
 
   await t.test('IPv6: the same code balances connect6 and getpeername6', async () => {
