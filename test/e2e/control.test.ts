@@ -7,17 +7,14 @@
 // creates), where the version is the commit hash. No root needed.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
-import { controlProto } from '../../agent/control/proto';
 import type { StatusResponse__Output } from '../../agent/control/generated/weft/control/v1/StatusResponse';
-import { packageRoot } from '../../agent/lib/paths';
+import { startControl as startControlProc, startAgents as startAgentsProc, status as statusOf, statusUntil as statusUntilOf, type Agents } from './control-procs';
 
 const TOKEN = 'e2e-bootstrap-token-0123456789abcdef';
-const ROOT = packageRoot();
 
 const SERVICE = `apiVersion: weft.dev/v1alpha1
 kind: Service
@@ -52,91 +49,10 @@ function tmp(t: TestContext, prefix: string): string {
   return d;
 }
 
-/** Calls `check` on every wake-up until it returns a value (bounded). */
-function waitUntil<T>(check: () => T | undefined, subscribe: (wake: () => void) => () => void, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let unsub = () => undefined as unknown;
-    const timer = setTimeout(() => { unsub(); reject(new Error(`timed out after ${ms} ms: ${what}`)); }, ms);
-    const wake = () => { const v = check(); if (v !== undefined) { clearTimeout(timer); unsub(); resolve(v); } };
-    unsub = subscribe(wake);
-    wake();
-  });
-}
-
-interface Control { proc: ChildProcess; port: number; adminPort: number; logs: string[]; exited: Promise<number | null>; waitLog(pred: (l: string) => boolean, what: string): Promise<string> }
-
-async function startControl(t: TestContext, args: string[], port = 0): Promise<Control> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', '-e', "require('./agent/cli/main').main(process.argv.slice(1)).then((c) => { process.exitCode = c; })",
-    'control', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
-  t.after(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
-  const logs: string[] = [];
-  const wakers = new Set<() => void>();
-  let buf = '';
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    logs.push(...lines);
-    for (const w of wakers) w();
-  });
-  const sub = (w: () => void) => { wakers.add(w); proc.on('exit', w); return () => { wakers.delete(w); proc.off('exit', w); }; };
-  const m = await waitUntil(() => {
-    if (proc.exitCode !== null) throw new Error(`weft control exited ${proc.exitCode}:\n${logs.join('\n')}`);
-    for (const l of logs) { const x = /listening on 127\.0\.0\.1:(\d+), admin on 127\.0\.0\.1:(\d+)/.exec(l); if (x) return x; }
-    return undefined;
-  }, sub, 60_000, 'weft control to listen');
-  const waitLog = (pred: (l: string) => boolean, what: string) => waitUntil(() => logs.find(pred), sub, 5000, what);
-  return { proc, port: Number(m[1]), adminPort: Number(m[2]), logs, exited, waitLog };
-}
-
-interface AgentEvent { type: string; node: string; version?: string; fromCache?: boolean; connected?: boolean; at?: number }
-interface Agents { proc: ChildProcess; events: AgentEvent[]; wait(pred: (e: AgentEvent) => boolean, ms: number, what: string): Promise<AgentEvent>; stop(): Promise<void> }
-
-function startAgents(t: TestContext, address: string, nodes: { node: string; stateDir: string }[]): Agents {
-  const proc = fork(join(ROOT, 'test/e2e/control-agent-child.ts'), [JSON.stringify(nodes.map((n) => ({ ...n, address, token: TOKEN })))], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  t.after(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
-  const events: AgentEvent[] = [];
-  const wakers = new Set<() => void>();
-  proc.on('message', (m: AgentEvent) => { events.push(m); for (const w of wakers) w(); });
-  return {
-    proc, events,
-    wait: (pred, ms, what) => {
-      let seen = 0;
-      return waitUntil(() => { for (; seen < events.length; seen++) if (pred(events[seen]!)) return events[seen]; return undefined; },
-        (w) => { wakers.add(w); return () => wakers.delete(w); }, ms, what);
-    },
-    stop: async () => {
-      if (proc.exitCode !== null) return;
-      const gone = new Promise((r) => proc.on('exit', r));
-      proc.kill('SIGTERM');
-      const force = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await gone;
-      clearTimeout(force);
-    },
-  };
-}
-
-async function status(port: number): Promise<StatusResponse__Output> {
-  const c = new (controlProto().weft.control.v1.Control)(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const md = new grpc.Metadata();
-  md.set('authorization', `Bearer ${TOKEN}`);
-  md.set('x-weft-node', 'e2e-operator');
-  try {
-    return await new Promise((resolve, reject) => c.Status({}, md, (e, r) => (e ? reject(e) : resolve(r!))));
-  } finally { c.close(); }
-}
-
-/** Status until `pred` holds: the ACK is sent just after the agent reports 'applied'. */
-async function statusUntil(port: number, pred: (s: StatusResponse__Output) => boolean, what: string, ms = 3000): Promise<StatusResponse__Output> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const s = await status(port);
-    if (pred(s)) return s;
-    if (Date.now() > end) throw new Error(`status never showed ${what}: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const startControl = (t: TestContext, args: string[], port = 0) => startControlProc((fn) => t.after(fn), args, port);
+const startAgents = (t: TestContext, address: string, nodes: { node: string; stateDir: string }[]) => startAgentsProc((fn) => t.after(fn), address, TOKEN, nodes);
+const status = (port: number) => statusOf(port, TOKEN);
+const statusUntil = (port: number, pred: (s: StatusResponse__Output) => boolean, what: string) => statusUntilOf(port, TOKEN, pred, what);
 
 const ackedBy = (s: StatusResponse__Output, v: string) => ['node-1', 'node-2'].every((n) => s.agents.some((a) => a.node === n && a.ackedVersion === v && a.connected));
 

@@ -1,0 +1,175 @@
+// `npm run bench:control`: the control API at scale. 1000 services, 10 000 endpoints
+// (Workload objects), 50 agents (sync clients in 5 child processes, 10 each) against the
+// real `weft control` process:
+//   - compile: load + validate + compile in this process, and per-node view build time
+//   - snapshot size: the whole snapshot, and each node's view as sent on the wire
+//   - change → last ACK: a workload file is edited (one endpoint's weight), and the time
+//     until the last of the 50 agents has applied and ACKed the new version (p50/p99)
+//   - control API memory: RSS and peak RSS of the control process
+// The same-run baseline is the identical setup with a 10-service / 100-endpoint mesh, so
+// the ratios show what the mesh size costs. All agents share this machine's cores with
+// the control API (in production each has its own node), so latencies are pessimistic.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadPolicyDir, compile, forNode } from '../../agent/policy';
+import { startControl, startAgents, statusUntil, type Agents } from '../e2e/control-procs';
+import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './control-fixture';
+import { packageRoot } from '../../agent/lib/paths';
+
+const TOKEN = 'bench-bootstrap-token-0123456789abcdef';
+const AGENTS_PER_PROCESS = 10;
+const FULL: MeshShape = { services: 1000, endpoints: 10_000, nodes: 50 };
+const SMALL: MeshShape = { services: 10, endpoints: 100, nodes: 50 };
+const TARGET_P99_MS = 1000;
+const TARGET_RSS_MB = 300;
+
+const cleanups: (() => void)[] = [];
+const cleanup = (fn: () => void) => { cleanups.push(fn); };
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
+}
+
+function procMemMb(pid: number): { rss: number; peak: number } {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN);
+  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+}
+
+/** In-process: how long the policy engine takes for this mesh, and how big it is. */
+function compileStats(dir: string, shape: MeshShape) {
+  let t = performance.now();
+  const loaded = loadPolicyDir([dir]);
+  const loadMs = performance.now() - t;
+  if (loaded.diagnostics.length) throw new Error(`bench policies do not validate: ${JSON.stringify(loaded.diagnostics.slice(0, 3))}`);
+  t = performance.now();
+  const snap = compile(loaded, []);
+  const compileMs = performance.now() - t;
+  const sizes: number[] = [];
+  t = performance.now();
+  for (let n = 0; n < shape.nodes; n++) sizes.push(Buffer.byteLength(JSON.stringify(forNode(snap, nodeName(n)))));
+  const viewsMs = performance.now() - t;
+  return {
+    objects: loaded.objects.length, loadMs, compileMs, viewsMsPerNode: viewsMs / shape.nodes,
+    snapshotBytes: Buffer.byteLength(JSON.stringify(snap)),
+    viewBytes: { min: Math.min(...sizes), median: percentile(sizes, 50), max: Math.max(...sizes), total: sizes.reduce((a, b) => a + b, 0) },
+  };
+}
+
+async function metricValue(adminPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  return Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
+}
+
+/** Waits until every agent has applied a version other than `not` at or after `since`;
+ *  returns that version and when the last agent applied (and ACKed) it. */
+async function allApplied(groups: Agents[], nodes: number, since: number, not: string): Promise<{ version: string; last: number }> {
+  const latest = new Map<string, { version: string; at: number }>();
+  await Promise.all(groups.map((g) => {
+    const mine = new Set<string>();
+    return g.wait((e) => {
+      if (e.type === 'applied' && e.version !== not && (e.at ?? 0) >= since) {
+        latest.set(e.node, { version: e.version!, at: e.at! });
+        mine.add(e.node);
+      }
+      return mine.size === AGENTS_PER_PROCESS;
+    }, 120_000, 'every agent to apply the change');
+  }));
+  const versions = new Set([...latest.values()].map((v) => v.version));
+  if (latest.size !== nodes || versions.size !== 1) throw new Error(`agents disagree: ${latest.size} nodes, versions ${[...versions].join(',')}`);
+  return { version: [...versions][0]!, last: Math.max(...[...latest.values()].map((v) => v.at)) };
+}
+
+async function run(shape: MeshShape, changes: number, label: string) {
+  const dir = mkdtempSync(join(tmpdir(), `wt-bench-ctl-${label}-`));
+  cleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const policies = join(dir, 'policies');
+  writeMesh(policies, shape);
+  process.stderr.write(`[${label}] compiling in-process ...\n`);
+  const stats = compileStats(policies, shape);
+  const tokenFile = join(dir, 'tokens');
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+
+  process.stderr.write(`[${label}] starting weft control ...\n`);
+  const control = await startControl(cleanup, ['--policies', policies, '--state-dir', join(dir, 'control'), '--token-file', tokenFile, '--poll-interval', '30s']);
+  const address = `127.0.0.1:${control.port}`;
+  const groups: Agents[] = [];
+  for (let p = 0; p < shape.nodes / AGENTS_PER_PROCESS; p++) {
+    const nodes = Array.from({ length: AGENTS_PER_PROCESS }, (_, i) => {
+      const node = nodeName(p * AGENTS_PER_PROCESS + i);
+      mkdirSync(join(dir, node), { recursive: true });
+      return { node, stateDir: join(dir, node), writeApplied: false };
+    });
+    groups.push(startAgents(cleanup, address, TOKEN, nodes));
+  }
+  process.stderr.write(`[${label}] waiting for ${shape.nodes} agents ...\n`);
+  let current = (await allApplied(groups, shape.nodes, 0, '')).version;
+  const memAfterStart = procMemMb(control.proc.pid!);
+
+  const latencies: number[] = [];
+  for (let i = 1; i <= changes; i++) {
+    const node = i % shape.nodes;
+    writeFileSync(join(policies, `workloads-${nodeName(node)}.yaml`), nodeWorkloadsYaml(shape, node, i));
+    const t0 = Date.now();
+    const r = await allApplied(groups, shape.nodes, t0, current);
+    latencies.push(r.last - t0);
+    current = r.version;
+    // The control API's own record must agree: every agent ACKed this version.
+    await statusUntil(control.port, TOKEN, (s) => s.agents.length === shape.nodes && s.agents.every((a) => a.ackedVersion === current), `all ${shape.nodes} ACKs of ${current}`, 30_000);
+    process.stderr.write(`[${label}] change ${i}/${changes}: last ACK after ${latencies.at(-1)} ms\n`);
+  }
+  const mem = procMemMb(control.proc.pid!);
+  const compileSum = await metricValue(control.adminPort, 'weft_control_compile_duration_seconds_sum');
+  const compileCount = await metricValue(control.adminPort, 'weft_control_compile_duration_seconds_count');
+  control.proc.kill('SIGTERM');
+  await control.exited;
+  await Promise.all(groups.map((g) => g.stop()));
+  return {
+    shape, ...stats,
+    controlCompileMsAvg: (compileSum / compileCount) * 1000,
+    changeToLastAckMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), samples: latencies },
+    controlRssMb: { afterStart: memAfterStart.rss, end: mem.rss, peak: mem.peak },
+  };
+}
+
+async function main(): Promise<void> {
+  const small = await run(SMALL, 10, 'baseline');
+  const full = await run(FULL, 20, 'full');
+  const f = (n: number, d = 0) => n.toFixed(d);
+  const mb = (b: number) => (b / 1e6).toFixed(2) + ' MB';
+  const rows: [string, string, string, string][] = [
+    ['metric', `baseline (${SMALL.services} svc / ${SMALL.endpoints} ep)`, `full (${FULL.services} svc / ${FULL.endpoints} ep)`, 'ratio / target'],
+    ['policy objects', f(small.objects), f(full.objects), f(full.objects / small.objects, 1) + 'x'],
+    ['load + validate (in-process)', f(small.loadMs) + ' ms', f(full.loadMs) + ' ms', f(full.loadMs / small.loadMs, 1) + 'x'],
+    ['compile (in-process)', f(small.compileMs) + ' ms', f(full.compileMs) + ' ms', f(full.compileMs / small.compileMs, 1) + 'x'],
+    ['reload in weft control (load+compile, avg)', f(small.controlCompileMsAvg) + ' ms', f(full.controlCompileMsAvg) + ' ms', f(full.controlCompileMsAvg / small.controlCompileMsAvg, 1) + 'x'],
+    ['node view build + JSON, per node', f(small.viewsMsPerNode, 1) + ' ms', f(full.viewsMsPerNode, 1) + ' ms', f(full.viewsMsPerNode / small.viewsMsPerNode, 1) + 'x'],
+    ['snapshot size', mb(small.snapshotBytes), mb(full.snapshotBytes), f(full.snapshotBytes / small.snapshotBytes, 1) + 'x'],
+    ['node view size (median; max)', `${mb(small.viewBytes.median)}; ${mb(small.viewBytes.max)}`, `${mb(full.viewBytes.median)}; ${mb(full.viewBytes.max)}`, f(full.viewBytes.median / small.viewBytes.median, 1) + 'x'],
+    ['bytes sent per change (50 nodes)', mb(small.viewBytes.total), mb(full.viewBytes.total), f(full.viewBytes.total / small.viewBytes.total, 1) + 'x'],
+    ['change → last ACK p50', f(small.changeToLastAckMs.p50) + ' ms', f(full.changeToLastAckMs.p50) + ' ms', f(full.changeToLastAckMs.p50 / small.changeToLastAckMs.p50, 1) + 'x'],
+    ['change → last ACK p99', f(small.changeToLastAckMs.p99) + ' ms', f(full.changeToLastAckMs.p99) + ' ms', `${f(full.changeToLastAckMs.p99 / TARGET_P99_MS, 2)} of the ${TARGET_P99_MS} ms target`],
+    ['control RSS (end; peak)', `${f(small.controlRssMb.end)}; ${f(small.controlRssMb.peak)} MB`, `${f(full.controlRssMb.end)}; ${f(full.controlRssMb.peak)} MB`, `${f(full.controlRssMb.peak / TARGET_RSS_MB, 2)} of the ${TARGET_RSS_MB} MB target (peak)`],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const [i, r] of rows.entries()) {
+    process.stdout.write(r.map((c, j) => c.padEnd(widths[j]!)).join(' | ') + '\n');
+    if (i === 0) process.stdout.write(widths.map((w) => '-'.repeat(w)).join('-|-') + '\n');
+  }
+  const out = join(packageRoot(), 'test', 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'control.json'), JSON.stringify({
+    when: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, loadavg: (await import('node:os')).loadavg(),
+    targets: { changeToLastAckP99Ms: TARGET_P99_MS, controlRssMb: TARGET_RSS_MB },
+    baseline: small, full,
+  }, null, 1));
+  process.stdout.write(`\nwrote test/bench/results/control.json\n`);
+}
+
+main().then(() => { for (const c of cleanups.reverse()) c(); }, (e: unknown) => {
+  for (const c of cleanups.reverse()) c();
+  process.stderr.write(`bench:control failed: ${(e as Error).stack ?? e}\n`);
+  process.exitCode = 1;
+});
