@@ -198,6 +198,15 @@ static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 		/* The agent's side of a redirected connection: its client's entry is done. */
 		weft_endpoint_remote(skops, &ep);
 		bpf_map_delete_elem(&weft_origin_v1, &ep);
+		if (ep.family == WEFT_FAMILY_INET4) {
+			/* An IPv6 client reached this IPv4 listener v4-mapped: keyed as such. */
+			ep.addr[3] = ep.addr[0];
+			ep.addr[0] = 0;
+			ep.addr[1] = 0;
+			ep.addr[2] = bpf_htonl(0xffff);
+			ep.family = WEFT_FAMILY_INET6;
+			bpf_map_delete_elem(&weft_origin_v1, &ep);
+		}
 	}
 	weft_endpoint_local(skops, &ep);
 	weft_account(&ep, skops->bytes_received + skops->bytes_acked +

@@ -207,7 +207,16 @@ export class Datapath {
    *  (the accepted socket's remote address). */
   lookupOrigin(clientIp: string, clientPort: number): Origin | null {
     this.assertOpen();
-    const v = this.maps.origin.lookup(endpointCodec.encode({ ip: clientIp, port: clientPort }));
+    // The client's socket family decides the key: an IPv6 workload socket reaching an
+    // IPv4 listener through a v4-mapped redirect target is keyed '::ffff:a.b.c.d',
+    // while the listener reports 'a.b.c.d' (and the reverse for a dual-stack one).
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(clientIp);
+    const alternate = mapped ? mapped[1]! : isIPv4(clientIp) ? `::ffff:${clientIp}` : undefined;
+    let v: Buffer | null = null;
+    for (const ip of alternate ? [clientIp, alternate] : [clientIp]) {
+      v = this.maps.origin.lookup(endpointCodec.encode({ ip, port: clientPort }));
+      if (v) break;
+    }
     if (!v) return null;
     const o = originCodec.decode(v);
     return { dstIp: o.ip, dstPort: o.port, cgroupId: o.cgroupId };

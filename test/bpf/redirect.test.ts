@@ -34,6 +34,20 @@ test('redirect mode and origin lookup', async (t) => {
   await agent.json(); // {closed}
   assert.equal(h.dp.lookupOrigin(accepted.accepted.remoteAddress, accepted.accepted.remotePort), null);
 
+  // An IPv6 workload socket reaches the IPv4 listener through the v4-mapped target; the
+  // listener sees an IPv4 client and the lookup still finds it.
+  const vip6 = 'fd00:96::20';
+  h.dp.applyServices([...h.dp.services(), { vip: vip6, port: 443, protocol: 'tcp', mode: 'redirect', backends: [] }]);
+  const client6 = h.startClient(['hold', vip6, '443']);
+  const c6 = await client6.json<{ localAddress: string; localPort: number; peer: [string, number] }>();
+  assert.deepEqual(c6.peer, [vip6, 443]);
+  const a6 = await agent.json<{ accepted: { remoteAddress: string; remotePort: number } }>();
+  assert.equal(a6.accepted.remoteAddress, '127.0.0.1');
+  assert.deepEqual(h.dp.lookupOrigin(a6.accepted.remoteAddress, a6.accepted.remotePort), { dstIp: vip6, dstPort: 443, cgroupId: h.workload.id });
+  client6.child.stdin!.end();
+  await agent.json(); // {closed}
+  assert.equal(h.dp.lookupOrigin(a6.accepted.remoteAddress, a6.accepted.remotePort), null);
+
   // Nothing else is affected: an unknown endpoint has no origin.
   assert.equal(h.dp.lookupOrigin('127.0.0.1', 1), null);
 });
