@@ -24,8 +24,6 @@ export interface PolicyTree {
   revision?: string;
 }
 
-interface NodeViewEntry { version: string; bytes: Buffer }
-
 export declare interface SnapshotStore {
   on(event: 'update', listener: (snapshot: Snapshot) => void): this;
 }
@@ -36,7 +34,6 @@ export class SnapshotStore extends EventEmitter {
   private objects: unknown;
   private tree: PolicyTree | undefined;
   private rejection: Rejection | undefined;
-  private readonly views = new Map<string, NodeViewEntry>();
   /** Serialised subtrees of the current version's node views, by object identity. */
   private json = new WeakMap<object, string>();
   /** Rebuilds are serialised: a change arriving mid-compile waits for the next turn. */
@@ -56,17 +53,13 @@ export class SnapshotStore extends EventEmitter {
   since(): number { return this.currentSince; }
   lastRejection(): Rejection | undefined { return this.rejection; }
 
-  /** The node's view of the current snapshot as the JSON bytes Sync sends, computed once
-   *  per (version, node) however many streams that node has. */
+  /** The node's view of the current snapshot as the JSON bytes Sync sends. Not kept
+   *  after sending: fifty 3 MB views would double the control API's memory, and a view
+   *  is only needed again when an agent reconnects. */
   nodeView(node: string): { version: string; bytes: Buffer } | undefined {
     const snap = this.current;
     if (!snap) return undefined;
-    const hit = this.views.get(node);
-    if (hit && hit.version === snap.version) return hit;
-    const view: NodeView = this.compiler.forNode(snap, node);
-    const entry = { version: snap.version, bytes: this.viewJson(view) };
-    this.views.set(node, entry);
-    return entry;
+    return { version: snap.version, bytes: this.viewJson(this.compiler.forNode(snap, node)) };
   }
 
   /**
@@ -155,7 +148,6 @@ export class SnapshotStore extends EventEmitter {
     if (this.current?.version === snapshot.version) return;
     const previous = this.current?.version;
     this.current = snapshot;
-    this.views.clear();
     this.json = new WeakMap();
     this.currentSince = Date.now();
     this.metrics.setVersion(snapshot.version);

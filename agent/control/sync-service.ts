@@ -87,8 +87,9 @@ class SyncStream {
    *  it costs one message and lets the agent confirm it is in sync. */
   push(): void {
     if (this.closed || !this.agent) return;
+    if (this.svc.store.snapshot()?.version === this.sentVersion) return;
     const view = this.svc.store.nodeView(this.agent.node);
-    if (!view || view.version === this.sentVersion) return;
+    if (!view) return;
     this.lastNonce = `${this.id}-${++this.seq}`;
     this.sentVersion = view.version;
     this.svc.agents.sent(this.agent, view.version);
@@ -124,6 +125,8 @@ class SyncStream {
 
 export class SyncService {
   readonly streams = new Set<SyncStream>();
+  private fanning = false;
+  private fanAgain = false;
   /** ACK observers (tests, benchmarks): node → callbacks(version). */
   private readonly ackListeners = new Set<(node: string, version: string) => void>();
 
@@ -135,7 +138,29 @@ export class SyncService {
     readonly log: Logger,
     readonly trustBundle: () => string[],
   ) {
-    store.on('update', () => { for (const s of this.streams) s.push(); });
+    store.on('update', () => { void this.fanOut(); });
+  }
+
+  /**
+   * Pushes a new version to every stream, one node view at a time, yielding to the event
+   * loop between nodes: building a large view takes tens of milliseconds, and ACKs, new
+   * connections and Status calls must not wait for all fifty. A version that lands
+   * mid-pass starts another pass (streams already served get it, the rest get it first).
+   */
+  private async fanOut(): Promise<void> {
+    if (this.fanning) { this.fanAgain = true; return; }
+    this.fanning = true;
+    try {
+      do {
+        this.fanAgain = false;
+        for (const s of [...this.streams]) {
+          s.push();
+          await new Promise((r) => setImmediate(r));
+        }
+      } while (this.fanAgain);
+    } finally {
+      this.fanning = false;
+    }
   }
 
   onAck(fn: (node: string, version: string) => void): () => void {
