@@ -181,9 +181,11 @@ export class OutboundProxy {
 
   async close(): Promise<void> {
     this.sweeper.close();
-    await new Promise<void>((r) => this.server.close(() => r()));
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    // server.close() waits for open connections: end them first.
     for (const s of this.sockets) s.destroy();
     this.h2.close();
+    await closed;
   }
 }
 

@@ -250,3 +250,24 @@ test('gRPC retries on UNAVAILABLE turn a 30 % failing method into ≥ 99 % succe
   assert.ok(ok / N >= 0.99, `success ${(ok / N * 100).toFixed(1)} %`);
   assert.ok(origin.flakyCalls - N <= 0.6 * N + 10, `retries ${origin.flakyCalls - N} within the budget`);
 });
+
+test('HTTP/2 limits: advertised concurrent streams and header list size; rapid reset closes the connection', async (t) => {
+  const { proxy } = await setup(t);
+  const http2 = await import('node:http2');
+  const session = http2.connect(`http://127.0.0.1:${proxy.port}`);
+  session.on('error', () => {});
+  t.after(() => session.destroy());
+  const settings = await new Promise<import('node:http2').Settings>((r) => session.once('remoteSettings', r));
+  assert.equal(settings.maxConcurrentStreams, 256);
+  assert.equal(settings.maxHeaderListSize, 16 * 1024);
+  // Open and immediately reset streams, as in CVE-2023-44487.
+  const goaway = new Promise<number>((r) => { session.once('goaway', (code) => r(code)); session.once('close', () => r(-1)); });
+  for (let i = 0; i < 600 && !session.destroyed && !session.closed; i++) {
+    const s = session.request({ ':path': '/test.Echo/Slow', ':method': 'POST', 'content-type': 'application/grpc' });
+    s.on('error', () => {});
+    s.close(http2.constants.NGHTTP2_CANCEL);
+    if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+  }
+  const code = await Promise.race([goaway, new Promise<number>((r) => setTimeout(() => r(-2), 3000))]);
+  assert.ok(code === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM || code === -1, `connection closed for rapid resets (goaway code ${code})`);
+});

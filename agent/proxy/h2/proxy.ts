@@ -60,7 +60,7 @@ class StreamView implements RequestView {
 
 interface SessionSlot { session: ClientHttp2Session }
 
-interface ConnState { conn: H2Conn; resets: number; resetWindow: number }
+interface ConnState { conn: H2Conn; resets: number; resetWindow: number; session: ServerHttp2Session | null }
 
 export class H2Proxy {
   private readonly o: H2Options;
@@ -76,7 +76,7 @@ export class H2Proxy {
       maxSessionInvalidFrames: 100, maxSessionRejectedStreams: 100,
     });
     this.server.on('session', (s) => {
-      if (this.next !== null) { this.states.set(s, this.next); this.next = null; }
+      if (this.next !== null) { this.next.session = s; this.states.set(s, this.next); this.next = null; }
       s.on('error', () => s.destroy());
     });
     this.server.on('stream', (st, h) => this.onStream(st, h));
@@ -86,7 +86,7 @@ export class H2Proxy {
   handle(sock: Socket, routes: ServiceRoutes, series: RequestSeries | null, authorize: H2Conn['authorize'], initial: Buffer | null): void {
     if (initial !== null) sock.unshift(initial);
     // The server creates the session synchronously inside 'connection'.
-    this.next = { conn: { routes, series, authorize }, resets: 0, resetWindow: 0 };
+    this.next = { conn: { routes, series, authorize }, resets: 0, resetWindow: 0, session: null };
     // No resume(): the session reads from the socket handle itself and takes what is
     // buffered (the unshifted preface) on the next tick; flowing mode would drop it.
     this.server.emit('connection', sock);
@@ -121,7 +121,9 @@ export class H2Proxy {
   }
 
   /** Rapid-reset protection: counts client resets per connection per second. */
-  noteClientReset(state: ConnState, session: ServerHttp2Session): void {
+  noteClientReset(state: ConnState): void {
+    const session = state.session;
+    if (session === null || session.destroyed) return;
     const now = performance.now();
     if (now - state.resetWindow > 1000) { state.resetWindow = now; state.resets = 0; }
     if (++state.resets > this.o.maxResetsPerSecond) {
@@ -363,7 +365,7 @@ class H2Exchange {
       this.book(499, false);
     }
     if (this.down.rstCode !== undefined && this.down.rstCode !== C.NGHTTP2_NO_ERROR && !this.responded) {
-      this.proxy.noteClientReset(this.state, this.down.session as ServerHttp2Session);
+      this.proxy.noteClientReset(this.state);
     }
     this.finish();
   }

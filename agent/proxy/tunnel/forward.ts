@@ -111,7 +111,8 @@ export class LocalForwarder {
   }
 
   /** The same-node path: a connected, authorized, metered socket to the local workload,
-   *  or a WeftError (PERMISSION when refused, UNAVAILABLE when it cannot connect). */
+   *  or a WeftError (PERMISSION when refused, UNAVAILABLE when it cannot connect). The
+   *  socket is paused: pipe it (pipe() resumes it). */
   async open(req: Omit<ForwardRequest, 'security'>): Promise<Socket> {
     const r = await this.forward({ ...req, security: 'none' });
     if (r.ok) return r.upstream;

@@ -79,5 +79,8 @@ export function meterSocket(upstream: Socket, meter: ConnectionMeter): void {
     if (w > written) { meter.received(w - written); written = w; }
   };
   upstream.on('data', (chunk: Buffer) => { meter.sent(chunk.length); flushWritten(); });
+  // A 'data' listener starts the flow; stay paused until the consumer pipes the socket,
+  // or bytes that arrive before then would be counted and dropped.
+  upstream.pause();
   upstream.once('close', () => { flushWritten(); meter.closed(); });
 }
