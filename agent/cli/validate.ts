@@ -53,6 +53,6 @@ export function validateReport(paths: string[], format: 'text' | 'json'): { code
   return {
     code,
     stdout: r.diagnostics.map((d) => formatDiagnostic(d) + '\n').join(''),
-    stderr: `${n} problem${n === 1 ? '' : 's'} in ${new Set(r.diagnostics.map((d) => d.file)).size} of ${r.files.length} files\n`,
+    stderr: `${n} problem${n === 1 ? '' : 's'} (${r.files.length} file${r.files.length === 1 ? '' : 's'} checked)\n`,
   };
 }

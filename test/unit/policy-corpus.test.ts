@@ -28,7 +28,7 @@ for (const c of cases) {
       const r = validateReport([c], 'text');
       assert.equal(r.stdout, expected);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /^\d+ problems? in \d+ of \d+ files\n$/);
+      assert.match(r.stderr, /^\d+ problems? \(\d+ files? checked\)\n$/);
     } finally {
       process.chdir(cwd);
     }
