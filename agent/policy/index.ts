@@ -1,4 +1,15 @@
 // The policy package's public face: the control API and `weft validate` use only these.
+//
+//   loadPolicyDir(paths) / loadPolicyTexts(files)   YAML → schema-checked objects +
+//        │                                          every diagnostic (schema + semantic)
+//        ▼  (only when diagnostics is empty)
+//   compile(set, registeredWorkloads, {version, previous})  → Snapshot (versioned, JSON)
+//        ▼
+//   forNode(snapshot, node)  → NodeView: one agent's datapath table (l4 | redirect),
+//                              routes, traffic policies, authorization, local workloads
+//
+// kinds.ts defines every kind once (schema + TS type); model.ts and routes.ts hold the
+// semantic checks, shared by validation and compilation so they cannot disagree.
 import { loadFiles, loadTexts, type LoadResult, type LoadedObject } from './load';
 import { analyze } from './model';
 import { buildRouteTables } from './routes';
