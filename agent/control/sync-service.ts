@@ -22,6 +22,16 @@ const MAX_VERSION_LEN = 256;
 const MAX_NONCE_LEN = 64;
 const MAX_ERROR_MESSAGE_LEN = 16 * 1024;
 
+const MAX_WRITES_IN_FLIGHT = 8;
+const SLOW_WRITE_MS = 2000;
+
+function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    void p.then(() => { clearTimeout(t); resolve(); });
+  });
+}
+
 /** Field checks shared by the first and every later request on a stream. */
 function checkRequest(req: SyncRequest__Output): void {
   if (req.versionInfo.length > MAX_VERSION_LEN) throw rpcError(status.INVALID_ARGUMENT, `version_info longer than ${MAX_VERSION_LEN}`);
@@ -62,7 +72,7 @@ class SyncStream {
     this.svc.log.info({ node: req.node, has: req.versionInfo || undefined }, 'agent connected');
     // Headers now, so the agent learns it is connected before the first push.
     this.call.sendMetadata(new Metadata());
-    this.push();
+    void this.push();
   }
 
   private answer(req: SyncRequest__Output): void {
@@ -85,16 +95,18 @@ class SyncStream {
   /** Send the node's view of the current snapshot unless this stream was sent it. The
    *  first push goes out even when the agent says it has that version (from its cache):
    *  it costs one message and lets the agent confirm it is in sync. */
-  push(): void {
-    if (this.closed || !this.agent) return;
-    if (this.svc.store.snapshot()?.version === this.sentVersion) return;
+  push(): Promise<void> | undefined {
+    if (this.closed || !this.agent) return undefined;
+    if (this.svc.store.snapshot()?.version === this.sentVersion) return undefined;
     const view = this.svc.store.nodeView(this.agent.node);
-    if (!view) return;
+    if (!view) return undefined;
     this.lastNonce = `${this.id}-${++this.seq}`;
     this.sentVersion = view.version;
     this.svc.agents.sent(this.agent, view.version);
     this.svc.metrics.pushes.inc();
-    this.call.write({ versionInfo: view.version, nonce: this.lastNonce, typeUrl: NODE_VIEW_TYPE_URL, resource: view.bytes, trustBundle: this.svc.trustBundle() });
+    return new Promise((resolve) => {
+      this.call.write({ versionInfo: view.version, nonce: this.lastNonce, typeUrl: NODE_VIEW_TYPE_URL, resource: view.bytes, trustBundle: this.svc.trustBundle() }, () => resolve());
+    });
   }
 
   fail(err: ServiceError): void {
@@ -144,20 +156,31 @@ export class SyncService {
   /**
    * Pushes a new version to every stream, one node view at a time, yielding to the event
    * loop between nodes: building a large view takes tens of milliseconds, and ACKs, new
-   * connections and Status calls must not wait for all fifty. A version that lands
-   * mid-pass starts another pass (streams already served get it, the rest get it first).
+   * connections and Status calls must not wait for all fifty. At most
+   * MAX_WRITES_IN_FLIGHT views wait in HTTP/2 buffers for slow agents, which bounds the
+   * memory a fan-out takes (50 unsent 3 MB views would be 150 MB); a write that does not
+   * drain within SLOW_WRITE_MS stops counting, so one stuck agent cannot stall the rest.
+   * A version that lands mid-pass starts another pass.
    */
   private async fanOut(): Promise<void> {
     if (this.fanning) { this.fanAgain = true; return; }
     this.fanning = true;
+    const started = performance.now();
     try {
       do {
         this.fanAgain = false;
+        const inFlight = new Set<Promise<void>>();
         for (const s of [...this.streams]) {
-          s.push();
-          await new Promise((r) => setImmediate(r));
+          const sent = s.push();
+          if (sent) {
+            const tracked: Promise<void> = withTimeout(sent, SLOW_WRITE_MS).then(() => { inFlight.delete(tracked); });
+            inFlight.add(tracked);
+          }
+          if (inFlight.size >= MAX_WRITES_IN_FLIGHT) await Promise.race(inFlight);
+          else await new Promise((r) => setImmediate(r));
         }
       } while (this.fanAgain);
+      this.log.info({ version: this.store.snapshot()?.version, streams: this.streams.size, ms: Math.round(performance.now() - started) }, 'new version sent to every agent');
     } finally {
       this.fanning = false;
     }

@@ -26,8 +26,12 @@ export class SnapshotCache {
     this.path = join(stateDir, CACHE_FILE);
   }
 
-  async save(entry: CachedSnapshot): Promise<void> {
-    await writeFileAtomic(this.path, JSON.stringify(entry), 0o600);
+  /** `viewJson` is the view exactly as received (already JSON): it is spliced in rather
+   *  than re-serialised, which for a multi-megabyte view is most of the cost of caching. */
+  async save(entry: Omit<CachedSnapshot, 'view'>, viewJson: Buffer): Promise<void> {
+    const head: Omit<CachedSnapshot, 'view'> = { version: entry.version, typeUrl: entry.typeUrl, trustBundle: entry.trustBundle, savedAt: entry.savedAt };
+    const prefix = JSON.stringify(head).slice(0, -1);
+    await writeFileAtomic(this.path, Buffer.concat([Buffer.from(`${prefix},"view":`), viewJson, Buffer.from('}')]), 0o600);
   }
 
   /** The cached snapshot, undefined when there is none; a corrupt file is an error. */

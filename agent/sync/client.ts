@@ -99,7 +99,7 @@ export class SyncClient extends EventEmitter {
   private stream: grpc.ClientDuplexStream<SyncRequest, SyncResponse__Output> | undefined;
   private pending: SyncResponse__Output | undefined;
   private applying: Promise<void> | undefined;
-  private cacheNext: CachedSnapshot | undefined;
+  private cacheNext: { entry: Omit<CachedSnapshot, 'view'>; viewJson: Buffer } | undefined;
   private cacheWriting: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = true;
@@ -267,22 +267,22 @@ export class SyncClient extends EventEmitter {
     this.setState({ version: r.versionInfo, fromCache: false, lastError: '', trustBundle: r.trustBundle });
     reply({ versionInfo: r.versionInfo, responseNonce: r.nonce });
     this.emit('applied', info);
-    this.saveCache({ version: r.versionInfo, typeUrl: r.typeUrl, trustBundle: r.trustBundle, savedAt: Date.now(), view });
+    this.saveCache({ version: r.versionInfo, typeUrl: r.typeUrl, trustBundle: r.trustBundle, savedAt: Date.now() }, r.resource);
   }
 
   /** Writes the cache off the apply path, one write at a time; when versions arrive
    *  faster than the disk takes them, intermediate ones are skipped (only the newest
    *  good snapshot matters after a restart). */
-  private saveCache(entry: CachedSnapshot): void {
-    this.cacheNext = entry;
+  private saveCache(entry: Omit<CachedSnapshot, 'view'>, viewJson: Buffer): void {
+    this.cacheNext = { entry, viewJson };
     if (this.cacheWriting) return;
     this.cacheWriting = (async () => {
       while (this.cacheNext) {
-        const e = this.cacheNext;
+        const { entry, viewJson } = this.cacheNext;
         this.cacheNext = undefined;
         try {
-          await this.cache.save(e);
-          this.emit('cached', e.version);
+          await this.cache.save(entry, viewJson);
+          this.emit('cached', entry.version);
         } catch (err) {
           this.log.warn({ err: describeError(err) }, 'cannot write the snapshot cache');
         }

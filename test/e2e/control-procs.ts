@@ -26,8 +26,8 @@ export function waitUntil<T>(check: () => T | undefined, subscribe: (wake: () =>
 
 export interface Control { proc: ChildProcess; port: number; adminPort: number; logs: string[]; exited: Promise<number | null>; waitLog(pred: (l: string) => boolean, what: string): Promise<string> }
 
-export async function startControl(cleanup: Cleanup, args: string[], port = 0): Promise<Control> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', '-e', "require('./agent/cli/main').main(process.argv.slice(1)).then((c) => { process.exitCode = c; })",
+export async function startControl(cleanup: Cleanup, args: string[], port = 0, nodeArgs: string[] = []): Promise<Control> {
+  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', '-e', "require('./agent/cli/main').main(process.argv.slice(1)).then((c) => { process.exitCode = c; })",
     'control', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   cleanup(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
