@@ -115,8 +115,8 @@ export class OutboundProxy {
     const routes = this.o.directory.lookup(origin.dstIp, origin.dstPort);
     switch (routes.declared) {
       case 'http': this.http1(s, routes, origin, null); return;
-      case 'http2': case 'grpc': this.h2.handle(s, routes, this.series(routes, origin), null, null); return;
-      case 'tcp': this.opaque(s, routes, null); return;
+      case 'http2': case 'grpc': this.h2.handle(s, routes, origin, this.series(routes, origin), null, null); return;
+      case 'tcp': this.opaque(s, routes, origin, null); return;
       default: this.detect(s, routes, origin);
     }
   }
@@ -130,14 +130,14 @@ export class OutboundProxy {
       const first = buf;
       switch (kind) {
         case Detected.Http1: this.http1(s, routes, origin, first); return;
-        case Detected.H2: this.h2.handle(s, routes, this.series(routes, origin), null, first); return;
+        case Detected.H2: this.h2.handle(s, routes, origin, this.series(routes, origin), null, first); return;
         case Detected.Tls: {
           const sni = first !== null ? parseSni(first) : null;
           const r = sni !== null && this.o.routeSni ? this.o.routeSni(sni, origin) : null;
-          this.opaque(s, r ?? routes, first);
+          this.opaque(s, r ?? routes, origin, first);
           return;
         }
-        default: this.opaque(s, routes, first);
+        default: this.opaque(s, routes, origin, first);
       }
     };
     const onData = (d: Buffer): void => {
@@ -152,17 +152,17 @@ export class OutboundProxy {
   }
 
   private http1(s: Socket, routes: ServiceRoutes, origin: Origin, first: Buffer | null): void {
-    new Downstream(s, { routes, series: this.series(routes, origin), authorize: null }, this.h1, this.sweeper, first);
+    new Downstream(s, { routes, series: this.series(routes, origin), authorize: null, origin }, this.h1, this.sweeper, first);
     s.resume();
   }
 
   /** Byte relay for TLS from the app and unknown protocols: L4 balancing over the service. */
-  private opaque(s: Socket, routes: ServiceRoutes, first: Buffer | null): void {
+  private opaque(s: Socket, routes: ServiceRoutes, origin: Origin, first: Buffer | null): void {
     const cluster = selectBackend(routes.fallback);
     const ep = cluster.pick(performance.now());
     if (ep === null) { s.destroy(); return; }
     let up: Socket | Duplex;
-    try { up = this.o.connect(ep.endpoint); } catch (e) {
+    try { up = this.o.connect(ep.endpoint, origin); } catch (e) {
       this.log.warn({ err: String(e) }, 'upstream connect failed');
       s.destroy();
       return;

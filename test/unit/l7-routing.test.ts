@@ -104,8 +104,9 @@ test('an outlier endpoint is ejected (datapath told) and comes back', async (t) 
   const good = await httpUpstream((_q, res) => res.end('good'));
   const bad = await httpUpstream((_q, res) => { res.statusCode = 500; res.end('bad'); });
   const events: { port: number; ejected: boolean }[] = [];
+  // Round robin so the failing endpoint keeps being tried (peak-EWMA would mostly avoid it).
   const p = await startProxy(view([service({ name: 'o', vip: VIP, port: 80, endpoints: [{ port: good.port }, { port: bad.port }] })], [], [{
-    key: 'test/tp', service: 'test/o', loadBalancer: 'P2C_PEAK_EWMA', tls: 'DISABLE',
+    key: 'test/tp', service: 'test/o', loadBalancer: 'ROUND_ROBIN', tls: 'DISABLE',
     outlierDetection: { consecutive5xx: 3, intervalMs: 50, baseEjectionTimeMs: 400, maxEjectionPercent: 50 },
   }]), { ip: VIP, port: 80 }, {}, (_svc, ep, ejected) => events.push({ port: ep.port, ejected }));
   const agent = new Agent({ keepAlive: true, maxSockets: 2 });

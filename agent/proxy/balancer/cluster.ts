@@ -3,7 +3,8 @@
 // It outlives snapshots: `update` keeps EndpointState (latency history, ejections,
 // pooled connections) for endpoints that stay.
 import { EndpointState, type Endpoint } from './endpoint';
-import { pickP2C } from './p2c';
+import { pickLeastRequest, pickP2C, pickRoundRobin } from './p2c';
+import type { LoadBalancerType } from '../../policy/snapshot';
 import { OutlierDetector, type EjectionListener, type OutlierSettings } from './outlier';
 import { RetryBudget } from '../routing/retry-budget';
 
@@ -20,6 +21,9 @@ export interface ClusterLimits {
 }
 
 export interface ClusterSettings {
+  /** Default P2C_PEAK_EWMA. MAGLEV (consistent hashing) is not implemented at L7 and
+   *  falls back to P2C; the kernel's L4 path does Maglev. */
+  loadBalancer?: LoadBalancerType;
   limits?: Partial<ClusterLimits>;
   outlier?: OutlierSettings;
   retryBudget?: { ratio: number; minRetriesPerSecond: number };
@@ -43,6 +47,8 @@ export class Cluster {
   active = 0;
   /** Requests refused by a circuit breaker (overflow). */
   overflows = 0;
+  private lb: LoadBalancerType = 'P2C_PEAK_EWMA';
+  private rr = 0;
   private budgetKey = '';
   private outlierKey = '';
 
@@ -63,6 +69,7 @@ export class Cluster {
     this.endpoints = [];
     for (const e of next) for (let i = 0; i < Math.max(1, Math.min(16, Math.round(e.weight))); i++) this.endpoints.push(e);
     this.limits = { ...DEFAULT_LIMITS, ...settings.limits };
+    this.lb = settings.loadBalancer ?? 'P2C_PEAK_EWMA';
     const b = settings.retryBudget ?? DEFAULT_BUDGET;
     const bk = `${b.ratio}/${b.minRetriesPerSecond}`;
     if (bk !== this.budgetKey) { this.budget = new RetryBudget(b.ratio, b.minRetriesPerSecond); this.budgetKey = bk; }
@@ -80,7 +87,14 @@ export class Cluster {
   /** Distinct endpoints (the rotation repeats weighted ones). */
   unique(): EndpointState[] { return [...new Set(this.endpoints)]; }
 
-  pick(now: number): EndpointState | null { return pickP2C(this.endpoints, now); }
+  pick(now: number): EndpointState | null {
+    switch (this.lb) {
+      case 'ROUND_ROBIN': return pickRoundRobin(this.endpoints, now, this.rr++);
+      case 'RANDOM': return pickRoundRobin(this.endpoints, now, (Math.random() * this.endpoints.length) | 0);
+      case 'LEAST_REQUEST': return pickLeastRequest(this.endpoints, now);
+      default: return pickP2C(this.endpoints, now);
+    }
+  }
 
   close(): void { this.outlier?.close(); }
 }

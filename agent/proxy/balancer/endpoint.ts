@@ -11,6 +11,8 @@ export interface Endpoint {
   meta?: Record<string, string>;
 }
 
+export interface Drainable { drain(): void }
+
 /** Decay time constant of the latency estimate (Linkerd uses 10 s). */
 const TAU_MS = 10_000;
 /** Latency assumed for an endpoint never measured, so new ones are tried but not flooded. */
@@ -27,17 +29,34 @@ export class EndpointState {
   /** 0 when in rotation; otherwise performance.now() when the ejection ends. */
   ejectedUntil = 0;
   ejections = 0;
-  /** Connection pools, owned by the protocol layers (HTTP/1.1 pool, HTTP/2 sessions);
-   *  kept here so a pick leads to its pool without a map lookup per request. */
-  h1: unknown = null;
-  h2: unknown = null;
+  /** Connection pools, owned by the protocol layers (HTTP/1.1 pools, HTTP/2 sessions),
+   *  keyed by the source cgroup: upstream transports may carry the source's identity
+   *  (mTLS client certificate), so connections are never shared across sources. */
+  readonly h1 = new Map<bigint | number, Drainable>();
+  readonly h2 = new Map<bigint | number, Drainable>();
+
+  /** Closes idle connections of both protocols (endpoint removed or shutdown). */
+  drain(): void {
+    for (const p of this.h1.values()) p.drain();
+    for (const p of this.h2.values()) p.drain();
+    this.h1.clear();
+    this.h2.clear();
+  }
 
   constructor(readonly endpoint: Endpoint, readonly weight = 1) {
     this.key = `${endpoint.ip}:${endpoint.port}`;
   }
 
-  /** The cost P2C compares: expected latency scaled by queue depth. */
-  cost(): number { return this.ewma * (this.inflight + 1); }
+  /**
+   * The cost P2C compares: expected latency scaled by queue depth. The estimate decays
+   * while an endpoint gets no traffic (as Finagle's peak EWMA), so an endpoint that
+   * lost a comparison once is probed again later instead of starving; one never
+   * measured costs only its queue, so a new endpoint is tried at once.
+   */
+  cost(now: number): number {
+    if (this.stamp === 0) return this.inflight * DEFAULT_RTT_MS;
+    return this.ewma * Math.exp(-(now - this.stamp) / TAU_MS) * (this.inflight + 1);
+  }
 
   /**
    * Folds one latency sample in. Peak-sensitive: a slower sample replaces the estimate

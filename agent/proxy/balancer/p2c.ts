@@ -12,13 +12,32 @@ export function pickP2C(eps: readonly EndpointState[], now: number): EndpointSta
   let b = eps[(Math.random() * (n - 1)) | 0]!;
   if (b === a) b = eps[n - 1]!;
   const okA = available(a, now), okB = available(b, now);
-  if (okA && okB) return a.cost() <= b.cost() ? a : b;
+  if (okA && okB) return a.cost(now) <= b.cost(now) ? a : b;
   if (okA) return a;
   if (okB) return b;
   // Both samples ejected: fall back to a scan so a mostly-ejected cluster still serves.
   let best: EndpointState | null = null;
-  for (const e of eps) if (available(e, now) && (best === null || e.cost() < best.cost())) best = e;
+  for (const e of eps) if (available(e, now) && (best === null || e.cost(now) < best.cost(now))) best = e;
   return best;
+}
+
+/** Round robin over the rotation, skipping ejected endpoints. */
+export function pickRoundRobin(eps: readonly EndpointState[], now: number, start: number): EndpointState | null {
+  for (let i = 0; i < eps.length; i++) {
+    const e = eps[(start + i) % eps.length]!;
+    if (available(e, now)) return e;
+  }
+  return null;
+}
+
+/** Least request: P2C on in-flight count only (Envoy's LEAST_REQUEST). */
+export function pickLeastRequest(eps: readonly EndpointState[], now: number): EndpointState | null {
+  const n = eps.length;
+  if (n <= 1) return pickRoundRobin(eps, now, 0);
+  const a = eps[(Math.random() * n) | 0]!, b = eps[(Math.random() * n) | 0]!;
+  const okA = available(a, now), okB = available(b, now);
+  if (okA && okB) return a.inflight <= b.inflight ? a : b;
+  return okA ? a : okB ? b : pickRoundRobin(eps, now, (Math.random() * n) | 0);
 }
 
 function available(e: EndpointState, now: number): boolean {

@@ -33,7 +33,7 @@ export class ConnectionPool<C extends PooledConnection> {
     const cl = this.cluster;
     if (cl.connections < cl.limits.maxConnections) {
       cl.connections++;
-      this.acquired = this.create(this.endpoint);
+      try { this.acquired = this.create(this.endpoint); } catch (e) { cl.connections--; throw e; }
       return Acquire.Ready;
     }
     if (cl.pending >= cl.limits.maxPendingRequests) { cl.overflows++; return Acquire.Overflow; }
@@ -61,7 +61,9 @@ export class ConnectionPool<C extends PooledConnection> {
     if (w !== undefined) {
       this.cluster.pending--;
       this.cluster.connections++;
-      w.onPoolConnection(this.create(this.endpoint));
+      let c: C | null = null;
+      try { c = this.create(this.endpoint); } catch { this.cluster.connections--; }
+      w.onPoolConnection(c);
     }
   }
 

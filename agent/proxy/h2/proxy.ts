@@ -17,6 +17,7 @@ import type { AccessLog } from '../routing/access-log';
 import { Tracer } from '../routing/tracing';
 import type { Logger } from '../../telemetry/logger';
 import { parseGrpcTimeout } from './grpc-timeout';
+import type { Origin } from '../outbound';
 
 export interface H2Options {
   connect: Connector;
@@ -33,6 +34,7 @@ export interface H2Options {
 
 export interface H2Conn {
   routes: ServiceRoutes;
+  origin: Origin;
   series: RequestSeries | null;
   /** Inbound L7 authorization; null on the outbound side. */
   authorize: ((r: RequestView) => boolean) | null;
@@ -58,7 +60,11 @@ class StreamView implements RequestView {
   header(n: string): string | undefined { const v = this.h[n === 'host' ? ':authority' : n]; return Array.isArray(v) ? v[0] : v; }
 }
 
-interface SessionSlot { session: ClientHttp2Session }
+/** One multiplexed session per (endpoint, source); drain() closes it gracefully. */
+class SessionSlot {
+  constructor(readonly session: ClientHttp2Session) {}
+  drain(): void { this.session.close(); }
+}
 
 interface ConnState { conn: H2Conn; resets: number; resetWindow: number; session: ServerHttp2Session | null }
 
@@ -83,22 +89,22 @@ export class H2Proxy {
   }
 
   /** Takes over an accepted socket; `initial` are bytes already read (the preface). */
-  handle(sock: Socket, routes: ServiceRoutes, series: RequestSeries | null, authorize: H2Conn['authorize'], initial: Buffer | null): void {
+  handle(sock: Socket, routes: ServiceRoutes, origin: Origin, series: RequestSeries | null, authorize: H2Conn['authorize'], initial: Buffer | null): void {
     if (initial !== null) sock.unshift(initial);
     // The server creates the session synchronously inside 'connection'.
-    this.next = { conn: { routes, series, authorize }, resets: 0, resetWindow: 0, session: null };
+    this.next = { conn: { routes, origin, series, authorize }, resets: 0, resetWindow: 0, session: null };
     // No resume(): the session reads from the socket handle itself and takes what is
     // buffered (the unshifted preface) on the next tick; flowing mode would drop it.
     this.server.emit('connection', sock);
     this.next = null;
   }
 
-  private sessionFor(ep: EndpointState): ClientHttp2Session {
-    const slot = ep.h2 as SessionSlot | null;
-    if (slot !== null && !slot.session.closed && !slot.session.destroyed) return slot.session;
+  private sessionFor(ep: EndpointState, origin: Origin): ClientHttp2Session {
+    const slot = ep.h2.get(origin.cgroupId) as SessionSlot | undefined;
+    if (slot !== undefined && !slot.session.closed && !slot.session.destroyed) return slot.session;
     const session = http2.connect(`http://${ep.endpoint.ip}:${ep.endpoint.port}`, {
       createConnection: () => {
-        const s = this.o.connect(ep.endpoint);
+        const s = this.o.connect(ep.endpoint, origin);
         // Without this, Nagle + delayed ACK add ~40 ms to small gRPC frames.
         if (s instanceof NetSocket) s.setNoDelay(true);
         return s as Socket;
@@ -106,11 +112,14 @@ export class H2Proxy {
       settings: { enablePush: false, initialWindowSize: this.o.highWaterMark * 4 },
     });
     session.on('error', () => { /* surfaced on the streams */ });
-    const forget = (): void => { if ((ep.h2 as SessionSlot | null)?.session === session) ep.h2 = null; this.upstreamSessions.delete(session); };
+    const forget = (): void => {
+      if ((ep.h2.get(origin.cgroupId) as SessionSlot | undefined)?.session === session) ep.h2.delete(origin.cgroupId);
+      this.upstreamSessions.delete(session);
+    };
     session.on('close', forget);
     session.on('goaway', forget);
     this.upstreamSessions.add(session);
-    ep.h2 = { session } satisfies SessionSlot;
+    ep.h2.set(origin.cgroupId, new SessionSlot(session));
     return session;
   }
 
@@ -134,7 +143,7 @@ export class H2Proxy {
   }
 
   get options(): H2Options { return this.o; }
-  upstream(ep: EndpointState): ClientHttp2Session { return this.sessionFor(ep); }
+  upstream(ep: EndpointState, origin: Origin): ClientHttp2Session { return this.sessionFor(ep, origin); }
 
   close(): void {
     for (const s of this.upstreamSessions) s.destroy();
@@ -263,7 +272,7 @@ class H2Exchange {
     this.tryStarted = performance.now();
     let up: ClientHttp2Stream;
     try {
-      up = this.proxy.upstream(ep).request(this.outHeaders!, { endStream: false });
+      up = this.proxy.upstream(ep, this.state.conn.origin).request(this.outHeaders!, { endStream: false });
     } catch (e) {
       this.failUpstream(String(e), true);
       return;

@@ -21,6 +21,7 @@ import type { RequestSeries } from '../routing/metrics';
 import type { AccessLog } from '../routing/access-log';
 import { Tracer, type Span } from '../routing/tracing';
 import type { Logger } from '../../telemetry/logger';
+import type { Origin } from '../outbound';
 
 export interface Http1Options {
   connect: Connector;
@@ -40,6 +41,8 @@ export interface Http1Conn {
   series: RequestSeries | null;
   /** Inbound L7 authorization; null on the outbound side. */
   authorize: ((r: RequestView) => boolean) | null;
+  /** Where the connection was going and who opened it (passed to the connector). */
+  origin: Origin;
 }
 
 /** Requests whose head + body fit in this are kept for a retry. */
@@ -59,11 +62,12 @@ export class TimeoutSweeper {
   close(): void { clearInterval(this.timer); }
 }
 
-export function poolOf(ep: EndpointState, cluster: Cluster, connect: Connector): ConnectionPool<Upstream> {
-  let p = ep.h1 as ConnectionPool<Upstream> | null;
-  if (p === null) {
-    const pool: ConnectionPool<Upstream> = new ConnectionPool<Upstream>(cluster, ep, (e) => new Upstream(e, connect(e.endpoint), pool));
-    ep.h1 = p = pool;
+export function poolOf(ep: EndpointState, cluster: Cluster, connect: Connector, origin: Origin): ConnectionPool<Upstream> {
+  let p = ep.h1.get(origin.cgroupId) as ConnectionPool<Upstream> | undefined;
+  if (p === undefined) {
+    const pool: ConnectionPool<Upstream> = new ConnectionPool<Upstream>(cluster, ep, (e) => new Upstream(e, connect(e.endpoint, origin), pool));
+    ep.h1.set(origin.cgroupId, pool);
+    p = pool;
   }
   return p;
 }
@@ -246,8 +250,16 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     ep.inflight++;
     const timeout = this.tryTimeout();
     if (timeout > 0) this.timer = setTimeout(() => this.onTimeout(), timeout);
-    const pool = this.pool = poolOf(ep, cluster, this.o.connect);
-    const r = pool.acquire(this);
+    const pool = this.pool = poolOf(ep, cluster, this.o.connect, this.conn.origin);
+    let r: Acquire;
+    try { r = pool.acquire(this); } catch (e) {
+      // The connector refused (no identity yet, source not a workload...).
+      this.o.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'upstream connect refused');
+      this.endTry();
+      this.flags = 'connect_refused';
+      this.localResponse(503);
+      return;
+    }
     if (r === Acquire.Ready) this.attach(pool.acquired!);
     else if (r === Acquire.Overflow) { this.endTry(); this.flags = 'overflow'; this.localResponse(503); }
     else this.sock.pause();

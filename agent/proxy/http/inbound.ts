@@ -9,6 +9,10 @@ import type { H2Proxy } from '../h2/proxy';
 import type { Authorizer, Peer } from '../routing/authz';
 import type { ServiceRoutes } from '../routing/table';
 import type { RequestSeries } from '../routing/metrics';
+import type { Origin } from '../outbound';
+
+/** Inbound connections are not attributed to a local source cgroup. */
+const INBOUND_ORIGIN: Origin = { dstIp: '', dstPort: 0, cgroupId: 0 };
 
 const H2_PREFACE_START = Buffer.from('PRI * HTTP/2.0', 'latin1');
 
@@ -21,14 +25,14 @@ export class InboundL7 {
    * Serves one inbound connection. `routes` leads to the local workload (e.g.
    * L7Directory.lookup(workloadIp, port)); `authz` with `peer` decides per request.
    */
-  handle(sock: Socket | Duplex, routes: ServiceRoutes, peer: Peer, authz: Authorizer, series: RequestSeries | null): void {
+  handle(sock: Socket | Duplex, routes: ServiceRoutes, peer: Peer, authz: Authorizer, series: RequestSeries | null, origin: Origin = INBOUND_ORIGIN): void {
     const authorize = authz.forPeer(peer);
     sock.once('data', (first: Buffer) => {
       sock.pause();
       const n = Math.min(first.length, H2_PREFACE_START.length);
-      if (first.compare(H2_PREFACE_START, 0, n, 0, n) === 0) this.h2.handle(sock as Socket, routes, series, authorize, first);
+      if (first.compare(H2_PREFACE_START, 0, n, 0, n) === 0) this.h2.handle(sock as Socket, routes, origin, series, authorize, first);
       else {
-        new Downstream(sock, { routes, series, authorize }, this.h1, this.sweeper, first);
+        new Downstream(sock, { routes, series, authorize, origin }, this.h1, this.sweeper, first);
         sock.resume();
       }
     });

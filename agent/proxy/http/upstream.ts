@@ -9,8 +9,11 @@ import { Framing, HeadError, ResponseHead, findHeadEnd, parseResponseHead } from
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import type { ConnectionPool, PooledConnection } from '../balancer/pool';
 import type { EndpointState, Endpoint } from '../balancer/endpoint';
+import type { Origin } from '../outbound';
 
-export type Connector = (ep: Endpoint) => Socket | Duplex;
+/** Opens a transport to an endpoint on behalf of the connection's origin (the source
+ *  decides the identity of an mTLS tunnel). May throw a WeftError (refused). */
+export type Connector = (ep: Endpoint, origin: Origin) => Socket | Duplex;
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
 

@@ -54,7 +54,7 @@ function clusterSettings(tp: TrafficPolicyState | undefined): ClusterSettings {
   if (c.maxPendingRequests !== undefined) limits.maxPendingRequests = c.maxPendingRequests;
   if (c.maxRequests !== undefined) limits.maxRequests = c.maxRequests;
   if (c.maxRequestsPerConnection !== undefined) limits.maxRequestsPerConnection = c.maxRequestsPerConnection;
-  const s: ClusterSettings = { limits };
+  const s: ClusterSettings = { limits, loadBalancer: tp.loadBalancer };
   if (tp.outlierDetection) s.outlier = tp.outlierDetection;
   if (tp.retryBudget) s.retryBudget = tp.retryBudget;
   return s;
@@ -93,7 +93,7 @@ export class L7Directory {
           endpoint: { ip: e.address, port: e.ports[sp.name] ?? sp.targetPort, meta: { workload: e.workload, node: e.node, identity: e.identity, namespace: e.namespace } },
           weight: e.weight,
         })), clusterSettings(policies.get(svc.key)));
-        for (const r of removed) (r.h1 as { drain(): void } | null)?.drain();
+        for (const r of removed) r.drain();
       }
       return c;
     };
@@ -113,7 +113,7 @@ export class L7Directory {
       }
     }
     for (const [name, c] of this.clusters) {
-      if (!live.has(name) && !name.startsWith('passthrough:')) { c.close(); for (const e of c.unique()) (e.h1 as { drain(): void } | null)?.drain(); this.clusters.delete(name); }
+      if (!live.has(name) && !name.startsWith('passthrough:')) { c.close(); for (const e of c.unique()) e.drain(); this.clusters.delete(name); }
     }
     this.byDestination = next;
     this.version = view.version;
@@ -175,6 +175,6 @@ export class L7Directory {
   cluster(name: string): Cluster | undefined { return this.clusters.get(name); }
 
   close(): void {
-    for (const c of this.clusters.values()) { c.close(); for (const e of c.unique()) (e.h1 as { drain(): void } | null)?.drain(); }
+    for (const c of this.clusters.values()) { c.close(); for (const e of c.unique()) e.drain(); }
   }
 }
