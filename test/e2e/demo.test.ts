@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { spawnWeft, weftArgv, ROOT, type WeftProcess } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
+import { parsePromText } from '../../agent/demo/prom-text';
+import { buildFrame, quantile } from '../../agent/demo/frame';
 
 const SUMMARY = /^t=\d+s \|/;
 
@@ -157,4 +159,62 @@ test('weft demo: agents ready, traffic over mTLS, canary edit changes the split,
     const m = /connect_balanced=(\d+)/.exec(last);
     assert.ok(m && Number(m[1]) > 0, `connect_balanced is zero: ${last}`);
   });
+});
+
+// The view's arithmetic on real agent output: two /metrics scrapes, 1 s apart, of node-1
+// and node-3 recorded from a demo run (with the L7 path working through a local patch of
+// the connector break above, so every metric family is present). Expected numbers are
+// recomputed here from the raw text with plain regexes, not with the view's parser.
+const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'demo');
+
+function rawSum(text: string, name: string, has: string[]): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) || !has.every((h) => line.includes(h))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+test('live view frame from recorded agent metrics: rates, success, p99, mTLS pairs, kernel counters, snapshots', () => {
+  const text = (n: number, i: number) => readFileSync(join(FIX, `node-${n}.${i}.prom`), 'utf8');
+  for (const n of [1, 3]) {
+    const t0 = text(n, 0);
+    const samples = t0.split('\n').filter((l) => l && !l.startsWith('#')).length;
+    assert.equal(parsePromText(t0).length, samples, `node-${n}: every sample line parsed`);
+  }
+  const obs = (i: number) => ({
+    at: 1_000_000 + i * 1000,
+    agents: [1, 3].map((n) => ({ node: `node-${n}`, samples: parsePromText(text(n, i)) })),
+    loadgen: null,
+  });
+  const f = buildFrame(obs(0), obs(1), 1_000_000);
+
+  const catalog = f.services.find((s) => s.service === 'shop/catalog')!;
+  const reqs = (i: number, extra: string[] = []) => [1, 3].reduce((a, n) => a + rawSum(text(n, i), 'weft_requests_total', ['reporter="source"', 'destination_service="shop/catalog"', ...extra]), 0);
+  assert.equal(catalog.rps, reqs(1) - reqs(0));
+  assert.ok(catalog.rps > 0, 'catalog had traffic in the recorded second');
+  assert.equal(catalog.success, (reqs(1, ['response_code="200"']) - reqs(0, ['response_code="200"'])) / catalog.rps);
+  assert.ok(catalog.p99ms !== null && catalog.p99ms > 0 && catalog.p99ms <= 10_000);
+
+  const pairs = new Set<string>();
+  for (const n of [1, 3]) {
+    for (const line of text(n, 1).split('\n')) {
+      if (!line.startsWith('weft_tcp_connections_opened_total{') || !line.includes('reporter="destination"') || !line.includes('connection_security_policy="mutual_tls"')) continue;
+      pairs.add(`${/source_principal="([^"]+)"/.exec(line)![1]} → shop/${/destination_workload="([^"]+)"/.exec(line)![1]}`);
+    }
+  }
+  assert.ok(pairs.size > 0);
+  assert.deepEqual(new Set(f.mtls.map((p) => `${p.source} → ${p.destination}`)), pairs);
+
+  const balanced = [1, 3].reduce((a, n) => a + rawSum(text(n, 1), 'weft_bpf_connect_balanced_total', []), 0);
+  assert.equal(f.bpf.connect_balanced!.total, balanced);
+  for (const a of f.agents) assert.match(a.snapshot ?? '', /^[0-9a-f]{16}$/);
+});
+
+test('p99 interpolates inside the bucket that holds the 99th percentile', () => {
+  const b = new Map<number, number>([[0.005, 50], [0.01, 99], [0.025, 100], [Infinity, 100]]);
+  assert.equal(quantile(0.99, b), 0.01);
+  assert.equal(quantile(0.5, b), 0.005);
+  assert.equal(quantile(0.99, new Map([[Infinity, 0]])), null);
 });
