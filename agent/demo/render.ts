@@ -33,7 +33,7 @@ export function plainLine(f: Frame): string {
     parts.push(client('checkout', c.checkout));
     const pd = c.paymentsDirect;
     const n = Object.values(pd.outcomes).reduce((a, b) => a + b, 0);
-    parts.push(`loadgen->payments refused ${Math.round((pd.success ?? 0) * n)}/${n}${n ? ` [${outcomes(pd.outcomes)}]` : ''}`);
+    parts.push(`loadgen->payments failed ${Math.round((pd.success ?? 0) * n)}/${n}${n ? ` [${outcomes(pd.outcomes)}]` : ''}`);
   }
   parts.push(`mtls pairs=${f.mtls.length} new=${num(f.mtls.reduce((a, p) => a + p.newPerSec, 0))}/s`);
   parts.push(`denied=${num(f.denials.reduce((a, d) => a + d.perSec, 0))}/s`);
@@ -81,7 +81,7 @@ export function screen(f: Frame, recent: string[], width = 120): string {
     L.push(`  ${client('checkout', c.checkout)}`);
     L.push(`  catalog answered by   this second: ${versions(c.versions) || '-'}   since start: ${versions(c.versionsTotal) || '-'}`);
     const pd = c.paymentsDirect;
-    L.push(`  loadgen → payments    refused by the mesh: ${pct(pd.success)} ${outcomes(pd.outcomes)}`);
+    L.push(`  loadgen → payments    failed (all must: only frontend may call it): ${pct(pd.success)} ${outcomes(pd.outcomes)}`);
   }
   L.push('');
   L.push('mTLS IDENTITIES (verified at the destination)            conns   new/s');
