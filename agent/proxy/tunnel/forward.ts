@@ -111,8 +111,7 @@ export class LocalForwarder {
   }
 
   /** The same-node path: a connected, authorized, metered socket to the local workload,
-   *  or a WeftError (PERMISSION when refused, UNAVAILABLE when it cannot connect). The
-   *  socket is paused: pipe it (pipe() resumes it). */
+   *  or a WeftError (PERMISSION when refused, UNAVAILABLE when it cannot connect). */
   async open(req: Omit<ForwardRequest, 'security'>): Promise<Socket> {
     const r = await this.forward({ ...req, security: 'none' });
     if (r.ok) return r.upstream;

@@ -78,9 +78,8 @@ export function meterSocket(upstream: Socket, meter: ConnectionMeter): void {
     const w = upstream.bytesWritten;
     if (w > written) { meter.received(w - written); written = w; }
   };
-  upstream.on('data', (chunk: Buffer) => { meter.sent(chunk.length); flushWritten(); });
-  // A 'data' listener starts the flow; stay paused until the consumer pipes the socket,
-  // or bytes that arrive before then would be counted and dropped.
-  upstream.pause();
+  // Attaching a 'data' listener would start the flow before the consumer is there (and
+  // bytes arriving meanwhile would be dropped): count only once the consumer starts it.
+  upstream.once('resume', () => upstream.on('data', (chunk: Buffer) => { meter.sent(chunk.length); flushWritten(); }));
   upstream.once('close', () => { flushWritten(); meter.closed(); });
 }
