@@ -1,6 +1,6 @@
 // Control API metrics on their own prom-client registry (not the global one), so several
 // servers in one process (tests) do not collide and /metrics shows only control series.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class ControlMetrics {
   readonly registry = new Registry();
@@ -12,6 +12,11 @@ export class ControlMetrics {
   readonly pushes = new Counter({ name: 'weft_control_pushes_total', help: 'Snapshots sent to agents.', registers: [this.registry] });
   readonly acks = new Counter({ name: 'weft_control_acks_total', help: 'Snapshots acknowledged by agents.', registers: [this.registry] });
   readonly nacks = new Counter({ name: 'weft_control_nacks_total', help: 'Snapshots rejected by agents.', registers: [this.registry] });
+
+  constructor() {
+    // Process metrics (RSS, heap, external memory, event-loop lag) for the control process.
+    collectDefaultMetrics({ register: this.registry });
+  }
 
   setVersion(version: string): void {
     this.snapshotVersion.reset();

@@ -135,6 +135,8 @@ async function run(shape: MeshShape, changes: number, label: string) {
     process.stderr.write(`[${label}] change ${i}/${changes}: last ACK after ${latencies.at(-1)} ms\n`);
   }
   const mem = procMemMb(control.proc.pid!);
+  const heapMb = (await metricValue(control.adminPort, 'nodejs_heap_size_used_bytes')) / 1048576;
+  const externalMb = (await metricValue(control.adminPort, 'nodejs_external_memory_bytes')) / 1048576;
   const compileSum = await metricValue(control.adminPort, 'weft_control_compile_duration_seconds_sum');
   const compileCount = await metricValue(control.adminPort, 'weft_control_compile_duration_seconds_count');
   control.proc.kill('SIGTERM');
@@ -146,7 +148,7 @@ async function run(shape: MeshShape, changes: number, label: string) {
     changeToSnapshotMs: { p50: percentile(toAdopted, 50), p99: percentile(toAdopted, 99) },
     changeToLastSendMs: { p50: percentile(toSent, 50), p99: percentile(toSent, 99) },
     changeToLastAckMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), samples: latencies },
-    controlRssMb: { afterStart: memAfterStart.rss, end: mem.rss, peak: mem.peak },
+    controlRssMb: { afterStart: memAfterStart.rss, end: mem.rss, peak: mem.peak, heapUsedEnd: heapMb, externalEnd: externalMb },
   };
 }
 
