@@ -152,7 +152,10 @@ export class OutboundProxy {
   }
 
   private http1(s: Socket, routes: ServiceRoutes, origin: Origin, first: Buffer | null): void {
-    new Downstream(s, { routes, series: this.series(routes, origin), authorize: null, origin }, this.h1, this.sweeper, first);
+    // Routes are looked up per request, not once per connection: a keep-alive client
+    // must see new route weights and matches as soon as a snapshot is applied.
+    const directory = this.o.directory;
+    new Downstream(s, { get routes() { return directory.lookup(origin.dstIp, origin.dstPort); }, series: this.series(routes, origin), authorize: null, origin }, this.h1, this.sweeper, first);
     s.resume();
   }
 
