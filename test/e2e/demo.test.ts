@@ -16,16 +16,11 @@ import { buildFrame, quantile } from '../../agent/demo/frame';
 
 const SUMMARY = /^t=\d+s \|/;
 
-// Known breaks in the agent (reported), which make two checks below TODO: they run and
-// print their result but do not fail the suite. Drop the todo once they pass.
-//  - Route tables are pinned per downstream connection: proxy/http/downstream.ts keeps
-//    the ServiceRoutes looked up at accept time for the whole keep-alive connection, so
-//    new route weights never reach a client with pooled connections (the frontend →
-//    catalog split stays 90/10 after the edit although every agent has the new snapshot).
+// Known break in the agent (reported), which makes one check below TODO: it runs and
+// prints its result but does not fail the suite. Drop the todo once it passes.
 //  - Inbound authorization is L4 only (proxy/tunnel/authz.ts): an ALLOW rule with
 //    `paths` matches nothing there, so payments refuses the frontend too and every
 //    checkout fails (502), which takes the frontend's success rate to ~90 %.
-const ROUTES_PINNED = { todo: 'proxy keeps per-connection routes: new weights do not reach keep-alive clients' };
 const L4_ONLY_AUTHZ = { todo: 'inbound authz is L4 only: payments (ALLOW with paths) refuses the frontend, checkouts fail' };
 
 /** Sums one `name a=N b=M` group of the per-second client catalog counts. */
@@ -137,7 +132,7 @@ test('weft demo: agents ready, traffic over mTLS, canary edit changes the split,
     assert.ok(ok / all >= 0.95, `frontend success ${(100 * ok / all).toFixed(1)}%:\n${out}`);
   });
 
-  await t.test('canary split seen by the client: ~10 % v2 before the edit, ~50 % after', ROUTES_PINNED, () => {
+  await t.test('canary split seen by the client: ~10 % v2 before the edit, ~50 % after', () => {
     const pre = split(summaries.filter(({ i }) => i < editedAt).slice(1).map(({ l }) => l));
     const post = split(summaries.filter(({ i }) => i > changedAt + 1).map(({ l }) => l));
     const share = (x: { v1: number; v2: number }) => x.v2 / Math.max(1, x.v1 + x.v2);
