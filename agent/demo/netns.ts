@@ -39,8 +39,3 @@ export function destroyNetns(name: string): void {
   }
   ip(['netns', 'del', name]);
 }
-
-/** Processes inside `ns` (an empty list once it is gone). */
-export function netnsPids(name: string): number[] {
-  try { return ip(['netns', 'pids', name]).split('\n').filter(Boolean).map(Number); } catch { return []; }
-}

@@ -42,15 +42,13 @@ export interface DemoPlan {
   skipped: string[];
 }
 
-export const FABRIC_SUBNET = '10.249.0.0/24';
+// The fabric is 10.249.0.0/24: node N is .N, the fabric namespace itself .254.
 const FABRIC_PREFIX = '10.249.0';
 /** The fabric namespace's own address: the control API listens here. */
 export const FABRIC_HOST_IP = `${FABRIC_PREFIX}.254`;
 export const CONTROL_PORT = 15010;
 export const ADMIN_PORT = 15020;
 export const DEMO_NAMESPACE = 'shop';
-
-export function nodeName(index: number): string { return `node-${index}`; }
 
 function subnetOf(address: string): string {
   return `${address.split('.').slice(0, 3).join('.')}.0/24`;
@@ -72,7 +70,7 @@ export function planDemo(policiesDir: string, nodeCount: number): DemoPlan {
   }
 
   const nodes: NodePlan[] = [];
-  for (let i = 1; i <= nodeCount; i++) nodes.push({ name: nodeName(i), index: i, fabricIp: `${FABRIC_PREFIX}.${i}`, subnets: [], apps: [] });
+  for (let i = 1; i <= nodeCount; i++) nodes.push({ name: `node-${i}`, index: i, fabricIp: `${FABRIC_PREFIX}.${i}`, subnets: [], apps: [] });
   const skipped: string[] = [];
   for (const w of workloads) {
     const ns = w.metadata.namespace ?? 'default';

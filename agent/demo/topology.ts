@@ -12,7 +12,7 @@
 import { createNetns, destroyNetns, ip, listNetns } from './netns';
 import { FABRIC_HOST_IP, type DemoPlan } from './plan';
 
-export const DEMO_PREFIX = 'weft-demo-';
+const DEMO_PREFIX = 'weft-demo-';
 
 export interface Topology {
   prefix: string;
@@ -70,14 +70,10 @@ export function destroyTopology(topo: Pick<Topology, 'prefix'>): string[] {
 export function demoNamespaces(): Map<number, string[]> {
   const byPid = new Map<number, string[]>();
   for (const ns of listNetns()) {
-    const m = /^weft-demo-(\d+)-/.exec(ns);
+    const m = new RegExp(`^${DEMO_PREFIX}(\\d+)-`).exec(ns);
     if (!m) continue;
     const pid = Number(m[1]);
     byPid.set(pid, [...(byPid.get(pid) ?? []), ns]);
   }
   return byPid;
-}
-
-export function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
