@@ -72,7 +72,9 @@ class SyncStream {
     this.svc.log.info({ node: req.node, has: req.versionInfo || undefined }, 'agent connected');
     // Headers now, so the agent learns it is connected before the first push.
     this.call.sendMetadata(new Metadata());
-    void this.push();
+    // Through the paced fan-out, not directly: after a control API restart all agents
+    // say hello at once, and fifty views built and queued together are the memory peak.
+    void this.svc.fanOut();
   }
 
   private answer(req: SyncRequest__Output): void {
@@ -162,7 +164,7 @@ export class SyncService {
    * drain within SLOW_WRITE_MS stops counting, so one stuck agent cannot stall the rest.
    * A version that lands mid-pass starts another pass.
    */
-  private async fanOut(): Promise<void> {
+  async fanOut(): Promise<void> {
     if (this.fanning) { this.fanAgain = true; return; }
     this.fanning = true;
     const started = performance.now();
