@@ -30,6 +30,10 @@ export interface H2Options {
   maxResetsPerSecond: number;
   /** Per-stream buffering in each direction. */
   highWaterMark: number;
+  /** Streams on one upstream session before another session is opened... */
+  streamsPerSession: number;
+  /** ...up to this many sessions per (endpoint, source). */
+  sessionsPerEndpoint: number;
 }
 
 export interface H2Conn {
@@ -60,10 +64,14 @@ class StreamView implements RequestView {
   header(n: string): string | undefined { const v = this.h[n === 'host' ? ':authority' : n]; return Array.isArray(v) ? v[0] : v; }
 }
 
-/** One multiplexed session per (endpoint, source); drain() closes it gracefully. */
-class SessionSlot {
-  constructor(readonly session: ClientHttp2Session) {}
-  drain(): void { this.session.close(); }
+/** An upstream HTTP/2 session and the streams open on it. */
+interface UpstreamSession { session: ClientHttp2Session; active: number }
+
+/** The sessions to one (endpoint, source); drain() closes them gracefully. */
+class SessionGroup {
+  sessions: UpstreamSession[] = [];
+  remove(u: UpstreamSession): void { const i = this.sessions.indexOf(u); if (i >= 0) this.sessions.splice(i, 1); }
+  drain(): void { for (const u of this.sessions.splice(0)) u.session.close(); }
 }
 
 interface ConnState { conn: H2Conn; resets: number; resetWindow: number; session: ServerHttp2Session | null }
@@ -76,7 +84,10 @@ export class H2Proxy {
   private readonly upstreamSessions = new Set<ClientHttp2Session>();
 
   constructor(o: Partial<H2Options> & Pick<H2Options, 'connect' | 'logger' | 'accessLog' | 'tracer'>) {
-    this.o = { maxConcurrentStreams: 256, maxHeaderListSize: 16 * 1024, maxResetsPerSecond: 200, highWaterMark: 64 * 1024, ...o };
+    this.o = {
+      maxConcurrentStreams: 256, maxHeaderListSize: 16 * 1024, maxResetsPerSecond: 200, highWaterMark: 64 * 1024,
+      streamsPerSession: 16, sessionsPerEndpoint: 8, ...o,
+    };
     this.server = http2.createServer({
       settings: { maxConcurrentStreams: this.o.maxConcurrentStreams, maxHeaderListSize: this.o.maxHeaderListSize },
       maxSessionInvalidFrames: 100, maxSessionRejectedStreams: 100,
@@ -99,9 +110,14 @@ export class H2Proxy {
     this.next = null;
   }
 
-  private sessionFor(ep: EndpointState, origin: Origin): ClientHttp2Session {
-    const slot = ep.h2.get(origin.cgroupId) as SessionSlot | undefined;
-    if (slot !== undefined && !slot.session.closed && !slot.session.destroyed) return slot.session;
+  private sessionFor(ep: EndpointState, origin: Origin): UpstreamSession {
+    let group = ep.h2.get(origin.cgroupId) as SessionGroup | undefined;
+    if (group === undefined) { group = new SessionGroup(); ep.h2.set(origin.cgroupId, group); }
+    // Least-loaded live session; a new one when all are busy. Many streams on one
+    // session serialise on one upstream connection (and one server event loop turn).
+    let best: UpstreamSession | null = null;
+    for (const u of group.sessions) if (best === null || u.active < best.active) best = u;
+    if (best !== null && (best.active < this.o.streamsPerSession || group.sessions.length >= this.o.sessionsPerEndpoint)) return best;
     const session = http2.connect(`http://${ep.endpoint.ip}:${ep.endpoint.port}`, {
       createConnection: () => {
         const s = this.o.connect(ep.endpoint, origin);
@@ -111,16 +127,14 @@ export class H2Proxy {
       },
       settings: { enablePush: false, initialWindowSize: this.o.highWaterMark * 4 },
     });
+    const u: UpstreamSession = { session, active: 0 };
     session.on('error', () => { /* surfaced on the streams */ });
-    const forget = (): void => {
-      if ((ep.h2.get(origin.cgroupId) as SessionSlot | undefined)?.session === session) ep.h2.delete(origin.cgroupId);
-      this.upstreamSessions.delete(session);
-    };
+    const forget = (): void => { group!.remove(u); this.upstreamSessions.delete(session); };
     session.on('close', forget);
     session.on('goaway', forget);
     this.upstreamSessions.add(session);
-    ep.h2.set(origin.cgroupId, new SessionSlot(session));
-    return session;
+    group.sessions.push(u);
+    return u;
   }
 
   private onStream(down: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
@@ -143,7 +157,7 @@ export class H2Proxy {
   }
 
   get options(): H2Options { return this.o; }
-  upstream(ep: EndpointState, origin: Origin): ClientHttp2Session { return this.sessionFor(ep, origin); }
+  upstream(ep: EndpointState, origin: Origin): UpstreamSession { return this.sessionFor(ep, origin); }
 
   close(): void {
     for (const s of this.upstreamSessions) s.destroy();
@@ -271,12 +285,16 @@ class H2Exchange {
     this.attempts++;
     this.tryStarted = performance.now();
     let up: ClientHttp2Stream;
+    let us: UpstreamSession;
     try {
-      up = this.proxy.upstream(ep, this.state.conn.origin).request(this.outHeaders!, { endStream: false });
+      us = this.proxy.upstream(ep, this.state.conn.origin);
+      up = us.session.request(this.outHeaders!, { endStream: false });
     } catch (e) {
       this.failUpstream(String(e), true);
       return;
     }
+    us.active++;
+    up.once('close', () => { us.active--; });
     this.up = up;
     up.on('response', (h) => { if (this.up === up) this.onResponse(h); });
     up.on('trailers', (t) => { if (this.up !== up) return; this.trailers = filterHeaders(t); const g = t['grpc-status']; if (g !== undefined) this.grpcStatus = Number(g); });

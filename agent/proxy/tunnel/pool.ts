@@ -75,17 +75,27 @@ export class TunnelPool {
     let context: SecureContext | null;
     try { context = this.opts.contextFor(req.sourceIdentity); } catch (e) { return Promise.reject(e); }
     if (!context) return Promise.reject(new WeftError('WEFT_ERR_IDENTITY', `no certificate for ${req.sourceIdentity}`));
-    const pooled = this.acquire(req, context);
     const authority = req.target.ip.includes(':') ? `[${req.target.ip}]:${req.target.port}` : `${req.target.ip}:${req.target.port}`;
     const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':authority': authority };
     const baggage = baggageFor(req.sourceWorkload);
     if (baggage) headers.baggage = baggage;
+    return this.attempt(req, context, headers, authority, true);
+  }
+
+  /** One CONNECT on a pooled session. A pooled session can die under a request (the peer
+   *  closed it, a reset raced the request): nothing reached the workload then, so the
+   *  request is retried once on a fresh session. A fresh session's failure (handshake
+   *  refused, peer down) is final. */
+  private attempt(req: TunnelRequest, context: SecureContext, headers: http2.OutgoingHttpHeaders, authority: string, mayRetry: boolean): Promise<Duplex> {
+    const pooled = this.acquire(req, context);
+    const reused = !pooled.session.connecting;
     return new Promise((resolve, reject) => {
       let stream: http2.ClientHttp2Stream;
       try {
         stream = pooled.session.request(headers, { endStream: false });
       } catch (e) {
         this.retire(pooled, 'request failed');
+        if (mayRetry && reused) { this.attempt(req, context, headers, authority, false).then(resolve, reject); return; }
         reject(new WeftError('WEFT_ERR_UNAVAILABLE', `tunnel to ${req.nodeAddress.host}:${req.nodeAddress.port} failed: ${describeError(e)}`, { cause: e }));
         return;
       }
@@ -93,6 +103,12 @@ export class TunnelPool {
       const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), this.opts.connectTimeoutMs);
       const fail = (e: Error) => {
         clearTimeout(timer);
+        if (mayRetry && reused && (pooled.session.closed || pooled.session.destroyed)) {
+          pooled.usable = false;
+          this.log.debug({ err: describeError(e) }, 'pooled session failed under a request; retrying on a new one');
+          this.attempt(req, context, headers, authority, false).then(resolve, reject);
+          return;
+        }
         reject(new WeftError('WEFT_ERR_UNAVAILABLE', `tunnel to ${authority} via ${req.nodeAddress.host}:${req.nodeAddress.port} failed: ${describeError(e)}`, { cause: e }));
       };
       const closedEarly = () => fail(new Error(`stream closed before a response (code ${stream.rstCode})`));
