@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import type { ClientHttp2Stream } from 'node:http2';
 import { Registry } from 'prom-client';
 import { CertificateAuthority } from '../../agent/identity/ca';
 import { IdentityManager } from '../../agent/identity/manager';
@@ -220,4 +221,15 @@ test('tunnel: the outbound side accepts only a node identity (or the expected on
   await assert.rejects(f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: { ...nodeB(f), identity: NODE_A }, target }),
     (e) => isWeftError(e, 'WEFT_ERR_UNAVAILABLE'), 'a node identity other than the expected one');
   assert.equal(await roundTrip(await f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: { ...nodeB(f), identity: NODE_B }, target }), 'x'), 'x');
+});
+
+test('tunnel: a pooled session that died under a request is replaced without failing the request', async (t) => {
+  const f = await setup(t);
+  const target = { ip: '127.0.0.1', port: f.echoPort };
+  const first = await f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: nodeB(f), target }) as ClientHttp2Stream;
+  assert.equal(await roundTrip(first, 'one'), 'one');
+  // The pooled session dies; the pool has not seen it close yet (that event comes later).
+  first.session!.destroy();
+  assert.equal(await roundTrip(await f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: nodeB(f), target }), 'two'), 'two');
+  assert.equal(f.a.pool.handshakes, 2);
 });
