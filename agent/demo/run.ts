@@ -171,9 +171,13 @@ function fetchIn(ns: string, url: string): Promise<string> {
 /** Namespaces (with anything still inside), then every node's pins and cgroups. */
 function removeAll(topo: Topology | null, plan: DemoPlan): string[] {
   const problems = topo ? destroyTopology(topo) : [];
-  const { Datapath } = require('../datapath/datapath') as typeof import('../datapath/datapath');
-  for (const n of plan.nodes) {
-    try { Datapath.cleanup(n.name); } catch (e) { problems.push(describeError(e)); }
+  try {
+    const { Datapath } = require('../datapath/datapath') as typeof import('../datapath/datapath');
+    for (const n of plan.nodes) {
+      try { Datapath.cleanup(n.name); } catch (e) { problems.push(describeError(e)); }
+    }
+  } catch (e) {
+    problems.push(`cannot load the datapath module to remove the nodes' pins and cgroups: ${describeError(e)}`);
   }
   return problems;
 }

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
@@ -211,4 +211,29 @@ test('p99 interpolates inside the bucket that holds the 99th percentile', () => 
   assert.equal(quantile(0.99, b), 0.01);
   assert.equal(quantile(0.5, b), 0.005);
   assert.equal(quantile(0.99, new Map([[Infinity, 0]])), null);
+});
+
+test('a crashed demo\'s leftovers: weft demo refuses to start beside them, weft demo --cleanup removes them', { timeout: 60_000 }, async (t) => {
+  if (!requires(t, { netns: true, commands: ['nsenter'] })) return;
+  // A namespace as a killed demo leaves it: named after a pid that no longer runs.
+  let dead = 4_000_000;
+  while (existsSync(`/proc/${dead}`)) dead++;
+  const ns = `weft-demo-${dead}-node-1`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.after(() => { try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* removed by the test */ } });
+  const weft = (...args: string[]) => {
+    const [cmd, ...rest] = weftArgv(...args);
+    const r = spawnSync(cmd!, rest, { cwd: ROOT, encoding: 'utf8' });
+    return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+  const refused = weft('demo', '--no-tty', '--duration', '1');
+  assert.equal(refused.code, 1, refused.out);
+  assert.match(refused.out, new RegExp(`a previous demo left things behind: network namespaces ${ns}`));
+  assert.match(refused.out, /weft demo --cleanup/);
+  assert.ok(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).includes(ns), 'the refusal changed nothing');
+
+  const cleaned = weft('demo', '--cleanup');
+  assert.equal(cleaned.code, 0, cleaned.out);
+  assert.match(cleaned.out, new RegExp(`removed namespace ${ns}`));
+  assert.ok(!execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).includes(ns));
 });
