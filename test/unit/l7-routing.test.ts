@@ -12,6 +12,9 @@ import { service, view, route, startProxy, httpUpstream, rawExchange } from './l
 import { RequestMetrics } from '../../agent/proxy/routing/metrics';
 import { Tracer } from '../../agent/proxy/routing/tracing';
 import { rootLogger } from '../../agent/telemetry/logger';
+import { AccessLog } from '../../agent/proxy/routing/access-log';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 
 const VIP = '10.96.1.1';
 
@@ -271,4 +274,23 @@ test('route idle timeout closes a stalled exchange; circuit breaker overflows wi
   assert.match(third.data.toString(), /^HTTP\/1\.1 503 /);
   await Promise.all(held);
   assert.ok(p.directory.cluster('test/cb:80')!.overflows >= 1);
+});
+
+test('access log: JSON lines through pino, sampled, errors always logged', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({ write(chunk, _e, cb) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+  const up = await httpUpstream((req, res) => { res.statusCode = req.url === '/err' ? 503 : 200; res.end('x'); });
+  const p = await startProxy(view([service({ name: 'l', vip: VIP, port: 80, endpoints: [{ port: up.port }] })]), { ip: VIP, port: 80 },
+    { accessLog: new AccessLog({ logger: pino({ base: null }, sink), sampleRate: 0, logErrors: true }) });
+  const agent = new Agent({ keepAlive: true });
+  t.after(async () => { agent.destroy(); await p.close(); await up.close(); });
+  for (let i = 0; i < 20; i++) await get(p.port, agent, '/ok');
+  await get(p.port, agent, '/err');
+  await new Promise((r) => setImmediate(r));
+  assert.equal(lines.length, 1, 'sample rate 0: only the error is logged');
+  assert.equal(lines[0]!.msg, 'access');
+  assert.equal(lines[0]!.method, 'GET');
+  assert.equal(lines[0]!.path, '/err');
+  assert.equal(lines[0]!.status, 503);
+  assert.equal(lines[0]!.upstream, 'test/l:80');
 });
