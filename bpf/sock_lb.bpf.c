@@ -9,6 +9,7 @@
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 
 #include "lb.h"
 #include "maps.h"
@@ -48,22 +49,85 @@ static __always_inline void weft_ctx_set_dst(struct bpf_sock_addr *ctx, __u8 fam
 	ctx->user_port = ep->port;
 }
 
+/*
+ * Whether the agent's outbound listener exists in the connecting socket's network
+ * namespace. The programs are pinned and outlive the agent: while no agent process runs
+ * (crash, upgrade without a listener handover, `kill -9`), rewriting to its port would
+ * give the app a refused or, in a pod namespace, a hanging connect with no say in it.
+ * A listener lookup costs one hash walk and only redirect-mode connects pay it. A v6
+ * socket redirected to a v4-mapped target connects over IPv4, so it looks up IPv4.
+ */
+static __always_inline int weft_agent_listening(struct bpf_sock_addr *ctx, __u8 family)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 size;
+
+	if (!redirect_port)
+		return 0;
+	if (family == WEFT_FAMILY_INET4 ||
+	    (!redirect_ip6[0] && !redirect_ip6[1] && redirect_ip6[2] == bpf_htonl(0xffff))) {
+		t.ipv4.daddr = family == WEFT_FAMILY_INET4 ? redirect_ip4 : redirect_ip6[3];
+		t.ipv4.dport = redirect_port;
+		size = sizeof(t.ipv4);
+	} else {
+		t.ipv6.daddr[0] = redirect_ip6[0];
+		t.ipv6.daddr[1] = redirect_ip6[1];
+		t.ipv6.daddr[2] = redirect_ip6[2];
+		t.ipv6.daddr[3] = redirect_ip6[3];
+		t.ipv6.dport = redirect_port;
+		size = sizeof(t.ipv6);
+	}
+	sk = bpf_sk_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
+/* The node's fail mode (MeshConfig failMode), flipped by the agent through the map. */
+static __always_inline int weft_fail_open(void)
+{
+	struct weft_node_cfg *cfg;
+	__u32 zero = 0;
+
+	cfg = bpf_map_lookup_elem(&weft_cfg_v1, &zero);
+	return cfg && cfg->fail_mode == WEFT_FAIL_OPEN;
+}
+
+/* Internal: a redirect-mode connect refused because no agent listens (fail-closed). */
+#define WEFT_EAGENT_DOWN ESHUTDOWN
+
 /* Where a connection to `vip` goes: a backend or the agent. -ENOENT: not a service. */
-static __always_inline int weft_resolve(const struct weft_endpoint *vip, __u8 proto,
-					__u32 hash, struct weft_endpoint *to, __u8 *how)
+static __always_inline int weft_resolve(struct bpf_sock_addr *ctx, const struct weft_endpoint *vip,
+					__u8 proto, __u32 hash, struct weft_endpoint *to, __u8 *how)
 {
 	struct weft_backend *be;
 	__u32 flags = 0;
 	int err;
 
-	err = weft_backend_pick(vip, proto, hash, &be, &flags);
+	err = weft_backend_pick(vip, proto, hash, 0, &be, &flags);
 	if (err)
 		return err;
 	if (flags & WEFT_SVC_F_REDIRECT) {
-		/* Only TCP is proxied; without a configured listener refusing is safer than
-		 * letting the VIP leak onto the network. */
-		if (proto != IPPROTO_TCP || !redirect_port)
+		/* Only TCP is proxied (user space rejects anything else). */
+		if (proto != IPPROTO_TCP)
 			return -ECONNREFUSED;
+		if (!weft_agent_listening(ctx, vip->family)) {
+			/* Fail-closed: an immediate ECONNREFUSED, not a hang and never a
+			 * connection that skips the L7 policy and mTLS the service asked for. */
+			if (!weft_fail_open())
+				return -WEFT_EAGENT_DOWN;
+			/* Fail-open: the user chose availability over L7 policy and mTLS
+			 * while the agent is down; balance over the service's backends. */
+			err = weft_backend_pick(vip, proto, hash, 1, &be, &flags);
+			if (err)
+				return err;
+			if (!be || be->family != vip->family)
+				return -EAFNOSUPPORT;
+			WEFT_COUNT(fail_open, 1);
+			goto balance;
+		}
 		if (vip->family == WEFT_FAMILY_INET4) {
 			to->addr[0] = redirect_ip4;
 		} else {
@@ -78,6 +142,7 @@ static __always_inline int weft_resolve(const struct weft_endpoint *vip, __u8 pr
 	}
 	if (!be || be->family != vip->family)
 		return -EAFNOSUPPORT;
+balance:
 	__builtin_memcpy(to->addr, be->addr, sizeof(to->addr));
 	to->port = be->port;
 	*how = WEFT_SOCK_F_BALANCED;
@@ -125,7 +190,9 @@ static __always_inline int weft_refuse(int err)
 {
 	if (err == -ECONNREFUSED)
 		WEFT_COUNT(no_backend, 1);
-	bpf_set_retval(err == -EAGAIN ? -ECONNREFUSED : err);
+	else if (err == -WEFT_EAGENT_DOWN)
+		WEFT_COUNT(fail_closed, 1);
+	bpf_set_retval(err == -EAGAIN || err == -WEFT_EAGENT_DOWN ? -ECONNREFUSED : err);
 	return 0;
 }
 
@@ -140,7 +207,7 @@ static __always_inline int weft_rewrite(struct bpf_sock_addr *ctx, __u8 family, 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
 	weft_ctx_dst(ctx, family, &vip);
-	err = weft_resolve(&vip, proto, hash, &to, &how);
+	err = weft_resolve(ctx, &vip, proto, hash, &to, &how);
 	if (err == -ENOENT)
 		return 1;
 	if (err)

@@ -188,7 +188,7 @@ export const sockKeyCodec = defineCodec<SockKey>(
 /** Counter names in struct order (the struct's field order is the counter index). */
 export const COUNTER_FIELDS = [
   'connect_balanced', 'connect_redirected', 'no_backend', 'sockmap_inserts', 'sockmap_skipped',
-  'msg_redirected', 'msg_redirected_bytes', 'msg_miss', 'origin_inserts',
+  'msg_redirected', 'msg_redirected_bytes', 'msg_miss', 'origin_inserts', 'fail_open', 'fail_closed',
 ] as const;
 export type CounterName = (typeof COUNTER_FIELDS)[number];
 export type Counters = Record<CounterName, bigint>;
@@ -198,8 +198,18 @@ export const countersCodec = defineCodec<Counters>(
   (b, at) => Object.fromEntries(COUNTER_FIELDS.map((f) => [f, b.readBigUInt64LE(at(f))])) as Counters,
 );
 
+/** What a redirect-mode service does while no agent listens (weft_node_cfg.fail_mode). */
+export const FAIL_MODES = { closed: 0, open: 1 } as const;
+export type FailMode = keyof typeof FAIL_MODES;
+export interface NodeCfg { failMode: FailMode }
+export const nodeCfgCodec = defineCodec<NodeCfg>(
+  'weft_node_cfg', [['fail_mode', 4], ['pad', 4]],
+  (v, b, at) => { b.writeUInt32LE(FAIL_MODES[v.failMode], at('fail_mode')); },
+  (b, at) => ({ failMode: b.readUInt32LE(at('fail_mode')) === FAIL_MODES.open ? 'open' : 'closed' }),
+);
+
 /** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */
 export const ABI_CODECS: ReadonlyArray<StructCodec<never>> = [
   endpointCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
-  accelCodec, countersCodec,
+  accelCodec, nodeCfgCodec, countersCodec,
 ] as unknown as ReadonlyArray<StructCodec<never>>;

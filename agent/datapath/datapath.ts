@@ -13,8 +13,8 @@ import { WeftError, describeError } from '../lib/errors';
 import { bpfObjectPath } from '../lib/paths';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import {
-  accelCodec, backendCodec, countersCodec, endpointCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec, u32Codec,
-  ACCEL_PINNED, COUNTER_FIELDS, SVC_F_REDIRECT, type Counters, type SvcEntry, type SvcKey,
+  accelCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
+  u32Codec, ACCEL_PINNED, COUNTER_FIELDS, FAIL_MODES, SVC_F_REDIRECT, type Counters, type FailMode, type SvcEntry, type SvcKey,
 } from './codec';
 import { parseIp } from './ip';
 import { ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
@@ -174,7 +174,10 @@ export class Datapath {
         if (!cur) {
           this.writeService(s, nextId++, 1);
           summary.added.push(name);
-        } else if (cur.service.mode === s.mode && sameBackends(cur.service.backends, s.backends)) {
+        } else if (cur.service.mode === s.mode && sameBackends(cur.service.backends, s.backends)
+          && cur.entry.slotCount === slotTotal(s)) {
+          // (The slot count check also rewrites redirect services adopted from an agent
+          // that gave them no slots, before fail-open needed them.)
           summary.unchanged.push(name);
         } else {
           // New rev first, then one update flips the service, then the old rev goes.
@@ -227,6 +230,28 @@ export class Datapath {
   accelerate(ip: string, port: number): void {
     this.assertOpen();
     this.maps.accel.update(endpointCodec.encode({ ip, port }), accelCodec.encode({ avgBytes: 0n, flags: ACCEL_PINNED }));
+  }
+
+  /**
+   * What redirect-mode (L7/mTLS) services do while no agent process listens on the
+   * redirect target (MeshConfig failMode; the kernel checks for the listener at every
+   * such connect): 'closed' refuses with ECONNREFUSED, 'open' balances the connection
+   * over the service's backends in the kernel, without L7 policy or mTLS. Kept in a
+   * pinned map, so it holds while the agent is down; a fresh node is 'closed'. Call it
+   * whenever a snapshot is applied.
+   */
+  setFailMode(mode: FailMode): void {
+    this.assertOpen();
+    if (!Object.hasOwn(FAIL_MODES, mode)) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `fail mode ${JSON.stringify(mode)} is not one of ${Object.keys(FAIL_MODES).join(', ')}`);
+    }
+    this.maps.cfg.update(Buffer.alloc(4), nodeCfgCodec.encode({ failMode: mode }));
+  }
+
+  failMode(): FailMode {
+    this.assertOpen();
+    const v = this.maps.cfg.lookup(Buffer.alloc(4));
+    return v ? nodeCfgCodec.decode(v).failMode : 'closed';
   }
 
   /** Kernel counters summed over CPUs. */
@@ -284,8 +309,7 @@ export class Datapath {
 
   private checkCapacity(services: DatapathService[]): void {
     const backends = services.reduce((n, s) => n + s.backends.length, 0);
-    const slots = services.reduce((n, s) => n + (s.mode === 'l4' ? slotsFor(s.backends.map((b) => b.weight)) : [])
-      .reduce((a, b) => a + b, 0), 0);
+    const slots = services.reduce((n, s) => n + slotTotal(s), 0);
     // One service at a time holds two revs while it is being switched.
     const over = (what: string, need: number, max: number) => new WeftError('WEFT_ERR_CAPACITY',
       `${services.length} services need ${need} ${what} entries, the map holds ${max}`);
@@ -316,7 +340,9 @@ export class Datapath {
   }
 
   private writeService(s: DatapathService, id: number, rev: number): void {
-    const slots = s.mode === 'l4' ? slotsFor(s.backends.map((b) => b.weight)) : s.backends.map(() => 0);
+    // Redirect-mode services get slots too: fail-open balances them in the kernel while
+    // no agent runs, and that has to work from the maps as the last agent left them.
+    const slots = slotsFor(s.backends.map((b) => b.weight));
     if (s.backends.length) {
       this.maps.backend.updateBatch(
         s.backends.map((_, index) => revKeyCodec.encode({ svcId: id, rev, index })),
@@ -358,6 +384,8 @@ export class Datapath {
     }
   }
 }
+
+const slotTotal = (s: DatapathService) => slotsFor(s.backends.map((b) => b.weight)).reduce((a, b) => a + b, 0);
 
 function attachOrAdopt(prog: native.BpfProgram, cgroup: string, pinPath: string): AttachResult {
   if (existsSync(pinPath)) {

@@ -5,5 +5,5 @@ export type { ApplySummary, AttachResult, DatapathOptions, Origin, RedirectTarge
 export type { DatapathBackend, DatapathService } from './services';
 export { MAX_BACKENDS_PER_SERVICE, MAX_SLOTS_PER_SERVICE } from './services';
 export type { CleanupReport, NodeInspection } from './teardown';
-export type { Counters, CounterName } from './codec';
+export type { Counters, CounterName, FailMode } from './codec';
 export { cgroup2Root, nodeLayout, type NodeLayout } from './layout';

@@ -39,5 +39,6 @@ export const MAPS = {
   accel: 'weft_accel_v1',
   peer: 'weft_peer_v1',
   sockb: 'weft_sockb_v1',
-  ctrs: 'weft_ctrs_v1',
+  cfg: 'weft_cfg_v1',
+  ctrs: 'weft_ctrs_v2',
 } as const;

@@ -25,15 +25,17 @@ static __always_inline int weft_svc_lookup(const struct weft_endpoint *dst, __u8
 }
 
 /*
- * Resolves a service to its flags and, for balanced services, the backend that owns
- * slot `hash % slot_count` of the current rev (*out stays NULL for redirect services).
- * A concurrent update flips the service entry and only then deletes the old rev, so a
- * socket that read the entry just before the flip can find its slot gone: it re-reads
- * the entry once and picks from the new rev, never from a mix of the two sets.
+ * Resolves a service to its flags and a backend: the one that owns slot
+ * `hash % slot_count` of the current rev. A redirect-mode service only gets a backend
+ * when `balance_redirect` asks for one (fail-open while no agent listens); otherwise
+ * *out stays NULL. A concurrent update flips the service entry and only then deletes
+ * the old rev, so a socket that read the entry just before the flip can find its slot
+ * gone: it re-reads the entry once and picks from the new rev, never from a mix of the
+ * two sets.
  */
 static __always_inline int weft_backend_pick(const struct weft_endpoint *dst, __u8 proto,
-					     __u32 hash, struct weft_backend **out,
-					     __u32 *flags)
+					     __u32 hash, int balance_redirect,
+					     struct weft_backend **out, __u32 *flags)
 {
 	struct weft_rev_key key = {};
 	struct weft_svc *svc;
@@ -46,7 +48,7 @@ static __always_inline int weft_backend_pick(const struct weft_endpoint *dst, __
 		if (err)
 			return err;
 		*flags = svc->flags;
-		if (svc->flags & WEFT_SVC_F_REDIRECT)
+		if ((svc->flags & WEFT_SVC_F_REDIRECT) && !balance_redirect)
 			return 0;
 		if (svc->slot_count == 0)
 			return -ECONNREFUSED;

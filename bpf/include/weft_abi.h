@@ -26,6 +26,10 @@
 #define WEFT_SOCK_F_BALANCED 0x1   /* destination rewritten to a backend */
 #define WEFT_SOCK_F_REDIRECTED 0x2 /* destination rewritten to the agent */
 
+/* weft_node_cfg.fail_mode: what a redirect-mode service does while no agent listens */
+#define WEFT_FAIL_CLOSED 0 /* refuse the connect (ECONNREFUSED): L7 policy and mTLS hold */
+#define WEFT_FAIL_OPEN 1   /* balance it in the kernel like an L4 service */
+
 /* weft_accel.flags */
 #define WEFT_ACCEL_PINNED 0x1 /* set by the agent (e.g. its own listener): always insert */
 
@@ -112,6 +116,12 @@ struct weft_accel {
 	__u32 pad;
 };
 
+/* Per-node settings the agent changes at run time (single-entry array; zero = defaults). */
+struct weft_node_cfg {
+	__u32 fail_mode; /* WEFT_FAIL_* */
+	__u32 pad;
+};
+
 /* Kernel-side counters, one copy per CPU (single-entry percpu array). The field order
  * is the counter index; user space sums the copies. */
 struct weft_counters {
@@ -124,6 +134,8 @@ struct weft_counters {
 	__u64 msg_redirected_bytes;
 	__u64 msg_miss;            /* sk_msg found no local peer: normal TCP path */
 	__u64 origin_inserts;      /* redirected connections recorded in the origin map */
+	__u64 fail_open;           /* redirect-mode connects balanced in the kernel: no agent */
+	__u64 fail_closed;         /* redirect-mode connects refused: no agent listening */
 };
 
 /* Both compilers must agree on these sizes; a field added without explicit padding
@@ -142,6 +154,7 @@ WEFT_ABI_SIZE(weft_origin, 32);
 WEFT_ABI_SIZE(weft_revnat_key, 32);
 WEFT_ABI_SIZE(weft_sock_key, 40);
 WEFT_ABI_SIZE(weft_accel, 16);
-WEFT_ABI_SIZE(weft_counters, 72);
+WEFT_ABI_SIZE(weft_node_cfg, 8);
+WEFT_ABI_SIZE(weft_counters, 88);
 
 #endif /* WEFT_ABI_H */

@@ -26,6 +26,7 @@ test('codecs round-trip their values', () => {
     weft_revnat_key: { cookie: 42n, ip: '::ffff:127.0.0.1', port: 53 },
     weft_sock_key: { localIp: '127.0.0.1', localPort: 40000, remoteIp: '127.0.0.2', remotePort: 5201 },
     weft_accel: { avgBytes: 1n << 40n, flags: 1 },
+    weft_node_cfg: { failMode: 'open' },
     weft_counters: Object.fromEntries(Object.keys(native.abi.weft_counters!.fields).map((f, i) => [f, BigInt(i) << 40n])),
   };
   for (const codec of ABI_CODECS) {
