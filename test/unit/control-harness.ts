@@ -20,7 +20,7 @@ export const fakeMesh = { trustDomain: 'test.local', mtls: 'STRICT' as const, ce
 
 export function fakeCompiler(): PolicyCompiler<string> {
   return {
-    async load(root) {
+    async load({ root }) {
       const diagnostics: string[] = [];
       let text = '';
       for (const f of readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.txt')).sort()) {
@@ -30,7 +30,7 @@ export function fakeCompiler(): PolicyCompiler<string> {
       }
       return { objects: text, diagnostics };
     },
-    compile(objects, registered: WorkloadRegistration[], version) {
+    compile(objects, registered: WorkloadRegistration[], { version }) {
       if (registered.some((w) => w.name === 'conflict')) throw new WeftError('WEFT_ERR_INVALID_POLICY', 'conflict', { details: { diagnostics: ['<registered>:1:1: workload conflict clashes'] } });
       const v = version ?? createHash('sha256').update(objects).update(JSON.stringify(registered)).digest('hex').slice(0, 16);
       const snap: Snapshot = {
