@@ -164,10 +164,11 @@ test('git source: the version is the commit hash; pushes reach both agents; a br
   await Promise.all(['node-1', 'node-2'].map((n) => agents.wait((e) => e.type === 'applied' && e.node === n && e.version === c1, 30_000, `${n} gets ${c1}`)));
 
   let c2 = '';
-  const pushed = await changeReachesBoth(agents, () => { c2 = commit({ 'svc.yaml': SERVICE + workload('web-0', '10.250.0.1', 'node-1') + workload('web-1', '10.250.0.2', 'node-2') }, 'second'); }, (v) => v !== c1, 5000);
+  const pushed = await changeReachesBoth(agents, () => { c2 = commit({ 'svc.yaml': SERVICE + workload('web-0', '10.250.0.1', 'node-1') + workload('web-1', '10.250.0.2', 'node-2') }, 'second'); }, (v) => v !== c1, 15_000)
+    .catch((e: Error) => { throw new Error(`${e.message}\ncontrol log:\n${control.logs.slice(-15).join('\n')}`); });
   assert.equal(pushed.version, c2, 'the version is the commit hash');
   t.diagnostic(`push → both agents applied in ${pushed.elapsed} ms (poll interval 200 ms)`);
-  assert.ok(pushed.elapsed < 1200, `push took ${pushed.elapsed} ms (1 s + one poll interval allowed)`);
+  assert.ok(pushed.elapsed < 1200, `push took ${pushed.elapsed} ms (1 s + one poll interval allowed); control log:\n${control.logs.slice(-15).join('\n')}`);
   await statusUntil(control.port, (s) => ackedBy(s, c2), 'both ACK the second commit');
 
   const bad = commit({ 'route.yaml': BROKEN_ROUTE }, 'broken route');
