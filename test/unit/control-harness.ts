@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import type { TestContext } from 'node:test';
 import pino from 'pino';
-import { ControlServer } from '../../agent/control/server';
+import { ControlServer, type ControlServerOptions } from '../../agent/control/server';
 import { TokenAuthenticator } from '../../agent/control/auth';
 import { DirectorySource } from '../../agent/control/sources/directory';
 import { join, relative } from 'node:path';
@@ -67,7 +67,7 @@ export interface Harness {
 }
 
 /** A real control server on 127.0.0.1:0 over a temp policies dir, stopped in t.after. */
-export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string> } = {}): Promise<Harness> {
+export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string>; createSigner?: ControlServerOptions['createSigner'] } = {}): Promise<Harness> {
   const policies = opts.policies ?? mkdtempSync(join(tmpdir(), 'wt-ctl-pol-'));
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-ctl-state-'));
   const write = (file: string, body: string) => writeFileSync(join(policies, file), body);
@@ -76,7 +76,7 @@ export async function startControl(t: TestContext, opts: { port?: number; polici
     source: new DirectorySource(policies, silent, { debounceMs: 20, rescanMs: 60_000 }),
     compiler: fakeCompiler() as PolicyCompiler,
     auth: new TokenAuthenticator(`${TOKEN}\nnode-1 ${NODE1_TOKEN}\n`),
-    host: '127.0.0.1', port: opts.port ?? 0, stateDir, logger: silent,
+    host: '127.0.0.1', port: opts.port ?? 0, stateDir, logger: silent, ...(opts.createSigner ? { createSigner: opts.createSigner } : {}),
   });
   await server.start();
   t.after(async () => {
