@@ -10,6 +10,7 @@
         "src/errors.cc",
         "src/fd.cc",
         "src/link.cc",
+        "src/listen.cc",
         "src/logger.cc",
         "src/map.cc",
         "src/object.cc",

@@ -44,6 +44,15 @@ export function numPossibleCpus(): number;
  *  NativeError 'EINVAL' (op 'statfs') when the path is not on a cgroup2 mount. */
 export function cgroupId(cgroupPath: string): bigint;
 
+/**
+ * A listening TCP socket as a bare fd (socket + SO_REUSEADDR + bind + listen): the
+ * agent's supervisor holds listeners without accepting on them and passes them to its
+ * workers. Errors are NativeErrors (op 'socket' or 'bind/listen', e.g. code EADDRINUSE).
+ */
+export function listenTcp(host: string, port: number, backlog?: number): number;
+/** close(2) on an fd from listenTcp. */
+export function closeFd(fd: number): void;
+
 export interface ProgramQuery {
   /** Program ids attached to the cgroup for this attach type (BPF_PROG_QUERY). */
   progIds: number[];

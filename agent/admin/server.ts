@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { WeftError, describeError } from '../lib/errors';
+import { listenOn } from '../lib/listen';
 import type { Logger } from '../telemetry/logger';
 
 export interface HealthReport {
@@ -20,6 +21,9 @@ export type JsonHandler = (body: unknown, url: URL) => Promise<unknown> | unknow
 export interface AdminOptions {
   host: string;
   port: number;
+  /** A listening socket inherited from the agent's supervisor (host/port then only
+   *  name it in logs). */
+  fd?: number;
   registry: Registry;
   health: () => HealthReport;
   /** GET /debug/<name> → JSON. */
@@ -72,13 +76,14 @@ export class AdminServer {
   }
 
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port, this.opts.host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    const o = this.opts;
+    return listenOn(this.server, o.fd !== undefined ? { fd: o.fd } : { port: o.port, host: o.host });
+  }
+
+  /** Stops accepting; open requests finish (a draining agent stays observable). */
+  stopAccepting(): void {
+    this.server.close();
+    this.server.closeIdleConnections();
   }
 
   close(): Promise<void> {

@@ -25,8 +25,11 @@ Flags:
   --log-level LEVEL       fatal|error|warn|info|debug|trace (default info, or $WEFT_LOG_LEVEL)
   --cleanup               remove every program, link, pin and cgroup of --node, then exit
 
-SIGTERM/SIGINT stop the agent; the pinned datapath stays, so L4 traffic keeps flowing
-until the next agent adopts it. Use --cleanup to uninstall.`;
+The agent runs as a supervisor that holds the listening sockets and one worker process.
+SIGHUP replaces the worker without dropping a request (the new worker starts, the old
+one drains); a crashed worker is replaced at once. SIGTERM/SIGINT drain and stop; the
+pinned datapath stays, so L4 traffic keeps flowing until the next agent adopts it. Use
+--cleanup to uninstall.`;
 
 interface Flags {
   control?: string; node?: string; 'token-file'?: string; 'state-dir'?: string; admin?: string;
@@ -59,23 +62,54 @@ export const command: Command = {
     if (!v.control) throw invalidArg('--control is required');
     parseHostPort(v.control, '--control');
     const outbound = parseHostPort(v.outbound ?? '127.0.0.1:15001', '--outbound');
+    const inbound = parseHostPort(v.inbound ?? '0.0.0.0:15008', '--inbound');
+    const admin = parseHostPort(v.admin ?? '127.0.0.1:15020', '--admin');
+    const { WORKER_ENV, Supervisor, inheritedListeners } = require('../node/supervisor') as typeof import('../node/supervisor');
+
+    if (process.env[WORKER_ENV] !== '1') {
+      // Supervisor: holds the listeners, runs one worker, replaces it on crash or SIGHUP.
+      const sup = new Supervisor({
+        args: argv,
+        listeners: [{ name: 'outbound', ...outbound }, { name: 'inbound', ...inbound }, { name: 'admin', ...admin }],
+      });
+      await sup.start();
+      const onHup = () => { void sup.restart(); };
+      process.on('SIGHUP', onHup);
+      await waitForStopSignal();
+      process.off('SIGHUP', onHup);
+      await sup.stop();
+      return 0;
+    }
+
     const { NodeAgent } = require('../node/agent') as typeof import('../node/agent');
     const agent = await NodeAgent.start({
       node: v.node,
       control: v.control,
       tokenFile: v['token-file'] ?? '/etc/weft/token',
       stateDir: v['state-dir'] ?? `/var/lib/weft/${v.node}`,
-      admin: parseHostPort(v.admin ?? '127.0.0.1:15020', '--admin'),
+      admin,
       outbound,
-      inbound: parseHostPort(v.inbound ?? '0.0.0.0:15008', '--inbound'),
+      inbound,
       nodeAddress: v['node-address'] ?? outbound.host,
+      listenFds: inheritedListeners() ?? {},
     });
-    await new Promise<void>((resolve) => {
-      const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
+    process.send?.({ type: 'ready' });
+    // The supervisor says when to drain; if it dies, drain too (a new agent will take over).
+    const graceMs = await new Promise<number>((resolve) => {
+      process.on('message', (m: { type?: string; graceMs?: number }) => { if (m?.type === 'drain') resolve(m.graceMs ?? 30_000); });
+      process.once('disconnect', () => resolve(30_000));
+      void waitForStopSignal().then(() => resolve(30_000));
     });
-    await agent.stop();
+    await agent.drain(graceMs);
+    if (process.connected) process.disconnect();
     return 0;
   },
 };
+
+function waitForStopSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}

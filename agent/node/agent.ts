@@ -48,9 +48,15 @@ export interface AgentConfig {
   inbound: { host: string; port: number };
   /** This node's address: workloads started with `weft run` are registered with it. */
   nodeAddress: string;
+  /** Listening sockets inherited from the supervisor, by name (outbound, inbound, admin). */
+  listenFds?: Record<string, number>;
 }
 
 export const HBONE_PORT = 15008;
+/** How long a starting agent waits for its first snapshot and node certificate. */
+const SERVING_WAIT_MS = 15_000;
+
+function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms).unref()); }
 
 export class NodeAgent {
   readonly registry: Registry;
@@ -59,6 +65,10 @@ export class NodeAgent {
   private identity: IdentityManager | null = null;
   private tunnel: Tunnel | null = null;
   private tunnelStarting: Promise<void> | null = null;
+  /** Resolves once a snapshot is applied and the mTLS tunnel runs: only then can the
+   *  outbound listener serve redirected connections. */
+  private markServing: () => void = () => {};
+  private readonly serving = new Promise<void>((r) => { this.markServing = r; });
   private readonly authorizer = new PolicyAuthorizer();
   private readonly directory: L7Directory;
   private readonly outbound: OutboundProxy;
@@ -103,7 +113,7 @@ export class NodeAgent {
     this.sync.on('applied', (info) => { snapshotVersion.reset(); snapshotVersion.set({ version: info.version }, 1); });
 
     this.admin = new AdminServer({
-      host: cfg.admin.host, port: cfg.admin.port, registry: this.registry, logger: componentLogger('admin', { node: cfg.node }),
+      host: cfg.admin.host, port: cfg.admin.port, fd: cfg.listenFds?.admin, registry: this.registry, logger: componentLogger('admin', { node: cfg.node }),
       health: () => this.health(),
       debug: {
         config: () => ({ node: cfg.node, sync: this.sync.state(), view: this.view }),
@@ -128,15 +138,35 @@ export class NodeAgent {
     datapath.joinAgentCgroup(process.pid);
     const agent = new NodeAgent(cfg, datapath);
     try {
-      await agent.outbound.listen(cfg.outbound.port, cfg.outbound.host);
+      const outFd = cfg.listenFds?.outbound;
       await agent.admin.listen();
       await agent.sync.start();
+      // Accept redirected connections only once they can be served (on a restart, the
+      // previous worker keeps accepting on the same socket until then).
+      const waited = await Promise.race([agent.serving.then(() => true), sleep(SERVING_WAIT_MS).then(() => false)]);
+      if (!waited) agent.log.warn({ waitedMs: SERVING_WAIT_MS }, 'no snapshot or certificate yet: accepting anyway');
+      await agent.outbound.listen(outFd !== undefined ? { fd: outFd } : cfg.outbound);
     } catch (e) {
       await agent.stop();
       throw e;
     }
     agent.log.info({ admin: `${cfg.admin.host}:${cfg.admin.port}`, outbound: `${cfg.outbound.host}:${cfg.outbound.port}` }, 'agent started');
     return agent;
+  }
+
+  /** Graceful exit (restart, upgrade, shutdown): stop accepting at once — the listening
+   *  sockets stay open in the supervisor, so a successor keeps accepting — let what is in
+   *  flight finish within `graceMs`, then stop. */
+  async drain(graceMs: number): Promise<void> {
+    this.log.info({ graceMs }, 'draining');
+    this.admin.stopAccepting();
+    await this.sync.stop();
+    const inbound = this.tunnel?.inbound;
+    await Promise.allSettled([
+      this.outbound.drain(graceMs),
+      inbound && withGrace(inbound.close(), graceMs, () => inbound.destroy()),
+    ]);
+    await this.stop();
   }
 
   /** Stops listening and syncing. Pinned BPF state stays: L4 traffic keeps flowing. */
@@ -194,9 +224,10 @@ export class NodeAgent {
       if (!(await identity.add(nodeIdentity))) await new Promise<void>((r) => identity.on('updated', (id) => { if (id === nodeIdentity) r(); }));
       this.tunnel = await startTunnel({
         identity, nodeIdentity, authorizer: this.authorizer, registry: this.registry,
-        lookup: (ip, port) => this.localWorkloadAt(ip, port), host: this.cfg.inbound.host, port: this.cfg.inbound.port,
+        lookup: (ip, port) => this.localWorkloadAt(ip, port), host: this.cfg.inbound.host, port: this.cfg.inbound.port, fd: this.cfg.listenFds?.inbound,
       });
       this.log.info({ inbound: `${this.cfg.inbound.host}:${this.tunnel.address.port}` }, 'mTLS tunnel listening');
+      this.markServing();
     })().catch((e) => { this.log.error({ err: describeError(e) }, 'cannot start the mTLS tunnel'); })
       .finally(() => { this.tunnelStarting = null; });
   }
@@ -325,4 +356,11 @@ function readToken(file: string): string {
     if (e instanceof WeftError) throw e;
     throw invalidArg(`cannot read the token file ${file}: ${describeError(e)}`);
   }
+}
+
+/** Waits for `p`, but no longer than `ms`; then calls `onTimeout` (a hard stop). */
+function withGrace(p: Promise<void>, ms: number, onTimeout: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((r) => { timer = setTimeout(() => { onTimeout(); r(); }, ms); });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

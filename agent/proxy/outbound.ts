@@ -16,6 +16,7 @@ import type { AccessLog } from './routing/access-log';
 import type { Tracer } from './routing/tracing';
 import { parseSni } from './tls-sni';
 import { componentLogger, type Logger } from '../telemetry/logger';
+import { listenOn, type ListenTarget } from '../lib/listen';
 
 export interface Origin {
   dstIp: string;
@@ -84,11 +85,9 @@ export class OutboundProxy {
     this.server.on('error', (e) => this.log.error({ err: e.message }, 'outbound listener error'));
   }
 
-  listen(port = 15001, host = '127.0.0.1'): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => { this.server.off('error', reject); resolve(this.server.address() as AddressInfo); });
-    });
+  /** Listens on PORT/HOST, or on a target (e.g. a socket inherited from the supervisor). */
+  listen(port: number | ListenTarget = 15001, host = '127.0.0.1'): Promise<AddressInfo> {
+    return listenOn(this.server, typeof port === 'number' ? { port, host } : port);
   }
 
   private series(routes: ServiceRoutes, origin: Origin): RequestSeries | null {
@@ -181,6 +180,20 @@ export class OutboundProxy {
   }
 
   address(): AddressInfo { return this.server.address() as AddressInfo; }
+
+  /** Graceful stop for a restart: stop accepting (the supervisor keeps the listening
+   *  socket, so the next agent accepts), let HTTP/1.1 exchanges finish with
+   *  `Connection: close` and HTTP/2 sessions get GOAWAY; opaque relays run until they end
+   *  or the grace period is over. */
+  async drain(graceMs: number): Promise<void> {
+    const stopped = new Promise<void>((r) => this.server.close(() => r()));
+    for (const d of this.sweeper.conns) d.drain();
+    void this.h2.drain();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([stopped, new Promise<void>((r) => { timer = setTimeout(r, graceMs); })]);
+    clearTimeout(timer);
+    await this.close();
+  }
 
   async close(): Promise<void> {
     this.sweeper.close();

@@ -7,6 +7,7 @@
 #include "cgroup.h"
 #include "errors.h"
 #include "handles.h"
+#include "listen.h"
 #include "logger.h"
 
 namespace weft {
@@ -45,6 +46,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("numPossibleCpus", Napi::Function::New<NumPossibleCpus>(env, "numPossibleCpus"));
   exports.Set("cgroupId", Napi::Function::New<CgroupId>(env, "cgroupId"));
   exports.Set("queryCgroup", Napi::Function::New<QueryCgroup>(env, "queryCgroup"));
+  exports.Set("listenTcp", Napi::Function::New<ListenTcp>(env, "listenTcp"));
+  exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
   exports.Set("BPF_ANY", Napi::Number::New(env, BPF_ANY));
   exports.Set("BPF_NOEXIST", Napi::Number::New(env, BPF_NOEXIST));
   exports.Set("BPF_EXIST", Napi::Number::New(env, BPF_EXIST));

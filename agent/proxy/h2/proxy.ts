@@ -82,6 +82,7 @@ export class H2Proxy {
   private readonly states = new WeakMap<ServerHttp2Session, ConnState>();
   private next: ConnState | null = null;
   private readonly upstreamSessions = new Set<ClientHttp2Session>();
+  private readonly downstreamSessions = new Set<ServerHttp2Session>();
 
   constructor(o: Partial<H2Options> & Pick<H2Options, 'connect' | 'logger' | 'accessLog' | 'tracer'>) {
     this.o = {
@@ -95,6 +96,8 @@ export class H2Proxy {
     this.server.on('session', (s) => {
       if (this.next !== null) { this.next.session = s; this.states.set(s, this.next); this.next = null; }
       s.on('error', () => s.destroy());
+      this.downstreamSessions.add(s);
+      s.once('close', () => this.downstreamSessions.delete(s));
     });
     this.server.on('stream', (st, h) => this.onStream(st, h));
   }
@@ -159,7 +162,15 @@ export class H2Proxy {
   get options(): H2Options { return this.o; }
   upstream(ep: EndpointState, origin: Origin): UpstreamSession { return this.sessionFor(ep, origin); }
 
+  /** Agent restart: GOAWAY to every client session; streams in flight finish, new ones
+   *  go to a new connection (the new agent). Resolves when all sessions are closed. */
+  drain(): Promise<void> {
+    const closing = [...this.downstreamSessions].map((s) => new Promise<void>((r) => s.close(() => r())));
+    return Promise.all(closing).then(() => undefined);
+  }
+
   close(): void {
+    for (const s of this.downstreamSessions) s.destroy();
     for (const s of this.upstreamSessions) s.destroy();
     this.server.close();
   }

@@ -15,7 +15,7 @@ import { rewriteHead } from './rewrite';
 import { Acquire, ConnectionPool, type PoolWaiter } from '../balancer/pool';
 import type { Cluster } from '../balancer/cluster';
 import type { EndpointState } from '../balancer/endpoint';
-import { selectBackend, selectRoute, type RouteAction, type ServiceRoutes, type RequestView } from '../routing/table';
+import { selectBackend, selectRoute, type HeaderEdits, type RouteAction, type ServiceRoutes, type RequestView } from '../routing/table';
 import { faultAbort, faultDelay } from '../routing/fault';
 import type { RequestSeries } from '../routing/metrics';
 import type { AccessLog } from '../routing/access-log';
@@ -49,6 +49,16 @@ export interface Http1Conn {
 const MAX_REPLAY = 64 * 1024;
 
 const enum Phase { Head, Body, Waiting, Tunnel, Closed }
+
+/** While draining, an idle keep-alive connection is closed after this long without a
+ *  request (a busy one closes after its next response, with `Connection: close`). */
+const DRAIN_IDLE_MS = 1000;
+
+const CONNECTION_CLOSE = { name: 'connection', value: 'close' };
+
+function withConnectionClose(e: HeaderEdits | null): HeaderEdits {
+  return e === null ? { set: [CONNECTION_CLOSE], add: [], remove: [] } : { set: [...e.set, CONNECTION_CLOSE], add: e.add, remove: e.remove };
+}
 
 /** Sweeps connections for header and idle timeouts with one timer for all of them. */
 export class TimeoutSweeper {
@@ -95,6 +105,9 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   private tryStarted = 0;
   private responseStarted = false;
   private closeAfter = false;
+  /** Set when the agent drains for a restart: answer with `Connection: close`. */
+  private draining = false;
+  private drainTick = 0;
   private status = 0;
   private timer: NodeJS.Timeout | null = null;
   private span: Span | null = null;
@@ -312,7 +325,8 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     }
     this.responseStarted = true;
     if (up.res.close || up.reusable === false && up.res.framing === Framing.Close) this.closeAfter = true;
-    const edits = this.action!.responseHeaders;
+    let edits = this.action!.responseHeaders;
+    if (this.draining) { this.closeAfter = true; edits = withConnectionClose(edits); }
     if (edits !== null) {
       const h = rewriteHead(up.res, edits, null);
       this.writeClient(stop > headEnd ? Buffer.concat([h, bytes.subarray(headEnd, stop)]) : h);
@@ -500,6 +514,14 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     this.sock.destroy();
   }
 
+  /** The agent is draining (restart/upgrade): the exchange in flight finishes and its
+   *  response says `Connection: close`, so the client opens its next connection to the
+   *  new agent; a connection that stays idle for DRAIN_IDLE_MS is closed. */
+  drain(): void {
+    this.draining = true;
+    this.drainTick = this.sweeper.tick;
+  }
+
   /** Called by the sweeper: header timeout (408) and keep-alive idle timeout. */
   sweep(tick: number): void {
     const period = this.sweeper.periodMs;
@@ -511,7 +533,10 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     }
     if (this.phase !== Phase.Head) return;
     if (this.headStartTick >= 0 && (tick - this.headStartTick) * period >= this.o.headerTimeoutMs) { this.reject(408); return; }
-    if (this.pending === null && (tick - this.activeTick) * period >= this.o.idleTimeoutMs) {
+    const idle = this.draining
+      ? (tick - Math.max(this.activeTick, this.drainTick)) * period >= DRAIN_IDLE_MS
+      : (tick - this.activeTick) * period >= this.o.idleTimeoutMs;
+    if (this.pending === null && idle) {
       this.phase = Phase.Closed;
       this.sweeper.conns.delete(this);
       this.sock.end();

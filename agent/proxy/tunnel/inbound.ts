@@ -14,6 +14,7 @@ import type { IdentityManager } from '../../identity/manager';
 import { parseAuthority, splice, type LocalForwarder } from './forward';
 import type { TunnelMetrics } from './metrics';
 import { H2_SETTINGS, SESSION_WINDOW, TLS13, baggageWorkload } from './wire';
+import { listenOn } from '../../lib/listen';
 
 export interface InboundOptions {
   identity: Pick<IdentityManager, 'tlsMaterial' | 'on' | 'off' | 'trustDomain'>;
@@ -24,6 +25,8 @@ export interface InboundOptions {
   host?: string;
   /** Default 15008; 0 picks a free port (tests). */
   port?: number;
+  /** A listening socket inherited from the agent's supervisor (overrides host/port). */
+  fd?: number;
 }
 
 export class InboundServer {
@@ -63,13 +66,8 @@ export class InboundServer {
   }
 
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port ?? 15008, this.opts.host ?? '0.0.0.0', () => {
-        this.server.removeListener('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    const o = this.opts;
+    return listenOn(this.server, o.fd !== undefined ? { fd: o.fd } : { port: o.port ?? 15008, host: o.host ?? '0.0.0.0' });
   }
 
   private onSession(session: http2.ServerHttp2Session): void {

@@ -21,6 +21,8 @@ export interface TunnelOptions {
   registry: Registry;
   host?: string;
   port?: number;
+  /** A listening socket inherited from the agent's supervisor. */
+  fd?: number;
 }
 
 export interface Tunnel {
@@ -36,7 +38,7 @@ export interface Tunnel {
 export async function startTunnel(o: TunnelOptions): Promise<Tunnel> {
   const metrics = new TunnelMetrics(o.registry);
   const local = new LocalForwarder({ lookup: o.lookup, authorizer: o.authorizer, metrics, log: componentLogger('tunnel-forward') });
-  const inbound = new InboundServer({ identity: o.identity, serverIdentity: o.nodeIdentity, forwarder: local, metrics, host: o.host, port: o.port });
+  const inbound = new InboundServer({ identity: o.identity, serverIdentity: o.nodeIdentity, forwarder: local, metrics, host: o.host, port: o.port, fd: o.fd });
   const address = await inbound.listen();
   const pool = new TunnelPool({ contextFor: (id) => o.identity.secureContextFor(id), trustDomain: o.identity.trustDomain, metrics });
   const outbound = new Outbound({

@@ -1,0 +1,97 @@
+// Issue 6's hitless bar: under constant load through both paths — L4 (kernel) and
+// HTTP/1.1 (the agent's L7 proxy) — `kill -HUP` replaces the agent worker (the new one
+// starts on the supervisor's listening sockets, the old one drains) with zero failed
+// requests; and a crashed worker is replaced by the supervisor.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { requires } from '../lib/privileges';
+import { startOneNodeMesh, waitAgentReady } from '../lib/mesh';
+import { weftArgv, ROOT } from '../lib/weft';
+
+const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
+
+const policies = (node: string) => `apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: {name: echo, namespace: default}
+spec:
+  vip: 10.96.0.10
+  selector: {app: echo}
+  ports: [{name: tcp, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  vip: 10.96.0.40
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8081, protocol: HTTP}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata: {name: echo-1, namespace: default, labels: {app: echo}}
+spec: {address: 10.250.0.11, node: ${node}, serviceAccount: echo}
+---
+apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata: {name: web-1, namespace: default, labels: {app: web}}
+spec: {address: 10.250.0.21, node: ${node}, serviceAccount: web}
+`;
+
+function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
+
+interface Tally { ok: number; failed: number; errors: Record<string, number> }
+
+test('SIGHUP replaces the agent worker under L4 + HTTP/1.1 load with zero failed requests; a killed worker is replaced', { timeout: 240_000 }, async (t) => {
+  if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
+  const mesh = await startOneNodeMesh('hl', policies);
+  t.after(() => mesh.close());
+  const { ns, dir } = mesh;
+  ns.addAddress('10.250.0.11/32');
+  ns.addAddress('10.250.0.21/32');
+  await mesh.spawn([process.execPath, join(FIX, 'greeter.js'), '10.250.0.11', '8080', 'echo-1']).waitForLog(/listening/);
+  await mesh.spawn([process.execPath, join(FIX, 'http-echo.js'), '10.250.0.21', '8081', 'web-1']).waitForLog(/listening/);
+
+  const stop = join(dir, 'stop');
+  const run = (name: string, script: string, ...args: string[]) =>
+    ns.exec(weftArgv('run', '--workload', name, '--', process.execPath, join(FIX, script), ...args), { timeoutMs: 200_000 });
+  // The L7 path needs the node certificate (the tunnel) first: wait for it.
+  for (let i = 0; ; i++) {
+    const st = await ns.exec(['curl', '-sf', 'http://127.0.0.1:15020/v1/status']);
+    if (st.code === 0 && (JSON.parse(st.stdout) as { listeners: { inbound: string | null } }).listeners.inbound) break;
+    assert.ok(i < 300, 'the agent never got its node certificate');
+    await sleep(100);
+  }
+  const l4 = run('l4-client', 'vip-client.js', '10.96.0.10', '80', stop);
+  const l7 = run('l7-client', 'http-client.js', 'http://10.96.0.40/', stop, '4');
+  await sleep(2000);
+
+  const replaced = mesh.agent.waitForLog(/"msg":"worker replaced"/, 120_000);
+  mesh.agent.proc.kill('SIGHUP');
+  await replaced;
+  await waitAgentReady(ns);
+  await sleep(2000);
+  writeFileSync(stop, '');
+  const parse = (o: { stdout: string; stderr: string; code: number | null }): Tally => {
+    assert.equal(o.code, 0, o.stderr);
+    return JSON.parse(o.stdout.trim().split('\n').pop()!) as Tally;
+  };
+  const [r4, r7] = [parse(await l4), parse(await l7)];
+  assert.ok(r4.ok > 50 && r7.ok > 50, `too little traffic: L4 ${r4.ok}, HTTP ${r7.ok}`);
+  assert.equal(r4.failed, 0, `L4 failures across the restart: ${JSON.stringify(r4.errors)}`);
+  assert.equal(r7.failed, 0, `HTTP failures across the restart: ${JSON.stringify(r7.errors)}`);
+
+  // Crash: the supervisor replaces a SIGKILLed worker; the listeners never close.
+  const workerPid = Number(/"pid":(\d+),"msg":"worker replaced"/.exec(mesh.agent.logs.join('\n'))?.[1]);
+  assert.ok(workerPid > 0, 'worker pid logged');
+  const started = Date.now();
+  const recovered = mesh.agent.waitForLog(/"msg":"replacement worker ready"/, 60_000);
+  process.kill(workerPid, 'SIGKILL');
+  await recovered;
+  const ms = Date.now() - started;
+  t.diagnostic(`crashed worker replaced and ready after ${ms} ms`);
+  await waitAgentReady(ns);
+  const after = await ns.exec(['curl', '-sf', 'http://127.0.0.1:15020/healthz']);
+  assert.equal(after.code, 0);
+});
