@@ -1,5 +1,5 @@
 // Issue 6's hitless bar: under constant load through both paths — L4 (kernel) and
-// HTTP/1.1 (the agent's L7 proxy) — `kill -HUP` replaces the agent worker (the new one
+// HTTP/1.1 and gRPC unary + server streams (the agent's L7 proxy) — `kill -HUP` replaces the agent worker (the new one
 // starts on the supervisor's listening sockets, the old one drains) with zero failed
 // requests; and a crashed worker is replaced by the supervisor.
 import { test } from 'node:test';
@@ -29,6 +29,19 @@ spec:
   ports: [{name: http, port: 80, targetPort: 8081, protocol: HTTP}]
 ---
 apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: {name: ticker, namespace: default}
+spec:
+  vip: 10.96.0.50
+  selector: {app: ticker}
+  ports: [{name: grpc, port: 50051, targetPort: 50051, protocol: GRPC}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata: {name: ticker-1, namespace: default, labels: {app: ticker}}
+spec: {address: 10.250.0.31, node: ${node}, serviceAccount: ticker}
+---
+apiVersion: weft.dev/v1alpha1
 kind: Workload
 metadata: {name: echo-1, namespace: default, labels: {app: echo}}
 spec: {address: 10.250.0.11, node: ${node}, serviceAccount: echo}
@@ -43,15 +56,17 @@ function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout
 
 interface Tally { ok: number; failed: number; errors: Record<string, number> }
 
-test('SIGHUP replaces the agent worker under L4 + HTTP/1.1 load with zero failed requests; a killed worker is replaced', { timeout: 240_000 }, async (t) => {
+test('SIGHUP replaces the agent worker under L4, HTTP/1.1 and gRPC load with zero failed requests; a killed worker is replaced', { timeout: 240_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
   const mesh = await startOneNodeMesh('hl', policies);
   t.after(() => mesh.close());
   const { ns, dir } = mesh;
   ns.addAddress('10.250.0.11/32');
   ns.addAddress('10.250.0.21/32');
+  ns.addAddress('10.250.0.31/32');
   await mesh.spawn([process.execPath, join(FIX, 'greeter.js'), '10.250.0.11', '8080', 'echo-1']).waitForLog(/listening/);
   await mesh.spawn([process.execPath, join(FIX, 'http-echo.js'), '10.250.0.21', '8081', 'web-1']).waitForLog(/listening/);
+  await mesh.spawn([process.execPath, join(FIX, 'grpc-ticker.js'), '10.250.0.31', '50051', 'ticker-1']).waitForLog(/listening/);
 
   const stop = join(dir, 'stop');
   const run = (name: string, script: string, ...args: string[]) =>
@@ -65,6 +80,7 @@ test('SIGHUP replaces the agent worker under L4 + HTTP/1.1 load with zero failed
   }
   const l4 = run('l4-client', 'vip-client.js', '10.96.0.10', '80', stop);
   const l7 = run('l7-client', 'http-client.js', 'http://10.96.0.40/', stop, '4');
+  const grpc = run('grpc-client', 'grpc-client.js', '10.96.0.50:50051', stop);
   await sleep(2000);
 
   const replaced = mesh.agent.waitForLog(/"msg":"worker replaced"/, 120_000);
@@ -81,6 +97,11 @@ test('SIGHUP replaces the agent worker under L4 + HTTP/1.1 load with zero failed
   assert.ok(r4.ok > 50 && r7.ok > 50, `too little traffic: L4 ${r4.ok}, HTTP ${r7.ok}`);
   assert.equal(r4.failed, 0, `L4 failures across the restart: ${JSON.stringify(r4.errors)}`);
   assert.equal(r7.failed, 0, `HTTP failures across the restart: ${JSON.stringify(r7.errors)}`);
+  const gout = await grpc;
+  assert.equal(gout.code, 0, gout.stderr);
+  const rg = JSON.parse(gout.stdout.trim().split('\n').pop()!) as { unaryOk: number; unaryFailed: number; streamsOk: number; streamsFailed: number; errors: Record<string, number> };
+  assert.ok(rg.unaryOk > 50 && rg.streamsOk >= 2, `too little gRPC traffic: ${JSON.stringify(rg)}`);
+  assert.equal(rg.unaryFailed + rg.streamsFailed, 0, `gRPC failures across the restart: ${JSON.stringify(rg.errors)}`);
 
   // Crash: the supervisor replaces a SIGKILLed worker; the listeners never close.
   const workerPid = Number(/"pid":(\d+),"msg":"worker replaced"/.exec(mesh.agent.logs.join('\n'))?.[1]);
