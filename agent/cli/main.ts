@@ -12,6 +12,7 @@ const commands: Record<string, () => Command> = {
   agent: () => (require('./agent') as { command: Command }).command,
   run: () => (require('./run') as { command: Command }).command,
   status: () => (require('./status') as { command: Command }).command,
+  explain: () => (require('./explain') as { command: Command }).command,
   tap: () => (require('./tap') as { command: Command }).command,
   control: () => (require('./control') as { command: Command }).command,
   demo: () => (require('./demo') as { command: Command }).command,

@@ -19,6 +19,7 @@ import { rpcError, toRpcError } from './rpc-error';
 import { SnapshotStore } from './snapshot-store';
 import type { PolicySource } from './sources/source';
 import { SyncService } from './sync-service';
+import { explain } from '../explain/explain';
 
 export interface ControlServerOptions {
   source: PolicySource;
@@ -143,6 +144,16 @@ export class ControlServer {
       }),
 
       Status: this.authed((req) => this.status(req.node)),
+
+      Explain: this.authed((req) => {
+        const snap = this.store.snapshot();
+        if (!snap) throw rpcError(status.UNAVAILABLE, 'no policy snapshot has compiled yet');
+        if (!req.from || !req.host || !(req.port >= 1 && req.port <= 65535)) throw rpcError(status.INVALID_ARGUMENT, 'explain needs from, host and a port in 1..65535');
+        const e = explain(snap, {
+          from: req.from, host: req.host, port: req.port, ...(req.path ? { path: req.path } : {}), ...(req.method ? { method: req.method } : {}), headers: req.headers ?? {},
+        });
+        return { explanation: Buffer.from(JSON.stringify(e)) };
+      }),
     };
   }
 

@@ -10,6 +10,8 @@ import type { ServiceState, Snapshot, WorkloadState } from '../policy/snapshot';
 import { L7Directory } from '../proxy/routing/directory';
 import { matches, type RequestView } from '../proxy/routing/table';
 import { PolicyAuthorizer, type AuthzDecision } from '../proxy/tunnel/authz';
+import { Authorizer } from '../proxy/routing/authz';
+import type { AuthorizationPolicyState } from '../policy/snapshot';
 import { WeftError } from '../lib/errors';
 
 export interface ExplainQuery {
@@ -63,6 +65,21 @@ function findService(snap: Snapshot, host: string, port: number): ServiceState |
   return snap.services.find((s) => (byName ? s.name === byName[1] && s.namespace === byName[2] : s.vip === host) && s.ports.some((p) => p.port === port));
 }
 
+/** Per-request (L7) verdict with the deciding policy, by the agent's own inbound
+ *  Authorizer run one policy at a time; mirrors PolicyAuthorizer's order (DENY first). */
+function l7Decision(all: AuthorizationPolicyState[], workload: string, req: RequestView, principal: string, port: number): AuthzDecision {
+  const policies = all.filter((p) => p.workloads.includes(workload));
+  const peer = { principal, port };
+  const deny = policies.find((p) => p.action === 'DENY' && !new Authorizer([p]).check(req, peer));
+  if (deny) return { allowed: false, policy: deny.key, reason: `denied by DENY policy ${deny.key}` };
+  const allows = policies.filter((p) => p.action === 'ALLOW');
+  if (!allows.length) return { allowed: true, reason: 'no ALLOW policy applies' };
+  const hit = allows.find((p) => new Authorizer([p]).check(req, peer));
+  return hit
+    ? { allowed: true, policy: hit.key, reason: `allowed by ${hit.key}` }
+    : { allowed: false, reason: `no ALLOW policy matches (${allows.map((p) => p.key).join(', ')})` };
+}
+
 function requestView(q: ExplainQuery): RequestView {
   const [path, query = ''] = (q.path ?? '/').split('?', 2) as [string, string?];
   const headers = Object.fromEntries(Object.entries(q.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
@@ -85,6 +102,8 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
   const view = forNode(snap, src.node);
   const dp = view.datapath.find((d) => d.service === svc.key && d.port === q.port)!;
   const authorizer = new PolicyAuthorizer(snap.authorizationPolicies);
+  // HTTP, HTTP2 and gRPC ports are authorized per request (methods, paths, headers).
+  const l7 = port.protocol !== 'TCP' && port.protocol !== 'UDP';
   const services = new Map(snap.services.map((s) => [s.key, s]));
 
   // The route the proxy would take: the same tables and matcher as the agent.
@@ -119,7 +138,9 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
         return {
           workload: e.workload, address: e.address, port: epPort, node: e.node,
           hop: e.node === src.node ? 'same node (no encryption)' : 'mTLS tunnel',
-          authorization: authorizer.authorize({ sourcePrincipal: src.identity, sourceNamespace: src.namespace, destinationWorkload: e.workload, destinationIp: e.address, destinationPort: epPort }),
+          authorization: l7
+            ? l7Decision(snap.authorizationPolicies, e.workload, requestView(q), src.identity, epPort)
+            : authorizer.authorize({ sourcePrincipal: src.identity, sourceNamespace: src.namespace, destinationWorkload: e.workload, destinationIp: e.address, destinationPort: epPort }),
         };
       }),
     };

@@ -125,6 +125,7 @@ export class NodeAgent {
         'POST /v1/workloads': (body) => this.registerWorkload(body),
         'DELETE /v1/workloads': (_b, url) => this.deregisterWorkload(url.searchParams.get('namespace') ?? '', url.searchParams.get('name') ?? ''),
         'GET /v1/status': () => this.status(),
+        'GET /v1/explain': (_b, url) => this.explain(url.searchParams),
       },
       streams: { 'GET /v1/tap': (req, res, url) => this.tap.serve(req, res, url) },
     });
@@ -326,6 +327,25 @@ export class NodeAgent {
   }
 
   // --------------------------------------------------------------------- status
+
+  /** `weft explain`: the control API reasons over the full snapshot (this node only
+   *  has its own view); the source workload defaults to the caller's namespace. */
+  private explain(q: URLSearchParams): Promise<unknown> {
+    const from = q.get('from') ?? '', to = q.get('to') ?? '';
+    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(to);
+    if (!from) throw invalidArg('from: the source workload (namespace/name) is required');
+    if (!m) throw invalidArg(`to: expected HOST:PORT, got '${to}'`);
+    const headers: Record<string, string> = {};
+    for (const h of q.getAll('header')) {
+      const i = h.indexOf(':');
+      if (i <= 0) throw invalidArg(`header: expected name:value, got '${h}'`);
+      headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+    }
+    return this.sync.explain({
+      from: from.includes('/') ? from : `default/${from}`, host: (m[1] ?? m[2])!, port: Number(m[3]),
+      path: q.get('path') ?? '', method: q.get('method') ?? '', headers,
+    });
+  }
 
   private health(): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];

@@ -21,6 +21,8 @@ import type { DeregisterWorkloadResponse__Output } from '../control/generated/we
 import type { DeregisterWorkloadRequest } from '../control/generated/weft/control/v1/DeregisterWorkloadRequest';
 import type { StatusResponse__Output } from '../control/generated/weft/control/v1/StatusResponse';
 import type { SignCertificateResponse__Output } from '../control/generated/weft/control/v1/SignCertificateResponse';
+import type { ExplainRequest } from '../control/generated/weft/control/v1/ExplainRequest';
+import type { ExplainResponse__Output } from '../control/generated/weft/control/v1/ExplainResponse';
 import { controlProto, AUTH_METADATA_KEY, NODE_METADATA_KEY, NODE_VIEW_TYPE_URL, CLIENT_MAX_RECEIVE_BYTES } from '../control/proto';
 import { Backoff, type BackoffOptions } from './backoff';
 import { SnapshotCache, type CachedSnapshot } from './cache';
@@ -325,6 +327,12 @@ export class SyncClient extends EventEmitter {
   /** CSR in, chain + trust bundle out; the private key never leaves the node. */
   signCertificate(csrPem: string, ttlSeconds = 0): Promise<SignCertificateResponse__Output> {
     return this.unary(this.rpc.SignCertificate, { csrPem, ttlSeconds }, true);
+  }
+
+  /** The control API's explanation of a flow (agent/explain), as JSON. */
+  async explain(req: ExplainRequest): Promise<unknown> {
+    const res = await this.unary<ExplainRequest, ExplainResponse__Output>(this.rpc.Explain, req, false);
+    return JSON.parse(Buffer.from(res.explanation).toString('utf8'));
   }
 
   status(node = ''): Promise<StatusResponse__Output> {

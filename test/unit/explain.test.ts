@@ -32,6 +32,14 @@ test('explain: a caller the AuthorizationPolicy does not allow is denied, naming
   assert.match(e.verdict, /^denied: no ALLOW policy matches \(shop\/payments-from-frontend\)/);
 });
 
+test('explain: the frontend may call payments at L7, naming the deciding ALLOW policy', () => {
+  const e = explain(snap, { from: 'shop/frontend-0', host: 'payments.shop', port: 50051, path: '/shop.Payments/Charge', method: 'POST' });
+  assert.equal(e.verdict, 'allowed by shop/payments-from-frontend');
+  assert.deepEqual(e.route, { object: 'shop/payments', rule: 0 });
+  const other = explain(snap, { from: 'shop/frontend-0', host: 'payments.shop', port: 50051, path: '/other.Service/X', method: 'POST' });
+  assert.match(other.verdict, /^denied: no ALLOW policy matches/);
+});
+
 test('explain: addresses outside the mesh and unknown workloads', () => {
   const e = explain(snap, { from: 'shop/frontend-0', host: '192.0.2.1', port: 443 });
   assert.equal(e.path.mode, 'not in the mesh');

@@ -6,6 +6,8 @@ import type { ControlClient as _weft_control_v1_ControlClient, ControlDefinition
 import type { DeregisterWorkloadRequest as _weft_control_v1_DeregisterWorkloadRequest, DeregisterWorkloadRequest__Output as _weft_control_v1_DeregisterWorkloadRequest__Output } from './weft/control/v1/DeregisterWorkloadRequest';
 import type { DeregisterWorkloadResponse as _weft_control_v1_DeregisterWorkloadResponse, DeregisterWorkloadResponse__Output as _weft_control_v1_DeregisterWorkloadResponse__Output } from './weft/control/v1/DeregisterWorkloadResponse';
 import type { ErrorDetail as _weft_control_v1_ErrorDetail, ErrorDetail__Output as _weft_control_v1_ErrorDetail__Output } from './weft/control/v1/ErrorDetail';
+import type { ExplainRequest as _weft_control_v1_ExplainRequest, ExplainRequest__Output as _weft_control_v1_ExplainRequest__Output } from './weft/control/v1/ExplainRequest';
+import type { ExplainResponse as _weft_control_v1_ExplainResponse, ExplainResponse__Output as _weft_control_v1_ExplainResponse__Output } from './weft/control/v1/ExplainResponse';
 import type { RegisterWorkloadRequest as _weft_control_v1_RegisterWorkloadRequest, RegisterWorkloadRequest__Output as _weft_control_v1_RegisterWorkloadRequest__Output } from './weft/control/v1/RegisterWorkloadRequest';
 import type { RegisterWorkloadResponse as _weft_control_v1_RegisterWorkloadResponse, RegisterWorkloadResponse__Output as _weft_control_v1_RegisterWorkloadResponse__Output } from './weft/control/v1/RegisterWorkloadResponse';
 import type { Rejection as _weft_control_v1_Rejection, Rejection__Output as _weft_control_v1_Rejection__Output } from './weft/control/v1/Rejection';
@@ -29,6 +31,8 @@ export interface ProtoGrpcType {
         DeregisterWorkloadRequest: MessageTypeDefinition<_weft_control_v1_DeregisterWorkloadRequest, _weft_control_v1_DeregisterWorkloadRequest__Output>
         DeregisterWorkloadResponse: MessageTypeDefinition<_weft_control_v1_DeregisterWorkloadResponse, _weft_control_v1_DeregisterWorkloadResponse__Output>
         ErrorDetail: MessageTypeDefinition<_weft_control_v1_ErrorDetail, _weft_control_v1_ErrorDetail__Output>
+        ExplainRequest: MessageTypeDefinition<_weft_control_v1_ExplainRequest, _weft_control_v1_ExplainRequest__Output>
+        ExplainResponse: MessageTypeDefinition<_weft_control_v1_ExplainResponse, _weft_control_v1_ExplainResponse__Output>
         RegisterWorkloadRequest: MessageTypeDefinition<_weft_control_v1_RegisterWorkloadRequest, _weft_control_v1_RegisterWorkloadRequest__Output>
         RegisterWorkloadResponse: MessageTypeDefinition<_weft_control_v1_RegisterWorkloadResponse, _weft_control_v1_RegisterWorkloadResponse__Output>
         Rejection: MessageTypeDefinition<_weft_control_v1_Rejection, _weft_control_v1_Rejection__Output>

@@ -73,7 +73,8 @@ function condValue(key: string, c: Ctx): string | undefined {
 
 function compileRule(r: AuthorizationRule): Check {
   const froms = r.from.map((f) => {
-    const pr = anyOf(f.principals), npr = anyOf(f.notPrincipals), ns = anyOf(f.namespaces), nns = anyOf(f.notNamespaces);
+    // Patterns may be written with or without the spiffe:// scheme; compare both bare.
+    const pr = anyOf(f.principals.map(bare)), npr = anyOf(f.notPrincipals.map(bare)), ns = anyOf(f.namespaces), nns = anyOf(f.notNamespaces);
     const ips = cidrs(f.ipBlocks ?? []), nips = cidrs(f.notIpBlocks ?? []);
     return (c: Ctx) => (pr === null || pr(c.principal)) && (npr === null || !npr(c.principal)) &&
       (ns === null || ns(c.namespace)) && (nns === null || !nns(c.namespace)) &&
