@@ -25,12 +25,14 @@ int weft_sk_msg(struct sk_msg_md *msg)
 	}
 	WEFT_COUNT(msg_redirected, 1);
 	WEFT_COUNT(msg_redirected_bytes, size);
-	/* Server-side sockets carry a byte count for sockops' per-endpoint mean. */
+	/* Inserted sockets count what they send for sockops' per-endpoint means. */
 	if (msg->sk) {
-		__u64 *sent = bpf_sk_storage_get(&weft_sockb_v1, msg->sk, 0, 0);
+		struct weft_sock_bytes *sent = bpf_sk_storage_get(&weft_sockb_v2, msg->sk, 0, 0);
 
-		if (sent)
-			*sent += size;
+		if (sent) {
+			sent->bytes += size;
+			sent->msgs++;
+		}
 	}
 	return SK_PASS;
 }

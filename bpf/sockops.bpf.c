@@ -41,6 +41,25 @@ const volatile __u16 redirect_port = 0;
  */
 const volatile __u64 accel_min_bytes = 65536;
 
+/*
+ * Bulk streams are not inserted: an endpoint whose writes average at least
+ * accel_bulk_msg_bytes (per TCP data segment on a plain connection, per sk_msg message
+ * on an inserted one) stays on plain TCP. Two measurements behind it (npm run bench:l4
+ * and iperf3 A/B runs on this 2-vCPU VM, kernel 6.18; figures next to
+ * DEFAULT_ACCEL_BULK_MSG_BYTES in agent/datapath/datapath.ts):
+ * - loopback TCP moves 64 KiB segments, so bulk is bound by the two copies (user to
+ *   kernel, kernel to user) that sk_msg makes as well; what sk_msg saves is per-packet
+ *   work, which only dominates for small writes. Redirected bulk cost more CPU per byte
+ *   than plain TCP (page and sk_msg allocation per message) and ran slower.
+ * - BPF_F_INGRESS queues into the peer's psock with no receive-buffer limit (the
+ *   kernel charges only the global TCP memory), so a reader slower than its writer
+ *   queued 460-690 MB against an sk_rcvbuf of 128-512 KiB, with no backpressure. The
+ *   sk_msg program cannot see the peer to stop that: a SOCKHASH lookup returns a
+ *   referenced socket and sk_msg programs may not call bpf_sk_release (verifier).
+ * Plain TCP keeps flow control and autotuning for those streams.
+ */
+const volatile __u32 accel_bulk_msg_bytes = 16384;
+
 static __always_inline void weft_endpoint_local(const struct bpf_sock_ops *skops,
 						struct weft_endpoint *ep)
 {
@@ -107,7 +126,22 @@ static __always_inline int weft_worth_inserting(const struct weft_endpoint *serv
 {
 	struct weft_accel *a = bpf_map_lookup_elem(&weft_accel_v1, server);
 
-	return a && ((a->flags & WEFT_ACCEL_PINNED) || a->avg_bytes >= accel_min_bytes);
+	return a && ((a->flags & WEFT_ACCEL_PINNED) ||
+		     (a->avg_bytes >= accel_min_bytes && a->avg_msg < accel_bulk_msg_bytes));
+}
+
+/* sk_msg counts what an inserted socket sends (TCP will not see those bytes), and the
+ * socket reports it at close. */
+static __always_inline void weft_count_sk_msg(struct bpf_sock_ops *skops, __u32 flags)
+{
+	struct weft_sock_bytes *sb;
+
+	if (!skops->sk)
+		return;
+	sb = bpf_sk_storage_get(&weft_sockb_v2, skops->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (sb)
+		sb->flags = flags;
+	weft_want_state_cb(skops);
 }
 
 static __always_inline int weft_accelerate_client(struct bpf_sock_ops *skops)
@@ -128,6 +162,7 @@ static __always_inline int weft_accelerate_client(struct bpf_sock_ops *skops)
 	err = weft_insert(skops, &key);
 	if (err)
 		return err;
+	weft_count_sk_msg(skops, WEFT_SOCKB_CLIENT);
 	return bpf_map_update_elem(&weft_peer_v1, &key, &one, BPF_ANY);
 }
 
@@ -135,7 +170,6 @@ static __always_inline int weft_accelerate_server(struct bpf_sock_ops *skops)
 {
 	struct weft_sock_key key = {}, peer = {};
 	struct weft_endpoint server = {};
-	struct bpf_sock *sk = skops->sk;
 	int err;
 
 	/* Every server-side socket reports its size at close. */
@@ -148,38 +182,41 @@ static __always_inline int weft_accelerate_server(struct bpf_sock_ops *skops)
 		WEFT_COUNT(sockmap_skipped, 1);
 		return -ENOENT;
 	}
-	/* sk_msg counts what this socket sends here: TCP will not see those bytes. */
-	if (sk)
-		bpf_sk_storage_get(&weft_sockb_v1, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	weft_count_sk_msg(skops, 0);
 	WEFT_SOCK_KEY(skops, &key, 0);
 	return weft_insert(skops, &key);
 }
 
-static __always_inline __u64 weft_sent_via_sk_msg(struct bpf_sock *sk)
-{
-	__u64 *sent = bpf_sk_storage_get(&weft_sockb_v1, sk, 0, 0);
-
-	return sent ? *sent : 0;
-}
-
-/* Folds one closed connection into its server endpoint's mean. Concurrent closes on
- * other CPUs may lose an update: it is a statistic, not an account. */
-static __always_inline void weft_account(const struct weft_endpoint *server, __u64 bytes)
+/* Folds one closed connection into its server endpoint's means: its bytes (when
+ * `bytes` is known) and its bytes per write. Concurrent closes on other CPUs may lose an
+ * update: it is a statistic, not an account. */
+static __always_inline void weft_account(const struct weft_endpoint *server, int has_bytes,
+					 __u64 bytes, __u64 written, __u64 writes)
 {
 	struct weft_accel *a = bpf_map_lookup_elem(&weft_accel_v1, server);
+	__u64 msg = writes ? written / writes : 0;
 	struct weft_accel fresh = { .avg_bytes = bytes };
 
+	if (msg > 0xffffffff)
+		msg = 0xffffffff;
 	if (!a) {
-		bpf_map_update_elem(&weft_accel_v1, server, &fresh, BPF_NOEXIST);
+		if (has_bytes) {
+			fresh.avg_msg = msg;
+			bpf_map_update_elem(&weft_accel_v1, server, &fresh, BPF_NOEXIST);
+		}
 		return;
 	}
-	a->avg_bytes = a->avg_bytes - (a->avg_bytes >> 3) + (bytes >> 3);
+	if (has_bytes)
+		a->avg_bytes = a->avg_bytes - (a->avg_bytes >> 3) + (bytes >> 3);
+	if (writes)
+		a->avg_msg = a->avg_msg - (a->avg_msg >> 3) + ((__u32)msg >> 3);
 }
 
 static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 {
 	struct weft_endpoint ep = {};
 	struct bpf_sock *sk = skops->sk;
+	struct weft_sock_bytes *sb;
 	struct weft_origin *o;
 
 	if (!sk)
@@ -208,9 +245,21 @@ static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 			bpf_map_delete_elem(&weft_origin_v1, &ep);
 		}
 	}
+	sb = bpf_sk_storage_get(&weft_sockb_v2, sk, 0, 0);
+	if (sb && (sb->flags & WEFT_SOCKB_CLIENT)) {
+		/* An inserted client: its writes tell its server endpoint's write size. */
+		weft_endpoint_remote(skops, &ep);
+		weft_account(&ep, 0, 0, sb->bytes, sb->msgs);
+		return;
+	}
 	weft_endpoint_local(skops, &ep);
-	weft_account(&ep, skops->bytes_received + skops->bytes_acked +
-			       weft_sent_via_sk_msg(sk));
+	if (sb) /* inserted: TCP saw none of the payload, sk_msg saw what it sent */
+		weft_account(&ep, 1, skops->bytes_received + skops->bytes_acked + sb->bytes,
+			     sb->bytes, sb->msgs);
+	else
+		weft_account(&ep, 1, skops->bytes_received + skops->bytes_acked,
+			     skops->bytes_received + skops->bytes_acked,
+			     skops->data_segs_in + skops->data_segs_out);
 }
 
 SEC("sockops")

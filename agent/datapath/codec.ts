@@ -134,11 +134,23 @@ export const backendCodec = defineCodec<BackendEntry>(
 );
 
 export const ACCEL_PINNED = 0x1;
-export interface AccelEntry { avgBytes: bigint; flags: number }
+export interface AccelEntry { avgBytes: bigint; flags: number; avgMsg: number }
 export const accelCodec = defineCodec<AccelEntry>(
-  'weft_accel', [['avg_bytes', 8], ['flags', 4], ['pad', 4]],
-  (v, b, at) => { b.writeBigUInt64LE(v.avgBytes, at('avg_bytes')); b.writeUInt32LE(v.flags, at('flags')); },
-  (b, at) => ({ avgBytes: b.readBigUInt64LE(at('avg_bytes')), flags: b.readUInt32LE(at('flags')) }),
+  'weft_accel', [['avg_bytes', 8], ['flags', 4], ['avg_msg', 4]],
+  (v, b, at) => {
+    b.writeBigUInt64LE(v.avgBytes, at('avg_bytes'));
+    b.writeUInt32LE(v.flags, at('flags'));
+    b.writeUInt32LE(v.avgMsg, at('avg_msg'));
+  },
+  (b, at) => ({ avgBytes: b.readBigUInt64LE(at('avg_bytes')), flags: b.readUInt32LE(at('flags')), avgMsg: b.readUInt32LE(at('avg_msg')) }),
+);
+
+/** weft_sockb_v2's value: what an inserted socket sent through sk_msg. */
+export interface SockBytes { bytes: bigint; msgs: number; flags: number }
+export const sockBytesCodec = defineCodec<SockBytes>(
+  'weft_sock_bytes', [['bytes', 8], ['msgs', 4], ['flags', 4]],
+  (v, b, at) => { b.writeBigUInt64LE(v.bytes, at('bytes')); b.writeUInt32LE(v.msgs, at('msgs')); b.writeUInt32LE(v.flags, at('flags')); },
+  (b, at) => ({ bytes: b.readBigUInt64LE(at('bytes')), msgs: b.readUInt32LE(at('msgs')), flags: b.readUInt32LE(at('flags')) }),
 );
 
 export const SOCK_F_BALANCED = 0x1;
@@ -211,5 +223,5 @@ export const nodeCfgCodec = defineCodec<NodeCfg>(
 /** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */
 export const ABI_CODECS: ReadonlyArray<StructCodec<never>> = [
   endpointCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
-  accelCodec, nodeCfgCodec, countersCodec,
+  accelCodec, sockBytesCodec, nodeCfgCodec, countersCodec,
 ] as unknown as ReadonlyArray<StructCodec<never>>;

@@ -39,6 +39,9 @@ export interface DatapathOptions {
   /** A plain connection to a server endpoint must carry this many bytes before later
    *  connections to it are put in the SOCKHASH (see bpf/sockops.bpf.c). */
   accelMinBytes?: number;
+  /** Endpoints whose writes average this many bytes or more are bulk streams and stay
+   *  on plain TCP (see bpf/sockops.bpf.c); agent-pinned endpoints are inserted anyway. */
+  accelBulkMsgBytes?: number;
   logger?: Logger;
 }
 
@@ -61,6 +64,21 @@ export const DEFAULT_REDIRECT: RedirectTarget = { ipv4: '127.0.0.1', port: 15001
  * orders of magnitude below it and is never inserted.
  */
 export const DEFAULT_ACCEL_MIN_BYTES = 65536;
+/**
+ * Mean write size (bytes per TCP data segment, or per sk_msg message once inserted) at
+ * or above which an endpoint counts as a bulk stream and is not inserted (mechanism and
+ * reasons in bpf/sockops.bpf.c). Measured on this 2-vCPU VM, kernel 6.18, iperf3 single
+ * stream, same run, alternating, 7 rounds x 3 s (machine lightly loaded): plain loopback
+ * median 42.0 Gbit/s (35.4-45.4), sockmap-redirected 32.1 (20.9-47.3) = 0.77x, sockets
+ * left in the SOCKHASH but passed to TCP 31.8 (20.4-42.2) = 0.76x; CPU per Gbit/s
+ * (iperf3's sender+receiver %) 2.4 plain vs 3.3 redirected. Under the heavier load of
+ * earlier runs sockmap bulk was 0.38-0.62x (bench:l4), the receiver's psock holding
+ * 460-690 MB. The sk_msg program itself is not the cost: 508 ns per run at ~111 KiB
+ * per message (bpf_stats), 0.5 % of a CPU at 9 Gbit/s. Chatty traffic writes tens to
+ * hundreds of bytes (64 B ping-pong 1.77x, nginx keep-alive 1.45x once inserted) and
+ * loopback bulk writes 64 KiB segments, so 16 KiB sits far from both.
+ */
+export const DEFAULT_ACCEL_BULK_MSG_BYTES = 16384;
 
 interface CurrentService { key: SvcKey; entry: SvcEntry; service: DatapathService }
 
@@ -105,6 +123,10 @@ export class Datapath {
     if (!Number.isSafeInteger(accelMinBytes) || accelMinBytes < 0) {
       throw new WeftError('WEFT_ERR_INVALID_ARG', `accelMinBytes ${accelMinBytes} is not a byte count`);
     }
+    const accelBulkMsgBytes = opts.accelBulkMsgBytes ?? DEFAULT_ACCEL_BULK_MSG_BYTES;
+    if (!Number.isInteger(accelBulkMsgBytes) || accelBulkMsgBytes < 1 || accelBulkMsgBytes > 0xffffffff) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `accelBulkMsgBytes ${accelBulkMsgBytes} is not a byte count (1 to 2^32-1)`);
+    }
     const log = opts.logger ?? componentLogger('datapath', { node: layout.node });
     native.setLogger((level, message) => log[level]({ libbpf: true }, message.trimEnd()));
 
@@ -132,6 +154,8 @@ export class Datapath {
       sockops.setConst('redirect_port', be16(redirect.port));
       const min = Buffer.alloc(8); min.writeBigUInt64LE(BigInt(accelMinBytes));
       sockops.setConst('accel_min_bytes', min);
+      const bulk = Buffer.alloc(4); bulk.writeUInt32LE(accelBulkMsgBytes);
+      sockops.setConst('accel_bulk_msg_bytes', bulk);
       // Verify and load; maps already pinned by an earlier agent are re-used as they are.
       for (const obj of objects) await obj.load();
 
@@ -229,7 +253,7 @@ export class Datapath {
    *  insertion, without waiting for a bulk connection to teach the kernel. */
   accelerate(ip: string, port: number): void {
     this.assertOpen();
-    this.maps.accel.update(endpointCodec.encode({ ip, port }), accelCodec.encode({ avgBytes: 0n, flags: ACCEL_PINNED }));
+    this.maps.accel.update(endpointCodec.encode({ ip, port }), accelCodec.encode({ avgBytes: 0n, flags: ACCEL_PINNED, avgMsg: 0 }));
   }
 
   /**

@@ -38,7 +38,7 @@ export const MAPS = {
   skhash: 'weft_skhash_v1',
   accel: 'weft_accel_v1',
   peer: 'weft_peer_v1',
-  sockb: 'weft_sockb_v1',
+  sockb: 'weft_sockb_v2',
   cfg: 'weft_cfg_v1',
   ctrs: 'weft_ctrs_v2',
 } as const;

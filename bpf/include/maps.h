@@ -90,14 +90,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_accel_v1 SEC(".maps");
 
-/* Per server-side socket: bytes it sent through sk_msg (TCP's counters do not see them). */
+/* Per inserted socket: bytes and messages it sent through sk_msg (TCP's counters do not
+ * see them). */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u64);
+	__type(value, struct weft_sock_bytes);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} weft_sockb_v1 SEC(".maps");
+} weft_sockb_v2 SEC(".maps");
 
 /* Client sockets just inserted, by their 4-tuple: lets the server side insert its
  * socket only when the peer is a mesh socket of this node (else every send would miss). */

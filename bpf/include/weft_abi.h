@@ -108,12 +108,23 @@ struct weft_sock_key {
 	__u8 pad[3];
 };
 
-/* Per server endpoint of this node's mesh: how much a connection to it carries, as an
- * exponentially weighted mean over its recent connections (weight 1/8). */
+/* Per server endpoint of this node's mesh: how much a connection to it carries and how
+ * big its writes are, as exponentially weighted means over its recent connections
+ * (weight 1/8). */
 struct weft_accel {
 	__u64 avg_bytes;
-	__u32 flags; /* WEFT_ACCEL_* */
-	__u32 pad;
+	__u32 flags;   /* WEFT_ACCEL_* */
+	__u32 avg_msg; /* bytes per TCP data segment or sk_msg message */
+};
+
+/* weft_sock_bytes.flags */
+#define WEFT_SOCKB_CLIENT 0x1 /* the connecting side (its server endpoint is the remote one) */
+
+/* Per inserted socket: what it sent through sk_msg (TCP's counters do not see it). */
+struct weft_sock_bytes {
+	__u64 bytes;
+	__u32 msgs;
+	__u32 flags; /* WEFT_SOCKB_* */
 };
 
 /* Per-node settings the agent changes at run time (single-entry array; zero = defaults). */
@@ -154,6 +165,7 @@ WEFT_ABI_SIZE(weft_origin, 32);
 WEFT_ABI_SIZE(weft_revnat_key, 32);
 WEFT_ABI_SIZE(weft_sock_key, 40);
 WEFT_ABI_SIZE(weft_accel, 16);
+WEFT_ABI_SIZE(weft_sock_bytes, 16);
 WEFT_ABI_SIZE(weft_node_cfg, 8);
 WEFT_ABI_SIZE(weft_counters, 88);
 

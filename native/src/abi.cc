@@ -65,7 +65,8 @@ void ExportAbi(Napi::Env env, Napi::Object exports) {
   WEFT_ABI_STRUCT(weft_origin, addr, port, family, flags, pad, cgroup_id)
   WEFT_ABI_STRUCT(weft_revnat_key, cookie, addr, port, family, pad, pad2)
   WEFT_ABI_STRUCT(weft_sock_key, local_addr, remote_addr, local_port, remote_port, family, pad)
-  WEFT_ABI_STRUCT(weft_accel, avg_bytes, flags, pad)
+  WEFT_ABI_STRUCT(weft_accel, avg_bytes, flags, avg_msg)
+  WEFT_ABI_STRUCT(weft_sock_bytes, bytes, msgs, flags)
   WEFT_ABI_STRUCT(weft_counters, connect_balanced, connect_redirected, no_backend,
                   sockmap_inserts, sockmap_skipped, msg_redirected, msg_redirected_bytes,
                   msg_miss, origin_inserts, fail_open, fail_closed)

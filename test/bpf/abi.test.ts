@@ -25,7 +25,8 @@ test('codecs round-trip their values', () => {
     weft_origin: { ip: '10.96.0.10', port: 443, flags: 2, cgroupId: 0x1234567890n },
     weft_revnat_key: { cookie: 42n, ip: '::ffff:127.0.0.1', port: 53 },
     weft_sock_key: { localIp: '127.0.0.1', localPort: 40000, remoteIp: '127.0.0.2', remotePort: 5201 },
-    weft_accel: { avgBytes: 1n << 40n, flags: 1 },
+    weft_accel: { avgBytes: 1n << 40n, flags: 1, avgMsg: 65536 },
+    weft_sock_bytes: { bytes: 1n << 33n, msgs: 7, flags: 1 },
     weft_node_cfg: { failMode: 'open' },
     weft_counters: Object.fromEntries(Object.keys(native.abi.weft_counters!.fields).map((f, i) => [f, BigInt(i) << 40n])),
   };
