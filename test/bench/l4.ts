@@ -3,9 +3,10 @@
 //   vs HAProxy TCP mode, wrk against nginx with a new connection per request
 //   (`Connection: close`: rps, p50, p99) and with keep-alive (rps, p50, p99);
 // - same-node hops, plain loopback vs weft's sockops/sk_msg: iperf3 bulk, 64-byte TCP
-//   ping-pong (sockperf), and wrk connection-per-request / keep-alive, the latter also
-//   with "insert every socket" (a pinned endpoint) to show what the insertion policy
-//   avoids.
+//   ping-pong (sockperf), and wrk connection-per-request / keep-alive. Bulk and
+//   connection-per-request also run against an "insert every socket" (pinned) endpoint
+//   to show what the insertion policy avoids; bulk also reports CPU per Gbit/s
+//   (iperf3's sender + receiver CPU %), since on loopback both paths are copy-bound.
 // Variants alternate within each round and the median of the rounds is reported as a
 // ratio to the baseline of the same run (direct / plain loopback). Writes
 // test/bench/results/l4.json. Everything it creates is removed at the end.
@@ -75,8 +76,9 @@ class Bench {
     this.dp = await Datapath.open({ node: this.node, logger: pino({ level: 'warn' }) });
     this.mesh = this.dp.createWorkloadCgroup('bench', 'client').path;
     this.dp.applyServices([{ vip: WEFT_VIP, port: 80, protocol: 'tcp', mode: 'l4', backends: [{ ip: BACKEND, port: 80, weight: 1 }] }]);
-    // "Naive" same-node variant: this endpoint is inserted from the first connection.
+    // "Naive" same-node variants: these endpoints are inserted from the first connection.
     this.dp.accelerate('127.0.0.1', 8083);
+    this.dp.accelerate('127.0.0.1', 5203);
 
     // nginx A outside the mesh (L4 backend, plain same-node); nginx B in the mesh.
     this.nginx('a', [`${BACKEND}:80`, '127.0.0.1:8081']);
@@ -91,9 +93,10 @@ class Bench {
     this.daemon(['haproxy', '-db', '-f', hap]);
     this.daemon(['iperf3', '-s', '-B', '127.0.0.1', '-p', '5201']);
     this.daemon(['iperf3', '-s', '-B', '127.0.0.1', '-p', '5202'], this.mesh);
+    this.daemon(['iperf3', '-s', '-B', '127.0.0.1', '-p', '5203'], this.mesh);
     this.daemon(['sockperf', 'sr', '--tcp', '-i', '127.0.0.1', '-p', '11111']);
     this.daemon(['sockperf', 'sr', '--tcp', '-i', '127.0.0.1', '-p', '11112'], this.mesh);
-    await this.waitListening([`${BACKEND}:80`, `${HAPROXY}:80`, ...[8081, 8082, 8083, 5201, 5202, 11111, 11112].map((p) => `127.0.0.1:${p}`)]);
+    await this.waitListening([`${BACKEND}:80`, `${HAPROXY}:80`, ...[8081, 8082, 8083, 5201, 5202, 5203, 11111, 11112].map((p) => `127.0.0.1:${p}`)]);
   }
 
   private daemon(argv: string[], cgroup?: string): void {
@@ -160,10 +163,13 @@ ${listen.map((l) => `    listen ${l} reuseport;`).join('\n')}
     }
   }
 
-  async iperf(port: number, mesh: boolean, seconds = SECONDS): Promise<number> {
+  /** Gbit/s received, and the CPU % the sender and receiver used per Gbit/s. */
+  async iperf(port: number, mesh: boolean, seconds = SECONDS): Promise<{ gbps: number; cpuPerGbps: number }> {
     const j = JSON.parse(await this.exec(['iperf3', '-c', '127.0.0.1', '-p', String(port), '-t', String(seconds), '-J'], mesh)) as
-      { end: { sum_received: { bits_per_second: number } } };
-    return j.end.sum_received.bits_per_second / 1e9;
+      { end: { sum_received: { bits_per_second: number }; cpu_utilization_percent: { host_total: number; remote_total: number } } };
+    const gbps = j.end.sum_received.bits_per_second / 1e9;
+    const cpu = j.end.cpu_utilization_percent;
+    return { gbps, cpuPerGbps: (cpu.host_total + cpu.remote_total) / gbps };
   }
 
   async pingPong(port: number, mesh: boolean, seconds = SECONDS): Promise<number> {
@@ -209,8 +215,9 @@ async function main(): Promise<void> {
   try {
     await b.setUp();
     process.stderr.write(`bench:l4 ${ROUNDS} rounds x ${SECONDS}s per variant `);
-    // Warm-ups: page cache, nginx workers, and the sockops policy learning that the
-    // iperf3 / sockperf / keep-alive endpoints carry bulk traffic.
+    // Warm-ups: page cache, nginx workers, and the sockops policy learning which
+    // endpoints are chatty enough to insert (sockperf, keep-alive) and which carry bulk
+    // streams that stay on TCP (iperf3).
     await b.wrk(`http://${BACKEND}/`, false, false, 1);
     await b.wrk('http://127.0.0.1:8082/', false, true, 1);
     await b.iperf(5202, true, 1);
@@ -229,8 +236,9 @@ async function main(): Promise<void> {
       haproxy: async () => http(await b.wrk(`http://${HAPROXY}/`, false, false)),
     });
     const bulk = await rounds({
-      plain: async () => ({ gbps: await b.iperf(5201, false) }),
-      sockmap: async () => ({ gbps: await b.iperf(5202, true) }),
+      plain: () => b.iperf(5201, false),
+      sockmap: () => b.iperf(5202, true),
+      sockmapInsertAll: () => b.iperf(5203, true),
     });
     const rr = await rounds({
       plain: async () => ({ rps: await b.pingPong(11111, false) }),
@@ -272,6 +280,7 @@ function report(r: {
   ratio('L4 keep-alive', r.l4KeepAlive, 'direct', 'p50Ms', '(lower better)');
   ratio('L4 keep-alive', r.l4KeepAlive, 'direct', 'p99Ms', '(lower better)');
   ratio('same-node bulk (iperf3)', r.bulk, 'plain', 'gbps', '');
+  ratio('same-node bulk (iperf3)', r.bulk, 'plain', 'cpuPerGbps', '(lower better)');
   ratio('same-node 64 B ping-pong', r.rr, 'plain', 'rps', '');
   ratio('same-node conn/request', r.connPerRequest, 'plain', 'rps', '');
   ratio('same-node conn/request', r.connPerRequest, 'plain', 'p99Ms', '(lower better)');
