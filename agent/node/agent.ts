@@ -25,8 +25,13 @@ import { SyncClient } from '../sync/client';
 import { IdentityManager } from '../identity/manager';
 import { formatSpiffeId, nodeSpiffeId } from '../identity/spiffe';
 import { startTunnel, PolicyAuthorizer, type Tunnel, type LocalWorkload as TunnelWorkload } from '../proxy/tunnel';
+import type { ForwardRequest } from '../proxy/tunnel/forward';
 import { L7Directory } from '../proxy/routing/directory';
 import { OutboundProxy, type Origin } from '../proxy/outbound';
+import { InboundL7 } from '../proxy/http/inbound';
+import { H2Proxy } from '../proxy/h2/proxy';
+import { authorizerFor, type Authorizer } from '../proxy/routing/authz';
+import { duplexPair } from '../lib/duplex-pair';
 import { RequestMetrics } from '../proxy/routing/metrics';
 import { RequestTap } from './tap';
 import type { Endpoint } from '../proxy/balancer/endpoint';
@@ -76,6 +81,12 @@ export class NodeAgent {
   private readonly sync: SyncClient;
   private readonly workloads: WorkloadRegistry;
   private readonly tap = new RequestTap(null);
+  private readonly requestMetrics: RequestMetrics;
+  /** Destination side of L7: per-request authorization for local workloads. */
+  private readonly inboundL7: InboundL7;
+  private readonly inboundH2: H2Proxy;
+  /** Per-request authorizers of local workloads with L7 policies (rebuilt per snapshot). */
+  private l7Authorizers = new Map<string, Authorizer>();
   private stopping = false;
 
   private constructor(private readonly cfg: AgentConfig, private readonly datapath: Datapath) {
@@ -93,10 +104,17 @@ export class NodeAgent {
         const w = this.workloads.byCgroupId(BigInt(id));
         return w ? { workload: w.name, namespace: w.namespace, principal: this.principalOf(w) } : null;
       },
-      metrics: new RequestMetrics(this.registry),
+      metrics: (this.requestMetrics = new RequestMetrics(this.registry)),
       accessLog: this.tap,
       logger: componentLogger('outbound', { node: cfg.node }),
     });
+
+    const direct = (ep: Endpoint) => tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
+    const inboundLog = componentLogger('inbound-l7', { node: cfg.node });
+    this.inboundH2 = new H2Proxy({ connect: direct, logger: inboundLog, accessLog: this.tap, tracer: null });
+    this.inboundL7 = new InboundL7({
+      connect: direct, headerTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxHeadBytes: 16 * 1024, accessLog: this.tap, tracer: null, logger: inboundLog,
+    }, this.inboundH2);
 
     const token = readToken(cfg.tokenFile);
     this.sync = new SyncClient({
@@ -176,6 +194,7 @@ export class NodeAgent {
     this.stopping = true;
     await Promise.allSettled([this.sync.stop(), this.outbound.close(), this.admin.close(), this.tunnel?.close()]);
     this.identity?.close();
+    this.inboundH2.close();
     this.directory.close();
     this.datapath.close();
   }
@@ -188,6 +207,10 @@ export class NodeAgent {
     this.datapath.applyServices(this.withoutEjected(view));
     this.directory.apply(view);
     this.authorizer.update(view.authorizationPolicies);
+    this.l7Authorizers = new Map(view.localWorkloads
+      .filter((w) => view.authorizationPolicies.some((p) => p.l7 && p.workloads.includes(w.key)))
+      .map((w) => [w.key, authorizerFor(w.key, view.authorizationPolicies)]));
+    this.datapath.setFailMode(view.mesh.failMode);
     this.view = view;
     await this.updateIdentities(view);
   }
@@ -225,7 +248,7 @@ export class NodeAgent {
       if (!(await identity.add(nodeIdentity))) await new Promise<void>((r) => identity.on('updated', (id) => { if (id === nodeIdentity) r(); }));
       this.tunnel = await startTunnel({
         identity, nodeIdentity, authorizer: this.authorizer, registry: this.registry,
-        lookup: (ip, port) => this.localWorkloadAt(ip, port), host: this.cfg.inbound.host, port: this.cfg.inbound.port, fd: this.cfg.listenFds?.inbound,
+        lookup: (ip, port) => this.localWorkloadAt(ip, port), l7: (dest, req) => this.inboundL7For(dest, req), host: this.cfg.inbound.host, port: this.cfg.inbound.port, fd: this.cfg.listenFds?.inbound,
       });
       this.log.info({ inbound: `${this.cfg.inbound.host}:${this.tunnel.address.port}` }, 'mTLS tunnel listening');
       this.markServing();
@@ -259,6 +282,22 @@ export class NodeAgent {
       target: { ip: ep.ip, port: ep.port },
       nodeAddress: sameNode ? null : { host: ep.ip, port: HBONE_PORT },
     }));
+  }
+
+  /** A local destination whose policies check requests (methods, paths, headers): the
+   *  tunnel stream goes through the inbound L7 proxy, which authorizes every request for
+   *  the caller's verified principal (403 / PERMISSION_DENIED) and forwards the rest. */
+  private inboundL7For(dest: TunnelWorkload, req: ForwardRequest): Duplex | null {
+    const authz = this.l7Authorizers.get(dest.key);
+    if (!authz) return null;
+    const [callerSide, proxySide] = duplexPair();
+    const peer = { principal: req.sourcePrincipal, port: req.target.port, ...(req.sourceIp ? { ip: req.sourceIp } : {}) };
+    const series = this.requestMetrics.seriesFor({
+      reporter: 'destination', source_workload: req.sourceWorkload ?? 'unknown', source_namespace: /\/ns\/([^/]+)\//.exec(req.sourcePrincipal)?.[1] ?? 'unknown',
+      source_principal: req.sourcePrincipal, destination_service: dest.service ?? 'unknown', destination_workload: dest.name, connection_security_policy: req.security,
+    });
+    this.inboundL7.handle(proxySide, this.directory.lookup(req.target.ip, req.target.port), peer, authz, series);
+    return callerSide;
   }
 
   /** Ejected endpoints leave the kernel's L4 tables too (L4-only services stop using

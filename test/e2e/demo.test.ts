@@ -16,13 +16,6 @@ import { buildFrame, quantile } from '../../agent/demo/frame';
 
 const SUMMARY = /^t=\d+s \|/;
 
-// Known break in the agent (reported), which makes one check below TODO: it runs and
-// prints its result but does not fail the suite. Drop the todo once it passes.
-//  - Inbound authorization is L4 only (proxy/tunnel/authz.ts): an ALLOW rule with
-//    `paths` matches nothing there, so payments refuses the frontend too and every
-//    checkout fails (502), which takes the frontend's success rate to ~90 %.
-const L4_ONLY_AUTHZ = { todo: 'inbound authz is L4 only: payments (ALLOW with paths) refuses the frontend, checkouts fail' };
-
 /** Sums one `name a=N b=M` group of the per-second client catalog counts. */
 function split(lines: string[]): { v1: number; v2: number } {
   const out = { v1: 0, v2: 0 };
@@ -122,7 +115,7 @@ test('weft demo: agents ready, traffic over mTLS, canary edit changes the split,
     assert.ok(m && Number(m[1]) > 0, `connect_redirected is zero: ${last}`);
   });
 
-  await t.test('frontend success rate >= 95% (source-side metrics of all agents)', L4_ONLY_AUTHZ, () => {
+  await t.test('frontend success rate >= 95% (source-side metrics of all agents)', () => {
     let ok = 0, all = 0;
     for (const { l } of summaries) {
       const m = /\| shop\/frontend (\S+)rps ok=([\d.]+)%/.exec(l);
@@ -140,8 +133,13 @@ test('weft demo: agents ready, traffic over mTLS, canary edit changes the split,
     assert.ok(post.v1 + post.v2 >= 80 && share(post) > 0.3 && share(post) < 0.7, `after the edit v1=${post.v1} v2=${post.v2}`);
   });
 
-  await t.test('loadgen → payments is refused by the AuthorizationPolicy at payments\' node', () => {
-    assert.match(out, /^denied: spiffe:\/\/weft\.local\/ns\/shop\/sa\/loadgen → shop\/payments-0 \(reason policy, at node-2\)$/m);
+  await t.test('loadgen → payments is refused per request by the AuthorizationPolicy at payments\' node', () => {
+    // The ALLOW rule checks gRPC paths, so the destination agent decides per request:
+    // PERMISSION_DENIED for loadgen (and never a successful call), while the frontend's
+    // checkouts through the same policy succeed.
+    assert.match(last, /loadgen->payments failed (\d+)\/\1 \[PERMISSION_DENIED:\1\]/);
+    assert.match(last, /shop\/payments [^|]*\[grpc 7:\d+\]/);
+    assert.match(last, /checkout [\d.]+rps ok=100\.0%/);
   });
 
   await t.test('identities over mTLS, verified at the destination', () => {

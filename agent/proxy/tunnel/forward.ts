@@ -41,12 +41,19 @@ export interface ForwardRequest {
   security: SecurityPolicy;
 }
 
+/** Destinations whose policies need per-request (L7) authorization get the stream
+ *  handled at L7 instead: the hook returns the stream end to splice with the caller
+ *  (the agent's inbound L7 proxy holds the other end), or null for plain L4. */
+export type L7Inbound = (dest: LocalWorkload, req: ForwardRequest) => Duplex | null;
+
 export type ForwardResult =
-  | { ok: true; upstream: Socket }
+  | { ok: true; upstream: Socket | Duplex }
   | { ok: false; status: 400 | 403 | 503; reason: DenyReason | 'upstream_unavailable'; message: string };
 
 export interface LocalForwarderOptions {
   lookup: LocalWorkloadLookup;
+  /** Per-request authorization for destinations that need it (see L7Inbound). */
+  l7?: L7Inbound;
   authorizer: L4Authorizer;
   metrics: TunnelMetrics;
   log: Logger;
@@ -66,7 +73,7 @@ export class LocalForwarder {
   private readonly opts: Required<LocalForwarderOptions>;
 
   constructor(opts: LocalForwarderOptions) {
-    this.opts = { connectTimeoutMs: 5_000, ...opts };
+    this.opts = { connectTimeoutMs: 5_000, l7: () => null, ...opts };
   }
 
   /** Steps 1-3; on success the upstream socket is connected and metered. */
@@ -79,6 +86,10 @@ export class LocalForwarder {
       log.warn({ source: req.sourcePrincipal, target: targetText }, 'refused: target is not a workload on this node');
       return { ok: false, status: 403, reason: 'not_local_workload', message: `${targetText} is not a workload on this node` };
     }
+    // L7 rules cannot be decided per connection: the L7 proxy decides per request (and
+    // checks the same principals, namespaces and ports there).
+    const l7 = this.opts.l7?.(dest, req) ?? null;
+    if (l7 !== null) return { ok: true, upstream: l7 };
     const sourceNamespace = parseSpiffeId(req.sourcePrincipal).namespace;
     const decision = authorizer.authorize({
       sourcePrincipal: req.sourcePrincipal, sourceNamespace, sourceIp: req.sourceIp,
@@ -112,7 +123,7 @@ export class LocalForwarder {
 
   /** The same-node path: a connected, authorized, metered socket to the local workload,
    *  or a WeftError (PERMISSION when refused, UNAVAILABLE when it cannot connect). */
-  async open(req: Omit<ForwardRequest, 'security'>): Promise<Socket> {
+  async open(req: Omit<ForwardRequest, 'security'>): Promise<Socket | Duplex> {
     const r = await this.forward({ ...req, security: 'none' });
     if (r.ok) return r.upstream;
     throw new WeftError(r.status === 503 ? 'WEFT_ERR_UNAVAILABLE' : 'WEFT_ERR_PERMISSION', r.message, { details: { reason: r.reason } });

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { IdentityManager } from '../../identity/manager';
 import { componentLogger } from '../../telemetry/logger';
 import type { L4Authorizer } from './authz';
-import { LocalForwarder, type LocalWorkloadLookup } from './forward';
+import { LocalForwarder, type L7Inbound, type LocalWorkloadLookup } from './forward';
 import { InboundServer } from './inbound';
 import { TunnelMetrics } from './metrics';
 import { Outbound } from './outbound';
@@ -18,6 +18,8 @@ export interface TunnelOptions {
   nodeIdentity: string;
   lookup: LocalWorkloadLookup;
   authorizer: L4Authorizer;
+  /** Per-request authorization for destinations with L7 policies (forward.ts). */
+  l7?: L7Inbound;
   registry: Registry;
   host?: string;
   port?: number;
@@ -37,7 +39,7 @@ export interface Tunnel {
 
 export async function startTunnel(o: TunnelOptions): Promise<Tunnel> {
   const metrics = new TunnelMetrics(o.registry);
-  const local = new LocalForwarder({ lookup: o.lookup, authorizer: o.authorizer, metrics, log: componentLogger('tunnel-forward') });
+  const local = new LocalForwarder({ lookup: o.lookup, authorizer: o.authorizer, ...(o.l7 ? { l7: o.l7 } : {}), metrics, log: componentLogger('tunnel-forward') });
   const inbound = new InboundServer({ identity: o.identity, serverIdentity: o.nodeIdentity, forwarder: local, metrics, host: o.host, port: o.port, fd: o.fd });
   const address = await inbound.listen();
   const pool = new TunnelPool({ contextFor: (id) => o.identity.secureContextFor(id), trustDomain: o.identity.trustDomain, metrics });
@@ -52,6 +54,6 @@ export async function startTunnel(o: TunnelOptions): Promise<Tunnel> {
 }
 
 export { PolicyAuthorizer, type L4Authorizer, type L4Request, type AuthzDecision } from './authz';
-export { parseAuthority, splice, type LocalWorkload, type LocalWorkloadLookup, type Target } from './forward';
+export { parseAuthority, splice, type L7Inbound, type LocalWorkload, type LocalWorkloadLookup, type Target } from './forward';
 export type { NodeAddress, TunnelRequest } from './pool';
 export type { OutboundRequest } from './outbound';
