@@ -35,6 +35,9 @@ Flags:
   --branch NAME            git branch to follow (default main)
   --poll-interval DUR      git fetch / directory rescan interval (default 5s)
   --admin HOST:PORT        /metrics, /healthz, /readyz (default 127.0.0.1:15011; 'off' to disable)
+  --kubernetes             also discover Services, EndpointSlices and Pods from the
+                           Kubernetes API (in-cluster account, $KUBECONFIG or ~/.kube/config)
+  --kubeconfig FILE        kubeconfig for --kubernetes
   -h, --help               this text
 
 Examples:
@@ -44,7 +47,7 @@ Examples:
 
 interface Flags {
   policies?: string; listen?: string; 'state-dir'?: string; 'token-file'?: string;
-  branch?: string; 'poll-interval'?: string; admin?: string;
+  branch?: string; 'poll-interval'?: string; admin?: string; kubernetes?: boolean; kubeconfig?: string;
 }
 
 /** HOST:PORT where port 0 means "any free port" (tests, several instances on one host);
@@ -73,7 +76,9 @@ export const command: Command = {
     const { values, help: wantHelp } = parseFlags<Flags>(argv, {
       policies: { type: 'string' }, listen: { type: 'string' }, 'state-dir': { type: 'string' }, 'token-file': { type: 'string' },
       branch: { type: 'string' }, 'poll-interval': { type: 'string' }, admin: { type: 'string' },
+      kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' },
     });
+    if (values.kubeconfig && !values.kubernetes) throw invalidArg('--kubeconfig only applies with --kubernetes');
     if (wantHelp) { process.stdout.write(help); return 0; }
     if (!values.policies) throw invalidArg('--policies is required');
     const listen = listenAddress(values.listen ?? '127.0.0.1:15010', '--listen');
@@ -99,12 +104,22 @@ export const command: Command = {
     const auth = TokenAuthenticator.fromFile(await tokenFile(values['token-file'], stateDir, say));
     const log = componentLogger('control');
     if (values.branch && !isGitUrl(values.policies)) throw invalidArg('--branch only applies to a git URL');
-    const source = isGitUrl(values.policies)
+    const files = isGitUrl(values.policies)
       ? new GitSource(values.policies, stateDir, log, { branch: values.branch ?? 'main', pollMs, progress: say })
       : new DirectorySource(values.policies, log, { rescanMs: pollMs });
+    let source: import('../control/sources/source').PolicySource = files;
+    let discovered: (() => { file: string; text: string }[]) | undefined;
+    if (values.kubernetes) {
+      const { KubernetesDiscovery } = require('../discovery/kubernetes') as typeof import('../discovery/kubernetes');
+      const { SourceWithDiscovery } = require('../control/sources/with-discovery') as typeof import('../control/sources/with-discovery');
+      say('connecting to the Kubernetes API (first full list of Services, EndpointSlices, Pods)…');
+      const withK8s = new SourceWithDiscovery(files, new KubernetesDiscovery(values.kubeconfig ? { kubeconfig: resolve(values.kubeconfig) } : {}));
+      discovered = () => withK8s.documents();
+      source = withK8s;
+    }
 
     const server = new ControlServer({
-      source, compiler: policyCompiler(), auth, host: listen.host, port: listen.port, stateDir, logger: log,
+      source, compiler: policyCompiler(discovered), auth, host: listen.host, port: listen.port, stateDir, logger: log,
       createSigner: (trustDomain: string) => CertificateAuthority.loadOrCreate(stateDir, { trustDomain }),
     });
     await server.start();

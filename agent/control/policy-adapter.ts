@@ -13,10 +13,11 @@ function formatter(tree: PolicyTree): (d: Diagnostic) => string {
   return (d) => formatDiagnostic(tree.revision ? { ...d, file: relative(tree.root, d.file) } : d);
 }
 
-export function policyCompiler(): PolicyCompiler<{ set: PolicyLoadResult; tree: PolicyTree }> {
+/** `discovered`: documents from a discovery source (Kubernetes), merged into every load. */
+export function policyCompiler(discovered: () => { file: string; text: string }[] = () => []): PolicyCompiler<{ set: PolicyLoadResult; tree: PolicyTree }> {
   return {
     async load(tree) {
-      const r = loadPolicyDir([tree.root]);
+      const r = loadPolicyDir([tree.root], discovered());
       return { objects: { set: r, tree }, diagnostics: r.diagnostics.map(formatter(tree)) };
     },
     compile({ set, tree }, registered, opts) {

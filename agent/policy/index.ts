@@ -37,9 +37,10 @@ export function checkPolicySet(objects: readonly LoadedObject[], invalid?: Reado
   return diagnostics;
 }
 
-/** Reads files and directories (recursively, *.yaml/*.yml) and runs every check. */
-export function loadPolicyDir(paths: readonly string[]): PolicyLoadResult {
-  return finish(loadFiles(paths));
+/** Reads files and directories (recursively, *.yaml/*.yml) and runs every check;
+ *  `extra` documents (a discovery source) are checked as part of the same set. */
+export function loadPolicyDir(paths: readonly string[], extra: readonly { file: string; text: string }[] = []): PolicyLoadResult {
+  return finish(loadFiles(paths, extra));
 }
 
 /** The same over in-memory files (tests, or a source that is not a directory). */

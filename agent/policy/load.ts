@@ -143,7 +143,9 @@ export function loadTexts(files: readonly { file: string; text: string }[], diag
 }
 
 /** Schema stage over files and directories. */
-export function loadFiles(paths: readonly string[]): LoadResult {
+/** `extra`: in-memory documents checked together with the files (e.g. objects from a
+ *  discovery source), so references between both sides are resolved. */
+export function loadFiles(paths: readonly string[], extra: readonly { file: string; text: string }[] = []): LoadResult {
   const diagnostics: Diagnostic[] = [];
   const texts: { file: string; text: string }[] = [];
   for (const file of collectFiles(paths, diagnostics)) {
@@ -153,5 +155,5 @@ export function loadFiles(paths: readonly string[]): LoadResult {
       diagnostics.push({ file, line: 1, col: 1, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
     }
   }
-  return loadTexts(texts, diagnostics);
+  return loadTexts([...texts, ...extra], diagnostics);
 }

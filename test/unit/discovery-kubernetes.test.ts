@@ -343,3 +343,43 @@ test('Kubernetes discovery: an unusable kubeconfig is rejected', async (t) => {
   await assert.rejects(d.start(), (e: Error & { code?: string }) => e.code === 'WEFT_ERR_INVALID_ARG');
   await d.stop();
 });
+
+test('weft control with --kubernetes: discovered Services join the policy files in one validated, compiled set', async (t) => {
+  const { SourceWithDiscovery } = await import('../../agent/control/sources/with-discovery');
+  const { DirectorySource } = await import('../../agent/control/sources/directory');
+  const { policyCompiler } = await import('../../agent/control/policy-adapter');
+  const { componentLogger } = await import('../../agent/telemetry/logger');
+  const api = new FakeApiServer();
+  const server = await api.listen();
+  const dir = mkdtempSync(join(tmpdir(), `wt-k8s-${process.pid}-`));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(() => api.close());
+  const policies = join(dir, 'policies');
+  mkdirSync(policies);
+  // A route in git that names a Service only the cluster knows about.
+  writeFileSync(join(policies, 'routes.yaml'), [
+    'apiVersion: weft.dev/v1alpha1', 'kind: HTTPRoute', 'metadata: {name: catalog, namespace: shop}', 'spec:',
+    '  parentRefs: [{name: catalog, port: 80}]', '  rules:', '    - backendRefs: [{name: catalog, port: 80}]', '',
+  ].join('\n'));
+  const discovery = new KubernetesDiscovery({ kubeconfig: writeKubeconfig(dir, server), debounceMs: 50, backoff: { initialMs: 50, maxMs: 200 } });
+  const source = new SourceWithDiscovery(new DirectorySource(policies, componentLogger('test'), { rescanMs: 60_000 }), discovery);
+  const compiler = policyCompiler(() => source.documents());
+  const trees: string[] = [];
+  const compiled: string[][] = [];
+  await within(source.start(async (tree) => {
+    trees.push(tree.root);
+    const { objects, diagnostics } = await compiler.load(tree);
+    assert.deepEqual(diagnostics, []);
+    compiled.push(compiler.compile(objects, [], {}).services.map((s) => s.key));
+  }), 10_000, 'the first tree');
+  t.after(() => source.stop());
+  assert.match(source.description, /\+ Kubernetes discovery$/);
+  assert.ok(compiled[0]!.includes('shop/catalog'), `discovered services in the snapshot: ${compiled[0]}`);
+  const snapshot = compiled[0]!;
+  // A watch event (a new pod) makes the source hand the tree over again.
+  const before = trees.length;
+  api.watch('pods').res.write(fixture('pods-watch.ndjson'));
+  for (let i = 0; i < 100 && trees.length === before; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(trees.length > before, 'a discovery change triggers a recompile');
+  assert.deepEqual(compiled.at(-1), snapshot, 'same services after a pod change');
+});
