@@ -8,49 +8,16 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh, waitAgentReady } from '../lib/mesh';
+import { policyFile } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
 
-const policies = (node: string) => `apiVersion: weft.dev/v1alpha1
-kind: Service
-metadata: {name: echo, namespace: default}
-spec:
-  vip: 10.96.0.10
-  selector: {app: echo}
-  ports: [{name: tcp, port: 80, targetPort: 8080, protocol: TCP}]
----
-apiVersion: weft.dev/v1alpha1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  vip: 10.96.0.40
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8081, protocol: HTTP}]
----
-apiVersion: weft.dev/v1alpha1
-kind: Service
-metadata: {name: ticker, namespace: default}
-spec:
-  vip: 10.96.0.50
-  selector: {app: ticker}
-  ports: [{name: grpc, port: 50051, targetPort: 50051, protocol: GRPC}]
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: ticker-1, namespace: default, labels: {app: ticker}}
-spec: {address: 10.250.0.31, node: ${node}, serviceAccount: ticker}
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: echo-1, namespace: default, labels: {app: echo}}
-spec: {address: 10.250.0.11, node: ${node}, serviceAccount: echo}
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: web-1, namespace: default, labels: {app: web}}
-spec: {address: 10.250.0.21, node: ${node}, serviceAccount: web}
-`;
+const policies = (node: string) => policyFile(node, [
+  { name: 'echo', vip: '10.96.0.10', port: 80, targetPort: 8080, protocol: 'TCP', workloads: { 'echo-1': '10.250.0.11' } },
+  { name: 'web', vip: '10.96.0.40', port: 80, targetPort: 8081, protocol: 'HTTP', workloads: { 'web-1': '10.250.0.21' } },
+  { name: 'ticker', vip: '10.96.0.50', port: 50051, targetPort: 50051, protocol: 'GRPC', workloads: { 'ticker-1': '10.250.0.31' } },
+]);
 
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 

@@ -10,31 +10,15 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh } from '../lib/mesh';
+import { policyFile } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
 
-function policies(node: string): string {
-  return `apiVersion: weft.dev/v1alpha1
-kind: Service
-metadata: {name: echo, namespace: default}
-spec:
-  vip: 10.96.0.10
-  selector: {app: echo}
-  ports: [{name: tcp, port: 80, targetPort: 8080, protocol: TCP}]
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: echo-1, namespace: default, labels: {app: echo}}
-spec: {address: 10.250.0.11, node: ${node}, serviceAccount: echo}
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: echo-2, namespace: default, labels: {app: echo}}
-spec: {address: 10.250.0.12, node: ${node}, serviceAccount: echo}
-`;
-}
+const policies = (node: string) => policyFile(node, [
+  { name: 'echo', vip: '10.96.0.10', port: 80, targetPort: 8080, protocol: 'TCP', workloads: { 'echo-1': '10.250.0.11', 'echo-2': '10.250.0.12' } },
+]);
 
 test('agent SIGKILL + restart: zero client failures, pinned state adopted, cleanup leaves nothing', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;

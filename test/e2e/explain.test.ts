@@ -4,32 +4,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh } from '../lib/mesh';
+import { policyFile, workloadYaml } from '../lib/policies';
 import { weftArgv } from '../lib/weft';
 
-const policies = (node: string) => `apiVersion: weft.dev/v1alpha1
-kind: Service
-metadata: {name: echo, namespace: default}
-spec:
-  vip: 10.96.0.10
-  selector: {app: echo}
-  ports: [{name: http, port: 80, targetPort: 8080, protocol: HTTP}]
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: echo-1, namespace: default, labels: {app: echo}}
-spec: {address: 10.250.0.11, node: ${node}, serviceAccount: echo}
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: client-a, namespace: default}
-spec: {address: 10.250.0.21, node: ${node}, serviceAccount: a}
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: client-b, namespace: default}
-spec: {address: 10.250.0.22, node: ${node}, serviceAccount: b}
----
-apiVersion: weft.dev/v1alpha1
+const policies = (node: string) => policyFile(node, [
+  { name: 'echo', vip: '10.96.0.10', port: 80, targetPort: 8080, protocol: 'HTTP', workloads: { 'echo-1': '10.250.0.11' } },
+], [
+  workloadYaml('client-a', '10.250.0.21', node, 'a'),
+  workloadYaml('client-b', '10.250.0.22', node, 'b'),
+  `apiVersion: weft.dev/v1alpha1
 kind: AuthorizationPolicy
 metadata: {name: echo-from-a, namespace: default}
 spec:
@@ -37,22 +20,20 @@ spec:
   action: ALLOW
   rules:
     - from: [{source: {principals: ["spiffe://weft.local/ns/default/sa/a"]}}]
-      to: [{operation: {methods: [GET]}}]
----
-apiVersion: weft.dev/v1alpha1
+      to: [{operation: {methods: [GET]}}]`,
+  `apiVersion: weft.dev/v1alpha1
 kind: AuthorizationPolicy
 metadata: {name: no-admin, namespace: default}
 spec:
   targetRef: {kind: Service, name: echo}
   action: DENY
   rules:
-    - to: [{operation: {paths: [/admin/*]}}]
----
-apiVersion: weft.dev/v1alpha1
+    - to: [{operation: {paths: [/admin/*]}}]`,
+  `apiVersion: weft.dev/v1alpha1
 kind: MeshConfig
 metadata: {name: mesh}
-spec: {trustDomain: weft.local}
-`;
+spec: {trustDomain: weft.local}`,
+]);
 
 test('weft explain names the deciding policy for allowed and denied flows', { timeout: 120_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;

@@ -6,20 +6,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh } from '../lib/mesh';
+import { policyFile } from '../lib/policies';
 
-const policies = (node: string) => `apiVersion: weft.dev/v1alpha1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  vip: 10.96.0.30
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata: {name: web-1, namespace: default, labels: {app: web}}
-spec: {address: 10.250.0.21, node: ${node}, serviceAccount: web}
-`;
+const policies = (node: string) => policyFile(node, [
+  { name: 'web', vip: '10.96.0.30', port: 80, targetPort: 8080, protocol: 'TCP', workloads: { 'web-1': '10.250.0.21' } },
+]);
 
 test('promtool accepts /metrics and Prometheus scrapes the agent (up == 1)', { timeout: 120_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true, commands: ['promtool', 'prometheus', 'curl'] })) return;

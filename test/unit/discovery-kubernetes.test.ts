@@ -16,6 +16,10 @@ import Ajv from 'ajv';
 import { workloadName, type DiscoveredObjects } from '../../agent/discovery/kubernetes-objects';
 import { kindSchemas } from '../../agent/policy/kinds';
 import { packageRoot } from '../../agent/lib/paths';
+import { SourceWithDiscovery } from '../../agent/control/sources/with-discovery';
+import { DirectorySource } from '../../agent/control/sources/directory';
+import { policyCompiler } from '../../agent/control/policy-adapter';
+import { componentLogger } from '../../agent/telemetry/logger';
 
 const FIXTURES = join(__dirname, 'fixtures', 'k8s');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
@@ -345,10 +349,6 @@ test('Kubernetes discovery: an unusable kubeconfig is rejected', async (t) => {
 });
 
 test('weft control with --kubernetes: discovered Services join the policy files in one validated, compiled set', async (t) => {
-  const { SourceWithDiscovery } = await import('../../agent/control/sources/with-discovery');
-  const { DirectorySource } = await import('../../agent/control/sources/directory');
-  const { policyCompiler } = await import('../../agent/control/policy-adapter');
-  const { componentLogger } = await import('../../agent/telemetry/logger');
   const api = new FakeApiServer();
   const server = await api.listen();
   const dir = mkdtempSync(join(tmpdir(), `wt-k8s-${process.pid}-`));
