@@ -5,8 +5,11 @@ import { join } from 'node:path';
 
 export const ROOT = join(__dirname, '..', '..');
 
-/** argv that runs `weft ARGS...` from the sources. */
+/** argv that runs `weft ARGS...`: from the sources by default, or the built CLI
+ *  (bin/weft → dist/) when WEFT_TEST_BIN=dist — what `npm test` does after building, so
+ *  the end-to-end tests exercise the artifact that ships. */
 export function weftArgv(...args: string[]): string[] {
+  if (process.env.WEFT_TEST_BIN === 'dist') return [process.execPath, join(ROOT, 'bin', 'weft'), ...args];
   return [process.execPath, '--import', 'tsx', join(ROOT, 'test', 'lib', 'weft-main.ts'), ...args];
 }
 
