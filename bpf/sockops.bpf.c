@@ -230,6 +230,13 @@ static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 		}
 		return;
 	}
+	sb = bpf_sk_storage_get(&weft_sockb_v2, sk, 0, 0);
+	if (sb && (sb->flags & WEFT_SOCKB_CLIENT)) {
+		/* An inserted client: its writes tell its server endpoint's write size. */
+		weft_endpoint_remote(skops, &ep);
+		weft_account(&ep, 0, 0, sb->bytes, sb->msgs);
+		return;
+	}
 	/* From here on: a server-side (accepted) socket of the mesh. */
 	if (redirect_port && bpf_htons((__u16)skops->local_port) == redirect_port) {
 		/* The agent's side of a redirected connection: its client's entry is done. */
@@ -244,13 +251,6 @@ static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 			ep.family = WEFT_FAMILY_INET6;
 			bpf_map_delete_elem(&weft_origin_v1, &ep);
 		}
-	}
-	sb = bpf_sk_storage_get(&weft_sockb_v2, sk, 0, 0);
-	if (sb && (sb->flags & WEFT_SOCKB_CLIENT)) {
-		/* An inserted client: its writes tell its server endpoint's write size. */
-		weft_endpoint_remote(skops, &ep);
-		weft_account(&ep, 0, 0, sb->bytes, sb->msgs);
-		return;
 	}
 	weft_endpoint_local(skops, &ep);
 	if (sb) /* inserted: TCP saw none of the payload, sk_msg saw what it sent */
