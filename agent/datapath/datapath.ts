@@ -71,9 +71,11 @@ export const DEFAULT_ACCEL_MIN_BYTES = 65536;
  * stream, same run, alternating, 7 rounds x 3 s (machine lightly loaded): plain loopback
  * median 42.0 Gbit/s (35.4-45.4), sockmap-redirected 32.1 (20.9-47.3) = 0.77x, sockets
  * left in the SOCKHASH but passed to TCP 31.8 (20.4-42.2) = 0.76x; CPU per Gbit/s
- * (iperf3's sender+receiver %) 2.4 plain vs 3.3 redirected. Under the heavier load of
- * earlier runs sockmap bulk was 0.38-0.62x (bench:l4), the receiver's psock holding
- * 460-690 MB. The sk_msg program itself is not the cost: 508 ns per run at ~111 KiB
+ * (iperf3's sender+receiver %) 2.4 plain vs 3.3 redirected. bench:l4 (5 rounds x 3 s):
+ * redirected bulk 0.77x (CPU/Gbit 1.51x) in one run and 1.06x (0.89x) in a quieter
+ * one; with the machine busy, earlier runs gave 0.38-0.62x, the receiver's psock holding
+ * 460-690 MB. So redirecting bulk wins a few percent at best and collapses under load;
+ * not inserting it runs at plain speed (1.00-1.01x in the same runs). The sk_msg program itself is not the cost: 508 ns per run at ~111 KiB
  * per message (bpf_stats), 0.5 % of a CPU at 9 Gbit/s. Chatty traffic writes tens to
  * hundreds of bytes (64 B ping-pong 1.77x, nginx keep-alive 1.45x once inserted) and
  * loopback bulk writes 64 KiB segments, so 16 KiB sits far from both.
