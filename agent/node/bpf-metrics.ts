@@ -14,6 +14,8 @@ const HELP: Record<string, string> = {
   msg_redirected_bytes: 'Bytes redirected socket-to-socket by sk_msg.',
   msg_miss: 'sk_msg messages with no local peer socket (normal TCP path).',
   origin_inserts: 'Redirected connections recorded in the origin map.',
+  fail_open: 'Redirect-mode connects balanced in the kernel because no agent listened (MeshConfig failMode open).',
+  fail_closed: 'Redirect-mode connects refused because no agent listened (MeshConfig failMode closed).',
 };
 
 export function registerBpfMetrics(registry: Registry, source: { counters(): Counters }): void {
