@@ -23,6 +23,8 @@ Flags:
   --node-address IP       this node's address, given to workloads started with 'weft run'
                           (default: the --outbound host)
   --log-level LEVEL       fatal|error|warn|info|debug|trace (default info, or $WEFT_LOG_LEVEL)
+  --access-log-sample F   write this fraction (0..1) of proxied requests to the JSON
+                          access log; 5xx are always logged once it is on (default 0: off)
   --cleanup               remove every program, link, pin and cgroup of --node, then exit
 
 The agent runs as a supervisor that holds the listening sockets and one worker process.
@@ -34,6 +36,7 @@ pinned datapath stays, so L4 traffic keeps flowing until the next agent adopts i
 interface Flags {
   control?: string; node?: string; 'token-file'?: string; 'state-dir'?: string; admin?: string;
   outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean;
+  'access-log-sample'?: string;
 }
 
 export const command: Command = {
@@ -44,8 +47,10 @@ export const command: Command = {
     const { values: v, help: wantHelp } = parseFlags<Flags>(argv, {
       control: { type: 'string' }, node: { type: 'string' }, 'token-file': { type: 'string' }, 'state-dir': { type: 'string' },
       admin: { type: 'string' }, outbound: { type: 'string' }, inbound: { type: 'string' }, 'node-address': { type: 'string' },
-      'log-level': { type: 'string' }, cleanup: { type: 'boolean' },
+      'log-level': { type: 'string' }, cleanup: { type: 'boolean' }, 'access-log-sample': { type: 'string' },
     });
+    const sample = Number(v['access-log-sample'] ?? '0');
+    if (!(sample >= 0 && sample <= 1)) throw invalidArg(`--access-log-sample: expected a fraction between 0 and 1, got '${v['access-log-sample']}'`);
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
     if (!v.node) throw invalidArg('--node is required');
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -92,6 +97,7 @@ export const command: Command = {
       inbound,
       nodeAddress: v['node-address'] ?? outbound.host,
       listenFds: inheritedListeners() ?? {},
+      accessLogSample: sample,
     });
     process.send?.({ type: 'ready' });
     // The supervisor says when to drain; if it dies, drain too (a new agent will take over).

@@ -34,6 +34,7 @@ import { authorizerFor, type Authorizer } from '../proxy/routing/authz';
 import { duplexPair } from '../lib/duplex-pair';
 import { RequestMetrics } from '../proxy/routing/metrics';
 import { RequestTap } from './tap';
+import { AccessLog } from '../proxy/routing/access-log';
 import type { Endpoint } from '../proxy/balancer/endpoint';
 import type { NodeView } from '../policy/snapshot';
 import { createRegistry } from '../telemetry/registry';
@@ -55,6 +56,9 @@ export interface AgentConfig {
   nodeAddress: string;
   /** Listening sockets inherited from the supervisor, by name (outbound, inbound, admin). */
   listenFds?: Record<string, number>;
+  /** Fraction of requests written to the JSON access log (0 = off); with any sampling
+   *  on, 5xx responses are always logged. */
+  accessLogSample?: number;
 }
 
 export const HBONE_PORT = 15008;
@@ -80,7 +84,7 @@ export class NodeAgent {
   private readonly admin: AdminServer;
   private readonly sync: SyncClient;
   private readonly workloads: WorkloadRegistry;
-  private readonly tap = new RequestTap(null);
+  private readonly tap: RequestTap;
   private readonly requestMetrics: RequestMetrics;
   /** Destination side of L7: per-request authorization for local workloads. */
   private readonly inboundL7: InboundL7;
@@ -94,6 +98,9 @@ export class NodeAgent {
     this.registry = createRegistry({ node: cfg.node });
     registerBpfMetrics(this.registry, datapath);
     this.workloads = new WorkloadRegistry(datapath, { name: cfg.node, address: cfg.nodeAddress }, cfg.stateDir);
+
+    const sample = cfg.accessLogSample ?? 0;
+    this.tap = new RequestTap(sample > 0 ? new AccessLog({ logger: componentLogger('access', { node: cfg.node }), sampleRate: sample, logErrors: true }) : null);
 
     this.directory = new L7Directory((service, ep, ejected) => this.onEjection(service, ep, ejected));
     this.outbound = new OutboundProxy({

@@ -3,7 +3,7 @@
 // has its own filter and a bounded queue, so a slow `weft tap` drops lines instead of
 // holding memory or slowing the proxy.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AccessLog, type AccessRecord } from '../proxy/routing/access-log';
+import type { AccessRecord, AccessSink } from '../proxy/routing/access-log';
 import { invalidArg } from '../lib/errors';
 
 export interface TapFilter {
@@ -42,19 +42,17 @@ export function parseTapFilter(q: URLSearchParams): TapFilter {
 /** Queue bound per subscriber (records); beyond it lines are dropped and counted. */
 const MAX_QUEUED_BYTES = 1 << 20;
 
-export class RequestTap extends AccessLog {
+export class RequestTap implements AccessSink {
   private readonly subs = new Set<Subscriber>();
 
   /** `base`: the configured access log (sampled), or null when access logging is off. */
-  constructor(private readonly base: AccessLog | null) {
-    super({ logger: null as never, sampleRate: 0, logErrors: false });
-  }
+  constructor(private readonly base: AccessSink | null) {}
 
-  override wants(status: number): boolean {
+  wants(status: number): boolean {
     return this.subs.size > 0 || (this.base?.wants(status) ?? false);
   }
 
-  override write(r: AccessRecord): void {
+  write(r: AccessRecord): void {
     if (this.base?.wants(r.status)) this.base.write(r);
     for (const s of this.subs) if (matchesTap(s.filter, r)) s.send(r);
   }

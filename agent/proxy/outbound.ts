@@ -12,7 +12,7 @@ import type { L7Directory } from './routing/directory';
 import type { ServiceRoutes } from './routing/table';
 import { selectBackend } from './routing/table';
 import type { RequestMetrics, RequestSeries } from './routing/metrics';
-import type { AccessLog } from './routing/access-log';
+import type { AccessSink } from './routing/access-log';
 import type { Tracer } from './routing/tracing';
 import { parseSni } from './tls-sni';
 import { componentLogger, type Logger } from '../telemetry/logger';
@@ -35,7 +35,7 @@ export interface OutboundOptions {
   /** Who a cgroup is (for metrics labels); unknown sources are labelled "unknown". */
   sourceOf?(cgroupId: bigint | number): SourceInfo | null;
   metrics?: RequestMetrics;
-  accessLog?: AccessLog;
+  accessLog?: AccessSink;
   tracer?: Tracer;
   /** Routes an app-originated TLS connection by SNI (null: to its original destination). */
   routeSni?(sni: string, origin: Origin): ServiceRoutes | null;

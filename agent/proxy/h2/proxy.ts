@@ -13,7 +13,7 @@ import type { EndpointState } from '../balancer/endpoint';
 import { selectBackend, selectRoute, type RequestView, type RouteAction, type ServiceRoutes } from '../routing/table';
 import { faultAbort, faultDelay } from '../routing/fault';
 import type { RequestSeries } from '../routing/metrics';
-import type { AccessLog } from '../routing/access-log';
+import type { AccessSink } from '../routing/access-log';
 import { Tracer } from '../routing/tracing';
 import type { Logger } from '../../telemetry/logger';
 import { parseGrpcTimeout } from './grpc-timeout';
@@ -22,7 +22,7 @@ import type { Origin } from '../outbound';
 export interface H2Options {
   connect: Connector;
   logger: Logger;
-  accessLog: AccessLog | null;
+  accessLog: AccessSink | null;
   tracer: Tracer | null;
   maxConcurrentStreams: number;
   maxHeaderListSize: number;

@@ -18,7 +18,7 @@ import type { EndpointState } from '../balancer/endpoint';
 import { selectBackend, selectRoute, type HeaderEdits, type RouteAction, type ServiceRoutes, type RequestView } from '../routing/table';
 import { faultAbort, faultDelay } from '../routing/fault';
 import type { RequestSeries } from '../routing/metrics';
-import type { AccessLog } from '../routing/access-log';
+import type { AccessSink } from '../routing/access-log';
 import { Tracer, type Span } from '../routing/tracing';
 import type { Logger } from '../../telemetry/logger';
 import type { Origin } from '../outbound';
@@ -30,7 +30,7 @@ export interface Http1Options {
   /** Keep-alive connections idle this long are closed. */
   idleTimeoutMs: number;
   maxHeadBytes: number;
-  accessLog: AccessLog | null;
+  accessLog: AccessSink | null;
   tracer: Tracer | null;
   logger: Logger;
 }

@@ -24,7 +24,14 @@ export interface AccessRecord {
   flags: string;
 }
 
-export class AccessLog {
+/** Where the proxies report completed requests: the access log, `weft tap`, or both. */
+export interface AccessSink {
+  /** Cheap pre-check so callers build no record for requests nobody wants. */
+  wants(status: number): boolean;
+  write(r: AccessRecord): void;
+}
+
+export class AccessLog implements AccessSink {
   constructor(private readonly o: AccessLogOptions) {}
 
   /** Cheap pre-check so callers build no record for unsampled requests. */
