@@ -200,7 +200,7 @@ export const sockKeyCodec = defineCodec<SockKey>(
 /** Counter names in struct order (the struct's field order is the counter index). */
 export const COUNTER_FIELDS = [
   'connect_balanced', 'connect_redirected', 'no_backend', 'sockmap_inserts', 'sockmap_skipped',
-  'msg_redirected', 'msg_redirected_bytes', 'msg_miss', 'origin_inserts', 'fail_open', 'fail_closed',
+  'msg_redirected', 'msg_redirected_bytes', 'msg_miss', 'origin_inserts', 'fail_open', 'fail_closed', 'strict_drops',
 ] as const;
 export type CounterName = (typeof COUNTER_FIELDS)[number];
 export type Counters = Record<CounterName, bigint>;
@@ -213,11 +213,16 @@ export const countersCodec = defineCodec<Counters>(
 /** What a redirect-mode service does while no agent listens (weft_node_cfg.fail_mode). */
 export const FAIL_MODES = { closed: 0, open: 1 } as const;
 export type FailMode = keyof typeof FAIL_MODES;
-export interface NodeCfg { failMode: FailMode }
+export const MTLS_MODES = { PERMISSIVE: 0, STRICT: 1 } as const;
+export type MtlsMode = keyof typeof MTLS_MODES;
+export interface NodeCfg { failMode: FailMode; mtls: MtlsMode }
 export const nodeCfgCodec = defineCodec<NodeCfg>(
-  'weft_node_cfg', [['fail_mode', 4], ['pad', 4]],
-  (v, b, at) => { b.writeUInt32LE(FAIL_MODES[v.failMode], at('fail_mode')); },
-  (b, at) => ({ failMode: b.readUInt32LE(at('fail_mode')) === FAIL_MODES.open ? 'open' : 'closed' }),
+  'weft_node_cfg', [['fail_mode', 4], ['mtls_mode', 4]],
+  (v, b, at) => { b.writeUInt32LE(FAIL_MODES[v.failMode], at('fail_mode')); b.writeUInt32LE(MTLS_MODES[v.mtls], at('mtls_mode')); },
+  (b, at) => ({
+    failMode: b.readUInt32LE(at('fail_mode')) === FAIL_MODES.open ? 'open' : 'closed',
+    mtls: b.readUInt32LE(at('mtls_mode')) === MTLS_MODES.STRICT ? 'STRICT' : 'PERMISSIVE',
+  }),
 );
 
 /** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */

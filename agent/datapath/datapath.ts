@@ -14,7 +14,7 @@ import { bpfObjectPath } from '../lib/paths';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import {
   accelCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
-  u32Codec, ACCEL_PINNED, COUNTER_FIELDS, FAIL_MODES, SVC_F_REDIRECT, type Counters, type FailMode, type SvcEntry, type SvcKey,
+  u32Codec, ACCEL_PINNED, COUNTER_FIELDS, FAIL_MODES, MTLS_MODES, SVC_F_REDIRECT, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
 } from './codec';
 import { parseIp } from './ip';
 import { ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
@@ -152,6 +152,8 @@ export class Datapath {
       sockLb.setConst('redirect_ip4', Buffer.from(ip4));
       sockLb.setConst('redirect_ip6', Buffer.from(ip6));
       sockLb.setConst('redirect_port', be16(redirect.port));
+      // STRICT lets SYNs from the agent's address through (workloads in their own netns).
+      byName.get('ingress')!.setConst('agent_ip4', Buffer.from(ip4));
       const sockops = byName.get('sockops')!;
       sockops.setConst('redirect_port', be16(redirect.port));
       const min = Buffer.alloc(8); min.writeBigUInt64LE(BigInt(accelMinBytes));
@@ -267,17 +269,41 @@ export class Datapath {
    * whenever a snapshot is applied.
    */
   setFailMode(mode: FailMode): void {
-    this.assertOpen();
     if (!Object.hasOwn(FAIL_MODES, mode)) {
       throw new WeftError('WEFT_ERR_INVALID_ARG', `fail mode ${JSON.stringify(mode)} is not one of ${Object.keys(FAIL_MODES).join(', ')}`);
     }
-    this.maps.cfg.update(Buffer.alloc(4), nodeCfgCodec.encode({ failMode: mode }));
+    this.updateNodeCfg({ failMode: mode });
   }
 
   failMode(): FailMode {
+    return this.nodeCfg().failMode;
+  }
+
+  /**
+   * MeshConfig mTLS mode, enforced by bpf/ingress.bpf.c on the workloads cgroup: under
+   * 'STRICT' a connection to a mesh workload must come from this node (its agent after
+   * mTLS, or a local workload); plaintext from outside is dropped at the SYN. A fresh
+   * node is 'PERMISSIVE' until the first snapshot says otherwise.
+   */
+  setMtlsMode(mode: MtlsMode): void {
+    if (!Object.hasOwn(MTLS_MODES, mode)) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `mTLS mode ${JSON.stringify(mode)} is not one of ${Object.keys(MTLS_MODES).join(', ')}`);
+    }
+    this.updateNodeCfg({ mtls: mode });
+  }
+
+  mtlsMode(): MtlsMode {
+    return this.nodeCfg().mtls;
+  }
+
+  private nodeCfg(): NodeCfg {
     this.assertOpen();
     const v = this.maps.cfg.lookup(Buffer.alloc(4));
-    return v ? nodeCfgCodec.decode(v).failMode : 'closed';
+    return v ? nodeCfgCodec.decode(v) : { failMode: 'closed', mtls: 'PERMISSIVE' };
+  }
+
+  private updateNodeCfg(change: Partial<NodeCfg>): void {
+    this.maps.cfg.update(Buffer.alloc(4), nodeCfgCodec.encode({ ...this.nodeCfg(), ...change }));
   }
 
   /** Kernel counters summed over CPUs. */

@@ -1,6 +1,6 @@
 // Which BPF objects make up the datapath, where each program attaches, and the pinned
 // map names (bpf/include/maps.h). One table so open(), inspect() and cleanup() agree.
-export const OBJECTS = ['sock_lb', 'sockops', 'sk_msg'] as const;
+export const OBJECTS = ['sock_lb', 'sockops', 'sk_msg', 'ingress'] as const;
 export type ObjectName = (typeof OBJECTS)[number];
 
 export interface CgroupProgram {
@@ -24,6 +24,7 @@ export const CGROUP_PROGRAMS: CgroupProgram[] = [
   sockAddr('weft_getpeername4', 'cgroup_inet4_getpeername'),
   sockAddr('weft_getpeername6', 'cgroup_inet6_getpeername'),
   { object: 'sockops', program: 'weft_sockops', attachType: 'cgroup_sock_ops', where: 'root' },
+  { object: 'ingress', program: 'weft_ingress', attachType: 'cgroup_inet_ingress', where: 'workloads' },
 ];
 
 export const SK_MSG_PROGRAM = { object: 'sk_msg' as ObjectName, program: 'weft_sk_msg' };
@@ -40,5 +41,5 @@ export const MAPS = {
   peer: 'weft_peer_v1',
   sockb: 'weft_sockb_v2',
   cfg: 'weft_cfg_v1',
-  ctrs: 'weft_ctrs_v2',
+  ctrs: 'weft_ctrs_v3',
 } as const;

@@ -218,6 +218,7 @@ export class NodeAgent {
       .filter((w) => view.authorizationPolicies.some((p) => p.l7 && p.workloads.includes(w.key)))
       .map((w) => [w.key, authorizerFor(w.key, view.authorizationPolicies)]));
     this.datapath.setFailMode(view.mesh.failMode);
+    this.datapath.setMtlsMode(view.mesh.mtls);
     this.view = view;
     await this.updateIdentities(view);
   }

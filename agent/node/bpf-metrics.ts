@@ -16,6 +16,7 @@ const HELP: Record<string, string> = {
   origin_inserts: 'Redirected connections recorded in the origin map.',
   fail_open: 'Redirect-mode connects balanced in the kernel because no agent listened (MeshConfig failMode open).',
   fail_closed: 'Redirect-mode connects refused because no agent listened (MeshConfig failMode closed).',
+  strict_drops: 'Connection attempts (SYNs) from outside the node to a mesh workload dropped under mTLS STRICT.',
 };
 
 export function registerBpfMetrics(registry: Registry, source: { counters(): Counters }): void {

@@ -120,21 +120,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_cfg_v1 SEC(".maps");
 
-/* Kernel-side counters: one struct weft_counters per CPU (v2: fail_open/fail_closed). */
+/* Kernel-side counters: one struct weft_counters per CPU (v3: + strict_drops). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct weft_counters);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} weft_ctrs_v2 SEC(".maps");
+} weft_ctrs_v3 SEC(".maps");
 
 /* This CPU's counters; NULL never happens for index 0 but the verifier wants the check. */
 static __always_inline struct weft_counters *weft_counters(void)
 {
 	__u32 zero = 0;
 
-	return bpf_map_lookup_elem(&weft_ctrs_v2, &zero);
+	return bpf_map_lookup_elem(&weft_ctrs_v3, &zero);
 }
 
 /* Per-CPU copy and programs run with migration disabled: a plain add is enough. */

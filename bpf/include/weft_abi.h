@@ -30,6 +30,10 @@
 #define WEFT_FAIL_CLOSED 0 /* refuse the connect (ECONNREFUSED): L7 policy and mTLS hold */
 #define WEFT_FAIL_OPEN 1   /* balance it in the kernel like an L4 service */
 
+/* weft_node_cfg.mtls_mode: who may open connections to a mesh workload */
+#define WEFT_MTLS_PERMISSIVE 0 /* anyone (plaintext from outside the mesh too) */
+#define WEFT_MTLS_STRICT 1     /* only this node: its agent (after mTLS) and local workloads */
+
 /* weft_accel.flags */
 #define WEFT_ACCEL_PINNED 0x1 /* set by the agent (e.g. its own listener): always insert */
 
@@ -130,7 +134,7 @@ struct weft_sock_bytes {
 /* Per-node settings the agent changes at run time (single-entry array; zero = defaults). */
 struct weft_node_cfg {
 	__u32 fail_mode; /* WEFT_FAIL_* */
-	__u32 pad;
+	__u32 mtls_mode; /* WEFT_MTLS_* */
 };
 
 /* Kernel-side counters, one copy per CPU (single-entry percpu array). The field order
@@ -147,6 +151,7 @@ struct weft_counters {
 	__u64 origin_inserts;      /* redirected connections recorded in the origin map */
 	__u64 fail_open;           /* redirect-mode connects balanced in the kernel: no agent */
 	__u64 fail_closed;         /* redirect-mode connects refused: no agent listening */
+	__u64 strict_drops;        /* SYNs from outside the node to a workload, mTLS STRICT */
 };
 
 /* Both compilers must agree on these sizes; a field added without explicit padding
@@ -167,6 +172,6 @@ WEFT_ABI_SIZE(weft_sock_key, 40);
 WEFT_ABI_SIZE(weft_accel, 16);
 WEFT_ABI_SIZE(weft_sock_bytes, 16);
 WEFT_ABI_SIZE(weft_node_cfg, 8);
-WEFT_ABI_SIZE(weft_counters, 88);
+WEFT_ABI_SIZE(weft_counters, 96);
 
 #endif /* WEFT_ABI_H */

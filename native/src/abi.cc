@@ -69,8 +69,8 @@ void ExportAbi(Napi::Env env, Napi::Object exports) {
   WEFT_ABI_STRUCT(weft_sock_bytes, bytes, msgs, flags)
   WEFT_ABI_STRUCT(weft_counters, connect_balanced, connect_redirected, no_backend,
                   sockmap_inserts, sockmap_skipped, msg_redirected, msg_redirected_bytes,
-                  msg_miss, origin_inserts, fail_open, fail_closed)
-  WEFT_ABI_STRUCT(weft_node_cfg, fail_mode, pad)
+                  msg_miss, origin_inserts, fail_open, fail_closed, strict_drops)
+  WEFT_ABI_STRUCT(weft_node_cfg, fail_mode, mtls_mode)
   exports.Set("abi", abi);
 }
 

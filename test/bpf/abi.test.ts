@@ -27,7 +27,7 @@ test('codecs round-trip their values', () => {
     weft_sock_key: { localIp: '127.0.0.1', localPort: 40000, remoteIp: '127.0.0.2', remotePort: 5201 },
     weft_accel: { avgBytes: 1n << 40n, flags: 1, avgMsg: 65536 },
     weft_sock_bytes: { bytes: 1n << 33n, msgs: 7, flags: 1 },
-    weft_node_cfg: { failMode: 'open' },
+    weft_node_cfg: { failMode: 'open', mtls: 'STRICT' },
     weft_counters: Object.fromEntries(Object.keys(native.abi.weft_counters!.fields).map((f, i) => [f, BigInt(i) << 40n])),
   };
   for (const codec of ABI_CODECS) {
