@@ -261,8 +261,10 @@ backend bg
       process.stderr.write(`grpc ${name}: ${results.grpc![name]!.rps.toFixed(0)} rps\n`);
     }
   } finally {
-    for (const c of children) { try { process.kill(c.pid!, 'SIGKILL'); } catch { /* gone */ } }
-    for (const f of ['origin', 'proxy']) { try { process.kill(Number(readFileSync(join(dir, `${f}.pid`), 'utf8')), 'SIGKILL'); } catch { /* gone */ } }
+    // Whole process trees: an nginx master killed alone leaves its workers running.
+    const roots = children.map((c) => c.pid!);
+    for (const f of ['origin', 'proxy']) { try { roots.push(Number(readFileSync(join(dir, `${f}.pid`), 'utf8'))); } catch { /* not started */ } }
+    for (const pid of roots.flatMap(tree)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     await new Promise((r) => setTimeout(r, 200));
     rmSync(dir, { recursive: true, force: true });
   }
