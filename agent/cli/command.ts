@@ -38,10 +38,4 @@ export function parseFlags<T = Record<string, string | boolean | string[] | unde
   }
 }
 
-/** Parses HOST:PORT (IPv6 as [::1]:PORT). */
-export function parseHostPort(s: string, flag: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) throw invalidArg(`${flag}: expected HOST:PORT, got '${s}'`);
-  return { host: (m[1] ?? m[2]) as string, port };
-}
+export { parseHostPort } from '../lib/listen';

@@ -23,7 +23,7 @@ import { registerBpfMetrics } from './bpf-metrics';
 import { AdminServer } from '../admin/server';
 import { SyncClient } from '../sync/client';
 import { IdentityManager } from '../identity/manager';
-import { formatSpiffeId, nodeSpiffeId } from '../identity/spiffe';
+import { formatSpiffeId, nodeSpiffeId, parseSpiffeId } from '../identity/spiffe';
 import { startTunnel, PolicyAuthorizer, type Tunnel, type LocalWorkload as TunnelWorkload } from '../proxy/tunnel';
 import type { ForwardRequest } from '../proxy/tunnel/forward';
 import { L7Directory } from '../proxy/routing/directory';
@@ -32,6 +32,7 @@ import { InboundL7 } from '../proxy/http/inbound';
 import { H2Proxy } from '../proxy/h2/proxy';
 import { authorizerFor, type Authorizer } from '../proxy/routing/authz';
 import { duplexPair } from '../lib/duplex-pair';
+import { parseHostPort } from '../lib/listen';
 import { RequestMetrics } from '../proxy/routing/metrics';
 import { RequestTap } from './tap';
 import { AccessLog } from '../proxy/routing/access-log';
@@ -91,6 +92,7 @@ export class NodeAgent {
   private readonly inboundH2: H2Proxy;
   /** Per-request authorizers of local workloads with L7 policies (rebuilt per snapshot). */
   private l7Authorizers = new Map<string, Authorizer>();
+  private localTargets = new Map<string, TunnelWorkload>();
   private stopping = false;
 
   private constructor(private readonly cfg: AgentConfig, private readonly datapath: Datapath) {
@@ -214,6 +216,7 @@ export class NodeAgent {
     this.datapath.applyServices(this.withoutEjected(view));
     this.directory.apply(view);
     this.authorizer.update(view.authorizationPolicies);
+    this.localTargets = NodeAgent.indexLocalTargets(view);
     this.l7Authorizers = new Map(view.localWorkloads
       .filter((w) => view.authorizationPolicies.some((p) => p.l7 && p.workloads.includes(w.key)))
       .map((w) => [w.key, authorizerFor(w.key, view.authorizationPolicies)]));
@@ -301,7 +304,7 @@ export class NodeAgent {
     const [callerSide, proxySide] = duplexPair();
     const peer = { principal: req.sourcePrincipal, port: req.target.port, ...(req.sourceIp ? { ip: req.sourceIp } : {}) };
     const series = this.requestMetrics.seriesFor({
-      reporter: 'destination', source_workload: req.sourceWorkload ?? 'unknown', source_namespace: /\/ns\/([^/]+)\//.exec(req.sourcePrincipal)?.[1] ?? 'unknown',
+      reporter: 'destination', source_workload: req.sourceWorkload ?? 'unknown', source_namespace: parseSpiffeId(req.sourcePrincipal).namespace,
       source_principal: req.sourcePrincipal, destination_service: dest.service ?? 'unknown', destination_workload: dest.name, connection_security_policy: req.security,
     });
     this.inboundL7.handle(proxySide, this.directory.lookup(req.target.ip, req.target.port), peer, authz, series);
@@ -327,16 +330,27 @@ export class NodeAgent {
     return view.datapath.map((s) => ({ ...s, backends: s.backends.filter((b) => !this.ejected.has(`${b.ip}:${b.port}`)) }));
   }
 
+  /** Asked for every inbound connection: answered from an index built per snapshot. */
   private localWorkloadAt(ip: string, port: number): TunnelWorkload | undefined {
-    const view = this.view;
-    if (!view) return undefined;
+    return this.localTargets.get(`${ip}:${port}`) ?? this.localTargets.get(ip);
+  }
+
+  /** ip:port → the local workload serving it (and the Service it backs there); a local
+   *  workload no Service selects is reachable on any port (key: its address alone). */
+  private static indexLocalTargets(view: NodeView): Map<string, TunnelWorkload> {
+    const out = new Map<string, TunnelWorkload>();
     for (const w of view.localWorkloads) {
-      if (w.address !== ip) continue;
-      const svc = view.services.find((s) => w.services.includes(s.key) && s.endpoints.some((e) => e.workload === w.key && Object.values(e.ports).includes(port)));
-      if (!svc && w.services.length) continue;
-      return { key: w.key, name: w.name, namespace: w.namespace, principal: w.identity, ...(svc ? { service: svc.key } : {}) };
+      const base = { key: w.key, name: w.name, namespace: w.namespace, principal: w.identity };
+      if (!w.services.length) { out.set(w.address, base); continue; }
+      for (const svc of view.services) {
+        if (!w.services.includes(svc.key)) continue;
+        for (const e of svc.endpoints) {
+          if (e.workload !== w.key) continue;
+          for (const port of Object.values(e.ports)) if (!out.has(`${w.address}:${port}`)) out.set(`${w.address}:${port}`, { ...base, service: svc.key });
+        }
+      }
     }
-    return undefined;
+    return out;
   }
 
   private nodeIdentity(trustDomain: string): string {
@@ -354,7 +368,7 @@ export class NodeAgent {
     // The process may start now: its cgroup exists. The control API learns about it in
     // the background (and again on every reconnect), so a slow or absent control API
     // never holds up `weft run`.
-    void this.sync.registerWorkload({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: w.labels, address: w.address, cgroupId: w.cgroupId })
+    void this.sync.registerWorkload(registration(w))
       .catch((e) => this.log.warn({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload registered locally; control API registration pending'));
     return { ...w, spiffeId: this.principalOf(w) };
   }
@@ -368,7 +382,7 @@ export class NodeAgent {
 
   private async registerAll(): Promise<void> {
     for (const w of this.workloads.list()) {
-      await this.sync.registerWorkload({ name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: w.labels, address: w.address, cgroupId: w.cgroupId })
+      await this.sync.registerWorkload(registration(w))
         .catch((e) => this.log.warn({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload re-registration failed'));
     }
   }
@@ -376,12 +390,11 @@ export class NodeAgent {
   // --------------------------------------------------------------------- status
 
   /** `weft explain`: the control API reasons over the full snapshot (this node only
-   *  has its own view); the source workload defaults to the caller's namespace. */
+   *  has its own view). */
   private explain(q: URLSearchParams): Promise<unknown> {
-    const from = q.get('from') ?? '', to = q.get('to') ?? '';
-    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(to);
+    const from = q.get('from') ?? '';
     if (!from) throw invalidArg('from: the source workload (namespace/name) is required');
-    if (!m) throw invalidArg(`to: expected HOST:PORT, got '${to}'`);
+    const to = parseHostPort(q.get('to') ?? '', 'to');
     const headers: Record<string, string> = {};
     for (const h of q.getAll('header')) {
       const i = h.indexOf(':');
@@ -389,7 +402,7 @@ export class NodeAgent {
       headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
     }
     return this.sync.explain({
-      from: from.includes('/') ? from : `default/${from}`, host: (m[1] ?? m[2])!, port: Number(m[3]),
+      from, host: to.host, port: to.port,
       path: q.get('path') ?? '', method: q.get('method') ?? '', headers,
     });
   }
@@ -430,4 +443,9 @@ function withGrace(p: Promise<void>, ms: number, onTimeout: () => void): Promise
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<void>((r) => { timer = setTimeout(() => { onTimeout(); r(); }, ms); });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** What the control API is told about a local workload (`weft run`). */
+function registration(w: LocalWorkload): Parameters<SyncClient['registerWorkload']>[0] {
+  return { name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: w.labels, address: w.address, cgroupId: w.cgroupId };
 }
