@@ -7,8 +7,10 @@
 //   connection-per-request also run against an "insert every socket" (pinned) endpoint
 //   to show what the insertion policy avoids; bulk also reports CPU per Gbit/s
 //   (iperf3's sender + receiver CPU %), since on loopback both paths are copy-bound.
-// Variants alternate within each round and the median of the rounds is reported as a
-// ratio to the baseline of the same run (direct / plain loopback). Writes
+// Variants alternate within each round (the order rotates) and each figure is reported as
+// the median of per-round ratios to the baseline of the same round (direct / plain
+// loopback), with the spread of those ratios; direct also runs twice per round (A/A) to
+// show the noise floor. Writes
 // test/bench/results/l4.json. Everything it creates is removed at the end.
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,10 +23,10 @@ import { packageRoot } from '../../agent/lib/paths';
 import { inCgroup } from '../lib/cgroup';
 import { createNetns, type Netns } from '../lib/netns';
 
-// Short runs, more rounds: on a shared 2-vCPU machine a median of 5 resists the
-// neighbours' bursts better than a median of 3 longer runs.
+// Short runs, more rounds: on a shared 2-vCPU machine a median of 7 paired ratios
+// resists the neighbours' bursts better than a median of 3 longer runs.
 const SECONDS = Number(process.env.L4_BENCH_SECONDS ?? 3);
-const ROUNDS = Number(process.env.L4_BENCH_ROUNDS ?? 5);
+const ROUNDS = Number(process.env.L4_BENCH_ROUNDS ?? 7);
 const BODY = 'x'.repeat(100);
 const BACKEND = '10.0.5.1';
 const HAPROXY = '10.0.5.2';
@@ -33,8 +35,13 @@ const DNAT_VIP = '10.96.0.51';
 
 interface Http { rps: number; p50Ms: number; p99Ms: number }
 type Sample = Record<string, number>;
+/** Every variant's samples, indexed by round. */
+type Runs = Record<string, Sample[]>;
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const median = (xs: number[]) => sorted(xs)[Math.floor(xs.length / 2)]!;
+/** Lowest and highest of the middle half: the spread the median came from. */
+const quartiles = (xs: number[]): [number, number] => { const s = sorted(xs); return [s[Math.floor((s.length - 1) / 4)]!, s[Math.ceil((3 * (s.length - 1)) / 4)]!]; };
 
 function unitMs(v: string): number {
   const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
@@ -189,15 +196,26 @@ ${listen.map((l) => `    listen ${l} reuseport;`).join('\n')}
   }
 }
 
-/** Runs every variant once per round, alternating, and keeps each metric's median. */
-async function rounds(variants: Record<string, () => Promise<Sample>>): Promise<Record<string, Sample>> {
-  const runs: Record<string, Sample[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+/**
+ * Runs every variant once per round and keeps every sample. The order rotates from round
+ * to round, so no variant always runs right after the same neighbour (connection-per-
+ * request runs leave tens of thousands of TIME_WAIT sockets behind for the next one).
+ */
+async function rounds(variants: Record<string, () => Promise<Sample>>): Promise<Runs> {
+  const names = Object.keys(variants);
+  const runs: Runs = Object.fromEntries(names.map((k) => [k, []]));
   for (let r = 0; r < ROUNDS; r++) {
-    for (const [name, run] of Object.entries(variants)) {
-      runs[name]!.push(await run());
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + r) % names.length]!;
+      runs[name]![r] = await variants[name]!();
       process.stderr.write('.');
     }
   }
+  return runs;
+}
+
+/** Each variant's median per metric (what the JSON keeps as absolute figures). */
+function medians(runs: Runs): Record<string, Sample> {
   return Object.fromEntries(Object.entries(runs).map(([name, samples]) =>
     [name, Object.fromEntries(Object.keys(samples[0]!).map((k) => [k, median(samples.map((s) => s[k]!))]))]));
 }
@@ -225,12 +243,14 @@ async function main(): Promise<void> {
 
     const l4Close = await rounds({
       direct: async () => http(await b.wrk(`http://${BACKEND}/`, true, false)),
+      'direct (A/A)': async () => http(await b.wrk(`http://${BACKEND}/`, true, false)),
       weft: async () => http(await b.wrk(`http://${WEFT_VIP}/`, true, true)),
       iptables: async () => http(await b.withDnat(() => b.wrk(`http://${DNAT_VIP}/`, true, false))),
       haproxy: async () => http(await b.wrk(`http://${HAPROXY}/`, true, false)),
     });
     const l4KeepAlive = await rounds({
       direct: async () => http(await b.wrk(`http://${BACKEND}/`, false, false)),
+      'direct (A/A)': async () => http(await b.wrk(`http://${BACKEND}/`, false, false)),
       weft: async () => http(await b.wrk(`http://${WEFT_VIP}/`, false, true)),
       iptables: async () => http(await b.withDnat(() => b.wrk(`http://${DNAT_VIP}/`, false, false))),
       haproxy: async () => http(await b.wrk(`http://${HAPROXY}/`, false, false)),
@@ -264,14 +284,23 @@ async function main(): Promise<void> {
   }
 }
 
+type Row = { group: string; variant: string; metric: string; value: number; ratio: number; spread: [number, number] };
+
 function report(r: {
-  l4Close: Record<string, Sample>; l4KeepAlive: Record<string, Sample>; bulk: Record<string, Sample>;
-  rr: Record<string, Sample>; connPerRequest: Record<string, Sample>; keepAlive: Record<string, Sample>;
+  l4Close: Runs; l4KeepAlive: Runs; bulk: Runs; rr: Runs; connPerRequest: Runs; keepAlive: Runs;
   counters: Record<string, number>;
 }): void {
-  const rows: Array<[string, string, number, string, number]> = []; // group, variant, ratio, metric, value
-  const ratio = (group: string, set: Record<string, Sample>, base: string, metric: string, unit: string) => {
-    for (const [name, s] of Object.entries(set)) rows.push([group, name, s[metric]! / set[base]![metric]!, `${metric} ${unit}`, s[metric]!]);
+  const rows: Row[] = [];
+  // Ratios are paired: each round's sample over the baseline's sample from the same
+  // round, then the median of those. Pairing cancels the drift of a shared VM over the
+  // minutes a run takes, which medians of absolute figures do not. "direct (A/A)" is the
+  // baseline measured twice: its spread is the noise floor every other ratio lives in.
+  const ratio = (group: string, runs: Runs, base: string, metric: string, unit: string) => {
+    const at = medians(runs);
+    for (const [variant, samples] of Object.entries(runs)) {
+      const paired = samples.map((s, i) => s[metric]! / runs[base]![i]![metric]!);
+      rows.push({ group, variant, metric: `${metric} ${unit}`, value: at[variant]![metric]!, ratio: median(paired), spread: quartiles(paired) });
+    }
   };
   ratio('L4 new conn/request', r.l4Close, 'direct', 'rps', '');
   ratio('L4 new conn/request', r.l4Close, 'direct', 'p50Ms', '(lower better)');
@@ -286,21 +315,23 @@ function report(r: {
   ratio('same-node conn/request', r.connPerRequest, 'plain', 'p99Ms', '(lower better)');
   ratio('same-node keep-alive', r.keepAlive, 'plain', 'rps', '');
 
-  const w = [26, 18, 20, 14, 7];
+  const w = [26, 17, 26, 9, 7, 13];
   const line = (c: string[]) => c.map((x, i) => x.padEnd(w[i]!)).join(' ');
-  const out = [`bench:l4 — ${ROUNDS} rounds x ${SECONDS}s, medians; kernel ${release()}`,
-    line(['group', 'variant', 'metric', 'value', 'ratio']), line(w.map((n) => '-'.repeat(n)))];
-  for (const [g, v, ratioV, metric, value] of rows) {
-    out.push(line([g, v, metric, value >= 100 ? value.toFixed(0) : value.toFixed(3), ratioV.toFixed(3)]));
+  const out = [`bench:l4 — ${ROUNDS} rounds x ${SECONDS}s; ratio = median of per-round paired ratios, spread = their middle half; kernel ${release()}`,
+    line(['group', 'variant', 'metric', 'median', 'ratio', 'spread']), line(w.map((n) => '-'.repeat(n)))];
+  for (const x of rows) {
+    out.push(line([x.group, x.variant, x.metric, x.value >= 100 ? x.value.toFixed(0) : x.value.toFixed(3), x.ratio.toFixed(3),
+      `${x.spread[0].toFixed(2)}-${x.spread[1].toFixed(2)}`]));
   }
   out.push(`kernel counters: ${JSON.stringify(r.counters)}`);
   process.stdout.write(out.join('\n') + '\n');
 
   const dir = join(packageRoot(), 'test', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
+  const { counters, ...runs } = r;
   writeFileSync(join(dir, 'l4.json'), JSON.stringify({
-    bench: 'l4', date: new Date().toISOString(), kernel: release(), seconds: SECONDS, rounds: ROUNDS, ...r,
-    ratios: rows.map(([group, variant, ratioV, metric, value]) => ({ group, variant, metric, value, ratio: ratioV })),
+    bench: 'l4', date: new Date().toISOString(), kernel: release(), seconds: SECONDS, rounds: ROUNDS,
+    medians: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, medians(v)])), samples: runs, counters, ratios: rows,
   }, null, 2));
 }
 
