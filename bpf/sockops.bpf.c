@@ -51,6 +51,12 @@ const volatile __u64 accel_min_bytes = 65536;
  *   kernel, kernel to user) that sk_msg makes as well; what sk_msg saves is per-packet
  *   work, which only dominates for small writes. Redirected bulk cost more CPU per byte
  *   than plain TCP (page and sk_msg allocation per message) and ran slower.
+ * - the redirect itself serializes writer and reader: bpf_tcp_ingress() takes the
+ *   receiving socket's lock to queue each message, and tcp_bpf_recvmsg() holds that
+ *   lock while it copies to user space. A sched_switch profile of iperf3 with 32 KiB
+ *   writes puts the sender to sleep in tcp_bpf_sendmsg_redir -> lock_sock_nested while
+ *   the reader copies; both ran at ~45 % CPU and 0.5x plain throughput. Plain TCP
+ *   never waits there (a busy receiver gets the segment on its backlog).
  * - BPF_F_INGRESS queues into the peer's psock with no receive-buffer limit (the
  *   kernel charges only the global TCP memory), so a reader slower than its writer
  *   queued 460-690 MB against an sk_rcvbuf of 128-512 KiB, with no backpressure. The
