@@ -10,6 +10,8 @@ export class ControlMetrics {
   readonly compileSeconds = new Histogram({ name: 'weft_control_compile_duration_seconds', help: 'Time to load, validate and compile the policy tree.', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry] });
   readonly connectedAgents = new Gauge({ name: 'weft_control_connected_agents', help: 'Agents with an open Sync stream.', registers: [this.registry] });
   readonly pushes = new Counter({ name: 'weft_control_pushes_total', help: 'Snapshots sent to agents.', registers: [this.registry] });
+  readonly deltaResources = new Counter({ name: 'weft_control_delta_resources_total', help: 'View resources sent in delta pushes (changed or new for that agent).', registers: [this.registry] });
+  readonly pushBytes = new Counter({ name: 'weft_control_push_bytes_total', help: 'View payload bytes sent to agents (whole views and delta resources).', registers: [this.registry] });
   readonly acks = new Counter({ name: 'weft_control_acks_total', help: 'Snapshots acknowledged by agents.', registers: [this.registry] });
   readonly nacks = new Counter({ name: 'weft_control_nacks_total', help: 'Snapshots rejected by agents.', registers: [this.registry] });
 

@@ -4,7 +4,7 @@
 // because the checkout's location inside the state dir means nothing to the user who
 // pushed the commit.
 import { relative } from 'node:path';
-import { compile, forNode, formatDiagnostic, loadPolicyDir, type Diagnostic, type PolicyLoadResult } from '../policy';
+import { ParsedFileCache, compile, formatDiagnostic, loadPolicyDir, type Diagnostic, type PolicyLoadResult } from '../policy';
 import { WeftError, isWeftError } from '../lib/errors';
 import type { PolicyCompiler } from './policy-compiler';
 import type { PolicyTree } from './snapshot-store';
@@ -15,9 +15,11 @@ function formatter(tree: PolicyTree): (d: Diagnostic) => string {
 
 /** `discovered`: documents from a discovery source (Kubernetes), merged into every load. */
 export function policyCompiler(discovered: () => { file: string; text: string }[] = () => []): PolicyCompiler<{ set: PolicyLoadResult; tree: PolicyTree }> {
+  // Parses survive between reloads: an edit re-parses only the files it touched.
+  const parsed = new ParsedFileCache();
   return {
     async load(tree) {
-      const r = loadPolicyDir([tree.root], discovered());
+      const r = loadPolicyDir([tree.root], discovered(), parsed);
       return { objects: { set: r, tree }, diagnostics: r.diagnostics.map(formatter(tree)) };
     },
     compile({ set, tree }, registered, opts) {
@@ -29,6 +31,5 @@ export function policyCompiler(discovered: () => { file: string; text: string }[
         throw new WeftError('WEFT_ERR_INVALID_POLICY', e.message, { cause: e, details: { diagnostics: ds.map(formatter(tree)) } });
       }
     },
-    forNode,
   };
 }

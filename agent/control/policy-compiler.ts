@@ -1,8 +1,9 @@
 // The control API's narrow view of the policy engine (agent/policy): load a policy tree,
-// compile it with the registered workloads into a versioned Snapshot, cut per-node views.
+// compile it with the registered workloads into a versioned Snapshot. (Per-node views are
+// cut from the Snapshot by agent/policy/view-resources.ts, the same for every compiler.)
 // The server depends on this interface only, so the transport, sources and state machine
 // do not change when the policy engine does; `realPolicyCompiler` adapts agent/policy.
-import type { NodeView, Snapshot, WorkloadRegistration } from '../policy/snapshot';
+import type { Snapshot, WorkloadRegistration } from '../policy/snapshot';
 import type { PolicyTree } from './snapshot-store';
 
 export interface LoadResult<O> {
@@ -18,5 +19,4 @@ export interface PolicyCompiler<O = unknown> {
    *  objects plus registrations do not form a valid snapshot. `previous` keeps
    *  allocated VIPs stable across versions. */
   compile(objects: O, registered: WorkloadRegistration[], opts: { version?: string; previous?: Snapshot }): Snapshot;
-  forNode(snapshot: Snapshot, node: string): NodeView;
 }

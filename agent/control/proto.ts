@@ -8,8 +8,10 @@ import { join } from 'node:path';
 import { packageRoot } from '../lib/paths';
 import type { ProtoGrpcType } from './generated/control';
 
-/** The type tag of the one resource Sync carries (see control.proto). */
+/** State-of-the-world Sync: each push is the node's whole view (see control.proto). */
 export const NODE_VIEW_TYPE_URL = 'type.weft.dev/weft.policy.v1alpha1.NodeView';
+/** Delta Sync: pushes carry the named view resources that changed (see control.proto). */
+export const NODE_RESOURCES_TYPE_URL = 'type.weft.dev/weft.policy.v1alpha1.NodeViewResource';
 
 /** Metadata keys every RPC carries. */
 export const NODE_METADATA_KEY = 'x-weft-node';

@@ -5,7 +5,9 @@
 // a broken commit sits in the repo) and records why for logs, metrics and Status.
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
-import type { NodeView, Snapshot } from '../policy/snapshot';
+import type { Snapshot } from '../policy/snapshot';
+import { forNode } from '../policy/node-view';
+import { ViewResourceCache, type EncodedResource } from '../policy/view-cache';
 import { describeError, isWeftError } from '../lib/errors';
 import type { Logger } from '../telemetry/logger';
 import type { PolicyCompiler } from './policy-compiler';
@@ -34,8 +36,7 @@ export class SnapshotStore extends EventEmitter {
   private objects: unknown;
   private tree: PolicyTree | undefined;
   private rejection: Rejection | undefined;
-  /** Serialised subtrees of the current version's node views, by object identity. */
-  private json = new WeakMap<object, string>();
+  private readonly views = new ViewResourceCache();
   /** Rebuilds are serialised: a change arriving mid-compile waits for the next turn. */
   private chain: Promise<unknown> = Promise.resolve();
 
@@ -53,36 +54,26 @@ export class SnapshotStore extends EventEmitter {
   since(): number { return this.currentSince; }
   lastRejection(): Rejection | undefined { return this.rejection; }
 
-  /** The node's view of the current snapshot as the JSON bytes Sync sends. Not kept
-   *  after sending: fifty 3 MB views would double the control API's memory, and a view
-   *  is only needed again when an agent reconnects. */
+  /** The node's whole view of the current snapshot as JSON (state-of-the-world Sync).
+   *  Built per push and not kept: fifty multi-megabyte views would double the control
+   *  API's memory, and agents that sync by delta never ask for it. */
   nodeView(node: string): { version: string; bytes: Buffer } | undefined {
     const snap = this.current;
     if (!snap) return undefined;
-    return { version: snap.version, bytes: this.viewJson(this.compiler.forNode(snap, node)) };
+    return { version: snap.version, bytes: Buffer.from(JSON.stringify(forNode(snap, node))) };
   }
 
-  /**
-   * JSON.stringify(view), except that objects shared between node views (the same
-   * reference, e.g. a snapshot's service list that every node receives whole) are
-   * serialised once per version. With 50 nodes and a 2.5 MB service list this is the
-   * difference between one and fifty serialisations per change. Safe because snapshots
-   * are never mutated after compile; the memo is dropped with the version.
-   */
-  private viewJson(view: NodeView): Buffer {
-    const parts: string[] = [];
-    for (const [k, v] of Object.entries(view) as [string, unknown][]) {
-      if (v === undefined) continue;
-      let json: string;
-      if (typeof v === 'object' && v !== null) {
-        json = this.json.get(v) ?? JSON.stringify(v);
-        this.json.set(v, json);
-      } else {
-        json = JSON.stringify(v);
-      }
-      parts.push(`${JSON.stringify(k)}:${json}`);
-    }
-    return Buffer.from(`{${parts.join(',')}}`);
+  /** The node's view of the current snapshot as named, content-versioned resources
+   *  (delta Sync); shared with other nodes wherever the content is the same. */
+  nodeResources(node: string): { version: string; resources: Map<string, EncodedResource> } | undefined {
+    const snap = this.current;
+    if (!snap) return undefined;
+    return { version: snap.version, resources: this.views.resources(node) };
+  }
+
+  /** No stream of `node` is open any more: its cached resource entries can go. */
+  releaseNode(node: string): void {
+    this.views.release(node);
   }
 
   /** A source reports a new tree: load, validate and compile it. Resolves to true when it
@@ -148,7 +139,7 @@ export class SnapshotStore extends EventEmitter {
     if (this.current?.version === snapshot.version) return;
     const previous = this.current?.version;
     this.current = snapshot;
-    this.json = new WeakMap();
+    this.views.setSnapshot(snapshot);
     this.currentSince = Date.now();
     this.metrics.setVersion(snapshot.version);
     this.log.info({ version: snapshot.version, previous, why, services: snapshot.services.length, workloads: snapshot.workloads.length }, 'serving new snapshot');

@@ -1,9 +1,11 @@
-// The Sync RPC: one bidirectional stream per agent, xDS state-of-the-world semantics
-// (see control.proto). Each stream remembers the nonce of its latest push; requests that
-// answer an older push are stale and ignored, so a slow agent ACKing V1 after V2 went out
-// cannot mark V2 as applied. A NACK records the reason and leaves the agent's acked
-// version where it was; the server does not resend the rejected version, it waits for the
-// next change (as Envoy's management servers do).
+// The Sync RPC: one bidirectional stream per agent, xDS semantics (see control.proto),
+// state of the world or delta by the hello's type_url. Each stream remembers the nonce of
+// its latest push; requests that answer an older push are stale and ignored, so a slow
+// agent ACKing V1 after V2 went out cannot mark V2 as applied. A NACK records the reason
+// and leaves the agent's acked version where it was; the server does not resend the
+// rejected version, it waits for the next change (as Envoy's management servers do).
+// In delta mode the stream also keeps the resource versions the agent ACKed and has at
+// most one push in flight, so each delta is computed against a state the agent holds.
 import { randomBytes } from 'node:crypto';
 import { Metadata, status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from '../telemetry/logger';
@@ -12,7 +14,7 @@ import type { SyncResponse } from './generated/weft/control/v1/SyncResponse';
 import type { AgentRegistry, AgentRecord } from './agents';
 import { isValidNodeName, requireSelf, type TokenAuthenticator, type Caller } from './auth';
 import type { ControlMetrics } from './metrics';
-import { NODE_VIEW_TYPE_URL } from './proto';
+import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL } from './proto';
 import { rpcError, toRpcError } from './rpc-error';
 import type { SnapshotStore } from './snapshot-store';
 
@@ -21,6 +23,9 @@ type SyncCall = ServerDuplexStream<SyncRequest__Output, SyncResponse>;
 const MAX_VERSION_LEN = 256;
 const MAX_NONCE_LEN = 64;
 const MAX_ERROR_MESSAGE_LEN = 16 * 1024;
+/** initial_resource_versions: a view has one resource per service plus one. */
+const MAX_INITIAL_RESOURCES = 100_000;
+const MAX_RESOURCE_NAME_LEN = 600;
 
 const MAX_WRITES_IN_FLIGHT = 8;
 const SLOW_WRITE_MS = 2000;
@@ -36,8 +41,17 @@ function withTimeout(p: Promise<void>, ms: number): Promise<void> {
 function checkRequest(req: SyncRequest__Output): void {
   if (req.versionInfo.length > MAX_VERSION_LEN) throw rpcError(status.INVALID_ARGUMENT, `version_info longer than ${MAX_VERSION_LEN}`);
   if (req.responseNonce.length > MAX_NONCE_LEN) throw rpcError(status.INVALID_ARGUMENT, `response_nonce longer than ${MAX_NONCE_LEN}`);
-  if (req.typeUrl !== '' && req.typeUrl !== NODE_VIEW_TYPE_URL) throw rpcError(status.INVALID_ARGUMENT, `unknown type_url '${req.typeUrl.slice(0, 120)}'`);
+  if (req.typeUrl !== '' && req.typeUrl !== NODE_VIEW_TYPE_URL && req.typeUrl !== NODE_RESOURCES_TYPE_URL) throw rpcError(status.INVALID_ARGUMENT, `unknown type_url '${req.typeUrl.slice(0, 120)}'`);
+  const initial = Object.entries(req.initialResourceVersions ?? {});
+  if (initial.length > MAX_INITIAL_RESOURCES) throw rpcError(status.INVALID_ARGUMENT, `initial_resource_versions has more than ${MAX_INITIAL_RESOURCES} entries`);
+  if (initial.some(([n, v]) => n.length > MAX_RESOURCE_NAME_LEN || v.length > MAX_VERSION_LEN)) throw rpcError(status.INVALID_ARGUMENT, 'initial_resource_versions: name or version too long');
   if (req.errorDetail && req.errorDetail.message.length > MAX_ERROR_MESSAGE_LEN) throw rpcError(status.INVALID_ARGUMENT, `error_detail.message longer than ${MAX_ERROR_MESSAGE_LEN}`);
+}
+
+/** A delta push waiting for its ACK or NACK: what the agent holds once it ACKs. */
+interface InFlightDelta {
+  changed: Map<string, string>;
+  removed: string[];
 }
 
 class SyncStream {
@@ -47,6 +61,8 @@ class SyncStream {
   private sentVersion = '';
   private agent: AgentRecord | undefined;
   private closed = false;
+  /** Delta mode: resource name → version the agent ACKed (or said it had at hello). */
+  private delta: { acked: Map<string, string>; inFlight: InFlightDelta | undefined } | undefined;
 
   constructor(
     private readonly call: SyncCall,
@@ -67,9 +83,12 @@ class SyncStream {
   private hello(req: SyncRequest__Output): void {
     if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name');
     requireSelf(this.caller, req.node, 'node');
+    if (req.typeUrl === NODE_RESOURCES_TYPE_URL) {
+      this.delta = { acked: new Map(Object.entries(req.initialResourceVersions ?? {})), inFlight: undefined };
+    }
     this.agent = this.svc.agents.open(req.node, req.versionInfo);
     this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
-    this.svc.log.info({ node: req.node, has: req.versionInfo || undefined }, 'agent connected');
+    this.svc.log.info({ node: req.node, has: req.versionInfo || undefined, delta: this.delta !== undefined }, 'agent connected');
     // Headers now, so the agent learns it is connected before the first push.
     this.call.sendMetadata(new Metadata());
     // Through the paced fan-out, not directly: after a control API restart all agents
@@ -80,18 +99,33 @@ class SyncStream {
   private answer(req: SyncRequest__Output): void {
     const agent = this.agent as AgentRecord;
     if (req.node !== '' && req.node !== agent.node) throw rpcError(status.INVALID_ARGUMENT, 'node changed mid-stream');
+    if (req.typeUrl !== '' && req.typeUrl !== (this.delta ? NODE_RESOURCES_TYPE_URL : NODE_VIEW_TYPE_URL)) throw rpcError(status.INVALID_ARGUMENT, 'type_url changed mid-stream');
     if (req.responseNonce !== this.lastNonce) return; // stale: answers an older push
+    const inFlight = this.delta?.inFlight;
+    if (this.delta) this.delta.inFlight = undefined;
     if (req.errorDetail) {
       const reason = req.errorDetail.message || `code ${req.errorDetail.code}`;
       this.svc.agents.nack(agent, this.sentVersion, reason);
       this.svc.metrics.nacks.inc();
       this.svc.log.warn({ node: agent.node, rejected: this.sentVersion, keeps: req.versionInfo, reason }, 'agent rejected snapshot (NACK)');
+      this.pushIfBehind();
       return;
     }
     if (req.versionInfo !== this.sentVersion) throw rpcError(status.INVALID_ARGUMENT, `ACK for version '${req.versionInfo.slice(0, 80)}' but '${this.sentVersion}' was sent with that nonce`);
+    if (this.delta && inFlight) {
+      for (const [name, version] of inFlight.changed) this.delta.acked.set(name, version);
+      for (const name of inFlight.removed) this.delta.acked.delete(name);
+    }
     this.svc.agents.ack(agent, req.versionInfo);
     this.svc.metrics.acks.inc();
     this.svc.emit(agent.node, req.versionInfo);
+    this.pushIfBehind();
+  }
+
+  /** A delta stream skips fan-out passes while a push is in flight; once it is answered,
+   *  a version that landed meanwhile goes out. */
+  private pushIfBehind(): void {
+    if (this.delta) void this.push();
   }
 
   /** Send the node's view of the current snapshot unless this stream was sent it. The
@@ -100,14 +134,44 @@ class SyncStream {
   push(): Promise<void> | undefined {
     if (this.closed || !this.agent) return undefined;
     if (this.svc.store.snapshot()?.version === this.sentVersion) return undefined;
-    const view = this.svc.store.nodeView(this.agent.node);
+    return this.delta ? this.pushDelta(this.delta) : this.pushView();
+  }
+
+  private pushView(): Promise<void> | undefined {
+    const view = this.svc.store.nodeView((this.agent as AgentRecord).node);
     if (!view) return undefined;
+    this.svc.metrics.pushBytes.inc(view.bytes.length);
+    return this.write(view.version, { resource: view.bytes });
+  }
+
+  /** Only the resources whose version differs from what the agent ACKed, and the names
+   *  it holds that the view no longer has. */
+  private pushDelta(delta: NonNullable<SyncStream['delta']>): Promise<void> | undefined {
+    if (delta.inFlight) return undefined;
+    const current = this.svc.store.nodeResources((this.agent as AgentRecord).node);
+    if (!current) return undefined;
+    const changed = new Map<string, string>();
+    const resources: { name: string; version: string; body: Buffer }[] = [];
+    for (const [name, r] of current.resources) {
+      if (delta.acked.get(name) === r.version) continue;
+      changed.set(name, r.version);
+      resources.push({ name, version: r.version, body: r.body() });
+    }
+    const removed = [...delta.acked.keys()].filter((name) => !current.resources.has(name));
+    delta.inFlight = { changed, removed };
+    this.svc.metrics.deltaResources.inc(resources.length);
+    this.svc.metrics.pushBytes.inc(resources.reduce((n, r) => n + r.body.length, 0));
+    return this.write(current.version, { resources, removedResources: removed });
+  }
+
+  private write(version: string, body: Partial<SyncResponse>): Promise<void> {
     this.lastNonce = `${this.id}-${++this.seq}`;
-    this.sentVersion = view.version;
-    this.svc.agents.sent(this.agent, view.version);
+    this.sentVersion = version;
+    this.svc.agents.sent(this.agent as AgentRecord, version);
     this.svc.metrics.pushes.inc();
+    const typeUrl = this.delta ? NODE_RESOURCES_TYPE_URL : NODE_VIEW_TYPE_URL;
     return new Promise((resolve) => {
-      this.call.write({ versionInfo: view.version, nonce: this.lastNonce, typeUrl: NODE_VIEW_TYPE_URL, resource: view.bytes, trustBundle: this.svc.trustBundle() }, () => resolve());
+      this.call.write({ versionInfo: version, nonce: this.lastNonce, typeUrl, trustBundle: this.svc.trustBundle(), ...body }, () => resolve());
     });
   }
 
@@ -131,6 +195,7 @@ class SyncStream {
     this.svc.streams.delete(this);
     if (this.agent) {
       this.svc.agents.close(this.agent);
+      if (this.agent.streams === 0) this.svc.store.releaseNode(this.agent.node);
       this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
       this.svc.log.info({ node: this.agent.node }, 'agent disconnected');
     }

@@ -11,12 +11,14 @@
 // kinds.ts defines every kind once (schema + TS type); model.ts and routes.ts hold the
 // semantic checks, shared by validation and compilation so they cannot disagree.
 import { loadFiles, loadTexts, type LoadResult, type LoadedObject } from './load';
+import type { ParsedFileCache } from './load-cache';
 import { analyze } from './model';
 import { buildRouteTables } from './routes';
 import { sortDiagnostics, type Diagnostic } from './diagnostic';
 
 export { compile, type CompileOptions, type PolicySet } from './compile';
 export { forNode, decidePath } from './node-view';
+export { ParsedFileCache } from './load-cache';
 export { formatDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostic';
 export type { LoadedObject } from './load';
 export * from './snapshot';
@@ -38,9 +40,10 @@ export function checkPolicySet(objects: readonly LoadedObject[], invalid?: Reado
 }
 
 /** Reads files and directories (recursively, *.yaml/*.yml) and runs every check;
- *  `extra` documents (a discovery source) are checked as part of the same set. */
-export function loadPolicyDir(paths: readonly string[], extra: readonly { file: string; text: string }[] = []): PolicyLoadResult {
-  return finish(loadFiles(paths, extra));
+ *  `extra` documents (a discovery source) are checked as part of the same set. A
+ *  long-running caller passes a ParsedFileCache so unchanged files are not re-parsed. */
+export function loadPolicyDir(paths: readonly string[], extra: readonly { file: string; text: string }[] = [], cache?: ParsedFileCache): PolicyLoadResult {
+  return finish(loadFiles(paths, extra, cache));
 }
 
 /** The same over in-memory files (tests, or a source that is not a directory). */

@@ -9,6 +9,7 @@ import { FileSource, SourceDoc, isEmptyDoc } from './source';
 import { checkEnvelope, checkSchema } from './schema-check';
 import type { Kind, PolicyObject } from './kinds';
 import type { Diagnostic } from './diagnostic';
+import type { ParsedFileCache } from './load-cache';
 
 /** A schema-valid object with where it came from. metadata.namespace is defaulted. */
 export interface LoadedObject<T extends PolicyObject = PolicyObject> {
@@ -129,23 +130,25 @@ function checkDocument(value: unknown, src: SourceDoc, out: Omit<LoadResult, 'fi
   out.objects.push({ kind: env.kind, key: `${object.metadata.namespace}/${object.metadata.name}`, object, source: src });
 }
 
-/** Schema stage over in-memory files; index.ts adds the semantic checks. */
-export function loadTexts(files: readonly { file: string; text: string }[], diagnostics: Diagnostic[] = []): LoadResult {
+/** Schema stage over in-memory files; index.ts adds the semantic checks. With a cache,
+ *  files whose text it has seen are not parsed again. */
+export function loadTexts(files: readonly { file: string; text: string }[], diagnostics: Diagnostic[] = [], cache?: ParsedFileCache): LoadResult {
   const all: LoadResult = { objects: [], diagnostics, files: [], invalid: new Set() };
   for (const f of files) {
-    const r = loadText(f.file, f.text);
+    const r = cache ? cache.get(f.file, f.text, loadText) : loadText(f.file, f.text);
     all.objects.push(...r.objects);
     all.diagnostics.push(...r.diagnostics);
     all.files.push(f.file);
     for (const k of r.invalid) all.invalid.add(k);
   }
+  cache?.sweep();
   return all;
 }
 
-/** Schema stage over files and directories. */
-/** `extra`: in-memory documents checked together with the files (e.g. objects from a
- *  discovery source), so references between both sides are resolved. */
-export function loadFiles(paths: readonly string[], extra: readonly { file: string; text: string }[] = []): LoadResult {
+/** Schema stage over files and directories. `extra`: in-memory documents checked
+ *  together with the files (e.g. objects from a discovery source), so references
+ *  between both sides are resolved. */
+export function loadFiles(paths: readonly string[], extra: readonly { file: string; text: string }[] = [], cache?: ParsedFileCache): LoadResult {
   const diagnostics: Diagnostic[] = [];
   const texts: { file: string; text: string }[] = [];
   for (const file of collectFiles(paths, diagnostics)) {
@@ -155,5 +158,5 @@ export function loadFiles(paths: readonly string[], extra: readonly { file: stri
       diagnostics.push({ file, line: 1, col: 1, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
     }
   }
-  return loadTexts([...texts, ...extra], diagnostics);
+  return loadTexts([...texts, ...extra], diagnostics, cache);
 }

@@ -8,7 +8,7 @@
 import type {
   DatapathService, NodeView, ServicePortState, ServiceState, Snapshot, TrafficPolicyState,
 } from './snapshot';
-import { parseIPv4 } from './net';
+import { assembleNodeView, nodeResources } from './view-resources';
 
 /** Load balancers the kernel implements (weighted random, Maglev); any other setting
  *  of a TrafficPolicy needs the agent. */
@@ -21,10 +21,14 @@ function trafficPolicyNeedsUserland(tp: TrafficPolicyState | undefined): string 
   return null;
 }
 
-export function decidePath(
-  node: string, svc: ServiceState, port: ServicePortState,
-  index: { tp: Map<string, TrafficPolicyState>; authorized: Set<string> },
-): { mode: DatapathService['mode']; reason: string } {
+/** What the path decision looks at besides the service: traffic policies by service
+ *  key, and the workloads some authorization policy applies to. */
+export interface PathIndex {
+  tp: ReadonlyMap<string, TrafficPolicyState>;
+  authorized: ReadonlySet<string>;
+}
+
+export function decidePath(node: string, svc: ServiceState, port: ServicePortState, index: PathIndex): { mode: DatapathService['mode']; reason: string } {
   if (port.protocol === 'UDP') return { mode: 'l4', reason: 'UDP is balanced in the kernel (never proxied)' };
   if (port.protocol !== 'TCP') return { mode: 'redirect', reason: `protocol ${port.protocol} is handled by the L7 proxy` };
   const tp = index.tp.get(svc.key);
@@ -39,37 +43,8 @@ export function decidePath(
   return { mode: 'l4', reason: 'plain TCP and every backend is on this node' };
 }
 
+/** One node's view, built through the same resources Sync sends (view-resources.ts). */
 export function forNode(snap: Snapshot, node: string): NodeView {
-  const index = {
-    tp: new Map(snap.trafficPolicies.map((t) => [t.service, t])),
-    authorized: new Set(snap.authorizationPolicies.flatMap((a) => a.workloads)),
-  };
-  const datapath: DatapathService[] = [];
-  for (const svc of snap.services) {
-    for (const port of svc.ports) {
-      const { mode, reason } = decidePath(node, svc, port, index);
-      datapath.push({
-        vip: svc.vip, port: port.port, protocol: port.protocol === 'UDP' ? 'udp' : 'tcp', mode, reason,
-        service: svc.key, portName: port.name,
-        backends: svc.endpoints.map((e) => ({ ip: e.address, port: e.ports[port.name] as number, weight: e.weight })),
-      });
-    }
-  }
-  const vipOrder = new Map(snap.services.map((s) => [s.vip, parseIPv4(s.vip) as number]));
-  datapath.sort((a, b) => (vipOrder.get(a.vip) as number) - (vipOrder.get(b.vip) as number) || a.port - b.port);
-  const redirected = new Set(datapath.filter((d) => d.mode === 'redirect').map((d) => d.service));
-  const redirectedPorts = new Set(datapath.filter((d) => d.mode === 'redirect').map((d) => `${d.service}:${d.port}`));
-  const local = snap.workloads.filter((w) => w.node === node);
-  const localKeys = new Set(local.map((w) => w.key));
-  return {
-    version: snap.version,
-    node,
-    mesh: snap.mesh,
-    datapath,
-    services: snap.services,
-    routes: snap.routes.filter((r) => redirectedPorts.has(`${r.service}:${r.port}`)),
-    trafficPolicies: snap.trafficPolicies.filter((t) => redirected.has(t.service)),
-    authorizationPolicies: snap.authorizationPolicies.filter((a) => a.workloads.some((w) => localKeys.has(w))),
-    localWorkloads: local,
-  };
+  const r = nodeResources(snap, node);
+  return assembleNodeView(snap.version, r.node, r.services);
 }

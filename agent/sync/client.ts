@@ -1,11 +1,14 @@
-// The agent side of the control API: keeps one Sync stream open, applies every snapshot
-// it receives through the agent's `apply` callback, ACKs or NACKs it, and caches the last
-// good one on disk. Failure handling follows linkerd2-proxy's policy client:
+// The agent side of the control API: keeps one Sync stream open in delta mode (see
+// control.proto), merges every push into the view resources it holds, applies the merged
+// view through the agent's `apply` callback, ACKs or NACKs it, and caches the last good
+// view on disk. Failure handling follows linkerd2-proxy's policy client:
 // INVALID_ARGUMENT and PERMISSION_DENIED mean "this request can never succeed" and stop
 // the stream for good (the agent keeps serving what it has and reports the error); every
 // other failure (control API down, restarting, overloaded, token being rotated) is
 // retried with jittered exponential backoff. Applying is all-or-nothing by contract: a
-// callback that throws has changed nothing, and the agent keeps the previous version.
+// callback that throws has changed nothing, and the agent keeps the previous version;
+// a delta is merged into a copy of the held resources, which replaces them only once
+// the merged view was applied.
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
@@ -23,9 +26,10 @@ import type { StatusResponse__Output } from '../control/generated/weft/control/v
 import type { SignCertificateResponse__Output } from '../control/generated/weft/control/v1/SignCertificateResponse';
 import type { ExplainRequest } from '../control/generated/weft/control/v1/ExplainRequest';
 import type { ExplainResponse__Output } from '../control/generated/weft/control/v1/ExplainResponse';
-import { controlProto, AUTH_METADATA_KEY, NODE_METADATA_KEY, NODE_VIEW_TYPE_URL, CLIENT_MAX_RECEIVE_BYTES } from '../control/proto';
+import { controlProto, AUTH_METADATA_KEY, NODE_METADATA_KEY, NODE_RESOURCES_TYPE_URL, CLIENT_MAX_RECEIVE_BYTES } from '../control/proto';
 import { Backoff, type BackoffOptions } from './backoff';
 import { SnapshotCache, type CachedSnapshot } from './cache';
+import { assemble, checkResource, mergeDelta, type HeldResource } from './resource-set';
 
 export interface ApplyInfo {
   version: string;
@@ -99,9 +103,12 @@ export class SyncClient extends EventEmitter {
   private readonly backoff: Backoff;
   private readonly st: SyncState = { connected: false, version: '', fromCache: false, lastError: '', lastNack: '', fatal: false, trustBundle: [] };
   private stream: grpc.ClientDuplexStream<SyncRequest, SyncResponse__Output> | undefined;
-  private pending: SyncResponse__Output | undefined;
+  /** Pushes not handled yet, in order: each delta builds on the one before. */
+  private readonly pending: SyncResponse__Output[] = [];
   private applying: Promise<void> | undefined;
-  private cacheNext: { entry: Omit<CachedSnapshot, 'view'>; viewJson: Buffer } | undefined;
+  /** The view resources applied last (from the control API or the cache). */
+  private held = new Map<string, HeldResource>();
+  private cacheNext: CachedSnapshot | undefined;
   private cacheWriting: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = true;
@@ -156,21 +163,25 @@ export class SyncClient extends EventEmitter {
 
   private async applyCached(): Promise<void> {
     let cached;
+    let view: NodeView;
     try {
       cached = await this.cache.load();
+      if (!cached) return;
+      for (const [name, r] of cached.resources) r.value = checkResource(name, r.value, this.opts.node);
+      view = assemble(cached.resources, cached.version, this.opts.node);
     } catch (e) {
       this.log.warn({ err: describeError(e) }, 'ignoring unreadable snapshot cache');
       return;
     }
-    if (!cached) return;
     const info: ApplyInfo = { version: cached.version, trustBundle: cached.trustBundle, fromCache: true };
     try {
-      await this.opts.apply(cached.view, info);
+      await this.opts.apply(view, info);
     } catch (e) {
       this.log.warn({ version: cached.version, err: describeError(e) }, 'cached snapshot could not be applied; waiting for the control API');
       this.setState({ lastError: `cached snapshot: ${describeError(e)}` });
       return;
     }
+    this.held = cached.resources;
     this.log.info({ version: cached.version }, 'serving the cached snapshot until the control API answers');
     this.setState({ version: cached.version, fromCache: true, trustBundle: cached.trustBundle });
     this.emit('applied', info);
@@ -195,17 +206,23 @@ export class SyncClient extends EventEmitter {
     });
     stream.on('data', (r: SyncResponse__Output) => {
       if (this.stream !== stream) return;
-      this.pending = r;
+      this.pending.push(r);
       this.drain(stream);
     });
     stream.on('error', () => undefined); // reported through 'status'
     stream.on('status', (s: grpc.StatusObject) => {
       if (this.stream !== stream) return;
       this.stream = undefined;
-      this.pending = undefined;
+      this.pending.length = 0;
       this.closed(s);
     });
-    stream.write({ node: this.opts.node, versionInfo: this.st.version, responseNonce: '', typeUrl: NODE_VIEW_TYPE_URL });
+    // The hello names the resources held once any apply from the previous stream has
+    // finished, so the server computes its first delta against what the agent really has.
+    void (this.applying ?? Promise.resolve()).then(() => {
+      if (this.stream !== stream) return;
+      const initialResourceVersions = Object.fromEntries([...this.held].map(([name, r]) => [name, r.version]));
+      stream.write({ node: this.opts.node, versionInfo: this.st.version, responseNonce: '', typeUrl: NODE_RESOURCES_TYPE_URL, initialResourceVersions });
+    });
   }
 
   private closed(s: grpc.StatusObject): void {
@@ -224,67 +241,62 @@ export class SyncClient extends EventEmitter {
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
-  /** Applies pushes one at a time; if several arrive during an apply only the newest is
-   *  processed (the older ones are superseded and their nonces stale). */
+  /** Applies pushes one at a time, in order (the server keeps one delta in flight, so
+   *  normally there is at most one waiting). */
   private drain(stream: grpc.ClientDuplexStream<SyncRequest, SyncResponse__Output>): void {
     if (this.applying) return;
     this.applying = (async () => {
-      while (this.pending && this.stream === stream) {
-        const r = this.pending;
-        this.pending = undefined;
-        await this.handle(r, stream);
-      }
+      let r: SyncResponse__Output | undefined;
+      while (this.stream === stream && (r = this.pending.shift())) await this.handle(r, stream);
     })().finally(() => { this.applying = undefined; });
   }
 
   private async handle(r: SyncResponse__Output, stream: grpc.ClientDuplexStream<SyncRequest, SyncResponse__Output>): Promise<void> {
-    const reply = (req: SyncRequest) => { if (this.stream === stream) stream.write({ node: this.opts.node, typeUrl: NODE_VIEW_TYPE_URL, ...req }); };
+    const reply = (req: SyncRequest) => { if (this.stream === stream) stream.write({ node: this.opts.node, typeUrl: NODE_RESOURCES_TYPE_URL, ...req }); };
     const nack = (code: number, message: string) => {
       this.log.warn({ version: r.versionInfo, keeps: this.st.version, err: message }, 'rejecting snapshot (NACK)');
       this.setState({ lastError: message, lastNack: `${r.versionInfo}: ${message}` });
       this.emit('nack', r.versionInfo, message);
       reply({ versionInfo: this.st.version, responseNonce: r.nonce, errorDetail: { code, message } });
     };
-    if (r.typeUrl !== NODE_VIEW_TYPE_URL) return nack(status.INVALID_ARGUMENT, `unexpected type_url '${r.typeUrl}'`);
-    if (r.versionInfo === this.st.version) {
+    if (r.typeUrl !== NODE_RESOURCES_TYPE_URL) return nack(status.INVALID_ARGUMENT, `unexpected type_url '${r.typeUrl}'`);
+    if (r.versionInfo === this.st.version && r.resources.length === 0 && r.removedResources.length === 0) {
       reply({ versionInfo: r.versionInfo, responseNonce: r.nonce });
       if (this.st.fromCache) this.setState({ fromCache: false });
       return;
     }
-    let view: NodeView;
+    let merged: ReturnType<typeof mergeDelta>;
     try {
-      view = JSON.parse(r.resource.toString('utf8')) as NodeView;
+      merged = mergeDelta(this.held, r.versionInfo, this.opts.node, r.resources, r.removedResources);
     } catch (e) {
-      return nack(status.INVALID_ARGUMENT, `snapshot is not valid JSON: ${describeError(e)}`);
-    }
-    if (typeof view !== 'object' || view === null || view.version !== r.versionInfo || view.node !== this.opts.node) {
-      return nack(status.INVALID_ARGUMENT, 'snapshot does not match the version or node it was sent for');
+      return nack(status.INVALID_ARGUMENT, describeError(e));
     }
     const info: ApplyInfo = { version: r.versionInfo, trustBundle: r.trustBundle, fromCache: false };
     try {
-      await this.opts.apply(view, info);
+      await this.opts.apply(merged.view, info);
     } catch (e) {
       return nack(status.INTERNAL, describeError(e));
     }
+    this.held = merged.resources;
     this.setState({ version: r.versionInfo, fromCache: false, lastError: '', trustBundle: r.trustBundle });
     reply({ versionInfo: r.versionInfo, responseNonce: r.nonce });
     this.emit('applied', info);
-    this.saveCache({ version: r.versionInfo, typeUrl: r.typeUrl, trustBundle: r.trustBundle, savedAt: Date.now() }, r.resource);
+    this.saveCache({ version: r.versionInfo, typeUrl: r.typeUrl, trustBundle: r.trustBundle, savedAt: Date.now(), resources: merged.resources });
   }
 
   /** Writes the cache off the apply path, one write at a time; when versions arrive
    *  faster than the disk takes them, intermediate ones are skipped (only the newest
-   *  good snapshot matters after a restart). */
-  private saveCache(entry: Omit<CachedSnapshot, 'view'>, viewJson: Buffer): void {
-    this.cacheNext = { entry, viewJson };
+   *  good view matters after a restart). */
+  private saveCache(entry: CachedSnapshot): void {
+    this.cacheNext = entry;
     if (this.cacheWriting) return;
     this.cacheWriting = (async () => {
       while (this.cacheNext) {
-        const { entry, viewJson } = this.cacheNext;
+        const next = this.cacheNext;
         this.cacheNext = undefined;
         try {
-          await this.cache.save(entry, viewJson);
-          this.emit('cached', entry.version);
+          await this.cache.save(next);
+          this.emit('cached', next.version);
         } catch (err) {
           this.log.warn({ err: describeError(err) }, 'cannot write the snapshot cache');
         }

@@ -13,7 +13,7 @@ import { TokenAuthenticator } from '../../agent/control/auth';
 import { DirectorySource } from '../../agent/control/sources/directory';
 import { join, relative } from 'node:path';
 import { WeftError } from '../../agent/lib/errors';
-import type { NodeView, Snapshot, WorkloadRegistration } from '../../agent/policy/snapshot';
+import type { Snapshot, WorkloadRegistration } from '../../agent/policy/snapshot';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
 
 export const fakeMesh = { trustDomain: 'test.local', mtls: 'STRICT' as const, certTtlMs: 3_600_000, failMode: 'closed' as const, vipRange: '10.96.0.0/16' };
@@ -42,12 +42,6 @@ export function fakeCompiler(): PolicyCompiler<string> {
         })),
       };
       return snap;
-    },
-    forNode(snapshot, node): NodeView {
-      return {
-        version: snapshot.version, node, mesh: snapshot.mesh, datapath: [], services: [], routes: [], trafficPolicies: [], authorizationPolicies: [],
-        localWorkloads: snapshot.workloads.filter((w) => w.node === node),
-      };
     },
   };
 }

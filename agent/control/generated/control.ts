@@ -11,6 +11,7 @@ import type { ExplainResponse as _weft_control_v1_ExplainResponse, ExplainRespon
 import type { RegisterWorkloadRequest as _weft_control_v1_RegisterWorkloadRequest, RegisterWorkloadRequest__Output as _weft_control_v1_RegisterWorkloadRequest__Output } from './weft/control/v1/RegisterWorkloadRequest';
 import type { RegisterWorkloadResponse as _weft_control_v1_RegisterWorkloadResponse, RegisterWorkloadResponse__Output as _weft_control_v1_RegisterWorkloadResponse__Output } from './weft/control/v1/RegisterWorkloadResponse';
 import type { Rejection as _weft_control_v1_Rejection, Rejection__Output as _weft_control_v1_Rejection__Output } from './weft/control/v1/Rejection';
+import type { Resource as _weft_control_v1_Resource, Resource__Output as _weft_control_v1_Resource__Output } from './weft/control/v1/Resource';
 import type { SignCertificateRequest as _weft_control_v1_SignCertificateRequest, SignCertificateRequest__Output as _weft_control_v1_SignCertificateRequest__Output } from './weft/control/v1/SignCertificateRequest';
 import type { SignCertificateResponse as _weft_control_v1_SignCertificateResponse, SignCertificateResponse__Output as _weft_control_v1_SignCertificateResponse__Output } from './weft/control/v1/SignCertificateResponse';
 import type { StatusRequest as _weft_control_v1_StatusRequest, StatusRequest__Output as _weft_control_v1_StatusRequest__Output } from './weft/control/v1/StatusRequest';
@@ -36,6 +37,7 @@ export interface ProtoGrpcType {
         RegisterWorkloadRequest: MessageTypeDefinition<_weft_control_v1_RegisterWorkloadRequest, _weft_control_v1_RegisterWorkloadRequest__Output>
         RegisterWorkloadResponse: MessageTypeDefinition<_weft_control_v1_RegisterWorkloadResponse, _weft_control_v1_RegisterWorkloadResponse__Output>
         Rejection: MessageTypeDefinition<_weft_control_v1_Rejection, _weft_control_v1_Rejection__Output>
+        Resource: MessageTypeDefinition<_weft_control_v1_Resource, _weft_control_v1_Resource__Output>
         SignCertificateRequest: MessageTypeDefinition<_weft_control_v1_SignCertificateRequest, _weft_control_v1_SignCertificateRequest__Output>
         SignCertificateResponse: MessageTypeDefinition<_weft_control_v1_SignCertificateResponse, _weft_control_v1_SignCertificateResponse__Output>
         StatusRequest: MessageTypeDefinition<_weft_control_v1_StatusRequest, _weft_control_v1_StatusRequest__Output>

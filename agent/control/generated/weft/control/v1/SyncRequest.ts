@@ -8,6 +8,7 @@ export interface SyncRequest {
   'responseNonce'?: (string);
   'errorDetail'?: (_weft_control_v1_ErrorDetail | null);
   'typeUrl'?: (string);
+  'initialResourceVersions'?: ({[key: string]: string});
 }
 
 export interface SyncRequest__Output {
@@ -16,4 +17,5 @@ export interface SyncRequest__Output {
   'responseNonce': (string);
   'errorDetail': (_weft_control_v1_ErrorDetail__Output | null);
   'typeUrl': (string);
+  'initialResourceVersions': ({[key: string]: string});
 }

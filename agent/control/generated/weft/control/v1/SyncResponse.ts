@@ -1,5 +1,6 @@
 // Original file: agent/control/proto/control.proto
 
+import type { Resource as _weft_control_v1_Resource, Resource__Output as _weft_control_v1_Resource__Output } from '../../../weft/control/v1/Resource';
 
 export interface SyncResponse {
   'versionInfo'?: (string);
@@ -7,6 +8,8 @@ export interface SyncResponse {
   'typeUrl'?: (string);
   'resource'?: (Buffer | Uint8Array | string);
   'trustBundle'?: (string)[];
+  'resources'?: (_weft_control_v1_Resource)[];
+  'removedResources'?: (string)[];
 }
 
 export interface SyncResponse__Output {
@@ -15,4 +18,6 @@ export interface SyncResponse__Output {
   'typeUrl': (string);
   'resource': (Buffer);
   'trustBundle': (string)[];
+  'resources': (_weft_control_v1_Resource__Output)[];
+  'removedResources': (string)[];
 }
