@@ -25,6 +25,9 @@ export interface AdminOptions {
    *  name it in logs). */
   fd?: number;
   registry: Registry;
+  /** The /metrics body when it is more than `registry` (an agent with several workers
+   *  serves node totals); default: `registry.metrics()`. */
+  scrape?: () => Promise<string>;
   health: () => HealthReport;
   /** GET /debug/<name> → JSON. */
   debug: Record<string, () => unknown>;
@@ -95,7 +98,8 @@ export class AdminServer {
     const path = url.pathname;
     try {
       if (req.method === 'GET' && path === '/metrics') {
-        return send(res, 200, await this.opts.registry.metrics(), this.opts.registry.contentType);
+        const body = this.opts.scrape ? await this.opts.scrape() : await this.opts.registry.metrics();
+        return send(res, 200, body, this.opts.registry.contentType);
       }
       if (req.method === 'GET' && path === '/healthz') return send(res, 200, 'ok\n', 'text/plain');
       if (req.method === 'GET' && path === '/readyz') {

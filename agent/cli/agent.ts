@@ -1,9 +1,18 @@
 // `weft agent`: the node agent, or with --cleanup the uninstaller of everything an agent
 // created on this node.
+import { availableParallelism } from 'node:os';
 import type { Command } from './command';
 import { parseFlags, parseHostPort } from './command';
 import { invalidArg } from '../lib/errors';
 import { createRootLogger } from '../telemetry/logger';
+
+/** More workers than this buys nothing but memory: the kernel's accept spreading and
+ *  the primary's per-change fan-out both grow with N. */
+export const MAX_WORKERS = 64;
+
+export function defaultWorkers(): number {
+  return Math.max(1, Math.min(MAX_WORKERS, availableParallelism()));
+}
 
 const help = `Usage: weft agent --control HOST:PORT --node NAME [flags]
        weft agent --cleanup --node NAME
@@ -25,18 +34,26 @@ Flags:
   --log-level LEVEL       fatal|error|warn|info|debug|trace (default info, or $WEFT_LOG_LEVEL)
   --access-log-sample F   write this fraction (0..1) of proxied requests to the JSON
                           access log; 5xx are always logged once it is on (default 0: off)
+  --workers N             worker processes that serve L7 and mTLS connections, 1 to ${MAX_WORKERS}
+                          (default: the usable CPU cores, here ${defaultWorkers()})
   --cleanup               remove every program, link, pin and cgroup of --node, then exit
 
-The agent runs as a supervisor that holds the listening sockets and one worker process.
-SIGHUP replaces the worker without dropping a request (the new worker starts, the old
-one drains); a crashed worker is replaced at once. SIGTERM/SIGINT drain and stop; the
-pinned datapath stays, so L4 traffic keeps flowing until the next agent adopts it. Use
---cleanup to uninstall.`;
+The agent runs as a supervisor that holds the listening sockets and N worker processes
+that all accept on them (the kernel spreads connections). The first worker, the
+primary, also owns the BPF datapath, the control API connection, workload registration,
+certificate signing and the admin port; it hands snapshots and certificates to the
+others before a snapshot is acknowledged, and /metrics shows the node's totals over all
+workers. SIGHUP replaces every worker without dropping a request (new workers start,
+then the old ones drain); a crashed worker is replaced at once, and while the primary is
+being replaced the other workers keep serving. SIGTERM/SIGINT drain and stop them all;
+the pinned datapath stays, so L4 traffic keeps flowing until the next agent adopts it.
+Use --cleanup to uninstall.`;
+
 
 interface Flags {
   control?: string; node?: string; 'token-file'?: string; 'state-dir'?: string; admin?: string;
   outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean;
-  'access-log-sample'?: string;
+  'access-log-sample'?: string; workers?: string;
 }
 
 export const command: Command = {
@@ -48,9 +65,12 @@ export const command: Command = {
       control: { type: 'string' }, node: { type: 'string' }, 'token-file': { type: 'string' }, 'state-dir': { type: 'string' },
       admin: { type: 'string' }, outbound: { type: 'string' }, inbound: { type: 'string' }, 'node-address': { type: 'string' },
       'log-level': { type: 'string' }, cleanup: { type: 'boolean' }, 'access-log-sample': { type: 'string' },
+      workers: { type: 'string' },
     });
     const sample = Number(v['access-log-sample'] ?? '0');
     if (!(sample >= 0 && sample <= 1)) throw invalidArg(`--access-log-sample: expected a fraction between 0 and 1, got '${v['access-log-sample']}'`);
+    const workers = v.workers === undefined ? defaultWorkers() : Number(v.workers);
+    if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) throw invalidArg(`--workers: expected a whole number from 1 to ${MAX_WORKERS}, got '${v.workers}'`);
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
     if (!v.node) throw invalidArg('--node is required');
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -69,12 +89,12 @@ export const command: Command = {
     const outbound = parseHostPort(v.outbound ?? '127.0.0.1:15001', '--outbound');
     const inbound = parseHostPort(v.inbound ?? '0.0.0.0:15008', '--inbound');
     const admin = parseHostPort(v.admin ?? '127.0.0.1:15020', '--admin');
-    const { WORKER_ENV, Supervisor, inheritedListeners } = require('../node/supervisor') as typeof import('../node/supervisor');
+    const { WORKER_ENV, Supervisor, inheritedListeners, workerIdentity } = require('../node/supervisor') as typeof import('../node/supervisor');
 
     if (process.env[WORKER_ENV] !== '1') {
-      // Supervisor: holds the listeners, runs one worker, replaces it on crash or SIGHUP.
+      // Supervisor: holds the listeners, runs the workers, replaces them on crash or SIGHUP.
       const sup = new Supervisor({
-        args: argv,
+        args: argv, workers,
         listeners: [{ name: 'outbound', ...outbound }, { name: 'inbound', ...inbound }, { name: 'admin', ...admin }],
       });
       await sup.start();
@@ -86,27 +106,37 @@ export const command: Command = {
       return 0;
     }
 
-    const { NodeAgent } = require('../node/agent') as typeof import('../node/agent');
-    const agent = await NodeAgent.start({
-      node: v.node,
-      control: v.control,
-      tokenFile: v['token-file'] ?? '/etc/weft/token',
-      stateDir: v['state-dir'] ?? `/var/lib/weft/${v.node}`,
-      admin,
-      outbound,
-      inbound,
-      nodeAddress: v['node-address'] ?? outbound.host,
-      listenFds: inheritedListeners() ?? {},
-      accessLogSample: sample,
-    });
-    process.send?.({ type: 'ready' });
+    const { WorkerLink } = require('../node/worker-link') as typeof import('../node/worker-link');
+    const link = WorkerLink.ofProcess();
     // The supervisor says when to drain; if it dies, drain too (a new agent will take over).
-    const graceMs = await new Promise<number>((resolve) => {
-      process.on('message', (m: { type?: string; graceMs?: number }) => { if (m?.type === 'drain') resolve(m.graceMs ?? 30_000); });
-      process.once('disconnect', () => resolve(30_000));
+    const drainAsked = new Promise<number>((resolve) => {
+      link?.once('drain', resolve);
       void waitForStopSignal().then(() => resolve(30_000));
     });
-    await agent.drain(graceMs);
+    const listenFds = inheritedListeners() ?? {};
+    const me = workerIdentity();
+    let agent: { drain(graceMs: number): Promise<void> };
+    if (me.role === 'proxy' && link) {
+      const { ProxyWorker } = require('../node/proxy-worker') as typeof import('../node/proxy-worker');
+      agent = await ProxyWorker.start({ node: v.node, worker: me.worker, outbound, inbound, listenFds, accessLogSample: sample, link });
+    } else {
+      const { NodeAgent } = require('../node/agent') as typeof import('../node/agent');
+      agent = await NodeAgent.start({
+        node: v.node,
+        control: v.control,
+        tokenFile: v['token-file'] ?? '/etc/weft/token',
+        stateDir: v['state-dir'] ?? `/var/lib/weft/${v.node}`,
+        admin,
+        outbound,
+        inbound,
+        nodeAddress: v['node-address'] ?? outbound.host,
+        listenFds,
+        accessLogSample: sample,
+        link,
+      });
+    }
+    link?.send({ type: 'ready' });
+    await agent.drain(await drainAsked);
     if (process.connected) process.disconnect();
     return 0;
   },

@@ -1,43 +1,40 @@
-// The node agent's composition root: it owns one of each part and wires them together.
+// The node agent's composition root (the PRIMARY worker, see ipc.ts): it owns one of
+// each singleton and wires them together.
 //
 //   Datapath (BPF maps, pinned links)  ← NodeView.datapath          (applied as a diff)
-//   L7Directory + OutboundProxy :15001 ← NodeView services/routes/policies
-//   IdentityManager + tunnel    :15008 ← NodeView mesh + local workloads, CA via control
+//   ProxyPlane: outbound :15001,       ← NodeView services/routes/policies, local
+//     mTLS tunnel :15008, inbound L7     workloads, certificates
+//   IdentityManager (CSRs, renewals)   ← NodeView mesh + local workloads, CA via control
 //   WorkloadRegistry                   ← `weft run` over the admin API
 //   SyncClient                         → the control API (snapshots in, ACK/NACK out)
 //   AdminServer                 :15020 → /metrics, /healthz, /readyz, /debug/*, /v1/*
+//   WorkerLink                         ↔ the supervisor: state out to the proxy workers,
+//                                        their ejections and metrics in
 //
 // A snapshot is applied in an order that keeps it all-or-nothing where it matters: the
 // datapath validates everything before it touches a map, so a bad snapshot is refused
-// (NACKed) with nothing changed; the proxy tables are swapped after.
-import type { Socket } from 'node:net';
+// (NACKed) with nothing changed; the proxy tables are swapped after, here and in every
+// proxy worker, before the snapshot is ACKed.
 import { mkdirSync, readFileSync } from 'node:fs';
-import type { Duplex } from 'node:stream';
-import { connect as tcpConnect } from 'node:net';
 import type { Registry } from 'prom-client';
 import { Gauge } from 'prom-client';
 import { Datapath } from '../datapath/datapath';
 import { WorkloadRegistry, validateRegisterRequest, type LocalWorkload } from './workloads';
-import { deferredDuplex } from './deferred-duplex';
 import { registerBpfMetrics } from './bpf-metrics';
 import { AdminServer } from '../admin/server';
 import { SyncClient } from '../sync/client';
 import { IdentityManager } from '../identity/manager';
-import { formatSpiffeId, nodeSpiffeId, parseSpiffeId } from '../identity/spiffe';
-import { startTunnel, PolicyAuthorizer, type Tunnel, type LocalWorkload as TunnelWorkload } from '../proxy/tunnel';
-import type { ForwardRequest } from '../proxy/tunnel/forward';
-import { L7Directory } from '../proxy/routing/directory';
-import { OutboundProxy, type Origin } from '../proxy/outbound';
-import { InboundL7 } from '../proxy/http/inbound';
-import { H2Proxy } from '../proxy/h2/proxy';
-import { authorizerFor, type Authorizer } from '../proxy/routing/authz';
-import { duplexPair } from '../lib/duplex-pair';
+import { nodeSpiffeId } from '../identity/spiffe';
 import { parseHostPort } from '../lib/listen';
-import { RequestMetrics } from '../proxy/routing/metrics';
 import { RequestTap } from './tap';
 import { AccessLog } from '../proxy/routing/access-log';
 import type { Endpoint } from '../proxy/balancer/endpoint';
 import type { NodeView } from '../policy/snapshot';
+import { ProxyPlane, SERVING_WAIT_MS } from './proxy-plane';
+import { identityState } from './identity-replica';
+import type { NodeState, WorkerInfo } from './ipc';
+import type { WorkerLink } from './worker-link';
+import { aggregateWorkers, counterTotal } from '../telemetry/aggregate';
 import { createRegistry } from '../telemetry/registry';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import { WeftError, describeError, invalidArg } from '../lib/errors';
@@ -60,39 +57,33 @@ export interface AgentConfig {
   /** Fraction of requests written to the JSON access log (0 = off); with any sampling
    *  on, 5xx responses are always logged. */
   accessLogSample?: number;
+  /** The channel to the supervisor when it runs proxy workers besides this one. */
+  link?: WorkerLink | null;
 }
 
-export const HBONE_PORT = 15008;
-/** How long a starting agent waits for its first snapshot and node certificate. */
-const SERVING_WAIT_MS = 15_000;
-
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms).unref()); }
+export { HBONE_PORT } from './proxy-plane';
+/** How long publishing a state change may wait for the proxy workers (the supervisor
+ *  answers by its own, shorter, timeout; this one only covers a lost answer). */
+const PUBLISH_TIMEOUT_MS = 10_000;
+/** How long a scrape waits for the other workers' metrics. */
+const SCRAPE_TIMEOUT_MS = 2_000;
 
 export class NodeAgent {
   readonly registry: Registry;
   private readonly log: Logger;
   private view: NodeView | null = null;
   private identity: IdentityManager | null = null;
-  private tunnel: Tunnel | null = null;
-  private tunnelStarting: Promise<void> | null = null;
-  /** Resolves once a snapshot is applied and the mTLS tunnel runs: only then can the
-   *  outbound listener serve redirected connections. */
-  private markServing: () => void = () => {};
-  private readonly serving = new Promise<void>((r) => { this.markServing = r; });
-  private readonly authorizer = new PolicyAuthorizer();
-  private readonly directory: L7Directory;
-  private readonly outbound: OutboundProxy;
+  private readonly plane: ProxyPlane;
   private readonly admin: AdminServer;
   private readonly sync: SyncClient;
   private readonly workloads: WorkloadRegistry;
   private readonly tap: RequestTap;
-  private readonly requestMetrics: RequestMetrics;
-  /** Destination side of L7: per-request authorization for local workloads. */
-  private readonly inboundL7: InboundL7;
-  private readonly inboundH2: H2Proxy;
-  /** Per-request authorizers of local workloads with L7 policies (rebuilt per snapshot). */
-  private l7Authorizers = new Map<string, Authorizer>();
-  private localTargets = new Map<string, TunnelWorkload>();
+  private readonly link: WorkerLink | null;
+  /** The supervisor's serving workers (this one alone without a supervisor). */
+  private workers: WorkerInfo[] = [{ worker: 0, role: 'primary', pid: process.pid }];
+  /** Endpoint ip:port → pids of the workers whose outlier detection ejected it: it stays
+   *  out of the L4 maps while any worker has it ejected. */
+  private readonly ejected = new Map<string, Set<number>>();
   private stopping = false;
 
   private constructor(private readonly cfg: AgentConfig, private readonly datapath: Datapath) {
@@ -100,30 +91,21 @@ export class NodeAgent {
     this.registry = createRegistry({ node: cfg.node });
     registerBpfMetrics(this.registry, datapath);
     this.workloads = new WorkloadRegistry(datapath, { name: cfg.node, address: cfg.nodeAddress }, cfg.stateDir);
+    this.link = cfg.link ?? null;
 
     const sample = cfg.accessLogSample ?? 0;
     this.tap = new RequestTap(sample > 0 ? new AccessLog({ logger: componentLogger('access', { node: cfg.node }), sampleRate: sample, logErrors: true }) : null);
 
-    this.directory = new L7Directory((service, ep, ejected) => this.onEjection(service, ep, ejected));
-    this.outbound = new OutboundProxy({
-      directory: this.directory,
-      resolveOrigin: (s) => this.resolveOrigin(s),
-      connect: (ep, origin) => this.connectUpstream(ep, origin),
-      sourceOf: (id) => {
-        const w = this.workloads.byCgroupId(BigInt(id));
-        return w ? { workload: w.name, namespace: w.namespace, principal: this.principalOf(w) } : null;
-      },
-      metrics: (this.requestMetrics = new RequestMetrics(this.registry)),
+    this.plane = new ProxyPlane({
+      node: cfg.node, registry: this.registry, inbound: cfg.inbound, inboundFd: cfg.listenFds?.inbound,
+      lookupOrigin: (ip, port) => this.datapath.lookupOrigin(ip, port),
+      workloadByCgroup: (id) => this.workloads.byCgroupId(id),
+      onEjection: (service, ep, ejected) => this.onEjection(service, ep, ejected, process.pid),
       accessLog: this.tap,
-      logger: componentLogger('outbound', { node: cfg.node }),
     });
-
-    const direct = (ep: Endpoint) => tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
-    const inboundLog = componentLogger('inbound-l7', { node: cfg.node });
-    this.inboundH2 = new H2Proxy({ connect: direct, logger: inboundLog, accessLog: this.tap, tracer: null });
-    this.inboundL7 = new InboundL7({
-      connect: direct, headerTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxHeadBytes: 16 * 1024, accessLog: this.tap, tracer: null, logger: inboundLog,
-    }, this.inboundH2);
+    this.link?.on('ejection', (m) => this.onEjection(m.service, m, m.ejected, m.pid));
+    this.link?.on('workers', (w) => this.onWorkers(w));
+    this.link?.serveMetrics(this.registry);
 
     const token = readToken(cfg.tokenFile);
     this.sync = new SyncClient({
@@ -139,11 +121,17 @@ export class NodeAgent {
     });
     this.sync.on('applied', (info) => { snapshotVersion.reset(); snapshotVersion.set({ version: info.version }, 1); });
 
+    const workers = (): number => this.workers.length;
+    new Gauge({ name: 'weft_agent_workers', help: 'Agent worker processes serving (the primary and the proxy workers).', registers: [this.registry], collect() { this.set(workers()); } });
+    const missingGauge = new Gauge({ name: 'weft_agent_scrape_missing_workers', help: 'Workers whose metrics did not arrive in time for this scrape (their series are absent from it).', registers: [this.registry] });
+
     this.admin = new AdminServer({
       host: cfg.admin.host, port: cfg.admin.port, fd: cfg.listenFds?.admin, registry: this.registry, logger: componentLogger('admin', { node: cfg.node }),
+      scrape: this.link ? () => this.scrape(missingGauge).then((r) => r.registry.metrics()) : undefined,
       health: () => this.health(),
       debug: {
         config: () => ({ node: cfg.node, sync: this.sync.state(), view: this.view }),
+        workers: () => this.scrape(missingGauge).then((r) => r.workers),
         bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments }),
         workloads: () => this.workloads.list(),
         certificates: () => (this.identity?.identities() ?? []).map((id) => this.identity?.certificate(id) ?? { spiffeId: id, pending: true }),
@@ -170,10 +158,9 @@ export class NodeAgent {
       await agent.admin.listen();
       await agent.sync.start();
       // Accept redirected connections only once they can be served (on a restart, the
-      // previous worker keeps accepting on the same socket until then).
-      const waited = await Promise.race([agent.serving.then(() => true), sleep(SERVING_WAIT_MS).then(() => false)]);
+      // previous workers keep accepting on the same socket until then).
+      const waited = await agent.plane.listen(outFd !== undefined ? { fd: outFd } : cfg.outbound, SERVING_WAIT_MS);
       if (!waited) agent.log.warn({ waitedMs: SERVING_WAIT_MS }, 'no snapshot or certificate yet: accepting anyway');
-      await agent.outbound.listen(outFd !== undefined ? { fd: outFd } : cfg.outbound);
     } catch (e) {
       await agent.stop();
       throw e;
@@ -189,11 +176,7 @@ export class NodeAgent {
     this.log.info({ graceMs }, 'draining');
     this.admin.stopAccepting();
     await this.sync.stop();
-    const inbound = this.tunnel?.inbound;
-    await Promise.allSettled([
-      this.outbound.drain(graceMs),
-      inbound && withGrace(inbound.close(), graceMs, () => inbound.destroy()),
-    ]);
+    await this.plane.drain(graceMs);
     await this.stop();
   }
 
@@ -201,10 +184,8 @@ export class NodeAgent {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    await Promise.allSettled([this.sync.stop(), this.outbound.close(), this.admin.close(), this.tunnel?.close()]);
+    await Promise.allSettled([this.sync.stop(), this.plane.close(), this.admin.close()]);
     this.identity?.close();
-    this.inboundH2.close();
-    this.directory.close();
     this.datapath.close();
   }
 
@@ -214,143 +195,98 @@ export class NodeAgent {
     if (view.node !== this.cfg.node) throw invalidArg(`snapshot is for node ${view.node}, this is ${this.cfg.node}`);
     // Validates every entry before changing any map: a bad snapshot changes nothing.
     this.datapath.applyServices(this.withoutEjected(view));
-    this.directory.apply(view);
-    this.authorizer.update(view.authorizationPolicies);
-    this.localTargets = NodeAgent.indexLocalTargets(view);
-    this.l7Authorizers = new Map(view.localWorkloads
-      .filter((w) => view.authorizationPolicies.some((p) => p.l7 && p.workloads.includes(w.key)))
-      .map((w) => [w.key, authorizerFor(w.key, view.authorizationPolicies)]));
+    this.plane.apply(view);
     this.datapath.setFailMode(view.mesh.failMode);
     this.datapath.setMtlsMode(view.mesh.mtls);
     this.view = view;
     await this.updateIdentities(view);
+    // Every proxy worker routes by this snapshot before it is ACKed.
+    await this.publish({ view, workloads: this.workloads.list(), ...(this.identity ? { identity: identityState(this.identity) } : {}) });
   }
 
   private async updateIdentities(view: NodeView): Promise<void> {
     if (this.identity && this.identity.trustDomain !== view.mesh.trustDomain) {
       this.log.warn({ from: this.identity.trustDomain, to: view.mesh.trustDomain }, 'trust domain changed: re-issuing every identity');
-      await this.tunnel?.close();
+      await this.plane.closeTunnel();
       this.identity.close();
       this.identity = null;
-      this.tunnel = null;
     }
     if (!this.identity) {
-      this.identity = new IdentityManager({
+      const identity = this.identity = new IdentityManager({
         trustDomain: view.mesh.trustDomain, failMode: view.mesh.failMode, ttlSeconds: Math.round(view.mesh.certTtlMs / 1000), registry: this.registry,
         sign: async (csr) => {
           const r = await this.sync.signCertificate(csr, Math.round((this.view?.mesh.certTtlMs ?? 0) / 1000));
           return { certChainPem: r.certChainPem, trustBundle: r.trustBundle };
         },
       });
+      // Proxy workers get every new certificate and bundle (they never sign).
+      const share = () => { if (this.identity === identity) void this.publish({ identity: identityState(identity) }); };
+      identity.on('updated', share);
+      identity.on('trustBundle', share);
     }
     const wanted = new Set([this.nodeIdentity(view.mesh.trustDomain), ...view.localWorkloads.map((w) => w.identity)]);
     for (const id of this.identity.identities()) if (!wanted.has(id)) this.identity.remove(id);
     // Certificates are obtained in the background: a slow CA must not hold up the ACK.
     for (const id of wanted) void this.identity.add(id).catch((e) => this.log.warn({ identity: id, err: describeError(e) }, 'identity not added'));
-    this.ensureTunnel(view);
+    this.plane.ensureTunnel(this.identity, view.mesh.trustDomain);
   }
 
-  private ensureTunnel(view: NodeView): void {
-    if (this.tunnel || this.tunnelStarting || !this.identity) return;
-    const identity = this.identity;
-    const nodeIdentity = this.nodeIdentity(view.mesh.trustDomain);
-    this.tunnelStarting = (async () => {
-      // The 15008 listener presents the node identity: wait for its certificate.
-      if (!(await identity.add(nodeIdentity))) await new Promise<void>((r) => identity.on('updated', (id) => { if (id === nodeIdentity) r(); }));
-      this.tunnel = await startTunnel({
-        identity, nodeIdentity, authorizer: this.authorizer, registry: this.registry,
-        lookup: (ip, port) => this.localWorkloadAt(ip, port), l7: (dest, req) => this.inboundL7For(dest, req), host: this.cfg.inbound.host, port: this.cfg.inbound.port, fd: this.cfg.listenFds?.inbound,
-      });
-      this.log.info({ inbound: `${this.cfg.inbound.host}:${this.tunnel.address.port}` }, 'mTLS tunnel listening');
-      this.markServing();
-    })().catch((e) => { this.log.error({ err: describeError(e) }, 'cannot start the mTLS tunnel'); })
-      .finally(() => { this.tunnelStarting = null; });
+  // -------------------------------------------------------------- proxy workers
+
+  /** Hands a state change to the proxy workers; resolves once they applied it (never
+   *  rejects: a worker that lags is logged by the supervisor and catches up later). */
+  private async publish(state: NodeState): Promise<void> {
+    if (!this.link) return;
+    await this.link.publish(state, PUBLISH_TIMEOUT_MS)
+      .catch((e) => this.log.warn({ err: describeError(e), parts: Object.keys(state) }, 'state not confirmed by the proxy workers'));
   }
 
-  // ---------------------------------------------------------------- connections
-
-  private resolveOrigin(s: Socket): Origin | null {
-    const ip = s.remoteAddress, port = s.remotePort;
-    if (!ip || !port) return null;
-    return this.datapath.lookupOrigin(ip.startsWith('::ffff:') ? ip.slice(7) : ip, port);
-  }
-
-  /** Upstream transport for a chosen endpoint: same node → local forwarder (authorization
-   *  and metrics, no encryption); other node → a CONNECT stream in a pooled mTLS session
-   *  to that node's 15008, presenting the source workload's certificate. */
-  private connectUpstream(ep: Endpoint, origin: Origin): Socket | Duplex {
-    const source = this.workloads.byCgroupId(BigInt(origin.cgroupId));
-    if (!source) throw new WeftError('WEFT_ERR_PERMISSION', `connection from cgroup ${origin.cgroupId} is not from a workload of node ${this.cfg.node}`);
-    const tunnel = this.tunnel;
-    if (!tunnel) {
-      // No identity yet: only the mesh's fail mode may let the connection through.
-      if (this.view?.mesh.failMode === 'open') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
-      throw new WeftError('WEFT_ERR_IDENTITY', 'the mTLS tunnel is not ready (no node certificate yet)');
+  private onWorkers(workers: WorkerInfo[]): void {
+    this.workers = workers;
+    // A worker that is gone took its ejections with it.
+    const live = new Set([process.pid, ...workers.map((w) => w.pid)]);
+    let changed = false;
+    for (const [key, pids] of this.ejected) {
+      for (const pid of pids) if (!live.has(pid)) { pids.delete(pid); changed = true; }
+      if (!pids.size) this.ejected.delete(key);
     }
-    const sameNode = ep.meta?.node === this.cfg.node;
-    return deferredDuplex(tunnel.outbound.open({
-      sourceIdentity: this.principalOf(source), sourceWorkload: source.name,
-      target: { ip: ep.ip, port: ep.port },
-      nodeAddress: sameNode ? null : { host: ep.ip, port: HBONE_PORT },
-    }));
+    if (changed && this.view) this.applyL4('worker exit', null);
   }
 
-  /** A local destination whose policies check requests (methods, paths, headers): the
-   *  tunnel stream goes through the inbound L7 proxy, which authorizes every request for
-   *  the caller's verified principal (403 / PERMISSION_DENIED) and forwards the rest. */
-  private inboundL7For(dest: TunnelWorkload, req: ForwardRequest): Duplex | null {
-    const authz = this.l7Authorizers.get(dest.key);
-    if (!authz) return null;
-    const [callerSide, proxySide] = duplexPair();
-    const peer = { principal: req.sourcePrincipal, port: req.target.port, ...(req.sourceIp ? { ip: req.sourceIp } : {}) };
-    const series = this.requestMetrics.seriesFor({
-      reporter: 'destination', source_workload: req.sourceWorkload ?? 'unknown', source_namespace: parseSpiffeId(req.sourcePrincipal).namespace,
-      source_principal: req.sourcePrincipal, destination_service: dest.service ?? 'unknown', destination_workload: dest.name, connection_security_policy: req.security,
-    });
-    this.inboundL7.handle(proxySide, this.directory.lookup(req.target.ip, req.target.port), peer, authz, series);
-    return callerSide;
+  /** This worker's and every other worker's metrics, merged into node totals. */
+  private async scrape(missingGauge: Gauge): Promise<{ registry: Registry; workers: (WorkerInfo & { requests: number })[] }> {
+    const others = this.link ? await this.link.collectMetrics(SCRAPE_TIMEOUT_MS).catch(() => ({ workers: [], missing: this.workers.filter((w) => w.pid !== process.pid) })) : { workers: [], missing: [] };
+    missingGauge.set(others.missing.length);
+    const self = this.workers.find((w) => w.pid === process.pid) ?? { worker: 0, role: 'primary' as const, pid: process.pid };
+    const parts = [{ ...self, metrics: await this.registry.getMetricsAsJSON() }, ...others.workers];
+    return {
+      registry: aggregateWorkers(parts),
+      workers: parts.map((p) => ({ worker: p.worker, role: p.role, pid: p.pid, requests: counterTotal(p.metrics, 'weft_requests_total') })),
+    };
   }
+
+  // ---------------------------------------------------------------- ejections
 
   /** Ejected endpoints leave the kernel's L4 tables too (L4-only services stop using
    *  them); they come back when the ejection ends. */
-  private onEjection(service: string, ep: Endpoint, ejected: boolean): void {
-    const view = this.view;
-    if (!view) return;
-    this.ejected[ejected ? 'add' : 'delete'](`${ep.ip}:${ep.port}`);
-    try {
-      this.datapath.applyServices(this.withoutEjected(view));
-    } catch (e) {
-      this.log.warn({ service, endpoint: `${ep.ip}:${ep.port}`, err: describeError(e) }, 'cannot update L4 maps after an ejection');
-    }
+  private onEjection(service: string, ep: Pick<Endpoint, 'ip' | 'port'>, ejected: boolean, pid: number): void {
+    if (!this.view) return;
+    const key = `${ep.ip}:${ep.port}`;
+    const pids = this.ejected.get(key) ?? new Set<number>();
+    if (ejected) { pids.add(pid); this.ejected.set(key, pids); } else { pids.delete(pid); if (!pids.size) this.ejected.delete(key); }
+    this.applyL4(service, key);
   }
 
-  private readonly ejected = new Set<string>();
+  private applyL4(service: string, endpoint: string | null): void {
+    try {
+      if (this.view) this.datapath.applyServices(this.withoutEjected(this.view));
+    } catch (e) {
+      this.log.warn({ service, endpoint, err: describeError(e) }, 'cannot update L4 maps after an ejection');
+    }
+  }
 
   private withoutEjected(view: NodeView): NodeView['datapath'] {
     return view.datapath.map((s) => ({ ...s, backends: s.backends.filter((b) => !this.ejected.has(`${b.ip}:${b.port}`)) }));
-  }
-
-  /** Asked for every inbound connection: answered from an index built per snapshot. */
-  private localWorkloadAt(ip: string, port: number): TunnelWorkload | undefined {
-    return this.localTargets.get(`${ip}:${port}`) ?? this.localTargets.get(ip);
-  }
-
-  /** ip:port → the local workload serving it (and the Service it backs there); a local
-   *  workload no Service selects is reachable on any port (key: its address alone). */
-  private static indexLocalTargets(view: NodeView): Map<string, TunnelWorkload> {
-    const out = new Map<string, TunnelWorkload>();
-    for (const w of view.localWorkloads) {
-      const base = { key: w.key, name: w.name, namespace: w.namespace, principal: w.identity };
-      if (!w.services.length) { out.set(w.address, base); continue; }
-      for (const svc of view.services) {
-        if (!w.services.includes(svc.key)) continue;
-        for (const e of svc.endpoints) {
-          if (e.workload !== w.key) continue;
-          for (const port of Object.values(e.ports)) if (!out.has(`${w.address}:${port}`)) out.set(`${w.address}:${port}`, { ...base, service: svc.key });
-        }
-      }
-    }
-    return out;
   }
 
   private nodeIdentity(trustDomain: string): string {
@@ -358,13 +294,15 @@ export class NodeAgent {
   }
 
   private principalOf(w: LocalWorkload): string {
-    return formatSpiffeId({ trustDomain: this.view?.mesh.trustDomain ?? 'cluster.local', namespace: w.namespace, serviceAccount: w.serviceAccount });
+    return this.plane.principalOf(w);
   }
 
   // ------------------------------------------------------------------ workloads
 
-  private registerWorkload(body: unknown): LocalWorkload & { spiffeId: string } {
+  private async registerWorkload(body: unknown): Promise<LocalWorkload & { spiffeId: string }> {
     const w = this.workloads.register(validateRegisterRequest(body));
+    // Every worker must know the new cgroup before the process starts connecting.
+    await this.publish({ workloads: this.workloads.list() });
     // The process may start now: its cgroup exists. The control API learns about it in
     // the background (and again on every reconnect), so a slow or absent control API
     // never holds up `weft run`.
@@ -375,6 +313,7 @@ export class NodeAgent {
 
   private async deregisterWorkload(namespace: string, name: string): Promise<{ removed: string }> {
     const w = this.workloads.deregister(namespace, name);
+    await this.publish({ workloads: this.workloads.list() });
     await this.sync.deregisterWorkload({ name: w.name, namespace: w.namespace })
       .catch((e) => this.log.warn({ workload: `${namespace}/${name}`, err: describeError(e) }, 'control API deregistration failed'));
     return { removed: `${namespace}/${name}` };
@@ -420,7 +359,8 @@ export class NodeAgent {
       node: this.cfg.node,
       control: { address: this.cfg.control, connected: s.connected, version: s.version, fromCache: s.fromCache, lastError: s.lastError, lastNack: s.lastNack },
       datapath: { programs: this.datapath.attachments.map((a) => ({ program: a.program, linkId: a.linkId, progId: a.progId, adopted: a.adopted })), services: this.view?.datapath.length ?? 0, counters: this.datapath.counters() },
-      listeners: { outbound: `${this.cfg.outbound.host}:${this.cfg.outbound.port}`, inbound: this.tunnel ? `${this.cfg.inbound.host}:${this.tunnel.address.port}` : null, admin: `${this.cfg.admin.host}:${this.cfg.admin.port}` },
+      listeners: { outbound: `${this.cfg.outbound.host}:${this.cfg.outbound.port}`, inbound: this.plane.inboundAddress, admin: `${this.cfg.admin.host}:${this.cfg.admin.port}` },
+      workers: this.workers,
       workloads: this.workloads.list().map((w) => ({ key: `${w.namespace}/${w.name}`, cgroupId: w.cgroupId, identity: this.principalOf(w) })),
       certificates: (this.identity?.identities() ?? []).map((id) => ({ identity: id, expiresAt: this.identity?.certificate(id)?.expiresAt.toISOString() ?? null })),
     };
@@ -436,13 +376,6 @@ function readToken(file: string): string {
     if (e instanceof WeftError) throw e;
     throw invalidArg(`cannot read the token file ${file}: ${describeError(e)}`);
   }
-}
-
-/** Waits for `p`, but no longer than `ms`; then calls `onTimeout` (a hard stop). */
-function withGrace(p: Promise<void>, ms: number, onTimeout: () => void): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<void>((r) => { timer = setTimeout(() => { onTimeout(); r(); }, ms); });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** What the control API is told about a local workload (`weft run`). */
