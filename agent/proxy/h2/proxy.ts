@@ -1,22 +1,27 @@
-// HTTP/2 (h2c prior knowledge) and gRPC proxying on node:http2.
+// HTTP/2 (h2c prior knowledge) and gRPC proxying on our own frame-level engine
+// (connection.ts): no node:http2, no per-stream stream objects or events.
 //
 // Each client stream is routed like an HTTP/1.1 request (same matcher, weights,
-// limits) and forwarded on a pooled, multiplexed client session to the chosen endpoint.
-// Bodies move with pipe() in both directions so HTTP/2 flow control reaches the peer
-// at the other end: a slow receiver stops its sender instead of filling our memory.
-// Trailers, grpc-timeout deadlines and RST_STREAM cancellation are carried both ways.
-import http2, { constants as C, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import { Socket as NetSocket, type Socket } from 'node:net';
+// limits) and forwarded on a pooled, multiplexed upstream connection to the chosen
+// endpoint. DATA payloads pass through as slices of what was read; a stream's receive
+// window is credited only once its bytes left through the other side, so a slow
+// receiver stops its sender. Trailers, grpc-timeout deadlines and RST_STREAM
+// cancellation are carried both ways.
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Connector } from '../http/upstream';
 import type { Cluster } from '../balancer/cluster';
 import type { EndpointState } from '../balancer/endpoint';
-import { selectBackend, selectRoute, type RequestView, type RouteAction, type ServiceRoutes } from '../routing/table';
+import { selectBackend, selectRoute, type HeaderEdits, type RequestView, type RouteAction, type ServiceRoutes } from '../routing/table';
 import { faultAbort, faultDelay } from '../routing/fault';
 import type { RequestSeries } from '../routing/metrics';
 import type { AccessSink } from '../routing/access-log';
-import { Tracer } from '../routing/tracing';
+import { Tracer, type Span } from '../routing/tracing';
 import type { Logger } from '../../telemetry/logger';
 import { parseGrpcTimeout } from './grpc-timeout';
+import { H2Connection, type ConnectionHandler, type ConnectionLimits, type H2Stream, type StreamHandler } from './connection';
+import { E } from './frame';
+import { UpstreamPool } from './upstream-pool';
 import type { Origin } from '../outbound';
 
 export interface H2Options {
@@ -28,11 +33,11 @@ export interface H2Options {
   maxHeaderListSize: number;
   /** Client stream resets per second on one connection before it is closed (rapid reset). */
   maxResetsPerSecond: number;
-  /** Per-stream buffering in each direction. */
+  /** Per-stream buffering in each direction (the stream window is 4x this). */
   highWaterMark: number;
-  /** Streams on one upstream session before another session is opened... */
+  /** Streams on one upstream connection before another is opened... */
   streamsPerSession: number;
-  /** ...up to this many sessions per (endpoint, source). */
+  /** ...up to this many connections per (endpoint, source). */
   sessionsPerEndpoint: number;
 }
 
@@ -52,164 +57,161 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
 /** gRPC status codes used for locally generated answers. */
 export const GrpcStatus = { OK: 0, CANCELLED: 1, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, PERMISSION_DENIED: 7, INTERNAL: 13, UNAVAILABLE: 14 } as const;
 
+/** First value of `name` in a flat [name, value, ...] list. */
+function field(h: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
+  return undefined;
+}
+
+/** A request header list is malformed (§8.2, §8.3): upper-case names, pseudo-headers
+ *  after regular ones or unknown, or a missing :method/:scheme/:path. */
+function malformedRequest(h: readonly string[]): boolean {
+  let regular = false, method = false, scheme = false, path = false;
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i]!;
+    if (n.length === 0 || n !== n.toLowerCase()) return true;
+    if (n.charCodeAt(0) === 0x3a) {
+      if (regular) return true;
+      if (n === ':method') method = true; else if (n === ':scheme') scheme = true; else if (n === ':path') path = h[i + 1] !== '';
+      else if (n !== ':authority') return true;
+    } else regular = true;
+  }
+  return !method || !scheme || !path;
+}
+
 class StreamView implements RequestView {
   method: string; path: string; query: string;
-  constructor(readonly h: IncomingHttpHeaders) {
-    this.method = String(h[':method'] ?? '');
-    const p = String(h[':path'] ?? '/');
+  constructor(readonly h: readonly string[]) {
+    this.method = field(h, ':method') ?? '';
+    const p = field(h, ':path') ?? '/';
     const q = p.indexOf('?');
     this.path = q < 0 ? p : p.slice(0, q);
     this.query = q < 0 ? '' : p.slice(q + 1);
   }
-  header(n: string): string | undefined { const v = this.h[n === 'host' ? ':authority' : n]; return Array.isArray(v) ? v[0] : v; }
+  header(n: string): string | undefined { return field(this.h, n === 'host' ? ':authority' : n); }
 }
 
-/** An upstream HTTP/2 session and the streams open on it. */
-interface UpstreamSession { session: ClientHttp2Session; active: number }
-
-/** The sessions to one (endpoint, source); drain() closes them gracefully. */
-class SessionGroup {
-  sessions: UpstreamSession[] = [];
-  remove(u: UpstreamSession): void { const i = this.sessions.indexOf(u); if (i >= 0) this.sessions.splice(i, 1); }
-  drain(): void { for (const u of this.sessions.splice(0)) u.session.close(); }
+/** Copies a header list without hop-by-hop fields (and, if asked, pseudo-headers). */
+function forwardable(h: readonly string[], out: string[], pseudo: boolean): string[] {
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i]!, v = h[i + 1]!;
+    if (HOP_BY_HOP.has(n) || (n === 'te' && v !== 'trailers') || (!pseudo && n.charCodeAt(0) === 0x3a)) continue;
+    out.push(n, v);
+  }
+  return out;
 }
 
-interface ConnState { conn: H2Conn; resets: number; resetWindow: number; session: ServerHttp2Session | null }
+function applyEdits(out: string[], edits: HeaderEdits): void {
+  if (edits.remove.length > 0 || edits.set.length > 0) {
+    const drop = new Set([...edits.remove, ...edits.set.map((s) => s.name)]);
+    let w = 0;
+    for (let i = 0; i < out.length; i += 2) if (!drop.has(out[i]!)) { out[w++] = out[i]!; out[w++] = out[i + 1]!; }
+    out.length = w;
+  }
+  for (const s of edits.set) out.push(s.name, s.value);
+  for (const a of edits.add) out.push(a.name, a.value);
+}
 
-export class H2Proxy {
+export class H2Proxy implements ConnectionHandler {
   private readonly o: H2Options;
-  private readonly server: http2.Http2Server;
-  private readonly states = new WeakMap<ServerHttp2Session, ConnState>();
-  private next: ConnState | null = null;
-  private readonly upstreamSessions = new Set<ClientHttp2Session>();
-  private readonly downstreamSessions = new Set<ServerHttp2Session>();
+  private readonly limits: ConnectionLimits;
+  private readonly pool: UpstreamPool;
+  private readonly downstream = new Set<H2Connection>();
+  private drained: (() => void) | null = null;
 
   constructor(o: Partial<H2Options> & Pick<H2Options, 'connect' | 'logger' | 'accessLog' | 'tracer'>) {
     this.o = {
       maxConcurrentStreams: 256, maxHeaderListSize: 16 * 1024, maxResetsPerSecond: 200, highWaterMark: 64 * 1024,
       streamsPerSession: 16, sessionsPerEndpoint: 8, ...o,
     };
-    this.server = http2.createServer({
-      settings: { maxConcurrentStreams: this.o.maxConcurrentStreams, maxHeaderListSize: this.o.maxHeaderListSize },
-      maxSessionInvalidFrames: 100, maxSessionRejectedStreams: 100,
-    });
-    this.server.on('session', (s) => {
-      if (this.next !== null) { this.next.session = s; this.states.set(s, this.next); this.next = null; }
-      s.on('error', () => s.destroy());
-      this.downstreamSessions.add(s);
-      s.once('close', () => this.downstreamSessions.delete(s));
-    });
-    this.server.on('stream', (st, h) => this.onStream(st, h));
+    this.limits = {
+      maxConcurrentStreams: this.o.maxConcurrentStreams, maxHeaderListSize: this.o.maxHeaderListSize,
+      streamWindow: this.o.highWaterMark * 4, connectionWindow: 16 * 1024 * 1024,
+      maxResetsPerSecond: this.o.maxResetsPerSecond, maxControlPerSecond: 1000,
+    };
+    this.pool = new UpstreamPool({ connect: o.connect, limits: this.limits, streamsPerSession: this.o.streamsPerSession, sessionsPerEndpoint: this.o.sessionsPerEndpoint });
   }
 
   /** Takes over an accepted socket; `initial` are bytes already read (the preface). */
-  handle(sock: Socket, routes: ServiceRoutes, origin: Origin, series: RequestSeries | null, authorize: H2Conn['authorize'], initial: Buffer | null): void {
-    if (initial !== null) sock.unshift(initial);
-    // The server creates the session synchronously inside 'connection'.
-    this.next = { conn: { routes, origin, series, authorize }, resets: 0, resetWindow: 0, session: null };
-    // No resume(): the session reads from the socket handle itself and takes what is
-    // buffered (the unshifted preface) on the next tick; flowing mode would drop it.
-    this.server.emit('connection', sock);
-    this.next = null;
+  handle(sock: Socket | Duplex, routes: ServiceRoutes, origin: Origin, series: RequestSeries | null, authorize: H2Conn['authorize'], initial: Buffer | null): void {
+    const c = new H2Connection(sock, false, this.limits, this);
+    c.context = { routes, origin, series, authorize } satisfies H2Conn;
+    this.downstream.add(c);
+    if (initial !== null) c.feed(initial);
+    sock.resume();
   }
 
-  private sessionFor(ep: EndpointState, origin: Origin): UpstreamSession {
-    let group = ep.h2.get(origin.cgroupId) as SessionGroup | undefined;
-    if (group === undefined) { group = new SessionGroup(); ep.h2.set(origin.cgroupId, group); }
-    // Least-loaded live session; a new one when all are busy. Many streams on one
-    // session serialise on one upstream connection (and one server event loop turn).
-    let best: UpstreamSession | null = null;
-    for (const u of group.sessions) if (best === null || u.active < best.active) best = u;
-    if (best !== null && (best.active < this.o.streamsPerSession || group.sessions.length >= this.o.sessionsPerEndpoint)) return best;
-    const session = http2.connect(`http://${ep.endpoint.ip}:${ep.endpoint.port}`, {
-      createConnection: () => {
-        const s = this.o.connect(ep.endpoint, origin);
-        // Without this, Nagle + delayed ACK add ~40 ms to small gRPC frames.
-        if (s instanceof NetSocket) s.setNoDelay(true);
-        return s as Socket;
-      },
-      settings: { enablePush: false, initialWindowSize: this.o.highWaterMark * 4 },
-    });
-    const u: UpstreamSession = { session, active: 0 };
-    session.on('error', () => { /* surfaced on the streams */ });
-    const forget = (): void => { group!.remove(u); this.upstreamSessions.delete(session); };
-    session.on('close', forget);
-    session.on('goaway', forget);
-    this.upstreamSessions.add(session);
-    group.sessions.push(u);
-    return u;
+  onStream(c: H2Connection, s: H2Stream, headers: string[], end: boolean, oversized: boolean): void {
+    if (malformedRequest(headers) && !oversized) { c.reset(s, E.PROTOCOL_ERROR); return; }
+    new H2Exchange(this, c, s, headers, end).start(oversized);
   }
 
-  private onStream(down: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    const state = this.states.get(down.session as ServerHttp2Session);
-    if (state === undefined) { down.close(C.NGHTTP2_REFUSED_STREAM); return; }
-    new H2Exchange(this, state, down, headers).start();
-  }
+  onGoaway(): void { /* a client going away finishes its open streams */ }
 
-  /** Rapid-reset protection: counts client resets per connection per second. */
-  noteClientReset(state: ConnState): void {
-    const session = state.session;
-    if (session === null || session.destroyed) return;
-    const now = performance.now();
-    if (now - state.resetWindow > 1000) { state.resetWindow = now; state.resets = 0; }
-    if (++state.resets > this.o.maxResetsPerSecond) {
-      this.o.logger.warn('closing HTTP/2 connection: too many stream resets');
-      session.goaway(C.NGHTTP2_ENHANCE_YOUR_CALM);
-      session.destroy();
-    }
+  onClose(c: H2Connection): void {
+    this.downstream.delete(c);
+    if (this.downstream.size === 0 && this.drained !== null) { this.drained(); this.drained = null; }
   }
 
   get options(): H2Options { return this.o; }
-  upstream(ep: EndpointState, origin: Origin): UpstreamSession { return this.sessionFor(ep, origin); }
+  upstream(ep: EndpointState, origin: Origin): H2Connection { return this.pool.get(ep, origin); }
 
-  /** Agent restart: GOAWAY to every client session; streams in flight finish, new ones
-   *  go to a new connection (the new agent). Resolves when all sessions are closed. */
+  /** Agent restart: GOAWAY to every client connection; streams in flight finish, new
+   *  ones go to a new connection (the new agent). Resolves when all are closed. */
   drain(): Promise<void> {
-    const closing = [...this.downstreamSessions].map((s) => new Promise<void>((r) => s.close(() => r())));
-    return Promise.all(closing).then(() => undefined);
+    if (this.downstream.size === 0) return Promise.resolve();
+    const done = new Promise<void>((r) => { this.drained = r; });
+    for (const c of [...this.downstream]) c.drain();
+    return done;
   }
 
   close(): void {
-    for (const s of this.downstreamSessions) s.destroy();
-    for (const s of this.upstreamSessions) s.destroy();
-    this.server.close();
+    for (const c of [...this.downstream]) c.destroy();
+    this.pool.close();
   }
 }
 
-/** One proxied stream. */
-class H2Exchange {
+/** One proxied stream: the client's (down) and, once forwarded, the upstream's (up). */
+class H2Exchange implements StreamHandler {
   private readonly view: StreamView;
   private readonly grpc: boolean;
+  private readonly ctx: H2Conn;
   private action: RouteAction | null = null;
   private cluster: Cluster | null = null;
   private endpoint: EndpointState | null = null;
-  private up: ClientHttp2Stream | null = null;
+  private up: H2Stream | null = null;
   private readonly started = performance.now();
   private status = 0;
   private grpcStatus = -1;
   private timer: NodeJS.Timeout | null = null;
-  private trailers: Record<string, string | string[]> | null = null;
+  private span: Span | null = null;
   private responded = false;
+  /** The upstream response is complete. */
+  private upDone = false;
   private finished = false;
   private flags = '';
-  private outHeaders: Record<string, string | string[]> | null = null;
-  /** Request body kept for a retry; null once too large or once the response started. */
-  private replay: Buffer[] | null = [];
-  private replayBytes = 0;
-  private reqEnded = false;
+  private outHeaders: string[] | null = null;
+  /** Request body held for a retry (or until an upstream stream exists); null once too
+   *  large or once the response started. */
+  private body: Buffer[] | null = [];
+  private bodyBytes = 0;
+  /** Request bytes received and not yet credited back to the client. */
+  private owed = 0;
+  private reqEnded: boolean;
   private attempts = 0;
   private tryStarted = 0;
 
-  constructor(private readonly proxy: H2Proxy, private readonly state: ConnState, private readonly down: ServerHttp2Stream, private readonly headers: IncomingHttpHeaders) {
+  constructor(private readonly proxy: H2Proxy, private readonly dc: H2Connection, private readonly down: H2Stream, private readonly headers: string[], end: boolean) {
     this.view = new StreamView(headers);
-    this.grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+    this.grpc = (field(headers, 'content-type') ?? '').startsWith('application/grpc');
+    this.ctx = dc.context as H2Conn;
+    this.reqEnded = end;
+    down.handler = this;
   }
 
-  start(): void {
-    const conn = this.state.conn;
-    const down = this.down;
-    down.on('error', () => { /* reported through 'close' */ });
-    down.on('close', () => this.onDownClose());
+  start(oversized: boolean): void {
+    const conn = this.ctx;
+    if (oversized) { this.flags = 'header_overflow'; this.local(431, GrpcStatus.RESOURCE_EXHAUSTED, 'request header list too large'); return; }
     if (conn.authorize !== null && !conn.authorize(this.view)) {
       this.flags = 'rbac_denied';
       this.local(403, GrpcStatus.PERMISSION_DENIED, 'RBAC: access denied');
@@ -237,7 +239,7 @@ class H2Exchange {
   /** Deadline: the route timeout and the caller's grpc-timeout, whichever is sooner. */
   private deadlineMs(): number {
     let ms = this.action!.timeoutMs;
-    const gt = this.grpc ? parseGrpcTimeout(this.headers['grpc-timeout']) : -1;
+    const gt = this.grpc ? parseGrpcTimeout(field(this.headers, 'grpc-timeout')) : -1;
     if (gt >= 0 && (ms === 0 || gt < ms)) ms = gt;
     if (ms > 0) ms = Math.max(0, ms - (performance.now() - this.started));
     return ms === 0 && (this.action!.timeoutMs > 0 || gt >= 0) ? 1 : ms;
@@ -247,43 +249,19 @@ class H2Exchange {
     if (this.finished) return;
     const cluster = this.cluster = selectBackend(this.action!);
     if (cluster.active >= cluster.limits.maxRequests) { this.flags = 'overflow'; this.local(503, GrpcStatus.UNAVAILABLE, 'circuit breaker open'); return; }
-    const out: Record<string, string | string[]> = {};
-    for (const k in this.headers) {
-      if (HOP_BY_HOP.has(k) || (k === 'te' && this.headers[k] !== 'trailers')) continue;
-      const v = this.headers[k];
-      if (v !== undefined) out[k] = v;
-    }
-    const edits = this.action!.requestHeaders;
-    if (edits !== null) {
-      for (const r of edits.remove) delete out[r];
-      for (const s of edits.set) out[s.name] = s.value;
-      for (const a of edits.add) { const prev = out[a.name]; out[a.name] = prev === undefined ? a.value : ([] as string[]).concat(prev, a.value); }
-    }
+    const out = forwardable(this.headers, [], true);
+    if (this.action!.requestHeaders !== null) applyEdits(out, this.action!.requestHeaders);
     const tracer = this.proxy.options.tracer;
-    const span = tracer !== null ? tracer.start(`${this.view.method} ${this.action!.name}`, this.view.header('traceparent')) : null;
-    if (span !== null) {
-      out.traceparent = Tracer.header(span);
-      this.down.once('close', () => tracer!.end(span, { 'http.method': this.view.method, 'http.target': this.view.path, 'http.status_code': this.status, 'rpc.grpc.status_code': this.grpcStatus }, this.status >= 500 || this.grpcStatus > 0));
+    if (tracer !== null) {
+      this.span = tracer.start(`${this.view.method} ${this.action!.name}`, this.view.header('traceparent'));
+      const i = out.indexOf('traceparent');
+      if (i >= 0 && (i & 1) === 0) out[i + 1] = Tracer.header(this.span); else out.push('traceparent', Tracer.header(this.span));
     }
     this.outHeaders = out;
     cluster.budget.deposit(this.started);
     const deadline = this.deadlineMs();
     if (deadline > 0) this.timer = setTimeout(() => this.onDeadline(), deadline);
-    // Request body: forwarded as it comes, and kept (up to MAX_REPLAY) while a retry is
-    // still possible. Manual flow control instead of pipe() so the target can change.
-    this.down.on('data', (d: Buffer) => this.onDownData(d));
-    this.down.on('end', () => { this.reqEnded = true; if (this.up !== null && !this.up.destroyed) this.up.end(); });
-    this.down.once('wantTrailers', () => this.down.sendTrailers(this.trailers ?? { 'grpc-status': String(this.grpcStatus < 0 ? 0 : this.grpcStatus) }));
     this.attempt();
-  }
-
-  private onDownData(d: Buffer): void {
-    if (this.replay !== null) {
-      this.replayBytes += d.length;
-      if (this.replayBytes <= MAX_REPLAY) this.replay.push(d); else this.replay = null;
-    }
-    const up = this.up;
-    if (up !== null && !up.destroyed && !up.write(d)) this.down.pause();
   }
 
   /** One try against an endpoint of the chosen cluster. */
@@ -295,79 +273,128 @@ class H2Exchange {
     ep.inflight++;
     this.attempts++;
     this.tryStarted = performance.now();
-    let up: ClientHttp2Stream;
-    let us: UpstreamSession;
+    let uc: H2Connection;
     try {
-      us = this.proxy.upstream(ep, this.state.conn.origin);
-      up = us.session.request(this.outHeaders!, { endStream: false });
+      uc = this.proxy.upstream(ep, this.ctx.origin);
     } catch (e) {
       this.failUpstream(String(e), true);
       return;
     }
-    us.active++;
-    up.once('close', () => { us.active--; });
-    this.up = up;
-    up.on('response', (h) => { if (this.up === up) this.onResponse(h); });
-    up.on('trailers', (t) => { if (this.up !== up) return; this.trailers = filterHeaders(t); const g = t['grpc-status']; if (g !== undefined) this.grpcStatus = Number(g); });
-    up.on('error', (e: NodeJS.ErrnoException) => { if (this.up === up) this.failUpstream(e.message, e.code === 'ECONNREFUSED' || e.code === 'ERR_HTTP2_STREAM_ERROR'); });
-    up.on('close', () => { if (this.up === up) this.onUpClose(up.rstCode ?? 0); });
-    up.on('drain', () => { if (this.up === up) this.down.resume(); });
-    if (this.attempts > 1) for (const b of this.replay!) up.write(b);
-    if (this.reqEnded) up.end();
+    const body = this.body;
+    const noBody = this.reqEnded && (body === null || body.length === 0);
+    const up = this.up = uc.request(this.outHeaders!, noBody, this);
+    if (!noBody && body !== null) for (let i = 0; i < body.length; i++) uc.sendData(up, body[i]!, this.reqEnded && i === body.length - 1);
+  }
+
+  // ---- events from either stream
+  onHeaders(s: H2Stream, h: string[], end: boolean): void {
+    if (s === this.down) {
+      // Request trailers.
+      this.reqEnded = end;
+      if (!end) { this.dc.reset(s, E.PROTOCOL_ERROR); this.onClosed(s, E.PROTOCOL_ERROR); return; }
+      const up = this.up;
+      if (up !== null) up.conn.sendHeaders(up, forwardable(h, [], false), true);
+      else this.body = null; // trailers cannot be held for a later attempt; rare in practice
+      return;
+    }
+    if (s !== this.up) return;
+    if (!this.responded) this.onResponse(h, end);
+    else {
+      const g = field(h, 'grpc-status');
+      if (g !== undefined) this.grpcStatus = Number(g);
+      this.dc.sendHeaders(this.down, forwardable(h, [], false), true);
+    }
+    if (end && this.up === s) this.onUpEnd();
+  }
+
+  onData(s: H2Stream, data: Buffer, end: boolean): void {
+    if (s === this.down) {
+      if (end) this.reqEnded = true;
+      this.owed += data.length;
+      const up = this.up;
+      if (up === null || this.body !== null) {
+        if (this.body !== null && (up === null || this.bodyBytes + data.length <= MAX_REPLAY)) { this.body.push(data); this.bodyBytes += data.length; }
+        else this.body = null;
+      }
+      if (up !== null) up.conn.sendData(up, data, end);
+      return;
+    }
+    if (s !== this.up) return;
+    this.dc.sendData(this.down, data, end);
+    if (end) this.onUpEnd();
+  }
+
+  onSent(s: H2Stream, n: number): void {
+    if (s === this.up) {
+      // Request bytes left for the upstream: the client may send that much more.
+      const c = Math.min(n, this.owed);
+      this.owed -= c;
+      this.dc.credit(this.down, c);
+    } else if (s === this.down && this.up !== null && !this.up.closed) this.up.conn.credit(this.up, n);
+  }
+
+  onClosed(s: H2Stream, code: number): void {
+    if (s === this.down) this.onDownClosed(code);
+    else if (s === this.up) this.onUpClosed(code);
   }
 
   /** A failed try may be retried when nothing reached the client and the body is replayable. */
   private retry(kind: 'status' | 'connect' | 'reset', status: number, grpcStatus: number): boolean {
     const r = this.action!.retry;
-    if (r === null || this.responded || this.finished || this.replay === null || this.attempts > r.attempts) return false;
+    if (r === null || this.responded || this.finished || this.body === null || this.attempts > r.attempts) return false;
     const wanted = kind === 'status'
       ? (grpcStatus >= 0 ? r.grpcCodes.has(grpcStatus) : r.on5xx || r.statusCodes.has(status) || (r.gatewayError && status >= 502 && status <= 504))
       : r.on5xx || r.gatewayError || (kind === 'connect' ? r.connectFailure : r.reset);
     if (!wanted || !this.cluster!.budget.withdraw(performance.now())) return false;
     const up = this.up;
     this.up = null;
-    if (up !== null && !up.destroyed) up.close(C.NGHTTP2_CANCEL);
+    if (up !== null) up.conn.reset(up, E.CANCEL);
     this.grpcStatus = -1;
-    this.trailers = null;
     this.attempt();
     return true;
   }
 
-  private onResponse(h: IncomingHttpHeaders): void {
-    if (this.finished || this.down.destroyed) return;
-    const status = Number(h[':status'] ?? 0);
-    const g = h['grpc-status'];
+  private onResponse(h: string[], end: boolean): void {
+    if (this.finished) return;
+    const status = Number(field(h, ':status') ?? 0);
+    if (status >= 100 && status < 200 && !end) return; // interim responses are not forwarded
+    const g = field(h, 'grpc-status');
     const trailersOnly = g !== undefined;
     if (trailersOnly || status >= 500) {
       const gs = trailersOnly ? Number(g) : -1;
+      if (trailersOnly) this.grpcStatus = gs;
       this.book(trailersOnly && gs === GrpcStatus.UNAVAILABLE ? 503 : status, false);
       if (this.retry('status', status, gs)) return;
     }
     this.status = status;
     if (trailersOnly) this.grpcStatus = Number(g);
-    const out = filterHeaders(h);
-    out[':status'] = String(this.status);
-    const edits = this.action!.responseHeaders;
-    if (edits !== null) {
-      for (const r of edits.remove) delete out[r];
-      for (const s of edits.set) out[s.name] = s.value;
-      for (const a of edits.add) out[a.name] = a.value;
-    }
+    const out = forwardable(h, [':status', String(status)], false);
+    if (this.action!.responseHeaders !== null) applyEdits(out, this.action!.responseHeaders);
     this.responded = true;
-    this.replay = null;
-    if (trailersOnly) { this.down.respond(out, { endStream: true }); return; }
-    this.down.respond(out, { waitForTrailers: this.grpc });
-    this.up!.pipe(this.down);
+    this.body = null;
+    this.dc.sendHeaders(this.down, out, end);
+  }
+
+  /** The upstream response ended (END_STREAM on DATA or trailers). */
+  private onUpEnd(): void {
+    if (this.upDone) return;
+    this.upDone = true;
+    this.book(this.status, this.grpcStatus === GrpcStatus.UNAVAILABLE);
   }
 
   private onDeadline(): void {
     this.timer = null;
+    if (this.finished) return;
     this.flags = 'timeout';
-    if (this.up !== null && !this.up.destroyed) this.up.close(C.NGHTTP2_CANCEL);
+    const up = this.up;
+    this.up = null;
+    if (up !== null) up.conn.reset(up, E.CANCEL);
     this.book(504, true);
     if (!this.responded) this.local(504, GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded');
-    else if (this.grpc) { this.trailers = { 'grpc-status': String(GrpcStatus.DEADLINE_EXCEEDED), 'grpc-message': 'deadline exceeded' }; this.grpcStatus = GrpcStatus.DEADLINE_EXCEEDED; this.up?.unpipe(this.down); this.down.end(); }
-    else this.down.close(C.NGHTTP2_CANCEL);
+    else if (this.grpc) {
+      this.grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
+      this.dc.sendHeaders(this.down, ['grpc-status', String(GrpcStatus.DEADLINE_EXCEEDED), 'grpc-message', 'deadline exceeded'], true);
+    } else this.dc.reset(this.down, E.CANCEL);
   }
 
   private failUpstream(detail: string, connectFailure: boolean): void {
@@ -375,35 +402,35 @@ class H2Exchange {
     this.flags = detail;
     this.book(502, true);
     if (this.retry(connectFailure ? 'connect' : 'reset', 502, -1)) return;
+    this.up = null;
     if (!this.responded) this.local(502, GrpcStatus.UNAVAILABLE, `upstream error: ${detail}`);
-    else this.down.close(C.NGHTTP2_INTERNAL_ERROR);
+    else this.dc.reset(this.down, E.INTERNAL_ERROR);
   }
 
-  private onUpClose(rst: number): void {
+  private onUpClosed(code: number): void {
     if (this.finished) return;
-    if (rst !== 0 && rst !== C.NGHTTP2_NO_ERROR) {
-      // The upstream reset the stream: pass the reset on (cancellation both ways).
-      this.book(this.responded ? this.status : 502, !this.responded);
-      if (!this.responded && this.retry(rst === C.NGHTTP2_REFUSED_STREAM ? 'connect' : 'reset', 502, -1)) return;
-      if (!this.responded) this.local(502, rst === C.NGHTTP2_REFUSED_STREAM ? GrpcStatus.UNAVAILABLE : GrpcStatus.CANCELLED, 'upstream reset');
-      else if (!this.down.destroyed) this.down.close(rst);
-      return;
-    }
-    if (!this.responded) { this.failUpstream('upstream closed before responding', false); return; }
-    this.book(this.status, this.grpcStatus === GrpcStatus.UNAVAILABLE);
+    if (code === 0) { if (!this.upDone) this.failUpstream('upstream closed before responding', false); return; }
+    if (this.upDone) return;
+    // The upstream reset the stream (or its connection failed): pass the reset on.
+    const refused = code === E.REFUSED_STREAM;
+    this.book(this.responded ? this.status : 502, !this.responded);
+    if (!this.responded && this.retry(refused ? 'connect' : 'reset', 502, -1)) return;
+    this.up = null;
+    if (!this.responded) { this.flags = refused ? 'upstream_refused' : 'upstream_reset'; this.local(502, refused ? GrpcStatus.UNAVAILABLE : GrpcStatus.CANCELLED, 'upstream reset'); }
+    else this.dc.reset(this.down, code === E.NO_ERROR ? E.CANCEL : code);
   }
 
-  private onDownClose(): void {
+  private onDownClosed(code: number): void {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     const up = this.up;
-    if (!this.finished && up !== null && !up.destroyed) {
-      // The client cancelled (RST_STREAM) or went away: cancel upstream too.
-      up.close(C.NGHTTP2_CANCEL);
-      this.flags = 'client_cancelled';
-      this.book(499, false);
-    }
-    if (this.down.rstCode !== undefined && this.down.rstCode !== C.NGHTTP2_NO_ERROR && !this.responded) {
-      this.proxy.noteClientReset(this.state);
+    this.up = null;
+    if (up !== null && !up.closed) {
+      up.conn.reset(up, E.CANCEL);
+      if (!this.upDone && code !== 0) {
+        // The client cancelled (RST_STREAM) or went away: cancel upstream too.
+        this.flags = 'client_cancelled';
+        this.book(499, false);
+      }
     }
     this.finish();
   }
@@ -423,42 +450,38 @@ class H2Exchange {
 
   /** Answers locally: HTTP status, or for gRPC a trailers-only response. */
   private local(status: number, grpcStatus: number, message: string): void {
-    if (this.down.destroyed || this.down.headersSent) return;
+    if (this.down.closed || this.responded) return;
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     this.responded = true;
+    this.body = null;
     if (this.grpc) {
       this.status = 200;
       this.grpcStatus = grpcStatus;
-      this.down.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(message) }, { endStream: true });
+      this.dc.sendHeaders(this.down, [':status', '200', 'content-type', 'application/grpc', 'grpc-status', String(grpcStatus), 'grpc-message', encodeURIComponent(message)], true);
     } else {
       this.status = status;
-      this.down.respond({ ':status': status, 'content-type': 'text/plain' });
-      this.down.end(`${message}\n`);
+      this.dc.sendHeaders(this.down, [':status', String(status), 'content-type', 'text/plain'], false);
+      this.dc.sendData(this.down, Buffer.from(`${message}\n`), true);
     }
   }
 
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.body = null;
     if (this.status === 0) this.status = this.responded ? 200 : 499;
     const dur = performance.now() - this.started;
-    this.state.conn.series?.record(this.status, this.grpc ? this.grpcStatus : -1, dur / 1000);
+    this.ctx.series?.record(this.status, this.grpc ? this.grpcStatus : -1, dur / 1000);
+    const tracer = this.proxy.options.tracer;
+    if (this.span !== null && tracer !== null) {
+      tracer.end(this.span, { 'http.method': this.view.method, 'http.target': this.view.path, 'http.status_code': this.status, 'rpc.grpc.status_code': this.grpcStatus }, this.status >= 500 || this.grpcStatus > 0);
+    }
     const log = this.proxy.options.accessLog;
     if (log !== null && log.wants(this.status)) {
       log.write({
-        method: this.view.method, path: this.view.path, authority: String(this.headers[':authority'] ?? ''), status: this.status,
+        method: this.view.method, path: this.view.path, authority: field(this.headers, ':authority') ?? '', status: this.status,
         grpcStatus: this.grpcStatus, durationMs: dur, route: this.action?.name ?? '', upstream: this.cluster?.name ?? '', attempts: this.attempts, traceId: '', flags: this.flags,
       });
     }
   }
-}
-
-function filterHeaders(h: IncomingHttpHeaders): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const k in h) {
-    if (k.charCodeAt(0) === 0x3a || HOP_BY_HOP.has(k)) continue;
-    const v = h[k];
-    if (v !== undefined) out[k] = v;
-  }
-  return out;
 }
