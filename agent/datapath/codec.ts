@@ -90,6 +90,8 @@ export const svcKeyCodec = defineCodec<SvcKey>(
 );
 
 export const SVC_F_REDIRECT = 0x1;
+/** WEFT_SVC_F_MAGLEV: the slots are a Maglev table indexed by the workload's hash. */
+export const SVC_F_MAGLEV = 0x2;
 export interface SvcEntry { id: number; rev: number; slotCount: number; backendCount: number; flags: number }
 export const svcCodec = defineCodec<SvcEntry>(
   'weft_svc', [['id', 4], ['rev', 4], ['slot_count', 2], ['backend_count', 2], ['flags', 4]],

@@ -14,12 +14,12 @@ import { bpfObjectPath } from '../lib/paths';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import {
   accelCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
-  u32Codec, ACCEL_PINNED, COUNTER_FIELDS, FAIL_MODES, MTLS_MODES, SVC_F_REDIRECT, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
+  u32Codec, ACCEL_PINNED, COUNTER_FIELDS, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
 } from './codec';
 import { parseIp } from './ip';
 import { ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
 import {
-  MAX_BACKENDS_PER_SERVICE, MAX_SLOTS_PER_SERVICE, sameBackends, serviceName, slotsFor, validateServices,
+  MAX_BACKENDS_PER_SERVICE, MAX_SLOTS_PER_SERVICE, sameBackends, serviceName, slotCount, slotTable, validateServices,
   type DatapathService,
 } from './services';
 import { cleanupNode, inspectNode, type CleanupReport, type NodeInspection } from './teardown';
@@ -202,8 +202,8 @@ export class Datapath {
         if (!cur) {
           this.writeService(s, nextId++, 1);
           summary.added.push(name);
-        } else if (cur.service.mode === s.mode && sameBackends(cur.service.backends, s.backends)
-          && cur.entry.slotCount === slotTotal(s)) {
+        } else if (cur.service.mode === s.mode && (cur.service.lb ?? 'random') === (s.lb ?? 'random')
+          && sameBackends(cur.service.backends, s.backends) && cur.entry.slotCount === slotCount(s)) {
           // (The slot count check also rewrites redirect services adopted from an agent
           // that gave them no slots, before fail-open needed them.)
           summary.unchanged.push(name);
@@ -361,7 +361,7 @@ export class Datapath {
 
   private checkCapacity(services: DatapathService[]): void {
     const backends = services.reduce((n, s) => n + s.backends.length, 0);
-    const slots = services.reduce((n, s) => n + slotTotal(s), 0);
+    const slots = services.reduce((n, s) => n + slotCount(s), 0);
     // One service at a time holds two revs while it is being switched.
     const over = (what: string, need: number, max: number) => new WeftError('WEFT_ERR_CAPACITY',
       `${services.length} services need ${need} ${what} entries, the map holds ${max}`);
@@ -385,7 +385,7 @@ export class Datapath {
         if (b) backends.push(backendCodec.decode(b));
       }
       const service: DatapathService = { vip: key.vip, port: key.port, protocol: key.protocol,
-        mode: entry.flags & SVC_F_REDIRECT ? 'redirect' : 'l4', backends };
+        mode: entry.flags & SVC_F_REDIRECT ? 'redirect' : 'l4', ...(entry.flags & SVC_F_MAGLEV ? { lb: 'maglev' as const } : {}), backends };
       out.set(serviceName(service), { key, entry, service });
     }
     return out;
@@ -394,24 +394,19 @@ export class Datapath {
   private writeService(s: DatapathService, id: number, rev: number): void {
     // Redirect-mode services get slots too: fail-open balances them in the kernel while
     // no agent runs, and that has to work from the maps as the last agent left them.
-    const slots = slotsFor(s.backends.map((b) => b.weight));
+    const slots = slotTable(s);
     if (s.backends.length) {
       this.maps.backend.updateBatch(
         s.backends.map((_, index) => revKeyCodec.encode({ svcId: id, rev, index })),
         s.backends.map((b) => backendCodec.encode(b)));
     }
-    const slotKeys: Buffer[] = [];
-    const slotValues: Buffer[] = [];
-    slots.forEach((n, backend) => {
-      for (let k = 0; k < n; k++) {
-        slotKeys.push(revKeyCodec.encode({ svcId: id, rev, index: slotKeys.length }));
-        slotValues.push(u32Codec.encode(backend));
-      }
-    });
-    if (slotKeys.length) this.maps.slot.updateBatch(slotKeys, slotValues);
+    if (slots.length) {
+      this.maps.slot.updateBatch(slots.map((_, index) => revKeyCodec.encode({ svcId: id, rev, index })), slots.map((b) => u32Codec.encode(b)));
+    }
     // The flip: connecting sockets now read the new rev.
     this.maps.svc.update(svcKeyCodec.encode(s), svcCodec.encode({
-      id, rev, slotCount: slotKeys.length, backendCount: s.backends.length, flags: s.mode === 'redirect' ? SVC_F_REDIRECT : 0,
+      id, rev, slotCount: slots.length, backendCount: s.backends.length,
+      flags: (s.mode === 'redirect' ? SVC_F_REDIRECT : 0) | (s.lb === 'maglev' ? SVC_F_MAGLEV : 0),
     }));
   }
 
@@ -437,7 +432,6 @@ export class Datapath {
   }
 }
 
-const slotTotal = (s: DatapathService) => slotsFor(s.backends.map((b) => b.weight)).reduce((a, b) => a + b, 0);
 
 function attachOrAdopt(prog: native.BpfProgram, cgroup: string, pinPath: string): AttachResult {
   if (existsSync(pinPath)) {

@@ -3,6 +3,7 @@
 import { WeftError } from '../lib/errors';
 import type { Protocol } from './codec';
 import { parseIp } from './ip';
+import { MAGLEV_TABLE_SIZE, maglevTable } from '../lib/maglev';
 
 export interface DatapathBackend { ip: string; port: number; weight: number }
 export interface DatapathService {
@@ -11,6 +12,9 @@ export interface DatapathService {
   protocol: Protocol;
   /** 'l4': balanced in the kernel; 'redirect': sent to the agent's outbound listener. */
   mode: 'l4' | 'redirect';
+  /** How the kernel picks a backend: 'random' (weighted, per connection; the default)
+   *  or 'maglev' (consistent hashing on the connecting workload, agent/lib/maglev.ts). */
+  lb?: 'random' | 'maglev';
   backends: DatapathBackend[];
 }
 
@@ -40,6 +44,7 @@ export function validateServices(services: DatapathService[]): void {
     if (s.protocol !== 'tcp' && s.protocol !== 'udp') throw bad(`invalid protocol ${JSON.stringify(s.protocol)}`);
     if (s.mode !== 'l4' && s.mode !== 'redirect') throw bad(`invalid mode ${JSON.stringify(s.mode)}`);
     if (s.mode === 'redirect' && s.protocol !== 'tcp') throw bad('redirect mode needs protocol tcp (the agent proxies TCP)');
+    if (s.lb !== undefined && s.lb !== 'random' && s.lb !== 'maglev') throw bad(`invalid lb ${JSON.stringify(s.lb)} (want random or maglev)`);
     if (seen.has(name)) throw bad('duplicate VIP, port and protocol');
     seen.add(name);
     if (!Array.isArray(s.backends)) throw bad('backends must be an array');
@@ -87,6 +92,23 @@ export function slotsFor(weights: number[]): number[] {
     slots[i]!--; left++;
   }
   return slots;
+}
+
+/**
+ * The slot table of a service, as backend positions: weight-expanded runs for random
+ * choice (slot = random % count), or a Maglev table (slot = hash of the workload % count).
+ */
+export function slotTable(s: Pick<DatapathService, 'lb' | 'backends'>): number[] {
+  if (s.lb === 'maglev') return [...maglevTable(s.backends.map((b) => `${b.ip}:${b.port}`), s.backends.map((b) => b.weight))];
+  const out: number[] = [];
+  slotsFor(s.backends.map((b) => b.weight)).forEach((n, backend) => { for (let k = 0; k < n; k++) out.push(backend); });
+  return out;
+}
+
+/** slotTable(s).length without building the table. */
+export function slotCount(s: Pick<DatapathService, 'lb' | 'backends'>): number {
+  if (s.lb === 'maglev') return s.backends.some((b) => b.weight > 0) ? MAGLEV_TABLE_SIZE : 0;
+  return slotsFor(s.backends.map((b) => b.weight)).reduce((a, b) => a + b, 0);
 }
 
 /** Canonical form for comparing a wanted service with what the maps hold. */

@@ -161,7 +161,7 @@ export class OutboundProxy {
   /** Byte relay for TLS from the app and unknown protocols: L4 balancing over the service. */
   private opaque(s: Socket, routes: ServiceRoutes, origin: Origin, first: Buffer | null): void {
     const cluster = selectBackend(routes.fallback);
-    const ep = cluster.pick(performance.now());
+    const ep = cluster.pick(performance.now(), origin.cgroupId);
     if (ep === null) { s.destroy(); return; }
     let up: Socket | Duplex;
     try { up = this.o.connect(ep.endpoint, origin); } catch (e) {

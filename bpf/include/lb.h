@@ -24,9 +24,22 @@ static __always_inline int weft_svc_lookup(const struct weft_endpoint *dst, __u8
 	return *svc ? 0 : -ENOENT;
 }
 
+/* MurmurHash3's 64-bit finalizer, low 32 bits: the Maglev entry of a workload is this
+ * modulo the table size (agent/lib/maglev.ts maglevEntry computes the same). */
+static __always_inline __u32 weft_fmix64(__u64 x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return (__u32)x;
+}
+
 /*
  * Resolves a service to its flags and a backend: the one that owns slot
- * `hash % slot_count` of the current rev. A redirect-mode service only gets a backend
+ * `hash % slot_count` of the current rev (the caller's hash is random per connection or
+ * per UDP socket; a Maglev service hashes the connecting workload instead). A redirect-mode service only gets a backend
  * when `balance_redirect` asks for one (fail-open while no agent listens); otherwise
  * *out stays NULL. A concurrent update flips the service entry and only then deletes
  * the old rev, so a socket that read the entry just before the flip can find its slot
@@ -54,7 +67,9 @@ static __always_inline int weft_backend_pick(const struct weft_endpoint *dst, __
 			return -ECONNREFUSED;
 		key.svc_id = svc->id;
 		key.rev = svc->rev;
-		key.index = hash % svc->slot_count;
+		/* Maglev: every connection of one workload lands on the same backend. */
+		key.index = (svc->flags & WEFT_SVC_F_MAGLEV ? weft_fmix64(bpf_get_current_cgroup_id()) : hash) %
+			    svc->slot_count;
 		pos = bpf_map_lookup_elem(&weft_slot_v1, &key);
 		if (!pos)
 			continue;

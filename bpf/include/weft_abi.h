@@ -21,6 +21,8 @@
 
 /* weft_svc.flags */
 #define WEFT_SVC_F_REDIRECT 0x1 /* send connections to the agent's outbound listener */
+#define WEFT_SVC_F_MAGLEV 0x2   /* slots hold a Maglev table: the connecting workload's
+                                  * cgroup id picks the entry (agent/lib/maglev.ts) */
 
 /* weft_origin.flags */
 #define WEFT_SOCK_F_BALANCED 0x1   /* destination rewritten to a backend */

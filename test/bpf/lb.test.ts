@@ -4,9 +4,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import type { DatapathService } from '../../agent/datapath/services';
+import { maglevEntry, maglevTable } from '../../agent/lib/maglev';
+import { inCgroup } from '../lib/cgroup';
 import { isWeftError } from '../../agent/lib/errors';
 import { requires } from '../lib/privileges';
-import { createHarness, type Harness } from './fixtures/datapath/harness';
+import { CLIENT, createHarness, type Harness } from './fixtures/datapath/harness';
 
 const VIP = '10.96.0.10';
 const BACKENDS = ['10.0.1.1', '10.0.1.2', '10.0.1.3'];
@@ -96,6 +98,39 @@ test('connect-time L4 load balancing', async (t) => {
     assert.deepEqual(r.peer, [vip6, 80]);
   });
 
+  await t.test('MAGLEV: a workload keeps its backend, and keeps it when another backend leaves', async () => {
+    const keys = BACKENDS.map((ip) => `${ip}:8080`);
+    const other = h.dp.createWorkloadCgroup('test', 'client-b');
+    const run = async (path: string) => {
+      const res = await h.ns.exec(inCgroup(path, ['node', CLIENT, 'many', VIP, '80', '100', '10']), { timeoutMs: 30_000 });
+      return JSON.parse(res.stdout.trim().split('\n').pop()!) as { counts: Record<string, number>; errors: object };
+    };
+    // The backend the kernel must choose: the same table and hash the agent computes.
+    const expected = (id: bigint, ks: string[], ws: number[]) => ks[maglevTable(ks, ws)[maglevEntry(id)]!]!;
+    h.dp.applyServices([svc([1, 1, 1], { lb: 'maglev' })]);
+    const before: Record<string, string> = {};
+    for (const w of [h.workload, other]) {
+      const r = await run(w.path);
+      assert.deepEqual(r.errors, {});
+      const want = expected(w.id, keys, [1, 1, 1]);
+      assert.deepEqual(r.counts, { [want]: 100 }, 'every connection of the workload on its table entry');
+      before[w.path] = want;
+    }
+    // Remove a backend neither workload uses (if both use all three, the first one's
+    // backend stays): their connections must not move.
+    const used = new Set(Object.values(before));
+    const leaving = keys.find((k) => !used.has(k)) ?? keys.find((k) => k !== before[h.workload.path])!;
+    const left = keys.map((k) => (k === leaving ? 0 : 1));
+    h.dp.applyServices([svc(left, { lb: 'maglev' })]);
+    for (const w of [h.workload, other]) {
+      if (before[w.path] === leaving) continue;
+      const r = await run(w.path);
+      assert.deepEqual(r.counts, { [before[w.path]!]: 100 }, 'a workload whose backend stayed keeps it');
+    }
+    assert.equal(h.dp.services().find((x) => x.vip === VIP)?.lb, 'maglev', 'read back from the maps');
+    h.dp.applyServices([svc([90, 10, 0])]);
+  });
+
   await t.test('bad input is rejected with a clear error and the maps stay unchanged', () => {
     const good = h.dp.services();
     const cases: Array<[string, DatapathService[], string, RegExp]> = [
@@ -106,6 +141,7 @@ test('connect-time L4 load balancing', async (t) => {
       ['weight < 0', [svc([1, -1])], 'WEFT_ERR_INVALID_SERVICE', /invalid weight -1/],
       ['fractional weight', [svc([0.5])], 'WEFT_ERR_INVALID_SERVICE', /invalid weight 0.5/],
       ['duplicate', [svc([1]), svc([2])], 'WEFT_ERR_INVALID_SERVICE', /duplicate/],
+      ['unknown lb', [svc([1], { lb: 'ring' as never })], 'WEFT_ERR_INVALID_SERVICE', /invalid lb "ring"/],
       ['too many backends', [{ ...svc([]), backends: Array.from({ length: 257 }, (_, i) => ({ ip: `10.1.${i >> 8}.${i & 255}`, port: 80, weight: 1 })) }],
         'WEFT_ERR_CAPACITY', /257 backends/],
     ];

@@ -3,7 +3,8 @@
 // It outlives snapshots: `update` keeps EndpointState (latency history, ejections,
 // pooled connections) for endpoints that stay.
 import { EndpointState, type Endpoint } from './endpoint';
-import { pickLeastRequest, pickP2C, pickRoundRobin } from './p2c';
+import { pickLeastRequest, pickMaglev, pickP2C, pickRoundRobin } from './p2c';
+import { maglevEntry, maglevTable } from '../../lib/maglev';
 import type { LoadBalancerType } from '../../policy/snapshot';
 import { OutlierDetector, type EjectionListener, type OutlierSettings } from './outlier';
 import { RetryBudget } from '../routing/retry-budget';
@@ -21,8 +22,8 @@ export interface ClusterLimits {
 }
 
 export interface ClusterSettings {
-  /** Default P2C_PEAK_EWMA. MAGLEV (consistent hashing) is not implemented at L7 and
-   *  falls back to P2C; the kernel's L4 path does Maglev. */
+  /** Default P2C_PEAK_EWMA. MAGLEV hashes the calling workload (its cgroup id) over the
+   *  same table the kernel uses for L4 services (agent/lib/maglev.ts). */
   loadBalancer?: LoadBalancerType;
   limits?: Partial<ClusterLimits>;
   outlier?: OutlierSettings;
@@ -49,6 +50,8 @@ export class Cluster {
   overflows = 0;
   private lb: LoadBalancerType = 'P2C_PEAK_EWMA';
   private rr = 0;
+  /** MAGLEV only: entry -> endpoint. */
+  private maglev: EndpointState[] = [];
   private budgetKey = '';
   private outlierKey = '';
 
@@ -70,6 +73,7 @@ export class Cluster {
     for (const e of next) for (let i = 0; i < Math.max(1, Math.min(16, Math.round(e.weight))); i++) this.endpoints.push(e);
     this.limits = { ...DEFAULT_LIMITS, ...settings.limits };
     this.lb = settings.loadBalancer ?? 'P2C_PEAK_EWMA';
+    this.maglev = this.lb === 'MAGLEV' ? [...maglevTable(next.map((e) => e.key), next.map((e) => e.weight))].map((i) => next[i]!) : [];
     const b = settings.retryBudget ?? DEFAULT_BUDGET;
     const bk = `${b.ratio}/${b.minRetriesPerSecond}`;
     if (bk !== this.budgetKey) { this.budget = new RetryBudget(b.ratio, b.minRetriesPerSecond); this.budgetKey = bk; }
@@ -87,8 +91,10 @@ export class Cluster {
   /** Distinct endpoints (the rotation repeats weighted ones). */
   unique(): EndpointState[] { return [...new Set(this.endpoints)]; }
 
-  pick(now: number): EndpointState | null {
+  /** `caller`: the cgroup id of the workload that made the request (MAGLEV hashes it). */
+  pick(now: number, caller: bigint | number = 0): EndpointState | null {
     switch (this.lb) {
+      case 'MAGLEV': return pickMaglev(this.maglev, now, maglevEntry(caller, this.maglev.length || 1));
       case 'ROUND_ROBIN': return pickRoundRobin(this.endpoints, now, this.rr++);
       case 'RANDOM': return pickRoundRobin(this.endpoints, now, (Math.random() * this.endpoints.length) | 0);
       case 'LEAST_REQUEST': return pickLeastRequest(this.endpoints, now);

@@ -40,6 +40,17 @@ export function pickLeastRequest(eps: readonly EndpointState[], now: number): En
   return okA ? a : okB ? b : pickRoundRobin(eps, now, (Math.random() * n) | 0);
 }
 
+/** The workload's Maglev entry; while its endpoint is ejected, the next entries in
+ *  table order (so the callers of an ejected endpoint spread over the others, and come
+ *  back to it when the ejection ends). */
+export function pickMaglev(table: readonly EndpointState[], now: number, entry: number): EndpointState | null {
+  for (let i = 0; i < table.length; i++) {
+    const e = table[(entry + i) % table.length]!;
+    if (available(e, now)) return e;
+  }
+  return null;
+}
+
 function available(e: EndpointState, now: number): boolean {
   return e.ejectedUntil === 0 || e.ejectedUntil <= now;
 }

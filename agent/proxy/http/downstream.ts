@@ -255,7 +255,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   private tryUpstream(): void {
     const cluster = this.cluster!;
     const now = performance.now();
-    const ep = this.endpoint = cluster.pick(now);
+    const ep = this.endpoint = cluster.pick(now, this.conn.origin.cgroupId);
     if (ep === null) { this.flags = 'no_healthy_upstream'; this.localResponse(503); return; }
     this.attempts++;
     this.tryStarted = now;
