@@ -29,7 +29,7 @@ export interface AdminOptions {
    *  serves node totals); default: `registry.metrics()`. */
   scrape?: () => Promise<string>;
   health: () => HealthReport;
-  /** GET /debug/<name> → JSON. */
+  /** GET /debug/<name> → JSON (or a promise of it). */
   debug: Record<string, () => unknown>;
   /** `METHOD /path` → handler, e.g. 'POST /v1/workloads'. */
   api?: Record<string, JsonHandler>;
@@ -108,7 +108,7 @@ export class AdminServer {
       }
       if (req.method === 'GET' && path.startsWith('/debug/')) {
         const view = this.opts.debug[path.slice('/debug/'.length)];
-        if (view) return send(res, 200, JSON.stringify(view(), bigintReplacer, 2) + '\n');
+        if (view) return send(res, 200, JSON.stringify(await view(), bigintReplacer, 2) + '\n');
       }
       const stream = this.opts.streams?.[`${req.method} ${path}`];
       if (stream) return stream(req, res, url);

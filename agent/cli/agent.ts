@@ -97,9 +97,11 @@ export const command: Command = {
         args: argv, workers,
         listeners: [{ name: 'outbound', ...outbound }, { name: 'inbound', ...inbound }, { name: 'admin', ...admin }],
       });
-      await sup.start();
+      // Before start(): a SIGHUP while workers are still starting must not kill the
+      // supervisor (the default action); it restarts them once they are up.
       const onHup = () => { void sup.restart(); };
       process.on('SIGHUP', onHup);
+      await sup.start();
       await waitForStopSignal();
       process.off('SIGHUP', onHup);
       await sup.stop();

@@ -81,6 +81,8 @@ export class NodeAgent {
   private readonly link: WorkerLink | null;
   /** The supervisor's serving workers (this one alone without a supervisor). */
   private workers: WorkerInfo[] = [{ worker: 0, role: 'primary', pid: process.pid }];
+  /** The supervisor announced its workers (it does once all of them are ready). */
+  private workersKnown = false;
   /** Endpoint ip:port → pids of the workers whose outlier detection ejected it: it stays
    *  out of the L4 maps while any worker has it ejected. */
   private readonly ejected = new Map<string, Set<number>>();
@@ -243,6 +245,7 @@ export class NodeAgent {
 
   private onWorkers(workers: WorkerInfo[]): void {
     this.workers = workers;
+    this.workersKnown = true;
     // A worker that is gone took its ejections with it.
     const live = new Set([process.pid, ...workers.map((w) => w.pid)]);
     let changed = false;
@@ -350,6 +353,7 @@ export class NodeAgent {
     const reasons: string[] = [];
     if (!this.view) reasons.push('no policy snapshot applied yet');
     if (this.sync.state().fatal) reasons.push(`control API refused this agent: ${this.sync.state().lastError}`);
+    if (this.link && !this.workersKnown) reasons.push('proxy workers still starting');
     return { ready: reasons.length === 0, reasons };
   }
 

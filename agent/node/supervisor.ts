@@ -74,6 +74,7 @@ export class Supervisor {
   private readonly stateSyncTimeoutMs: number;
   private readonly metricsTimeoutMs: number;
   private restarting: Promise<void> | null = null;
+  private started: Promise<void> = Promise.resolve();
   /** The latest of each NodeState field the primary published: what a (re)started proxy
    *  worker is given first. */
   private readonly cache: NodeState = {};
@@ -94,7 +95,12 @@ export class Supervisor {
 
   /** Binds every listener (EADDRINUSE etc. surface here, before any worker runs), starts
    *  the primary, then the proxy workers; resolves when all are ready. */
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.started = this.startWorkers();
+    return this.started;
+  }
+
+  private async startWorkers(): Promise<void> {
     for (const l of this.o.listeners) {
       try {
         this.fds.push({ name: l.name, fd: native.listenTcp(l.host, l.port) });
@@ -121,6 +127,8 @@ export class Supervisor {
    *  A slot whose new worker fails to start keeps its old one. */
   restart(): Promise<void> {
     this.restarting ??= (async () => {
+      await this.started.catch(() => {});
+      if (this.stopping) return;
       const old = [...this.slots];
       const primary = this.spawnWorker(0);
       if (!(await this.readyOrKill(primary))) return;

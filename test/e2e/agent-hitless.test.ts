@@ -1,7 +1,8 @@
 // Issue 6's hitless bar: under constant load through both paths — L4 (kernel) and
-// HTTP/1.1 and gRPC unary + server streams (the agent's L7 proxy) — `kill -HUP` replaces the agent worker (the new one
-// starts on the supervisor's listening sockets, the old one drains) with zero failed
-// requests; and a crashed worker is replaced by the supervisor.
+// HTTP/1.1 and gRPC unary + server streams (the agent's L7 proxy) — `kill -HUP` replaces
+// the agent's workers (`--workers 2`: the new ones start on the supervisor's listening
+// sockets, then the old ones drain) with zero failed requests; and a crashed worker is
+// replaced by the supervisor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -23,11 +24,15 @@ function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout
 
 interface Tally { ok: number; failed: number; errors: Record<string, number> }
 
-test('SIGHUP replaces the agent worker under L4, HTTP/1.1 and gRPC load with zero failed requests; a killed worker is replaced', { timeout: 240_000 }, async (t) => {
+test('SIGHUP replaces the agent workers (--workers 2) under L4, HTTP/1.1 and gRPC load with zero failed requests; a killed worker is replaced', { timeout: 240_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
   const mesh = await startOneNodeMesh('hl', policies);
   t.after(() => mesh.close());
   const { ns, dir } = mesh;
+  // Several workers (a primary and a proxy worker), whatever the number of cores here.
+  await mesh.agent.kill('SIGTERM');
+  mesh.agentArgs.push('--workers', '2');
+  await mesh.startAgent();
   ns.addAddress('10.250.0.11/32');
   ns.addAddress('10.250.0.21/32');
   ns.addAddress('10.250.0.31/32');
