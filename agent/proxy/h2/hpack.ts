@@ -131,6 +131,9 @@ export class HpackDecoder {
     return { headers: out, oversized };
   }
 
+  /** Current dynamic table size in RFC 7541 terms (tests check eviction with it). */
+  get tableSize(): number { return this.table.size; }
+
   private pos = 0;
 
   /** Integer with an N-bit prefix (§5.1) at b[i]; sets this.pos past it. */
