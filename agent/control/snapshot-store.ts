@@ -65,7 +65,7 @@ export class SnapshotStore extends EventEmitter {
 
   /** The node's view of the current snapshot as named, content-versioned resources
    *  (delta Sync); shared with other nodes wherever the content is the same. */
-  nodeResources(node: string): { version: string; resources: Map<string, EncodedResource> } | undefined {
+  nodeResources(node: string): { version: string; resources: ReadonlyMap<string, EncodedResource> } | undefined {
     const snap = this.current;
     if (!snap) return undefined;
     return { version: snap.version, resources: this.views.resources(node) };

@@ -28,6 +28,10 @@ const MAX_INITIAL_RESOURCES = 100_000;
 const MAX_RESOURCE_NAME_LEN = 600;
 
 const MAX_WRITES_IN_FLIGHT = 8;
+/** Whole views (first syncs, state-of-the-world agents) are megabytes each: the bytes
+ *  waiting in HTTP/2 buffers are bounded too, which is what bounds the memory of fifty
+ *  agents connecting at once. */
+const MAX_BYTES_IN_FLIGHT = 12 * 1024 * 1024;
 const SLOW_WRITE_MS = 2000;
 
 function withTimeout(p: Promise<void>, ms: number): Promise<void> {
@@ -46,6 +50,12 @@ function checkRequest(req: SyncRequest__Output): void {
   if (initial.length > MAX_INITIAL_RESOURCES) throw rpcError(status.INVALID_ARGUMENT, `initial_resource_versions has more than ${MAX_INITIAL_RESOURCES} entries`);
   if (initial.some(([n, v]) => n.length > MAX_RESOURCE_NAME_LEN || v.length > MAX_VERSION_LEN)) throw rpcError(status.INVALID_ARGUMENT, 'initial_resource_versions: name or version too long');
   if (req.errorDetail && req.errorDetail.message.length > MAX_ERROR_MESSAGE_LEN) throw rpcError(status.INVALID_ARGUMENT, `error_detail.message longer than ${MAX_ERROR_MESSAGE_LEN}`);
+}
+
+/** A push being written: resolves once the message left for the socket. */
+interface Push {
+  bytes: number;
+  done: Promise<void>;
 }
 
 /** A delta push waiting for its ACK or NACK: what the agent holds once it ACKs. */
@@ -131,22 +141,22 @@ class SyncStream {
   /** Send the node's view of the current snapshot unless this stream was sent it. The
    *  first push goes out even when the agent says it has that version (from its cache):
    *  it costs one message and lets the agent confirm it is in sync. */
-  push(): Promise<void> | undefined {
+  push(): Push | undefined {
     if (this.closed || !this.agent) return undefined;
     if (this.svc.store.snapshot()?.version === this.sentVersion) return undefined;
     return this.delta ? this.pushDelta(this.delta) : this.pushView();
   }
 
-  private pushView(): Promise<void> | undefined {
+  private pushView(): Push | undefined {
     const view = this.svc.store.nodeView((this.agent as AgentRecord).node);
     if (!view) return undefined;
     this.svc.metrics.pushBytes.inc(view.bytes.length);
-    return this.write(view.version, { resource: view.bytes });
+    return { bytes: view.bytes.length, done: this.write(view.version, { resource: view.bytes }) };
   }
 
   /** Only the resources whose version differs from what the agent ACKed, and the names
    *  it holds that the view no longer has. */
-  private pushDelta(delta: NonNullable<SyncStream['delta']>): Promise<void> | undefined {
+  private pushDelta(delta: NonNullable<SyncStream['delta']>): Push | undefined {
     if (delta.inFlight) return undefined;
     const current = this.svc.store.nodeResources((this.agent as AgentRecord).node);
     if (!current) return undefined;
@@ -159,9 +169,10 @@ class SyncStream {
     }
     const removed = [...delta.acked.keys()].filter((name) => !current.resources.has(name));
     delta.inFlight = { changed, removed };
+    const bytes = resources.reduce((n, r) => n + r.body.length, 0);
     this.svc.metrics.deltaResources.inc(resources.length);
-    this.svc.metrics.pushBytes.inc(resources.reduce((n, r) => n + r.body.length, 0));
-    return this.write(current.version, { resources, removedResources: removed });
+    this.svc.metrics.pushBytes.inc(bytes);
+    return { bytes, done: this.write(current.version, { resources, removedResources: removed }) };
   }
 
   private write(version: string, body: Partial<SyncResponse>): Promise<void> {
@@ -237,13 +248,15 @@ export class SyncService {
       do {
         this.fanAgain = false;
         const inFlight = new Set<Promise<void>>();
+        let bytesInFlight = 0;
         for (const s of [...this.streams]) {
           const sent = s.push();
           if (sent) {
-            const tracked: Promise<void> = withTimeout(sent, SLOW_WRITE_MS).then(() => { inFlight.delete(tracked); });
+            bytesInFlight += sent.bytes;
+            const tracked: Promise<void> = withTimeout(sent.done, SLOW_WRITE_MS).then(() => { inFlight.delete(tracked); bytesInFlight -= sent.bytes; });
             inFlight.add(tracked);
           }
-          if (inFlight.size >= MAX_WRITES_IN_FLIGHT) await Promise.race(inFlight);
+          if (inFlight.size >= MAX_WRITES_IN_FLIGHT || bytesInFlight >= MAX_BYTES_IN_FLIGHT) await Promise.race(inFlight);
           else await new Promise((r) => setImmediate(r));
         }
       } while (this.fanAgain);

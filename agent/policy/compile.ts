@@ -7,7 +7,7 @@ import { WeftError } from '../lib/errors';
 import type { LoadedObject } from './load';
 import type { ServiceObject, WorkloadObject } from './kinds';
 import { analyze, refKey, selectorMatches, type Model } from './model';
-import { buildRouteTables } from './routes';
+import { buildRouteTables, type BuiltTable } from './routes';
 import { allocateVips } from './vip';
 import { durationMs } from './duration';
 import { spiffeId } from './identity';
@@ -27,18 +27,33 @@ export interface CompileOptions {
 
 const byKey = <T extends { key: string }>(a: T, b: T) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
+/** The semantic analysis of a set of objects: the model, its route tables and every
+ *  cross-object problem. */
+export interface SetAnalysis {
+  model: Model;
+  tables: BuiltTable[];
+  diagnostics: Diagnostic[];
+}
+
+export function analyzeSet(objects: readonly LoadedObject[], invalid?: ReadonlySet<string>): SetAnalysis {
+  const { model, diagnostics } = analyze(objects, invalid);
+  return { model, tables: buildRouteTables(model, diagnostics), diagnostics };
+}
+
 /** A loaded policy set: what loadPolicyDir() returns. */
 export interface PolicySet {
   objects: readonly LoadedObject[];
   diagnostics: readonly Diagnostic[];
+  /** The analysis of `objects` when the loader already ran it: compile() reuses it
+   *  rather than analysing every object a second time. */
+  analysis?: SetAnalysis;
 }
 
 /** Throws WEFT_ERR_INVALID_POLICY (details.diagnostics) if the set has any error — from
  *  loading or from the semantic checks, which run again here: a bad set is rejected
  *  whole, never partly compiled. */
 export function compile(set: PolicySet, registered: readonly WorkloadRegistration[] = [], opts: CompileOptions = {}): Snapshot {
-  const { model, diagnostics } = analyze(set.objects);
-  const tables = buildRouteTables(model, diagnostics);
+  const { model, tables, diagnostics } = set.analysis ?? analyzeSet(set.objects);
   if (set.diagnostics.length || diagnostics.length) {
     const sorted = sortDiagnostics(set.diagnostics.length ? set.diagnostics : diagnostics);
     throw new WeftError('WEFT_ERR_INVALID_POLICY', `policy set has ${sorted.length} error(s); first: ${formatDiagnostic(sorted[0]!)}`, { details: { diagnostics: sorted } });

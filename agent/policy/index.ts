@@ -12,8 +12,7 @@
 // semantic checks, shared by validation and compilation so they cannot disagree.
 import { loadFiles, loadTexts, type LoadResult, type LoadedObject } from './load';
 import type { ParsedFileCache } from './load-cache';
-import { analyze } from './model';
-import { buildRouteTables } from './routes';
+import { analyzeSet, type SetAnalysis } from './compile';
 import { sortDiagnostics, type Diagnostic } from './diagnostic';
 
 export { compile, type CompileOptions, type PolicySet } from './compile';
@@ -30,13 +29,13 @@ export interface PolicyLoadResult {
   diagnostics: Diagnostic[];
   /** The policy files read. */
   files: string[];
+  /** The semantic analysis behind the diagnostics, which compile() reuses. */
+  analysis: SetAnalysis;
 }
 
 /** Semantic checks over a schema-valid set (references, duplicates, conflicts). */
 export function checkPolicySet(objects: readonly LoadedObject[], invalid?: ReadonlySet<string>): Diagnostic[] {
-  const { model, diagnostics } = analyze(objects, invalid);
-  buildRouteTables(model, diagnostics);
-  return diagnostics;
+  return analyzeSet(objects, invalid).diagnostics;
 }
 
 /** Reads files and directories (recursively, *.yaml/*.yml) and runs every check;
@@ -52,6 +51,7 @@ export function loadPolicyTexts(files: readonly { file: string; text: string }[]
 }
 
 function finish({ objects, diagnostics, files, invalid }: LoadResult): PolicyLoadResult {
-  diagnostics.push(...checkPolicySet(objects, invalid));
-  return { objects, diagnostics: sortDiagnostics(diagnostics), files };
+  const analysis = analyzeSet(objects, invalid);
+  diagnostics.push(...analysis.diagnostics);
+  return { objects, diagnostics: sortDiagnostics(diagnostics), files, analysis };
 }

@@ -9,7 +9,7 @@
 // should hold is a string comparison per resource. Bodies are built on demand (send
 // time) from the shared JSON plus the node's decisions and are not retained.
 import { createHash } from 'node:crypto';
-import type { Snapshot } from './snapshot';
+import type { Snapshot, WorkloadState } from './snapshot';
 import type { PathIndex } from './node-view';
 import {
   NODE_RESOURCE, nodeResource, portPaths, serviceResourceName, sharedParts, type ServiceShared,
@@ -21,24 +21,46 @@ export interface EncodedResource {
 }
 
 interface SharedEntry {
+  name: string;
   shared: ServiceShared;
-  json: string;
+  /** JSON of `shared` without its opening brace, outside the V8 heap: every node's body
+   *  for the service is its decisions followed by these same bytes. */
+  tail: Buffer;
   hash: string;
   /** Everything besides the node that the path decisions depend on. */
   inputs: string;
 }
 
-interface NodeServiceEntry {
-  inputs: string;
-  version: string;
-  pathsJson: string;
+/** One node's encoding of a service: the shared JSON plus this node's decisions. */
+class ServiceEncoding implements EncodedResource {
+  readonly version: string;
+
+  constructor(readonly inputs: string, private readonly tail: Buffer, hashOfShared: string, private readonly pathsJson: string) {
+    this.version = hash(`${hashOfShared}|${pathsJson}`);
+  }
+
+  body(): Buffer {
+    return Buffer.concat([Buffer.from(`{"paths":${this.pathsJson},`), this.tail]);
+  }
+}
+
+class JsonEncoding implements EncodedResource {
+  readonly version: string;
+
+  constructor(private readonly json: string) {
+    this.version = hash(json);
+  }
+
+  body(): Buffer {
+    return Buffer.from(this.json);
+  }
 }
 
 interface NodeEntry {
   /** Snapshot version the entry was last brought up to. */
   snapshot: string;
+  /** By resource name; updated in place, entries of unchanged services kept. */
   resources: Map<string, EncodedResource>;
-  services: Map<string, NodeServiceEntry>;
 }
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
@@ -47,6 +69,7 @@ export class ViewResourceCache {
   private snap: Snapshot | undefined;
   private shared = new Map<string, SharedEntry>();
   private index: PathIndex = { tp: new Map(), authorized: new Set() };
+  private byNode = new Map<string, WorkloadState[]>();
   private readonly nodes = new Map<string, NodeEntry>();
 
   /** A new snapshot is served: recompute the shared parts (JSON + hash per service). */
@@ -57,35 +80,42 @@ export class ViewResourceCache {
       const json = JSON.stringify(s);
       const h = hash(json);
       const guarded = s.service.endpoints.find((e) => parts.index.authorized.has(e.workload))?.workload ?? '';
-      shared.set(s.service.key, { shared: s, json, hash: h, inputs: `${h}|${guarded}` });
+      const name = serviceResourceName(s.service.key);
+      shared.set(name, { name, shared: s, tail: Buffer.from(json.slice(1)), hash: h, inputs: `${h}|${guarded}` });
+    }
+    this.byNode = new Map();
+    for (const w of snap.workloads) {
+      const list = this.byNode.get(w.node);
+      if (list) list.push(w); else this.byNode.set(w.node, [w]);
     }
     this.snap = snap;
     this.shared = shared;
     this.index = parts.index;
   }
 
-  /** Every resource of `node`'s view of the current snapshot, by name. */
-  resources(node: string): Map<string, EncodedResource> {
+  /** Every resource of `node`'s view of the current snapshot, by name. The map belongs
+   *  to the cache: read it before the next setSnapshot(). */
+  resources(node: string): ReadonlyMap<string, EncodedResource> {
     const snap = this.snap;
     if (!snap) return new Map();
     let entry = this.nodes.get(node);
     if (entry?.snapshot === snap.version) return entry.resources;
-    const previous = entry?.services ?? new Map<string, NodeServiceEntry>();
-    entry = { snapshot: snap.version, resources: new Map(), services: new Map() };
-    const nodeJson = JSON.stringify(nodeResource(snap, node));
-    entry.resources.set(NODE_RESOURCE, { version: hash(nodeJson), body: () => Buffer.from(nodeJson) });
-    for (const [key, s] of this.shared) {
-      let e = previous.get(key);
-      if (e?.inputs !== s.inputs) {
-        const pathsJson = JSON.stringify(portPaths(node, s.shared, this.index));
-        e = { inputs: s.inputs, version: hash(`${s.hash}|${pathsJson}`), pathsJson };
-      }
-      entry.services.set(key, e);
-      const { pathsJson } = e;
-      entry.resources.set(serviceResourceName(key), { version: e.version, body: () => Buffer.from(`{"paths":${pathsJson},${s.json.slice(1)}`) });
+    if (!entry) {
+      entry = { snapshot: '', resources: new Map() };
+      this.nodes.set(node, entry);
     }
-    this.nodes.set(node, entry);
-    return entry.resources;
+    entry.snapshot = snap.version;
+    const resources = entry.resources;
+    resources.set(NODE_RESOURCE, new JsonEncoding(JSON.stringify(nodeResource(snap, node, this.byNode.get(node) ?? []))));
+    for (const [name, s] of this.shared) {
+      const e = resources.get(name) as ServiceEncoding | undefined;
+      if (e?.inputs === s.inputs) continue;
+      resources.set(name, new ServiceEncoding(s.inputs, s.tail, s.hash, JSON.stringify(portPaths(node, s.shared, this.index))));
+    }
+    if (resources.size !== this.shared.size + 1) {
+      for (const name of resources.keys()) if (name !== NODE_RESOURCE && !this.shared.has(name)) resources.delete(name);
+    }
+    return resources;
   }
 
   /** The node has no stream any more: forget its entry (it is rebuilt on reconnect). */

@@ -76,8 +76,8 @@ export function portPaths(node: string, shared: ServiceShared, index: PathIndex)
   return shared.service.ports.map((p) => decidePath(node, shared.service, p, index));
 }
 
-export function nodeResource(snap: Snapshot, node: string): NodeResource {
-  const localWorkloads = snap.workloads.filter((w) => w.node === node);
+/** `localWorkloads`: the node's workloads when the caller has them grouped already. */
+export function nodeResource(snap: Snapshot, node: string, localWorkloads = snap.workloads.filter((w) => w.node === node)): NodeResource {
   const local = new Set(localWorkloads.map((w) => w.key));
   return {
     node, mesh: snap.mesh, localWorkloads,
@@ -124,6 +124,41 @@ export function checkNodeResource(r: unknown, node: string): NodeResource {
 
 const byServiceKey = (a: ServiceResource, b: ServiceResource) => (a.service.key < b.service.key ? -1 : a.service.key > b.service.key ? 1 : 0);
 
+/** What one service resource contributes to a view. */
+interface ServiceContribution {
+  datapath: DatapathService[];
+  routes: RouteTable[];
+  trafficPolicy: TrafficPolicyState | undefined;
+}
+
+/** Contributions by resource object: an agent merging deltas keeps the objects of
+ *  unchanged resources, so reassembling its view redoes only the services that changed.
+ *  Resources and views are never mutated, which makes sharing them safe. */
+const contributions = new WeakMap<ServiceResource, ServiceContribution>();
+
+function contribution(r: ServiceResource): ServiceContribution {
+  let c = contributions.get(r);
+  if (c) return c;
+  const svc = r.service;
+  const redirectedPorts = new Set<number>();
+  const datapath = svc.ports.map((port, i): DatapathService => {
+    const { mode, reason } = r.paths[i] as PortPath;
+    if (mode === 'redirect') redirectedPorts.add(port.port);
+    return {
+      vip: svc.vip, port: port.port, protocol: port.protocol === 'UDP' ? 'udp' : 'tcp', mode, reason,
+      service: svc.key, portName: port.name,
+      backends: svc.endpoints.map((e) => ({ ip: e.address, port: e.ports[port.name] as number, weight: e.weight })),
+    };
+  });
+  c = {
+    datapath,
+    routes: r.routes.filter((t) => redirectedPorts.has(t.port)),
+    trafficPolicy: redirectedPorts.size > 0 ? r.trafficPolicy : undefined,
+  };
+  contributions.set(r, c);
+  return c;
+}
+
 /** The NodeView the resources describe; `services` in any order. */
 export function assembleNodeView(version: string, node: NodeResource, services: Iterable<ServiceResource>): NodeView {
   const sorted = [...services].sort(byServiceKey);
@@ -131,19 +166,10 @@ export function assembleNodeView(version: string, node: NodeResource, services: 
   const routes: RouteTable[] = [];
   const trafficPolicies: TrafficPolicyState[] = [];
   for (const r of sorted) {
-    const svc = r.service;
-    const redirectedPorts = new Set<number>();
-    svc.ports.forEach((port, i) => {
-      const { mode, reason } = r.paths[i] as PortPath;
-      if (mode === 'redirect') redirectedPorts.add(port.port);
-      datapath.push({
-        vip: svc.vip, port: port.port, protocol: port.protocol === 'UDP' ? 'udp' : 'tcp', mode, reason,
-        service: svc.key, portName: port.name,
-        backends: svc.endpoints.map((e) => ({ ip: e.address, port: e.ports[port.name] as number, weight: e.weight })),
-      });
-    });
-    routes.push(...r.routes.filter((t) => redirectedPorts.has(t.port)));
-    if (r.trafficPolicy && redirectedPorts.size > 0) trafficPolicies.push(r.trafficPolicy);
+    const c = contribution(r);
+    datapath.push(...c.datapath);
+    routes.push(...c.routes);
+    if (c.trafficPolicy) trafficPolicies.push(c.trafficPolicy);
   }
   const vipOrder = new Map(sorted.map((r) => [r.service.vip, parseIPv4(r.service.vip) as number]));
   datapath.sort((a, b) => (vipOrder.get(a.vip) as number) - (vipOrder.get(b.vip) as number) || a.port - b.port);

@@ -2,7 +2,10 @@
 // (Workload objects), 50 agents (sync clients in 5 child processes, 10 each) against the
 // real `weft control` process:
 //   - compile: load + validate + compile in this process, and per-node view build time
-//   - snapshot size: the whole snapshot, and each node's view as sent on the wire
+//   - reload: a cold load, and a reload after one file changed (parsed-file cache)
+//   - snapshot size: the whole snapshot, each node's whole view (what a new agent with
+//     no cache is sent) and the delta a one-endpoint change sends (computed in-process,
+//     and the payload bytes the control API counted while the changes ran)
 //   - change → last ACK: a workload file is edited (one endpoint's weight), and the time
 //     until the last of the 50 agents has applied and ACKed the new version (p50/p99)
 //   - control API memory: RSS and peak RSS of the control process
@@ -12,7 +15,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPolicyDir, compile, forNode } from '../../agent/policy';
+import { loadPolicyDir, compile, forNode, ParsedFileCache } from '../../agent/policy';
+import { ViewResourceCache } from '../../agent/policy/view-cache';
 import { startControl, startAgents, statusUntil, type Agents } from '../e2e/control-procs';
 import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './control-fixture';
 import { packageRoot } from '../../agent/lib/paths';
@@ -57,8 +61,35 @@ function compileStats(dir: string, shape: MeshShape) {
   t = performance.now();
   for (let n = 0; n < shape.nodes; n++) sizes.push(Buffer.byteLength(JSON.stringify(forNode(snap, nodeName(n)))));
   const viewsMs = performance.now() - t;
+
+  // What weft control does on an edit: reload with its parsed-file cache (one file
+  // changed), recompile, and bring every node's resources up to date; then what each
+  // node's delta weighs.
+  const parsed = new ParsedFileCache();
+  loadPolicyDir([dir], [], parsed);
+  const views = new ViewResourceCache();
+  views.setSnapshot(snap);
+  const before = Array.from({ length: shape.nodes }, (_, n) => new Map([...views.resources(nodeName(n))].map(([k, r]) => [k, r.version])));
+  const file = join(dir, `workloads-${nodeName(1)}.yaml`);
+  const original = readFileSync(file, 'utf8');
+  writeFileSync(file, nodeWorkloadsYaml(shape, 1, 1));
+  t = performance.now();
+  const reloaded = loadPolicyDir([dir], [], parsed);
+  const reloadMs = performance.now() - t;
+  t = performance.now();
+  const next = compile(reloaded, [], { previous: snap });
+  views.setSnapshot(next);
+  const deltas = before.map((held, n) => {
+    let bytes = 0;
+    for (const [k, r] of views.resources(nodeName(n))) if (held.get(k) !== r.version) bytes += r.body().length;
+    return bytes;
+  });
+  const recompileAndViewsMs = performance.now() - t;
+  writeFileSync(file, original);
   return {
     objects: loaded.objects.length, loadMs, compileMs, viewsMsPerNode: viewsMs / shape.nodes,
+    reloadOneFileMs: reloadMs, recompileAndViewsMs,
+    deltaBytes: { median: percentile(deltas, 50), max: Math.max(...deltas), total: deltas.reduce((a, b) => a + b, 0) },
     snapshotBytes: Buffer.byteLength(JSON.stringify(snap)),
     viewBytes: { min: Math.min(...sizes), median: percentile(sizes, 50), max: Math.max(...sizes), total: sizes.reduce((a, b) => a + b, 0) },
   };
@@ -114,6 +145,7 @@ async function run(shape: MeshShape, changes: number, label: string) {
   let current = (await allApplied(groups, shape.nodes, 0, '')).version;
   const memAfterStart = procMemMb(control.proc.pid!);
 
+  const pushBytesBefore = await metricValue(control.adminPort, 'weft_control_push_bytes_total');
   const latencies: number[] = [];
   const toAdopted: number[] = [];
   const toSent: number[] = [];
@@ -134,6 +166,7 @@ async function run(shape: MeshShape, changes: number, label: string) {
     await statusUntil(control.port, TOKEN, (s) => s.agents.length === shape.nodes && s.agents.every((a) => a.ackedVersion === current), `all ${shape.nodes} ACKs of ${current}`, 30_000);
     process.stderr.write(`[${label}] change ${i}/${changes}: last ACK after ${latencies.at(-1)} ms\n`);
   }
+  const pushBytesPerChange = (await metricValue(control.adminPort, 'weft_control_push_bytes_total') - pushBytesBefore) / changes;
   const mem = procMemMb(control.proc.pid!);
   const heapMb = (await metricValue(control.adminPort, 'nodejs_heap_size_used_bytes')) / 1048576;
   const externalMb = (await metricValue(control.adminPort, 'nodejs_external_memory_bytes')) / 1048576;
@@ -145,6 +178,7 @@ async function run(shape: MeshShape, changes: number, label: string) {
   return {
     shape, ...stats,
     controlCompileMsAvg: (compileSum / compileCount) * 1000,
+    pushBytesPerChange,
     changeToSnapshotMs: { p50: percentile(toAdopted, 50), p99: percentile(toAdopted, 99) },
     changeToLastSendMs: { p50: percentile(toSent, 50), p99: percentile(toSent, 99) },
     changeToLastAckMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), samples: latencies },
@@ -163,10 +197,14 @@ async function main(): Promise<void> {
     ['load + validate (in-process)', f(small.loadMs) + ' ms', f(full.loadMs) + ' ms', f(full.loadMs / small.loadMs, 1) + 'x'],
     ['compile (in-process)', f(small.compileMs) + ' ms', f(full.compileMs) + ' ms', f(full.compileMs / small.compileMs, 1) + 'x'],
     ['reload in weft control (load+compile, avg)', f(small.controlCompileMsAvg) + ' ms', f(full.controlCompileMsAvg) + ' ms', f(full.controlCompileMsAvg / small.controlCompileMsAvg, 1) + 'x'],
-    ['node view build + JSON, per node', f(small.viewsMsPerNode, 1) + ' ms', f(full.viewsMsPerNode, 1) + ' ms', f(full.viewsMsPerNode / small.viewsMsPerNode, 1) + 'x'],
+    ['reload after a one-file edit (parse cache)', f(small.reloadOneFileMs) + ' ms', f(full.reloadOneFileMs) + ' ms', f(full.reloadOneFileMs / small.reloadOneFileMs, 1) + 'x'],
+    ['recompile + update 50 nodes\' resources', f(small.recompileAndViewsMs) + ' ms', f(full.recompileAndViewsMs) + ' ms', f(full.recompileAndViewsMs / small.recompileAndViewsMs, 1) + 'x'],
+    ['whole node view build + JSON, per node', f(small.viewsMsPerNode, 1) + ' ms', f(full.viewsMsPerNode, 1) + ' ms', f(full.viewsMsPerNode / small.viewsMsPerNode, 1) + 'x'],
     ['snapshot size', mb(small.snapshotBytes), mb(full.snapshotBytes), f(full.snapshotBytes / small.snapshotBytes, 1) + 'x'],
-    ['node view size (median; max)', `${mb(small.viewBytes.median)}; ${mb(small.viewBytes.max)}`, `${mb(full.viewBytes.median)}; ${mb(full.viewBytes.max)}`, f(full.viewBytes.median / small.viewBytes.median, 1) + 'x'],
-    ['bytes sent per change (50 nodes)', mb(small.viewBytes.total), mb(full.viewBytes.total), f(full.viewBytes.total / small.viewBytes.total, 1) + 'x'],
+    ['whole node view size (median; max)', `${mb(small.viewBytes.median)}; ${mb(small.viewBytes.max)}`, `${mb(full.viewBytes.median)}; ${mb(full.viewBytes.max)}`, f(full.viewBytes.median / small.viewBytes.median, 1) + 'x'],
+    ['whole views for 50 nodes (state of the world)', mb(small.viewBytes.total), mb(full.viewBytes.total), f(full.viewBytes.total / small.viewBytes.total, 1) + 'x'],
+    ['delta per node, one-endpoint change (median; max)', `${mb(small.deltaBytes.median)}; ${mb(small.deltaBytes.max)}`, `${mb(full.deltaBytes.median)}; ${mb(full.deltaBytes.max)}`, f(full.deltaBytes.median / small.deltaBytes.median, 1) + 'x'],
+    ['bytes sent per change (50 nodes, control metric)', mb(small.pushBytesPerChange), mb(full.pushBytesPerChange), f(full.pushBytesPerChange / small.pushBytesPerChange, 1) + 'x'],
     ['change → new snapshot (debounce+reload) p50', f(small.changeToSnapshotMs.p50) + ' ms', f(full.changeToSnapshotMs.p50) + ' ms', f(full.changeToSnapshotMs.p50 / small.changeToSnapshotMs.p50, 1) + 'x'],
     ['change → sent to all 50 agents p50', f(small.changeToLastSendMs.p50) + ' ms', f(full.changeToLastSendMs.p50) + ' ms', f(full.changeToLastSendMs.p50 / small.changeToLastSendMs.p50, 1) + 'x'],
     ['change → last ACK p50', f(small.changeToLastAckMs.p50) + ' ms', f(full.changeToLastAckMs.p50) + ' ms', f(full.changeToLastAckMs.p50 / small.changeToLastAckMs.p50, 1) + 'x'],

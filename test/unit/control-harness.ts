@@ -60,15 +60,16 @@ export interface Harness {
   write(file: string, body: string): void;
 }
 
-/** A real control server on 127.0.0.1:0 over a temp policies dir, stopped in t.after. */
-export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string>; createSigner?: ControlServerOptions['createSigner'] } = {}): Promise<Harness> {
+/** A real control server on 127.0.0.1:0 over a temp policies dir, stopped in t.after.
+ *  The stand-in compiler unless `compiler` is given (e.g. the real policyCompiler()). */
+export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string>; createSigner?: ControlServerOptions['createSigner']; compiler?: PolicyCompiler } = {}): Promise<Harness> {
   const policies = opts.policies ?? mkdtempSync(join(tmpdir(), 'wt-ctl-pol-'));
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-ctl-state-'));
   const write = (file: string, body: string) => writeFileSync(join(policies, file), body);
   for (const [f, b] of Object.entries(opts.files ?? (opts.policies ? {} : { 'a.txt': 'one\n' }))) write(f, b);
   const server = new ControlServer({
     source: new DirectorySource(policies, silent, { debounceMs: 20, rescanMs: 60_000 }),
-    compiler: fakeCompiler() as PolicyCompiler,
+    compiler: opts.compiler ?? fakeCompiler() as PolicyCompiler,
     auth: new TokenAuthenticator(`${TOKEN}\nnode-1 ${NODE1_TOKEN}\n`),
     host: '127.0.0.1', port: opts.port ?? 0, stateDir, logger: silent, ...(opts.createSigner ? { createSigner: opts.createSigner } : {}),
   });

@@ -1,0 +1,132 @@
+// Delta Sync over a real gRPC server with the real policy compiler, driven by hand: the
+// first push carries every resource, a one-endpoint edit sends only the resources it
+// changed, a NACKed delta is never taken as held (the next delta is computed against the
+// ACKed state), removals are named, and a reconnect that lists the resources it holds is
+// sent nothing but the version.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { controlProto, NODE_RESOURCES_TYPE_URL } from '../../agent/control/proto';
+import { policyCompiler } from '../../agent/control/policy-adapter';
+import type { PolicyCompiler } from '../../agent/control/policy-compiler';
+import type { SyncResponse__Output } from '../../agent/control/generated/weft/control/v1/SyncResponse';
+import type { SyncRequest } from '../../agent/control/generated/weft/control/v1/SyncRequest';
+import { NODE_RESOURCE } from '../../agent/policy/view-resources';
+import { serviceYaml, nodeWorkloadsYaml, nodeName, type MeshShape } from '../bench/control-fixture';
+import { startControl, until, TOKEN, type Harness } from './control-harness';
+
+const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
+
+function openSync(t: { after: (fn: () => void) => void }, h: Harness, node: string) {
+  const c = new (controlProto().weft.control.v1.Control)(h.address, grpc.credentials.createInsecure());
+  const m = new grpc.Metadata();
+  m.set('authorization', `Bearer ${TOKEN}`);
+  m.set('x-weft-node', node);
+  const s = c.Sync(m);
+  const pushes: SyncResponse__Output[] = [];
+  const wakers = new Set<() => void>();
+  s.on('data', (r: SyncResponse__Output) => { pushes.push(r); for (const w of wakers) w(); });
+  s.on('error', () => undefined);
+  t.after(() => { s.end(); s.cancel(); c.close(); });
+  return {
+    send: (r: SyncRequest) => s.write({ node, typeUrl: NODE_RESOURCES_TYPE_URL, ...r }),
+    push: (n: number) => until(() => pushes[n - 1], (w) => { wakers.add(w); return () => wakers.delete(w); }, 5000, `push #${n}`),
+    pushes,
+  };
+}
+
+const names = (p: SyncResponse__Output) => p.resources.map((r) => r.name).sort();
+
+async function mesh(t: Parameters<typeof startControl>[0]): Promise<Harness> {
+  const files: Record<string, string> = { 'services.yaml': serviceYaml(SHAPE) };
+  for (let n = 0; n < SHAPE.nodes; n++) files[`workloads-${nodeName(n)}.yaml`] = nodeWorkloadsYaml(SHAPE, n);
+  return startControl(t, { files, compiler: policyCompiler() as PolicyCompiler });
+}
+
+test('delta sync: everything first, then only what changed; a NACKed delta is not held; removals are named', async (t) => {
+  const h = await mesh(t);
+  const node = nodeName(0);
+  const s = openSync(t, h, node);
+  s.send({ versionInfo: '', responseNonce: '' });
+  const p1 = await s.push(1);
+  assert.equal(p1.typeUrl, NODE_RESOURCES_TYPE_URL);
+  assert.equal(p1.versionInfo, h.server.store.snapshot()!.version);
+  assert.deepEqual(names(p1), [NODE_RESOURCE, ...h.server.store.snapshot()!.services.map((x) => `service/${x.key}`)].sort());
+  assert.deepEqual(p1.removedResources, []);
+  s.send({ versionInfo: p1.versionInfo, responseNonce: p1.nonce });
+  await until(() => (h.server.agents.get(node)?.ackedVersion === p1.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p1');
+
+  // One endpoint of node-01 changes weight: this node gets that one service resource.
+  h.write(`workloads-${nodeName(1)}.yaml`, nodeWorkloadsYaml(SHAPE, 1, 3));
+  const p2 = await s.push(2);
+  assert.equal(p2.resources.length, 1);
+  const svc = p2.resources[0]!.name;
+  assert.match(svc, /^service\/bench\/svc-\d+$/);
+  assert.equal(JSON.parse(p2.resources[0]!.body.toString()).service.endpoints.find((e: { weight: number }) => e.weight === 4).node, nodeName(1));
+  // NACK it: the server keeps what was ACKed, so the next delta carries that service again.
+  s.send({ versionInfo: p1.versionInfo, responseNonce: p2.nonce, errorDetail: { code: 13, message: 'map full' } });
+  await until(() => (h.server.agents.get(node)?.lastNackReason === 'map full' ? true : undefined), (w) => { const i = setInterval(w, 10); return () => clearInterval(i); }, 5000, 'NACK recorded');
+  assert.equal(h.server.agents.get(node)!.ackedVersion, p1.versionInfo);
+
+  h.write(`workloads-${nodeName(1)}.yaml`, nodeWorkloadsYaml(SHAPE, 1, 7));
+  const p3 = await s.push(3);
+  assert.deepEqual(names(p3), [svc], 'the delta is against the ACKed state, which still has the old service');
+  s.send({ versionInfo: p3.versionInfo, responseNonce: p3.nonce });
+  await until(() => (h.server.agents.get(node)?.ackedVersion === p3.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p3');
+
+  // node-01's workloads disappear: services that only they backed change, none is removed;
+  // dropping the services file removes every service resource by name.
+  unlinkSync(join(h.policies, `workloads-${nodeName(1)}.yaml`));
+  const p4 = await s.push(4);
+  assert.ok(p4.resources.length > 0 && p4.resources.every((r) => r.name.startsWith('service/')));
+  assert.deepEqual(p4.removedResources, []);
+  s.send({ versionInfo: p4.versionInfo, responseNonce: p4.nonce });
+  await until(() => (h.server.agents.get(node)?.ackedVersion === p4.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p4');
+  h.write('services.yaml', '');
+  h.write(`workloads-${nodeName(0)}.yaml`, nodeWorkloadsYaml(SHAPE, 0).replace(/labels: \{app: svc-\d+\}/g, 'labels: {}'));
+  const p5 = await s.push(5);
+  assert.deepEqual([...p5.removedResources].sort(), names(p1).filter((n) => n !== NODE_RESOURCE));
+  assert.deepEqual(names(p5), [NODE_RESOURCE], 'the local workloads lost their labels');
+});
+
+test('delta sync: a reconnect listing the resources it holds is sent only the version', async (t) => {
+  const h = await mesh(t);
+  const node = nodeName(1);
+  const first = openSync(t, h, node);
+  first.send({ versionInfo: '', responseNonce: '' });
+  const p1 = await first.push(1);
+  const held = Object.fromEntries(p1.resources.map((r) => [r.name, r.version]));
+
+  const again = openSync(t, h, node);
+  again.send({ versionInfo: p1.versionInfo, responseNonce: '', initialResourceVersions: held });
+  const q1 = await again.push(1);
+  assert.equal(q1.versionInfo, p1.versionInfo);
+  assert.deepEqual(q1.resources, []);
+  assert.deepEqual(q1.removedResources, []);
+
+  // A stale resource in the hello is resent; one the view does not have is removed.
+  const svc = Object.keys(held).find((n) => n.startsWith('service/'))!;
+  const third = openSync(t, h, node);
+  third.send({ versionInfo: p1.versionInfo, responseNonce: '', initialResourceVersions: { ...held, [svc]: 'old', 'service/bench/gone': 'x' } });
+  const r1 = await third.push(1);
+  assert.deepEqual(names(r1), [svc]);
+  assert.deepEqual(r1.removedResources, ['service/bench/gone']);
+});
+
+test('delta sync: oversized initial_resource_versions are refused with INVALID_ARGUMENT', async (t) => {
+  const h = await mesh(t);
+  const c = new (controlProto().weft.control.v1.Control)(h.address, grpc.credentials.createInsecure());
+  t.after(() => c.close());
+  const m = new grpc.Metadata();
+  m.set('authorization', `Bearer ${TOKEN}`);
+  m.set('x-weft-node', 'node-00');
+  const s = c.Sync(m);
+  s.on('data', () => undefined);
+  const st = new Promise<grpc.StatusObject>((r) => s.on('status', r));
+  s.on('error', () => undefined);
+  s.write({ node: 'node-00', typeUrl: NODE_RESOURCES_TYPE_URL, versionInfo: '', responseNonce: '', initialResourceVersions: { [`service/${'x'.repeat(700)}`]: 'v' } });
+  assert.equal((await st).code, grpc.status.INVALID_ARGUMENT);
+  assert.equal(h.server.agents.get('node-00'), undefined, 'nothing recorded');
+});
