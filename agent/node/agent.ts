@@ -26,8 +26,7 @@ import { SyncClient } from '../sync/client';
 import { IdentityManager } from '../identity/manager';
 import { nodeSpiffeId } from '../identity/spiffe';
 import { parseHostPort } from '../lib/listen';
-import { RequestTap } from './tap';
-import { AccessLog } from '../proxy/routing/access-log';
+import { RequestTap, accessLogFor } from './tap';
 import type { Endpoint } from '../proxy/balancer/endpoint';
 import type { NodeView } from '../policy/snapshot';
 import { ProxyPlane, SERVING_WAIT_MS } from './proxy-plane';
@@ -95,8 +94,7 @@ export class NodeAgent {
     this.workloads = new WorkloadRegistry(datapath, { name: cfg.node, address: cfg.nodeAddress }, cfg.stateDir);
     this.link = cfg.link ?? null;
 
-    const sample = cfg.accessLogSample ?? 0;
-    this.tap = new RequestTap(sample > 0 ? new AccessLog({ logger: componentLogger('access', { node: cfg.node }), sampleRate: sample, logErrors: true }) : null);
+    this.tap = new RequestTap(accessLogFor(cfg.node, cfg.accessLogSample ?? 0), (tapping) => this.publish({ tapping }));
 
     this.plane = new ProxyPlane({
       node: cfg.node, registry: this.registry, inbound: cfg.inbound, inboundFd: cfg.listenFds?.inbound,
@@ -107,6 +105,7 @@ export class NodeAgent {
     });
     this.link?.on('ejection', (m) => this.onEjection(m.service, m, m.ejected, m.pid));
     this.link?.on('workers', (w) => this.onWorkers(w));
+    this.link?.on('access', (r) => this.tap.deliver(r));
     this.link?.serveMetrics(this.registry);
 
     const token = readToken(cfg.tokenFile);
@@ -203,7 +202,7 @@ export class NodeAgent {
     this.view = view;
     await this.updateIdentities(view);
     // Every proxy worker routes by this snapshot before it is ACKed.
-    await this.publish({ view, workloads: this.workloads.list(), ...(this.identity ? { identity: identityState(this.identity) } : {}) });
+    await this.publish({ view, workloads: this.workloads.list(), tapping: this.tap.subscribers > 0, ...(this.identity ? { identity: identityState(this.identity) } : {}) });
   }
 
   private async updateIdentities(view: NodeView): Promise<void> {

@@ -10,6 +10,7 @@
 import type { NodeView } from '../policy/snapshot';
 import type { CertificateInfo, TlsMaterial } from '../identity/manager';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { AccessRecord } from '../proxy/routing/access-log';
 import type { LocalWorkload } from './workloads';
 
 export type WorkerRole = 'primary' | 'proxy';
@@ -30,6 +31,8 @@ export interface NodeState {
   view?: NodeView;
   workloads?: LocalWorkload[];
   identity?: IdentityState;
+  /** Someone runs `weft tap` on the primary: forward access records. */
+  tapping?: boolean;
 }
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
@@ -49,6 +52,8 @@ export type WorkerMessage =
   | { type: 'state-applied'; seq: number }
   /** Proxy worker: its outlier detection ejected (or restored) an endpoint. */
   | { type: 'ejection'; service: string; ip: string; port: number; ejected: boolean }
+  /** Proxy worker: a completed request, while tapping (see NodeState.tapping). */
+  | { type: 'access'; record: AccessRecord }
   /** Primary: collect every other worker's metrics for a scrape. */
   | { type: 'collect-metrics'; id: number }
   /** Any worker: its metrics, answering the supervisor's 'collect-metrics'. */
@@ -63,6 +68,8 @@ export type SupervisorMessage =
    *  ejections end with it, its slot's next process starts with none). */
   | { type: 'ejection'; pid: number; service: string; ip: string; port: number; ejected: boolean }
   | { type: 'collect-metrics'; id: number }
+  /** To the primary: a proxy worker's access record for `weft tap`. */
+  | { type: 'access'; record: AccessRecord }
   /** To the primary whenever the set of serving workers changes (for `weft status`). */
   | { type: 'workers'; workers: WorkerInfo[] }
   /** To the primary: the other workers' metrics (those that answered in time). */

@@ -6,11 +6,10 @@
 // collected by the primary for /metrics.
 import type { Registry } from 'prom-client';
 import type { NodeView } from '../policy/snapshot';
-import { AccessLog } from '../proxy/routing/access-log';
 import { ProxyPlane, SERVING_WAIT_MS } from './proxy-plane';
 import { IdentityReplica } from './identity-replica';
 import { OriginMap, joinAgentCgroup } from './origin-map';
-import { RequestTap } from './tap';
+import { ForwardingTap, accessLogFor } from './tap';
 import type { LocalWorkload } from './workloads';
 import type { IdentityState, NodeState } from './ipc';
 import type { WorkerLink } from './worker-link';
@@ -36,6 +35,7 @@ export class ProxyWorker {
   private view: NodeView | null = null;
   private identity: IdentityReplica | null = null;
   private byCgroup = new Map<string, LocalWorkload>();
+  private readonly tap: ForwardingTap;
 
   private constructor(cfg: ProxyWorkerConfig) {
     this.log = componentLogger('proxy-worker', { node: cfg.node, worker: cfg.worker });
@@ -43,8 +43,7 @@ export class ProxyWorker {
     // Sockets this process opens (upstream connections) must never be redirected back.
     joinAgentCgroup(cfg.node);
     this.origins = new OriginMap(cfg.node);
-    const sample = cfg.accessLogSample ?? 0;
-    const tap = new RequestTap(sample > 0 ? new AccessLog({ logger: componentLogger('access', { node: cfg.node }), sampleRate: sample, logErrors: true }) : null);
+    const tap = this.tap = new ForwardingTap(accessLogFor(cfg.node, cfg.accessLogSample ?? 0), (record) => cfg.link.send({ type: 'access', record }));
     this.plane = new ProxyPlane({
       node: cfg.node, registry: this.registry, inbound: cfg.inbound, inboundFd: cfg.listenFds.inbound,
       lookupOrigin: (ip, port) => this.origins.lookup(ip, port),
@@ -89,6 +88,7 @@ export class ProxyWorker {
   }
 
   private async apply(state: NodeState): Promise<void> {
+    if (state.tapping !== undefined) this.tap.tapping = state.tapping;
     if (state.workloads) this.byCgroup = new Map(state.workloads.map((w) => [w.cgroupId, w]));
     if (state.view) { this.plane.apply(state.view); this.view = state.view; }
     if (state.identity) await this.installIdentity(state.identity);

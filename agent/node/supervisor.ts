@@ -258,6 +258,11 @@ export class Supervisor {
         else this.log.warn({ service: m.service, endpoint: `${m.ip}:${m.port}`, ejected: m.ejected }, 'no primary to update the L4 maps after an ejection');
         return;
       }
+      case 'access': {
+        const primary = this.slots[0];
+        if (primary?.proc.connected) this.send(primary, m);
+        return;
+      }
       case 'collect-metrics':
         this.collect(w, m.id);
         return;

@@ -1,9 +1,12 @@
 // `weft tap`: live requests as the L7 proxy completes them. The tap is an access log
 // sink: while nobody is tapping it costs one Set size check per request; each subscriber
 // has its own filter and a bounded queue, so a slow `weft tap` drops lines instead of
-// holding memory or slowing the proxy.
+// holding memory or slowing the proxy. With several agent workers, subscribers connect to
+// the primary (the admin port); proxy workers forward their records (ForwardingTap) only
+// while someone is tapping.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AccessRecord, AccessSink } from '../proxy/routing/access-log';
+import { AccessLog, type AccessRecord, type AccessSink } from '../proxy/routing/access-log';
+import { componentLogger } from '../telemetry/logger';
 import { invalidArg } from '../lib/errors';
 
 export interface TapFilter {
@@ -45,8 +48,12 @@ const MAX_QUEUED_BYTES = 1 << 20;
 export class RequestTap implements AccessSink {
   private readonly subs = new Set<Subscriber>();
 
-  /** `base`: the configured access log (sampled), or null when access logging is off. */
-  constructor(private readonly base: AccessSink | null) {}
+  /** `base`: the configured access log (sampled), or null when access logging is off.
+   *  `onTapping` hears when the first subscriber arrives and the last one leaves; a
+   *  subscriber is told the tap started once its promise settles (every worker taps). */
+  constructor(private readonly base: AccessSink | null, private readonly onTapping: (tapping: boolean) => Promise<void> | void = () => {}) {}
+
+  private tappingOn: Promise<void> = Promise.resolve();
 
   wants(status: number): boolean {
     return this.subs.size > 0 || (this.base?.wants(status) ?? false);
@@ -54,6 +61,12 @@ export class RequestTap implements AccessSink {
 
   write(r: AccessRecord): void {
     if (this.base?.wants(r.status)) this.base.write(r);
+    this.deliver(r);
+  }
+
+  /** A record to the subscribers only (another worker served it and wrote its own
+   *  access log). */
+  deliver(r: AccessRecord): void {
     for (const s of this.subs) if (matchesTap(s.filter, r)) s.send(r);
   }
 
@@ -63,7 +76,6 @@ export class RequestTap implements AccessSink {
   serve(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const filter = parseTapFilter(url.searchParams);
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
-    res.write(JSON.stringify({ tap: 'started', filter }) + '\n');
     let dropped = 0;
     const sub: Subscriber = {
       filter,
@@ -74,8 +86,32 @@ export class RequestTap implements AccessSink {
       },
     };
     this.subs.add(sub);
-    const bye = () => this.subs.delete(sub);
+    if (this.subs.size === 1) this.tappingOn = Promise.resolve(this.onTapping(true));
+    void this.tappingOn.then(() => { if (!res.writableEnded) res.write(JSON.stringify({ tap: 'started', filter }) + '\n'); });
+    const bye = () => { if (this.subs.delete(sub) && this.subs.size === 0) this.onTapping(false); };
     req.on('close', bye);
     res.on('close', bye);
+  }
+}
+
+/** The sampled JSON access log of `--access-log-sample` (null when off). */
+export function accessLogFor(node: string, sample: number): AccessSink | null {
+  return sample > 0 ? new AccessLog({ logger: componentLogger('access', { node }), sampleRate: sample, logErrors: true }) : null;
+}
+
+/** A proxy worker's sink: its own access log, plus every record to `forward` (to the
+ *  primary's RequestTap) while the primary says someone is tapping. */
+export class ForwardingTap implements AccessSink {
+  tapping = false;
+
+  constructor(private readonly base: AccessSink | null, private readonly forward: (r: AccessRecord) => void) {}
+
+  wants(status: number): boolean {
+    return this.tapping || (this.base?.wants(status) ?? false);
+  }
+
+  write(r: AccessRecord): void {
+    if (this.base?.wants(r.status)) this.base.write(r);
+    if (this.tapping) this.forward(r);
   }
 }

@@ -3,6 +3,7 @@
 // A worker started without a supervisor (no IPC channel) has no link: it is alone.
 import { EventEmitter } from 'node:events';
 import type { Registry } from 'prom-client';
+import type { AccessRecord } from '../proxy/routing/access-log';
 import type { NodeState, SupervisorMessage, WorkerInfo, WorkerMessage, WorkerMetrics } from './ipc';
 
 export interface WorkerLinkEvents {
@@ -10,6 +11,7 @@ export interface WorkerLinkEvents {
   state: [state: NodeState, seq: number];
   ejection: [m: Extract<SupervisorMessage, { type: 'ejection' }>];
   workers: [workers: WorkerInfo[]];
+  access: [record: AccessRecord];
 }
 
 export interface CollectedMetrics {
@@ -72,6 +74,7 @@ export class WorkerLink extends EventEmitter<WorkerLinkEvents> {
       case 'state': this.emit('state', m.state, m.seq); return;
       case 'ejection': this.emit('ejection', m); return;
       case 'workers': this.emit('workers', m.workers); return;
+      case 'access': this.emit('access', m.record); return;
       case 'state-synced': this.pending.get(m.seq)?.(m); return;
       case 'worker-metrics': this.pending.get(m.id)?.(m); return;
       case 'collect-metrics':

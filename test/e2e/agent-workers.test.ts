@@ -2,7 +2,8 @@
 // on the same outbound socket. Shown here through the real CLI, with curl as the client
 // (one new connection per request):
 //   - connections are served by both workers (per-worker request counts in /debug/workers)
-//     and /metrics reports the node total: exactly the requests made;
+//     and /metrics reports the node total: exactly the requests made; `weft tap` (served
+//     by the primary) shows every one of them;
 //   - an HTTPRoute change reaches every worker before the agent reports the new version:
 //     every connection after it, whichever worker accepts it, takes the new route;
 //   - a SIGKILLed proxy worker, then a SIGKILLed primary, are replaced while new
@@ -98,7 +99,10 @@ test('--workers 2: both workers serve, /metrics totals, a route change reaches e
   const status = await getJson<Status>(mesh, '/v1/status');
   assert.deepEqual(status.workers.map((w) => w.role).sort(), ['primary', 'proxy'], JSON.stringify(status.workers));
 
-  // 1. Both workers serve; the node total is the sum of the requests made.
+  // 1. Both workers serve; the node total is the sum of the requests made; `weft tap` on
+  //    the primary sees the proxy worker's requests too.
+  const tap = mesh.spawn(weftArgv('tap', '--json', '--count', '80', '--authority', '10.96.0.40'));
+  await tap.waitForLog(/tapping/);
   const first = await curlLoop(mesh, 'client', 'http://10.96.0.40/', 80, join(mesh.dir, 'first'));
   assert.equal(first.filter((s) => s.ok && s.body === 'web-v1').length, 80, `before the change: ${JSON.stringify(first.filter((s) => !s.ok || s.body !== 'web-v1'))}`);
   const counts1 = await getJson<WorkerCount[]>(mesh, '/debug/workers');
@@ -107,6 +111,8 @@ test('--workers 2: both workers serve, /metrics totals, a route change reaches e
   for (const c of counts1) assert.ok(c.requests > 0, `worker ${c.worker} (${c.role}) served no request: ${JSON.stringify(counts1)}`);
   assert.equal(counts1.reduce((s, c) => s + c.requests, 0), 80);
   assert.equal(await sourceRequests(mesh), 80, '/metrics sums the workers');
+  const tapExit = await Promise.race([tap.exited, sleep(20_000).then(() => 'timeout')]);
+  assert.equal(tapExit, 0, `weft tap saw ${tap.logs.filter((l) => l.includes('"method"')).length} of 80 requests`);
 
   // 2. A route change: once the agent reports the new version, every worker routes by it.
   writeFileSync(join(mesh.policiesDir, 'route.yaml'), toV2 + '\n');
