@@ -232,6 +232,14 @@ test('curl --http2-prior-knowledge and h2load through detection (undeclared prot
   const h2 = await run('h2load', ['-n', '200', '-c', '4', '-m', '8', '-d', `${dir}/req.bin`, '-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://127.0.0.1:${proxy.port}/test.Echo/Unary`]);
   assert.match(h2, /requests: 200 total, 200 started, 200 done, 200 succeeded, 0 failed, 0 errored/);
   assert.match(h2, /status codes: 200 2xx/);
+  // Every request was a real answer (5-byte frame + 'echo:curl'), not a local error:
+  // gRPC errors are HTTP 200 too.
+  assert.match(h2, /traffic: .* \(2800\) data/);
+  // Nothing stays booked against the cluster once the requests are done (a leak here
+  // opens the circuit breaker after maxRequests requests).
+  const cluster = proxy.directory.lookup(VIP, 50051).fallback.backends[0]!.cluster;
+  assert.equal(cluster.active, 0);
+  assert.ok(cluster.endpoints.every((e) => e.inflight === 0));
 });
 
 test('gRPC retries on UNAVAILABLE turn a 30 % failing method into ≥ 99 % success within the budget', async (t) => {

@@ -122,7 +122,7 @@ export class H2Proxy implements ConnectionHandler {
   constructor(o: Partial<H2Options> & Pick<H2Options, 'connect' | 'logger' | 'accessLog' | 'tracer'>) {
     this.o = {
       maxConcurrentStreams: 256, maxHeaderListSize: 16 * 1024, maxResetsPerSecond: 200, highWaterMark: 64 * 1024,
-      streamsPerSession: 16, sessionsPerEndpoint: 8, ...o,
+      streamsPerSession: 100, sessionsPerEndpoint: 8, ...o,
     };
     this.limits = {
       maxConcurrentStreams: this.o.maxConcurrentStreams, maxHeaderListSize: this.o.maxHeaderListSize,
@@ -298,13 +298,12 @@ class H2Exchange implements StreamHandler {
       return;
     }
     if (s !== this.up) return;
-    if (!this.responded) this.onResponse(h, end);
-    else {
-      const g = field(h, 'grpc-status');
-      if (g !== undefined) this.grpcStatus = Number(g);
-      this.dc.sendHeaders(this.down, forwardable(h, [], false), true);
-    }
-    if (end && this.up === s) this.onUpEnd();
+    if (!this.responded) { this.onResponse(h, end); return; }
+    const g = field(h, 'grpc-status');
+    if (g !== undefined) this.grpcStatus = Number(g);
+    // Book before forwarding: ending the client's stream finishes this exchange.
+    if (end) this.onUpEnd();
+    this.dc.sendHeaders(this.down, forwardable(h, [], false), true);
   }
 
   onData(s: H2Stream, data: Buffer, end: boolean): void {
@@ -320,8 +319,8 @@ class H2Exchange implements StreamHandler {
       return;
     }
     if (s !== this.up) return;
-    this.dc.sendData(this.down, data, end);
     if (end) this.onUpEnd();
+    this.dc.sendData(this.down, data, end);
   }
 
   onSent(s: H2Stream, n: number): void {
@@ -372,6 +371,7 @@ class H2Exchange implements StreamHandler {
     if (this.action!.responseHeaders !== null) applyEdits(out, this.action!.responseHeaders);
     this.responded = true;
     this.body = null;
+    if (end) this.onUpEnd();
     this.dc.sendHeaders(this.down, out, end);
   }
 
@@ -424,7 +424,8 @@ class H2Exchange implements StreamHandler {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
     const up = this.up;
     this.up = null;
-    if (up !== null && !up.closed) {
+    // A complete exchange closes its upstream stream by itself; anything else is cancelled.
+    if (up !== null && !up.closed && !(this.upDone && up.localEnd)) {
       up.conn.reset(up, E.CANCEL);
       if (!this.upDone && code !== 0) {
         // The client cancelled (RST_STREAM) or went away: cancel upstream too.
