@@ -364,6 +364,7 @@ export class NodeAgent {
       datapath: { programs: this.datapath.attachments.map((a) => ({ program: a.program, linkId: a.linkId, progId: a.progId, adopted: a.adopted })), services: this.view?.datapath.length ?? 0, counters: this.datapath.counters() },
       listeners: { outbound: `${this.cfg.outbound.host}:${this.cfg.outbound.port}`, inbound: this.plane.inboundAddress, admin: `${this.cfg.admin.host}:${this.cfg.admin.port}` },
       workers: this.workers,
+      ejections: [...this.ejected].map(([endpoint, pids]) => ({ endpoint, workers: [...pids] })),
       workloads: this.workloads.list().map((w) => ({ key: `${w.namespace}/${w.name}`, cgroupId: w.cgroupId, identity: this.principalOf(w) })),
       certificates: (this.identity?.identities() ?? []).map((id) => ({ identity: id, expiresAt: this.identity?.certificate(id)?.expiresAt.toISOString() ?? null })),
     };

@@ -158,3 +158,38 @@ test('--workers 2: both workers serve, /metrics totals, a route change reaches e
   assert.equal(after.workers.length, 2);
   assert.ok(after.workers.every((w) => !status.workers.some((o) => o.pid === w.pid)), 'both workers are new processes');
 });
+
+test('--workers 2: a proxy worker\'s outlier ejection reaches the primary and leaves the L4 maps', { timeout: 120_000 }, async (t) => {
+  if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
+  const flaky: TestService = { name: 'flaky', vip: '10.96.0.60', port: 80, targetPort: 8082, protocol: 'HTTP', workloads: { 'flaky-ok': '10.250.0.31', 'flaky-bad': '10.250.0.32' } };
+  const policy = `apiVersion: weft.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: flaky, namespace: default}
+spec:
+  targetRef: {kind: Service, name: flaky}
+  outlierDetection: {consecutive5xx: 2, baseEjectionTime: 120s, maxEjectionPercent: 50}`;
+  const mesh = await startOneNodeMesh('we', (node) => policyFile(node, [flaky], [policy]));
+  t.after(() => mesh.close());
+  await mesh.agent.kill('SIGTERM');
+  mesh.agentArgs.push('--workers', '2');
+  await mesh.startAgent();
+  mesh.ns.addAddress('10.250.0.31/32');
+  mesh.ns.addAddress('10.250.0.32/32');
+  await mesh.spawn([process.execPath, join(FIX, 'http-echo.js'), '10.250.0.31', '8082', 'ok']).waitForLog(/listening/);
+  const failing = "require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => { s.statusCode = 500; s.end('bad'); }); })"
+    + ".listen(8082, '10.250.0.32', () => process.stdout.write('listening\\n'))";
+  await mesh.spawn([process.execPath, '-e', failing]).waitForLog(/listening/);
+
+  const status = await getJson<Status>(mesh, '/v1/status');
+  const proxyPid = status.workers.find((w) => w.role === 'proxy')!.pid;
+  // Enough requests that both workers see the failing endpoint answer 5xx twice in a row.
+  await curlLoop(mesh, 'client', 'http://10.96.0.60/', 60, join(mesh.dir, 'shots'));
+  const counts = await getJson<WorkerCount[]>(mesh, '/debug/workers');
+  t.diagnostic(`requests per worker: ${JSON.stringify(counts)}`);
+  const ejections = (await getJson<{ ejections: { endpoint: string; workers: number[] }[] }>(mesh, '/v1/status')).ejections;
+  assert.deepEqual(ejections.map((e) => e.endpoint), ['10.250.0.32:8082'], JSON.stringify(ejections));
+  assert.ok(ejections[0]!.workers.includes(proxyPid), `the proxy worker (${proxyPid}) did not report its ejection: ${JSON.stringify(ejections)}`);
+  const bpf = await getJson<{ services: { vip: string; backends: { ip: string }[] }[] }>(mesh, '/debug/bpf');
+  const svc = bpf.services.find((s) => s.vip === '10.96.0.60');
+  assert.deepEqual(svc?.backends.map((b) => b.ip), ['10.250.0.31'], 'the ejected endpoint left the L4 maps');
+});
