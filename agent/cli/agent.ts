@@ -1,17 +1,17 @@
 // `weft agent`: the node agent, or with --cleanup the uninstaller of everything an agent
 // created on this node.
-import { availableParallelism } from 'node:os';
 import type { Command } from './command';
 import { parseFlags, parseHostPort } from './command';
 import { invalidArg } from '../lib/errors';
 import { createRootLogger } from '../telemetry/logger';
+import { usableCores } from '../node/cpus';
 
 /** More workers than this buys nothing but memory: the kernel's accept spreading and
  *  the primary's per-change fan-out both grow with N. */
 export const MAX_WORKERS = 64;
 
 export function defaultWorkers(): number {
-  return Math.max(1, Math.min(MAX_WORKERS, availableParallelism()));
+  return Math.min(MAX_WORKERS, usableCores());
 }
 
 const help = `Usage: weft agent --control HOST:PORT --node NAME [flags]
@@ -35,7 +35,7 @@ Flags:
   --access-log-sample F   write this fraction (0..1) of proxied requests to the JSON
                           access log; 5xx are always logged once it is on (default 0: off)
   --workers N             worker processes that serve L7 and mTLS connections, 1 to ${MAX_WORKERS}
-                          (default: the usable CPU cores, here ${defaultWorkers()})
+                          (default: the usable CPU cores — affinity and cgroup CPU quota)
   --cleanup               remove every program, link, pin and cgroup of --node, then exit
 
 The agent runs as a supervisor that holds the listening sockets and N worker processes
