@@ -172,7 +172,9 @@ export class H2Connection {
   }
 
   private writeHeaders(s: H2Stream, headers: readonly string[], end: boolean): void {
-    const block = this.encoder.encode(headers);
+    let block = this.encoder.encode(headers);
+    // Large blocks are written as slices (not copied): detach from the encoder's buffer.
+    if (block.length >= SLICE_MIN) block = Buffer.from(block);
     const max = this.peerMaxFrame;
     let off = 0, type: number = T.HEADERS;
     do {

@@ -18,11 +18,15 @@ const STATIC: readonly (readonly [string, string])[] = [
 ];
 const STATIC_LEN = STATIC.length;
 
-/** Static index of a full (name, value) pair and of a name alone. */
-const STATIC_PAIR = new Map<string, number>();
+/** Static index of a full (name, value) pair (name -> value -> index) and of a name
+ *  alone. Two levels instead of a "name\0value" key: no string is built per lookup, and
+ *  names and values decoded from a peer's table keep their cached hashes. */
+const STATIC_PAIR = new Map<string, Map<string, number>>();
 const STATIC_NAME = new Map<string, number>();
 STATIC.forEach(([n, v], i) => {
-  if (!STATIC_PAIR.has(`${n}\0${v}`)) STATIC_PAIR.set(`${n}\0${v}`, i + 1);
+  let m = STATIC_PAIR.get(n);
+  if (m === undefined) STATIC_PAIR.set(n, m = new Map());
+  if (!m.has(v)) m.set(v, i + 1);
   if (!STATIC_NAME.has(n)) STATIC_NAME.set(n, i + 1);
 });
 
@@ -196,8 +200,8 @@ const MAX_INDEXED_VALUE = 256;
  */
 export class HpackEncoder {
   private readonly table = new DynamicTable(4096);
-  /** "name\0value" and "name" -> insertion number of the newest matching entry. */
-  private readonly pairs = new Map<string, number>();
+  /** name -> value -> insertion number of the newest matching entry; name -> the same. */
+  private readonly pairs = new Map<string, Map<string, number>>();
   private readonly names = new Map<string, number>();
   /** A size update to announce at the start of the next block. */
   private pendingSize = -1;
@@ -214,17 +218,18 @@ export class HpackEncoder {
   }
 
   private readonly forget = (name: string, value: string, seq: number): void => {
-    const k = `${name}\0${value}`;
-    if (this.pairs.get(k) === seq) this.pairs.delete(k);
+    const m = this.pairs.get(name);
+    if (m !== undefined && m.get(value) === seq) { m.delete(value); if (m.size === 0) this.pairs.delete(name); }
     if (this.names.get(name) === seq) this.names.delete(name);
   };
 
-  /** Encodes `h` (flat name/value list; names lower-case) into a new Buffer. */
+  /** Encodes `h` (flat name/value list; names lower-case). The result is a view of the
+   *  encoder's buffer, valid until the next call: callers copy it into a frame at once. */
   encode(h: readonly string[]): Buffer {
     this.len = 0;
     if (this.pendingSize >= 0) { this.int(this.pendingSize, 5, 0x20); this.pendingSize = -1; }
     for (let i = 0; i < h.length; i += 2) this.field(h[i]!, h[i + 1]!);
-    return Buffer.from(this.buf.subarray(0, this.len));
+    return this.buf.subarray(0, this.len);
   }
 
   private dynIndex(seq: number | undefined): number {
@@ -234,10 +239,10 @@ export class HpackEncoder {
   }
 
   private field(name: string, value: string): void {
-    const key = `${name}\0${value}`;
-    const st = STATIC_PAIR.get(key);
+    const st = STATIC_PAIR.get(name)?.get(value);
     if (st !== undefined) { this.int(st, 7, 0x80); return; }
-    const dyn = this.dynIndex(this.pairs.get(key));
+    const dm = this.pairs.get(name);
+    const dyn = dm === undefined ? 0 : this.dynIndex(dm.get(value));
     if (dyn !== 0) { this.int(dyn, 7, 0x80); return; }
     const nameIdx = STATIC_NAME.get(name) ?? this.dynIndex(this.names.get(name));
     if (NEVER_INDEX.has(name)) this.int(nameIdx, 4, 0x10);
@@ -246,7 +251,9 @@ export class HpackEncoder {
       this.int(nameIdx, 6, 0x40);
       this.table.add(name, value, this.forget);
       const seq = this.table.inserted - 1;
-      this.pairs.set(key, seq);
+      // Re-read: the insertion may have evicted this name's last entry and its map.
+      const m = this.pairs.get(name);
+      if (m === undefined) this.pairs.set(name, new Map([[value, seq]])); else m.set(value, seq);
       this.names.set(name, seq);
     }
     if (nameIdx === 0) this.str(name);

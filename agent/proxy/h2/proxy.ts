@@ -91,13 +91,18 @@ class StreamView implements RequestView {
   header(n: string): string | undefined { return field(this.h, n === 'host' ? ':authority' : n); }
 }
 
-/** Copies a header list without hop-by-hop fields (and, if asked, pseudo-headers). */
-function forwardable(h: readonly string[], out: string[], pseudo: boolean): string[] {
-  for (let i = 0; i < h.length; i += 2) {
-    const n = h[i]!, v = h[i + 1]!;
-    if (HOP_BY_HOP.has(n) || (n === 'te' && v !== 'trailers') || (!pseudo && n.charCodeAt(0) === 0x3a)) continue;
-    out.push(n, v);
-  }
+function dropped(n: string, v: string, pseudo: boolean): boolean {
+  return HOP_BY_HOP.has(n) || (n === 'te' && v !== 'trailers') || (!pseudo && n.charCodeAt(0) === 0x3a);
+}
+
+/** `h` without hop-by-hop fields (and, unless `pseudo`, pseudo-headers) — `h` itself
+ *  when nothing is dropped and no copy is asked for (the common case: no allocation). */
+function forwardable(h: string[], pseudo: boolean, copy: boolean): string[] {
+  let i = 0;
+  if (!copy) while (i < h.length && !dropped(h[i]!, h[i + 1]!, pseudo)) i += 2;
+  if (i === h.length) return h;
+  const out = h.slice(0, i);
+  for (; i < h.length; i += 2) if (!dropped(h[i]!, h[i + 1]!, pseudo)) out.push(h[i]!, h[i + 1]!);
   return out;
 }
 
@@ -249,9 +254,9 @@ class H2Exchange implements StreamHandler {
     if (this.finished) return;
     const cluster = this.cluster = selectBackend(this.action!);
     if (cluster.active >= cluster.limits.maxRequests) { this.flags = 'overflow'; this.local(503, GrpcStatus.UNAVAILABLE, 'circuit breaker open'); return; }
-    const out = forwardable(this.headers, [], true);
-    if (this.action!.requestHeaders !== null) applyEdits(out, this.action!.requestHeaders);
     const tracer = this.proxy.options.tracer;
+    const out = forwardable(this.headers, true, this.action!.requestHeaders !== null || tracer !== null);
+    if (this.action!.requestHeaders !== null) applyEdits(out, this.action!.requestHeaders);
     if (tracer !== null) {
       this.span = tracer.start(`${this.view.method} ${this.action!.name}`, this.view.header('traceparent'));
       const i = out.indexOf('traceparent');
@@ -293,7 +298,7 @@ class H2Exchange implements StreamHandler {
       this.reqEnded = end;
       if (!end) { this.dc.reset(s, E.PROTOCOL_ERROR); this.onClosed(s, E.PROTOCOL_ERROR); return; }
       const up = this.up;
-      if (up !== null) up.conn.sendHeaders(up, forwardable(h, [], false), true);
+      if (up !== null) up.conn.sendHeaders(up, forwardable(h, false, false), true);
       else this.body = null; // trailers cannot be held for a later attempt; rare in practice
       return;
     }
@@ -303,7 +308,7 @@ class H2Exchange implements StreamHandler {
     if (g !== undefined) this.grpcStatus = Number(g);
     // Book before forwarding: ending the client's stream finishes this exchange.
     if (end) this.onUpEnd();
-    this.dc.sendHeaders(this.down, forwardable(h, [], false), true);
+    this.dc.sendHeaders(this.down, forwardable(h, false, false), true);
   }
 
   onData(s: H2Stream, data: Buffer, end: boolean): void {
@@ -367,8 +372,10 @@ class H2Exchange implements StreamHandler {
     }
     this.status = status;
     if (trailersOnly) this.grpcStatus = Number(g);
-    const out = forwardable(h, [':status', String(status)], false);
-    if (this.action!.responseHeaders !== null) applyEdits(out, this.action!.responseHeaders);
+    // Forwarded as received (':status' and all) unless hop-by-hop fields go or edits apply.
+    const edits = this.action!.responseHeaders;
+    const out = forwardable(h, true, edits !== null);
+    if (edits !== null) applyEdits(out, edits);
     this.responded = true;
     this.body = null;
     if (end) this.onUpEnd();
