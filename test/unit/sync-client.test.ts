@@ -12,6 +12,12 @@ import type { NodeView } from '../../agent/policy/snapshot';
 import { SyncClient, type SyncClientOptions } from '../../agent/sync/client';
 import { CACHE_FILE } from '../../agent/sync/cache';
 import { startControl, until, silent, TOKEN, NODE1_TOKEN } from './control-harness';
+import { policyCompiler } from '../../agent/control/policy-adapter';
+import type { PolicyCompiler } from '../../agent/control/policy-compiler';
+import { forNode } from '../../agent/policy';
+import { serviceYaml, nodeWorkloadsYaml, nodeName, type MeshShape } from '../bench/control-fixture';
+
+const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
 
 function agent(t: TestContext, address: string, o: Partial<SyncClientOptions> & { stateDir?: string } = {}) {
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-sync-'));
@@ -105,6 +111,35 @@ test('control API down: a restarting agent serves the cache; a restarted control
   await second.waitFor(() => (second.c.state().version === v2 && second.c.state().connected ? true : undefined), 'in sync after restart', 8000);
   assert.equal(second.c.state().fromCache, false);
   assert.deepEqual(infos, [true, false]);
+});
+
+test('a restarted agent tells the control API what it holds: an unchanged view costs no resources, a change only the delta', async (t) => {
+  const files = { 'services.yaml': serviceYaml(SHAPE), [`workloads-${nodeName(0)}.yaml`]: nodeWorkloadsYaml(SHAPE, 0), [`workloads-${nodeName(1)}.yaml`]: nodeWorkloadsYaml(SHAPE, 1) };
+  const h = await startControl(t, { files, compiler: policyCompiler() as PolicyCompiler });
+  const stateDir = mkdtempSync(join(tmpdir(), 'wt-sync-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const sent = async () => (await h.server.metrics.deltaResources.get()).values[0]?.value ?? 0;
+  const v1 = h.server.store.snapshot()!.version;
+  const first = agent(t, h.address, { stateDir, node: nodeName(0) });
+  await first.c.start();
+  await first.waitFor(() => (first.c.state().version === v1 ? true : undefined), 'v1');
+  await first.waitFor(() => { try { return JSON.parse(readFileSync(join(stateDir, CACHE_FILE), 'utf8')).version === v1 ? true : undefined; } catch { return undefined; } }, 'cache written');
+  assert.equal(await sent(), SHAPE.services + 1, 'the first sync sends every resource');
+  const whole = JSON.stringify(first.applied.at(-1));
+  await first.c.stop();
+
+  const second = agent(t, h.address, { stateDir, node: nodeName(0) });
+  await second.c.start();
+  assert.equal(JSON.stringify(second.applied[0]), whole, 'the cache reassembles the same view');
+  await second.waitFor(() => (second.c.state().connected && !second.c.state().fromCache ? true : undefined), 'confirmed by the control API');
+  assert.equal(await sent(), SHAPE.services + 1, 'nothing resent');
+  assert.equal(second.applied.length, 1, 'nothing to apply again');
+
+  h.write(`workloads-${nodeName(1)}.yaml`, nodeWorkloadsYaml(SHAPE, 1, 2));
+  await second.waitFor(() => (second.c.state().version !== v1 ? true : undefined), 'the change applied');
+  assert.equal(await sent(), SHAPE.services + 2, 'one service resource for a one-endpoint change');
+  const view = second.applied.at(-1)!;
+  assert.deepEqual(JSON.parse(JSON.stringify(view)), JSON.parse(JSON.stringify(forNode(h.server.store.snapshot()!, nodeName(0)))));
 });
 
 test('PERMISSION_DENIED is fatal: no retry storm, the last snapshot keeps serving', async (t) => {
