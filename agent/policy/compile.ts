@@ -68,8 +68,21 @@ export function compile(set: PolicySet, registered: readonly WorkloadRegistratio
     trafficPolicies: compileTrafficPolicies(model),
     authorizationPolicies: compileAuthorization(model, services, workloads),
   };
-  const hash = createHash('sha256').update(JSON.stringify(content)).digest('hex').slice(0, 16);
-  return { version: opts.version ?? hash, createdAt: (opts.now ?? new Date()).toISOString(), ...content };
+  return { version: opts.version ?? contentHash(content), createdAt: (opts.now ?? new Date()).toISOString(), ...content };
+}
+
+/** sha256 over the content, one list element at a time: the same determinism as hashing
+ *  JSON.stringify(content), without building a multi-megabyte string per compile (which
+ *  V8 allocates outside the young generation, so it lingers until a full GC). Elements
+ *  are newline-separated, which JSON text never contains, so the stream is unambiguous. */
+function contentHash(content: Omit<Snapshot, 'version' | 'createdAt'>): string {
+  const h = createHash('sha256');
+  for (const [key, value] of Object.entries(content)) {
+    h.update(`${key}\n`);
+    if (Array.isArray(value)) for (const v of value) h.update(`${JSON.stringify(v)}\n`);
+    else h.update(`${JSON.stringify(value)}\n`);
+  }
+  return h.digest('hex').slice(0, 16);
 }
 
 /** Services indexed by namespace and by one of their selector's label pairs, so matching
