@@ -175,6 +175,22 @@ test('slow receiver: flow control bounds what the server can push through the pr
   assert.equal(received, FLOOD, 'all messages arrive once the receiver reads again');
 });
 
+test('large messages both ways: 24 MiB of 1 MiB bidi messages cross every window on the path', async (t) => {
+  const { client } = await setup(t);
+  const N = 24;
+  const got: number[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const d = client.makeBidiStreamRequest('/test.Echo/Bidi', id, id, new grpc.Metadata(), {});
+    d.on('data', (b: Buffer) => { got.push(b.length === 3 + CHUNK * 16 && b[3] === got.length % 251 && b[b.length - 1] === got.length % 251 ? 1 : 0); });
+    d.on('end', resolve);
+    d.on('error', reject);
+    for (let i = 0; i < N; i++) d.write(Buffer.alloc(CHUNK * 16, i % 251));
+    d.end();
+  });
+  assert.equal(got.length, N);
+  assert.ok(got.every((x) => x === 1), 'every message arrived intact and in order');
+});
+
 function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => execFile(cmd, args, { timeout: timeoutMs }, (e, out, err) => (e ? reject(new Error(`${e.message}\n${err}`)) : resolve(out))));
 }

@@ -95,6 +95,8 @@ export class H2Connection {
   private wstart = 0;
   private outBytes = 0;
   private flushScheduled = false;
+  /** Reading paused because the socket's output is backed up. */
+  private readPaused = false;
   private readonly flushFn = (): void => this.flush();
   // Peer settings and windows.
   private peerInitialWindow = DEFAULT_WINDOW;
@@ -389,6 +391,13 @@ export class H2Connection {
       for (let i = 0; i < c.length; i++) this.sock.write(c[i]!);
       this.sock.uncork();
     }
+    if (this.sock.writableLength > OUT_HIGH_WATER) {
+      // Our output to this peer is not draining: stop reading from it until 'drain'.
+      if (!this.readPaused) { this.readPaused = true; this.sock.pause(); }
+    } else if (this.blocked.length > 0) {
+      // DATA held back only because this turn's batch was large: the socket took it.
+      this.flushBlocked();
+    }
   }
 
   // ------------------------------------------------------------------ input
@@ -418,13 +427,11 @@ export class H2Connection {
     }
     if (this.destroyed) return;
     if (i < end) this.rbuf = i === 0 ? b : b.subarray(i);
-    // Our output to this peer is not draining: stop reading until it does.
-    if (this.congested) this.sock.pause();
   };
 
   private readonly onDrain = (): void => {
     this.flushBlocked();
-    if (!this.congested) this.sock.resume();
+    if (this.readPaused && !this.congested) { this.readPaused = false; this.sock.resume(); }
   };
 
   private readonly onError = (): void => { this.destroy(E.CANCEL); };
