@@ -5,11 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { service, view, startProxy } from './l7-harness';
 import { HpackDecoder, HpackEncoder } from '../../agent/proxy/h2/hpack';
 import { E, F, PREFACE, S, T, frame, goawayFrame, settingsFrame, u32Frame } from '../../agent/proxy/h2/frame';
+import { H2Proxy } from '../../agent/proxy/h2/proxy';
+import { componentLogger } from '../../agent/telemetry/logger';
 
 const VIP = '10.96.7.1';
 
@@ -90,6 +92,7 @@ async function setup(t: { after(fn: () => Promise<void> | void): void }) {
     s.on('close', () => { st.open--; });
     s.on('error', () => {});
     if (h[':path'] === '/hold') return; // never answers
+    if (h[':path'] === '/slow') { setTimeout(() => { if (!s.destroyed) { s.respond({ ':status': 200 }); s.end('slow'); } }, 300); return; }
     s.resume();
     s.on('end', () => { if (!s.destroyed) { s.respond({ ':status': 200 }); s.end('ok'); } });
   });
@@ -108,7 +111,7 @@ async function setup(t: { after(fn: () => Promise<void> | void): void }) {
     assert.equal(d!.payload.toString(), 'ok');
     c.close();
   };
-  return { open, healthy, st };
+  return { open, healthy, st, proxy, origin };
 }
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -214,4 +217,28 @@ test('h2 corpus: concurrent stream limit refuses the 257th stream; GOAWAY from t
   c.send(goawayFrame(0, E.NO_ERROR));
   c.close();
   await healthy();
+});
+
+test('drain: GOAWAY(NO_ERROR) names the last stream, open streams finish, later ones are not served', async (t) => {
+  const { proxy } = await setup(t);
+  // An H2Proxy of our own (the outbound's is private), on the harness's routes.
+  const h2 = new H2Proxy({ connect: (ep) => connect({ host: ep.ip, port: ep.port }), logger: componentLogger('test'), accessLog: null, tracer: null });
+  const routes = proxy.directory.lookup(VIP, 8080);
+  const server = createServer((sock) => h2.handle(sock, routes, { dstIp: VIP, dstPort: 8080, cgroupId: 1 }, null, null, null));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => { h2.close(); server.close(); });
+  const c = await Raw.open((server.address() as AddressInfo).port);
+  t.after(() => c.close());
+  c.send(c.headers(1, req('/slow')));
+  await new Promise((r) => setTimeout(r, 100));
+  const drained = h2.drain();
+  const g = await c.until((f) => f.type === T.GOAWAY);
+  assert.equal(g!.payload.readUInt32BE(0), 1, 'last stream id');
+  assert.equal(g!.payload.readUInt32BE(4), E.NO_ERROR);
+  c.send(c.headers(3, req()));
+  const d = await c.until((f) => f.type === T.DATA && f.stream === 1 && (f.flags & F.END_STREAM) !== 0);
+  assert.equal(d!.payload.toString(), 'slow', 'the stream in flight finished');
+  await drained;
+  await c.until(null);
+  assert.equal(c.frames.some((f) => f.stream === 3), false, 'a stream opened after GOAWAY is not served');
 });
