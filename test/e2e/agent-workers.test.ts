@@ -175,21 +175,33 @@ spec:
   await mesh.startAgent();
   mesh.ns.addAddress('10.250.0.31/32');
   mesh.ns.addAddress('10.250.0.32/32');
-  await mesh.spawn([process.execPath, join(FIX, 'http-echo.js'), '10.250.0.31', '8082', 'ok']).waitForLog(/listening/);
-  const failing = "require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => { s.statusCode = 500; s.end('bad'); }); })"
-    + ".listen(8082, '10.250.0.32', () => process.stdout.write('listening\\n'))";
-  await mesh.spawn([process.execPath, '-e', failing]).waitForLog(/listening/);
+  // The healthy endpoint answers slowly, the failing one at once: the peak-EWMA balancer
+  // then prefers the failing one until a worker's outlier detection ejects it, so every
+  // worker that serves a few requests ejects it.
+  const server = (ip: string, status: number, delayMs: number) => "require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => "
+    + `setTimeout(() => { s.statusCode = ${status}; s.end('${status}'); }, ${delayMs})); })`
+    + `.listen(8082, '${ip}', () => process.stdout.write('listening\\n'))`;
+  await mesh.spawn([process.execPath, '-e', server('10.250.0.31', 200, 30)]).waitForLog(/listening/);
+  await mesh.spawn([process.execPath, '-e', server('10.250.0.32', 500, 0)]).waitForLog(/listening/);
 
   const status = await getJson<Status>(mesh, '/v1/status');
   const proxyPid = status.workers.find((w) => w.role === 'proxy')!.pid;
-  // Enough requests that both workers see the failing endpoint answer 5xx twice in a row.
-  await curlLoop(mesh, 'client', 'http://10.96.0.60/', 60, join(mesh.dir, 'shots'));
+  const primaryPid = status.workers.find((w) => w.role === 'primary')!.pid;
+  const shots = await curlLoop(mesh, 'client', 'http://10.96.0.60/', 60, join(mesh.dir, 'shots'));
   const counts = await getJson<WorkerCount[]>(mesh, '/debug/workers');
-  t.diagnostic(`requests per worker: ${JSON.stringify(counts)}`);
+  t.diagnostic(`requests per worker: ${JSON.stringify(counts)}; failed (5xx before an ejection): ${shots.filter((s) => !s.ok).length}`);
   const ejections = (await getJson<{ ejections: { endpoint: string; workers: number[] }[] }>(mesh, '/v1/status')).ejections;
   assert.deepEqual(ejections.map((e) => e.endpoint), ['10.250.0.32:8082'], JSON.stringify(ejections));
-  assert.ok(ejections[0]!.workers.includes(proxyPid), `the proxy worker (${proxyPid}) did not report its ejection: ${JSON.stringify(ejections)}`);
+  assert.deepEqual(ejections[0]!.workers.sort(), [primaryPid, proxyPid].sort(), `each worker reports its own ejection (primary ${primaryPid}, proxy ${proxyPid})`);
   const bpf = await getJson<{ services: { vip: string; backends: { ip: string }[] }[] }>(mesh, '/debug/bpf');
   const svc = bpf.services.find((s) => s.vip === '10.96.0.60');
   assert.deepEqual(svc?.backends.map((b) => b.ip), ['10.250.0.31'], 'the ejected endpoint left the L4 maps');
+
+  // A worker that dies takes its ejections with it (its replacement starts with none).
+  const replaced = mesh.agent.waitForLog(/"role":"proxy","msg":"replacement worker ready"/, 60_000);
+  process.kill(proxyPid, 'SIGKILL');
+  await replaced;
+  await waitAgentReady(mesh.ns);
+  const left = (await getJson<{ ejections: { endpoint: string; workers: number[] }[] }>(mesh, '/v1/status')).ejections;
+  assert.deepEqual(left, [{ endpoint: '10.250.0.32:8082', workers: [primaryPid] }]);
 });
