@@ -93,8 +93,10 @@ async function setup(t: { after(fn: () => Promise<void> | void): void }) {
     s.on('error', () => {});
     if (h[':path'] === '/hold') return; // never answers
     if (h[':path'] === '/slow') { setTimeout(() => { if (!s.destroyed) { s.respond({ ':status': 200 }); s.end('slow'); } }, 300); return; }
-    s.resume();
-    s.on('end', () => { if (!s.destroyed) { s.respond({ ':status': 200 }); s.end('ok'); } });
+    let body = '';
+    s.on('data', (d: Buffer) => { body += d.toString(); });
+    s.on('trailers', (tr) => { body += `|${String(tr['x-req-trailer'])}`; });
+    s.on('end', () => { if (!s.destroyed) { s.respond({ ':status': 200 }); s.end(h[':path'] === '/echo' ? body : 'ok'); } });
   });
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
   const proxy = await startProxy(view([service({ name: 'h2', vip: VIP, port: 8080, protocol: 'HTTP2', endpoints: [{ port: (origin.address() as AddressInfo).port }] })]), { ip: VIP, port: 8080 });
@@ -241,4 +243,17 @@ test('drain: GOAWAY(NO_ERROR) names the last stream, open streams finish, later 
   await drained;
   await c.until(null);
   assert.equal(c.frames.some((f) => f.stream === 3), false, 'a stream opened after GOAWAY is not served');
+});
+
+test('request body and request trailers reach the upstream', async (t) => {
+  const { proxy } = await setup(t);
+  const session = http2.connect(`http://127.0.0.1:${proxy.port}`);
+  t.after(() => session.destroy());
+  const r = session.request({ ':method': 'POST', ':path': '/echo' }, { waitForTrailers: true });
+  r.on('wantTrailers', () => r.sendTrailers({ 'x-req-trailer': 'tv' }));
+  r.end('abc');
+  let got = '';
+  r.on('data', (d: Buffer) => { got += d.toString(); });
+  await new Promise((res) => r.on('end', res));
+  assert.equal(got, 'abc|tv');
 });

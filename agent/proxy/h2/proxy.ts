@@ -203,6 +203,7 @@ class H2Exchange implements StreamHandler {
   /** Request bytes received and not yet credited back to the client. */
   private owed = 0;
   private reqEnded: boolean;
+  private reqTrailers: string[] | null = null;
   private attempts = 0;
   private tryStarted = 0;
 
@@ -285,21 +286,23 @@ class H2Exchange implements StreamHandler {
       this.failUpstream(String(e), true);
       return;
     }
-    const body = this.body;
-    const noBody = this.reqEnded && (body === null || body.length === 0);
+    const body = this.body, trailers = this.reqTrailers;
+    const noBody = this.reqEnded && (body === null || body.length === 0) && trailers === null;
     const up = this.up = uc.request(this.outHeaders!, noBody, this);
-    if (!noBody && body !== null) for (let i = 0; i < body.length; i++) uc.sendData(up, body[i]!, this.reqEnded && i === body.length - 1);
+    if (noBody || body === null) return;
+    for (let i = 0; i < body.length; i++) uc.sendData(up, body[i]!, this.reqEnded && trailers === null && i === body.length - 1);
+    if (trailers !== null) uc.sendHeaders(up, trailers, true);
   }
 
   // ---- events from either stream
   onHeaders(s: H2Stream, h: string[], end: boolean): void {
     if (s === this.down) {
-      // Request trailers.
-      this.reqEnded = end;
+      // Request trailers: forwarded, and kept for a later attempt with the body.
       if (!end) { this.dc.reset(s, E.PROTOCOL_ERROR); this.onClosed(s, E.PROTOCOL_ERROR); return; }
+      this.reqEnded = true;
+      this.reqTrailers = forwardable(h, false, false);
       const up = this.up;
-      if (up !== null) up.conn.sendHeaders(up, forwardable(h, false, false), true);
-      else this.body = null; // trailers cannot be held for a later attempt; rare in practice
+      if (up !== null) up.conn.sendHeaders(up, this.reqTrailers, true);
       return;
     }
     if (s !== this.up) return;
