@@ -42,7 +42,6 @@ export interface WorkerInfo { worker: number; role: WorkerRole; pid: number }
 /** Worker → supervisor. */
 export type WorkerMessage =
   | { type: 'ready' }
-  | { type: 'draining' }
   /** A proxy worker (re)started and listens for messages: send it the cached state. */
   | { type: 'hello' }
   /** Primary: publish a state change; the supervisor answers 'state-synced' with the
