@@ -36,6 +36,10 @@ export class ProxyWorker {
   private identity: IdentityReplica | null = null;
   private byCgroup = new Map<string, LocalWorkload>();
   private readonly tap: ForwardingTap;
+  /** Endpoints this worker's outlier detection holds ejected, by service: re-reported
+   *  with every new snapshot, so a primary that restarted (and lost its table) learns
+   *  them again. */
+  private readonly ejected = new Map<string, { service: string; ip: string; port: number }>();
 
   private constructor(cfg: ProxyWorkerConfig) {
     this.log = componentLogger('proxy-worker', { node: cfg.node, worker: cfg.worker });
@@ -48,11 +52,16 @@ export class ProxyWorker {
       node: cfg.node, registry: this.registry, inbound: cfg.inbound, inboundFd: cfg.listenFds.inbound,
       lookupOrigin: (ip, port) => this.origins.lookup(ip, port),
       workloadByCgroup: (id) => this.byCgroup.get(id.toString()),
-      onEjection: (service, ep, ejected) => cfg.link.send({ type: 'ejection', service, ip: ep.ip, port: ep.port, ejected }),
+      onEjection: (service, ep, ejected) => {
+        const key = `${service}|${ep.ip}:${ep.port}`;
+        if (ejected) this.ejected.set(key, { service, ip: ep.ip, port: ep.port }); else this.ejected.delete(key);
+        cfg.link.send({ type: 'ejection', service, ip: ep.ip, port: ep.port, ejected });
+      },
       accessLog: tap,
     });
     cfg.link.serveMetrics(this.registry);
     cfg.link.on('state', (state, seq) => {
+      if (state.view) for (const e of this.ejected.values()) cfg.link.send({ type: 'ejection', ...e, ejected: true });
       void this.apply(state)
         .catch((e) => this.log.error({ err: describeError(e) }, 'cannot apply the primary\'s state'))
         .finally(() => cfg.link.send({ type: 'state-applied', seq }));

@@ -8,7 +8,9 @@
 //     every connection after it, whichever worker accepts it, takes the new route;
 //   - a SIGKILLed proxy worker, then a SIGKILLed primary, are replaced while new
 //     connections keep succeeding (the listening socket never closes; the other worker
-//     keeps accepting, the proxy worker needing nothing from the primary to serve).
+//     keeps accepting, the proxy worker needing nothing from the primary to serve);
+//   - outlier ejections in a proxy worker reach the primary, the only writer of the L4
+//     maps; a restarted primary learns them again, a dead worker's ejections end.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -197,11 +199,25 @@ spec:
   const svc = bpf.services.find((s) => s.vip === '10.96.0.60');
   assert.deepEqual(svc?.backends.map((b) => b.ip), ['10.250.0.31'], 'the ejected endpoint left the L4 maps');
 
-  // A worker that dies takes its ejections with it (its replacement starts with none).
-  const replaced = mesh.agent.waitForLog(/"role":"proxy","msg":"replacement worker ready"/, 60_000);
-  process.kill(proxyPid, 'SIGKILL');
-  await replaced;
-  await waitAgentReady(mesh.ns);
-  const left = (await getJson<{ ejections: { endpoint: string; workers: number[] }[] }>(mesh, '/v1/status')).ejections;
-  assert.deepEqual(left, [{ endpoint: '10.250.0.32:8082', workers: [primaryPid] }]);
+  // A restarted primary learns the proxy worker's ejection again (it is re-reported with
+  // the new primary's first snapshot); a proxy worker that dies takes its ejections with
+  // it, and the endpoint returns to the L4 maps.
+  const l4Backends = async () => (await getJson<{ services: { vip: string; backends: { ip: string }[] }[] }>(mesh, '/debug/bpf'))
+    .services.find((x) => x.vip === '10.96.0.60')?.backends.map((b) => b.ip).sort();
+  const ejectionsNow = async () => (await getJson<{ ejections: { endpoint: string; workers: number[] }[] }>(mesh, '/v1/status')).ejections;
+  for (const [role, pid, wantEjections, wantBackends] of [
+    ['primary', primaryPid, [{ endpoint: '10.250.0.32:8082', workers: [proxyPid] }], ['10.250.0.31']],
+    ['proxy', proxyPid, [], ['10.250.0.31', '10.250.0.32']],
+  ] as const) {
+    const replaced = mesh.agent.waitForLog(new RegExp(`"role":"${role}","msg":"replacement worker ready"`), 60_000);
+    process.kill(pid, 'SIGKILL');
+    await replaced;
+    await waitAgentReady(mesh.ns);
+    // The primary hears of the new worker set just after the supervisor logs it.
+    for (let i = 0; JSON.stringify(await ejectionsNow()) !== JSON.stringify(wantEjections); i++) {
+      assert.ok(i < 50, `after the ${role} restart: ${JSON.stringify(await ejectionsNow())}`);
+      await sleep(100);
+    }
+    assert.deepEqual(await l4Backends(), wantBackends, `L4 backends after the ${role} restart`);
+  }
 });
