@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HpackDecoder, HpackEncoder, HpackError } from '../../agent/proxy/h2/hpack';
-import { huffmanDecode } from '../../agent/proxy/h2/huffman';
+import { CODES, codeLength, huffmanDecode } from '../../agent/proxy/h2/huffman';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const pairs = (h: string[]): [string, string][] => { const o: [string, string][] = []; for (let i = 0; i < h.length; i += 2) o.push([h[i]!, h[i + 1]!]); return o; };
@@ -118,4 +118,26 @@ test('encoder round-trips through the decoder, indexes repeats, honours a smalle
     const hi = [':path', `/p/${i % 7}`, 'x-n', String(i % 13)];
     assert.deepEqual(dec.decode(enc.encode(hi), 1 << 20).headers, hi);
   }
+});
+
+test('Huffman: every byte value round-trips (strings encoded here from the code table)', () => {
+  const encode = (bytes: number[]): Buffer => {
+    let bits = 0n, n = 0n;
+    for (const b of bytes) { bits = (bits << BigInt(codeLength(b))) | BigInt(CODES[b]!); n += BigInt(codeLength(b)); }
+    const pad = (8n - (n % 8n)) % 8n;
+    bits = (bits << pad) | ((1n << pad) - 1n);
+    const len = Number((n + pad) / 8n);
+    const out = Buffer.alloc(len);
+    for (let i = len - 1; i >= 0; i--) { out[i] = Number(bits & 0xffn); bits >>= 8n; }
+    return out;
+  };
+  assert.equal(CODES[0], 0x1ff8);
+  assert.equal(CODES[256], 0x3fffffff);
+  const all = Array.from({ length: 256 }, (_x, i) => i);
+  for (let shift = 0; shift < 7; shift++) {
+    const bytes = all.map((b) => (b * 7 + shift * 31) % 256);
+    const enc = encode(bytes);
+    assert.equal(huffmanDecode(enc, 0, enc.length), Buffer.from(bytes).toString('latin1'));
+  }
+  assert.equal(huffmanDecode(Buffer.alloc(0), 0, 0), '');
 });

@@ -1,8 +1,7 @@
 // HPACK Huffman decoding (RFC 7541 §5.2, Appendix B). The code is canonical: symbols
-// sorted by (code length, symbol) get consecutive codes, so the code lengths alone
-// define it and decoding needs only per-length first-code/offset tables — no 257-entry
-// code list or bit trie. We never Huffman-encode (raw literals are always valid and
-// cost no CPU); peers do encode, so we must decode.
+// sorted by (code length, symbol) get consecutive codes, so the table of code lengths
+// alone defines it. We never Huffman-encode (raw literals are always valid and cost no
+// CPU); peers do encode, so we must decode.
 
 /** Code length in bits of each symbol 0..255 and EOS (256), from Appendix B. */
 const LENGTHS = [
@@ -20,27 +19,53 @@ const LENGTHS = [
 export const EOS = 256;
 const MAX_LEN = 30;
 
-/** Symbols in canonical order; for each length: first code, index of its first symbol, count. */
-const SORTED = new Uint16Array(257);
-const FIRST_CODE = new Int32Array(MAX_LEN + 1);
-const FIRST_INDEX = new Int32Array(MAX_LEN + 1);
-const COUNT = new Int32Array(MAX_LEN + 1);
-/** The code of each symbol (right-aligned); used by tests and by the encoder of test vectors. */
+/** The code of each symbol (right-aligned), assigned canonically: by length, then symbol. */
 export const CODES = new Uint32Array(257);
-
-(function build(): void {
-  let n = 0;
-  for (let len = 1; len <= MAX_LEN; len++) for (let s = 0; s <= EOS; s++) if (LENGTHS[s] === len) SORTED[n++] = s;
-  let code = 0, idx = 0;
+(function assign(): void {
+  let code = 0;
   for (let len = 1; len <= MAX_LEN; len++) {
-    FIRST_CODE[len] = code;
-    FIRST_INDEX[len] = idx;
-    while (idx < 257 && LENGTHS[SORTED[idx]!] === len) { CODES[SORTED[idx]!] = code++; idx++; COUNT[len]++; }
+    for (let sym = 0; sym <= EOS; sym++) if (LENGTHS[sym] === len) CODES[sym] = code++;
     code <<= 1;
   }
 })();
 
 export function codeLength(sym: number): number { return LENGTHS[sym]!; }
+
+// Decoding walks four bits at a time through a table built from the code: for each
+// trie node and nibble, the node reached and the symbol completed on the way (at most
+// one, as no code is shorter than 5 bits). -1 as the next node marks an invalid path
+// (EOS, which must never appear inside a string, or a code that does not exist).
+const CHILD0: number[] = [-1], CHILD1: number[] = [-1], LEAF: number[] = [-1];
+for (let sym = 0; sym <= EOS; sym++) {
+  let node = 0;
+  for (let b = LENGTHS[sym]! - 1; b >= 0; b--) {
+    const kids = (CODES[sym]! >>> b) & 1 ? CHILD1 : CHILD0;
+    if (kids[node] === -1) { kids[node] = CHILD0.length; CHILD0.push(-1); CHILD1.push(-1); LEAF.push(-1); }
+    node = kids[node]!;
+  }
+  LEAF[node] = sym;
+}
+const NODES = CHILD0.length;
+const NEXT = new Int16Array(NODES * 16);
+const EMIT = new Int16Array(NODES * 16);
+for (let n = 0; n < NODES; n++) {
+  for (let v = 0; v < 16; v++) {
+    let node = n, emit = -1;
+    for (let b = 3; b >= 0 && node >= 0; b--) {
+      node = ((v >> b) & 1 ? CHILD1 : CHILD0)[node]!;
+      if (node >= 0 && LEAF[node]! >= 0) {
+        if (LEAF[node] === EOS) node = -1; else { emit = LEAF[node]!; node = 0; }
+      }
+    }
+    NEXT[n * 16 + v] = node;
+    EMIT[n * 16 + v] = emit;
+  }
+}
+/** Nodes where a string may end: the root, or up to 7 one-bits into EOS (padding, §5.2). */
+const ACCEPT = new Uint8Array(NODES);
+for (let node = 0, d = 0; d <= 7; d++, node = CHILD1[node]!) ACCEPT[node] = 1;
+
+let scratch = Buffer.allocUnsafe(256);
 
 /**
  * Decodes buf[start..end) as latin1 text; null when the input is invalid: a code that
@@ -48,23 +73,20 @@ export function codeLength(sym: number): number { return LENGTHS[sym]!; }
  * ones (§5.2) — the caller turns null into COMPRESSION_ERROR.
  */
 export function huffmanDecode(buf: Buffer, start: number, end: number): string | null {
-  let out = '';
-  let code = 0, len = 0;
+  // At most 8/5 symbols per input byte.
+  if (scratch.length < (end - start) * 2) scratch = Buffer.allocUnsafe((end - start) * 2);
+  const out = scratch;
+  let n = 0, state = 0;
   for (let i = start; i < end; i++) {
     const byte = buf[i]!;
-    for (let b = 7; b >= 0; b--) {
-      code = (code << 1) | ((byte >> b) & 1);
-      len++;
-      const k = code - FIRST_CODE[len]!;
-      if (k >= 0 && k < COUNT[len]!) {
-        const sym = SORTED[FIRST_INDEX[len]! + k]!;
-        if (sym === EOS) return null;
-        out += String.fromCharCode(sym);
-        code = 0; len = 0;
-      } else if (len >= MAX_LEN) return null;
-    }
+    let e = state * 16 + (byte >> 4);
+    state = NEXT[e]!;
+    if (state < 0) return null;
+    if (EMIT[e]! >= 0) out[n++] = EMIT[e]!;
+    e = state * 16 + (byte & 15);
+    state = NEXT[e]!;
+    if (state < 0) return null;
+    if (EMIT[e]! >= 0) out[n++] = EMIT[e]!;
   }
-  // Leftover bits must be a prefix of EOS (all ones) and shorter than a byte.
-  if (len > 7 || code !== (1 << len) - 1) return null;
-  return out;
+  return ACCEPT[state] === 1 ? out.toString('latin1', 0, n) : null;
 }
