@@ -27,11 +27,13 @@ const FULL: MeshShape = { services: 1000, endpoints: 10_000, nodes: 50 };
 const SMALL: MeshShape = { services: 10, endpoints: 100, nodes: 50 };
 const TARGET_P99_MS = 1000;
 const TARGET_RSS_MB = 300;
-// The control API's live heap at this scale is small (~30 MB after a compile) but each
-// change allocates hundreds of MB of short-lived objects (re-parsed YAML, 50 node views);
-// without a cap V8 lets the heap grow far past the live set before collecting. The cap is
-// the deployment setting we recommend (NODE_OPTIONS in the unit file), so the benchmark
-// measures with it. WEFT_BENCH_CONTROL_NODE_ARGS='' measures without.
+// The control API's live heap at this scale is ~70 MB (the snapshot, the parsed policy
+// files, per-node resource versions), and a change no longer builds or sends whole views;
+// it still allocates tens of MB of short-lived objects (the analysis and the new
+// snapshot), and without a cap V8 lets the heap grow far past the live set before a
+// full collection. The cap is the deployment setting we recommend (NODE_OPTIONS in the
+// unit file), so the benchmark measures with it. WEFT_BENCH_CONTROL_NODE_ARGS='' measures
+// without.
 const CONTROL_NODE_ARGS = (process.env.WEFT_BENCH_CONTROL_NODE_ARGS ?? '--max-old-space-size=160').split(' ').filter(Boolean);
 
 const cleanups: (() => void)[] = [];
