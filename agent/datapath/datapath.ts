@@ -238,19 +238,7 @@ export class Datapath {
    *  (the accepted socket's remote address). */
   lookupOrigin(clientIp: string, clientPort: number): Origin | null {
     this.assertOpen();
-    // The client's socket family decides the key: an IPv6 workload socket reaching an
-    // IPv4 listener through a v4-mapped redirect target is keyed '::ffff:a.b.c.d',
-    // while the listener reports 'a.b.c.d' (and the reverse for a dual-stack one).
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(clientIp);
-    const alternate = mapped ? mapped[1]! : isIPv4(clientIp) ? `::ffff:${clientIp}` : undefined;
-    let v: Buffer | null = null;
-    for (const ip of alternate ? [clientIp, alternate] : [clientIp]) {
-      v = this.maps.origin.lookup(endpointCodec.encode({ ip, port: clientPort }));
-      if (v) break;
-    }
-    if (!v) return null;
-    const o = originCodec.decode(v);
-    return { dstIp: o.ip, dstPort: o.port, cgroupId: o.cgroupId };
+    return readOrigin(this.maps.origin, clientIp, clientPort);
   }
 
   /** Marks a server endpoint (e.g. the agent's own listener) as always worth a sockmap
@@ -432,6 +420,22 @@ export class Datapath {
   }
 }
 
+
+/**
+ * Reads the origin map (the pinned one from any process, see agent/node/origin-map.ts).
+ * The client's socket family decides the key: an IPv6 workload socket reaching an IPv4
+ * listener through a v4-mapped redirect target is keyed '::ffff:a.b.c.d', while the
+ * listener reports 'a.b.c.d' (and the reverse for a dual-stack one).
+ */
+export function readOrigin(map: native.BpfMap, clientIp: string, clientPort: number): Origin | null {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(clientIp);
+  const alternate = mapped ? mapped[1]! : isIPv4(clientIp) ? `::ffff:${clientIp}` : undefined;
+  for (const ip of alternate ? [clientIp, alternate] : [clientIp]) {
+    const v = map.lookup(endpointCodec.encode({ ip, port: clientPort }));
+    if (v) { const o = originCodec.decode(v); return { dstIp: o.ip, dstPort: o.port, cgroupId: o.cgroupId }; }
+  }
+  return null;
+}
 
 function attachOrAdopt(prog: native.BpfProgram, cgroup: string, pinPath: string): AttachResult {
   if (existsSync(pinPath)) {

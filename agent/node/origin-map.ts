@@ -3,13 +3,11 @@
 // by opening the pin — no program loading, no writes, nothing the primary must share.
 // Also: moving a process into the agent cgroup, so its own sockets are never redirected.
 import { writeFileSync } from 'node:fs';
-import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import * as native from 'weft-native';
-import { endpointCodec, originCodec } from '../datapath/codec';
 import { nodeLayout } from '../datapath/layout';
 import { MAPS } from '../datapath/programs';
-import type { Origin } from '../datapath/datapath';
+import { readOrigin, type Origin } from '../datapath/datapath';
 import { WeftError, describeError } from '../lib/errors';
 
 export class OriginMap {
@@ -24,16 +22,9 @@ export class OriginMap {
     }
   }
 
-  /** Same answer as Datapath.lookupOrigin: the client's socket family decides the key, so
-   *  an IPv4 address is also tried in its v4-mapped form. */
+  /** Same answer as Datapath.lookupOrigin. */
   lookup(clientIp: string, clientPort: number): Origin | null {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(clientIp);
-    const alternate = mapped ? mapped[1]! : isIPv4(clientIp) ? `::ffff:${clientIp}` : undefined;
-    for (const ip of alternate ? [clientIp, alternate] : [clientIp]) {
-      const v = this.map.lookup(endpointCodec.encode({ ip, port: clientPort }));
-      if (v) { const o = originCodec.decode(v); return { dstIp: o.ip, dstPort: o.port, cgroupId: o.cgroupId }; }
-    }
-    return null;
+    return readOrigin(this.map, clientIp, clientPort);
   }
 
   close(): void {
