@@ -63,6 +63,8 @@ test('apply that throws is NACKed: the agent keeps its version, the server recor
   await a.c.start();
   const v1 = h.server.store.snapshot()!.version;
   await a.waitFor(() => (a.c.state().version === v1 ? true : undefined), 'v1');
+  // The cache is written after the ACK, off the apply path: wait for it.
+  await a.waitFor(() => { try { return JSON.parse(readFileSync(join(a.stateDir, CACHE_FILE), 'utf8')).version === v1 ? true : undefined; } catch { return undefined; } }, 'cache has v1');
   fail = true;
   h.write('a.txt', 'two\n');
   await a.waitFor(() => (a.c.state().lastNack ? true : undefined), 'NACK sent');
