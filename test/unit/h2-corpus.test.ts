@@ -199,6 +199,11 @@ test('h2 corpus: stream errors reset one stream, the connection lives on', async
   c.send(c.headers(19, req()));
   const ok = await c.until((f) => f.type === T.DATA && f.stream === 19 && (f.flags & F.END_STREAM) !== 0);
   assert.equal(ok!.payload.toString(), 'ok');
+  // Field values that would split a header line on an HTTP/1.1 hop (§8.2.1).
+  c.send(c.headers(21, [...req(), 'x-split', 'a\r\nx-smuggled: 1']));
+  assert.equal(await c.rst(21), E.PROTOCOL_ERROR, 'CR LF in a header value');
+  c.send(c.headers(23, [...req(), 'x-nul', 'a\0b']));
+  assert.equal(await c.rst(23), E.PROTOCOL_ERROR, 'NUL in a header value');
   assert.equal(c.frames.some((f) => f.type === T.GOAWAY), false);
   // Every reset stream was cancelled upstream too.
   const s = Date.now();

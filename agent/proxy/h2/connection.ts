@@ -11,7 +11,7 @@
 // reading its socket.
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { HpackDecoder, HpackEncoder, HpackError } from './hpack';
+import { HpackDecoder, HpackEncoder, HpackError, type HeaderBlock } from './hpack';
 import {
   DEFAULT_MAX_FRAME, DEFAULT_WINDOW, E, F, FRAME_HEADER, MAX_WINDOW, PREFACE, S, T,
   checkFrame, checkSetting, goawayFrame, settingsFrame, u32Frame, unpad, writeHead,
@@ -542,7 +542,7 @@ export class H2Connection {
     this.hdrParts = [];
     this.hdrLen = 0;
     if (block.length > headerBlockLimit(this.limits)) { this.fail(E.ENHANCE_YOUR_CALM); return; }
-    let decoded: { headers: string[]; oversized: boolean };
+    let decoded: HeaderBlock;
     try {
       decoded = this.decoder.decode(block, this.limits.maxHeaderListSize);
     } catch (e) {
@@ -553,6 +553,7 @@ export class H2Connection {
     const s = this.streams.get(id);
     if (s !== undefined) {
       if (s.remoteEnd) { this.streamError(s, E.STREAM_CLOSED); return; }
+      if (decoded.invalid) { this.streamError(s, E.PROTOCOL_ERROR); return; }
       if (end) s.remoteEnd = true;
       s.handler?.onHeaders(s, decoded.headers, end);
       if (end) this.maybeClosed(s);
@@ -574,6 +575,8 @@ export class H2Connection {
       this.push(u32Frame(T.RST_STREAM, id, E.REFUSED_STREAM));
       return;
     }
+    // A malformed request (§8.2.1) is refused before anyone sees it.
+    if (decoded.invalid) { this.push(u32Frame(T.RST_STREAM, id, E.PROTOCOL_ERROR)); return; }
     this.streams.set(id, s2);
     if (end) s2.remoteEnd = true;
     this.handler.onStream(this, s2, decoded.headers, end, decoded.oversized);

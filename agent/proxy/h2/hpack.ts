@@ -33,6 +33,13 @@ STATIC.forEach(([n, v], i) => {
 /** Entry overhead counted in the table size (§4.1). */
 const ENTRY_OVERHEAD = 32;
 
+/** A decoded header block. `oversized`: over the list size limit (fields beyond it
+ *  dropped). `invalid`: a name or value holds NUL, CR or LF, which makes the message
+ *  malformed (RFC 9113 §8.2.1) — and would split a header line on an HTTP/1.1 hop. */
+export interface HeaderBlock { headers: string[]; oversized: boolean; invalid: boolean }
+
+const FORBIDDEN = /[\0\r\n]/;
+
 /** Why a header block was rejected (the connection answers COMPRESSION_ERROR). */
 export class HpackError extends Error {}
 
@@ -101,9 +108,10 @@ export class HpackDecoder {
    * block is still decoded to keep the table in sync, and `oversized` is set on the
    * result. Throws HpackError on malformed input.
    */
-  decode(b: Buffer, maxListSize: number): { headers: string[]; oversized: boolean } {
+  decode(b: Buffer, maxListSize: number): HeaderBlock {
     const out: string[] = [];
     let listSize = 0, oversized = false, i = 0;
+    this.invalid = false;
     const end = b.length;
     let fieldsSeen = false;
     while (i < end) {
@@ -132,13 +140,15 @@ export class HpackDecoder {
       if (listSize > maxListSize) oversized = true;
       else out.push(name, value);
     }
-    return { headers: out, oversized };
+    return { headers: out, oversized, invalid: this.invalid };
   }
 
   /** Current dynamic table size in RFC 7541 terms (tests check eviction with it). */
   get tableSize(): number { return this.table.size; }
 
   private pos = 0;
+  /** A literal in the block holds NUL, CR or LF. */
+  private invalid = false;
 
   /** Integer with an N-bit prefix (§5.1) at b[i]; sets this.pos past it. */
   private int(b: Buffer, i: number, prefix: number): number {
@@ -166,9 +176,10 @@ export class HpackDecoder {
     const start = this.pos, stop = start + len;
     if (stop > b.length) throw new HpackError('truncated string');
     this.pos = stop;
-    if (!huff) return b.toString('latin1', start, stop);
-    const s = huffmanDecode(b, start, stop);
+    const s = huff ? huffmanDecode(b, start, stop) : b.toString('latin1', start, stop);
     if (s === null) throw new HpackError('invalid Huffman string');
+    // Only literals need the check: indexed fields were literals when first seen.
+    if (FORBIDDEN.test(s)) this.invalid = true;
     return s;
   }
 
