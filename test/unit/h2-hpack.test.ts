@@ -86,6 +86,16 @@ test('malformed header blocks are rejected', () => {
   assert.equal(huffmanDecode(hex('1f'), 0, 1), 'a');
 });
 
+test('field syntax: upper-case or empty names and NUL/CR/LF in literals mark the block invalid', () => {
+  const lit = (name: string, value: string): Buffer => Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name, 'latin1'), Buffer.from([value.length]), Buffer.from(value, 'latin1')]);
+  assert.equal(new HpackDecoder().decode(lit('x-ok', 'fine'), 4096).invalid, false);
+  assert.equal(new HpackDecoder().decode(lit('X-Up', 'v'), 4096).invalid, true);
+  assert.equal(new HpackDecoder().decode(lit('', 'v'), 4096).invalid, true);
+  assert.equal(new HpackDecoder().decode(lit('x', 'a\r\nb: c'), 4096).invalid, true);
+  assert.equal(new HpackDecoder().decode(lit('x', 'a\0'), 4096).invalid, true);
+  assert.equal(new HpackDecoder().decode(hex('82 86'), 4096).invalid, false);
+});
+
 test('header list size limit: oversized lists are flagged but the table stays in sync', () => {
   const dec = new HpackDecoder();
   const r = dec.decode(hex('400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572'), 40);

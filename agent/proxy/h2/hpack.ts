@@ -34,11 +34,14 @@ STATIC.forEach(([n, v], i) => {
 const ENTRY_OVERHEAD = 32;
 
 /** A decoded header block. `oversized`: over the list size limit (fields beyond it
- *  dropped). `invalid`: a name or value holds NUL, CR or LF, which makes the message
- *  malformed (RFC 9113 §8.2.1) — and would split a header line on an HTTP/1.1 hop. */
+ *  dropped). `invalid`: an empty or upper-case name, or NUL, CR or LF in a name or
+ *  value, which makes the message malformed (RFC 9113 §8.2.1); CR/LF would also split
+ *  a header line on an HTTP/1.1 hop. */
 export interface HeaderBlock { headers: string[]; oversized: boolean; invalid: boolean }
 
 const FORBIDDEN = /[\0\r\n]/;
+/** Field names are lower-case in HTTP/2 (§8.2.1). */
+const UPPER = /[A-Z]/;
 
 /** Why a header block was rejected (the connection answers COMPRESSION_ERROR). */
 export class HpackError extends Error {}
@@ -131,7 +134,10 @@ export class HpackDecoder {
       } else {
         const incremental = (c & 0xc0) === 0x40;
         const idx = this.int(b, i, incremental ? 6 : 4); i = this.pos;
-        if (idx === 0) { name = this.str(b, i); i = this.pos; } else name = this.name(idx);
+        if (idx === 0) {
+          name = this.str(b, i); i = this.pos;
+          if (name.length === 0 || UPPER.test(name)) this.invalid = true;
+        } else name = this.name(idx);
         value = this.str(b, i); i = this.pos;
         if (incremental) this.table.add(name, value);
       }

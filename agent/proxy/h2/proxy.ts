@@ -63,13 +63,12 @@ function field(h: readonly string[], name: string): string | undefined {
   return undefined;
 }
 
-/** A request header list is malformed (§8.2, §8.3): upper-case names, pseudo-headers
- *  after regular ones or unknown, or a missing :method/:scheme/:path. */
+/** A request header list is malformed (§8.3): pseudo-headers after regular ones or
+ *  unknown, or a missing :method/:scheme/:path. (Field syntax is checked by the decoder.) */
 function malformedRequest(h: readonly string[]): boolean {
   let regular = false, method = false, scheme = false, path = false;
   for (let i = 0; i < h.length; i += 2) {
     const n = h[i]!;
-    if (n.length === 0 || n !== n.toLowerCase()) return true;
     if (n.charCodeAt(0) === 0x3a) {
       if (regular) return true;
       if (n === ':method') method = true; else if (n === ':scheme') scheme = true; else if (n === ':path') path = h[i + 1] !== '';
