@@ -122,6 +122,7 @@ export class H2Proxy implements ConnectionHandler {
   private readonly pool: UpstreamPool;
   private readonly downstream = new Set<H2Connection>();
   private drained: (() => void) | null = null;
+  private draining: Promise<void> | null = null;
 
   constructor(o: Partial<H2Options> & Pick<H2Options, 'connect' | 'logger' | 'accessLog' | 'tracer'>) {
     this.o = {
@@ -154,7 +155,7 @@ export class H2Proxy implements ConnectionHandler {
 
   onClose(c: H2Connection): void {
     this.downstream.delete(c);
-    if (this.downstream.size === 0 && this.drained !== null) { this.drained(); this.drained = null; }
+    if (this.downstream.size === 0 && this.drained !== null) { this.drained(); this.drained = null; this.draining = null; }
   }
 
   get options(): H2Options { return this.o; }
@@ -164,9 +165,9 @@ export class H2Proxy implements ConnectionHandler {
    *  ones go to a new connection (the new agent). Resolves when all are closed. */
   drain(): Promise<void> {
     if (this.downstream.size === 0) return Promise.resolve();
-    const done = new Promise<void>((r) => { this.drained = r; });
+    this.draining ??= new Promise<void>((r) => { this.drained = r; });
     for (const c of [...this.downstream]) c.drain();
-    return done;
+    return this.draining;
   }
 
   close(): void {
