@@ -7,7 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
 import { service, view, route, startProxy, type RunningProxy } from './l7-harness';
+import { RequestMetrics } from '../../agent/proxy/routing/metrics';
+import { Tracer } from '../../agent/proxy/routing/tracing';
+import { rootLogger } from '../../agent/telemetry/logger';
 
 const id = (b: Buffer): Buffer => b;
 const VIP = '10.96.2.1';
@@ -33,6 +39,7 @@ async function grpcOrigin(): Promise<Origin> {
       if (req === 'fail') { cb({ code: grpc.status.INVALID_ARGUMENT, details: 'told to fail' }); return; }
       const md = new grpc.Metadata();
       md.set('x-echo-md', String(call.metadata.get('x-md')[0] ?? ''));
+      md.set('x-echo-tp', String(call.metadata.get('traceparent')[0] ?? ''));
       call.sendMetadata(md);
       const trailer = new grpc.Metadata();
       trailer.set('x-trailer', 'done');
@@ -189,6 +196,44 @@ test('large messages both ways: 24 MiB of 1 MiB bidi messages cross every window
   });
   assert.equal(got.length, N);
   assert.ok(got.every((x) => x === 1), 'every message arrived intact and in order');
+});
+
+test('gRPC: header modifiers both ways, metrics with grpc_status, traceparent with a span per hop', async (t) => {
+  const origin = await grpcOrigin();
+  const spans: unknown[] = [];
+  const collector = createServer((req, res) => { let b = ''; req.on('data', (c) => { b += c; }); req.on('end', () => { spans.push(JSON.parse(b)); res.end('{}'); }); });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+  const registry = new Registry();
+  const tracer = new Tracer({ collector: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`, serviceName: 'weft-test', logger: rootLogger(), flushIntervalMs: 50 });
+  const proxy = await startProxy(view([service({ name: 'echo', vip: VIP, port: 50051, protocol: 'GRPC', endpoints: [{ port: origin.port }] })], [{
+    service: 'echo', port: 50051, protocol: 'grpc',
+    routes: [route('mod', {
+      backends: [{ service: 'test/echo', port: 50051, weight: 1 }],
+      requestHeaderModifier: { set: [{ name: 'x-md', value: 'from-route' }], add: [], remove: [] },
+      responseHeaderModifier: { set: [], add: [{ name: 'x-added', value: 'yes' }], remove: [] },
+    })],
+  }]), { ip: VIP, port: 50051 }, { metrics: new RequestMetrics(registry), tracer });
+  const client = new grpc.Client(`127.0.0.1:${proxy.port}`, grpc.credentials.createInsecure());
+  t.after(async () => { client.close(); tracer.close(); await proxy.close(); origin.close(); collector.close(); });
+  const md = new grpc.Metadata();
+  md.set('x-md', 'from-client');
+  md.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
+  const u = await unary(client, 'Unary', 'tp', md);
+  assert.equal(u.err, null);
+  assert.deepEqual(u.headers!.get('x-echo-md'), ['from-route'], 'request header set by the route');
+  assert.deepEqual(u.headers!.get('x-added'), ['yes'], 'response header added by the route');
+  const tp = String(u.headers!.get('x-echo-tp')[0]);
+  assert.match(tp, /^00-0af7651916cd43dd8448eb211c80319c-[0-9a-f]{16}-01$/);
+  assert.notEqual(tp.split('-')[2], 'b7ad6b7169203331', 'a new span id for this hop');
+  const f = await unary(client, 'Unary', 'fail');
+  assert.equal(f.err!.code, grpc.status.INVALID_ARGUMENT);
+  const text = await registry.metrics();
+  assert.match(text, /weft_requests_total\{[^}]*destination_service="test\/echo"[^}]*response_code="200",grpc_status="0"\} 1/);
+  assert.match(text, /weft_requests_total\{[^}]*response_code="200",grpc_status="3"\} 1/);
+  const t0 = Date.now();
+  while (spans.length === 0 && Date.now() - t0 < 3000) await new Promise((res) => setTimeout(res, 20));
+  const exported = JSON.stringify(spans);
+  assert.ok(exported.includes(tp.split('-')[2]!), 'the forwarded traceparent names an exported span');
 });
 
 function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {

@@ -260,8 +260,9 @@ class H2Exchange implements StreamHandler {
     if (this.action!.requestHeaders !== null) applyEdits(out, this.action!.requestHeaders);
     if (tracer !== null) {
       this.span = tracer.start(`${this.view.method} ${this.action!.name}`, this.view.header('traceparent'));
-      const i = out.indexOf('traceparent');
-      if (i >= 0 && (i & 1) === 0) out[i + 1] = Tracer.header(this.span); else out.push('traceparent', Tracer.header(this.span));
+      let i = 0;
+      while (i < out.length && out[i] !== 'traceparent') i += 2;
+      if (i < out.length) out[i + 1] = Tracer.header(this.span); else out.push('traceparent', Tracer.header(this.span));
     }
     this.outHeaders = out;
     cluster.budget.deposit(this.started);
