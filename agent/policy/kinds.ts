@@ -177,7 +177,7 @@ const serviceTargetRef = object({ kind: optional(literal(['Service'])), name: dn
 
 const trafficPolicySpec = object({
   targetRef: serviceTargetRef,
-  loadBalancer: optional(object({ type: literal(['P2C_PEAK_EWMA', 'ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'MAGLEV'], { description: 'default P2C_PEAK_EWMA' }) })),
+  loadBalancer: optional(object({ type: literal(['P2C_PEAK_EWMA', 'ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'MAGLEV'], { description: 'default P2C_PEAK_EWMA. RANDOM and MAGLEV are done in the kernel when nothing else needs the agent; MAGLEV hashes the calling workload, so its connections and requests keep to one endpoint' }) })),
   tls: optional(object({ mode: literal(['MUTUAL', 'DISABLE']) })),
   connectionPool: optional(object({
     connectTimeout: optional(duration),

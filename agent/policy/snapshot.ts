@@ -282,6 +282,10 @@ export interface DatapathService {
   /** 'l4': the kernel picks a backend and rewrites the destination, no userland.
    *  'redirect': the kernel sends the connection to the agent's outbound listener. */
   mode: 'l4' | 'redirect';
+  /** 'maglev' when the service's TrafficPolicy asks for MAGLEV: the kernel hashes the
+   *  connecting workload over a Maglev table (agent/lib/maglev.ts) instead of choosing at
+   *  random per connection. */
+  lb?: 'maglev';
   /** Why the mode was chosen, in words (for `weft explain` and logs). */
   reason: string;
   service: ObjectKey;

@@ -147,6 +147,7 @@ function contribution(r: ServiceResource): ServiceContribution {
     return {
       vip: svc.vip, port: port.port, protocol: port.protocol === 'UDP' ? 'udp' : 'tcp', mode, reason,
       service: svc.key, portName: port.name,
+      ...(r.trafficPolicy?.loadBalancer === 'MAGLEV' ? { lb: 'maglev' as const } : {}),
       backends: svc.endpoints.map((e) => ({ ip: e.address, port: e.ports[port.name] as number, weight: e.weight })),
     };
   });

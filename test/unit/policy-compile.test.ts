@@ -153,6 +153,8 @@ test('which path a connection takes (DESIGN.md rule)', () => {
     const d = mode(snap, c.node, c.docs.some((x) => x.includes('name: web,')) ? 'ns/web' : c.docs.some((x) => x.includes('name: rpc,')) ? 'ns/rpc' : c.docs.some((x) => x.includes('name: dns,')) ? 'ns/dns' : 'ns/db');
     assert.equal(d.mode, c.want, c.name);
     assert.match(d.reason, c.reason, c.name);
+    // A MAGLEV policy reaches the kernel as its balancing mode; anything else is random.
+    assert.equal(d.lb, c.docs.some((x) => x.includes('type: MAGLEV')) ? 'maglev' : undefined, `${c.name}: lb`);
   }
 });
 
