@@ -336,9 +336,16 @@ export class H2Connection {
   // ------------------------------------------------------------------ output buffer
   private get congested(): boolean { return this.outBytes + this.sock.writableLength > OUT_HIGH_WATER; }
 
+  /** Appends an encoded frame (control frames: copied, so one turn stays one write). */
   private push(b: Buffer): void {
-    this.seal();
-    this.chunks.push(b);
+    if (b.length < SLICE_MIN) {
+      this.room(b.length);
+      b.copy(this.wbuf!, this.wlen);
+      this.wlen += b.length;
+    } else {
+      this.seal();
+      this.chunks.push(b);
+    }
     this.outBytes += b.length;
     this.schedule();
   }
