@@ -83,7 +83,19 @@ export interface IdentityManagerEvents {
   trustBundle: [bundle: string[]];
 }
 
-export class IdentityManager extends EventEmitter<IdentityManagerEvents> {
+/** What the mTLS tunnel reads from a node's certificates: the IdentityManager itself,
+ *  or a proxy worker's replica of the primary's (agent/node/identity-replica.ts). */
+export interface IdentitySource {
+  readonly trustDomain: string;
+  readonly failMode: FailMode;
+  certificate(spiffeId: string): CertificateInfo | undefined;
+  tlsMaterial(spiffeId: string): TlsMaterial | null;
+  secureContextFor(spiffeId: string): SecureContext | null;
+  on<K extends keyof IdentityManagerEvents>(event: K, listener: (...args: IdentityManagerEvents[K]) => void): unknown;
+  off<K extends keyof IdentityManagerEvents>(event: K, listener: (...args: IdentityManagerEvents[K]) => void): unknown;
+}
+
+export class IdentityManager extends EventEmitter<IdentityManagerEvents> implements IdentitySource {
   readonly trustDomain: string;
   readonly failMode: FailMode;
   private readonly opts: Required<Omit<IdentityManagerOptions, 'registry' | 'failMode' | 'trustDomain'>>;

@@ -3,8 +3,10 @@
 // number of workers) and publishes each identity's current key, chain and trust bundle;
 // this replica installs them and serves them to the tunnel exactly as the manager would
 // (same events, same fail-open/closed answers), so the tunnel code cannot tell them apart.
+import { EventEmitter } from 'node:events';
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { IdentityManager, type CertificateInfo, type TlsMaterial } from '../identity/manager';
+import type { CertificateInfo, IdentityManager, IdentityManagerEvents, IdentitySource, TlsMaterial } from '../identity/manager';
+import type { FailMode } from '../policy/snapshot';
 import { TLS13 } from '../identity/pki';
 import { WeftError } from '../lib/errors';
 import { componentLogger } from '../telemetry/logger';
@@ -12,18 +14,17 @@ import type { IdentityEntry, IdentityState } from './ipc';
 
 interface Held extends IdentityEntry { context?: SecureContext }
 
-export class IdentityReplica extends IdentityManager {
+export class IdentityReplica extends EventEmitter<IdentityManagerEvents> implements IdentitySource {
+  readonly trustDomain: string;
+  readonly failMode: FailMode;
   private readonly held = new Map<string, Held | null>();
   private bundleHeld: string[] = [];
-  private readonly replicaLog = componentLogger('identity-replica');
+  private readonly log = componentLogger('identity-replica');
 
   constructor(state: IdentityState, private readonly clock: () => number = Date.now) {
-    super({
-      trustDomain: state.trustDomain, failMode: state.failMode,
-      // Never called: add() below does not sign. A replica asking a CA would break the
-      // one-key-per-identity-per-node contract.
-      sign: () => Promise.reject(new WeftError('WEFT_ERR_INTERNAL', 'a proxy worker does not sign certificates: the primary does')),
-    });
+    super();
+    this.trustDomain = state.trustDomain;
+    this.failMode = state.failMode;
     this.install(state);
   }
 
@@ -52,44 +53,28 @@ export class IdentityReplica extends IdentityManager {
     if (bundleChanged) this.emit('trustBundle', state.trustBundle);
   }
 
-  override async add(spiffeId: string): Promise<boolean> {
-    return this.held.get(spiffeId) != null;
-  }
-
-  override remove(spiffeId: string): void {
-    this.held.delete(spiffeId);
-  }
-
-  override async setIdentities(): Promise<void> {
-    throw new WeftError('WEFT_ERR_INTERNAL', 'a proxy worker\'s identities are set by the primary');
-  }
-
-  override identities(): string[] {
-    return [...this.held.keys()];
-  }
-
-  override trustBundle(): string[] {
+  trustBundle(): string[] {
     return this.bundleHeld;
   }
 
-  override certificate(spiffeId: string): CertificateInfo | undefined {
+  certificate(spiffeId: string): CertificateInfo | undefined {
     return this.held.get(spiffeId)?.info;
   }
 
-  override tlsMaterial(spiffeId: string): TlsMaterial | null {
+  tlsMaterial(spiffeId: string): TlsMaterial | null {
     return this.usableEntry(spiffeId)?.material ?? null;
   }
 
-  override secureContextFor(spiffeId: string): SecureContext | null {
+  secureContextFor(spiffeId: string): SecureContext | null {
     const h = this.usableEntry(spiffeId);
     if (!h) return null;
     h.context ??= createSecureContext({ ...h.material, ...TLS13 });
     return h.context;
   }
 
-  override close(): void {
+  close(): void {
     this.held.clear();
-    super.close();
+    this.removeAllListeners();
   }
 
   /** The manager's contract: a valid certificate, or null (fail-open) / WEFT_ERR_IDENTITY. */
@@ -100,7 +85,7 @@ export class IdentityReplica extends IdentityManager {
       : h ? `certificate for ${spiffeId} expired at ${h.info.expiresAt.toISOString()} (renewal pending in the primary)`
         : `no certificate for ${spiffeId} yet (signing pending in the primary)`;
     if (this.failMode === 'open') {
-      this.replicaLog.warn({ spiffeId, reason: why }, 'no valid certificate; failing open');
+      this.log.warn({ spiffeId, reason: why }, 'no valid certificate; failing open');
       return null;
     }
     throw new WeftError('WEFT_ERR_IDENTITY', why, { details: { spiffeId } });

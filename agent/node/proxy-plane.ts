@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tcpConnect } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { IdentityManager } from '../identity/manager';
+import type { IdentitySource } from '../identity/manager';
 import { formatSpiffeId, nodeSpiffeId, parseSpiffeId } from '../identity/spiffe';
 import { startTunnel, PolicyAuthorizer, type Tunnel, type LocalWorkload as TunnelWorkload } from '../proxy/tunnel';
 import type { ForwardRequest } from '../proxy/tunnel/forward';
@@ -108,7 +108,7 @@ export class ProxyPlane {
 
   /** Starts the tunnel once `identity` has the node certificate (the caller makes sure the
    *  node identity is managed); idempotent. */
-  ensureTunnel(identity: IdentityManager, trustDomain: string): void {
+  ensureTunnel(identity: IdentitySource, trustDomain: string): void {
     if (this.tunnel || this.tunnelStarting) return;
     const nodeIdentity = nodeSpiffeId(trustDomain, this.o.node);
     this.tunnelStarting = (async () => {

@@ -10,14 +10,14 @@ import type { AddressInfo } from 'node:net';
 import { WeftError, describeError } from '../../lib/errors';
 import { componentLogger } from '../../telemetry/logger';
 import { peerSpiffeId } from '../../identity/verify';
-import type { IdentityManager } from '../../identity/manager';
+import type { IdentitySource } from '../../identity/manager';
 import { parseAuthority, splice, type LocalForwarder } from './forward';
 import type { TunnelMetrics } from './metrics';
 import { H2_SETTINGS, SESSION_WINDOW, TLS13, baggageWorkload } from './wire';
 import { listenOn } from '../../lib/listen';
 
 export interface InboundOptions {
-  identity: Pick<IdentityManager, 'tlsMaterial' | 'on' | 'off' | 'trustDomain'>;
+  identity: Pick<IdentitySource, 'tlsMaterial' | 'on' | 'off' | 'trustDomain'>;
   /** The identity this listener presents (the node's own SPIFFE ID). */
   serverIdentity: string;
   forwarder: LocalForwarder;

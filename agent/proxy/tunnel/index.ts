@@ -3,7 +3,7 @@
 // it has its node identity certificate; tests build whole "nodes" with it.
 import type { Registry } from 'prom-client';
 import type { AddressInfo } from 'node:net';
-import type { IdentityManager } from '../../identity/manager';
+import type { IdentitySource } from '../../identity/manager';
 import { componentLogger } from '../../telemetry/logger';
 import type { L4Authorizer } from './authz';
 import { LocalForwarder, type L7Inbound, type LocalWorkloadLookup } from './forward';
@@ -13,7 +13,7 @@ import { Outbound } from './outbound';
 import { TunnelPool } from './pool';
 
 export interface TunnelOptions {
-  identity: IdentityManager;
+  identity: IdentitySource;
   /** The node's SPIFFE ID, presented by the 15008 listener (must be added to `identity`). */
   nodeIdentity: string;
   lookup: LocalWorkloadLookup;
