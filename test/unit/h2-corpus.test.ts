@@ -262,3 +262,24 @@ test('request body and request trailers reach the upstream', async (t) => {
   await new Promise((res) => r.on('end', res));
   assert.equal(got, 'abc|tv');
 });
+
+test('connection window: bytes of streams that end unconsumed are returned, the connection never starves', async (t) => {
+  const { open } = await setup(t);
+  const c = await open();
+  // 72 streams x 256 KiB = 18 MiB, more than the 16 MiB connection window: each stream
+  // fills its window towards an upstream that never reads, then the client resets it.
+  const chunk = frame(T.DATA, 0, 0, Buffer.alloc(16384));
+  for (let i = 0; i < 72; i++) {
+    const id = 2 * i + 1;
+    const parts = [c.headers(id, req('/hold'), F.END_HEADERS)];
+    for (let k = 0; k < 16; k++) { const f = Buffer.from(chunk); f.writeUInt32BE(id, 5); parts.push(f); }
+    parts.push(u32Frame(T.RST_STREAM, id, E.CANCEL));
+    c.send(...parts);
+    if (i % 8 === 7) await new Promise((r) => setTimeout(r, 20));
+  }
+  // A request with a body still gets through on the same connection.
+  c.send(c.headers(145, req('/echo'), F.END_HEADERS), frame(T.DATA, F.END_STREAM, 145, Buffer.from('after')));
+  const d = await c.until((f) => f.type === T.DATA && f.stream === 145 && (f.flags & F.END_STREAM) !== 0);
+  assert.equal(d!.payload.toString(), 'after');
+  assert.equal(c.frames.some((f) => f.type === T.GOAWAY), false);
+});

@@ -4,11 +4,12 @@
 // writes; what a stream carries is reported to the stream's handler (the proxy
 // exchange) without per-frame closures or events.
 //
-// Flow control is end to end: a stream's receive window is credited (credit()) only
-// when the handler has passed the bytes on, i.e. once they left through the other
-// connection's socket. A slow receiver therefore stops its sender after one window per
-// stream, and memory stays bounded. A connection whose own output is not draining stops
-// reading its socket.
+// Flow control is end to end: a stream's receive window, and the connection's, are
+// credited (credit()) only when the handler has passed the bytes on, i.e. once they
+// left through the other connection's socket. A slow receiver therefore stops its
+// sender after one stream window, a connection never makes us hold more than its
+// connection window, and a connection whose own output is not draining stops reading
+// its socket.
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HpackDecoder, HpackEncoder, HpackError, type HeaderBlock } from './hpack';
@@ -64,7 +65,11 @@ export class H2Stream {
   handler: StreamHandler | null = null;
   sendWindow: number;
   recvWindow: number;
-  /** Bytes handed to the handler and passed on, not yet returned in a WINDOW_UPDATE. */
+  /** DATA bytes received (padding included) and returned to the peer's windows so far;
+   *  what is still outstanding when the stream closes goes back to the connection. */
+  received = 0;
+  credited = 0;
+  /** Credited bytes not yet announced in a stream WINDOW_UPDATE. */
   unacked = 0;
   /** DATA waiting for window or for the socket; trailers / END_STREAM to follow. */
   queue: Buffer[] | null = null;
@@ -268,14 +273,32 @@ export class H2Connection {
     }
   }
 
-  /** The handler passed `n` received bytes of `s` on: return them to the peer. */
+  /**
+   * The handler passed `n` received bytes of `s` on: return them to the peer, on the
+   * stream and on the connection. Never more than was received (a retry replaying a
+   * body reports its bytes twice). Both windows are credited on consumption, so what
+   * one connection can make us hold is bounded by its connection window.
+   */
   credit(s: H2Stream, n: number): void {
-    if (s.closed || s.remoteEnd || n <= 0) return;
-    s.unacked += n;
+    const c = Math.min(n, s.received - s.credited);
+    if (c <= 0) return;
+    s.credited += c;
+    this.creditConnection(c);
+    if (s.closed || s.remoteEnd) return;
+    s.unacked += c;
     if (s.unacked >= this.limits.streamWindow >>> 1) {
       this.push(u32Frame(T.WINDOW_UPDATE, s.id, s.unacked));
       s.recvWindow += s.unacked;
       s.unacked = 0;
+    }
+  }
+
+  private creditConnection(n: number): void {
+    this.connUnacked += n;
+    if (this.connUnacked >= this.limits.connectionWindow >>> 1) {
+      this.push(u32Frame(T.WINDOW_UPDATE, 0, this.connUnacked));
+      this.recvWindow += this.connUnacked;
+      this.connUnacked = 0;
     }
   }
 
@@ -516,19 +539,15 @@ export class H2Connection {
     // Flow control counts the whole payload, padding included.
     this.recvWindow -= len;
     if (this.recvWindow < 0) { this.fail(E.FLOW_CONTROL_ERROR); return; }
-    this.connUnacked += len;
-    if (this.connUnacked >= this.limits.connectionWindow >>> 1) {
-      // Connection credit is returned on receipt: per-stream windows bound what is held.
-      this.push(u32Frame(T.WINDOW_UPDATE, 0, this.connUnacked));
-      this.recvWindow += this.connUnacked;
-      this.connUnacked = 0;
-    }
     if (len === 0 && !(flags & F.END_STREAM) && this.flood('control')) return;
     const s = this.streams.get(id);
     if (s === undefined) {
-      if (this.isIdle(id)) this.fail(E.PROTOCOL_ERROR);
-      return; // a stream we already closed: the peer had not seen our RST yet
+      if (this.isIdle(id)) { this.fail(E.PROTOCOL_ERROR); return; }
+      // A stream we already closed (the peer had not seen our RST yet): dropped.
+      this.creditConnection(len);
+      return;
     }
+    s.received += len;
     if (s.remoteEnd) { this.streamError(s, E.STREAM_CLOSED); return; }
     const data = unpad(T.DATA, flags, p);
     if (data === null) { this.fail(E.PROTOCOL_ERROR); return; }
@@ -656,6 +675,8 @@ export class H2Connection {
     s.closed = true;
     s.queue = null;
     s.queued = 0;
+    // Bytes nobody will consume any more: the connection gets them back.
+    if (s.received > s.credited) { this.creditConnection(s.received - s.credited); s.credited = s.received; }
     this.streams.delete(s.id);
     const h = s.handler;
     s.handler = null;

@@ -200,8 +200,6 @@ class H2Exchange implements StreamHandler {
    *  large or once the response started. */
   private body: Buffer[] | null = [];
   private bodyBytes = 0;
-  /** Request bytes received and not yet credited back to the client. */
-  private owed = 0;
   private reqEnded: boolean;
   private reqTrailers: string[] | null = null;
   private attempts = 0;
@@ -318,7 +316,6 @@ class H2Exchange implements StreamHandler {
   onData(s: H2Stream, data: Buffer, end: boolean): void {
     if (s === this.down) {
       if (end) this.reqEnded = true;
-      this.owed += data.length;
       const up = this.up;
       if (up === null || this.body !== null) {
         if (this.body !== null && (up === null || this.bodyBytes + data.length <= MAX_REPLAY)) { this.body.push(data); this.bodyBytes += data.length; }
@@ -333,12 +330,9 @@ class H2Exchange implements StreamHandler {
   }
 
   onSent(s: H2Stream, n: number): void {
-    if (s === this.up) {
-      // Request bytes left for the upstream: the client may send that much more.
-      const c = Math.min(n, this.owed);
-      this.owed -= c;
-      this.dc.credit(this.down, c);
-    } else if (s === this.down && this.up !== null && !this.up.closed) this.up.conn.credit(this.up, n);
+    // Bytes left for the other side: the sender may send that much more.
+    if (s === this.up) this.dc.credit(this.down, n);
+    else if (s === this.down && this.up !== null) this.up.conn.credit(this.up, n);
   }
 
   onClosed(s: H2Stream, code: number): void {
