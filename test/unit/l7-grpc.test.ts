@@ -21,11 +21,11 @@ const CHUNK = 64 * 1024;
 /** Messages the Flood method sends: 64 MiB, far more than any window on the path. */
 const FLOOD = 1000;
 
-interface Origin { port: number; cancelled: number; slowSent: number; flakyCalls: number; close(): void }
+interface Origin { port: number; cancelled: number; slowSent: number; flakyCalls: number; slowOnceCalls: number; close(): void }
 
 /** A grpc-js server with raw-bytes methods (no proto needed by either side). */
 async function grpcOrigin(): Promise<Origin> {
-  const st = { cancelled: 0, slowSent: 0, flakyCalls: 0 };
+  const st = { cancelled: 0, slowSent: 0, flakyCalls: 0, slowOnceCalls: 0 };
   const server = new grpc.Server();
   const def = (name: string, requestStream: boolean, responseStream: boolean) => ({
     path: `/test.Echo/${name}`, requestStream, responseStream, requestSerialize: id, requestDeserialize: id, responseSerialize: id, responseDeserialize: id, originalName: name,
@@ -33,6 +33,7 @@ async function grpcOrigin(): Promise<Origin> {
   server.addService({
     Unary: def('Unary', false, false), ServerStream: def('ServerStream', false, true), ClientStream: def('ClientStream', true, false),
     Bidi: def('Bidi', true, true), Slow: def('Slow', false, false), Flood: def('Flood', false, true), Flaky: def('Flaky', false, false),
+    SlowOnce: def('SlowOnce', false, false), Stall: def('Stall', false, true),
   } as grpc.ServiceDefinition, {
     Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
       const req = call.request.toString();
@@ -49,6 +50,17 @@ async function grpcOrigin(): Promise<Origin> {
       // Exactly 3 calls in every 10 fail, never two in a row (a random 30 % would make
       // the 99 % bar fail about one run in five by chance alone).
       if ([1, 4, 7].includes(st.flakyCalls++ % 10)) cb({ code: grpc.status.UNAVAILABLE, details: 'flaky' }); else cb(null, call.request);
+    },
+    SlowOnce: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      // Every other call hangs for 3 s (until cancelled); the next one answers at once.
+      if (st.slowOnceCalls++ % 2 === 1) { cb(null, call.request); return; }
+      const timer = setTimeout(() => cb(null, Buffer.from('late')), 3000);
+      call.on('cancelled', () => { st.cancelled++; clearTimeout(timer); });
+    },
+    Stall: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      // One message, then silence with the stream open (until cancelled).
+      call.write(Buffer.from('first'));
+      call.on('cancelled', () => { st.cancelled++; });
     },
     ServerStream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
       const n = Number(call.request.toString());
@@ -83,7 +95,7 @@ async function grpcOrigin(): Promise<Origin> {
     },
   } as never);
   const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  return { port, get cancelled() { return st.cancelled; }, get slowSent() { return st.slowSent; }, get flakyCalls() { return st.flakyCalls; }, close: () => server.forceShutdown() };
+  return { port, get cancelled() { return st.cancelled; }, get slowSent() { return st.slowSent; }, get flakyCalls() { return st.flakyCalls; }, get slowOnceCalls() { return st.slowOnceCalls; }, close: () => server.forceShutdown() };
 }
 
 async function setup(t: { after(fn: () => Promise<void> | void): void }, protocol: 'GRPC' | 'TCP' = 'GRPC'): Promise<{ origin: Origin; proxy: RunningProxy; client: grpc.Client }> {
@@ -319,6 +331,45 @@ test('gRPC retries on UNAVAILABLE turn a 30 % failing method into ≥ 99 % succe
   }
   assert.ok(ok / N >= 0.99, `success ${(ok / N * 100).toFixed(1)} %`);
   assert.ok(origin.flakyCalls - N <= 0.6 * N + 10, `retries ${origin.flakyCalls - N} within the budget`);
+});
+
+test('route timeouts on HTTP/2: a per-try timeout retries a hung try; the idle timeout ends a stalled stream', async (t) => {
+  const origin = await grpcOrigin();
+  const be = [{ service: 'test/echo', port: 50051, weight: 1 }];
+  const proxy = await startProxy(view([service({ name: 'echo', vip: VIP, port: 50051, protocol: 'GRPC', endpoints: [{ port: origin.port }] })], [{
+    service: 'echo', port: 50051, protocol: 'grpc',
+    routes: [
+      route('per-try', { match: { path: { type: 'Exact', value: '/test.Echo/SlowOnce' }, headers: [], queryParams: [] }, backends: be,
+        retry: { attempts: 1, on: [], retriableStatusCodes: [], perTryTimeoutMs: 200 } }),
+      route('idle', { match: { path: { type: 'Exact', value: '/test.Echo/Stall' }, headers: [], queryParams: [] }, backends: be, timeouts: { idleMs: 300 } }, 1),
+    ],
+  }]), { ip: VIP, port: 50051 });
+  const client = new grpc.Client(`127.0.0.1:${proxy.port}`, grpc.credentials.createInsecure());
+  t.after(async () => { client.close(); await proxy.close(); origin.close(); });
+
+  let t0 = performance.now();
+  const r = await unary(client, 'SlowOnce', 'second try');
+  const took = performance.now() - t0;
+  assert.equal(r.err, null, String(r.err));
+  assert.equal(r.res!.toString(), 'second try');
+  assert.equal(origin.slowOnceCalls, 2, 'the hung try was abandoned and retried');
+  assert.ok(took >= 190 && took < 1500, `answered after ${took.toFixed(0)} ms`);
+
+  t0 = performance.now();
+  const got: string[] = [];
+  const status = await new Promise<grpc.StatusObject>((resolve) => {
+    // The client's own deadline only bounds the test: the proxy must end it far sooner.
+    const call = client.makeServerStreamRequest('/test.Echo/Stall', id, id, Buffer.from(''), new grpc.Metadata(), { deadline: Date.now() + 5000 });
+    call.on('data', (d: Buffer) => got.push(d.toString()));
+    call.on('error', () => {});
+    call.on('status', resolve);
+  });
+  const stalled = performance.now() - t0;
+  assert.deepEqual(got, ['first'], 'what arrived before the stall was delivered');
+  assert.equal(status.code, grpc.status.DEADLINE_EXCEEDED);
+  assert.ok(stalled >= 290 && stalled < 2000, `stalled stream ended after ${stalled.toFixed(0)} ms`);
+  const cluster = proxy.directory.lookup(VIP, 50051).routes[0]!.action.backends[0]!.cluster;
+  assert.equal(cluster.active, 0, 'no try left counted against the circuit breaker');
 });
 
 test('HTTP/2 limits: advertised concurrent streams and header list size; rapid reset closes the connection', async (t) => {

@@ -189,6 +189,11 @@ class H2Exchange implements StreamHandler {
   private status = 0;
   private grpcStatus = -1;
   private timer: NodeJS.Timeout | null = null;
+  /** The current try's per-try timeout (retry policy), and the route idle timeout. */
+  private tryTimer: NodeJS.Timeout | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  /** When a frame last moved either way (read by the idle timer only). */
+  private lastActive = 0;
   private span: Span | null = null;
   private responded = false;
   /** The upstream response is complete. */
@@ -266,18 +271,22 @@ class H2Exchange implements StreamHandler {
     cluster.budget.deposit(this.started);
     const deadline = this.deadlineMs();
     if (deadline > 0) this.timer = setTimeout(() => this.onDeadline(), deadline);
+    const idle = this.action!.idleTimeoutMs;
+    if (idle > 0) { this.lastActive = performance.now(); this.idleTimer = setTimeout(() => this.onIdle(), idle); }
     this.attempt();
   }
 
   /** One try against an endpoint of the chosen cluster. */
   private attempt(): void {
     const cluster = this.cluster!;
-    const ep = this.endpoint = cluster.pick(performance.now());
+    const ep = this.endpoint = cluster.pick(performance.now(), this.ctx.origin.cgroupId);
     if (ep === null) { this.flags = 'no_healthy_upstream'; this.local(503, GrpcStatus.UNAVAILABLE, 'no healthy upstream'); return; }
     cluster.active++;
     ep.inflight++;
     this.attempts++;
     this.tryStarted = performance.now();
+    const perTry = this.action!.retry?.perTryTimeoutMs ?? 0;
+    if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(), perTry);
     let uc: H2Connection;
     try {
       uc = this.proxy.upstream(ep, this.ctx.origin);
@@ -295,6 +304,7 @@ class H2Exchange implements StreamHandler {
 
   // ---- events from either stream
   onHeaders(s: H2Stream, h: string[], end: boolean): void {
+    if (this.idleTimer !== null) this.lastActive = performance.now();
     if (s === this.down) {
       // Request trailers: forwarded, and kept for a later attempt with the body.
       if (!end) { this.dc.reset(s, E.PROTOCOL_ERROR); this.onClosed(s, E.PROTOCOL_ERROR); return; }
@@ -314,6 +324,7 @@ class H2Exchange implements StreamHandler {
   }
 
   onData(s: H2Stream, data: Buffer, end: boolean): void {
+    if (this.idleTimer !== null) this.lastActive = performance.now();
     if (s === this.down) {
       if (end) this.reqEnded = true;
       const up = this.up;
@@ -341,10 +352,12 @@ class H2Exchange implements StreamHandler {
   }
 
   /** A failed try may be retried when nothing reached the client and the body is replayable. */
-  private retry(kind: 'status' | 'connect' | 'reset', status: number, grpcStatus: number): boolean {
+  private retry(kind: 'status' | 'connect' | 'reset' | 'per-try-timeout', status: number, grpcStatus: number): boolean {
     const r = this.action!.retry;
     if (r === null || this.responded || this.finished || this.body === null || this.attempts > r.attempts) return false;
-    const wanted = kind === 'status'
+    // A try that ran out its per-try timeout is retried whatever `on` says, as on the
+    // HTTP/1.1 path: setting perTryTimeout is asking for it.
+    const wanted = kind === 'per-try-timeout' ? true : kind === 'status'
       ? (grpcStatus >= 0 ? r.grpcCodes.has(grpcStatus) : r.on5xx || r.statusCodes.has(status) || (r.gatewayError && status >= 502 && status <= 504))
       : r.on5xx || r.gatewayError || (kind === 'connect' ? r.connectFailure : r.reset);
     if (!wanted || !this.cluster!.budget.withdraw(performance.now())) return false;
@@ -387,10 +400,37 @@ class H2Exchange implements StreamHandler {
     this.book(this.status, this.grpcStatus === GrpcStatus.UNAVAILABLE);
   }
 
+  /** The try took longer than the retry policy's per-try timeout: another try if the
+   *  budget allows and nothing reached the client yet, else a timeout like the deadline. */
+  private onTryTimeout(): void {
+    this.tryTimer = null;
+    if (this.finished) return;
+    this.flags = 'per_try_timeout';
+    this.book(504, true);
+    if (this.retry('per-try-timeout', 504, -1)) return;
+    this.timeOut('per_try_timeout');
+  }
+
+  /** Route idle timeout: no frame either way for that long. */
+  private onIdle(): void {
+    this.idleTimer = null;
+    if (this.finished) return;
+    const idle = this.action!.idleTimeoutMs;
+    const quiet = performance.now() - this.lastActive;
+    if (quiet < idle) { this.idleTimer = setTimeout(() => this.onIdle(), idle - quiet); return; }
+    this.timeOut('idle_timeout');
+  }
+
   private onDeadline(): void {
     this.timer = null;
+    this.timeOut('timeout');
+  }
+
+  /** Ends the exchange for a timeout: 504 / DEADLINE_EXCEEDED before the response
+   *  started, DEADLINE_EXCEEDED trailers (gRPC) or a reset after. */
+  private timeOut(flags: string): void {
     if (this.finished) return;
-    this.flags = 'timeout';
+    this.flags = flags;
     const up = this.up;
     this.up = null;
     if (up !== null) up.conn.reset(up, E.CANCEL);
@@ -426,7 +466,7 @@ class H2Exchange implements StreamHandler {
   }
 
   private onDownClosed(code: number): void {
-    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    this.clearTimers();
     const up = this.up;
     this.up = null;
     // A complete exchange closes its upstream stream by itself; anything else is cancelled.
@@ -443,6 +483,7 @@ class H2Exchange implements StreamHandler {
 
   /** Books the try against the endpoint: latency, outlier detection, limits. */
   private book(status: number, gatewayError: boolean): void {
+    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
     const ep = this.endpoint, cl = this.cluster;
     if (ep === null || cl === null) return;
     this.endpoint = null;
@@ -457,7 +498,7 @@ class H2Exchange implements StreamHandler {
   /** Answers locally: HTTP status, or for gRPC a trailers-only response. */
   private local(status: number, grpcStatus: number, message: string): void {
     if (this.down.closed || this.responded) return;
-    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    this.clearTimers();
     this.responded = true;
     this.body = null;
     if (this.grpc) {
@@ -471,8 +512,15 @@ class H2Exchange implements StreamHandler {
     }
   }
 
+  private clearTimers(): void {
+    if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
+    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    if (this.idleTimer !== null) { clearTimeout(this.idleTimer); this.idleTimer = null; }
+  }
+
   private finish(): void {
     if (this.finished) return;
+    this.clearTimers();
     this.finished = true;
     this.body = null;
     if (this.status === 0) this.status = this.responded ? 200 : 499;
