@@ -24,7 +24,13 @@ API, and serves the outbound (15001), inbound mTLS (15008) and admin (15020) lis
 Flags:
   --control HOST:PORT     control API address (required)
   --node NAME             node name; scopes cgroups and BPF pins (required)
-  --token-file FILE       node bootstrap token (default /etc/weft/token)
+  --token-file FILE       node bootstrap token (default /etc/weft/token), sent until the
+                          agent holds its node certificate, which replaces it
+  --control-ca FILE       CA bundle (PEM) the control API's TLS certificate must chain to:
+                          what 'weft control' writes to STATE_DIR/ca-bundle.pem or
+                          --ca-bundle-out (required unless --control-insecure)
+  --control-insecure      plaintext to the control API (loopback demos only; the
+                          control API must run with --insecure)
   --state-dir DIR         snapshot cache, workload registrations (default /var/lib/weft/NODE)
   --admin HOST:PORT       admin listener: /metrics /healthz /readyz /debug (default 127.0.0.1:15020)
   --outbound HOST:PORT    outbound capture listener, the kernel's redirect target (default 127.0.0.1:15001)
@@ -53,7 +59,7 @@ Use --cleanup to uninstall.`;
 interface Flags {
   control?: string; node?: string; 'token-file'?: string; 'state-dir'?: string; admin?: string;
   outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean;
-  'access-log-sample'?: string; workers?: string;
+  'access-log-sample'?: string; workers?: string; 'control-ca'?: string; 'control-insecure'?: boolean;
 }
 
 export const command: Command = {
@@ -65,7 +71,7 @@ export const command: Command = {
       control: { type: 'string' }, node: { type: 'string' }, 'token-file': { type: 'string' }, 'state-dir': { type: 'string' },
       admin: { type: 'string' }, outbound: { type: 'string' }, inbound: { type: 'string' }, 'node-address': { type: 'string' },
       'log-level': { type: 'string' }, cleanup: { type: 'boolean' }, 'access-log-sample': { type: 'string' },
-      workers: { type: 'string' },
+      workers: { type: 'string' }, 'control-ca': { type: 'string' }, 'control-insecure': { type: 'boolean' },
     });
     const sample = Number(v['access-log-sample'] ?? '0');
     if (!(sample >= 0 && sample <= 1)) throw invalidArg(`--access-log-sample: expected a fraction between 0 and 1, got '${v['access-log-sample']}'`);
@@ -86,6 +92,7 @@ export const command: Command = {
     }
     if (!v.control) throw invalidArg('--control is required');
     parseHostPort(v.control, '--control');
+    if (!v['control-ca'] === !v['control-insecure']) throw invalidArg('give exactly one of --control-ca FILE (TLS) and --control-insecure (plaintext)');
     const outbound = parseHostPort(v.outbound ?? '127.0.0.1:15001', '--outbound');
     const inbound = parseHostPort(v.inbound ?? '0.0.0.0:15008', '--inbound');
     const admin = parseHostPort(v.admin ?? '127.0.0.1:15020', '--admin');
@@ -127,6 +134,7 @@ export const command: Command = {
         node: v.node,
         control: v.control,
         tokenFile: v['token-file'] ?? '/etc/weft/token',
+        ...(v['control-ca'] ? { controlCa: v['control-ca'] } : {}),
         stateDir: v['state-dir'] ?? `/var/lib/weft/${v.node}`,
         admin,
         outbound,

@@ -25,13 +25,22 @@ weft_control_last_reload_success) and to 'weft status'.
 
 Flags:
   --policies DIR|GIT_URL   policy source (required)
-  --listen HOST:PORT       gRPC address (default 127.0.0.1:15010; plaintext, keep it on
-                           loopback or a private network)
+  --listen HOST:PORT       gRPC address (default 127.0.0.1:15010). TLS 1.3; the serving
+                           certificate is issued by the mesh CA for the control API's
+                           SPIFFE ID (spiffe://TD/ns/weft-system/sa/control), which agents
+                           check instead of a host name, and renewed at half-life
+  --ca-bundle-out FILE     write the CA trust bundle (PEM) here, for agents'
+                           --control-ca (default STATE_DIR/ca-bundle.pem; rewritten on
+                           every serving-certificate renewal)
+  --insecure               plaintext gRPC, no serving certificate (loopback demos only;
+                           agents then need --control-insecure)
   --state-dir DIR          CA keys, git clone, registered workloads
                            (default /var/lib/weft/control)
   --token-file FILE        node bootstrap tokens, one per line: 'TOKEN' (any node) or
                            'NODE TOKEN' (that node only). Default: STATE_DIR/bootstrap-token,
-                           created with a random token if missing
+                           created with a random token if missing. Agents holding their
+                           node certificate authenticate with it instead (TLS client
+                           certificate); an unauthenticated caller can read nothing
   --branch NAME            git branch to follow (default main)
   --poll-interval DUR      git fetch / directory rescan interval (default 5s)
   --admin HOST:PORT        /metrics, /healthz, /readyz (default 127.0.0.1:15011; 'off' to disable)
@@ -48,6 +57,7 @@ Examples:
 interface Flags {
   policies?: string; listen?: string; 'state-dir'?: string; 'token-file'?: string;
   branch?: string; 'poll-interval'?: string; admin?: string; kubernetes?: boolean; kubeconfig?: string;
+  insecure?: boolean; 'ca-bundle-out'?: string;
 }
 
 /** HOST:PORT where port 0 means "any free port" (tests, several instances on one host);
@@ -76,8 +86,9 @@ export const command: Command = {
     const { values, help: wantHelp } = parseFlags<Flags>(argv, {
       policies: { type: 'string' }, listen: { type: 'string' }, 'state-dir': { type: 'string' }, 'token-file': { type: 'string' },
       branch: { type: 'string' }, 'poll-interval': { type: 'string' }, admin: { type: 'string' },
-      kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' },
+      kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' }, insecure: { type: 'boolean' }, 'ca-bundle-out': { type: 'string' },
     });
+    if (values.insecure && values['ca-bundle-out']) throw invalidArg('--ca-bundle-out needs TLS: drop --insecure');
     if (values.kubeconfig && !values.kubernetes) throw invalidArg('--kubeconfig only applies with --kubernetes');
     if (wantHelp) { process.stdout.write(help); return 0; }
     if (!values.policies) throw invalidArg('--policies is required');
@@ -100,6 +111,7 @@ export const command: Command = {
     const { isGitUrl } = require('../control/sources/source') as typeof import('../control/sources/source');
     const { startControlAdmin } = require('../control/admin') as typeof import('../control/admin');
     const { CertificateAuthority } = require('../identity/ca') as typeof import('../identity/ca');
+    const { DEFAULT_MESH } = require('../policy/model') as typeof import('../policy/model');
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
     const auth = TokenAuthenticator.fromFile(await tokenFile(values['token-file'], stateDir, say));
     const log = componentLogger('control');
@@ -121,11 +133,15 @@ export const command: Command = {
     const server = new ControlServer({
       source, compiler: policyCompiler(discovered), auth, host: listen.host, port: listen.port, stateDir, logger: log,
       createSigner: (trustDomain: string) => CertificateAuthority.loadOrCreate(stateDir, { trustDomain }),
+      ...(values.insecure ? {} : {
+        tls: { defaultTrustDomain: DEFAULT_MESH.trustDomain, defaultTtlSeconds: DEFAULT_MESH.certTtlMs / 1000, bundleOut: resolve(values['ca-bundle-out'] ?? join(stateDir, 'ca-bundle.pem')) },
+      }),
     });
     await server.start();
     const adminSrv = admin ? await startControlAdmin(server, admin.host, admin.port) : undefined;
     const version = server.store.snapshot()?.version;
     const rejected = server.store.lastRejection();
+    if (!values.insecure) say(`TLS with CA bundle ${resolve(values['ca-bundle-out'] ?? join(stateDir, 'ca-bundle.pem'))} (give it to agents with --control-ca)`);
     say(`listening on ${listen.host}:${server.port}${adminSrv ? `, admin on ${admin!.host}:${adminSrv.port}` : ''}; ` +
       (version ? `serving ${version}` : `no valid snapshot yet (${rejected?.diagnostics.length ?? 0} problems, see the log)`));
 

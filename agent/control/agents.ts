@@ -1,6 +1,8 @@
 // What the control API knows about each agent that ever synced since it started: the
 // version it ACKed (its "current"), the version last pushed, and its last NACK. A NACKed
 // version is recorded as rejected and never becomes acked for that agent.
+import type { AuthMethod } from './auth';
+
 export interface AgentRecord {
   node: string;
   streams: number;
@@ -9,6 +11,8 @@ export interface AgentRecord {
   lastNackVersion: string;
   lastNackReason: string;
   lastSeenMs: number;
+  /** How its latest stream authenticated: bootstrap token or node certificate. */
+  auth: AuthMethod | '';
 }
 
 export class AgentRegistry {
@@ -29,13 +33,14 @@ export class AgentRegistry {
   }
 
   /** A stream for `node` opened; `has` is the version it says it already serves. */
-  open(node: string, has: string): AgentRecord {
+  open(node: string, has: string, auth: AuthMethod): AgentRecord {
     let a = this.agents.get(node);
     if (!a) {
-      a = { node, streams: 0, ackedVersion: '', sentVersion: '', lastNackVersion: '', lastNackReason: '', lastSeenMs: 0 };
+      a = { node, streams: 0, ackedVersion: '', sentVersion: '', lastNackVersion: '', lastNackReason: '', lastSeenMs: 0, auth: '' };
       this.agents.set(node, a);
     }
     a.streams++;
+    a.auth = auth;
     a.ackedVersion = has;
     a.lastSeenMs = Date.now();
     return a;

@@ -9,6 +9,7 @@ import type { SignCertificateRequest__Output } from './generated/weft/control/v1
 import type { SignCertificateResponse } from './generated/weft/control/v1/SignCertificateResponse';
 import { rpcError } from './rpc-error';
 import type { Caller } from './auth';
+import { NODE_NAMESPACE } from '../identity/spiffe';
 
 /** What the control API needs from agent/identity's CertificateAuthority. */
 export interface CertificateSigner {
@@ -26,9 +27,16 @@ export function nodeSpiffeId(trustDomain: string, node: string): string {
   return `spiffe://${trustDomain}/ns/weft-system/sa/node-${node}`;
 }
 
+/** Identities in the node namespace (other nodes', the control API's) authenticate to
+ *  the control API itself, so a workload declared with such an identity never gets one. */
+function isInfrastructureIdentity(trustDomain: string, id: string): boolean {
+  return id.startsWith(`spiffe://${trustDomain}/ns/${NODE_NAMESPACE}/`);
+}
+
 export function allowedIdentities(snapshot: Snapshot, node: string): Set<string> {
-  const ids = new Set<string>([nodeSpiffeId(snapshot.mesh.trustDomain, node)]);
-  for (const w of snapshot.workloads) if (w.node === node) ids.add(w.identity);
+  const td = snapshot.mesh.trustDomain;
+  const ids = new Set<string>([nodeSpiffeId(td, node)]);
+  for (const w of snapshot.workloads) if (w.node === node && !isInfrastructureIdentity(td, w.identity)) ids.add(w.identity);
   return ids;
 }
 

@@ -9,7 +9,7 @@ import { componentLogger, type Logger } from '../telemetry/logger';
 import type { ControlHandlers } from './generated/weft/control/v1/Control';
 import type { StatusResponse } from './generated/weft/control/v1/StatusResponse';
 import { AgentRegistry } from './agents';
-import { requireSelf, isValidNodeName, type TokenAuthenticator, type Caller } from './auth';
+import { requireSelf, isValidNodeName, type TokenAuthenticator, type Caller, type PeerCredentials } from './auth';
 import { signCertificate, type CertificateSigner } from './certificates';
 import { ControlMetrics } from './metrics';
 import type { PolicyCompiler } from './policy-compiler';
@@ -20,6 +20,8 @@ import { SnapshotStore } from './snapshot-store';
 import type { PolicySource } from './sources/source';
 import { SyncService } from './sync-service';
 import { explain } from '../explain/explain';
+import { writeFileAtomic } from '../sync/atomic-file';
+import { ServingIdentity } from './serving-cert';
 
 export interface ControlServerOptions {
   source: PolicySource;
@@ -32,6 +34,19 @@ export interface ControlServerOptions {
   /** Creates the CA once the first snapshot names the trust domain (MeshConfig). */
   createSigner?: (trustDomain: string) => Promise<CertificateSigner>;
   logger?: Logger;
+  /** TLS 1.3 on the gRPC port with a serving certificate from the mesh CA (needs
+   *  createSigner). Without it the port is plaintext: loopback demos and tests only. */
+  tls?: ControlTlsOptions;
+}
+
+export interface ControlTlsOptions {
+  /** Trust domain of the CA when no snapshot compiled at startup (MeshConfig's default). */
+  defaultTrustDomain: string;
+  /** Lifetime of the serving certificate when no snapshot says (mesh certTtl). */
+  defaultTtlSeconds?: number;
+  /** The CA trust bundle (PEM) is written here on every issue, for operators to give to
+   *  agents (`weft agent --control-ca`). */
+  bundleOut?: string;
 }
 
 export class ControlServer {
@@ -45,6 +60,7 @@ export class ControlServer {
   private boundPort = 0;
   private signer: CertificateSigner | undefined;
   private signerReady: Promise<void> | undefined;
+  private serving: ServingIdentity | undefined;
 
   constructor(private readonly opts: ControlServerOptions) {
     this.log = opts.logger ?? componentLogger('control');
@@ -67,13 +83,44 @@ export class ControlServer {
   async start(): Promise<void> {
     await this.opts.source.start((tree) => this.store.policyChanged(tree));
     await this.signerReady;
+    const credentials = this.opts.tls ? await this.tlsCredentials(this.opts.tls) : grpc.ServerCredentials.createInsecure();
     this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.grpcServer.bindAsync(`${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${this.opts.port}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      this.grpcServer.bindAsync(`${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${this.opts.port}`, credentials, (err, port) => {
         if (err) reject(new WeftError('WEFT_ERR_UNAVAILABLE', `cannot listen on ${this.opts.host}:${this.opts.port}: ${err.message}`, { cause: err }));
         else resolve(port);
       });
     });
-    this.log.info({ address: `${this.opts.host}:${this.boundPort}`, source: this.opts.source.description, version: this.store.snapshot()?.version }, 'control API listening');
+    this.log.info({ address: `${this.opts.host}:${this.boundPort}`, tls: this.serving?.spiffeId ?? false, source: this.opts.source.description, version: this.store.snapshot()?.version }, 'control API listening');
+  }
+
+  /** The serving certificate needs the CA: when no snapshot named a trust domain yet
+   *  (the first policy load failed), the CA starts with the default one. */
+  private async tlsCredentials(tls: ControlTlsOptions): Promise<grpc.ServerCredentials> {
+    if (!this.signerReady) this.ensureSigner(tls.defaultTrustDomain);
+    await this.signerReady;
+    const signer = this.signer;
+    if (!signer?.trustDomain) throw new WeftError('WEFT_ERR_IDENTITY', 'TLS needs the mesh CA, which could not be created (see the log)');
+    const ttlMs = this.store.snapshot()?.mesh.certTtlMs;
+    this.serving = new ServingIdentity({
+      signer: signer as CertificateSigner & { trustDomain: string },
+      ttlSeconds: ttlMs ? Math.round(ttlMs / 1000) : tls.defaultTtlSeconds ?? 24 * 3600,
+      log: this.log,
+      onBundle: (pem) => {
+        if (!tls.bundleOut) return;
+        const file = tls.bundleOut;
+        bundleWritten = writeFileAtomic(file, pem, 0o644).catch((e: unknown) => this.log.error({ err: (e as Error).message, file }, 'cannot write the CA bundle'));
+      },
+    });
+    let bundleWritten: Promise<void> = Promise.resolve();
+    const creds = await this.serving.credentials();
+    // Agents started right after "listening" read the file: it is there before we bind.
+    await bundleWritten;
+    return creds;
+  }
+
+  /** The peer's TLS-verified certificate, if any (grpc-js reports verified peers only). */
+  private peer(call: { getAuthContext(): { sslPeerCertificate?: { raw?: Buffer } } | null }): PeerCredentials {
+    return { certificate: call.getAuthContext()?.sslPeerCertificate?.raw, trustDomain: this.signer?.trustDomain };
   }
 
   /** The CA is created (or loaded from the state dir) for the first snapshot's trust
@@ -95,6 +142,7 @@ export class ControlServer {
   /** Streams end with OK (agents reconnect to the next instance), unary calls finish. */
   async stop(): Promise<void> {
     await this.opts.source.stop();
+    this.serving?.stop();
     this.sync.closeAll();
     await new Promise<void>((resolve) => {
       const force = setTimeout(() => { this.grpcServer.forceShutdown(); resolve(); }, 2000);
@@ -105,7 +153,7 @@ export class ControlServer {
   private authed<Req, Res>(fn: (req: Req, caller: Caller) => Promise<Res> | Res) {
     return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>): void => {
       let caller: Caller;
-      try { caller = this.opts.auth.authenticate(call.metadata); } catch (e) { cb(toRpcError(e)); return; }
+      try { caller = this.opts.auth.authenticate(call.metadata, this.peer(call)); } catch (e) { cb(toRpcError(e)); return; }
       Promise.resolve().then(() => fn(call.request, caller)).then((res) => cb(null, res), (e: unknown) => {
         const err = toRpcError(e);
         if (err.code === status.INTERNAL) this.log.error({ err: err.details }, 'control RPC failed');
@@ -116,7 +164,7 @@ export class ControlServer {
 
   private handlers(): ControlHandlers {
     return {
-      Sync: (call) => this.sync.handle(call),
+      Sync: (call) => this.sync.handle(call, this.peer(call)),
 
       RegisterWorkload: this.authed(async (req, caller) => {
         if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name');
@@ -189,7 +237,7 @@ export class ControlServer {
       lastRejection: rej ? { revision: rej.revision, diagnostics: rej.diagnostics, atMs: String(rej.at) } : null,
       agents: agents.map((a) => ({
         node: a.node, connected: a.streams > 0, ackedVersion: a.ackedVersion, sentVersion: a.sentVersion,
-        lastNackVersion: a.lastNackVersion, lastNackReason: a.lastNackReason, lastSeenMs: String(a.lastSeenMs),
+        lastNackVersion: a.lastNackVersion, lastNackReason: a.lastNackReason, lastSeenMs: String(a.lastSeenMs), auth: a.auth,
       })),
     };
   }

@@ -12,7 +12,7 @@ import type { Logger } from '../telemetry/logger';
 import type { SyncRequest__Output } from './generated/weft/control/v1/SyncRequest';
 import type { SyncResponse } from './generated/weft/control/v1/SyncResponse';
 import type { AgentRegistry, AgentRecord } from './agents';
-import { isValidNodeName, requireSelf, type TokenAuthenticator, type Caller } from './auth';
+import { isValidNodeName, requireSelf, type TokenAuthenticator, type Caller, type PeerCredentials } from './auth';
 import type { ControlMetrics } from './metrics';
 import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL } from './proto';
 import { rpcError, toRpcError } from './rpc-error';
@@ -96,9 +96,9 @@ class SyncStream {
     if (req.typeUrl === NODE_RESOURCES_TYPE_URL) {
       this.delta = { acked: new Map(Object.entries(req.initialResourceVersions ?? {})), inFlight: undefined };
     }
-    this.agent = this.svc.agents.open(req.node, req.versionInfo);
+    this.agent = this.svc.agents.open(req.node, req.versionInfo, this.caller.via);
     this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
-    this.svc.log.info({ node: req.node, has: req.versionInfo || undefined, delta: this.delta !== undefined }, 'agent connected');
+    this.svc.log.info({ node: req.node, has: req.versionInfo || undefined, delta: this.delta !== undefined, auth: this.caller.via }, 'agent connected');
     // Headers now, so the agent learns it is connected before the first push.
     this.call.sendMetadata(new Metadata());
     // Through the paced fan-out, not directly: after a control API restart all agents
@@ -275,10 +275,10 @@ export class SyncService {
     for (const fn of this.ackListeners) fn(node, version);
   }
 
-  handle(call: SyncCall): void {
+  handle(call: SyncCall, peer: PeerCredentials = {}): void {
     let caller: Caller;
     try {
-      caller = this.auth.authenticate(call.metadata);
+      caller = this.auth.authenticate(call.metadata, peer);
     } catch (e) {
       call.emit('error', toRpcError(e));
       return;

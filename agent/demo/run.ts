@@ -62,14 +62,17 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     topo = createTopology(plan, demoPrefix());
     const t = topo;
 
+    // TLS to the control API: the agents trust the CA bundle it writes before listening.
+    const caBundle = join(tmp, 'control-ca.pem');
     o.say(`starting control API on ${FABRIC_HOST_IP}:${CONTROL_PORT} (policies: ${o.policies})…`);
     control.push(startChild('control', t.fabric, weftSelf('control', '--policies', o.policies, '--listen', `${FABRIC_HOST_IP}:${CONTROL_PORT}`,
-      '--admin', `${FABRIC_HOST_IP}:15011`, '--state-dir', join(tmp, 'control'), '--token-file', tokenFile, '--poll-interval', '1s'), logs, { env }));
+      '--admin', `${FABRIC_HOST_IP}:15011`, '--state-dir', join(tmp, 'control'), '--token-file', tokenFile, '--poll-interval', '1s',
+      '--ca-bundle-out', caBundle), logs, { env }));
     o.say(`control API: ${(await step(control[0]!.waitFor(/listening on/, READY_TIMEOUT_MS))).replace(/^weft control: /, '')}`);
 
     for (const node of plan.nodes) {
       agents.push(startChild(`agent-${node.name}`, t.nodes.get(node.name)!, weftSelf('agent', '--control', `${FABRIC_HOST_IP}:${CONTROL_PORT}`,
-        '--node', node.name, '--token-file', tokenFile, '--state-dir', join(tmp, node.name), '--admin', `${node.fabricIp}:${ADMIN_PORT}`,
+        '--node', node.name, '--token-file', tokenFile, '--control-ca', caBundle, '--state-dir', join(tmp, node.name), '--admin', `${node.fabricIp}:${ADMIN_PORT}`,
         '--inbound', '0.0.0.0:15008', '--node-address', node.fabricIp), logs, { env }));
     }
     o.say(`starting ${plan.nodes.length} agents…`);

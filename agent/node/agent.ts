@@ -43,6 +43,9 @@ export interface AgentConfig {
   /** Control API HOST:PORT. */
   control: string;
   tokenFile: string;
+  /** PEM file of the CA bundle the control API's certificate must chain to; absent means
+   *  plaintext (`--control-insecure`). */
+  controlCa?: string;
   stateDir: string;
   admin: { host: string; port: number };
   /** Outbound capture listener; also the redirect target written into the kernel. */
@@ -111,6 +114,7 @@ export class NodeAgent {
     const token = readToken(cfg.tokenFile);
     this.sync = new SyncClient({
       address: cfg.control, node: cfg.node, token, stateDir: cfg.stateDir,
+      ...(cfg.controlCa !== undefined ? { controlCa: readPemFile(cfg.controlCa) } : {}),
       apply: (view) => this.apply(view),
       logger: componentLogger('sync', { node: cfg.node }),
     });
@@ -224,6 +228,12 @@ export class NodeAgent {
       const share = () => { if (this.identity === identity) void this.publish({ identity: identityState(identity) }); };
       identity.on('updated', share);
       identity.on('trustBundle', share);
+      // The node SVID replaces the bootstrap token toward the control API, renewals too.
+      identity.on('updated', (id) => {
+        if (this.identity !== identity || id !== this.nodeIdentity(identity.trustDomain)) return;
+        const m = identity.tlsMaterial(id);
+        if (m) this.sync.useCertificate({ key: m.key, cert: m.cert });
+      });
     }
     const wanted = new Set([this.nodeIdentity(view.mesh.trustDomain), ...view.localWorkloads.map((w) => w.identity)]);
     for (const id of this.identity.identities()) if (!wanted.has(id)) this.identity.remove(id);
@@ -360,7 +370,7 @@ export class NodeAgent {
     const s = this.sync.state();
     return {
       node: this.cfg.node,
-      control: { address: this.cfg.control, connected: s.connected, version: s.version, fromCache: s.fromCache, lastError: s.lastError, lastNack: s.lastNack },
+      control: { address: this.cfg.control, connected: s.connected, version: s.version, fromCache: s.fromCache, lastError: s.lastError, lastNack: s.lastNack, tls: this.cfg.controlCa !== undefined, auth: this.sync.authMethod() },
       datapath: { programs: this.datapath.attachments.map((a) => ({ program: a.program, linkId: a.linkId, progId: a.progId, adopted: a.adopted })), services: this.view?.datapath.length ?? 0, counters: this.datapath.counters() },
       listeners: { outbound: `${this.cfg.outbound.host}:${this.cfg.outbound.port}`, inbound: this.plane.inboundAddress, admin: `${this.cfg.admin.host}:${this.cfg.admin.port}` },
       workers: this.workers,
@@ -380,6 +390,15 @@ function readToken(file: string): string {
     if (e instanceof WeftError) throw e;
     throw invalidArg(`cannot read the token file ${file}: ${describeError(e)}`);
   }
+}
+
+function readPemFile(file: string): string {
+  let pem: string;
+  try { pem = readFileSync(file, 'utf8'); } catch (e) {
+    throw invalidArg(`cannot read the control API CA bundle ${file}: ${describeError(e)}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw invalidArg(`${file}: no PEM certificate (expected the control API's CA bundle)`);
+  return pem;
 }
 
 /** What the control API is told about a local workload (`weft run`). */

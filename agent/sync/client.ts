@@ -9,7 +9,15 @@
 // callback that throws has changed nothing, and the agent keeps the previous version;
 // a delta is merged into a copy of the held resources, which replaces them only once
 // the merged view was applied.
+//
+// Transport: TLS to the control API, whose serving certificate must chain to the CA
+// bundle the operator gave the agent and carry the control API's SPIFFE ID. The agent
+// bootstraps with its token; once it holds its node SVID (useCertificate) it reconnects
+// presenting it as client certificate and stops sending the token, and does so again on
+// every renewal. A reconnect is cheap: the hello lists the resources held, so the
+// server sends only what changed meanwhile.
 import { EventEmitter } from 'node:events';
+import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import type { NodeView } from '../policy/snapshot';
@@ -30,6 +38,9 @@ import { controlProto, AUTH_METADATA_KEY, NODE_METADATA_KEY, NODE_RESOURCES_TYPE
 import { Backoff, type BackoffOptions } from './backoff';
 import { SnapshotCache, type CachedSnapshot } from './cache';
 import { assemble, checkResource, mergeDelta, type HeldResource } from './resource-set';
+import { spiffeIdOfCertificate } from '../identity/verify';
+import { parseSpiffeId, NODE_NAMESPACE } from '../identity/spiffe';
+import { CONTROL_SERVICE_ACCOUNT } from '../control/serving-cert';
 
 export interface ApplyInfo {
   version: string;
@@ -50,7 +61,9 @@ export interface SyncClientOptions {
   apply: (view: NodeView, info: ApplyInfo) => Promise<void>;
   logger?: Logger;
   backoff?: BackoffOptions;
-  credentials?: grpc.ChannelCredentials;
+  /** PEM roots the control API's serving certificate must chain to. Absent: plaintext
+   *  (`--control-insecure`, loopback demos only). */
+  controlCa?: string;
   /** Deadline of unary calls (registration, certificates, status). */
   unaryTimeoutMs?: number;
 }
@@ -67,6 +80,28 @@ export interface SyncState {
   /** Set when the control API refused this agent for good (INVALID_ARGUMENT/PERMISSION_DENIED). */
   fatal: boolean;
   trustBundle: string[];
+}
+
+/** Client key and certificate chain (PEM): the node SVID. */
+export interface ClientCertificate { key: string; cert: string }
+
+/** The peer must present the control API's SPIFFE ID (any trust domain: the chain was
+ *  already verified against the bundle, which is what pins the mesh). */
+export function checkControlIdentity(_host: string, cert: { raw: Buffer }): Error | undefined {
+  try {
+    const { namespace, serviceAccount } = parseSpiffeId(spiffeIdOfCertificate(new X509Certificate(cert.raw)));
+    if (namespace === NODE_NAMESPACE && serviceAccount === CONTROL_SERVICE_ACCOUNT) return undefined;
+    return new Error(`server certificate is ${namespace}/${serviceAccount}, not the control API`);
+  } catch (e) {
+    return new Error(`server certificate is not the control API's: ${describeError(e)}`);
+  }
+}
+
+/** Channel credentials for the control API; `client` adds the node SVID. */
+export function controlCredentials(controlCa: string | undefined, client?: ClientCertificate): grpc.ChannelCredentials {
+  if (controlCa === undefined) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(Buffer.from(controlCa), client ? Buffer.from(client.key) : null, client ? Buffer.from(client.cert) : null,
+    { checkServerIdentity: checkControlIdentity });
 }
 
 /** Codes after which retrying the same request cannot help. */
@@ -98,7 +133,9 @@ export declare interface SyncClient {
 export class SyncClient extends EventEmitter {
   private readonly opts: SyncClientOptions;
   private readonly log: Logger;
-  private readonly rpc: ControlClient;
+  private rpc: ControlClient;
+  private clientCert: ClientCertificate | undefined;
+  private clientCertExpiresAt = 0;
   private readonly cache: SnapshotCache;
   private readonly backoff: Backoff;
   private readonly st: SyncState = { connected: false, version: '', fromCache: false, lastError: '', lastNack: '', fatal: false, trustBundle: [] };
@@ -119,8 +156,12 @@ export class SyncClient extends EventEmitter {
     this.log = opts.logger ?? componentLogger('sync', { node: opts.node });
     this.cache = new SnapshotCache(opts.stateDir);
     this.backoff = new Backoff(opts.backoff);
+    this.rpc = this.channel();
+  }
+
+  private channel(): ControlClient {
     const Control = controlProto().weft.control.v1.Control;
-    this.rpc = new Control(opts.address, opts.credentials ?? grpc.credentials.createInsecure(), {
+    return new Control(this.opts.address, controlCredentials(this.opts.controlCa, this.clientCert), {
       'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_BYTES,
       // The channel's own reconnect backoff must not outlast ours (its default max is 120 s).
       'grpc.initial_reconnect_backoff_ms': 100,
@@ -129,6 +170,35 @@ export class SyncClient extends EventEmitter {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
     });
+  }
+
+  /** Authenticate with this node certificate from now on (null: back to the token). A
+   *  new channel carries it; the open Sync stream is replaced, in-flight unary calls
+   *  finish on the old channel. Ignored over plaintext, where it could not be verified. */
+  useCertificate(cert: ClientCertificate | null): void {
+    if (this.opts.controlCa === undefined) return;
+    if (cert?.cert === this.clientCert?.cert && cert?.key === this.clientCert?.key) return;
+    this.clientCert = cert ?? undefined;
+    this.clientCertExpiresAt = cert ? Date.parse(new X509Certificate(cert.cert).validTo) : 0;
+    const old = this.rpc;
+    this.rpc = this.channel();
+    this.log.info({ auth: cert ? 'certificate' : 'token' }, 'control API credentials changed; reconnecting');
+    const s = this.stream;
+    if (s && !this.stopped) {
+      this.stream = undefined;
+      this.pending.length = 0;
+      clearTimeout(this.retryTimer);
+      s.cancel();
+      this.connect();
+    }
+    // Unary calls in flight keep the old channel until they finish.
+    setTimeout(() => old.close(), (this.opts.unaryTimeoutMs ?? 10_000) + 1000).unref();
+  }
+
+  /** How the next call authenticates. A certificate that expired (renewal failing) no
+   *  longer verifies, so the token goes along again until a new one arrives. */
+  authMethod(): 'token' | 'certificate' {
+    return this.clientCert && Date.now() < this.clientCertExpiresAt ? 'certificate' : 'token';
   }
 
   state(): SyncState {
@@ -189,7 +259,8 @@ export class SyncClient extends EventEmitter {
 
   private metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
-    md.set(AUTH_METADATA_KEY, `Bearer ${this.opts.token}`);
+    // With a node certificate the token stays home: the certificate says who we are.
+    if (this.authMethod() === 'token') md.set(AUTH_METADATA_KEY, `Bearer ${this.opts.token}`);
     md.set(NODE_METADATA_KEY, this.opts.node);
     return md;
   }

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { SyncClient } from '../../agent/sync/client';
 import { writeFileAtomic } from '../../agent/sync/atomic-file';
 
-interface AgentConfig { address: string; node: string; token: string; stateDir: string; writeApplied?: boolean }
+interface AgentConfig { address: string; node: string; token: string; controlCa: string; stateDir: string; writeApplied?: boolean }
 
 const send = (m: object) => process.send?.(m);
 const configs = JSON.parse(process.argv[2] as string) as AgentConfig[];

@@ -1,12 +1,16 @@
 // Process helpers shared by the control e2e test and the control benchmark: the real
 // `weft control` CLI as a child process (its stderr parsed for the bound ports), sync
 // clients in child processes (control-agent-child.ts) reporting over IPC, and Status.
+// The control API serves TLS: each started control's CA bundle (the file it reports on
+// startup) is remembered by port, so agents and Status calls aimed at that port trust it.
 import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { controlProto } from '../../agent/control/proto';
 import type { StatusResponse__Output } from '../../agent/control/generated/weft/control/v1/StatusResponse';
 import { packageRoot } from '../../agent/lib/paths';
+import { controlCredentials } from '../../agent/sync/client';
 
 const ROOT = packageRoot();
 
@@ -24,7 +28,16 @@ export function waitUntil<T>(check: () => T | undefined, subscribe: (wake: () =>
   });
 }
 
-export interface Control { proc: ChildProcess; port: number; adminPort: number; logs: string[]; exited: Promise<number | null>; waitLog(pred: (l: string) => boolean, what: string): Promise<string> }
+/** CA bundle (PEM) of the control API listening on each loopback port. */
+const bundles = new Map<number, string>();
+
+function bundleFor(port: number): string {
+  const b = bundles.get(port);
+  if (!b) throw new Error(`no control API with TLS was started on port ${port}`);
+  return b;
+}
+
+export interface Control { proc: ChildProcess; port: number; adminPort: number; caBundle: string; logs: string[]; exited: Promise<number | null>; waitLog(pred: (l: string) => boolean, what: string): Promise<string> }
 
 export async function startControl(cleanup: Cleanup, args: string[], port = 0, nodeArgs: string[] = []): Promise<Control> {
   const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', '-e', "require('./agent/cli/main').main(process.argv.slice(1)).then((c) => { process.exitCode = c; })",
@@ -48,14 +61,19 @@ export async function startControl(cleanup: Cleanup, args: string[], port = 0, n
     return undefined;
   }, sub, 60_000, 'weft control to listen');
   const waitLog = (pred: (l: string) => boolean, what: string) => waitUntil(() => logs.find(pred), sub, 5000, what);
-  return { proc, port: Number(m[1]), adminPort: Number(m[2]), logs, exited, waitLog };
+  const file = logs.map((l) => /TLS with CA bundle (\S+)/.exec(l)?.[1]).find((f) => f !== undefined);
+  if (!file) throw new Error(`weft control did not report its CA bundle:\n${logs.join('\n')}`);
+  const caBundle = readFileSync(file, 'utf8');
+  bundles.set(Number(m[1]), caBundle);
+  return { proc, port: Number(m[1]), adminPort: Number(m[2]), caBundle, logs, exited, waitLog };
 }
 
 export interface AgentEvent { type: string; node: string; version?: string; fromCache?: boolean; connected?: boolean; at?: number }
 export interface Agents { proc: ChildProcess; events: AgentEvent[]; wait(pred: (e: AgentEvent) => boolean, ms: number, what: string): Promise<AgentEvent>; stop(): Promise<void> }
 
 export function startAgents(cleanup: Cleanup, address: string, token: string, nodes: { node: string; stateDir: string; writeApplied?: boolean }[]): Agents {
-  const proc = fork(join(ROOT, 'test/e2e/control-agent-child.ts'), [JSON.stringify(nodes.map((n) => ({ ...n, address, token })))], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const controlCa = bundleFor(Number(address.slice(address.lastIndexOf(':') + 1)));
+  const proc = fork(join(ROOT, 'test/e2e/control-agent-child.ts'), [JSON.stringify(nodes.map((n) => ({ ...n, address, token, controlCa })))], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   cleanup(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
   const events: AgentEvent[] = [];
   const wakers = new Set<() => void>();
@@ -79,7 +97,7 @@ export function startAgents(cleanup: Cleanup, address: string, token: string, no
 }
 
 export async function status(port: number, token: string): Promise<StatusResponse__Output> {
-  const c = new (controlProto().weft.control.v1.Control)(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const c = new (controlProto().weft.control.v1.Control)(`127.0.0.1:${port}`, controlCredentials(bundleFor(port)));
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${token}`);
   md.set('x-weft-node', 'e2e-operator');

@@ -15,6 +15,8 @@ export interface OneNodeMesh {
   node: string;
   dir: string;
   policiesDir: string;
+  /** The control API's CA bundle (PEM file), as agents get it with --control-ca. */
+  caBundle: string;
   control: WeftProcess;
   agent: WeftProcess;
   agentArgs: string[];
@@ -50,9 +52,11 @@ export async function startOneNodeMesh(prefix: string, policies: (node: string) 
   mkdirSync(policiesDir);
   writeFileSync(join(policiesDir, 'mesh.yaml'), policies(node));
   writeFileSync(join(dir, 'token'), `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
-  const agentArgs = ['agent', '--control', '127.0.0.1:15010', '--node', node, '--token-file', join(dir, 'token'), '--state-dir', join(dir, 'agent')];
+  // The control API serves TLS; agents trust the CA bundle it writes on startup.
+  const caBundle = join(dir, 'control-ca.pem');
+  const agentArgs = ['agent', '--control', '127.0.0.1:15010', '--control-ca', caBundle, '--node', node, '--token-file', join(dir, 'token'), '--state-dir', join(dir, 'agent')];
   const mesh: OneNodeMesh = {
-    ns, node, dir, policiesDir, agentArgs,
+    ns, node, dir, policiesDir, caBundle, agentArgs,
     control: undefined as unknown as WeftProcess,
     agent: undefined as unknown as WeftProcess,
     async startAgent() {
@@ -73,7 +77,7 @@ export async function startOneNodeMesh(prefix: string, policies: (node: string) 
   };
   try {
     mesh.control = spawnIn(weftArgv('control', '--policies', policiesDir, '--listen', '127.0.0.1:15010', '--admin', '127.0.0.1:15011',
-      '--state-dir', join(dir, 'control'), '--token-file', join(dir, 'token')));
+      '--state-dir', join(dir, 'control'), '--token-file', join(dir, 'token'), '--ca-bundle-out', caBundle));
     await mesh.control.waitForLog(/listening on/);
     await mesh.startAgent();
   } catch (e) {

@@ -20,8 +20,8 @@ function code(fn: () => unknown): string {
 
 test('token file: shared and node-bound tokens, comments, bad lines refused', () => {
   const auth = new TokenAuthenticator(`# bootstrap tokens\n${SHARED}\n\nnode-a ${BOUND}  # node a only\n`);
-  assert.deepEqual(auth.authenticate(md(SHARED, 'node-b')), { node: 'node-b' });
-  assert.deepEqual(auth.authenticate(md(BOUND, 'node-a')), { node: 'node-a' });
+  assert.deepEqual(auth.authenticate(md(SHARED, 'node-b')), { node: 'node-b', via: 'token' });
+  assert.deepEqual(auth.authenticate(md(BOUND, 'node-a')), { node: 'node-a', via: 'token' });
   assert.throws(() => new TokenAuthenticator('# nothing\n'), { code: 'WEFT_ERR_INVALID_ARG' });
   assert.throws(() => new TokenAuthenticator('short\n'), { code: 'WEFT_ERR_INVALID_ARG', message: /:1:/ });
   assert.throws(() => new TokenAuthenticator(`${SHARED}\nNode_A ${BOUND}\n`), { code: 'WEFT_ERR_INVALID_ARG', message: /:2:/ });

@@ -15,6 +15,7 @@ import { join, relative } from 'node:path';
 import { WeftError } from '../../agent/lib/errors';
 import type { Snapshot, WorkloadRegistration } from '../../agent/policy/snapshot';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
+import { CertificateAuthority } from '../../agent/identity/ca';
 
 export const fakeMesh = { trustDomain: 'test.local', mtls: 'STRICT' as const, certTtlMs: 3_600_000, failMode: 'closed' as const, vipRange: '10.96.0.0/16' };
 
@@ -58,20 +59,28 @@ export interface Harness {
   stateDir: string;
   address: string;
   write(file: string, body: string): void;
+  /** With `tls`: the mesh CA and the bundle file the server wrote (PEM). */
+  ca?: CertificateAuthority;
+  bundleFile?: string;
 }
 
 /** A real control server on 127.0.0.1:0 over a temp policies dir, stopped in t.after.
  *  The stand-in compiler unless `compiler` is given (e.g. the real policyCompiler()). */
-export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string>; createSigner?: ControlServerOptions['createSigner']; compiler?: PolicyCompiler } = {}): Promise<Harness> {
+export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string>; createSigner?: ControlServerOptions['createSigner']; compiler?: PolicyCompiler; tls?: boolean } = {}): Promise<Harness> {
   const policies = opts.policies ?? mkdtempSync(join(tmpdir(), 'wt-ctl-pol-'));
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-ctl-state-'));
   const write = (file: string, body: string) => writeFileSync(join(policies, file), body);
   for (const [f, b] of Object.entries(opts.files ?? (opts.policies ? {} : { 'a.txt': 'one\n' }))) write(f, b);
+  // TLS needs the mesh CA: the real one, in the state dir, unless the test brings its own.
+  let ca: CertificateAuthority | undefined;
+  const createSigner = opts.createSigner ?? (opts.tls ? async (trustDomain: string) => (ca = await CertificateAuthority.loadOrCreate(stateDir, { trustDomain })) : undefined);
+  const bundleFile = opts.tls ? join(stateDir, 'ca-bundle.pem') : undefined;
   const server = new ControlServer({
     source: new DirectorySource(policies, silent, { debounceMs: 20, rescanMs: 60_000 }),
     compiler: opts.compiler ?? fakeCompiler() as PolicyCompiler,
     auth: new TokenAuthenticator(`${TOKEN}\nnode-1 ${NODE1_TOKEN}\n`),
-    host: '127.0.0.1', port: opts.port ?? 0, stateDir, logger: silent, ...(opts.createSigner ? { createSigner: opts.createSigner } : {}),
+    host: '127.0.0.1', port: opts.port ?? 0, stateDir, logger: silent, ...(createSigner ? { createSigner } : {}),
+    ...(bundleFile ? { tls: { defaultTrustDomain: fakeMesh.trustDomain, bundleOut: bundleFile } } : {}),
   });
   await server.start();
   t.after(async () => {
@@ -79,7 +88,7 @@ export async function startControl(t: TestContext, opts: { port?: number; polici
     if (!opts.policies) rmSync(policies, { recursive: true, force: true });
     if (!opts.stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
-  return { server, policies, stateDir, address: `127.0.0.1:${server.port}`, write };
+  return { server, policies, stateDir, address: `127.0.0.1:${server.port}`, write, ...(ca ? { ca } : {}), ...(bundleFile ? { bundleFile } : {}) };
 }
 
 /** Resolves when `pred` holds after an event on `emitter`, or rejects after `ms`. */

@@ -10,6 +10,7 @@ export interface AgentStatus {
   'lastNackVersion'?: (string);
   'lastNackReason'?: (string);
   'lastSeenMs'?: (number | string | Long);
+  'auth'?: (string);
 }
 
 export interface AgentStatus__Output {
@@ -20,4 +21,5 @@ export interface AgentStatus__Output {
   'lastNackVersion': (string);
   'lastNackReason': (string);
   'lastSeenMs': (string);
+  'auth': (string);
 }
