@@ -15,9 +15,11 @@ Flags:
 
 interface Status {
   node: string;
-  control: { address: string; connected: boolean; version: string; fromCache: boolean; lastError: string; lastNack: string };
+  control: { address: string; connected: boolean; version: string; fromCache: boolean; lastError: string; lastNack: string; tls: boolean; auth: 'token' | 'certificate' };
   datapath: { programs: { program: string; linkId: number; progId: number; adopted: boolean }[]; services: number; counters: Record<string, string> };
   listeners: Record<string, string | null>;
+  workers?: { worker: number; role: string; pid: number }[];
+  ejections?: { endpoint: string; workers: number[] }[];
   workloads: { key: string; cgroupId: string; identity: string }[];
   certificates: { identity: string; expiresAt: string | null }[];
 }
@@ -26,10 +28,12 @@ function render(s: Status): string {
   const out: string[] = [];
   const c = s.control;
   out.push(`node            ${s.node}`);
-  out.push(`control API     ${c.address} — ${c.connected ? 'connected' : 'NOT connected'}${c.lastError && !c.connected ? ` (${c.lastError})` : ''}`);
+  out.push(`control API     ${c.address} — ${c.connected ? 'connected' : 'NOT connected'}, ${c.tls ? 'TLS' : 'plaintext'}, auth ${c.auth}${c.lastError && !c.connected ? ` (${c.lastError})` : ''}`);
   out.push(`snapshot        ${c.version || '(none)'}${c.fromCache ? ' (from on-disk cache)' : ''}`);
   if (c.lastNack) out.push(`last rejected   ${c.lastNack}`);
   out.push(`listeners       ${Object.entries(s.listeners).map(([k, v]) => `${k} ${v ?? '(not yet)'}`).join(', ')}`);
+  if (s.workers) out.push(`workers         ${s.workers.length}: ${s.workers.map((w) => `${w.role} pid ${w.pid}`).join(', ')}`);
+  for (const e of s.ejections ?? []) out.push(`  ejected ${e.endpoint} by pid ${e.workers.join(', ')}`);
   out.push(`programs        ${s.datapath.programs.length} attached, ${s.datapath.services} service ports in the kernel`);
   for (const p of s.datapath.programs) out.push(`  ${p.program.padEnd(22)} link ${p.linkId} prog ${p.progId}${p.adopted ? ' (adopted)' : ''}`);
   out.push('kernel counters');

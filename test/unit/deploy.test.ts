@@ -17,8 +17,8 @@ const DEPLOY = join(ROOT, 'deploy');
 
 /** The CLI contract (DESIGN.md): the only flags install artefacts may pass. */
 const CONTRACT_FLAGS: Record<string, Set<string>> = {
-  control: new Set(['policies', 'listen', 'state-dir', 'token-file', 'admin']),
-  agent: new Set(['control', 'node', 'admin', 'state-dir', 'token-file', 'node-address', 'outbound', 'inbound', 'cgroup-root', 'cleanup']),
+  control: new Set(['policies', 'listen', 'state-dir', 'token-file', 'ca-bundle-out', 'kubernetes', 'admin']),
+  agent: new Set(['control', 'node', 'admin', 'state-dir', 'token-file', 'control-ca', 'node-address', 'outbound', 'inbound', 'cgroup-root', 'cleanup']),
 };
 /** Flags the implemented commands accept (their --help text lists every flag): an
  *  unknown flag makes the strict parser exit, so a manifest must not get ahead of the
@@ -201,6 +201,10 @@ test('deploy: the agent DaemonSet has the privileges and host mounts the datapat
   const tokenFile = flags.get('token-file') as string;
   const tokenDir = tokenFile.slice(0, tokenFile.lastIndexOf('/'));
   assert.equal(mountAt(tokenDir).volume.secret?.secretName, 'weft-token');
+  // The control API is TLS: agents need the CA bundle the control writes, from a ConfigMap.
+  const caFile = flags.get('control-ca') as string;
+  assert.ok(caFile, 'agents pass --control-ca (the control API serves TLS)');
+  assert.equal(mountAt(caFile.slice(0, caFile.lastIndexOf('/'))).volume.configMap?.name, 'weft-ca-bundle');
   assert.equal(flags.get('control'), `weft-control.${NAMESPACE}.svc:${PORTS.control}`);
   assert.equal(portOf(flags.get('inbound') as string), PORTS.inbound);
   assert.equal(portOf(flags.get('outbound') as string), PORTS.outbound);

@@ -7,6 +7,14 @@ WEFT_CONTROL=$control
 WEFT_NODE=$node_name
 WEFT_NODE_ADDRESS=$node_address
 EOT
+# The mesh CA bundle the control API's TLS certificate chains to: on node-1 the control
+# API's own file (written just before it listens), elsewhere the copy the Vagrantfile's
+# trigger fetched from node-1.
+ca=/var/lib/weft-control/ca-bundle.pem
+[ -e /etc/systemd/system/weft-control.service ] || ca=/vagrant/vagrant/.weft-ca-bundle.pem
+for _ in $(seq 50); do [ -s "$ca" ] && break; sleep 0.2; done
+[ -s "$ca" ] || { echo "no CA bundle at $ca (is node-1 up?)" >&2; exit 1; }
+install -m 0644 "$ca" /etc/weft/ca-bundle.pem
 install -m 0644 /opt/weft/deploy/systemd/weft-agent.service /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable weft-agent
