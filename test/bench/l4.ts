@@ -13,7 +13,7 @@
 // show the noise floor. Writes
 // test/bench/results/l4.json. Everything it creates is removed at the end.
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -33,7 +33,7 @@ const HAPROXY = '10.0.5.2';
 const WEFT_VIP = '10.96.0.50';
 const DNAT_VIP = '10.96.0.51';
 
-interface Http { rps: number; p50Ms: number; p99Ms: number }
+interface Http { rps: number; p50Ms: number; p99Ms: number; requests: number }
 type Sample = Record<string, number>;
 /** Every variant's samples, indexed by round. */
 type Runs = Record<string, Sample[]>;
@@ -56,7 +56,7 @@ function parseWrk(out: string): Http {
   if (!rps || !p50 || !p99) throw new Error(`cannot parse wrk output:\n${out}`);
   const errors = /Socket errors: (.*)/.exec(out) ?? /Non-2xx or 3xx responses: (\d+)/.exec(out);
   if (errors) process.stderr.write(`wrk reported errors: ${errors[0]}\n`);
-  return { rps: Number(rps[1]), p50Ms: unitMs(p50[1]!), p99Ms: unitMs(p99[1]!) };
+  return { rps: Number(rps[1]), p50Ms: unitMs(p50[1]!), p99Ms: unitMs(p99[1]!), requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? NaN) };
 }
 
 class Bench {
@@ -192,6 +192,51 @@ ${listen.map((l) => `    listen ${l} reuseport;`).join('\n')}
     return Number(m[2]) / Number(m[1]);
   }
 
+  /**
+   * What the kernel fast path costs one connection, measured rather than inferred from
+   * throughput (which moves by more than that between identical runs here): with
+   * kernel.bpf_stats_enabled the kernel times every run of every BPF program, so the
+   * nanoseconds weft's programs spend per connection come out exactly, and /proc/stat
+   * gives the CPU time a direct connection costs the whole machine (client, server and
+   * kernel) to compare it with.
+   */
+  async fastPathCost(): Promise<Record<string, number>> {
+    const busy = (): number => {
+      const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / 100; // seconds, minus idle and iowait
+    };
+    const progs = this.dp.attachments.map((a) => ({ name: a.program, id: a.progId }));
+    const stats = () => Object.fromEntries(progs.map(({ name, id }) => {
+      const j = JSON.parse(execFileSync('bpftool', ['prog', 'show', 'id', String(id), '-j'], { encoding: 'utf8' })) as { run_time_ns?: number; run_cnt?: number };
+      return [name, { ns: j.run_time_ns ?? 0, n: j.run_cnt ?? 0 }];
+    }));
+    const was = readFileSync('/proc/sys/kernel/bpf_stats_enabled', 'utf8').trim();
+    writeFileSync('/proc/sys/kernel/bpf_stats_enabled', '1');
+    try {
+      let t = busy();
+      const direct = await this.wrk(`http://${BACKEND}/`, true, false);
+      const directCpuUs = ((busy() - t) * 1e6) / direct.requests;
+      const before = stats();
+      t = busy();
+      const weft = await this.wrk(`http://${WEFT_VIP}/`, true, true);
+      const weftCpuUs = ((busy() - t) * 1e6) / weft.requests;
+      const after = stats();
+      const out: Record<string, number> = { directCpuUsPerConn: directCpuUs, weftCpuUsPerConn: weftCpuUs };
+      let total = 0;
+      for (const { name } of progs) {
+        const ns = after[name]!.ns - before[name]!.ns;
+        if (ns === 0) continue;
+        out[`${name}NsPerConn`] = ns / weft.requests;
+        total += ns;
+      }
+      out.bpfNsPerConn = total / weft.requests;
+      out.bpfShareOfDirect = out.bpfNsPerConn / 1000 / directCpuUs;
+      return out;
+    } finally {
+      writeFileSync('/proc/sys/kernel/bpf_stats_enabled', was);
+    }
+  }
+
   tearDown(): void {
     const step = (what: string, fn: () => void) => { try { fn(); } catch (e) { process.stderr.write(`cleanup ${what}: ${String(e)}\n`); } };
     // An emptied iptables-nft nat table keeps conntrack hooked in: delete the table.
@@ -250,6 +295,9 @@ async function main(): Promise<void> {
     const l4Close = await rounds({
       direct: async () => http(await b.wrk(`http://${BACKEND}/`, true, false)),
       'direct (A/A)': async () => http(await b.wrk(`http://${BACKEND}/`, true, false)),
+      // The same direct dial from a workload cgroup: what being in the mesh costs a
+      // connection (sockops, the ingress hook) apart from the VIP rewrite itself.
+      'direct, in mesh': async () => http(await b.wrk(`http://${BACKEND}/`, true, true)),
       weft: async () => http(await b.wrk(`http://${WEFT_VIP}/`, true, true)),
       iptables: async () => http(await b.withDnat(() => b.wrk(`http://${DNAT_VIP}/`, true, false))),
       haproxy: async () => http(await b.wrk(`http://${HAPROXY}/`, true, false)),
@@ -261,6 +309,13 @@ async function main(): Promise<void> {
       iptables: async () => http(await b.withDnat(() => b.wrk(`http://${DNAT_VIP}/`, false, false))),
       haproxy: async () => http(await b.wrk(`http://${HAPROXY}/`, false, false)),
     });
+    const fastPath = await b.fastPathCost();
+    if (process.env.L4_BENCH_ONLY === 'vip') {
+      process.stderr.write('\n');
+      const none = {};
+      report({ l4Close, l4KeepAlive, bulk: none, rr: none, connPerRequest: none, keepAlive: none, fastPath, counters: {} });
+      return;
+    }
     const bulk = await rounds({
       plain: () => b.iperf(5201, false),
       sockmap: () => b.iperf(5202, true),
@@ -285,7 +340,7 @@ async function main(): Promise<void> {
     });
     const counters = Object.fromEntries(Object.entries(b.dp.counters()).map(([k, v]) => [k, Number(v)]));
     process.stderr.write('\n');
-    report({ l4Close, l4KeepAlive, bulk, rr, connPerRequest, keepAlive, counters });
+    report({ l4Close, l4KeepAlive, bulk, rr, connPerRequest, keepAlive, fastPath, counters });
   } finally {
     b.tearDown();
   }
@@ -295,7 +350,7 @@ type Row = { group: string; variant: string; metric: string; value: number; rati
 
 function report(r: {
   l4Close: Runs; l4KeepAlive: Runs; bulk: Runs; rr: Runs; connPerRequest: Runs; keepAlive: Runs;
-  counters: Record<string, number>;
+  fastPath: Record<string, number>; counters: Record<string, number>;
 }): void {
   const rows: Row[] = [];
   // Ratios are paired: each round's sample over the baseline's sample from the same
@@ -330,15 +385,18 @@ function report(r: {
     out.push(line([x.group, x.variant, x.metric, x.value >= 100 ? x.value.toFixed(0) : x.value.toFixed(3), x.ratio.toFixed(3),
       `${x.spread[0].toFixed(2)}-${x.spread[1].toFixed(2)}`]));
   }
+  const f = r.fastPath;
+  const perProg = Object.entries(f).filter(([k]) => k.endsWith('NsPerConn') && k !== 'bpfNsPerConn').map(([k, v]) => `${k.replace('NsPerConn', '')} ${v.toFixed(0)}`).join(', ');
+  out.push(`weft's BPF programs per new connection through the VIP: ${f.bpfNsPerConn!.toFixed(0)} ns (${perProg}) = ${(f.bpfShareOfDirect! * 100).toFixed(2)} % of the ${f.directCpuUsPerConn!.toFixed(1)} µs of machine CPU a direct connection costs (weft path: ${f.weftCpuUsPerConn!.toFixed(1)} µs)`);
   out.push(`kernel counters: ${JSON.stringify(r.counters)}`);
   process.stdout.write(out.join('\n') + '\n');
 
   const dir = join(packageRoot(), 'test', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const { counters, ...runs } = r;
+  const { counters, fastPath, ...runs } = r;
   writeFileSync(join(dir, 'l4.json'), JSON.stringify({
     bench: 'l4', date: new Date().toISOString(), kernel: release(), seconds: SECONDS, rounds: ROUNDS,
-    medians: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, medians(v)])), samples: runs, counters, ratios: rows,
+    medians: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, medians(v)])), samples: runs, fastPath, counters, ratios: rows,
   }, null, 2));
 }
 
