@@ -257,10 +257,7 @@ export class Datapath {
    * whenever a snapshot is applied.
    */
   setFailMode(mode: FailMode): void {
-    if (!Object.hasOwn(FAIL_MODES, mode)) {
-      throw new WeftError('WEFT_ERR_INVALID_ARG', `fail mode ${JSON.stringify(mode)} is not one of ${Object.keys(FAIL_MODES).join(', ')}`);
-    }
-    this.updateNodeCfg({ failMode: mode });
+    this.updateNodeCfg({ failMode: oneOf(FAIL_MODES, mode, 'fail mode') });
   }
 
   failMode(): FailMode {
@@ -274,10 +271,7 @@ export class Datapath {
    * node is 'PERMISSIVE' until the first snapshot says otherwise.
    */
   setMtlsMode(mode: MtlsMode): void {
-    if (!Object.hasOwn(MTLS_MODES, mode)) {
-      throw new WeftError('WEFT_ERR_INVALID_ARG', `mTLS mode ${JSON.stringify(mode)} is not one of ${Object.keys(MTLS_MODES).join(', ')}`);
-    }
-    this.updateNodeCfg({ mtls: mode });
+    this.updateNodeCfg({ mtls: oneOf(MTLS_MODES, mode, 'mTLS mode') });
   }
 
   mtlsMode(): MtlsMode {
@@ -420,6 +414,14 @@ export class Datapath {
   }
 }
 
+
+/** `value` if it names an entry of `table` (a codec's name → number table), else WEFT_ERR_INVALID_ARG. */
+function oneOf<K extends string>(table: Record<K, number>, value: K, what: string): K {
+  if (!Object.hasOwn(table, value)) {
+    throw new WeftError('WEFT_ERR_INVALID_ARG', `${what} ${JSON.stringify(value)} is not one of ${Object.keys(table).join(', ')}`);
+  }
+  return value;
+}
 
 /**
  * Reads the origin map (the pinned one from any process, see agent/node/origin-map.ts).

@@ -4,6 +4,7 @@ import { WeftError } from '../lib/errors';
 import type { Protocol } from './codec';
 import { parseIp } from './ip';
 import { MAGLEV_TABLE_SIZE, maglevTable } from '../lib/maglev';
+import { apportion } from '../lib/apportion';
 
 export interface DatapathBackend { ip: string; port: number; weight: number }
 export interface DatapathService {
@@ -77,21 +78,7 @@ export function validateServices(services: DatapathService[]): void {
  */
 export function slotsFor(weights: number[]): number[] {
   const total = weights.reduce((a, b) => a + b, 0);
-  if (total <= MAX_SLOTS_PER_SERVICE) return [...weights];
-  const exact = weights.map((w) => (w * MAX_SLOTS_PER_SERVICE) / total);
-  const slots = exact.map((x, i) => (weights[i]! > 0 ? Math.max(1, Math.floor(x)) : 0));
-  let left = MAX_SLOTS_PER_SERVICE - slots.reduce((a, b) => a + b, 0);
-  const order = exact.map((x, i) => [x - Math.floor(x), i] as const).sort((a, b) => b[0] - a[0]);
-  for (let k = 0; left > 0 && k < order.length; k++) {
-    const i = order[k]![1];
-    if (weights[i]! > 0) { slots[i]!++; left--; }
-  }
-  // The at-least-one rule may overshoot: take back from the largest holders.
-  while (left < 0) {
-    const i = slots.indexOf(Math.max(...slots));
-    slots[i]!--; left++;
-  }
-  return slots;
+  return total <= MAX_SLOTS_PER_SERVICE ? [...weights] : apportion(weights, MAX_SLOTS_PER_SERVICE);
 }
 
 /**

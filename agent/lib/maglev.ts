@@ -13,6 +13,7 @@
 // Weights: each backend gets a number of table entries proportional to its weight
 // (largest remainder, a non-zero weight keeps at least one entry, zero gets none). The
 // fill takes turns as in the paper, but a backend that holds its share sits out.
+import { apportion } from './apportion';
 
 /** Entries per table: a prime (the permutation then visits every entry) that fits the
  *  datapath's per-service slot capacity (MAX_SLOTS_PER_SERVICE, 1024). */
@@ -28,30 +29,13 @@ function fnv1a(s: string, seed: number): number {
   return h;
 }
 
-/** How many of `size` entries each weight gets. */
-export function maglevShares(weights: readonly number[], size: number): number[] {
-  const live = weights.filter((w) => w > 0).length;
-  if (live === 0) return weights.map(() => 0);
-  if (live > size) throw new RangeError(`${live} weighted backends do not fit a Maglev table of ${size}`);
-  const total = weights.reduce((a, b) => a + Math.max(0, b), 0);
-  const exact = weights.map((w) => (w > 0 ? (w * size) / total : 0));
-  const shares = exact.map((x, i) => (weights[i]! > 0 ? Math.max(1, Math.floor(x)) : 0));
-  let left = size - shares.reduce((a, b) => a + b, 0);
-  // Hand out what flooring left over by largest remainder; take back (from the largest
-  // holders) what the at-least-one rule overshot.
-  const byRemainder = exact.map((_, i) => i).filter((i) => weights[i]! > 0).sort((a, b) => (exact[b]! % 1) - (exact[a]! % 1));
-  for (let k = 0; left > 0; k++) { shares[byRemainder[k % byRemainder.length]!]!++; left--; }
-  while (left < 0) { shares[shares.indexOf(Math.max(...shares))]!--; left++; }
-  return shares;
-}
-
 /**
  * The lookup table: entry -> index into `keys`. `keys` name the backends stably (e.g.
  * "10.0.1.1:8080"), so a backend keeps its preference list whatever its position.
  * Returns an empty table when no backend has a weight.
  */
 export function maglevTable(keys: readonly string[], weights: readonly number[], size = MAGLEV_TABLE_SIZE): Uint16Array {
-  const shares = maglevShares(weights, size);
+  const shares = apportion(weights, size);
   if (shares.every((s) => s === 0)) return new Uint16Array(0);
   const n = keys.length;
   const offset = keys.map((k) => fnv1a(k, 0) % size);

@@ -394,7 +394,8 @@ function report(r: {
   const dir = join(packageRoot(), 'test', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const { counters, fastPath, ...runs } = r;
-  writeFileSync(join(dir, 'l4.json'), JSON.stringify({
+  // The connect-time-only run (L4_BENCH_ONLY=vip) must not replace a full run's results.
+  writeFileSync(join(dir, process.env.L4_BENCH_ONLY === 'vip' ? 'l4-vip.json' : 'l4.json'), JSON.stringify({
     bench: 'l4', date: new Date().toISOString(), kernel: release(), seconds: SECONDS, rounds: ROUNDS,
     medians: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, medians(v)])), samples: runs, fastPath, counters, ratios: rows,
   }, null, 2));

@@ -1,8 +1,10 @@
 // Maglev consistent hashing: the table the kernel and the L7 balancer share.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAGLEV_TABLE_SIZE, maglevEntry, maglevShares, maglevTable } from '../../agent/lib/maglev';
+import { MAGLEV_TABLE_SIZE, maglevEntry, maglevTable } from '../../agent/lib/maglev';
+import { apportion } from '../../agent/lib/apportion';
 import { Cluster } from '../../agent/proxy/balancer/cluster';
+import { MAX_SLOTS_PER_SERVICE, slotsFor } from '../../agent/datapath/services';
 
 const keys = (n: number) => Array.from({ length: n }, (_, i) => `10.0.${i >> 8}.${i & 255}:8080`);
 const counts = (t: Uint16Array, n: number) => { const c = new Array<number>(n).fill(0); for (const x of t) c[x]!++; return c; };
@@ -12,9 +14,16 @@ test('entries are shared in proportion to the weights; zero weight gets none', (
   assert.equal(t.length, MAGLEV_TABLE_SIZE);
   assert.deepEqual(counts(t, 3), [511, 306, 204]);
   assert.deepEqual(counts(maglevTable(keys(3), [90, 10, 0]), 3), [919, 102, 0]);
-  assert.deepEqual(maglevShares([1, 1000000], 1021), [1, 1020], 'a tiny weight keeps one entry');
+  assert.deepEqual(apportion([1, 1000000], 1021), [1, 1020], 'a tiny weight keeps one entry');
   assert.equal(maglevTable(keys(2), [0, 0]).length, 0, 'no weight: no table');
-  assert.throws(() => maglevShares(new Array(1022).fill(1), 1021), /do not fit/);
+  assert.throws(() => apportion(new Array(1022).fill(1), 1021), /do not fit/);
+});
+
+test('the kernel\'s random-choice slots use the same apportionment once weights outgrow the map', () => {
+  assert.deepEqual(slotsFor([50, 30, 20]), [50, 30, 20], 'small weights are the slots themselves');
+  const big = slotsFor([3000, 1, 0, 997]);
+  assert.equal(big.reduce((a, b) => a + b, 0), MAX_SLOTS_PER_SERVICE);
+  assert.deepEqual(big, [768, 1, 0, 255], 'proportional, a tiny weight keeps a slot, zero gets none');
 });
 
 test('removing one of N backends moves few entries of the others', () => {
