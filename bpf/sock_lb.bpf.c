@@ -166,6 +166,24 @@ static __always_inline int weft_remember_origin(struct bpf_sock_addr *ctx,
 	return 0;
 }
 
+/* What getpeername() of a balanced socket shows: the VIP, keyed by the socket's cookie
+ * (the backend is written first and the cookie last, and a reader checks both). */
+static __always_inline void weft_remember_peer(struct bpf_sock_addr *ctx,
+					       const struct weft_endpoint *backend,
+					       const struct weft_endpoint *vip)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	__u32 slot = (__u32)(cookie % WEFT_PEER_SLOTS);
+	struct weft_peer_vip *p = bpf_map_lookup_elem(&weft_peervip_v1, &slot);
+
+	if (!p)
+		return;
+	p->backend = *backend;
+	p->vip = *vip;
+	barrier();
+	p->cookie = cookie;
+}
+
 /* UDP replies come from the backend: remember which VIP this socket sent to it for. */
 static __always_inline int weft_remember_revnat(struct bpf_sock_addr *ctx,
 						const struct weft_endpoint *backend,
@@ -197,7 +215,7 @@ static __always_inline int weft_refuse(int err)
 }
 
 static __always_inline int weft_rewrite(struct bpf_sock_addr *ctx, __u8 family, __u32 hash,
-					int record_origin)
+					int connecting)
 {
 	struct weft_endpoint vip = {}, to = {};
 	__u8 proto = ctx->protocol;
@@ -213,12 +231,13 @@ static __always_inline int weft_rewrite(struct bpf_sock_addr *ctx, __u8 family, 
 	if (err)
 		return weft_refuse(err);
 	to.family = family;
-	if (record_origin) {
+	if (connecting && how == WEFT_SOCK_F_REDIRECTED) {
+		/* The agent cannot serve a redirected connection whose origin it cannot learn. */
 		err = weft_remember_origin(ctx, &vip, how);
-		/* The agent cannot serve a redirected connection whose origin it cannot
-		 * learn; a balanced one only loses the VIP in getpeername(). */
-		if (err && how == WEFT_SOCK_F_REDIRECTED)
+		if (err)
 			return weft_refuse(err);
+	} else if (connecting) {
+		weft_remember_peer(ctx, &to, &vip);
 	}
 	if (proto == IPPROTO_UDP)
 		weft_remember_revnat(ctx, &to, &vip);
@@ -250,9 +269,23 @@ static __always_inline int weft_unrewrite_source(struct bpf_sock_addr *ctx, __u8
 /* getpeername() on a rewritten socket: the app sees the address it connected to. */
 static __always_inline int weft_show_vip(struct bpf_sock_addr *ctx, __u8 family)
 {
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	__u32 slot = (__u32)(cookie % WEFT_PEER_SLOTS);
+	struct weft_endpoint peer = {}, vip = {};
+	struct weft_peer_vip *p;
 	struct weft_origin *o;
-	struct weft_endpoint vip = {};
 
+	p = bpf_map_lookup_elem(&weft_peervip_v1, &slot);
+	if (p && p->cookie == cookie) {
+		weft_ctx_dst(ctx, family, &peer);
+		if (p->backend.addr[0] == peer.addr[0] && p->backend.addr[1] == peer.addr[1] &&
+		    p->backend.addr[2] == peer.addr[2] && p->backend.addr[3] == peer.addr[3] &&
+		    p->backend.port == peer.port && p->backend.family == peer.family) {
+			weft_ctx_set_dst(ctx, family, &p->vip);
+			return 1;
+		}
+	}
+	/* Redirected sockets keep their origin in socket storage. */
 	o = bpf_sk_storage_get(&weft_sock_v1, ctx->sk, 0, 0);
 	if (!o || !o->flags || o->family != family)
 		return 1;

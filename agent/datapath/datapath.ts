@@ -23,7 +23,7 @@ import {
   type DatapathService,
 } from './services';
 import { cleanupNode, inspectNode, type CleanupReport, type NodeInspection } from './teardown';
-import { CGROUP_PROGRAMS, MAPS, OBJECTS, SK_MSG_PROGRAM } from './programs';
+import { CGROUP_PROGRAMS, MAPS, OBJECTS, SK_MSG_PROGRAM, type CgroupProgram } from './programs';
 
 export interface RedirectTarget {
   /** The agent's outbound listener as seen from workloads (default 127.0.0.1). */
@@ -101,15 +101,16 @@ function checkRedirect(r: RedirectTarget): Required<RedirectTarget> {
 
 export class Datapath {
   readonly layout: NodeLayout;
-  /** What open() did per program: fresh attach or adoption of a pinned link. */
+  /** What open() did per attached program: fresh attach or adoption of a pinned link
+   *  (the STRICT hook appears and disappears with the mTLS mode). */
   readonly attachments: AttachResult[];
-  private readonly objects: native.BpfObject[];
+  private readonly objects: Map<string, native.BpfObject>;
   private readonly maps: Record<keyof typeof MAPS, native.BpfMap>;
   private readonly log: Logger;
   private swept = false;
   private closed = false;
 
-  private constructor(layout: NodeLayout, objects: native.BpfObject[], maps: Record<keyof typeof MAPS, native.BpfMap>,
+  private constructor(layout: NodeLayout, objects: Map<string, native.BpfObject>, maps: Record<keyof typeof MAPS, native.BpfMap>,
     attachments: AttachResult[], log: Logger) {
     this.layout = layout;
     this.objects = objects;
@@ -163,9 +164,11 @@ export class Datapath {
       // Verify and load; maps already pinned by an earlier agent are re-used as they are.
       for (const obj of objects) await obj.load();
 
-      // Attach, or adopt what an earlier process pinned.
-      const attachments = CGROUP_PROGRAMS.map((p) => attachOrAdopt(byName.get(p.object)!.program(p.program),
-        p.where === 'root' ? layout.cgroupRoot : layout.workloadsCgroup, join(layout.linksDir, p.program)));
+      // Attach, or adopt what an earlier process pinned (the STRICT hook only if an
+      // earlier process had it on: setMtlsMode() attaches or detaches it from then on).
+      const attachments = CGROUP_PROGRAMS
+        .filter((p) => !p.strictOnly || existsSync(join(layout.linksDir, p.program)))
+        .map((p) => attachOrAdopt(byName.get(p.object)!.program(p.program), cgroupOf(layout, p), join(layout.linksDir, p.program)));
       const skMsg = byName.get(SK_MSG_PROGRAM.object)!;
       // Attaching to the SOCKHASH again replaces the program atomically; sockets already
       // in the map keep the program they were inserted with until they close.
@@ -173,7 +176,7 @@ export class Datapath {
 
       const maps = Object.fromEntries(Object.entries(MAPS).map(([k, name]) => [k, sockLb.map(name)])) as
         Record<keyof typeof MAPS, native.BpfMap>;
-      const dp = new Datapath(layout, objects, maps, attachments, log);
+      const dp = new Datapath(layout, byName, maps, attachments, log);
       log.info({ adopted: attachments.filter((a) => a.adopted).length, programs: attachments.length }, 'datapath ready');
       return dp;
     } catch (e) {
@@ -271,7 +274,28 @@ export class Datapath {
    * node is 'PERMISSIVE' until the first snapshot says otherwise.
    */
   setMtlsMode(mode: MtlsMode): void {
-    this.updateNodeCfg({ mtls: oneOf(MTLS_MODES, mode, 'mTLS mode') });
+    const mtls = oneOf(MTLS_MODES, mode, 'mTLS mode');
+    // The hook goes in before the mode flips (it passes everything until then) and
+    // comes out after, so enforcement starts and stops with the map update.
+    if (mtls === 'STRICT') this.setStrictHooks(true);
+    this.updateNodeCfg({ mtls });
+    if (mtls !== 'STRICT') this.setStrictHooks(false);
+  }
+
+  private setStrictHooks(on: boolean): void {
+    for (const p of CGROUP_PROGRAMS.filter((x) => x.strictOnly)) {
+      const at = this.attachments.findIndex((a) => a.program === p.program);
+      const pin = join(this.layout.linksDir, p.program);
+      if (on && at < 0) {
+        this.attachments.push(attachOrAdopt(this.objects.get(p.object)!.program(p.program), cgroupOf(this.layout, p), pin));
+        this.log.info({ program: p.program }, 'mTLS STRICT: ingress hook attached');
+      } else if (!on && at >= 0) {
+        const link = native.BpfLink.openPinned(pin);
+        try { link.detach(); link.unpin(); } finally { link.close(); }
+        this.attachments.splice(at, 1);
+        this.log.info({ program: p.program }, 'mTLS not STRICT: ingress hook detached');
+      }
+    }
   }
 
   mtlsMode(): MtlsMode {
@@ -331,7 +355,7 @@ export class Datapath {
     if (this.closed) return;
     this.closed = true;
     for (const m of Object.values(this.maps)) m.close();
-    for (const obj of this.objects) obj.close();
+    for (const obj of this.objects.values()) obj.close();
   }
 
   static cleanup(node: string): CleanupReport { return cleanupNode(nodeLayout(node)); }
@@ -437,6 +461,10 @@ export function readOrigin(map: native.BpfMap, clientIp: string, clientPort: num
     if (v) { const o = originCodec.decode(v); return { dstIp: o.ip, dstPort: o.port, cgroupId: o.cgroupId }; }
   }
   return null;
+}
+
+function cgroupOf(layout: NodeLayout, p: CgroupProgram): string {
+  return p.where === 'root' ? layout.cgroupRoot : layout.workloadsCgroup;
 }
 
 function attachOrAdopt(prog: native.BpfProgram, cgroup: string, pinPath: string): AttachResult {

@@ -9,6 +9,10 @@ export interface CgroupProgram {
   attachType: string;
   /** 'root': <cg2>/weft/<node> (agent + workloads); 'workloads': workloads only. */
   where: 'root' | 'workloads';
+  /** Attached only while the node's mTLS mode is STRICT (Datapath.setMtlsMode): a
+   *  cgroup_skb hook runs for every packet a workload receives, so it is not left
+   *  in place to return "pass" while nothing is enforced. */
+  strictOnly?: boolean;
 }
 
 const sockAddr = (program: string, attachType: string): CgroupProgram =>
@@ -24,7 +28,7 @@ export const CGROUP_PROGRAMS: CgroupProgram[] = [
   sockAddr('weft_getpeername4', 'cgroup_inet4_getpeername'),
   sockAddr('weft_getpeername6', 'cgroup_inet6_getpeername'),
   { object: 'sockops', program: 'weft_sockops', attachType: 'cgroup_sock_ops', where: 'root' },
-  { object: 'ingress', program: 'weft_ingress', attachType: 'cgroup_inet_ingress', where: 'workloads' },
+  { object: 'ingress', program: 'weft_ingress', attachType: 'cgroup_inet_ingress', where: 'workloads', strictOnly: true },
 ];
 
 export const SK_MSG_PROGRAM = { object: 'sk_msg' as ObjectName, program: 'weft_sk_msg' };
@@ -34,6 +38,7 @@ export const MAPS = {
   backend: 'weft_backend_v1',
   slot: 'weft_slot_v1',
   sock: 'weft_sock_v1',
+  peerVip: 'weft_peervip_v1',
   origin: 'weft_origin_v1',
   revnat: 'weft_revnat_v1',
   skhash: 'weft_skhash_v1',

@@ -45,7 +45,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_slot_v1 SEC(".maps");
 
-/* Per socket: original destination and opening cgroup (getpeername, origin tracking). */
+/* Per redirected socket: original destination and opening cgroup (origin tracking,
+ * getpeername). Balanced sockets use weft_peervip_v1 instead. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -53,6 +54,31 @@ struct {
 	__type(value, struct weft_origin);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_sock_v1 SEC(".maps");
+
+/*
+ * getpeername() of balanced sockets: a direct-mapped cache, slot = socket cookie % size,
+ * written once per connect. A per-socket sk_storage entry cost ~370 ns of a ~510 ns
+ * connect4 run (allocation and memcg charge, bpf_stats on this VM) and an LRU hash
+ * update more (~900 ns with the map full); an array slot is a few stores. A slot is
+ * reused when a socket 2^17 cookies younger lands on it: getpeername() of the older
+ * socket then shows the backend it really talks to (the cookie and backend are checked),
+ * never another socket's VIP. Not shared with user space.
+ */
+#define WEFT_PEER_SLOTS 131072
+struct weft_peer_vip {
+	__u64 cookie;
+	struct weft_endpoint backend;
+	struct weft_endpoint vip;
+	__u64 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, WEFT_PEER_SLOTS);
+	__type(key, __u32);
+	__type(value, struct weft_peer_vip);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_peervip_v1 SEC(".maps");
 
 /* Client endpoint → origin of a connection redirected to the agent (looked up on accept). */
 struct {

@@ -292,6 +292,14 @@ async function main(): Promise<void> {
     await b.iperf(5202, true, 1);
     await b.pingPong(11112, true, 1);
 
+    const none = {};
+    if (process.env.L4_BENCH_ONLY === 'cost') {
+      // The fast-path cost alone (a minute): for iterating on the BPF programs.
+      const fastPath = await b.fastPathCost();
+      process.stderr.write('\n');
+      report({ l4Close: none, l4KeepAlive: none, bulk: none, rr: none, connPerRequest: none, keepAlive: none, fastPath, counters: {} });
+      return;
+    }
     const l4Close = await rounds({
       direct: async () => http(await b.wrk(`http://${BACKEND}/`, true, false)),
       'direct (A/A)': async () => http(await b.wrk(`http://${BACKEND}/`, true, false)),
@@ -312,7 +320,6 @@ async function main(): Promise<void> {
     const fastPath = await b.fastPathCost();
     if (process.env.L4_BENCH_ONLY === 'vip') {
       process.stderr.write('\n');
-      const none = {};
       report({ l4Close, l4KeepAlive, bulk: none, rr: none, connPerRequest: none, keepAlive: none, fastPath, counters: {} });
       return;
     }
@@ -394,8 +401,10 @@ function report(r: {
   const dir = join(packageRoot(), 'test', 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const { counters, fastPath, ...runs } = r;
-  // The connect-time-only run (L4_BENCH_ONLY=vip) must not replace a full run's results.
-  writeFileSync(join(dir, process.env.L4_BENCH_ONLY === 'vip' ? 'l4-vip.json' : 'l4.json'), JSON.stringify({
+  // A partial run (L4_BENCH_ONLY=vip: connect-time groups; =cost: the fast-path cost
+  // alone) must not replace a full run's results.
+  const only = process.env.L4_BENCH_ONLY;
+  writeFileSync(join(dir, only === 'vip' || only === 'cost' ? `l4-${only}.json` : 'l4.json'), JSON.stringify({
     bench: 'l4', date: new Date().toISOString(), kernel: release(), seconds: SECONDS, rounds: ROUNDS,
     medians: Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, medians(v)])), samples: runs, fastPath, counters, ratios: rows,
   }, null, 2));

@@ -33,8 +33,10 @@ test('a second open adopts links and maps without a gap, cleanup removes everyth
   h.ns.addAddress('10.0.3.2/32');
   await h.server('tcp', ['10.0.3.1:8080', '10.0.3.2:8080']);
   h.dp.applyServices([SERVICE]);
+  h.dp.setMtlsMode('STRICT'); // so the STRICT-only hook is attached, adopted and cleaned up too
   const first = new Map(h.dp.attachments.map((a) => [a.program, a]));
   assert.ok([...first.values()].every((a) => !a.adopted));
+  assert.equal(first.size, CGROUP_PROGRAMS.length);
 
   const loop = h.startClient(['loop', VIP, '80']);
   await loop.json(); // started

@@ -51,7 +51,7 @@ test('redirect-mode services while no agent listens: fail-closed, fail-open, and
     assert.deepEqual(r.counts, { [`${BACKEND}:8080`]: 20 });
     assert.deepEqual(r.peer, [VIP, 80]);
     const r6 = await h.client<{ counts: Record<string, number>; errors: object }>(['many', VIP6, '80', '5', '1']);
-    assert.deepEqual(r6, { counts: { [`${BACKEND6}:8080`]: 5 }, errors: {}, peer: [VIP6, 80] });
+    assert.deepEqual(r6, { counts: { [`${BACKEND6}:8080`]: 5 }, errors: {}, peer: [VIP6, 80], peers: [[VIP6, 80]] });
     const c1 = h.dp.counters();
     assert.equal(c1.fail_open - c0.fail_open, 25n);
     assert.equal(c1.connect_balanced - c0.connect_balanced, 25n);

@@ -63,8 +63,12 @@ test('connect-time L4 load balancing', async (t) => {
   });
 
   await t.test('getpeername() on a balanced socket returns the VIP', async () => {
-    const r = await h.client<{ peer: [string, number] }>(['many', VIP, '80', '1', '1']);
-    assert.deepEqual(r.peer, [VIP, 80]);
+    const r = await h.client<{ peers: [string, number][] }>(['many', VIP, '80', '300', '20']);
+    assert.deepEqual(r.peers, [[VIP, 80]], 'every balanced socket shows the VIP');
+    // The same workload dialling a backend itself sees that backend: the VIP is shown
+    // for the socket that was rewritten, not for every connection to a backend.
+    const direct = await h.client<{ peers: [string, number][] }>(['many', BACKENDS[0]!, '8080', '20', '5']);
+    assert.deepEqual(direct.peers, [[BACKENDS[0], 8080]]);
   });
 
   await t.test('a service without backends refuses at once with ECONNREFUSED', async () => {
