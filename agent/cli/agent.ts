@@ -10,8 +10,15 @@ import { usableCores } from '../node/cpus';
  *  the primary's per-change fan-out both grow with N. */
 export const MAX_WORKERS = 64;
 
-export function defaultWorkers(): number {
-  return Math.min(MAX_WORKERS, usableCores());
+/** The default leaves one core to the node's workloads (the agent proxies their traffic,
+ *  so starving them gains nothing) and stops at 8: each worker is a V8 heap (~120 MiB
+ *  RSS under load), and a node that needs more sets --workers. Measured on a 2-core
+ *  VM (README, bench:l7): two workers there spent 2.1-2.7x HAProxy's CPU per gRPC
+ *  request against 1.7-1.9x for one, as the load and its origin shared the same cores. */
+export const DEFAULT_MAX_WORKERS = 8;
+
+export function defaultWorkers(cores = usableCores()): number {
+  return Math.max(1, Math.min(DEFAULT_MAX_WORKERS, cores - 1));
 }
 
 const help = `Usage: weft agent --control HOST:PORT --node NAME [flags]
@@ -41,7 +48,8 @@ Flags:
   --access-log-sample F   write this fraction (0..1) of proxied requests to the JSON
                           access log; 5xx are always logged once it is on (default 0: off)
   --workers N             worker processes that serve L7 and mTLS connections, 1 to ${MAX_WORKERS}
-                          (default: the usable CPU cores — affinity and cgroup CPU quota)
+                          (default: usable CPU cores minus one, 1 to ${DEFAULT_MAX_WORKERS}; usable
+                          = affinity mask capped by the cgroup CPU quota)
   --cleanup               remove every program, link, pin and cgroup of --node, then exit
 
 The agent runs as a supervisor that holds the listening sockets and N worker processes

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { main } from '../../agent/cli/main';
 import { parseFlags, parseHostPort } from '../../agent/cli/command';
 import { isWeftError } from '../../agent/lib/errors';
+import { defaultWorkers } from '../../agent/cli/agent';
 
 test('unknown command exits 2', async () => {
   const write = process.stderr.write;
@@ -24,4 +25,8 @@ test('parseHostPort', () => {
   assert.deepEqual(parseHostPort('[::1]:80', '--listen'), { host: '::1', port: 80 });
   assert.throws(() => parseHostPort('127.0.0.1:0', '--listen'), /HOST:PORT/);
   assert.throws(() => parseHostPort('nohost', '--listen'), /HOST:PORT/);
+});
+
+test('weft agent: default workers leave a core to the workloads, 1 to 8', () => {
+  assert.deepEqual([1, 2, 3, 4, 8, 9, 64].map((c) => defaultWorkers(c)), [1, 1, 2, 3, 7, 8, 8]);
 });
