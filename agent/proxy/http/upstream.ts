@@ -155,11 +155,15 @@ export class Upstream implements PooledConnection {
     owner.onResponseEnd(this);
   }
 
-  /** Returns the connection to its pool, or closes it if it cannot be reused. */
+  /** Returns the connection to its pool, or closes it if it cannot be reused. An
+   *  exchange may have paused the socket for a slow client (even on the response's
+   *  last write): a pooled connection must read, to see the next response and a close. */
   finish(): void {
     if (this.phase === Phase.Dead) return;
-    if (this.reusable && this.phase === Phase.Idle) this.pool.release(this);
-    else this.destroy();
+    if (this.reusable && this.phase === Phase.Idle) {
+      if (this.sock.isPaused()) this.sock.resume();
+      this.pool.release(this);
+    } else this.destroy();
   }
 
   private onEnd(): void {
