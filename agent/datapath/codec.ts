@@ -74,6 +74,18 @@ export const endpointCodec = defineCodec<Endpoint>(
   (b, at) => ({ ip: getAddr(b, at('addr'), b[at('family')]!), port: b.readUInt16BE(at('port')) }),
 );
 
+/** weft_addr: a bare address (key of weft_local_v1). A v4-mapped IPv6 address is stored
+ *  as the IPv4 address it maps: the ingress hook sees an IPv4 packet for it. */
+export interface AddrKey { ip: string }
+const V4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+export const addrCodec = defineCodec<AddrKey>(
+  'weft_addr', [['addr', 4, 4], ['family', 1], ['pad', 1, 3]],
+  (v, b, at) => { b[at('family')] = putAddr(b, at('addr'), V4_MAPPED.exec(v.ip)?.[1] ?? v.ip); },
+  (b, at) => ({ ip: getAddr(b, at('addr'), b[at('family')]!) }),
+);
+/** weft_local_v1's value (WEFT_LOCAL_F_*). */
+export const LOCAL_F_WORKLOAD = 0x1;
+
 export interface SvcKey { vip: string; port: number; protocol: Protocol }
 export const svcKeyCodec = defineCodec<SvcKey>(
   'weft_svc_key', [['addr', 4, 4], ['port', 2], ['proto', 1], ['family', 1]],
@@ -229,6 +241,6 @@ export const nodeCfgCodec = defineCodec<NodeCfg>(
 
 /** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */
 export const ABI_CODECS: ReadonlyArray<StructCodec<never>> = [
-  endpointCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
+  endpointCodec, addrCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
   accelCodec, sockBytesCodec, nodeCfgCodec, countersCodec,
 ] as unknown as ReadonlyArray<StructCodec<never>>;

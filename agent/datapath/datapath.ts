@@ -13,8 +13,8 @@ import { WeftError, describeError } from '../lib/errors';
 import { bpfObjectPath } from '../lib/paths';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import {
-  accelCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
-  u32Codec, ACCEL_PINNED, COUNTER_FIELDS, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
+  accelCodec, addrCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
+  u32Codec, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
 } from './codec';
 import { parseIp } from './ip';
 import { ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
@@ -296,6 +296,55 @@ export class Datapath {
         this.log.info({ program: p.program }, 'mTLS not STRICT: ingress hook detached');
       }
     }
+  }
+
+  /**
+   * This node's mesh workload addresses (their own, e.g. pod IPs: `weft run --address`),
+   * the allow-list bpf/ingress.bpf.c applies under STRICT besides loopback and the agent:
+   * same-node pod-to-pod connections that the kernel balances (no mTLS hop) arrive over a
+   * veth from the other pod's address. Call it whenever the local workload set changes
+   * (and after open, which adopts what an earlier agent left): validates every address
+   * first (nothing changes on error), then writes the minimal diff. Returns what changed.
+   */
+  setLocalWorkloads(addresses: string[]): { added: string[]; removed: string[] } {
+    this.assertOpen();
+    const wanted = new Map<string, Buffer>();
+    for (const ip of addresses) {
+      if (typeof ip !== 'string' || !parseIp(ip)) {
+        throw new WeftError('WEFT_ERR_INVALID_ARG', `local workload address ${JSON.stringify(ip)} is not an IPv4 or IPv6 address`);
+      }
+      const key = addrCodec.encode({ ip });
+      wanted.set(key.toString('hex'), key);
+    }
+    if (wanted.size > this.maps.local.maxEntries) {
+      throw new WeftError('WEFT_ERR_CAPACITY', `${wanted.size} local workload addresses, the map holds ${this.maps.local.maxEntries}`);
+    }
+    const current = new Map(this.maps.local.keys().map((k) => [k.toString('hex'), k]));
+    const added: string[] = [], removed: string[] = [];
+    const value = u32Codec.encode(LOCAL_F_WORKLOAD);
+    try {
+      // Additions first: a workload that moves address is never briefly unlisted.
+      for (const [hex, key] of wanted) {
+        if (current.has(hex)) continue;
+        this.maps.local.update(key, value);
+        added.push(addrCodec.decode(key).ip);
+      }
+      for (const [hex, key] of current) {
+        if (wanted.has(hex)) continue;
+        this.maps.local.delete(key);
+        removed.push(addrCodec.decode(key).ip);
+      }
+    } catch (e) {
+      throw bpfError('updating the local workload addresses', e);
+    }
+    if (added.length || removed.length) this.log.info({ added, removed }, 'local workload addresses updated');
+    return { added, removed };
+  }
+
+  /** The addresses weft_local_v1 holds now. */
+  localWorkloads(): string[] {
+    this.assertOpen();
+    return this.maps.local.keys().map((k) => addrCodec.decode(k).ip).sort();
   }
 
   mtlsMode(): MtlsMode {

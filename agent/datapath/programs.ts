@@ -46,5 +46,6 @@ export const MAPS = {
   peer: 'weft_peer_v1',
   sockb: 'weft_sockb_v2',
   cfg: 'weft_cfg_v1',
+  local: 'weft_local_v1',
   ctrs: 'weft_ctrs_v3',
 } as const;

@@ -146,6 +146,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_cfg_v1 SEC(".maps");
 
+/* This node's mesh workload addresses (their own, e.g. pod IPs in their own network
+ * namespaces) → WEFT_LOCAL_F_*. Under mTLS STRICT a SYN from one of them is same-node
+ * traffic (pod to pod over a veth, kernel-balanced, no mTLS hop) and passes. Written by
+ * the agent whenever its local workload set changes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct weft_addr);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_local_v1 SEC(".maps");
+
 /* Kernel-side counters: one struct weft_counters per CPU (v3: + strict_drops). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

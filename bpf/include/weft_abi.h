@@ -36,6 +36,9 @@
 #define WEFT_MTLS_PERMISSIVE 0 /* anyone (plaintext from outside the mesh too) */
 #define WEFT_MTLS_STRICT 1     /* only this node: its agent (after mTLS) and local workloads */
 
+/* weft_local_v1 values: why an address is in the map */
+#define WEFT_LOCAL_F_WORKLOAD 0x1 /* a mesh workload of this node (weft run --address) */
+
 /* weft_accel.flags */
 #define WEFT_ACCEL_PINNED 0x1 /* set by the agent (e.g. its own listener): always insert */
 
@@ -46,6 +49,15 @@ struct weft_endpoint {
 	__u16 port;
 	__u8 family;
 	__u8 pad;
+};
+
+/* A bare IP address: key of the local-workload map (STRICT's allow-list of this node's
+ * workload addresses, e.g. pod IPs). IPv4 uses addr[0]; v4-mapped IPv6 is stored as
+ * IPv4, since that is the packet the ingress hook sees. */
+struct weft_addr {
+	__u32 addr[4];
+	__u8 family;
+	__u8 pad[3];
 };
 
 /* A service: VIP, port and L4 protocol. */
@@ -164,6 +176,7 @@ struct weft_counters {
 #define WEFT_ABI_SIZE(T, n) _Static_assert(sizeof(struct T) == (n), #T " layout changed")
 #endif
 WEFT_ABI_SIZE(weft_endpoint, 20);
+WEFT_ABI_SIZE(weft_addr, 20);
 WEFT_ABI_SIZE(weft_svc_key, 20);
 WEFT_ABI_SIZE(weft_svc, 16);
 WEFT_ABI_SIZE(weft_rev_key, 12);

@@ -58,6 +58,7 @@ Napi::Object Layout(Napi::Env env, size_t size, Napi::Object fields) {
 void ExportAbi(Napi::Env env, Napi::Object exports) {
   Napi::Object abi = Napi::Object::New(env);
   WEFT_ABI_STRUCT(weft_endpoint, addr, port, family, pad)
+  WEFT_ABI_STRUCT(weft_addr, addr, family, pad)
   WEFT_ABI_STRUCT(weft_svc_key, addr, port, proto, family)
   WEFT_ABI_STRUCT(weft_svc, id, rev, slot_count, backend_count, flags)
   WEFT_ABI_STRUCT(weft_rev_key, svc_id, rev, index)

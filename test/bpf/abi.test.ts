@@ -18,6 +18,7 @@ test('every ABI struct has a codec with the same size and field offsets', () => 
 test('codecs round-trip their values', () => {
   const samples: Record<string, unknown> = {
     weft_endpoint: { ip: 'fd00::1:2', port: 15001 },
+    weft_addr: { ip: 'fd00:77::12' },
     weft_svc_key: { vip: '10.96.0.10', port: 80, protocol: 'udp' },
     weft_svc: { id: 7, rev: 0xffffffff, slotCount: 1024, backendCount: 256, flags: 1 },
     weft_rev_key: { svcId: 1, rev: 2, index: 3 },
@@ -38,6 +39,19 @@ test('codecs round-trip their values', () => {
     assert.equal(buf.length, codec.layout.size);
     assert.deepEqual(c.decode(buf), v, codec.name);
   }
+});
+
+test('weft_addr: IPv4 in the first word, IPv6 in all 16 bytes, v4-mapped stored as IPv4', () => {
+  const codec = ABI_CODECS.find((c) => c.name === 'weft_addr') as unknown as { encode(x: unknown): Buffer; decode(b: Buffer): unknown };
+  const v4 = codec.encode({ ip: '10.77.0.11' });
+  assert.deepEqual([...v4.subarray(0, 16)], [10, 77, 0, 11, ...new Array(12).fill(0)]);
+  assert.equal(v4[16], 4);
+  assert.deepEqual(codec.encode({ ip: '::ffff:10.77.0.11' }), v4, 'what the ingress hook sees of a v4-mapped peer');
+  const v6 = codec.encode({ ip: 'fd00::1' });
+  assert.deepEqual([...v6.subarray(0, 16)], [0xfd, 0, ...new Array(13).fill(0), 1]);
+  assert.equal(v6[16], 6);
+  assert.deepEqual(codec.decode(v6), { ip: 'fd00::1' });
+  assert.throws(() => codec.encode({ ip: '10.77.0' }), /not an IP address/);
 });
 
 test('addresses and ports are stored in network byte order', () => {

@@ -65,3 +65,50 @@ test('mTLS STRICT drops connections to workloads from outside the node; PERMISSI
   assert.equal(hooked(h.dp), false, 'setting the same mode twice changes nothing');
   assert.throws(() => h.dp.setMtlsMode('LOOSE' as never), /mTLS mode "LOOSE" is not one of PERMISSIVE, STRICT/);
 });
+
+test('mTLS STRICT passes SYNs from this node\'s workload addresses (weft_local_v1), IPv4 and IPv6; the list is a minimal diff, adopted, cleaned up', async (t) => {
+  if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
+  const h = await createHarness('wt-strict-local');
+  // Stands in for another pod of the node: its own namespace, its own address, a veth.
+  const pod = createNetns('wt-strict-pod');
+  t.after(() => { pod.destroy(); h.teardown(); });
+  const link = vethPair(h.ns, pod, { a: '192.168.78.1/24', b: '192.168.78.2/24' });
+  h.ns.run(['ip', 'addr', 'add', 'fd00:78::1/64', 'dev', link.a, 'nodad']);
+  pod.run(['ip', 'addr', 'add', 'fd00:78::2/64', 'dev', link.b, 'nodad']);
+  pod.run(['ip', 'route', 'add', '10.250.0.0/24', 'via', '192.168.78.1']);
+  pod.run(['ip', '-6', 'route', 'add', 'fd00:250::/64', 'via', 'fd00:78::1']);
+  h.ns.addAddress(`${WORKLOAD}/32`);
+  h.ns.run(['ip', 'addr', 'add', 'fd00:250::11/128', 'dev', 'lo', 'nodad']);
+  await h.server('tcp', [`${WORKLOAD}:8080`, 'fd00:250::11:8080'], h.workload.path);
+  const from = async (to: string) => (await pod.exec([process.execPath, '-e', CONNECT, to], { timeoutMs: 10_000 })).stdout.trim();
+  const v4 = () => from(WORKLOAD), v6 = () => from('fd00:250::11');
+
+  h.dp.setMtlsMode('STRICT');
+  assert.deepEqual(h.dp.localWorkloads(), [], 'a fresh node lists no workload address');
+  const c0 = h.dp.counters().strict_drops;
+  assert.deepEqual([await v4(), await v6()], ['timeout', 'timeout'], 'not a local workload: dropped, IPv4 and IPv6');
+  assert.ok(h.dp.counters().strict_drops >= c0 + 2n, 'both drops counted');
+
+  assert.deepEqual(h.dp.setLocalWorkloads(['192.168.78.2', 'fd00:78::2', '::ffff:192.168.78.2']), { added: ['192.168.78.2', 'fd00:78::2'], removed: [] },
+    'one entry per address (v4-mapped is the IPv4 one)');
+  const c1 = h.dp.counters().strict_drops;
+  assert.deepEqual([await v4(), await v6()], ['connected', 'connected'], 'a local workload\'s address passes, IPv4 and IPv6');
+  assert.equal(h.dp.counters().strict_drops, c1, 'and is not counted as a drop');
+
+  // Only what changed is written; a bad list changes nothing.
+  assert.deepEqual(h.dp.setLocalWorkloads(['fd00:78::2', '192.168.78.2']), { added: [], removed: [] });
+  assert.throws(() => h.dp.setLocalWorkloads(['192.168.78.2', '192.168.78']), /local workload address "192\.168\.78" is not an IPv4 or IPv6 address/);
+  assert.deepEqual(h.dp.localWorkloads(), ['192.168.78.2', 'fd00:78::2'], 'unchanged after the refused list');
+
+  // A restarted agent finds the list where the previous process left it.
+  const again = await Datapath.open({ node: h.dp.layout.node });
+  try {
+    assert.deepEqual(again.localWorkloads(), ['192.168.78.2', 'fd00:78::2'], 'adopted from the pin');
+    assert.deepEqual(again.setLocalWorkloads(['fd00:78::2']), { added: [], removed: ['192.168.78.2'] }, 'deregistration removes the address');
+  } finally { again.close(); }
+  assert.deepEqual([await v4(), await v6()], ['timeout', 'connected'], 'the removed address is dropped again, the other still passes');
+
+  // The rules that were there stay: loopback from the node itself passes.
+  assert.equal((await h.ns.exec([process.execPath, '-e', CONNECT, WORKLOAD], { timeoutMs: 10_000 })).stdout.trim(), 'connected');
+  assert.ok(Datapath.inspect(h.dp.layout.node).maps.includes('weft_local_v1'), 'pinned with the other maps');
+});
