@@ -8,9 +8,10 @@ import type { Command } from './command';
 import { parseFlags } from './command';
 import { AdminClient, DEFAULT_ADMIN } from '../admin/client';
 import { invalidArg } from '../lib/errors';
+import { validateWorkloadAddress } from '../node/workloads';
 
 const help = `Usage: weft run --workload NAME [--namespace NS] [--service-account SA]
-                [--label k=v ...] [--admin HOST:PORT] -- CMD [ARGS...]
+                [--label k=v ...] [--address IP] [--admin HOST:PORT] -- CMD [ARGS...]
 
 Starts CMD as the mesh workload NAME: the agent of this network namespace creates its
 cgroup and registers it, CMD runs inside that cgroup (so the kernel datapath applies to
@@ -21,12 +22,19 @@ Flags:
   --namespace NS           namespace (default "default")
   --service-account SA     service account, i.e. the SPIFFE identity (default: NAME)
   --label k=v              label used by Service selectors (repeatable)
-  --admin HOST:PORT        the agent's admin address (default ${DEFAULT_ADMIN})
+  --address IP             the workload's own address (IPv4 or IPv6), e.g. its pod IP when
+                           it runs in its own network namespace: Services select it at this
+                           address and, under mTLS STRICT, other workloads of the node may
+                           connect to it from it (default: the node's address)
+  --admin HOST:PORT        the agent's admin address (default ${DEFAULT_ADMIN}); from a pod's
+                           own network namespace, the agent's admin address on the node
 
-Example:
-  weft run --workload catalog-v1 --namespace shop --label app=catalog --label version=v1 -- node server.js`;
+Examples:
+  weft run --workload catalog-v1 --namespace shop --label app=catalog --label version=v1 -- node server.js
+  ip netns exec pod-a weft run --workload catalog-v1 --label app=catalog \
+      --admin 10.244.1.1:15020 --address 10.244.1.11 -- node server.js`;
 
-interface Flags { workload?: string; namespace?: string; 'service-account'?: string; label?: string[]; admin?: string }
+interface Flags { workload?: string; namespace?: string; 'service-account'?: string; label?: string[]; admin?: string; address?: string }
 
 export interface RegisteredWorkload { cgroupPath: string; cgroupId: string; spiffeId: string }
 
@@ -48,16 +56,18 @@ export const command: Command = {
     const dash = argv.indexOf('--');
     const { values, help: wantHelp } = parseFlags<Flags>(dash < 0 ? argv : argv.slice(0, dash), {
       workload: { type: 'string' }, namespace: { type: 'string' }, 'service-account': { type: 'string' },
-      label: { type: 'string', multiple: true }, admin: { type: 'string' },
+      label: { type: 'string', multiple: true }, admin: { type: 'string' }, address: { type: 'string' },
     });
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
     const cmd = dash < 0 ? [] : argv.slice(dash + 1);
     if (!values.workload) throw invalidArg('--workload is required');
     if (!cmd.length) throw invalidArg('missing the command to run after --');
+    const address = values.address === undefined ? undefined : validateWorkloadAddress(values.address, '--address');
     const admin = new AdminClient(values.admin ?? DEFAULT_ADMIN);
     const id = { name: values.workload, namespace: values.namespace ?? 'default' };
     const reg = await admin.request<RegisteredWorkload>('POST', '/v1/workloads', {
       ...id, serviceAccount: values['service-account'] ?? values.workload, labels: parseLabels(values.label),
+      ...(address !== undefined ? { address } : {}),
     });
     // The shell joins the cgroup and then execs CMD, so CMD never runs outside it.
     const child = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', reg.cgroupPath, ...cmd], { stdio: 'inherit' });

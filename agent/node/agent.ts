@@ -159,6 +159,9 @@ export class NodeAgent {
     datapath.joinAgentCgroup(process.pid);
     const agent = new NodeAgent(cfg, datapath);
     try {
+      // The workloads the registry kept across the restart: the kernel's allow-list
+      // (adopted from the pinned map) becomes exactly theirs.
+      agent.syncLocalAddresses();
       const outFd = cfg.listenFds?.outbound;
       await agent.admin.listen();
       await agent.sync.start();
@@ -311,8 +314,25 @@ export class NodeAgent {
 
   // ------------------------------------------------------------------ workloads
 
+  /** The kernel's list of this node's workload addresses (mTLS STRICT lets SYNs from
+   *  them in) follows the registry. */
+  private syncLocalAddresses(): void {
+    this.datapath.setLocalWorkloads(this.workloads.addresses());
+  }
+
   private async registerWorkload(body: unknown): Promise<LocalWorkload & { spiffeId: string }> {
-    const w = this.workloads.register(validateRegisterRequest(body));
+    const req = validateRegisterRequest(body);
+    const fresh = !this.workloads.list().some((x) => x.namespace === req.namespace && x.name === req.name);
+    const w = this.workloads.register(req);
+    try {
+      // Before the process starts: a peer pod's first SYN under STRICT must pass.
+      this.syncLocalAddresses();
+    } catch (e) {
+      // Not in the kernel: not registered either (a fresh workload's cgroup is empty).
+      if (fresh) try { this.workloads.deregister(w.namespace, w.name); } catch { /* logged below */ }
+      this.log.error({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload address not written to the datapath');
+      throw e;
+    }
     // Every worker must know the new cgroup before the process starts connecting.
     await this.publish({ workloads: this.workloads.list() });
     // The process may start now: its cgroup exists. The control API learns about it in
@@ -325,6 +345,9 @@ export class NodeAgent {
 
   private async deregisterWorkload(namespace: string, name: string): Promise<{ removed: string }> {
     const w = this.workloads.deregister(namespace, name);
+    try { this.syncLocalAddresses(); } catch (e) {
+      this.log.warn({ workload: `${namespace}/${name}`, err: describeError(e) }, 'workload address not removed from the datapath');
+    }
     await this.publish({ workloads: this.workloads.list() });
     await this.sync.deregisterWorkload({ name: w.name, namespace: w.namespace })
       .catch((e) => this.log.warn({ workload: `${namespace}/${name}`, err: describeError(e) }, 'control API deregistration failed'));

@@ -7,6 +7,7 @@
 // while the agent restarts, and the next agent process must still know them.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { formatIp, parseIp } from '../datapath/ip';
 import { WeftError, invalidArg } from '../lib/errors';
 import type { WorkloadRegistration } from '../policy/snapshot';
 
@@ -32,6 +33,32 @@ export interface RegisterRequest {
   namespace: string;
   serviceAccount: string;
   labels: Record<string, string>;
+  /** The workload's own address (e.g. its pod IP in its own network namespace); absent:
+   *  the node's address (the workload shares the node's network namespace). */
+  address?: string;
+}
+
+/**
+ * A workload address as `weft run --address` and POST /v1/workloads take it: one unicast
+ * IPv4 or IPv6 literal (no prefix, port or zone). Returns it canonical (IPv6 compressed,
+ * lower case; v4-mapped IPv6 as the IPv4 address), which is how Services select it and
+ * how the kernel sees its packets. Throws WEFT_ERR_INVALID_ARG with the reason.
+ */
+export function validateWorkloadAddress(value: unknown, what = 'address'): string {
+  const bad = (why: string) => invalidArg(`${what}: ${JSON.stringify(value)} ${why}`);
+  if (typeof value !== 'string') throw bad('is not an IP address (expected a string such as 10.244.1.5 or fd00::5)');
+  if (value.includes('%')) throw bad('has a zone id: a workload address must be routable on the node');
+  const p = parseIp(value);
+  if (!p) throw bad('is not an IPv4 or IPv6 address');
+  let { family, bytes } = p;
+  if (family === 6 && bytes.subarray(0, 10).every((x) => x === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+    family = 4;
+    bytes = Buffer.concat([bytes.subarray(12, 16), Buffer.alloc(12)]);
+  }
+  if (bytes.every((x) => x === 0)) throw bad('is the unspecified address');
+  if (family === 4 && bytes[0]! >= 224) throw bad('is a multicast, reserved or broadcast address');
+  if (family === 6 && bytes[0] === 0xff) throw bad('is a multicast address');
+  return formatIp(bytes, family);
 }
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -47,7 +74,9 @@ export function validateRegisterRequest(body: unknown): RegisterRequest {
   for (const [k, v] of Object.entries(labels)) {
     if (!LABEL_KEY.test(k) || typeof v !== 'string' || v.length > 63) throw invalidArg(`labels: invalid label ${JSON.stringify(k)}=${JSON.stringify(v)}`);
   }
-  return { name: b.name as string, namespace: b.namespace as string, serviceAccount: b.serviceAccount as string, labels: labels as Record<string, string> };
+  const req: RegisterRequest = { name: b.name as string, namespace: b.namespace as string, serviceAccount: b.serviceAccount as string, labels: labels as Record<string, string> };
+  if (b.address !== undefined) req.address = validateWorkloadAddress(b.address);
+  return req;
 }
 
 export class WorkloadRegistry {
@@ -75,7 +104,7 @@ export class WorkloadRegistry {
       throw new WeftError('WEFT_ERR_PERMISSION', `workload ${key} is already registered with service account ${existing.serviceAccount}`);
     }
     const cg = this.cgroups.createWorkloadCgroup(req.namespace, req.name);
-    const w: LocalWorkload = { ...req, address: this.node.address, cgroupPath: cg.path, cgroupId: cg.id.toString() };
+    const w: LocalWorkload = { ...req, address: req.address ?? this.node.address, cgroupPath: cg.path, cgroupId: cg.id.toString() };
     if (existing) this.byCgroup.delete(existing.cgroupId);
     this.index(w);
     this.save();
@@ -96,6 +125,11 @@ export class WorkloadRegistry {
   /** The workload that owns a kernel cgroup id, if it is a mesh workload of this node. */
   byCgroupId(id: bigint): LocalWorkload | undefined {
     return this.byCgroup.get(id.toString());
+  }
+
+  /** The distinct addresses of this node's workloads (the kernel's STRICT allow-list). */
+  addresses(): string[] {
+    return [...new Set(this.list().map((w) => w.address))].sort();
   }
 
   list(): LocalWorkload[] {
