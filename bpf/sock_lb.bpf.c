@@ -50,17 +50,24 @@ static __always_inline void weft_ctx_set_dst(struct bpf_sock_addr *ctx, __u8 fam
 }
 
 /*
- * Whether the agent's outbound listener exists in the connecting socket's network
- * namespace. The programs are pinned and outlive the agent: while no agent process runs
- * (crash, upgrade without a listener handover, `kill -9`), rewriting to its port would
- * give the app a refused or, in a pod namespace, a hanging connect with no say in it.
- * A listener lookup costs one hash walk and only redirect-mode connects pay it. A v6
- * socket redirected to a v4-mapped target connects over IPv4, so it looks up IPv4.
+ * Whether the agent's outbound listener exists. The programs are pinned and outlive the
+ * agent: while no agent process runs (crash, upgrade without a listener handover,
+ * `kill -9`), rewriting to its port would give the app a refused or, in a pod
+ * namespace, a hanging connect with no say in it. First a listener lookup in the
+ * connecting socket's network namespace (a workload sharing the node's namespace): one
+ * hash walk, and only redirect-mode connects pay it. A v6 socket redirected to a
+ * v4-mapped target connects over IPv4, so it looks up IPv4. A pod in its own network
+ * namespace has no listener there (the redirect target is the node's address, the
+ * listener lives in the node's namespace, and sk_lookup cannot name that namespace
+ * from the pod's): for it, the listening socket the agent put into weft_agentl_v1
+ * answers; the kernel drops it from the map when the socket closes, i.e. when the last
+ * agent process holding it is gone.
  */
 static __always_inline int weft_agent_listening(struct bpf_sock_addr *ctx, __u8 family)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
+	__u32 zero = 0;
 	__u32 size;
 
 	if (!redirect_port)
@@ -79,6 +86,8 @@ static __always_inline int weft_agent_listening(struct bpf_sock_addr *ctx, __u8 
 		size = sizeof(t.ipv6);
 	}
 	sk = bpf_sk_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		sk = (struct bpf_sock *)bpf_map_lookup_elem(&weft_agentl_v1, &zero);
 	if (!sk)
 		return 0;
 	bpf_sk_release(sk);

@@ -341,6 +341,27 @@ export class Datapath {
     return { added, removed };
   }
 
+  /**
+   * Puts the agent's outbound listening socket (by fd, any process's copy of it) into
+   * weft_agentl_v1: connect4/6 of a workload in its own network namespace cannot find
+   * the listener with a lookup in that namespace, and learn from this map that an agent
+   * listens (else fail mode applies). The kernel drops the entry when the socket closes.
+   */
+  setAgentListener(fd: number): void {
+    this.assertOpen();
+    if (!Number.isInteger(fd) || fd < 0) throw new WeftError('WEFT_ERR_INVALID_ARG', `listener fd ${JSON.stringify(fd)} is not a file descriptor`);
+    const v = Buffer.alloc(8); v.writeBigUInt64LE(BigInt(fd));
+    try { this.maps.agentListener.update(Buffer.alloc(4), v); } catch (e) {
+      throw bpfError('registering the outbound listener for pod namespaces', e);
+    }
+  }
+
+  /** Whether weft_agentl_v1 holds a (live) listening socket. */
+  agentListenerRegistered(): boolean {
+    this.assertOpen();
+    return this.maps.agentListener.lookup(Buffer.alloc(4)) !== null;
+  }
+
   /** The addresses weft_local_v1 holds now. */
   localWorkloads(): string[] {
     this.assertOpen();

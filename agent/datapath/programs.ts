@@ -47,5 +47,6 @@ export const MAPS = {
   sockb: 'weft_sockb_v2',
   cfg: 'weft_cfg_v1',
   local: 'weft_local_v1',
+  agentListener: 'weft_agentl_v1',
   ctrs: 'weft_ctrs_v3',
 } as const;

@@ -137,7 +137,7 @@ export class NodeAgent {
       debug: {
         config: () => ({ node: cfg.node, sync: this.sync.state(), view: this.view }),
         workers: () => this.scrape(missingGauge).then((r) => r.workers),
-        bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments }),
+        bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments, localWorkloads: this.datapath.localWorkloads(), agentListener: this.datapath.agentListenerRegistered() }),
         workloads: () => this.workloads.list(),
         certificates: () => (this.identity?.identities() ?? []).map((id) => this.identity?.certificate(id) ?? { spiffeId: id, pending: true }),
       },
@@ -169,6 +169,7 @@ export class NodeAgent {
       // previous workers keep accepting on the same socket until then).
       const waited = await agent.plane.listen(outFd !== undefined ? { fd: outFd } : cfg.outbound, SERVING_WAIT_MS);
       if (!waited) agent.log.warn({ waitedMs: SERVING_WAIT_MS }, 'no snapshot or certificate yet: accepting anyway');
+      agent.registerListener(outFd ?? agent.plane.outbound.listeningFd());
     } catch (e) {
       await agent.stop();
       throw e;
@@ -313,6 +314,17 @@ export class NodeAgent {
   }
 
   // ------------------------------------------------------------------ workloads
+
+  /** Workloads in their own network namespaces (pods) learn from the kernel that this
+   *  agent listens through the listening socket in weft_agentl_v1 (bpf/sock_lb.bpf.c). */
+  private registerListener(fd: number | undefined): void {
+    try {
+      if (fd === undefined) throw new WeftError('WEFT_ERR_INTERNAL', 'the outbound listener has no file descriptor');
+      this.datapath.setAgentListener(fd);
+    } catch (e) {
+      this.log.error({ err: describeError(e) }, 'outbound listener not registered in the kernel: redirect-mode connections from pods in their own network namespaces get the fail mode');
+    }
+  }
 
   /** The kernel's list of this node's workload addresses (mTLS STRICT lets SYNs from
    *  them in) follows the registry. */

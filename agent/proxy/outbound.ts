@@ -181,6 +181,12 @@ export class OutboundProxy {
 
   address(): AddressInfo { return this.server.address() as AddressInfo; }
 
+  /** The listening socket's fd once listening (libuv's handle; Linux only). */
+  listeningFd(): number | undefined {
+    const fd = (this.server as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  }
+
   /** Graceful stop for a restart: stop accepting (the supervisor keeps the listening
    *  socket, so the next agent accepts), let HTTP/1.1 exchanges finish with
    *  `Connection: close` and HTTP/2 sessions get GOAWAY; opaque relays run until they end

@@ -158,6 +158,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_local_v1 SEC(".maps");
 
+/* Index 0: the agent's outbound listening socket, inserted by the agent (the value is
+ * its fd on update, its socket cookie on lookup). connect4/6 of a pod in its own
+ * network namespace learn from it that the agent listens (see sock_lb.bpf.c); the
+ * kernel removes a socket from a sockmap when it closes. No program is attached to it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_agentl_v1 SEC(".maps");
+
 /* Kernel-side counters: one struct weft_counters per CPU (v3: + strict_drops). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -1,11 +1,14 @@
 // Fail-open / fail-closed (MeshConfig failMode) while no agent runs: the pinned connect
 // hooks keep working without the agent, so a redirect-mode (L7/mTLS) service must not
 // send workloads to a dead listener. connect4/6 look for the agent's outbound listener
-// in the caller's network namespace: with it, redirect as always; without it, 'closed'
-// refuses at once and 'open' balances over the service's backends in the kernel.
+// in the caller's network namespace, or for a pod in its own namespace, in the sockmap
+// the agent put its listening socket into: with it, redirect as always; without it,
+// 'closed' refuses at once and 'open' balances over the service's backends in the kernel.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { closeSync } from 'node:fs';
 import { test } from 'node:test';
+import * as native from 'weft-native';
 
 import { isWeftError } from '../../agent/lib/errors';
 import { requires } from '../lib/privileges';
@@ -88,4 +91,38 @@ test('redirect-mode services while no agent listens: fail-closed, fail-open, and
     assert.throws(() => h.dp.setFailMode('half-open' as never), (e: unknown) => isWeftError(e) && e.code === 'WEFT_ERR_INVALID_ARG');
     assert.equal(h.dp.failMode(), 'closed');
   });
+});
+
+test('a pod in its own network namespace: the agent\'s listener in weft_agentl_v1 counts as listening, until it closes', async (t) => {
+  if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
+  // The harness namespace plays the pod (no listener of its own); the "agent" listens in
+  // this process's namespace, as the real one listens in the node's.
+  const port = 20000 + (process.pid % 20000);
+  const h = await createHarness('wt-failpod', { redirect: { ipv4: '127.0.0.1', port } });
+  t.after(() => h.teardown());
+  h.dp.applyServices([{ vip: VIP, port: 80, protocol: 'tcp', mode: 'redirect', backends: [{ ip: BACKEND, port: 8080, weight: 1 }] }]);
+  const connect = async () => {
+    const c0 = h.dp.counters();
+    const r = await h.client<{ code: string }>(['refused', VIP, '80']);
+    const c1 = h.dp.counters();
+    return { code: r.code, failClosed: c1.fail_closed - c0.fail_closed, redirected: c1.connect_redirected - c0.connect_redirected };
+  };
+  assert.equal(h.dp.agentListenerRegistered(), false);
+  assert.deepEqual(await connect(), { code: 'ECONNREFUSED', failClosed: 1n, redirected: 0n }, 'no agent anywhere: fail-closed');
+
+  const fd = native.listenTcp('127.0.0.1', port);
+  let open = true;
+  t.after(() => { if (open) closeSync(fd); });
+  h.dp.setAgentListener(fd);
+  assert.equal(h.dp.agentListenerRegistered(), true);
+  // Redirected: the pod's connect goes to the redirect target (refused here only because
+  // this stand-in pod has no route to the stand-in node).
+  assert.deepEqual(await connect(), { code: 'ECONNREFUSED', failClosed: 0n, redirected: 1n }, 'the listener in the map counts');
+
+  closeSync(fd);
+  open = false;
+  for (let i = 0; i < 100 && h.dp.agentListenerRegistered(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(h.dp.agentListenerRegistered(), false, 'the kernel dropped the closed socket from the map');
+  assert.deepEqual(await connect(), { code: 'ECONNREFUSED', failClosed: 1n, redirected: 0n }, 'the agent is gone: fail-closed again');
+  assert.throws(() => h.dp.setAgentListener(-1), /listener fd -1 is not a file descriptor/);
 });
