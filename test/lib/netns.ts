@@ -103,3 +103,29 @@ export function vethPair(a: Netns, b: Netns, addrs: { a: string; b: string }): {
   }
   return { a: devA, b: devB };
 }
+
+/** A Linux bridge inside `ns` with `cidr` on it (the node side of a pod network). */
+export function bridge(ns: Netns, cidr: string): string {
+  const dev = `wtbr${counter++}`;
+  ip(['-n', ns.name, 'link', 'add', dev, 'type', 'bridge']);
+  ns.addAddress(cidr, dev);
+  ip(['-n', ns.name, 'link', 'set', dev, 'up']);
+  return dev;
+}
+
+/**
+ * Plugs `pod` into the bridge `br` of `node` the way a CNI plugs a pod: a veth pair, the
+ * pod end named eth0 with `cidr`, the node end enslaved to the bridge, and a default
+ * route via `gateway` (the node's address on the bridge).
+ */
+export function podOnBridge(node: Netns, br: string, pod: Netns, cidr: string, gateway: string): void {
+  const id = `${process.pid % 100000}x${counter++}`;
+  const hostDev = `wtp${id}`.slice(0, 15), tmp = `wtq${id}`.slice(0, 15);
+  ip(['link', 'add', hostDev, 'netns', node.name, 'type', 'veth', 'peer', 'name', tmp, 'netns', pod.name]);
+  ip(['-n', pod.name, 'link', 'set', tmp, 'name', 'eth0']);
+  ip(['-n', node.name, 'link', 'set', hostDev, 'master', br]);
+  ip(['-n', node.name, 'link', 'set', hostDev, 'up']);
+  pod.addAddress(cidr, 'eth0');
+  ip(['-n', pod.name, 'link', 'set', 'eth0', 'up']);
+  ip(['-n', pod.name, 'route', 'add', 'default', 'via', gateway]);
+}
