@@ -30,7 +30,13 @@ const volatile __u16 redirect_port = 0;
  *   socket the bytes it sent through sk_msg. The mean follows the traffic both ways: a
  *   server whose clients switch from keep-alive to one request per connection stops
  *   being inserted after a few connections. The agent can also pin an endpoint
- *   (WEFT_ACCEL_PINNED, e.g. its own listener). Measuring on the server side also
+ *   (WEFT_ACCEL_PINNED), or mark it eager (WEFT_ACCEL_EAGER): inserted from the first
+ *   connection, before any mean is learned, and still left on TCP once its writes are
+ *   learned to be bulk. The agent marks its own hops eager: its outbound listener (an
+ *   L7 hop costs the agent far more than an insertion, so even one request per
+ *   connection pays it back) and the local endpoints of the services it proxies (its
+ *   pooled, keep-alive upstream connections are opened before anything is learned and
+ *   live long). Measuring on the server side also
  *   proves the server is local and in the mesh.
  * - the client inserts itself at ACTIVE_ESTABLISHED and leaves its 4-tuple in
  *   weft_peer_v1; the server side, whose PASSIVE_ESTABLISHED always runs after (the
@@ -133,7 +139,8 @@ static __always_inline int weft_worth_inserting(const struct weft_endpoint *serv
 	struct weft_accel *a = bpf_map_lookup_elem(&weft_accel_v1, server);
 
 	return a && ((a->flags & WEFT_ACCEL_PINNED) ||
-		     (a->avg_bytes >= accel_min_bytes && a->avg_msg < accel_bulk_msg_bytes));
+		     ((a->avg_bytes >= accel_min_bytes || (a->flags & WEFT_ACCEL_EAGER)) &&
+		      a->avg_msg < accel_bulk_msg_bytes));
 }
 
 /* sk_msg counts what an inserted socket sends (TCP will not see those bytes), and the

@@ -148,6 +148,8 @@ export const backendCodec = defineCodec<BackendEntry>(
 );
 
 export const ACCEL_PINNED = 0x1;
+/** Inserted from the first connection, unless its writes are learned to be bulk. */
+export const ACCEL_EAGER = 0x2;
 export interface AccelEntry { avgBytes: bigint; flags: number; avgMsg: number }
 export const accelCodec = defineCodec<AccelEntry>(
   'weft_accel', [['avg_bytes', 8], ['flags', 4], ['avg_msg', 4]],

@@ -14,7 +14,7 @@ import { bpfObjectPath } from '../lib/paths';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import {
   accelCodec, addrCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
-  u32Codec, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
+  u32Codec, ACCEL_EAGER, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type AccelEntry, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
 } from './codec';
 import { parseIp } from './ip';
 import { ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
@@ -249,6 +249,65 @@ export class Datapath {
   accelerate(ip: string, port: number): void {
     this.assertOpen();
     this.maps.accel.update(endpointCodec.encode({ ip, port }), accelCodec.encode({ avgBytes: 0n, flags: ACCEL_PINNED, avgMsg: 0 }));
+  }
+
+  /**
+   * The server endpoints whose connections are spliced from the first one
+   * (WEFT_ACCEL_EAGER in bpf/sockops.bpf.c): the agent's own hops, i.e. its outbound
+   * listener and the local endpoints it pools connections to. Their bulk check stays:
+   * an endpoint learned to carry bulk writes is left on TCP. Applied as a diff; what the
+   * kernel learned about an endpoint (its means) is kept when the flag comes or goes.
+   */
+  setEagerEndpoints(endpoints: { ip: string; port: number }[]): { added: number; removed: number } {
+    this.assertOpen();
+    const wanted = new Map<string, Buffer>();
+    for (const ep of endpoints) {
+      if (!parseIp(ep.ip) || !Number.isInteger(ep.port) || ep.port < 1 || ep.port > 65535) {
+        throw new WeftError('WEFT_ERR_INVALID_ARG', `eager endpoint ${JSON.stringify(ep)}: expected an IP address and a port from 1 to 65535`);
+      }
+      const key = endpointCodec.encode(ep);
+      wanted.set(key.toString('hex'), key);
+    }
+    let added = 0, removed = 0;
+    try {
+      const current = new Map<string, AccelEntry>();
+      for (const key of this.maps.accel.keys()) {
+        const v = this.maps.accel.lookup(key);
+        if (v) current.set(key.toString('hex'), accelCodec.decode(v));
+      }
+      const fresh = [...wanted.keys()].filter((k) => !current.has(k)).length;
+      if (current.size + fresh > this.maps.accel.maxEntries) {
+        throw new WeftError('WEFT_ERR_CAPACITY', `${wanted.size} eager endpoints do not fit the accel map (${this.maps.accel.maxEntries} entries)`);
+      }
+      for (const [hex, key] of wanted) {
+        const e = current.get(hex) ?? { avgBytes: 0n, flags: 0, avgMsg: 0 };
+        if (e.flags & ACCEL_EAGER) continue;
+        this.maps.accel.update(key, accelCodec.encode({ ...e, flags: e.flags | ACCEL_EAGER }));
+        added++;
+      }
+      for (const [hex, e] of current) {
+        if (wanted.has(hex) || !(e.flags & ACCEL_EAGER)) continue;
+        this.maps.accel.update(Buffer.from(hex, 'hex'), accelCodec.encode({ ...e, flags: e.flags & ~ACCEL_EAGER }));
+        removed++;
+      }
+    } catch (e) {
+      if (e instanceof WeftError) throw e;
+      throw bpfError('updating the eager sockmap endpoints', e);
+    }
+    return { added, removed };
+  }
+
+  /** Endpoints currently marked eager, as `ip:port` (IPv6 in brackets). */
+  eagerEndpoints(): string[] {
+    this.assertOpen();
+    const out: string[] = [];
+    for (const key of this.maps.accel.keys()) {
+      const v = this.maps.accel.lookup(key);
+      if (!v || !(accelCodec.decode(v).flags & ACCEL_EAGER)) continue;
+      const ep = endpointCodec.decode(key);
+      out.push(ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`);
+    }
+    return out.sort();
   }
 
   /**

@@ -40,7 +40,10 @@
 #define WEFT_LOCAL_F_WORKLOAD 0x1 /* a mesh workload of this node (weft run --address) */
 
 /* weft_accel.flags */
-#define WEFT_ACCEL_PINNED 0x1 /* set by the agent (e.g. its own listener): always insert */
+#define WEFT_ACCEL_PINNED 0x1 /* set by the agent: always insert */
+#define WEFT_ACCEL_EAGER 0x2  /* set by the agent for its own hops (its outbound listener, the local
+                              * endpoints it pools to): insert from the first connection, without
+                              * waiting to learn accel_min_bytes, unless writes are learned to be bulk */
 
 /* An IP endpoint: key of the origin map, value of the UDP reverse-NAT map, key of the
  * acceleration map. */

@@ -97,3 +97,30 @@ test('small connections to an unlearned endpoint are never inserted', async (t) 
   assert.equal(c3.sockmap_inserts - c2.sockmap_inserts, 0n);
   assert.equal(c3.msg_miss - c2.msg_miss, 0n);
 });
+
+test('eager endpoints (the agent\'s own hops) are spliced from the first connection, until learned bulk', async (t) => {
+  if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
+  const h = await createHarness('wt-skmap4');
+  t.after(() => h.teardown());
+  await h.server('agent', ['127.0.0.1:7005'], h.workload.path); // echo
+  const chat = (n: number, size: number) => ['chat', '127.0.0.1', '7005', String(n), String(size)];
+  // Unmarked, a first small connection is never inserted (nothing learned yet)...
+  assert.equal((await inserts(h, chat(20, 64))).inserted, 0n);
+  // ...marked eager, the very next one is, at both ends, and its bytes are redirected.
+  assert.deepEqual(h.dp.setEagerEndpoints([{ ip: '127.0.0.1', port: 7005 }]), { added: 1, removed: 0 });
+  assert.deepEqual(h.dp.eagerEndpoints(), ['127.0.0.1:7005']);
+  const eager = await inserts(h, chat(20, 64));
+  assert.equal(eager.inserted, 2n, 'inserted from the first connection');
+  assert.ok(eager.redirected >= 2n * 20n * 64n);
+  // Applying the same set again changes nothing; a bad entry changes nothing either.
+  assert.deepEqual(h.dp.setEagerEndpoints([{ ip: '127.0.0.1', port: 7005 }]), { added: 0, removed: 0 });
+  assert.throws(() => h.dp.setEagerEndpoints([{ ip: '127.0.0.1', port: 7006 }, { ip: 'nope', port: 1 }]), { code: 'WEFT_ERR_INVALID_ARG' });
+  assert.deepEqual(h.dp.eagerEndpoints(), ['127.0.0.1:7005']);
+  // The bulk check still holds: once an eager endpoint is learned to take bulk writes,
+  // its next connections stay on TCP (its receive queue keeps TCP's flow control).
+  for (let i = 0; i < 3; i++) await inserts(h, chat(40, 256 * 1024));
+  assert.equal((await inserts(h, chat(20, 64))).inserted, 0n, 'a bulk eager endpoint is not inserted');
+  // Unmarking keeps what was learned and removes the flag.
+  assert.deepEqual(h.dp.setEagerEndpoints([]), { added: 0, removed: 1 });
+  assert.deepEqual(h.dp.eagerEndpoints(), []);
+});
