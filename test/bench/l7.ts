@@ -3,6 +3,12 @@
 // (upstream keepalive); HAProxy http mode (http-reuse always); npm http-proxy.
 // Reports rps, p50/p99 added latency, proxy CPU per request (from /proc/<pid>/stat of
 // the proxy processes), agent memory; ratios are against HAProxy in the same run.
+// "node path" rows run the same processes inside a weft node's workload cgroup with
+// weft's datapath loaded, the way they sit on a node: load generator, weft and the
+// origin share the node, and the kernel splices the same-node hops (sockops + sk_msg)
+// that the agent marks eager (its listener and the local endpoints it pools to; see
+// eagerHops() in agent/node/agent.ts). HAProxy on the same node path is shown too, so
+// the gain from the kernel is not mistaken for the proxy's own. Needs root + cgroup v2.
 //
 // This file is also the child processes it starts: `--serve weft|http-proxy|grpc-origin`.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
@@ -17,6 +23,8 @@ import * as grpc from '@grpc/grpc-js';
 import { L7Directory } from '../../agent/proxy/routing/directory';
 import { OutboundProxy } from '../../agent/proxy/outbound';
 import { createRootLogger } from '../../agent/telemetry/logger';
+import { Datapath } from '../../agent/datapath/datapath';
+import { inCgroup } from '../lib/cgroup';
 
 const BODY = 'x'.repeat(100);
 const DURATION_S = Number(process.env.L7_BENCH_SECONDS ?? 8);
@@ -77,8 +85,9 @@ function freePort(): Promise<number> {
 }
 
 const children: ChildProcess[] = [];
-function start(cmd: string, args: string[], readyWhen: 'stdout' | number): Promise<ChildProcess> {
-  const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(cmd: string, args: string[], readyWhen: 'stdout' | number, cgroup?: string): Promise<ChildProcess> {
+  const argv = cgroup ? inCgroup(cgroup, [cmd, ...args]) : [cmd, ...args];
+  const c = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(c);
   return new Promise((resolve, reject) => {
     let err = '';
@@ -129,9 +138,10 @@ function rssMiB(pids: number[]): number {
   return kb / 1024;
 }
 
-function run(cmd: string, args: string[]): Promise<string> {
+function run(cmd: string, args: string[], cgroup?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = cgroup ? inCgroup(cgroup, [cmd, ...args]) : [cmd, ...args];
+    const c = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     c.stdout!.on('data', (d) => { out += d; });
     c.stderr!.on('data', (d) => { out += d; });
@@ -154,8 +164,8 @@ async function measure(load: () => Promise<{ rps: number; p50: number; p99: numb
   return { rps: r.rps, p50: r.p50, p99: r.p99, cpuUsPerReq: pids.length && r.requests ? (cpu * 1e6) / r.requests : 0, rssMiB: rssMiB(pids), errors: r.errors };
 }
 
-async function wrk(port: number, seconds = DURATION_S) {
-  const out = await run('wrk', ['-t2', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`]);
+async function wrk(port: number, seconds = DURATION_S, cgroup?: string) {
+  const out = await run('wrk', ['-t2', `-c${CONNS}`, `-d${seconds}s`, '--latency', `http://127.0.0.1:${port}/`], cgroup);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)![1]);
   const requests = Number(/(\d+) requests in/.exec(out)![1]);
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
@@ -165,9 +175,9 @@ async function wrk(port: number, seconds = DURATION_S) {
 }
 
 /** h2load with a per-request log, for percentiles (it prints none itself). */
-async function h2load(args: string[], url: string, dir: string) {
+async function h2load(args: string[], url: string, dir: string, cgroup?: string) {
   const log = join(dir, `h2load-${Date.now()}.log`);
-  const out = await run('h2load', [...args, '--log-file', log, url]);
+  const out = await run('h2load', [...args, '--log-file', log, url], cgroup);
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)![1]);
   const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out)!;
   const lat = readFileSync(log, 'utf8').trim().split('\n').map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
@@ -202,7 +212,9 @@ function spreadLoad(total: number, seconds: number, clients = 20): string[] {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-bench-l7-'));
   const P = async () => freePort();
-  const [origin, grpcOrigin, weftH, weftG, weft1H, weft1G, nginxH, nginxG, haH, haG, hp] = await Promise.all(Array.from({ length: 11 }, P));
+  const [origin, grpcOrigin, weftH, weftG, weft1H, weft1G, nginxH, nginxG, haH, haG, hp, mOrigin, mGrpcOrigin, mWeftH, mWeftG, mHaH, mHaG] = await Promise.all(Array.from({ length: 17 }, P));
+  const node = `wt-bench-l7-${process.pid}`;
+  let dp: Datapath | null = null;
   const self = ['--import', 'tsx', __filename, '--serve'];
   const results: Record<string, Record<string, Result | null>> = { http: {}, grpc: {}, httpHalfLoad: {}, httpHalfLoadBursts: {} };
   try {
@@ -249,10 +261,37 @@ backend bg
   server g 127.0.0.1:${grpcOrigin} proto h2
 `);
     const haproxy = await start('haproxy', ['-f', haCfg, '-db'], haH);
+    // The node path: the same origin, weft and HAProxy inside a weft node's workload
+    // cgroup, with weft's datapath loaded.
+    let mesh: string | undefined;
+    let mWeft: ChildProcess | null = null, mHa: ChildProcess | null = null;
+    if (process.env.L7_BENCH_NODE_PATH !== '0') {
+      try {
+        dp = await Datapath.open({ node, logger: createRootLogger({ level: 'warn' }) });
+        mesh = dp.createWorkloadCgroup('bench', 'l7').path;
+      } catch (e) {
+        process.stderr.write(`node-path rows skipped: weft's datapath did not load (${(e as Error).message}); they need root, bpffs and cgroup v2\n`);
+      }
+    }
+    if (dp && mesh) {
+      await start('nginx', ['-c', ngx('morigin', 1, `server { listen 127.0.0.1:${mOrigin}; location / { default_type text/plain; return 200 "${BODY}"; } }`), '-p', dir], mOrigin, mesh);
+      await start(process.execPath, [...self, 'grpc-origin', String(mGrpcOrigin)], 'stdout', mesh);
+      mWeft = await start(process.execPath, [...self, 'weft', String(mWeftH), String(mWeftG), String(mOrigin), String(mGrpcOrigin), '1'], 'stdout', mesh);
+      const mHaCfg = join(dir, 'haproxy-node.cfg');
+      writeFileSync(mHaCfg, readFileSync(haCfg, 'utf8').replaceAll(`:${haH}`, `:${mHaH}`).replaceAll(`:${haG}`, `:${mHaG}`)
+        .replaceAll(`:${origin}`, `:${mOrigin}`).replaceAll(`:${grpcOrigin}`, `:${mGrpcOrigin}`));
+      mHa = await start('haproxy', ['-f', mHaCfg, '-db'], mHaH, mesh);
+      // What the agent marks eager (eagerHops): its listeners and the local endpoints it
+      // pools to. HAProxy's listeners get the same treatment.
+      dp.setEagerEndpoints([mWeftH, mWeftG, mHaH, mHaG, mOrigin, mGrpcOrigin].map((port) => ({ ip: '127.0.0.1', port })));
+    }
     const httpProxy = await start(process.execPath, [...self, 'http-proxy', String(hp), String(origin)], 'stdout');
 
-    const httpTargets: [string, number, ChildProcess | null][] = [
+    type Target = [string, number, ChildProcess | null, string?];
+    const nodePath = (rows: Target[]): Target[] => (mesh ? rows : []);
+    const httpTargets: Target[] = [
       ['direct', origin, null], ['weft (2 workers)', weftH, weft], ['weft (1 process)', weft1H, weft1], ['nginx', nginxH, nginx], ['haproxy', haH, haproxy], ['http-proxy', hp, httpProxy],
+      ...nodePath([['node path: direct', mOrigin, null, mesh], ['node path: weft (1 process)', mWeftH, mWeft, mesh], ['node path: haproxy', mHaH, mHa, mesh]]),
     ];
     const grpcFrame = join(dir, 'grpc.bin');
     const msg = Buffer.from('hello weft bench');
@@ -260,38 +299,40 @@ backend bg
     frame.writeUInt32BE(msg.length, 1);
     msg.copy(frame, 5);
     writeFileSync(grpcFrame, frame);
-    const grpcTargets: [string, number, ChildProcess | null][] = [
+    const grpcTargets: Target[] = [
       ['direct', grpcOrigin, null], ['weft (2 workers)', weftG, weft], ['weft (1 process)', weft1G, weft1], ['nginx', nginxG, nginx], ['haproxy', haG, haproxy],
+      ...nodePath([['node path: direct', mGrpcOrigin, null, mesh], ['node path: weft (1 process)', mWeftG, mWeft, mesh], ['node path: haproxy', mHaG, mHa, mesh]]),
     ];
     const pidsOf = (c: ChildProcess | null) => (c === null ? [] : tree(c.pid!));
 
     const only = process.env.L7_BENCH_ONLY;
     // Warm up every path once so pools and JITs are hot.
-    if (only !== 'grpc') for (const [, port] of httpTargets) await wrk(port, 1);
-    if (only !== 'grpc') for (const [name, port, c] of httpTargets) {
-      results.http![name] = await measure(() => wrk(port), pidsOf(c));
+    if (only !== 'grpc') for (const [, port, , cg] of httpTargets) await wrk(port, 1, cg);
+    if (only !== 'grpc') for (const [name, port, c, cg] of httpTargets) {
+      results.http![name] = await measure(() => wrk(port, DURATION_S, cg), pidsOf(c));
       process.stderr.write(`http ${name}: ${results.http![name]!.rps.toFixed(0)} rps\n`);
     }
     // Half load: each path at half its own measured rps, latency from h2load's log;
     // arrivals evenly spread (the bar), and as h2load's synchronized bursts of 20.
     const halfS = Math.max(3, DURATION_S / 2);
-    if (only !== 'grpc') for (const [name, port, c] of httpTargets) {
+    if (only !== 'grpc') for (const [name, port, c, cg] of httpTargets) {
       const half = results.http![name]!.rps / 2;
-      results.httpHalfLoad![name] = await measure(() => h2load(spreadLoad(half, halfS), `http://127.0.0.1:${port}/`, dir), pidsOf(c));
-      results.httpHalfLoadBursts![name] = await measure(() => h2load(['--h1', '-c20', `--rps=${Math.max(1, Math.floor(half / 20))}`, '-D', String(halfS)], `http://127.0.0.1:${port}/`, dir), pidsOf(c));
+      results.httpHalfLoad![name] = await measure(() => h2load(spreadLoad(half, halfS), `http://127.0.0.1:${port}/`, dir, cg), pidsOf(c));
+      results.httpHalfLoadBursts![name] = await measure(() => h2load(['--h1', '-c20', `--rps=${Math.max(1, Math.floor(half / 20))}`, '-D', String(halfS)], `http://127.0.0.1:${port}/`, dir, cg), pidsOf(c));
     }
     const grpcArgs = ['-c10', '-m10', '-D', String(DURATION_S), '-d', grpcFrame, '-H', 'content-type: application/grpc', '-H', 'te: trailers'];
-    if (only !== 'http') for (const [, port] of grpcTargets) await h2load(['-c4', '-m4', '-D', '1', '-d', grpcFrame, '-H', 'content-type: application/grpc', '-H', 'te: trailers'], `http://127.0.0.1:${port}/bench.Echo/Echo`, dir);
-    if (only !== 'http') for (const [name, port, c] of grpcTargets) {
-      results.grpc![name] = await measure(() => h2load(grpcArgs, `http://127.0.0.1:${port}/bench.Echo/Echo`, dir), pidsOf(c));
+    if (only !== 'http') for (const [, port, , cg] of grpcTargets) await h2load(['-c4', '-m4', '-D', '1', '-d', grpcFrame, '-H', 'content-type: application/grpc', '-H', 'te: trailers'], `http://127.0.0.1:${port}/bench.Echo/Echo`, dir, cg);
+    if (only !== 'http') for (const [name, port, c, cg] of grpcTargets) {
+      results.grpc![name] = await measure(() => h2load(grpcArgs, `http://127.0.0.1:${port}/bench.Echo/Echo`, dir, cg), pidsOf(c));
       process.stderr.write(`grpc ${name}: ${results.grpc![name]!.rps.toFixed(0)} rps\n`);
     }
   } finally {
     // Whole process trees: an nginx master killed alone leaves its workers running.
     const roots = children.map((c) => c.pid!);
-    for (const f of ['origin', 'proxy']) { try { roots.push(Number(readFileSync(join(dir, `${f}.pid`), 'utf8'))); } catch { /* not started */ } }
+    for (const f of ['origin', 'proxy', 'morigin']) { try { roots.push(Number(readFileSync(join(dir, `${f}.pid`), 'utf8'))); } catch { /* not started */ } }
     for (const pid of roots.flatMap(tree)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     await new Promise((r) => setTimeout(r, 200));
+    if (dp) { try { dp.close(); Datapath.cleanup(node); } catch (e) { process.stderr.write(`cleanup of node ${node}: ${String(e)}\n`); } }
     rmSync(dir, { recursive: true, force: true });
   }
   report(results);
@@ -303,11 +344,13 @@ function report(results: Record<string, Record<string, Result | null>>): void {
   for (const [kind, label] of [['http', 'HTTP/1.1 keep-alive, 100 B body (wrk -t2 -c50)'], ['httpHalfLoad', 'HTTP/1.1 at half of each path\'s max rps, arrivals evenly spread (h2load --h1 -c20, staggered)'], ['httpHalfLoadBursts', 'HTTP/1.1 at half of each path\'s max rps, 20 requests at once (h2load --h1 -c20 --rps)'], ['grpc', 'gRPC unary (h2load -c10 -m10, grpc-js origin)']] as const) {
     const r = results[kind]!;
     if (r.direct === undefined) continue;
-    const direct = r.direct!, ha = r.haproxy!;
+    const ha = r.haproxy!;
     lines.push('', `## ${label}`, '| path | rps | rps vs direct | rps vs HAProxy | p50 added ms | p99 added ms | proxy CPU µs/req | CPU vs HAProxy | proxy RSS MiB | errors |', '|---|---|---|---|---|---|---|---|---|---|');
     for (const [name, x] of Object.entries(r)) {
       if (x === null) continue;
-      const proxied = name !== 'direct';
+      // Node-path rows add latency over the node path's own direct connection.
+      const direct = (name.startsWith('node path:') ? r['node path: direct'] : undefined) ?? r.direct!;
+      const proxied = !name.endsWith('direct');
       lines.push(`| ${name} | ${f(x.rps, 0)} | ${f(x.rps / direct.rps)} | ${f(x.rps / ha.rps)} | ${proxied ? f(x.p50 - direct.p50, 3) : f(x.p50, 3) + ' (abs)'} | ${proxied ? f(x.p99 - direct.p99, 3) : f(x.p99, 3) + ' (abs)'} | ${proxied ? f(x.cpuUsPerReq, 1) : '-'} | ${proxied ? f(x.cpuUsPerReq / ha.cpuUsPerReq) : '-'} | ${proxied ? f(x.rssMiB, 0) : '-'} | ${x.errors} |`);
     }
   }
