@@ -204,7 +204,10 @@ export class NodeAgent {
     if (view.node !== this.cfg.node) throw invalidArg(`snapshot is for node ${view.node}, this is ${this.cfg.node}`);
     // Validates every entry before changing any map: a bad snapshot changes nothing.
     this.datapath.applyServices(this.withoutEjected(view));
-    this.datapath.setEagerEndpoints(eagerHops(view, this.cfg.outbound));
+    // An optimisation only: a snapshot is never refused over it.
+    try { this.datapath.setEagerEndpoints(eagerHops(view, this.cfg.outbound)); } catch (e) {
+      this.log.warn({ err: describeError(e) }, 'same-node hops not marked for splicing; they are learned instead');
+    }
     this.plane.apply(view);
     this.datapath.setFailMode(view.mesh.failMode);
     this.datapath.setMtlsMode(view.mesh.mtls);
