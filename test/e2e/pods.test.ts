@@ -76,6 +76,7 @@ interface BpfDebug {
   services: { vip: string; port: number; mode: string; backends: { ip: string; port: number }[] }[];
   attachments: { program: string }[];
   localWorkloads: string[];
+  eagerEndpoints: string[];
   agentListener: boolean;
   inspect: { cgroups: string[] };
 }
@@ -167,6 +168,9 @@ test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through t
     && d.services.some((s) => s.vip === HTTP_VIP && s.mode === 'redirect'));
   assert.deepEqual(ready.localWorkloads, [POD_B], 'pod B\'s address is in the kernel\'s list of local workloads');
   assert.equal(ready.agentListener, true, 'the outbound listener is in weft_agentl_v1: pods learn from it that the agent listens');
+  // The agent's own same-node hops are spliced from their first connection: its
+  // listener at the node address and pod B's endpoint of the service it proxies (L7).
+  assert.deepEqual(ready.eagerEndpoints, [`${NODE_IP}:15001`, `${POD_B}:8081`].sort());
   const registered = await getJson<{ name: string; address: string }[]>(node, '/debug/workloads');
   assert.deepEqual(registered.map((w) => [w.name, w.address]), [['server-b', POD_B]]);
 
