@@ -5,7 +5,7 @@ import { WeftError } from '../lib/errors';
 export const DEFAULT_ADMIN = '127.0.0.1:15020';
 
 export class AdminClient {
-  constructor(private readonly address: string = DEFAULT_ADMIN, private readonly timeoutMs = 5000) {}
+  constructor(private readonly address: string = DEFAULT_ADMIN, private readonly timeoutMs = 5000, private readonly token?: string) {}
 
   get base(): string { return `http://${this.address}`; }
 
@@ -14,7 +14,7 @@ export class AdminClient {
     try {
       res = await fetch(`${this.base}${path}`, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.timeoutMs),
       });

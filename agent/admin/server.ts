@@ -2,6 +2,7 @@
 // liveness and readiness, read-only /debug/* views, and the small JSON API that local
 // CLIs (`weft run`, `weft status`, `weft tap`) use. It never serves anything to the
 // mesh: it binds to loopback unless the operator says otherwise.
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
@@ -33,12 +34,20 @@ export interface AdminOptions {
   debug: Record<string, () => unknown>;
   /** `METHOD /path` → handler, e.g. 'POST /v1/workloads'. */
   api?: Record<string, JsonHandler>;
+  /** When set, callers that are not on loopback must send `authorization: Bearer
+   *  <token>` for every request that changes something (POST, DELETE: workload
+   *  registration): an admin port on a node address is reachable from pods, which must
+   *  not register workloads, addresses or service accounts of their choosing. */
+  writeToken?: string;
   /** Streaming endpoints (e.g. `GET /v1/tap`): the handler owns the response. */
   streams?: Record<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void>;
   logger: Logger;
 }
 
 const MAX_BODY = 1 << 20;
+
+/** The admin token's file name in the agent's --state-dir (see AdminOptions.writeToken). */
+export const ADMIN_TOKEN_FILE = 'admin-token';
 
 const STATUS_BY_CODE: Partial<Record<WeftError['code'], number>> = {
   WEFT_ERR_INVALID_ARG: 400,
@@ -93,6 +102,14 @@ export class AdminServer {
     return new Promise((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
   }
 
+  private writeAllowed(req: IncomingMessage): boolean {
+    const token = this.opts.writeToken;
+    if (token === undefined || isLoopbackAddress(req.socket.remoteAddress)) return true;
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    const given = Buffer.from(m?.[1] ?? ''), want = Buffer.from(token);
+    return given.length === want.length && timingSafeEqual(given, want);
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
@@ -113,6 +130,9 @@ export class AdminServer {
       const stream = this.opts.streams?.[`${req.method} ${path}`];
       if (stream) return stream(req, res, url);
       const api = this.opts.api?.[`${req.method} ${path}`];
+      if (api && req.method !== 'GET' && !this.writeAllowed(req)) {
+        return send(res, 401, JSON.stringify({ error: `${req.method} ${path} from ${req.socket.remoteAddress} needs the agent's admin token (weft run --admin-token-file)`, code: 'WEFT_ERR_PERMISSION' }) + '\n');
+      }
       if (api) {
         const body = req.method === 'GET' ? undefined : await readJson(req);
         return send(res, 200, JSON.stringify((await api(body, url)) ?? {}, bigintReplacer) + '\n');
@@ -131,4 +151,12 @@ export class AdminServer {
 /** JSON.stringify replacer: cgroup ids and BPF counters are bigints. */
 export function bigintReplacer(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
+}
+
+/** 127.0.0.0/8, ::1 and their IPv4-mapped forms: a caller in the agent's own network
+ *  namespace, i.e. on the node itself. */
+export function isLoopbackAddress(addr: string | undefined): boolean {
+  if (!addr) return false;
+  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a);
 }

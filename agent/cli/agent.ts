@@ -39,7 +39,9 @@ Flags:
   --control-insecure      plaintext to the control API (loopback demos only; the
                           control API must run with --insecure)
   --state-dir DIR         snapshot cache, workload registrations (default /var/lib/weft/NODE)
-  --admin HOST:PORT       admin listener: /metrics /healthz /readyz /debug (default 127.0.0.1:15020)
+  --admin HOST:PORT       admin listener: /metrics /healthz /readyz /debug (default 127.0.0.1:15020);
+                          on a non-loopback address, changes (workload registration) from
+                          other hosts need the token in STATE_DIR/admin-token
   --outbound HOST:PORT    outbound capture listener, the kernel's redirect target (default 127.0.0.1:15001)
   --inbound HOST:PORT     inbound HBONE mTLS listener (default 0.0.0.0:15008)
   --node-address IP       this node's address, given to workloads started with 'weft run'

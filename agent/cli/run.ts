@@ -3,6 +3,7 @@
 // control API; this command then starts the process *inside* that cgroup before it can
 // open a single socket, forwards signals, and deregisters when the process exits.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Command } from './command';
 import { parseFlags } from './command';
@@ -34,7 +35,7 @@ Examples:
   ip netns exec pod-a weft run --workload catalog-v1 --label app=catalog \
       --admin 10.244.1.1:15020 --address 10.244.1.11 -- node server.js`;
 
-interface Flags { workload?: string; namespace?: string; 'service-account'?: string; label?: string[]; admin?: string; address?: string }
+interface Flags { workload?: string; namespace?: string; 'service-account'?: string; label?: string[]; admin?: string; 'admin-token-file'?: string; address?: string }
 
 export interface RegisteredWorkload { cgroupPath: string; cgroupId: string; spiffeId: string }
 
@@ -56,14 +57,20 @@ export const command: Command = {
     const dash = argv.indexOf('--');
     const { values, help: wantHelp } = parseFlags<Flags>(dash < 0 ? argv : argv.slice(0, dash), {
       workload: { type: 'string' }, namespace: { type: 'string' }, 'service-account': { type: 'string' },
-      label: { type: 'string', multiple: true }, admin: { type: 'string' }, address: { type: 'string' },
+      label: { type: 'string', multiple: true }, admin: { type: 'string' }, 'admin-token-file': { type: 'string' }, address: { type: 'string' },
     });
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
     const cmd = dash < 0 ? [] : argv.slice(dash + 1);
     if (!values.workload) throw invalidArg('--workload is required');
     if (!cmd.length) throw invalidArg('missing the command to run after --');
     const address = values.address === undefined ? undefined : validateWorkloadAddress(values.address, '--address');
-    const admin = new AdminClient(values.admin ?? DEFAULT_ADMIN);
+    const tokenFile = values['admin-token-file'];
+    let token: string | undefined;
+    if (tokenFile !== undefined) {
+      try { token = readFileSync(tokenFile, 'utf8').trim(); } catch (e) { throw invalidArg(`--admin-token-file: cannot read ${tokenFile}: ${(e as Error).message}`); }
+      if (!token) throw invalidArg(`--admin-token-file: ${tokenFile} is empty`);
+    }
+    const admin = new AdminClient(values.admin ?? DEFAULT_ADMIN, 5000, token);
     const id = { name: values.workload, namespace: values.namespace ?? 'default' };
     const reg = await admin.request<RegisteredWorkload>('POST', '/v1/workloads', {
       ...id, serviceAccount: values['service-account'] ?? values.workload, labels: parseLabels(values.label),

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ADMIN_TOKEN_FILE } from '../admin/server';
 import { WeftError, describeError } from '../lib/errors';
 import { inNetns } from './netns';
 import { ADMIN_PORT, CONTROL_PORT, FABRIC_HOST_IP, planDemo, type AppSpec, type DemoPlan, type NodePlan } from './plan';
@@ -84,7 +85,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const appSpecs = plan.nodes.flatMap((n) => n.apps.filter((a) => a.role !== 'loadgen').map((a) => [n, a] as const));
     o.say(`starting the sample application (${appSpecs.length} workloads with weft run)…`);
     await step(Promise.all(appSpecs.map(async ([node, app]) => {
-      const c = startApp(t, plan, node, app, logs, env, {});
+      const c = startApp(t, plan, node, app, logs, env, join(tmp, node.name), {});
       apps.push(c);
       await c.waitFor(/listening/, READY_TIMEOUT_MS);
       o.say(`  ${app.namespace}/${app.name} (${app.role}${app.labels.version ? ` ${app.labels.version}` : ''}) on ${node.name} at ${app.address}:${app.port}`);
@@ -92,7 +93,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
 
     const statsFile = join(tmp, 'loadgen.json');
     const lgNode = plan.nodes.find((n) => n.apps.some((a) => a.role === 'loadgen'))!;
-    const lg = startApp(t, plan, lgNode, lgNode.apps.find((a) => a.role === 'loadgen')!, logs, env, { statsFile, rps: o.rps });
+    const lg = startApp(t, plan, lgNode, lgNode.apps.find((a) => a.role === 'loadgen')!, logs, env, join(tmp, lgNode.name), { statsFile, rps: o.rps });
     apps.push(lg);
     await step(lg.waitFor(/listening/, READY_TIMEOUT_MS));
     o.say(`traffic: loadgen on ${lgNode.name} → frontend ${plan.services.frontend} at ${o.rps} req/s, and → payments ${plan.services.payments} (must be refused)`);
@@ -133,10 +134,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   return code;
 }
 
-function startApp(t: Topology, plan: DemoPlan, node: NodePlan, app: AppSpec, logs: string, env: NodeJS.ProcessEnv, extra: Partial<AppConfig>): Child {
+/** `stateDir`: the node agent's --state-dir, which holds the admin token `weft run`
+ *  needs (the admin port is on the node's fabric address, not loopback). */
+function startApp(t: Topology, plan: DemoPlan, node: NodePlan, app: AppSpec, logs: string, env: NodeJS.ProcessEnv, stateDir: string, extra: Partial<AppConfig>): Child {
   const cfg: AppConfig = { role: app.role, name: app.name, address: app.address, port: app.port, version: app.labels.version ?? null, services: plan.services, ...extra };
   const labels = Object.entries(app.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
-  return startChild(`${app.namespace}.${app.name}`, t.nodes.get(node.name)!, weftSelf('run', '--admin', `${node.fabricIp}:${ADMIN_PORT}`,
+  return startChild(`${app.namespace}.${app.name}`, t.nodes.get(node.name)!, weftSelf('run', '--admin', `${node.fabricIp}:${ADMIN_PORT}`, '--admin-token-file', join(stateDir, ADMIN_TOKEN_FILE),
     '--workload', app.name, '--namespace', app.namespace, '--service-account', app.serviceAccount, ...labels,
     '--', ...demoModule('app/main', JSON.stringify(cfg))), logs, { env });
 }

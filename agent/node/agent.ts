@@ -15,13 +15,15 @@
 // datapath validates everything before it touches a map, so a bad snapshot is refused
 // (NACKed) with nothing changed; the proxy tables are swapped after, here and in every
 // proxy worker, before the snapshot is ACKed.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { Gauge } from 'prom-client';
 import { Datapath } from '../datapath/datapath';
 import { WorkloadRegistry, validateRegisterRequest, type LocalWorkload } from './workloads';
 import { registerBpfMetrics } from './bpf-metrics';
-import { AdminServer } from '../admin/server';
+import { ADMIN_TOKEN_FILE, AdminServer, isLoopbackAddress } from '../admin/server';
 import { SyncClient } from '../sync/client';
 import { IdentityManager } from '../identity/manager';
 import { nodeSpiffeId } from '../identity/spiffe';
@@ -132,6 +134,7 @@ export class NodeAgent {
 
     this.admin = new AdminServer({
       host: cfg.admin.host, port: cfg.admin.port, fd: cfg.listenFds?.admin, registry: this.registry, logger: componentLogger('admin', { node: cfg.node }),
+      ...(isLoopbackAddress(cfg.admin.host) ? {} : { writeToken: adminToken(cfg.stateDir) }),
       scrape: this.link ? () => this.scrape(missingGauge).then((r) => r.registry.metrics()) : undefined,
       health: () => this.health(),
       debug: {
@@ -464,5 +467,21 @@ export function eagerHops(view: NodeView, outbound: { host: string; port: number
     }
   }
   return [...out.values()];
+}
+
+/**
+ * The token an admin port on a non-loopback address requires for changes (workload
+ * registration): STATE_DIR/admin-token, created (0600) on first use and kept across
+ * restarts, so `weft run --admin-token-file` works against every agent process.
+ */
+export function adminToken(stateDir: string): string {
+  const file = join(stateDir, ADMIN_TOKEN_FILE);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  try { writeFileSync(file, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600, flag: 'wx' }); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  const token = readFileSync(file, 'utf8').trim();
+  if (!token) throw new WeftError('WEFT_ERR_INVALID_ARG', `${file} is empty: remove it and the agent writes a new admin token`);
+  return token;
 }
 

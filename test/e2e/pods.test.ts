@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
@@ -118,6 +118,8 @@ test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through t
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true, commands: ['curl', 'nsenter'] })) return;
   const nodeName = `pods${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), 'wt-pods-'));
+  // What the agent writes in its --state-dir, since its admin port is not on loopback.
+  const TOKEN = join(dir, 'agent', 'admin-token');
   const procs: WeftProcess[] = [];
   const nss: Netns[] = [];
   t.after(() => {
@@ -155,12 +157,21 @@ test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through t
   const badRun = await podA.exec(weftArgv('run', '--workload', 'x', '--admin', ADMIN, '--address', '10.78.0.300', '--', 'true'), { timeoutMs: 20_000 });
   assert.notEqual(badRun.code, 0);
   assert.match(badRun.stderr, /--address: "10\.78\.0\.300" is not an IPv4 or IPv6 address/);
-  const badPost = await podA.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST', '-d',
-    JSON.stringify({ name: 'x', namespace: 'default', serviceAccount: 'x', address: '10.78.0' }), `http://${ADMIN}/v1/workloads`]);
-  assert.equal(badPost.stdout, '400');
+  // The admin port is on the node address, so a pod must present the agent's admin
+  // token to register anything: without it, 401 and nothing registered.
+  const post = (body: unknown, ...headers: string[]) => podA.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'POST',
+    ...headers.flatMap((h) => ['-H', h]), '-d', JSON.stringify(body), `http://${ADMIN}/v1/workloads`]);
+  assert.equal((await post({ name: 'x', namespace: 'default', serviceAccount: 'payments', address: POD_A })).stdout, '401');
+  assert.equal((await post({ name: 'x', namespace: 'default', serviceAccount: 'payments', address: POD_A }, 'authorization: Bearer not-the-token')).stdout, '401');
+  const noToken = await podA.exec(weftArgv('run', '--workload', 'x', '--admin', ADMIN, '--address', POD_A, '--', 'true'), { timeoutMs: 20_000 });
+  assert.notEqual(noToken.code, 0);
+  assert.match(noToken.stderr, /needs the agent's admin token/);
+  assert.deepEqual(await getJson<unknown[]>(node, '/debug/workloads'), []);
+  const token = readFileSync(TOKEN, 'utf8').trim();
+  assert.equal((await post({ name: 'x', namespace: 'default', serviceAccount: 'x', address: '10.78.0' }, `authorization: Bearer ${token}`)).stdout, '400');
 
   // Pod B's server, registered at pod B's own address.
-  const server = spawnIn(podB, weftArgv('run', '--workload', 'server-b', '--label', 'app=b', '--admin', ADMIN, '--address', POD_B, '--',
+  const server = spawnIn(podB, weftArgv('run', '--workload', 'server-b', '--label', 'app=b', '--admin', ADMIN, '--admin-token-file', TOKEN, '--address', POD_B, '--',
     process.execPath, join(FIX, 'server.js'), POD_B, 'server-b'));
   await server.waitForLog(/listening/);
   const ready = await until('the agent programs pod B as the backend of both services', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) =>
@@ -176,7 +187,7 @@ test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through t
 
   /** Runs `argv` in pod A as the mesh workload client-a (registered at pod A's address). */
   const inPodA = async (argv: string[]) => {
-    const r = await podA.exec(weftArgv('run', '--workload', 'client-a', '--label', 'app=a', '--admin', ADMIN, '--address', POD_A, '--', ...argv), { timeoutMs: 30_000 });
+    const r = await podA.exec(weftArgv('run', '--workload', 'client-a', '--label', 'app=a', '--admin', ADMIN, '--admin-token-file', TOKEN, '--address', POD_A, '--', ...argv), { timeoutMs: 30_000 });
     assert.equal(r.code, 0, `weft run in pod A: ${r.stderr}`);
     return r.stdout.trim();
   };

@@ -6,7 +6,11 @@ import { isWeftError } from '../../agent/lib/errors';
 import { defaultWorkers } from '../../agent/cli/agent';
 import { Registry } from 'prom-client';
 import pino from 'pino';
-import { AdminServer } from '../../agent/admin/server';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ADMIN_TOKEN_FILE, AdminServer, isLoopbackAddress } from '../../agent/admin/server';
+import { adminToken } from '../../agent/node/agent';
 import { validateRegisterRequest } from '../../agent/node/workloads';
 
 test('unknown command exits 2', async () => {
@@ -86,4 +90,29 @@ test('admin API: POST /v1/workloads with a bad address is a 400 with the reason'
   const good = await post({ name: 'w', namespace: 'default', serviceAccount: 'w', address: 'FD00::12' });
   assert.equal(good.status, 200);
   assert.equal(good.body.address, 'fd00::12');
+});
+
+test('admin token: loopback callers need none; the token file is created once, 0600; weft run reads it', async (t) => {
+  assert.ok(isLoopbackAddress('127.0.0.1') && isLoopbackAddress('127.9.9.9') && isLoopbackAddress('::1') && isLoopbackAddress('::ffff:127.0.0.1'));
+  assert.ok(!isLoopbackAddress('10.78.0.11') && !isLoopbackAddress('::ffff:10.0.0.1') && !isLoopbackAddress('fd00::1') && !isLoopbackAddress(undefined));
+  const dir = mkdtempSync(join(tmpdir(), 'wt-admin-token-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const state = join(dir, 'state');
+  const first = adminToken(state);
+  assert.match(first, /^[0-9a-f]{48}$/);
+  assert.equal(statSync(join(state, ADMIN_TOKEN_FILE)).mode & 0o777, 0o600);
+  assert.equal(adminToken(state), first, 'kept across agent processes');
+  // A server with a token still lets loopback callers (the node itself) change things.
+  const admin = new AdminServer({
+    host: '127.0.0.1', port: 0, registry: new Registry(), health: () => ({ ready: true, reasons: [] }), debug: {}, writeToken: first,
+    api: { 'POST /v1/workloads': () => ({ ok: true }) }, logger: pino({ level: 'silent' }),
+  });
+  const { port } = await admin.listen();
+  t.after(() => admin.close());
+  assert.equal((await fetch(`http://127.0.0.1:${port}/v1/workloads`, { method: 'POST', body: '{}' })).status, 200);
+  // weft run: a token file that cannot be read is a clear error before any request.
+  const r = await runMain(['run', '--workload', 'w', '--admin', '127.0.0.1:9', '--admin-token-file', join(dir, 'missing'), '--', 'true']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--admin-token-file: cannot read .*missing/);
+  assert.doesNotMatch(r.stderr, /cannot reach the weft agent/);
 });
