@@ -12,7 +12,8 @@ import { invalidArg } from '../lib/errors';
 import { validateWorkloadAddress } from '../node/workloads';
 
 const help = `Usage: weft run --workload NAME [--namespace NS] [--service-account SA]
-                [--label k=v ...] [--address IP] [--admin HOST:PORT] -- CMD [ARGS...]
+                [--label k=v ...] [--address IP] [--admin HOST:PORT]
+                [--admin-token-file FILE] -- CMD [ARGS...]
 
 Starts CMD as the mesh workload NAME: the agent of this network namespace creates its
 cgroup and registers it, CMD runs inside that cgroup (so the kernel datapath applies to
@@ -29,11 +30,14 @@ Flags:
                            connect to it from it (default: the node's address)
   --admin HOST:PORT        the agent's admin address (default ${DEFAULT_ADMIN}); from a pod's
                            own network namespace, the agent's admin address on the node
+  --admin-token-file FILE  the agent's admin token (its STATE_DIR/admin-token), needed when
+                           the admin address is not loopback (e.g. from a pod's namespace)
 
 Examples:
   weft run --workload catalog-v1 --namespace shop --label app=catalog --label version=v1 -- node server.js
-  ip netns exec pod-a weft run --workload catalog-v1 --label app=catalog \
-      --admin 10.244.1.1:15020 --address 10.244.1.11 -- node server.js`;
+  ip netns exec pod-a weft run --workload catalog-v1 --label app=catalog \\
+      --admin 10.244.1.1:15020 --admin-token-file /var/lib/weft/node-1/admin-token \\
+      --address 10.244.1.11 -- node server.js`;
 
 interface Flags { workload?: string; namespace?: string; 'service-account'?: string; label?: string[]; admin?: string; 'admin-token-file'?: string; address?: string }
 

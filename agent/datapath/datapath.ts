@@ -270,11 +270,7 @@ export class Datapath {
     }
     let added = 0, removed = 0;
     try {
-      const current = new Map<string, AccelEntry>();
-      for (const key of this.maps.accel.keys()) {
-        const v = this.maps.accel.lookup(key);
-        if (v) current.set(key.toString('hex'), accelCodec.decode(v));
-      }
+      const current = this.accelEntries();
       const fresh = [...wanted.keys()].filter((k) => !current.has(k)).length;
       if (current.size + fresh > this.maps.accel.maxEntries) {
         throw new WeftError('WEFT_ERR_CAPACITY', `${wanted.size} eager endpoints do not fit the accel map (${this.maps.accel.maxEntries} entries)`);
@@ -301,13 +297,18 @@ export class Datapath {
   eagerEndpoints(): string[] {
     this.assertOpen();
     const out: string[] = [];
-    for (const key of this.maps.accel.keys()) {
-      const v = this.maps.accel.lookup(key);
-      if (!v || !(accelCodec.decode(v).flags & ACCEL_EAGER)) continue;
-      const ep = endpointCodec.decode(key);
+    for (const [hex, e] of this.accelEntries()) {
+      if (!(e.flags & ACCEL_EAGER)) continue;
+      const ep = endpointCodec.decode(Buffer.from(hex, 'hex'));
       out.push(ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`);
     }
     return out.sort();
+  }
+
+  /** The acceleration map by hex key, read in batches (it holds every endpoint the
+   *  kernel learned, so one syscall per entry would grow with the node). */
+  private accelEntries(): Map<string, AccelEntry> {
+    return new Map(this.maps.accel.entries().map(([k, v]) => [k.toString('hex'), accelCodec.decode(v)]));
   }
 
   /**

@@ -115,4 +115,5 @@ test('admin token: loopback callers need none; the token file is created once, 0
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--admin-token-file: cannot read .*missing/);
   assert.doesNotMatch(r.stderr, /cannot reach the weft agent/);
+  assert.match((await runMain(['run', '--help'])).stdout, /--admin-token-file FILE +the agent's admin token/);
 });
