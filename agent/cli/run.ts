@@ -3,13 +3,13 @@
 // control API; this command then starts the process *inside* that cgroup before it can
 // open a single socket, forwards signals, and deregisters when the process exits.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Command } from './command';
 import { parseFlags } from './command';
 import { AdminClient, DEFAULT_ADMIN } from '../admin/client';
 import { invalidArg } from '../lib/errors';
 import { validateWorkloadAddress } from '../node/workloads';
+import { readTokenFile } from '../lib/token-file';
 
 const help = `Usage: weft run --workload NAME [--namespace NS] [--service-account SA]
                 [--label k=v ...] [--address IP] [--admin HOST:PORT]
@@ -69,11 +69,7 @@ export const command: Command = {
     if (!cmd.length) throw invalidArg('missing the command to run after --');
     const address = values.address === undefined ? undefined : validateWorkloadAddress(values.address, '--address');
     const tokenFile = values['admin-token-file'];
-    let token: string | undefined;
-    if (tokenFile !== undefined) {
-      try { token = readFileSync(tokenFile, 'utf8').trim(); } catch (e) { throw invalidArg(`--admin-token-file: cannot read ${tokenFile}: ${(e as Error).message}`); }
-      if (!token) throw invalidArg(`--admin-token-file: ${tokenFile} is empty`);
-    }
+    const token = tokenFile === undefined ? undefined : readTokenFile(tokenFile, '--admin-token-file');
     const admin = new AdminClient(values.admin ?? DEFAULT_ADMIN, 5000, token);
     const id = { name: values.workload, namespace: values.namespace ?? 'default' };
     const reg = await admin.request<RegisteredWorkload>('POST', '/v1/workloads', {

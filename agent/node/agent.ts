@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { Gauge } from 'prom-client';
 import { Datapath } from '../datapath/datapath';
+import { readTokenFile } from '../lib/token-file';
 import { WorkloadRegistry, validateRegisterRequest, type LocalWorkload } from './workloads';
 import { registerBpfMetrics } from './bpf-metrics';
 import { ADMIN_TOKEN_FILE, AdminServer, isLoopbackAddress } from '../admin/server';
@@ -113,7 +114,7 @@ export class NodeAgent {
     this.link?.on('access', (r) => this.tap.deliver(r));
     this.link?.serveMetrics(this.registry);
 
-    const token = readToken(cfg.tokenFile);
+    const token = readTokenFile(cfg.tokenFile, '--token-file');
     this.sync = new SyncClient({
       address: cfg.control, node: cfg.node, token, stateDir: cfg.stateDir,
       ...(cfg.controlCa !== undefined ? { controlCa: readPemFile(cfg.controlCa) } : {}),
@@ -423,17 +424,6 @@ export class NodeAgent {
   }
 }
 
-function readToken(file: string): string {
-  try {
-    const t = readFileSync(file, 'utf8').trim();
-    if (!t) throw invalidArg(`token file ${file} is empty`);
-    return t;
-  } catch (e) {
-    if (e instanceof WeftError) throw e;
-    throw invalidArg(`cannot read the token file ${file}: ${describeError(e)}`);
-  }
-}
-
 function readPemFile(file: string): string {
   let pem: string;
   try { pem = readFileSync(file, 'utf8'); } catch (e) {
@@ -480,8 +470,6 @@ export function adminToken(stateDir: string): string {
   try { writeFileSync(file, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600, flag: 'wx' }); } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
-  const token = readFileSync(file, 'utf8').trim();
-  if (!token) throw new WeftError('WEFT_ERR_INVALID_ARG', `${file} is empty: remove it and the agent writes a new admin token`);
-  return token;
+  return readTokenFile(file, 'the admin token (remove an empty file and the agent writes a new one)');
 }
 

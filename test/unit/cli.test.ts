@@ -6,11 +6,12 @@ import { isWeftError } from '../../agent/lib/errors';
 import { defaultWorkers } from '../../agent/cli/agent';
 import { Registry } from 'prom-client';
 import pino from 'pino';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_TOKEN_FILE, AdminServer, isLoopbackAddress } from '../../agent/admin/server';
 import { adminToken } from '../../agent/node/agent';
+import { readTokenFile } from '../../agent/lib/token-file';
 import { validateRegisterRequest } from '../../agent/node/workloads';
 
 test('unknown command exits 2', async () => {
@@ -102,6 +103,11 @@ test('admin token: loopback callers need none; the token file is created once, 0
   assert.match(first, /^[0-9a-f]{48}$/);
   assert.equal(statSync(join(state, ADMIN_TOKEN_FILE)).mode & 0o777, 0o600);
   assert.equal(adminToken(state), first, 'kept across agent processes');
+  // One reader for every token file (weft agent --token-file, the admin token, weft run).
+  writeFileSync(join(dir, 'empty'), ' \n');
+  assert.throws(() => readTokenFile(join(dir, 'empty'), '--token-file'), { code: 'WEFT_ERR_INVALID_ARG', message: /^--token-file: .*empty is empty$/ });
+  writeFileSync(join(state, ADMIN_TOKEN_FILE), '');
+  assert.throws(() => adminToken(state), /the admin token .*: .*admin-token is empty/);
   // A server with a token still lets loopback callers (the node itself) change things.
   const admin = new AdminServer({
     host: '127.0.0.1', port: 0, registry: new Registry(), health: () => ({ ready: true, reasons: [] }), debug: {}, writeToken: first,
