@@ -85,9 +85,14 @@ function freePort(): Promise<number> {
 }
 
 const children: ChildProcess[] = [];
-function start(cmd: string, args: string[], readyWhen: 'stdout' | number, cgroup?: string): Promise<ChildProcess> {
+/** Spawns `cmd`, inside `cgroup` when one is given (the node-path rows). */
+function spawnIn(cmd: string, args: string[], cgroup?: string): ChildProcess {
   const argv = cgroup ? inCgroup(cgroup, [cmd, ...args]) : [cmd, ...args];
-  const c = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function start(cmd: string, args: string[], readyWhen: 'stdout' | number, cgroup?: string): Promise<ChildProcess> {
+  const c = spawnIn(cmd, args, cgroup);
   children.push(c);
   return new Promise((resolve, reject) => {
     let err = '';
@@ -126,7 +131,8 @@ function cpuSeconds(pids: number[]): number {
   let t = 0;
   for (const p of pids) {
     try {
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8').slice(readFileSync(`/proc/${p}/stat`, 'utf8').lastIndexOf(')') + 2).split(' ');
+      const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
       t += (Number(f[11]) + Number(f[12])) / TICK;
     } catch { /* gone */ }
   }
@@ -140,8 +146,7 @@ function rssMiB(pids: number[]): number {
 
 function run(cmd: string, args: string[], cgroup?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const argv = cgroup ? inCgroup(cgroup, [cmd, ...args]) : [cmd, ...args];
-    const c = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawnIn(cmd, args, cgroup);
     let out = '';
     c.stdout!.on('data', (d) => { out += d; });
     c.stderr!.on('data', (d) => { out += d; });
