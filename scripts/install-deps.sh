@@ -8,7 +8,8 @@
 set -euo pipefail
 pkgs=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev make g++ python3 iproute2 tcpdump curl git
       nginx haproxy wrk nghttp2-client iperf3 sockperf prometheus python3-grpcio
-      iptables nftables shellcheck ruby libnginx-mod-stream)
+      iptables nftables shellcheck ruby libnginx-mod-stream
+      runc podman buildah debootstrap)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
