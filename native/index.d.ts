@@ -49,7 +49,7 @@ export function cgroupId(cgroupPath: string): bigint;
  * agent's supervisor holds listeners without accepting on them and passes them to its
  * workers. Errors are NativeErrors (op 'socket' or 'bind/listen', e.g. code EADDRINUSE).
  */
-export function listenTcp(host: string, port: number, backlog?: number): number;
+export function listenTcp(host: string, port: number, backlog?: number, reusePort?: boolean): number;
 /** close(2) on an fd from listenTcp. */
 export function closeFd(fd: number): void;
 

@@ -54,6 +54,22 @@ Flags:
                           = affinity mask capped by the cgroup CPU quota)
   --cleanup               remove every program, link, pin and cgroup of --node, then exit
 
+Kubernetes (the DaemonSet):
+  --kubernetes            mesh the pods kubelet runs on this node: attach to kubelet's pod
+                          cgroup tree, watch this node's Pods (and Namespaces) and take each
+                          pod's identity from its namespace and service account; pods are
+                          never registered by hand. The agent stays in its own pod's cgroup
+  --kubeconfig FILE       Kubernetes API credentials (default: the in-cluster service
+                          account, or $KUBECONFIG)
+  --cgroup-root DIR       kubelet's pod cgroup tree (default: kubepods.slice or kubepods
+                          found below the cgroup2 mount, also nested as in kind or k3s)
+  --exclude-namespaces NS[,NS…]  namespaces whose pods are never meshed
+                          (default kube-system,weft-system; '' for none)
+  --pod-uid UID           the agent's own pod (default $POD_UID, from the downward API):
+                          the kernel skips its cgroup
+Pods opt out with the label or annotation weft.dev/dataplane-mode=none, on the pod or on
+its namespace. hostNetwork pods are never captured (their sockets are the node's).
+
 The agent runs as a supervisor that holds the listening sockets and N worker processes
 that all accept on them (the kernel spreads connections). The first worker, the
 primary, also owns the BPF datapath, the control API connection, workload registration,
@@ -70,6 +86,7 @@ interface Flags {
   control?: string; node?: string; 'token-file'?: string; 'state-dir'?: string; admin?: string;
   outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean;
   'access-log-sample'?: string; workers?: string; 'control-ca'?: string; 'control-insecure'?: boolean;
+  kubernetes?: boolean; kubeconfig?: string; 'cgroup-root'?: string; 'exclude-namespaces'?: string; 'pod-uid'?: string;
 }
 
 export const command: Command = {
@@ -82,6 +99,8 @@ export const command: Command = {
       admin: { type: 'string' }, outbound: { type: 'string' }, inbound: { type: 'string' }, 'node-address': { type: 'string' },
       'log-level': { type: 'string' }, cleanup: { type: 'boolean' }, 'access-log-sample': { type: 'string' },
       workers: { type: 'string' }, 'control-ca': { type: 'string' }, 'control-insecure': { type: 'boolean' },
+      kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' }, 'cgroup-root': { type: 'string' },
+      'exclude-namespaces': { type: 'string' }, 'pod-uid': { type: 'string' },
     });
     const sample = Number(v['access-log-sample'] ?? '0');
     if (!(sample >= 0 && sample <= 1)) throw invalidArg(`--access-log-sample: expected a fraction between 0 and 1, got '${v['access-log-sample']}'`);
@@ -107,11 +126,13 @@ export const command: Command = {
     const inbound = parseHostPort(v.inbound ?? '0.0.0.0:15008', '--inbound');
     const admin = parseHostPort(v.admin ?? '127.0.0.1:15020', '--admin');
     const { WORKER_ENV, Supervisor, inheritedListeners, workerIdentity } = require('../node/supervisor') as typeof import('../node/supervisor');
+    const kubernetes = v.kubernetes ? kubernetesMode(v) : undefined;
+    if (!v.kubernetes) for (const f of ['kubeconfig', 'cgroup-root', 'exclude-namespaces', 'pod-uid'] as const) if (v[f] !== undefined) throw invalidArg(`--${f} needs --kubernetes`);
 
     if (process.env[WORKER_ENV] !== '1') {
       // Supervisor: holds the listeners, runs the workers, replaces them on crash or SIGHUP.
       const sup = new Supervisor({
-        args: argv, workers,
+        args: argv, workers, handover: kubernetes !== undefined,
         listeners: [{ name: 'outbound', ...outbound }, { name: 'inbound', ...inbound }, { name: 'admin', ...admin }],
       });
       // Before start(): a SIGHUP while workers are still starting must not kill the
@@ -137,7 +158,7 @@ export const command: Command = {
     let agent: { drain(graceMs: number): Promise<void> };
     if (me.role === 'proxy' && link) {
       const { ProxyWorker } = require('../node/proxy-worker') as typeof import('../node/proxy-worker');
-      agent = await ProxyWorker.start({ node: v.node, worker: me.worker, outbound, inbound, listenFds, accessLogSample: sample, link });
+      agent = await ProxyWorker.start({ node: v.node, worker: me.worker, outbound, inbound, listenFds, accessLogSample: sample, link, kubernetes: kubernetes !== undefined });
     } else {
       const { NodeAgent } = require('../node/agent') as typeof import('../node/agent');
       agent = await NodeAgent.start({
@@ -153,6 +174,7 @@ export const command: Command = {
         listenFds,
         accessLogSample: sample,
         link,
+        ...(kubernetes ? { kubernetes } : {}),
       });
     }
     link?.send({ type: 'ready' });
@@ -161,6 +183,27 @@ export const command: Command = {
     return 0;
   },
 };
+
+function kubernetesMode(v: Flags): import('../node/agent').KubernetesMode {
+  const { cgroup2Root } = require('../datapath/layout') as typeof import('../datapath/layout');
+  const { findKubepodsRoot } = require('../datapath/kubepods') as typeof import('../datapath/kubepods');
+  const { requireCaptureRoot, DEFAULT_EXCLUDED_NAMESPACES } = require('../node/pods') as typeof import('../node/pods');
+  const { existsSync, statSync } = require('node:fs') as typeof import('node:fs');
+  const { resolve } = require('node:path') as typeof import('node:path');
+  let captureRoot: string;
+  if (v['cgroup-root'] !== undefined) {
+    captureRoot = resolve(v['cgroup-root']);
+    if (!existsSync(captureRoot) || !statSync(captureRoot).isDirectory()) throw invalidArg(`--cgroup-root: ${captureRoot} is not a directory`);
+  } else {
+    const cg2 = cgroup2Root();
+    captureRoot = requireCaptureRoot(findKubepodsRoot(cg2), cg2);
+  }
+  const excluded = v['exclude-namespaces'] === undefined ? DEFAULT_EXCLUDED_NAMESPACES : v['exclude-namespaces'].split(',').map((x) => x.trim()).filter(Boolean);
+  for (const ns of excluded) if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw invalidArg(`--exclude-namespaces: '${ns}' is not a namespace name`);
+  const podUid = v['pod-uid'] ?? process.env.POD_UID;
+  if (podUid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(podUid)) throw invalidArg(`--pod-uid: '${podUid}' is not a Kubernetes UID`);
+  return { captureRoot, excludeNamespaces: excluded, ...(v.kubeconfig ? { kubeconfig: resolve(v.kubeconfig) } : {}), ...(podUid ? { podUid } : {}) };
+}
 
 function waitForStopSignal(): Promise<void> {
   return new Promise<void>((resolve) => {

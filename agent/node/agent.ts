@@ -23,6 +23,8 @@ import { Gauge } from 'prom-client';
 import { Datapath } from '../datapath/datapath';
 import { readTokenFile } from '../lib/token-file';
 import { WorkloadRegistry, validateRegisterRequest, type LocalWorkload } from './workloads';
+import { CgroupIdentities } from './cgroup-identities';
+import { PodIndex } from './pods';
 import { registerBpfMetrics } from './bpf-metrics';
 import { ADMIN_TOKEN_FILE, AdminServer, isLoopbackAddress } from '../admin/server';
 import { SyncClient } from '../sync/client';
@@ -64,6 +66,17 @@ export interface AgentConfig {
   accessLogSample?: number;
   /** The channel to the supervisor when it runs proxy workers besides this one. */
   link?: WorkerLink | null;
+  /** Kubernetes node: capture the pods kubelet runs (their cgroups under `captureRoot`)
+   *  and learn their identities from this node's Pods; absent: `weft run` only. */
+  kubernetes?: KubernetesMode;
+}
+
+export interface KubernetesMode {
+  captureRoot: string;
+  kubeconfig?: string;
+  excludeNamespaces?: string[];
+  /** The agent's own pod (downward API): skipped by the kernel, never moved out of. */
+  podUid?: string;
 }
 
 export { HBONE_PORT } from './proxy-plane';
@@ -82,6 +95,11 @@ export class NodeAgent {
   private readonly admin: AdminServer;
   private readonly sync: SyncClient;
   private readonly workloads: WorkloadRegistry;
+  /** This node's pods (Kubernetes mode). */
+  private readonly pods: PodIndex | null;
+  /** Kernel cgroup id → local workload: `weft run` registrations and meshed pods. */
+  private readonly identities = new CgroupIdentities();
+  private podsListed = false;
   private readonly tap: RequestTap;
   private readonly link: WorkerLink | null;
   /** The supervisor's serving workers (this one alone without a supervisor). */
@@ -98,6 +116,8 @@ export class NodeAgent {
     this.registry = createRegistry({ node: cfg.node });
     registerBpfMetrics(this.registry, datapath);
     this.workloads = new WorkloadRegistry(datapath, { name: cfg.node, address: cfg.nodeAddress }, cfg.stateDir);
+    this.pods = cfg.kubernetes ? new PodIndex({ node: cfg.node, ...cfg.kubernetes, captureRoot: cfg.kubernetes.captureRoot, ...(cfg.kubernetes.podUid ? { selfPodUid: cfg.kubernetes.podUid } : {}) }) : null;
+    this.identities.replace(this.localWorkloads());
     this.link = cfg.link ?? null;
 
     this.tap = new RequestTap(accessLogFor(cfg.node, cfg.accessLogSample ?? 0), (tapping) => this.publish({ tapping }));
@@ -105,7 +125,7 @@ export class NodeAgent {
     this.plane = new ProxyPlane({
       node: cfg.node, registry: this.registry, inbound: cfg.inbound, inboundFd: cfg.listenFds?.inbound,
       lookupOrigin: (ip, port) => this.datapath.lookupOrigin(ip, port),
-      workloadByCgroup: (id) => this.workloads.byCgroupId(id),
+      workloadByCgroup: (id) => this.identities.lookup(id),
       onEjection: (service, ep, ejected) => this.onEjection(service, ep, ejected, process.pid),
       accessLog: this.tap,
     });
@@ -142,7 +162,8 @@ export class NodeAgent {
         config: () => ({ node: cfg.node, sync: this.sync.state(), view: this.view }),
         workers: () => this.scrape(missingGauge).then((r) => r.workers),
         bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments, localWorkloads: this.datapath.localWorkloads(), eagerEndpoints: this.datapath.eagerEndpoints(), agentListener: this.datapath.agentListenerRegistered() }),
-        workloads: () => this.workloads.list(),
+        workloads: () => this.localWorkloads(),
+        pods: () => (this.pods?.list() ?? []).map((p) => ({ ...p, cgroup: p.cgroup ? { path: p.cgroup.path, id: p.cgroup.id.toString() } : null })),
         certificates: () => (this.identity?.identities() ?? []).map((id) => this.identity?.certificate(id) ?? { spiffeId: id, pending: true }),
       },
       api: {
@@ -158,11 +179,17 @@ export class NodeAgent {
   /** Loads (or adopts) the datapath, opens the listeners, starts syncing. */
   static async start(cfg: AgentConfig): Promise<NodeAgent> {
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
-    const datapath = await Datapath.open({ node: cfg.node, redirect: { ipv4: cfg.outbound.host, port: cfg.outbound.port } });
-    // The agent's own sockets live outside the workloads cgroup: never redirected.
-    datapath.joinAgentCgroup(process.pid);
+    const datapath = await Datapath.open({
+      node: cfg.node, redirect: { ipv4: cfg.outbound.host, port: cfg.outbound.port },
+      ...(cfg.kubernetes ? { captureRoot: cfg.kubernetes.captureRoot } : {}),
+    });
+    // The agent's own sockets are never redirected: without Kubernetes they live outside
+    // the workloads cgroup; in Kubernetes the agent stays in its pod's cgroup (so the
+    // DaemonSet's limits bind all of it) and the kernel skips that cgroup instead.
+    if (!cfg.kubernetes) datapath.joinAgentCgroup(process.pid);
     const agent = new NodeAgent(cfg, datapath);
     try {
+      if (agent.pods) agent.startPods();
       // The workloads the registry kept across the restart: the kernel's allow-list
       // (adopted from the pinned map) becomes exactly theirs.
       agent.syncLocalAddresses();
@@ -197,7 +224,7 @@ export class NodeAgent {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    await Promise.allSettled([this.sync.stop(), this.plane.close(), this.admin.close()]);
+    await Promise.allSettled([this.sync.stop(), this.plane.close(), this.admin.close(), this.pods?.stop()]);
     this.identity?.close();
     this.datapath.close();
   }
@@ -218,7 +245,7 @@ export class NodeAgent {
     this.view = view;
     await this.updateIdentities(view);
     // Every proxy worker routes by this snapshot before it is ACKed.
-    await this.publish({ view, workloads: this.workloads.list(), tapping: this.tap.subscribers > 0, ...(this.identity ? { identity: identityState(this.identity) } : {}) });
+    await this.publish({ view, workloads: this.identities.list(), tapping: this.tap.subscribers > 0, ...(this.identity ? { identity: identityState(this.identity) } : {}) });
   }
 
   private async updateIdentities(view: NodeView): Promise<void> {
@@ -337,10 +364,47 @@ export class NodeAgent {
   /** The kernel's list of this node's workload addresses (mTLS STRICT lets SYNs from
    *  them in) follows the registry. */
   private syncLocalAddresses(): void {
-    this.datapath.setLocalWorkloads(this.workloads.addresses());
+    this.datapath.setLocalWorkloads([...new Set([...this.workloads.addresses(), ...(this.pods?.addresses() ?? [])])].sort());
+  }
+
+  /** `weft run` registrations and meshed pods: who the kernel's cgroup ids are. */
+  private localWorkloads(): LocalWorkload[] {
+    return [...this.workloads.list(), ...(this.pods?.workloads() ?? [])];
+  }
+
+  // ----------------------------------------------------------------------- pods
+
+  /** Kubernetes mode: the agent's own pod is skipped before anything else (its sockets
+   *  are under the capture root), then this node's pods are listed and watched; every
+   *  change updates the kernel (skip map, STRICT allow-list), the identity table and
+   *  the proxy workers. Listing retries until the API server answers; meanwhile the
+   *  agent serves `weft run` workloads and reports not ready. */
+  private startPods(): void {
+    const pods = this.pods!;
+    if (pods.ownCgroup) this.datapath.setSkippedCgroups([pods.ownCgroup.id]);
+    else this.log.warn({ podUid: this.cfg.kubernetes?.podUid ?? null }, 'own pod cgroup not found (set --pod-uid / $POD_UID from the downward API): the agent\'s sockets are skipped only once its Pod is listed');
+    pods.on('change', () => this.onPodsChanged());
+    void pods.start().then(() => {
+      this.podsListed = true;
+      this.log.info({ pods: pods.list().length, meshed: pods.workloads().length }, 'pods listed');
+      this.onPodsChanged();
+    }).catch((e) => this.log.error({ err: describeError(e) }, 'cannot watch this node\'s pods'));
+  }
+
+  private onPodsChanged(): void {
+    if (!this.pods || this.stopping) return;
+    try {
+      this.datapath.setSkippedCgroups(this.pods.skippedCgroups());
+      this.syncLocalAddresses();
+    } catch (e) {
+      this.log.error({ err: describeError(e) }, 'pod changes not written to the datapath');
+    }
+    this.identities.replace(this.localWorkloads());
+    void this.publish({ workloads: this.identities.list() });
   }
 
   private async registerWorkload(body: unknown): Promise<LocalWorkload & { spiffeId: string }> {
+    if (this.pods) throw new WeftError('WEFT_ERR_PERMISSION', 'this agent runs in Kubernetes mode: pods get their identity from the Kubernetes API, never from a registration');
     const req = validateRegisterRequest(body);
     const fresh = !this.workloads.list().some((x) => x.namespace === req.namespace && x.name === req.name);
     const w = this.workloads.register(req);
@@ -354,7 +418,8 @@ export class NodeAgent {
       throw e;
     }
     // Every worker must know the new cgroup before the process starts connecting.
-    await this.publish({ workloads: this.workloads.list() });
+    this.identities.replace(this.localWorkloads());
+    await this.publish({ workloads: this.identities.list() });
     // The process may start now: its cgroup exists. The control API learns about it in
     // the background (and again on every reconnect), so a slow or absent control API
     // never holds up `weft run`.
@@ -368,7 +433,8 @@ export class NodeAgent {
     try { this.syncLocalAddresses(); } catch (e) {
       this.log.warn({ workload: `${namespace}/${name}`, err: describeError(e) }, 'workload address not removed from the datapath');
     }
-    await this.publish({ workloads: this.workloads.list() });
+    this.identities.replace(this.localWorkloads());
+    await this.publish({ workloads: this.identities.list() });
     await this.sync.deregisterWorkload({ name: w.name, namespace: w.namespace })
       .catch((e) => this.log.warn({ workload: `${namespace}/${name}`, err: describeError(e) }, 'control API deregistration failed'));
     return { removed: `${namespace}/${name}` };
@@ -406,6 +472,7 @@ export class NodeAgent {
     if (!this.view) reasons.push('no policy snapshot applied yet');
     if (this.sync.state().fatal) reasons.push(`control API refused this agent: ${this.sync.state().lastError}`);
     if (this.link && !this.workersKnown) reasons.push('proxy workers still starting');
+    if (this.pods && !this.podsListed) reasons.push('this node\'s pods not listed yet (Kubernetes API)');
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -418,7 +485,8 @@ export class NodeAgent {
       listeners: { outbound: `${this.cfg.outbound.host}:${this.cfg.outbound.port}`, inbound: this.plane.inboundAddress, admin: `${this.cfg.admin.host}:${this.cfg.admin.port}` },
       workers: this.workers,
       ejections: [...this.ejected].map(([endpoint, pids]) => ({ endpoint, workers: [...pids] })),
-      workloads: this.workloads.list().map((w) => ({ key: `${w.namespace}/${w.name}`, cgroupId: w.cgroupId, identity: this.principalOf(w) })),
+      workloads: this.localWorkloads().map((w) => ({ key: `${w.namespace}/${w.name}`, cgroupId: w.cgroupId, address: w.address, identity: this.principalOf(w) })),
+      ...(this.pods ? { pods: { listed: this.podsListed, captureRoot: this.cfg.kubernetes!.captureRoot, meshed: this.pods.workloads().length, skipped: this.pods.list().filter((p) => !p.meshed).map((p) => ({ key: p.key, reason: p.reason })) } } : {}),
       certificates: (this.identity?.identities() ?? []).map((id) => ({ identity: id, expiresAt: this.identity?.certificate(id)?.expiresAt.toISOString() ?? null })),
     };
   }

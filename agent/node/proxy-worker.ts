@@ -10,7 +10,7 @@ import { ProxyPlane, SERVING_WAIT_MS } from './proxy-plane';
 import { IdentityReplica } from './identity-replica';
 import { OriginMap, joinAgentCgroup } from './origin-map';
 import { ForwardingTap, accessLogFor } from './tap';
-import type { LocalWorkload } from './workloads';
+import { CgroupIdentities } from './cgroup-identities';
 import type { IdentityState, NodeState } from './ipc';
 import type { WorkerLink } from './worker-link';
 import { createRegistry } from '../telemetry/registry';
@@ -25,6 +25,8 @@ export interface ProxyWorkerConfig {
   listenFds: Record<string, number>;
   accessLogSample?: number;
   link: WorkerLink;
+  /** Kubernetes mode: the worker stays in the agent pod's cgroup (the kernel skips it). */
+  kubernetes?: boolean;
 }
 
 export class ProxyWorker {
@@ -34,7 +36,7 @@ export class ProxyWorker {
   private readonly origins: OriginMap;
   private view: NodeView | null = null;
   private identity: IdentityReplica | null = null;
-  private byCgroup = new Map<string, LocalWorkload>();
+  private readonly identities = new CgroupIdentities();
   private readonly tap: ForwardingTap;
   /** Endpoints this worker's outlier detection holds ejected, by service: re-reported
    *  with every new snapshot, so a primary that restarted (and lost its table) learns
@@ -44,14 +46,16 @@ export class ProxyWorker {
   private constructor(cfg: ProxyWorkerConfig) {
     this.log = componentLogger('proxy-worker', { node: cfg.node, worker: cfg.worker });
     this.registry = createRegistry({ node: cfg.node });
-    // Sockets this process opens (upstream connections) must never be redirected back.
-    joinAgentCgroup(cfg.node);
+    // Sockets this process opens (upstream connections) must never be redirected back:
+    // outside Kubernetes it joins the agent cgroup; in Kubernetes it stays in the agent
+    // pod's cgroup, which the primary put in the kernel's skip map.
+    if (!cfg.kubernetes) joinAgentCgroup(cfg.node);
     this.origins = new OriginMap(cfg.node);
     const tap = this.tap = new ForwardingTap(accessLogFor(cfg.node, cfg.accessLogSample ?? 0), (record) => cfg.link.send({ type: 'access', record }));
     this.plane = new ProxyPlane({
       node: cfg.node, registry: this.registry, inbound: cfg.inbound, inboundFd: cfg.listenFds.inbound,
       lookupOrigin: (ip, port) => this.origins.lookup(ip, port),
-      workloadByCgroup: (id) => this.byCgroup.get(id.toString()),
+      workloadByCgroup: (id) => this.identities.lookup(id),
       onEjection: (service, ep, ejected) => {
         const key = `${service}|${ep.ip}:${ep.port}`;
         if (ejected) this.ejected.set(key, { service, ip: ep.ip, port: ep.port }); else this.ejected.delete(key);
@@ -98,7 +102,7 @@ export class ProxyWorker {
 
   private async apply(state: NodeState): Promise<void> {
     if (state.tapping !== undefined) this.tap.tapping = state.tapping;
-    if (state.workloads) this.byCgroup = new Map(state.workloads.map((w) => [w.cgroupId, w]));
+    if (state.workloads) this.identities.replace(state.workloads);
     if (state.view) { this.plane.apply(state.view); this.view = state.view; }
     if (state.identity) await this.installIdentity(state.identity);
     if (this.view && this.identity) this.plane.ensureTunnel(this.identity, this.view.mesh.trustDomain);

@@ -17,6 +17,7 @@
 // The supervisor is also the relay between workers: state from the primary to the proxy
 // workers, ejections from proxy workers to the primary, metrics for a scrape.
 // L4 traffic never depends on any of these processes: it runs on the pinned datapath.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as native from 'weft-native';
 import { componentLogger, type Logger } from '../telemetry/logger';
@@ -45,6 +46,12 @@ export interface SupervisorOptions {
   stateSyncTimeoutMs?: number;
   /** How long a scrape waits for each worker's metrics. */
   metricsTimeoutMs?: number;
+  /** Another agent process may take over this node while this one runs (a Kubernetes
+   *  DaemonSet rollout with maxSurge): listen with SO_REUSEPORT, and on stop close the
+   *  listeners as soon as the workers stop accepting, so new connections go to the
+   *  successor at once and those still queued here move to it (net.ipv4.tcp_migrate_req)
+   *  while in-flight requests finish. */
+  handover?: boolean;
   logger?: Logger;
 }
 
@@ -101,9 +108,10 @@ export class Supervisor {
   }
 
   private async startWorkers(): Promise<void> {
+    if (this.o.handover) enableRequestMigration(this.log);
     for (const l of this.o.listeners) {
       try {
-        this.fds.push({ name: l.name, fd: native.listenTcp(l.host, l.port) });
+        this.fds.push({ name: l.name, fd: native.listenTcp(l.host, l.port, undefined, this.o.handover === true) });
       } catch (e) {
         this.closeFds();
         throw new WeftError('WEFT_ERR_UNAVAILABLE', `cannot listen on ${l.host}:${l.port} (${l.name}): ${describeError(e)}`, { cause: e });
@@ -153,7 +161,11 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.stopping = true;
     await this.restarting;
-    await Promise.all([...this.all].map((w) => this.retire(w)));
+    const retiring = Promise.all([...this.all].map((w) => this.retire(w)));
+    // Handover: the workers were told to stop accepting; the listeners close now, not
+    // after the drain, so the kernel stops queueing connections for this process.
+    if (this.o.handover) this.closeFds();
+    await retiring;
     this.closeFds();
   }
 
@@ -332,6 +344,18 @@ export class Supervisor {
     for (const f of this.fds.splice(0)) {
       try { native.closeFd(f.fd); } catch { /* already closed */ }
     }
+  }
+}
+
+/** net.ipv4.tcp_migrate_req (Linux 5.14+, per network namespace): when a SO_REUSEPORT
+ *  listener closes, the connections in its accept queue move to another listener of the
+ *  group instead of being reset. Without it a handover resets what was queued. */
+const MIGRATE_REQ = '/proc/sys/net/ipv4/tcp_migrate_req';
+function enableRequestMigration(log: Logger): void {
+  try {
+    if (readFileSync(MIGRATE_REQ, 'utf8').trim() !== '1') writeFileSync(MIGRATE_REQ, '1');
+  } catch (e) {
+    log.warn({ err: describeError(e) }, `cannot set ${MIGRATE_REQ}: connections queued on this agent when it hands over to a new one are reset`);
   }
 }
 

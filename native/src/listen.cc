@@ -13,15 +13,19 @@
 
 namespace weft {
 
-// listenTcp(host, port, backlog) -> fd. IPv4 or IPv6 literal; SO_REUSEADDR so a
-// restarted supervisor can bind while old connections sit in TIME_WAIT. The fd is not
-// close-on-exec's business here: Node passes it to children through their stdio table.
+// listenTcp(host, port, backlog, reusePort) -> fd. IPv4 or IPv6 literal; SO_REUSEADDR so
+// a restarted supervisor can bind while old connections sit in TIME_WAIT; reusePort adds
+// SO_REUSEPORT, so a second agent (a DaemonSet rollout's new pod) can listen beside the
+// old one and the kernel spreads connections over both until the old one closes. The fd
+// is not close-on-exec's business here: Node passes it to children through their stdio
+// table.
 Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string host = StringArg(info, 0, "host");
   if (!info[1].IsNumber()) throw Napi::TypeError::New(env, "port must be a number");
   int port = info[1].As<Napi::Number>().Int32Value();
   int backlog = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 4096;
+  bool reusePort = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
   if (port < 0 || port > 65535) throw Napi::RangeError::New(env, "port must be 0..65535");
 
   sockaddr_storage ss{};
@@ -40,6 +44,7 @@ Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
   if (fd < 0) throw NativeError(env, "socket", errno, strerror(errno));
   int one = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+      (reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
       bind(fd, reinterpret_cast<sockaddr*>(&ss), len) < 0 || listen(fd, backlog) < 0) {
     int err = errno;
     close(fd);
