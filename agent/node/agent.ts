@@ -18,6 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { networkInterfaces } from 'node:os';
 import type { Registry } from 'prom-client';
 import { Gauge } from 'prom-client';
 import { Datapath } from '../datapath/datapath';
@@ -364,7 +365,7 @@ export class NodeAgent {
   /** The kernel's list of this node's workload addresses (mTLS STRICT lets SYNs from
    *  them in) follows the registry. */
   private syncLocalAddresses(): void {
-    this.datapath.setLocalWorkloads([...new Set([...this.workloads.addresses(), ...(this.pods?.addresses() ?? [])])].sort());
+    this.datapath.setLocalWorkloads([...new Set([...this.workloads.addresses(), ...(this.pods ? [...this.pods.addresses(), ...nodeAddresses()] : [])])].sort());
   }
 
   /** `weft run` registrations and meshed pods: who the kernel's cgroup ids are. */
@@ -499,6 +500,15 @@ function readPemFile(file: string): string {
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw invalidArg(`${file}: no PEM certificate (expected the control API's CA bundle)`);
   return pem;
+}
+
+/** The addresses of this node's own interfaces (the agent runs on the host network in
+ *  Kubernetes): kubelet probes a pod from whichever of them routes to it (often the pod
+ *  bridge's), and mTLS STRICT must let the node itself through. */
+function nodeAddresses(): string[] {
+  return Object.values(networkInterfaces()).flat()
+    .filter((a): a is NonNullable<typeof a> => a !== undefined && !a.internal && !(a.family === 'IPv6' && a.address.startsWith('fe80')))
+    .map((a) => a.address);
 }
 
 /** What the control API is told about a local workload (`weft run`). */
