@@ -164,7 +164,10 @@ export class NodeAgent {
         workers: () => this.scrape(missingGauge).then((r) => r.workers),
         bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments, localWorkloads: this.datapath.localWorkloads(), eagerEndpoints: this.datapath.eagerEndpoints(), agentListener: this.datapath.agentListenerRegistered() }),
         workloads: () => this.localWorkloads(),
-        pods: () => (this.pods?.list() ?? []).map((p) => ({ ...p, cgroup: p.cgroup ? { path: p.cgroup.path, id: p.cgroup.id.toString() } : null })),
+        pods: () => ({
+          pods: (this.pods?.list() ?? []).map((p) => ({ ...p, cgroup: p.cgroup ? { path: p.cgroup.path, id: p.cgroup.id.toString() } : null })),
+          recentReady: this.pods?.recentReady ?? [],
+        }),
         certificates: () => (this.identity?.identities() ?? []).map((id) => this.identity?.certificate(id) ?? { spiffeId: id, pending: true }),
       },
       api: {

@@ -50,7 +50,12 @@ export interface PodRecord {
   hostNetwork: boolean;
   cgroup?: { path: string; id: bigint };
   workload: Omit<LocalWorkload, 'cgroupPath' | 'cgroupId'>;
+  /** When (ms since the epoch) the pod became usable here: meshed, cgroup known. */
+  readyAt?: number;
 }
+
+/** How many recent "pod usable" times /debug/pods keeps (bench:k8s reads them). */
+const RECENT_READY = 4096;
 
 export declare interface PodIndex {
   /** Something the agent derives from the pods changed (coalesced per event-loop turn). */
@@ -71,6 +76,8 @@ export class PodIndex extends EventEmitter {
   private changeQueued = false;
   private stopped = false;
   private selfCgroup?: { path: string; id: bigint };
+  /** The last RECENT_READY pods that became usable, oldest first (uid, key, time). */
+  readonly recentReady: { uid: string; key: string; at: number }[] = [];
 
   constructor(private readonly opts: PodIndexOptions) {
     super();
@@ -160,7 +167,8 @@ export class PodIndex extends EventEmitter {
     const rec = this.record(pod, before?.cgroup);
     this.pods.set(uid, rec);
     if (!rec.cgroup) this.scheduleRetry();
-    if (rec.meshed && rec.cgroup && !(before?.meshed && before.cgroup)) this.emit('ready', rec);
+    if (rec.meshed && rec.cgroup && !(before?.meshed && before.cgroup)) this.markReady(rec);
+    else if (before?.readyAt && rec.meshed && rec.cgroup) rec.readyAt = before.readyAt;
     if (!before || JSON.stringify(summary(before)) !== JSON.stringify(summary(rec))) this.changed();
     this.podObjects.set(uid, pod);
   }
@@ -176,7 +184,12 @@ export class PodIndex extends EventEmitter {
   private readonly podObjects = new Map<string, V1Pod>();
 
   private recomputeAll(): void {
-    for (const [uid, pod] of this.podObjects) this.pods.set(uid, this.record(pod, this.pods.get(uid)?.cgroup));
+    for (const [uid, pod] of this.podObjects) {
+      const before = this.pods.get(uid);
+      const rec = this.record(pod, before?.cgroup);
+      if (rec.meshed && rec.cgroup) { if (before?.readyAt && before.meshed) rec.readyAt = before.readyAt; else this.markReady(rec); }
+      this.pods.set(uid, rec);
+    }
     this.changed();
   }
 
@@ -223,12 +236,19 @@ export class PodIndex extends EventEmitter {
         const next = this.record(pod, undefined);
         if (!next.cgroup) { pending = true; continue; }
         this.pods.set(uid, next);
-        if (next.meshed) this.emit('ready', next);
+        if (next.meshed) this.markReady(next);
         this.changed();
       }
       if (pending) this.scheduleRetry();
     }, CGROUP_RETRY_MS);
     this.retryTimer.unref();
+  }
+
+  private markReady(rec: PodRecord): void {
+    rec.readyAt = Date.now();
+    this.recentReady.push({ uid: rec.uid, key: rec.key, at: rec.readyAt });
+    if (this.recentReady.length > RECENT_READY) this.recentReady.splice(0, this.recentReady.length - RECENT_READY);
+    this.emit('ready', rec);
   }
 
   private changed(): void {
