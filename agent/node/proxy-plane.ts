@@ -189,12 +189,22 @@ export class ProxyPlane {
       if (this.view?.mesh.failMode === 'open') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
       throw new WeftError('WEFT_ERR_IDENTITY', 'the mTLS tunnel is not ready (no node certificate yet)');
     }
-    const sameNode = ep.meta?.node === this.o.node;
+    const node = ep.meta?.node;
+    const sameNode = node === this.o.node;
     return deferredDuplex(tunnel.outbound.open({
-      sourceIdentity: this.principalOf(source), sourceWorkload: source.name,
+      sourceIdentity: this.principalOf(source), sourceWorkload: source.name, sourceIp: source.address,
       target: { ip: ep.ip, port: ep.port },
-      nodeAddress: sameNode ? null : { host: ep.ip, port: HBONE_PORT },
+      nodeAddress: sameNode ? null : this.tunnelEndpoint(node, ep),
     }));
+  }
+
+  /** Where a CONNECT to a workload on another node goes: that NODE's 15008 (the pod is
+   *  the CONNECT target), and the node's SPIFFE ID is what its listener must present. */
+  private tunnelEndpoint(node: string | undefined, ep: Endpoint): { host: string; port: number; identity?: string } {
+    if (!node) throw new WeftError('WEFT_ERR_UNAVAILABLE', `endpoint ${ep.ip}:${ep.port} has no node`);
+    const host = this.view ? nodeAddress(this.view, node) : undefined;
+    if (!host) throw new WeftError('WEFT_ERR_UNAVAILABLE', `no address known for node ${node} (endpoint ${ep.ip}:${ep.port})`);
+    return { host, port: HBONE_PORT, identity: nodeSpiffeId(this.view!.mesh.trustDomain, node) };
   }
 
   /** A local destination whose policies check requests (methods, paths, headers): the
@@ -223,9 +233,14 @@ export class ProxyPlane {
  *  workload no Service selects is reachable on any port (key: its address alone). */
 function indexLocalTargets(view: NodeView): Map<string, TunnelWorkload> {
   const out = new Map<string, TunnelWorkload>();
+  const own = nodeAddress(view, view.node);
+  const nodeOwned = new Set(own ? [own] : []);
   for (const w of view.localWorkloads) {
     const base = { key: w.key, name: w.name, namespace: w.namespace, principal: w.identity };
-    if (!w.services.length) { out.set(w.address, base); continue; }
+    // A workload with an address of its own (a pod) is reachable on any of its ports;
+    // one at the node's address (`weft run` on a VM) only on the ports its Services
+    // name: a CONNECT must never reach sshd, the kubelet or the agent's admin port.
+    if (!w.services.length) { if (!nodeOwned.has(w.address)) out.set(w.address, base); continue; }
     for (const svc of view.services) {
       if (!w.services.includes(svc.key)) continue;
       for (const e of svc.endpoints) {

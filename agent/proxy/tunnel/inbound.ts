@@ -13,7 +13,7 @@ import { peerSpiffeId } from '../../identity/verify';
 import type { IdentitySource } from '../../identity/manager';
 import { parseAuthority, splice, type LocalForwarder } from './forward';
 import type { TunnelMetrics } from './metrics';
-import { H2_SETTINGS, SESSION_WINDOW, TLS13, baggageWorkload } from './wire';
+import { H2_SETTINGS, SESSION_WINDOW, TLS13, baggageWorkload, forwardedSource } from './wire';
 import { listenOn } from '../../lib/listen';
 
 export interface InboundOptions {
@@ -107,7 +107,10 @@ export class InboundServer {
     void this.opts.forwarder.forward({
       sourcePrincipal: principal,
       sourceWorkload: baggageWorkload(headers.baggage),
-      sourceIp: socket?.remoteAddress,
+      // The source workload's address as its node forwarded it (the node is
+      // authenticated by its certificate chain, and only a node can mint this header on
+      // a tunnel); absent, the peer node's own address.
+      sourceIp: forwardedSource(headers.forwarded) ?? socket?.remoteAddress,
       target,
       security: 'mutual_tls',
     }).then((r) => {

@@ -14,7 +14,7 @@ import { peerSpiffeId } from '../../identity/verify';
 import { NODE_NAMESPACE, parseSpiffeId } from '../../identity/spiffe';
 import type { Target } from './forward';
 import type { TunnelMetrics } from './metrics';
-import { H2_SETTINGS, SESSION_WINDOW, baggageFor } from './wire';
+import { H2_SETTINGS, SESSION_WINDOW, baggageFor, forwardedFor } from './wire';
 
 export interface NodeAddress {
   host: string;
@@ -31,6 +31,8 @@ export interface TunnelRequest {
   sourceIdentity: string;
   /** Informational, sent as baggage for the peer's source_workload label. */
   sourceWorkload?: string;
+  /** The source workload's address (Forwarded: for=), for the peer's ipBlocks rules. */
+  sourceIp?: string;
   nodeAddress: NodeAddress;
   target: Target;
 }
@@ -79,6 +81,8 @@ export class TunnelPool {
     const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':authority': authority };
     const baggage = baggageFor(req.sourceWorkload);
     if (baggage) headers.baggage = baggage;
+    const forwarded = forwardedFor(req.sourceIp);
+    if (forwarded) headers.forwarded = forwarded;
     return this.attempt(req, context, headers, authority, true);
   }
 

@@ -1,5 +1,6 @@
 // Settings both ends of the tunnel agree on.
 import type { Settings } from 'node:http2';
+import { isIP } from 'node:net';
 export { TLS13 } from '../../identity/pki';
 
 /** Many CONNECT streams share one session, so the defaults (64 KiB windows, which cap a
@@ -30,4 +31,21 @@ export function baggageWorkload(header: string | string[] | undefined): string |
     }
   }
   return undefined;
+}
+
+/** The source workload's own address, as RFC 7239 `Forwarded: for=`: the destination's
+ *  ipBlocks match the workload that connected, not the node that tunnelled it. */
+export function forwardedFor(ip: string | undefined): string | undefined {
+  if (!ip) return undefined;
+  return ip.includes(':') ? `for="[${ip}]"` : `for=${ip}`;
+}
+
+/** The `for=` address of a Forwarded header, if it is one IP literal (anything else,
+ *  obfuscated identifiers and ports included, gives undefined). */
+export function forwardedSource(header: string | string[] | undefined): string | undefined {
+  const h = Array.isArray(header) ? header[0] : header;
+  if (!h || h.length > 256) return undefined;
+  const m = /(?:^|[;,\s])for=("?)\[?([0-9A-Fa-f:.]+)\]?\1(?:$|[;,\s])/.exec(h);
+  const ip = m?.[2];
+  return ip !== undefined && isIP(ip) !== 0 ? ip : undefined;
 }
