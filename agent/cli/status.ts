@@ -20,7 +20,8 @@ interface Status {
   listeners: Record<string, string | null>;
   workers?: { worker: number; role: string; pid: number }[];
   ejections?: { endpoint: string; workers: number[] }[];
-  workloads: { key: string; cgroupId: string; identity: string }[];
+  workloads: { key: string; cgroupId: string; address?: string; identity: string }[];
+  pods?: { listed: boolean; captureRoot: string; meshed: number; skipped: { key: string; reason?: string }[] };
   certificates: { identity: string; expiresAt: string | null }[];
 }
 
@@ -38,8 +39,12 @@ function render(s: Status): string {
   for (const p of s.datapath.programs) out.push(`  ${p.program.padEnd(22)} link ${p.linkId} prog ${p.progId}${p.adopted ? ' (adopted)' : ''}`);
   out.push('kernel counters');
   for (const [k, v] of Object.entries(s.datapath.counters)) out.push(`  ${k.padEnd(22)} ${v}`);
+  if (s.pods) {
+    out.push(`pods            ${s.pods.listed ? `${s.pods.meshed} meshed, ${s.pods.skipped.length} skipped` : 'NOT listed yet (Kubernetes API)'} — captured below ${s.pods.captureRoot}`);
+    for (const p of s.pods.skipped) out.push(`  skipped ${p.key.padEnd(36)} ${p.reason ?? ''}`);
+  }
   out.push(`workloads       ${s.workloads.length}`);
-  for (const w of s.workloads) out.push(`  ${w.key.padEnd(28)} cgroup ${w.cgroupId}  ${w.identity}`);
+  for (const w of s.workloads) out.push(`  ${w.key.padEnd(28)} ${(w.address ?? '').padEnd(15)} cgroup ${w.cgroupId}  ${w.identity}`);
   out.push(`certificates    ${s.certificates.length}`);
   const now = Date.now();
   for (const cert of s.certificates) {
