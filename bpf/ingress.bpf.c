@@ -33,6 +33,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "maps.h"
+#include "skip.h"
 
 #define LOOPBACK_IFINDEX 1 /* "lo" is always ifindex 1 in its network namespace */
 
@@ -181,6 +182,10 @@ int weft_ingress(struct __sk_buff *skb)
 		/* A TCP packet whose header we cannot find could be a SYN: fail closed. */
 		break;
 	}
+	/* A skipped cgroup's socket (a hostNetwork pod, the agent's own) is not a mesh
+	 * workload: weft leaves it alone. Checked only before a drop. */
+	if (weft_skb_skipped(skb))
+		return 1;
 	WEFT_COUNT(strict_drops, 1);
 	return 0;
 }

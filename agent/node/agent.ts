@@ -141,7 +141,7 @@ export class NodeAgent {
       debug: {
         config: () => ({ node: cfg.node, sync: this.sync.state(), view: this.view }),
         workers: () => this.scrape(missingGauge).then((r) => r.workers),
-        bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments, localWorkloads: this.datapath.localWorkloads(), eagerEndpoints: this.datapath.eagerEndpoints(), agentListener: this.datapath.agentListenerRegistered() }),
+        bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments, localWorkloads: this.datapath.localWorkloads(), skippedCgroups: this.datapath.skippedCgroups(), eagerEndpoints: this.datapath.eagerEndpoints(), agentListener: this.datapath.agentListenerRegistered() }),
         workloads: () => this.workloads.list(),
         certificates: () => (this.identity?.identities() ?? []).map((id) => this.identity?.certificate(id) ?? { spiffeId: id, pending: true }),
       },
