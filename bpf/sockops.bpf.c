@@ -167,13 +167,14 @@ static __always_inline int weft_accelerate_client(struct bpf_sock_ops *skops)
 	__u32 one = 1;
 	int err;
 
-	if (weft_sock_skipped(skops->sk))
-		return -ENOENT;
 	weft_endpoint_remote(skops, &server);
 	if (!weft_worth_inserting(&server)) {
 		WEFT_COUNT(sockmap_skipped, 1);
 		return -ENOENT;
 	}
+	/* After the endpoint check: most connections stop there without paying for this. */
+	if (weft_sock_skipped(skops->sk))
+		return -ENOENT;
 	err = WEFT_SOCK_KEY(skops, &key, 0);
 	if (err)
 		return err;

@@ -750,7 +750,7 @@ function attachOrAdopt(prog: native.BpfProgram, cgroup: string, pinPath: string,
       }
       const fresh = prog.attachCgroup(cgroup);
       try {
-        const staging = `${pinPath}.new`;
+        const staging = `${pinPath}-new`; // bpffs refuses names with a dot
         if (existsSync(staging)) unlinkSync(staging);
         fresh.pin(staging);
         const replacedLinkId = old.id;
