@@ -23,6 +23,8 @@ const VIP = '10.96.0.90';
 const BACKEND = '10.0.9.1';
 const VIP_DIRECT = `${VIP}:80`;       // what answers when a connect to the VIP is not rewritten
 const BACKEND_EP = `${BACKEND}:8080`;
+const VIP6 = 'fd00:96::90';
+const BACKEND6 = 'fd00:9::1';
 
 const uid = (n: number) => `0000000${n}-aaaa-4bbb-8ccc-00000000000${n}`;
 const slice = (n: number) => uid(n).replace(/-/g, '_');
@@ -36,7 +38,7 @@ interface Tree {
 
 /** <tmp>/kubepods.slice with Burstable pods a, b and Guaranteed pods c, g (one
  *  container each), as kubelet's systemd driver lays them out. */
-function kubeTree(t: TestContext): Tree {
+function kubeTree(): Tree {
   const base = createTestCgroup('wt-kube');
   const kubepods = join(base.path, 'kubepods.slice');
   const burstable = join(kubepods, 'kubepods-burstable.slice');
@@ -98,14 +100,16 @@ const progIds = (cgroup: string, type: string) => native.queryCgroup(cgroup, typ
 
 test('captureRoot: pods under kubepods are balanced, skipped pods (and their new containers) are left alone, weft/<node> is never created', async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
-  const tree = kubeTree(t);
+  const tree = kubeTree();
   const node = `wt-kube-${process.pid}`;
   const ns = createNetns('wt-kube');
   let dp: Datapath | undefined;
   teardown(t, () => ns.destroy(), () => dp?.close(), () => Datapath.cleanup(node), () => tree.removeAll());
   ns.addAddress(`${BACKEND}/32`);
   ns.addAddress(`${VIP}/32`);
-  await server(ns, 'tcp', [BACKEND_EP, VIP_DIRECT]);
+  for (const a of [VIP6, BACKEND6]) ns.run(['ip', 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad']);
+  await server(ns, 'tcp', [BACKEND_EP, VIP_DIRECT, `${BACKEND6}:8080`, `${VIP6}:80`]);
+  await server(ns, 'udp', [`${BACKEND}:5353`, `${VIP}:53`]);
 
   dp = await open(node, tree.kubepods);
   assert.equal(dp.captureRoot, tree.kubepods);
@@ -115,7 +119,20 @@ test('captureRoot: pods under kubepods are balanced, skipped pods (and their new
   assert.deepEqual(progIds(tree.kubepods, 'cgroup_sock_ops'), [dp.attachments.find((a) => a.program === 'weft_sockops')!.progId]);
   assert.throws(() => dp!.joinAgentCgroup(process.pid), /does not move processes into the agent cgroup/);
   assert.throws(() => dp!.createWorkloadCgroup('default', 'web'), /does not create workload cgroups/);
-  dp.applyServices([{ vip: VIP, port: 80, protocol: 'tcp', mode: 'l4', backends: [{ ip: BACKEND, port: 8080, weight: 1 }] }]);
+  dp.applyServices([
+    { vip: VIP, port: 80, protocol: 'tcp', mode: 'l4', backends: [{ ip: BACKEND, port: 8080, weight: 1 }] },
+    { vip: VIP6, port: 80, protocol: 'tcp', mode: 'l4', backends: [{ ip: BACKEND6, port: 8080, weight: 1 }] },
+    { vip: VIP, port: 53, protocol: 'udp', mode: 'l4', backends: [{ ip: BACKEND, port: 5353, weight: 1 }] },
+  ]);
+  // connect6 + getpeername6, and unconnected UDP (sendmsg4 + recvmsg4): who answered and
+  // where the reply appeared to come from.
+  const v6 = async (cg: string) => { const r = await many(ns, cg, VIP6, 80, 2); return [Object.keys(r.counts), r.peer]; };
+  const udp = async (cg: string) => {
+    const r = await ns.exec(inCgroup(cg, ['node', CLIENT, 'udp', VIP, '53']), { timeoutMs: 30_000 });
+    return JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as { from: string; body: string };
+  };
+  const v6Balanced = [[`${BACKEND6}:8080`], [VIP6, 80]], v6Untouched = [[`${VIP6}:80`], [VIP6, 80]];
+  const udpBalanced = { from: `${VIP}:53`, body: `${BACKEND}:5353` }, udpUntouched = { from: `${VIP}:53`, body: `${VIP}:53` };
 
   const balanced = (r: Many, what: string) => {
     assert.deepEqual(r.counts, { [BACKEND_EP]: 4 }, `${what}: balanced to the backend (${JSON.stringify(r)})`);
@@ -143,6 +160,10 @@ test('captureRoot: pods under kubepods are balanced, skipped pods (and their new
   untouched(await many(ns, tree.pods.g.ctr, VIP, 80), 'container of skipped Guaranteed pod g');
   untouched(await many(ns, tree.pods.b.pod, VIP, 80), 'a process in skipped pod b\'s own cgroup');
   assert.equal(dp.counters().connect_balanced - c0, 8n, 'skipped connects are not counted as balanced');
+  assert.deepEqual(await v6(tree.pods.a.ctr), v6Balanced, 'IPv6: captured pod balanced, getpeername6 shows the VIP');
+  assert.deepEqual(await v6(tree.pods.b.ctr), v6Untouched, 'IPv6: skipped pod untouched');
+  assert.deepEqual(await udp(tree.pods.c.ctr), udpBalanced, 'UDP: captured pod\'s datagram balanced, the reply shows the VIP');
+  assert.deepEqual(await udp(tree.pods.g.ctr), udpUntouched, 'UDP: skipped pod\'s datagram untouched');
   // A container started after the pod was skipped is skipped too (never listed itself).
   const late = join(tree.pods.b.pod, 'cri-containerd-late.scope');
   mkdirSync(late);
@@ -166,7 +187,7 @@ test('captureRoot: pods under kubepods are balanced, skipped pods (and their new
 
 test('captureRoot: sockops neither inserts nor measures skipped sockets', async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
-  const tree = kubeTree(t);
+  const tree = kubeTree();
   const node = `wt-kube-so-${process.pid}`;
   const ns = createNetns('wt-kube-so');
   let dp: Datapath | undefined;
@@ -215,7 +236,7 @@ const CONNECT = `const s=require('net').connect({host:process.argv[1],port:8080}
 
 test('captureRoot: STRICT drops an outsider\'s SYN to a captured pod and passes it to a skipped pod; cleanup leaves kubelet\'s cgroups', async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
-  const tree = kubeTree(t);
+  const tree = kubeTree();
   const node = `wt-kube-st-${process.pid}`;
   const ns = createNetns('wt-kube-st');
   const outside = createNetns('wt-kube-out');
@@ -261,7 +282,7 @@ test('captureRoot: STRICT drops an outsider\'s SYN to a captured pod and passes 
 
 test('captureRoot: links pinned for another cgroup are replaced (weft tree ↔ capture root), then adopted in place', async (t) => {
   if (!requires(t, { bpffs: true, cgroup2: true })) return;
-  const tree = kubeTree(t);
+  const tree = kubeTree();
   const node = `wt-kube-mv-${process.pid}`;
   let dp: Datapath | undefined;
   teardown(t, () => dp?.close(), () => Datapath.cleanup(node), () => tree.removeAll());
