@@ -95,6 +95,7 @@ export function cleanupNode(l: NodeLayout): CleanupReport {
         writeFileSync(join(root, 'cgroup.procs'), pid);
         report.movedPids.push(Number(pid));
       }
+      waitUnpopulated(cg);
       rmdirSync(cg);
       report.cgroups.push(cg);
     }
@@ -103,6 +104,19 @@ export function cleanupNode(l: NodeLayout): CleanupReport {
     throw new WeftError('WEFT_ERR_BPF', `cleaning up node ${l.node}: ${describeError(e)}`, { cause: e, details: { ...report } });
   }
   return report;
+}
+
+/** A task killed just before cleanup (SIGKILL to a test's or an operator's process) has
+ *  left cgroup.procs but still counts until it has exited: rmdir would say EBUSY. Waits
+ *  for cgroup.events to say "populated 0", at most 2 s (rmdir reports what remains). */
+function waitUnpopulated(cg: string): void {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 100; i++) {
+    let events: string;
+    try { events = readFileSync(join(cg, 'cgroup.events'), 'utf8'); } catch { return; }
+    if (!/^populated 1$/m.test(events)) return;
+    Atomics.wait(sleeper, 0, 0, 20);
+  }
 }
 
 /** The shared `weft` parent directories go once the last node is gone. A cgroup
