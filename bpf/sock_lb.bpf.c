@@ -5,6 +5,7 @@
  * outbound listener (redirect mode) once per socket, so the choice is stable for the
  * connection and no packet ever carries the VIP. sendmsg/recvmsg do the same per
  * datagram for unconnected UDP and undo it on replies; getpeername shows the VIP.
+ * Sockets of a cgroup in the skip map (skip.h) are left untouched by all of them.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -13,6 +14,7 @@
 
 #include "lb.h"
 #include "maps.h"
+#include "skip.h"
 
 /* The agent's outbound listener, set per node at load time (network byte order). A v6
  * socket reaches an IPv4 listener through a v4-mapped redirect_ip6. */
@@ -116,6 +118,12 @@ static __always_inline int weft_resolve(struct bpf_sock_addr *ctx, const struct 
 	int err;
 
 	err = weft_backend_pick(vip, proto, hash, 0, &be, &flags);
+	if (err == -ENOENT)
+		return err;
+	/* A service: a skipped cgroup's socket still goes where it asked, untouched (checked
+	 * only now, so connects to anything but a VIP never pay for it). */
+	if (weft_current_skipped())
+		return -ENOENT;
 	if (err)
 		return err;
 	if (flags & WEFT_SVC_F_REDIRECT) {
@@ -270,7 +278,7 @@ static __always_inline int weft_unrewrite_source(struct bpf_sock_addr *ctx, __u8
 	key.port = src.port;
 	key.family = family;
 	vip = bpf_map_lookup_elem(&weft_revnat_v1, &key);
-	if (vip)
+	if (vip && !weft_current_skipped())
 		weft_ctx_set_dst(ctx, family, vip);
 	return 1;
 }
@@ -290,13 +298,14 @@ static __always_inline int weft_show_vip(struct bpf_sock_addr *ctx, __u8 family)
 		if (p->backend.addr[0] == peer.addr[0] && p->backend.addr[1] == peer.addr[1] &&
 		    p->backend.addr[2] == peer.addr[2] && p->backend.addr[3] == peer.addr[3] &&
 		    p->backend.port == peer.port && p->backend.family == peer.family) {
-			weft_ctx_set_dst(ctx, family, &p->vip);
+			if (!weft_current_skipped())
+				weft_ctx_set_dst(ctx, family, &p->vip);
 			return 1;
 		}
 	}
 	/* Redirected sockets keep their origin in socket storage. */
 	o = bpf_sk_storage_get(&weft_sock_v1, ctx->sk, 0, 0);
-	if (!o || !o->flags || o->family != family)
+	if (!o || !o->flags || o->family != family || weft_current_skipped())
 		return 1;
 	__builtin_memcpy(vip.addr, o->addr, sizeof(vip.addr));
 	vip.port = o->port;

@@ -4,12 +4,15 @@
  * - a connection redirected to the agent gets its origin published under the client's
  *   endpoint before the SYN leaves, so the agent can always find it on accept;
  * - established same-node sockets that are worth it go into the SOCKHASH for sk_msg.
+ * Sockets of a cgroup in the skip map (skip.h) are neither inserted nor measured; they
+ * are never redirected either (connect4/6 check the map), so they publish no origin.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
 #include "maps.h"
+#include "skip.h"
 #include "sock_key.h"
 
 /* The agent's outbound listener port (network order): its accepted sockets drop the
@@ -169,6 +172,9 @@ static __always_inline int weft_accelerate_client(struct bpf_sock_ops *skops)
 		WEFT_COUNT(sockmap_skipped, 1);
 		return -ENOENT;
 	}
+	/* After the endpoint check: most connections stop there without paying for this. */
+	if (weft_sock_skipped(skops->sk))
+		return -ENOENT;
 	err = WEFT_SOCK_KEY(skops, &key, 0);
 	if (err)
 		return err;
@@ -185,6 +191,14 @@ static __always_inline int weft_accelerate_server(struct bpf_sock_ops *skops)
 	struct weft_endpoint server = {};
 	int err;
 
+	if (weft_sock_skipped(skops->sk)) {
+		/* Left alone, except that the agent's side of a redirected connection (the
+		 * agent's pod is skipped under a kubepods capture root) still removes its
+		 * client's origin entry at close (weft_on_close). */
+		if (redirect_port && bpf_htons((__u16)skops->local_port) == redirect_port)
+			weft_want_state_cb(skops);
+		return -ENOENT;
+	}
 	/* Every server-side socket reports its size at close. */
 	weft_want_state_cb(skops);
 	weft_endpoint_local(skops, &server);
@@ -264,6 +278,9 @@ static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 			ep.family = WEFT_FAMILY_INET6;
 			bpf_map_delete_elem(&weft_origin_v1, &ep);
 		}
+		/* A skipped socket records nothing (see weft_accelerate_server). */
+		if (weft_sock_skipped(sk))
+			return;
 	}
 	weft_endpoint_local(skops, &ep);
 	if (sb) /* inserted: TCP saw none of the payload, sk_msg saw what it sent */

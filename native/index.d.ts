@@ -124,6 +124,9 @@ export class BpfLink {
   /** Kernel link id and the id of the program it currently runs. */
   readonly id: number;
   readonly progId: number;
+  /** For a cgroup link, the id of the cgroup it is attached to (cgroupId() of its
+   *  directory); 0n for other links and once the link is detached or its cgroup gone. */
+  readonly cgroupId: bigint;
   /** bpf_link__pin: the link (and its attachment) outlives this process. */
   pin(path: string): void;
   /** Removes the pin made by pin() or opened by openPinned() ('EINVAL' if neither);

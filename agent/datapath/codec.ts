@@ -241,8 +241,30 @@ export const nodeCfgCodec = defineCodec<NodeCfg>(
   }),
 );
 
+/** weft_skip_v1: a cgroup id (u64, host order) → WEFT_SKIP_F_* flags. */
+export const SKIP_F_SKIP = 0x1;
+export interface SkipKey { cgroupId: bigint }
+export const skipKeyCodec = defineCodec<SkipKey>(
+  'weft_skip_key', [['cgroup_id', 8]],
+  (v, b, at) => { b.writeBigUInt64LE(v.cgroupId, at('cgroup_id')); },
+  (b, at) => ({ cgroupId: b.readBigUInt64LE(at('cgroup_id')) }),
+);
+export interface SkipEntry { flags: number }
+export const skipCodec = defineCodec<SkipEntry>(
+  'weft_skip', [['flags', 4]],
+  (v, b, at) => { b.writeUInt32LE(v.flags, at('flags')); },
+  (b, at) => ({ flags: b.readUInt32LE(at('flags')) }),
+);
+/** weft_skipn_v1's only entry: how many entries weft_skip_v1 holds (0: programs skip the lookups). */
+export interface SkipState { entries: number }
+export const skipStateCodec = defineCodec<SkipState>(
+  'weft_skip_state', [['entries', 4]],
+  (v, b, at) => { b.writeUInt32LE(v.entries, at('entries')); },
+  (b, at) => ({ entries: b.readUInt32LE(at('entries')) }),
+);
+
 /** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */
 export const ABI_CODECS: ReadonlyArray<StructCodec<never>> = [
   endpointCodec, addrCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
-  accelCodec, sockBytesCodec, nodeCfgCodec, countersCodec,
+  accelCodec, sockBytesCodec, nodeCfgCodec, countersCodec, skipKeyCodec, skipCodec, skipStateCodec,
 ] as unknown as ReadonlyArray<StructCodec<never>>;

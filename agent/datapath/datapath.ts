@@ -4,9 +4,9 @@
 // everything (`weft agent --cleanup`). State lives in bpffs pins, so a restarted agent
 // adopts it: maps keep their contents and links are swapped to the new programs in
 // place (BPF_LINK_UPDATE), never detached, so live traffic sees no gap.
-import { existsSync, mkdirSync, rmdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, renameSync, rmdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import * as native from 'weft-native';
 
 import { WeftError, describeError } from '../lib/errors';
@@ -14,10 +14,10 @@ import { bpfObjectPath } from '../lib/paths';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import {
   accelCodec, addrCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
-  u32Codec, ACCEL_EAGER, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type AccelEntry, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
+  skipCodec, skipKeyCodec, skipStateCodec, u32Codec, ACCEL_EAGER, SKIP_F_SKIP, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type AccelEntry, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
 } from './codec';
 import { parseIp } from './ip';
-import { ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
+import { cgroup2Root, ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
 import {
   MAX_BACKENDS_PER_SERVICE, MAX_SLOTS_PER_SERVICE, sameBackends, serviceName, slotCount, slotTable, validateServices,
   type DatapathService,
@@ -42,12 +42,31 @@ export interface DatapathOptions {
   /** Endpoints whose writes average this many bytes or more are bulk streams and stay
    *  on plain TCP (see bpf/sockops.bpf.c); agent-pinned endpoints are inserted anyway. */
   accelBulkMsgBytes?: number;
+  /**
+   * A cgroup v2 directory (absolute) to capture instead of weft's own tree, e.g.
+   * kubelet's `<cg2>/kubepods.slice` (findKubepodsRoot()): every cgroup program
+   * (sockops, the sock_addr hooks, the STRICT ingress hook) attaches there, and nothing
+   * creates or joins cgroups under <cg2>/weft/<node> (createWorkloadCgroup and
+   * joinAgentCgroup refuse). Pins stay under /sys/fs/bpf/weft/<node>; links pinned for
+   * another cgroup are replaced. The agent's own pod must be in the skip map.
+   */
+  captureRoot?: string;
+  /** Cgroup ids put into the skip map (setSkippedCgroups) before any program is
+   *  attached, so e.g. the agent's own pod is never captured, not even at first start. */
+  skippedCgroups?: bigint[];
   logger?: Logger;
 }
 
 export interface ApplySummary { added: string[]; updated: string[]; removed: string[]; unchanged: string[] }
 export interface Origin { dstIp: string; dstPort: number; cgroupId: bigint }
-export interface AttachResult { program: string; linkId: number; progId: number; adopted: boolean; previousProgId?: number }
+export interface AttachResult {
+  program: string; linkId: number; progId: number; adopted: boolean; previousProgId?: number;
+  /** The cgroup directory the link is attached to. */
+  cgroup: string;
+  /** A pinned link of this program was attached to another cgroup (the capture root
+   *  changed): a new link replaced it, this was the old one's id. */
+  replacedLinkId?: number;
+}
 
 export const DEFAULT_REDIRECT: RedirectTarget = { ipv4: '127.0.0.1', port: 15001 };
 /**
@@ -99,8 +118,36 @@ function checkRedirect(r: RedirectTarget): Required<RedirectTarget> {
   return { ipv4: r.ipv4, ipv6, port: r.port };
 }
 
+/** The depth of a cgroup directory below the cgroup v2 root (the root is level 0): what
+ *  the kernel's ancestor helpers count in. */
+export function cgroupLevel(path: string, root: string = cgroup2Root()): number {
+  const rel = relative(root, path);
+  if (rel.startsWith('..') || isAbsolute(rel)) {
+    throw new WeftError('WEFT_ERR_INVALID_ARG', `${path} is not below the cgroup v2 root ${root}`);
+  }
+  return rel === '' ? 0 : rel.split(sep).length;
+}
+
+function checkCaptureRoot(path: string): string {
+  if (typeof path !== 'string' || !isAbsolute(path)) {
+    throw new WeftError('WEFT_ERR_INVALID_ARG', `captureRoot ${JSON.stringify(path)} is not an absolute path`);
+  }
+  let real: string;
+  try {
+    real = realpathSync(path);
+    if (!statSync(real).isDirectory()) throw new Error('not a directory');
+    native.cgroupId(real);
+  } catch (e) {
+    throw new WeftError('WEFT_ERR_INVALID_ARG', `captureRoot ${path} is not a cgroup v2 directory: ${describeError(e)}`, { cause: e });
+  }
+  cgroupLevel(real);
+  return real;
+}
+
 export class Datapath {
   readonly layout: NodeLayout;
+  /** Where the cgroup programs are attached in Kubernetes mode (DatapathOptions.captureRoot). */
+  readonly captureRoot: string | undefined;
   /** What open() did per attached program: fresh attach or adoption of a pinned link
    *  (the STRICT hook appears and disappears with the mTLS mode). */
   readonly attachments: AttachResult[];
@@ -110,9 +157,10 @@ export class Datapath {
   private swept = false;
   private closed = false;
 
-  private constructor(layout: NodeLayout, objects: Map<string, native.BpfObject>, maps: Record<keyof typeof MAPS, native.BpfMap>,
-    attachments: AttachResult[], log: Logger) {
+  private constructor(layout: NodeLayout, captureRoot: string | undefined, objects: Map<string, native.BpfObject>,
+    maps: Record<keyof typeof MAPS, native.BpfMap>, attachments: AttachResult[], log: Logger) {
     this.layout = layout;
+    this.captureRoot = captureRoot;
     this.objects = objects;
     this.maps = maps;
     this.attachments = attachments;
@@ -130,12 +178,20 @@ export class Datapath {
     if (!Number.isInteger(accelBulkMsgBytes) || accelBulkMsgBytes < 1 || accelBulkMsgBytes > 0xffffffff) {
       throw new WeftError('WEFT_ERR_INVALID_ARG', `accelBulkMsgBytes ${accelBulkMsgBytes} is not a byte count (1 to 2^32-1)`);
     }
+    const captureRoot = opts.captureRoot === undefined ? undefined : checkCaptureRoot(opts.captureRoot);
+    const skipped = opts.skippedCgroups === undefined ? undefined : checkCgroupIds(opts.skippedCgroups);
     const log = opts.logger ?? componentLogger('datapath', { node: layout.node });
     native.setLogger((level, message) => log[level]({ libbpf: true }, message.trimEnd()));
 
-    // Where pins and cgroups go; all idempotent, so a restart finds them in place.
+    // Where pins and cgroups go; all idempotent, so a restart finds them in place. With
+    // a capture root, weft's own cgroup tree is not used at all.
     ensureBpffs();
-    for (const dir of [layout.linksDir, layout.agentCgroup, layout.workloadsCgroup]) mkdirSync(dir, { recursive: true });
+    const dirs = captureRoot ? [layout.linksDir] : [layout.linksDir, layout.agentCgroup, layout.workloadsCgroup];
+    for (const dir of dirs) mkdirSync(dir, { recursive: true });
+    const where = (p: CgroupProgram) => captureRoot ?? cgroupOf(layout, p);
+    // The skip map's ancestor levels count from the root of what is captured.
+    const level = Buffer.alloc(4);
+    level.writeUInt32LE(cgroupLevel(captureRoot ?? layout.workloadsCgroup));
 
     const objects: native.BpfObject[] = [];
     try {
@@ -155,6 +211,7 @@ export class Datapath {
       sockLb.setConst('redirect_port', be16(redirect.port));
       // STRICT lets SYNs from the agent's address through (workloads in their own netns).
       byName.get('ingress')!.setConst('agent_ip4', Buffer.from(ip4));
+      for (const name of ['sock_lb', 'sockops', 'ingress'] as const) byName.get(name)!.setConst('capture_level', level);
       const sockops = byName.get('sockops')!;
       sockops.setConst('redirect_port', be16(redirect.port));
       const min = Buffer.alloc(8); min.writeBigUInt64LE(BigInt(accelMinBytes));
@@ -164,20 +221,25 @@ export class Datapath {
       // Verify and load; maps already pinned by an earlier agent are re-used as they are.
       for (const obj of objects) await obj.load();
 
+      const maps = Object.fromEntries(Object.entries(MAPS).map(([k, name]) => [k, sockLb.map(name)])) as
+        Record<keyof typeof MAPS, native.BpfMap>;
+      // The skip map before anything is attached; its entry count re-synced in any case
+      // (an agent killed mid-update may have left it above the real count).
+      if (skipped) writeSkipped(maps, skipped);
+      else maps.skipState.update(Buffer.alloc(4), skipStateCodec.encode({ entries: maps.skip.keys().length }));
+
       // Attach, or adopt what an earlier process pinned (the STRICT hook only if an
       // earlier process had it on: setMtlsMode() attaches or detaches it from then on).
       const attachments = CGROUP_PROGRAMS
         .filter((p) => !p.strictOnly || existsSync(join(layout.linksDir, p.program)))
-        .map((p) => attachOrAdopt(byName.get(p.object)!.program(p.program), cgroupOf(layout, p), join(layout.linksDir, p.program)));
+        .map((p) => attachOrAdopt(byName.get(p.object)!.program(p.program), where(p), join(layout.linksDir, p.program), log));
       const skMsg = byName.get(SK_MSG_PROGRAM.object)!;
       // Attaching to the SOCKHASH again replaces the program atomically; sockets already
       // in the map keep the program they were inserted with until they close.
       skMsg.program(SK_MSG_PROGRAM.program).attachToMap(skMsg.map(MAPS.skhash), 'sk_msg_verdict');
 
-      const maps = Object.fromEntries(Object.entries(MAPS).map(([k, name]) => [k, sockLb.map(name)])) as
-        Record<keyof typeof MAPS, native.BpfMap>;
-      const dp = new Datapath(layout, byName, maps, attachments, log);
-      log.info({ adopted: attachments.filter((a) => a.adopted).length, programs: attachments.length }, 'datapath ready');
+      const dp = new Datapath(layout, captureRoot, byName, maps, attachments, log);
+      log.info({ adopted: attachments.filter((a) => a.adopted).length, programs: attachments.length, captureRoot }, 'datapath ready');
       return dp;
     } catch (e) {
       for (const obj of objects) obj.close();
@@ -347,7 +409,7 @@ export class Datapath {
       const at = this.attachments.findIndex((a) => a.program === p.program);
       const pin = join(this.layout.linksDir, p.program);
       if (on && at < 0) {
-        this.attachments.push(attachOrAdopt(this.objects.get(p.object)!.program(p.program), cgroupOf(this.layout, p), pin));
+        this.attachments.push(attachOrAdopt(this.objects.get(p.object)!.program(p.program), this.captureRoot ?? cgroupOf(this.layout, p), pin, this.log));
         this.log.info({ program: p.program }, 'mTLS STRICT: ingress hook attached');
       } else if (!on && at >= 0) {
         const link = native.BpfLink.openPinned(pin);
@@ -399,6 +461,36 @@ export class Datapath {
     }
     if (added.length || removed.length) this.log.info({ added, removed }, 'local workload addresses updated');
     return { added, removed };
+  }
+
+  /**
+   * The cgroups whose sockets weft leaves alone (weft_skip_v1): the agent's own pod,
+   * hostNetwork pods, pods opted out. A pod's cgroup id covers its containers, present
+   * and future: the programs also check a socket's ancestors one and two levels below
+   * the capture root (bpf/include/skip.h). connect/sendmsg/recvmsg/getpeername leave
+   * such sockets untouched, sockops neither inserts nor measures them, STRICT lets
+   * their packets pass. Validates every id first (nothing changes on error), then
+   * writes the minimal diff; the map is pinned, so the list survives the agent.
+   */
+  setSkippedCgroups(ids: bigint[]): { added: bigint[]; removed: bigint[] } {
+    this.assertOpen();
+    const wanted = checkCgroupIds(ids);
+    if (wanted.length > this.maps.skip.maxEntries) {
+      throw new WeftError('WEFT_ERR_CAPACITY', `${wanted.length} skipped cgroups, the map holds ${this.maps.skip.maxEntries}`);
+    }
+    try {
+      const r = writeSkipped(this.maps, wanted);
+      if (r.added.length || r.removed.length) this.log.info({ added: r.added.map(String), removed: r.removed.map(String) }, 'skipped cgroups updated');
+      return r;
+    } catch (e) {
+      throw bpfError('updating the skipped cgroups', e);
+    }
+  }
+
+  /** The cgroup ids weft_skip_v1 holds now, ascending. */
+  skippedCgroups(): bigint[] {
+    this.assertOpen();
+    return this.maps.skip.keys().map((k) => skipKeyCodec.decode(k).cgroupId).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /**
@@ -454,6 +546,7 @@ export class Datapath {
   }
 
   createWorkloadCgroup(namespace: string, name: string): { path: string; id: bigint } {
+    this.assertOwnCgroups('create workload cgroups');
     const path = workloadCgroupPath(this.layout, namespace, name);
     mkdirSync(path, { recursive: true });
     return { path, id: native.cgroupId(path) };
@@ -477,6 +570,7 @@ export class Datapath {
   /** Moves a process (default: this one) into the agent cgroup: its sockets are never
    *  rewritten by the connect-family hooks, which is what prevents redirect loops. */
   joinAgentCgroup(pid: number = process.pid): void {
+    this.assertOwnCgroups('move processes into the agent cgroup');
     writeFileSync(join(this.layout.agentCgroup, 'cgroup.procs'), String(pid));
   }
 
@@ -490,6 +584,13 @@ export class Datapath {
 
   static cleanup(node: string): CleanupReport { return cleanupNode(nodeLayout(node)); }
   static inspect(node: string): NodeInspection { return inspectNode(nodeLayout(node)); }
+
+  /** With a capture root, processes stay where kubelet put them. */
+  private assertOwnCgroups(what: string): void {
+    if (this.captureRoot) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `the datapath captures ${this.captureRoot}: it does not ${what} (skip the agent's pod instead)`);
+    }
+  }
 
   private assertOpen(): void {
     if (this.closed) throw new WeftError('WEFT_ERR_INVALID_ARG', 'datapath is closed');
@@ -597,20 +698,73 @@ function cgroupOf(layout: NodeLayout, p: CgroupProgram): string {
   return p.where === 'root' ? layout.cgroupRoot : layout.workloadsCgroup;
 }
 
-function attachOrAdopt(prog: native.BpfProgram, cgroup: string, pinPath: string): AttachResult {
+const U64_MAX = (1n << 64n) - 1n;
+
+/** Distinct cgroup ids (u64, never 0), or WEFT_ERR_INVALID_ARG naming the first bad one. */
+function checkCgroupIds(ids: bigint[]): bigint[] {
+  if (!Array.isArray(ids)) throw new WeftError('WEFT_ERR_INVALID_ARG', 'skipped cgroups: expected an array of cgroup ids');
+  for (const id of ids) {
+    if (typeof id !== 'bigint' || id <= 0n || id > U64_MAX) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `skipped cgroup ${typeof id === 'bigint' ? id.toString() : JSON.stringify(id)} is not a cgroup id (a u64 above 0)`);
+    }
+  }
+  return [...new Set(ids)];
+}
+
+/**
+ * Makes weft_skip_v1 hold exactly `wanted`. weft_skipn_v1 (the count the programs check
+ * first) never reads 0 while an entry is present: it is raised to cover the additions
+ * before they are written and lowered to the exact count after the removals.
+ */
+function writeSkipped(maps: Record<keyof typeof MAPS, native.BpfMap>, wanted: bigint[]): { added: bigint[]; removed: bigint[] } {
+  const current = new Set(maps.skip.keys().map((k) => skipKeyCodec.decode(k).cgroupId));
+  const want = new Set(wanted);
+  const added = wanted.filter((id) => !current.has(id));
+  const removed = [...current].filter((id) => !want.has(id));
+  const state = (entries: number) => maps.skipState.update(Buffer.alloc(4), skipStateCodec.encode({ entries }));
+  const value = skipCodec.encode({ flags: SKIP_F_SKIP });
+  if (added.length) state(current.size + added.length);
+  for (const id of added) maps.skip.update(skipKeyCodec.encode({ cgroupId: id }), value);
+  for (const id of removed) maps.skip.delete(skipKeyCodec.encode({ cgroupId: id }));
+  state(want.size);
+  return { added, removed };
+}
+
+/**
+ * Attaches `prog` to `cgroup` and pins the link, or adopts the link pinned at `pinPath`:
+ * on the same cgroup, BPF_LINK_UPDATE swaps the program in place; on another one (the
+ * capture root changed, or the pinned link's cgroup is gone), a new link goes in at
+ * `cgroup` first, then the old one is detached and the new pin takes its name.
+ */
+function attachOrAdopt(prog: native.BpfProgram, cgroup: string, pinPath: string, log: Logger): AttachResult {
+  const wanted = native.cgroupId(cgroup);
   if (existsSync(pinPath)) {
-    // BPF_LINK_UPDATE swaps the program behind the live attachment: no window in which
-    // the cgroup runs without it (detach-then-attach would let connects escape).
-    const link = native.BpfLink.openPinned(pinPath);
+    const old = native.BpfLink.openPinned(pinPath);
     try {
-      const previousProgId = link.progId;
-      link.update(prog);
-      return { program: prog.name, linkId: link.id, progId: link.progId, adopted: true, previousProgId };
-    } finally { link.close(); }
+      if (old.cgroupId === wanted) {
+        // BPF_LINK_UPDATE swaps the program behind the live attachment: no window in which
+        // the cgroup runs without it (detach-then-attach would let connects escape).
+        const previousProgId = old.progId;
+        old.update(prog);
+        return { program: prog.name, linkId: old.id, progId: old.progId, adopted: true, previousProgId, cgroup };
+      }
+      const fresh = prog.attachCgroup(cgroup);
+      try {
+        const staging = `${pinPath}-new`; // bpffs refuses names with a dot
+        if (existsSync(staging)) unlinkSync(staging);
+        fresh.pin(staging);
+        const replacedLinkId = old.id;
+        log.info({ program: prog.name, cgroup, replacedLinkId, previousCgroupId: old.cgroupId.toString() }, 'pinned link was attached elsewhere: replaced');
+        old.detach();
+        old.unpin();
+        renameSync(staging, pinPath);
+        return { program: prog.name, linkId: fresh.id, progId: fresh.progId, adopted: false, cgroup, replacedLinkId };
+      } finally { fresh.close(); }
+    } finally { old.close(); }
   }
   const link = prog.attachCgroup(cgroup);
   try {
     link.pin(pinPath);
-    return { program: prog.name, linkId: link.id, progId: link.progId, adopted: false };
+    return { program: prog.name, linkId: link.id, progId: link.progId, adopted: false, cgroup };
   } finally { link.close(); }
 }

@@ -7,7 +7,8 @@ export interface CgroupProgram {
   object: ObjectName;
   program: string;
   attachType: string;
-  /** 'root': <cg2>/weft/<node> (agent + workloads); 'workloads': workloads only. */
+  /** 'root': <cg2>/weft/<node> (agent + workloads); 'workloads': workloads only. With a
+   *  capture root (Datapath.open({ captureRoot })) every program attaches there. */
   where: 'root' | 'workloads';
   /** Attached only while the node's mTLS mode is STRICT (Datapath.setMtlsMode): a
    *  cgroup_skb hook runs for every packet a workload receives, so it is not left
@@ -49,4 +50,6 @@ export const MAPS = {
   local: 'weft_local_v1',
   agentListener: 'weft_agentl_v1',
   ctrs: 'weft_ctrs_v3',
+  skip: 'weft_skip_v1',
+  skipState: 'weft_skipn_v1',
 } as const;

@@ -1,6 +1,10 @@
 // inspect(): what a node's datapath has on the host (for `weft status` and tests), and
 // cleanup(): remove all of it (`weft agent --cleanup`).
 //
+// Both work from the pins, so they cover a node attached to a capture root (kubelet's
+// tree) as well: every pinned link is detached wherever it is attached, and the only
+// cgroups removed are weft's own (<cg2>/weft/<node>), never the capture root's.
+//
 // Cleanup decision: processes still in the node's cgroups are moved to the cgroup v2
 // root (outside weft) and reported, so the tree can always be removed: the operator
 // asked for weft to be gone, and leaving a workload stranded inside a half-deleted
@@ -13,7 +17,8 @@ import { WeftError, describeError } from '../lib/errors';
 import { cgroup2Root, type NodeLayout } from './layout';
 import { CGROUP_PROGRAMS } from './programs';
 
-export interface LinkInfo { name: string; id: number; progId: number }
+/** A pinned link; cgroupId is the cgroup it is attached to (0n once detached). */
+export interface LinkInfo { name: string; id: number; progId: number; cgroupId: bigint }
 export interface NodeInspection {
   node: string;
   pinRoot: string;
@@ -54,7 +59,7 @@ function pinnedFiles(l: NodeLayout): string[] {
 export function inspectNode(l: NodeLayout): NodeInspection {
   const links = listDir(l.linksDir).map((name) => {
     const link = native.BpfLink.openPinned(join(l.linksDir, name));
-    try { return { name, id: link.id, progId: link.progId }; } finally { link.close(); }
+    try { return { name, id: link.id, progId: link.progId, cgroupId: link.cgroupId }; } finally { link.close(); }
   });
   const attached: Record<string, Record<string, number[]>> = {};
   const cgroups = cgroupTree(l.cgroupRoot);
@@ -90,6 +95,7 @@ export function cleanupNode(l: NodeLayout): CleanupReport {
         writeFileSync(join(root, 'cgroup.procs'), pid);
         report.movedPids.push(Number(pid));
       }
+      waitUnpopulated(cg);
       rmdirSync(cg);
       report.cgroups.push(cg);
     }
@@ -98,6 +104,19 @@ export function cleanupNode(l: NodeLayout): CleanupReport {
     throw new WeftError('WEFT_ERR_BPF', `cleaning up node ${l.node}: ${describeError(e)}`, { cause: e, details: { ...report } });
   }
   return report;
+}
+
+/** A task killed just before cleanup (SIGKILL to a test's or an operator's process) has
+ *  left cgroup.procs but still counts until it has exited: rmdir would say EBUSY. Waits
+ *  for cgroup.events to say "populated 0", at most 2 s (rmdir reports what remains). */
+function waitUnpopulated(cg: string): void {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; i < 100; i++) {
+    let events: string;
+    try { events = readFileSync(join(cg, 'cgroup.events'), 'utf8'); } catch { return; }
+    if (!/^populated 1$/m.test(events)) return;
+    Atomics.wait(sleeper, 0, 0, 20);
+  }
 }
 
 /** The shared `weft` parent directories go once the last node is gone. A cgroup

@@ -17,7 +17,8 @@
 // proxy worker, before the snapshot is ACKed.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { resolvePodCgroup } from '../discovery/pod-cgroup';
 import { networkInterfaces } from 'node:os';
 import type { Registry } from 'prom-client';
 import { Gauge } from 'prom-client';
@@ -162,7 +163,7 @@ export class NodeAgent {
       debug: {
         config: () => ({ node: cfg.node, sync: this.sync.state(), view: this.view }),
         workers: () => this.scrape(missingGauge).then((r) => r.workers),
-        bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments, localWorkloads: this.datapath.localWorkloads(), eagerEndpoints: this.datapath.eagerEndpoints(), agentListener: this.datapath.agentListenerRegistered() }),
+        bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments, localWorkloads: this.datapath.localWorkloads(), skippedCgroups: this.datapath.skippedCgroups().map(String), eagerEndpoints: this.datapath.eagerEndpoints(), agentListener: this.datapath.agentListenerRegistered() }),
         workloads: () => this.localWorkloads(),
         pods: () => ({
           pods: (this.pods?.list() ?? []).map((p) => ({ ...p, cgroup: p.cgroup ? { path: p.cgroup.path, id: p.cgroup.id.toString() } : null })),
@@ -183,9 +184,11 @@ export class NodeAgent {
   /** Loads (or adopts) the datapath, opens the listeners, starts syncing. */
   static async start(cfg: AgentConfig): Promise<NodeAgent> {
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
+    // Kubernetes: the agent's own pod is in the skip map before any program attaches.
+    const own = cfg.kubernetes?.podUid ? resolvePodCgroup(cfg.kubernetes.podUid, dirname(cfg.kubernetes.captureRoot)) : undefined;
     const datapath = await Datapath.open({
       node: cfg.node, redirect: { ipv4: cfg.outbound.host, port: cfg.outbound.port },
-      ...(cfg.kubernetes ? { captureRoot: cfg.kubernetes.captureRoot } : {}),
+      ...(cfg.kubernetes ? { captureRoot: cfg.kubernetes.captureRoot, skippedCgroups: own ? [own.id] : [] } : {}),
     });
     // The agent's own sockets are never redirected: without Kubernetes they live outside
     // the workloads cgroup; in Kubernetes the agent stays in its pod's cgroup (so the

@@ -170,6 +170,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_agentl_v1 SEC(".maps");
 
+/* Cgroups whose sockets weft leaves alone (see skip.h): the agent's own pod,
+ * hostNetwork pods, pods opted out. Written by the agent (Datapath.setSkippedCgroups). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct weft_skip_key);
+	__type(value, struct weft_skip);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_skip_v1 SEC(".maps");
+
+/* Index 0: the number of entries in weft_skip_v1 (an array lookup the verifier inlines,
+ * so an empty skip map costs the programs next to nothing). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weft_skip_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_skipn_v1 SEC(".maps");
+
 /* Kernel-side counters: one struct weft_counters per CPU (v3: + strict_drops). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

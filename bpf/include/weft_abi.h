@@ -45,6 +45,26 @@
                               * endpoints it pools to): insert from the first connection, without
                               * waiting to learn accel_min_bytes, unless writes are learned to be bulk */
 
+/* weft_skip_v1 values: why weft leaves a cgroup's sockets alone */
+#define WEFT_SKIP_F_SKIP 0x1 /* the agent's pod, a hostNetwork pod, a pod opted out */
+
+/* Key of weft_skip_v1: a cgroup v2 id (the directory's inode number). Every program
+ * that captures sockets checks the socket's cgroup and its ancestors at
+ * capture_level + 1 and + 2, so a pod's id covers its containers. */
+struct weft_skip_key {
+	__u64 cgroup_id;
+};
+
+struct weft_skip {
+	__u32 flags; /* WEFT_SKIP_F_* */
+};
+
+/* weft_skipn_v1 (single-entry array): how many entries weft_skip_v1 holds, kept by the
+ * agent; 0 lets every program skip the skip-map lookups. */
+struct weft_skip_state {
+	__u32 entries;
+};
+
 /* An IP endpoint: key of the origin map, value of the UDP reverse-NAT map, key of the
  * acceleration map. */
 struct weft_endpoint {
@@ -191,5 +211,8 @@ WEFT_ABI_SIZE(weft_accel, 16);
 WEFT_ABI_SIZE(weft_sock_bytes, 16);
 WEFT_ABI_SIZE(weft_node_cfg, 8);
 WEFT_ABI_SIZE(weft_counters, 96);
+WEFT_ABI_SIZE(weft_skip_key, 8);
+WEFT_ABI_SIZE(weft_skip, 4);
+WEFT_ABI_SIZE(weft_skip_state, 4);
 
 #endif /* WEFT_ABI_H */

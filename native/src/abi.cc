@@ -72,6 +72,9 @@ void ExportAbi(Napi::Env env, Napi::Object exports) {
                   sockmap_inserts, sockmap_skipped, msg_redirected, msg_redirected_bytes,
                   msg_miss, origin_inserts, fail_open, fail_closed, strict_drops)
   WEFT_ABI_STRUCT(weft_node_cfg, fail_mode, mtls_mode)
+  WEFT_ABI_STRUCT(weft_skip_key, cgroup_id)
+  WEFT_ABI_STRUCT(weft_skip, flags)
+  WEFT_ABI_STRUCT(weft_skip_state, entries)
   exports.Set("abi", abi);
 }
 

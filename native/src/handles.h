@@ -92,6 +92,7 @@ class BpfLink : public Napi::ObjectWrap<BpfLink> {
   Napi::Value FdGetter(const Napi::CallbackInfo& info);
   Napi::Value Id(const Napi::CallbackInfo& info);
   Napi::Value ProgId(const Napi::CallbackInfo& info);
+  Napi::Value CgroupId(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);
   Napi::Value Unpin(const Napi::CallbackInfo& info);
   Napi::Value Update(const Napi::CallbackInfo& info);

@@ -16,6 +16,7 @@ Napi::Function BpfLink::Define(Napi::Env env) {
                          InstanceAccessor<&BpfLink::FdGetter>("fd"),
                          InstanceAccessor<&BpfLink::Id>("id"),
                          InstanceAccessor<&BpfLink::ProgId>("progId"),
+                         InstanceAccessor<&BpfLink::CgroupId>("cgroupId"),
                          InstanceMethod<&BpfLink::Pin>("pin"),
                          InstanceMethod<&BpfLink::Unpin>("unpin"),
                          InstanceMethod<&BpfLink::Update>("update"),
@@ -75,6 +76,13 @@ Napi::Value BpfLink::Id(const Napi::CallbackInfo& info) {
 
 Napi::Value BpfLink::ProgId(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), Info(info.Env(), "BpfLink.progId").prog_id);
+}
+
+Napi::Value BpfLink::CgroupId(const Napi::CallbackInfo& info) {
+  bpf_link_info i = Info(info.Env(), "BpfLink.cgroupId");
+  // 0 for other link types and for a cgroup link whose cgroup is gone (or detached).
+  uint64_t id = i.type == BPF_LINK_TYPE_CGROUP ? i.cgroup.cgroup_id : 0;
+  return Napi::BigInt::New(info.Env(), id);
 }
 
 Napi::Value BpfLink::Pin(const Napi::CallbackInfo& info) {

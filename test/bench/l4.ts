@@ -17,6 +17,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import * as native from 'weft-native';
 
 import { Datapath } from '../../agent/datapath/datapath';
 import { packageRoot } from '../../agent/lib/paths';
@@ -92,6 +93,9 @@ class Bench {
     // "Naive" same-node variants: these endpoints are inserted from the first connection.
     this.dp.accelerate('127.0.0.1', 8083);
     this.dp.accelerate('127.0.0.1', 5203);
+    // L4_BENCH_SKIP=1: a non-empty skip map (the agent's cgroup, as a Kubernetes node
+    // always skips the agent's pod), so the programs pay its lookups on every check.
+    if (process.env.L4_BENCH_SKIP === '1') this.dp.setSkippedCgroups([native.cgroupId(this.dp.agentCgroupPath())]);
 
     // nginx A outside the mesh (L4 backend, plain same-node); nginx B in the mesh.
     this.nginx('a', [`${BACKEND}:80`, '127.0.0.1:8081']);

@@ -29,6 +29,9 @@ test('codecs round-trip their values', () => {
     weft_accel: { avgBytes: 1n << 40n, flags: 1, avgMsg: 65536 },
     weft_sock_bytes: { bytes: 1n << 33n, msgs: 7, flags: 1 },
     weft_node_cfg: { failMode: 'open', mtls: 'STRICT' },
+    weft_skip_key: { cgroupId: 0xfedcba9876543210n },
+    weft_skip: { flags: 1 },
+    weft_skip_state: { entries: 4096 },
     weft_counters: Object.fromEntries(Object.keys(native.abi.weft_counters!.fields).map((f, i) => [f, BigInt(i) << 40n])),
   };
   for (const codec of ABI_CODECS) {

@@ -18,6 +18,8 @@ import type { NodeAddress, TunnelPool } from './pool';
 export interface OutboundRequest {
   sourceIdentity: string;
   sourceWorkload?: string;
+  /** The source workload's own address (for the destination's ipBlocks rules). */
+  sourceIp?: string;
   target: Target;
   /** The 15008 address of the node running the backend; null when it runs on this node. */
   nodeAddress: NodeAddress | null;
@@ -41,7 +43,7 @@ export class Outbound {
    *  into it. Rejects with a WeftError (PERMISSION, IDENTITY, UNAVAILABLE). */
   async open(req: OutboundRequest): Promise<Duplex> {
     if (!req.nodeAddress) {
-      return this.opts.local.open({ sourcePrincipal: req.sourceIdentity, sourceWorkload: req.sourceWorkload, target: req.target });
+      return this.opts.local.open({ sourcePrincipal: req.sourceIdentity, sourceWorkload: req.sourceWorkload, target: req.target, ...(req.sourceIp ? { sourceIp: req.sourceIp } : {}) });
     }
     if (this.opts.failMode === 'open' && !this.opts.hasCertificate(req.sourceIdentity)) {
       this.log.warn({ source: req.sourceIdentity, target: `${req.target.ip}:${req.target.port}` }, 'no certificate: failing open to plaintext');
