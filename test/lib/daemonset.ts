@@ -3,8 +3,9 @@
 // host mounts (the manifest cannot drift from what is tested):
 // - command: the container's `command`, else the image's ENTRYPOINT (from
 //   deploy/Dockerfile); `args` appended; $(VAR) expanded from the container's env as
-//   Kubernetes does ($$ escapes);
-// - env: literal values and downward-API fieldRefs resolved against the Pod object;
+//   Kubernetes does ($$ escapes, done by Cluster.addPod);
+// - env: literal values and downward-API fieldRefs (resolved by the test's kubelet,
+//   Cluster.addPod, against the Pod object the API server made);
 // - volumeMounts: hostPath volumes mapped to the directory the test gives for each host
 //   path (the simulated node's own), secrets and configMaps to directories the test
 //   filled, with Bidirectional / HostToContainer propagation kept.
@@ -43,14 +44,18 @@ export function imageEntrypoint(file = join(ROOT, 'deploy', 'Dockerfile')): stri
   return JSON.parse(last.replace(/^ENTRYPOINT\s+/, '')) as string[];
 }
 
-export interface PodFacts { uid: string; name: string; namespace: string; nodeName: string; hostIP: string; podIP: string; serviceAccountName: string }
-
-export interface ResolvedMount { source: string; destination: string; readonly: boolean; propagation: 'private' | 'rslave' | 'rshared' }
-
-export interface ResolvedContainer {
-  argv: string[];
-  env: Record<string, string>;
-  mounts: ResolvedMount[];
+/** What Cluster.addPod needs to start the agent's pod as kubelet would. */
+export interface AgentPodSpec {
+  /** Entrypoint + args, $(VAR) references left for kubelet (addPod) to expand. */
+  args: string[];
+  /** Literal values and downward-API fieldRefs, in the manifest's order. */
+  env: Record<string, string | { fieldPath: string }>;
+  mounts: { name: string; hostPath: string; mountPath: string; readOnly?: boolean; mountPropagation?: 'None' | 'HostToContainer' | 'Bidirectional'; type?: string }[];
+  hostNetwork: boolean;
+  hostPID: boolean;
+  privileged: boolean;
+  serviceAccount: string;
+  labels: Record<string, string>;
   preStop?: string[];
 }
 
@@ -61,40 +66,32 @@ export interface VolumeSources {
   configMap(name: string): string;
 }
 
-function fieldRef(path: string, pod: PodFacts): string {
-  switch (path) {
-    case 'metadata.uid': return pod.uid;
-    case 'metadata.name': return pod.name;
-    case 'metadata.namespace': return pod.namespace;
-    case 'spec.nodeName': return pod.nodeName;
-    case 'spec.serviceAccountName': return pod.serviceAccountName;
-    case 'status.hostIP': return pod.hostIP;
-    case 'status.podIP': return pod.podIP;
-    default: throw new Error(`fieldRef ${path} is not supported by the test's kubelet`);
-  }
-}
-
-/** Kubernetes' $(VAR) expansion: defined variables are replaced, $$ is a literal $,
- *  undefined references stay as written. */
-export function expand(s: string, env: Record<string, string>): string {
-  return s.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string | undefined) => (m === '$$' ? '$' : name !== undefined && name in env ? env[name]! : m));
-}
-
-export function resolveContainer(ds: DaemonSetManifest, containerName: string, pod: PodFacts, volumes: VolumeSources, entrypoint = imageEntrypoint()): ResolvedContainer {
+export function agentPodSpec(ds: DaemonSetManifest, containerName: string, volumes: VolumeSources, entrypoint = imageEntrypoint()): AgentPodSpec {
   const c = ds.spec.containers.find((x) => x.name === containerName);
   if (!c) throw new Error(`no container ${containerName} in the DaemonSet`);
-  const env: Record<string, string> = {};
-  for (const e of c.env ?? []) env[e.name] = e.value !== undefined ? expand(e.value, env) : fieldRef(e.valueFrom?.fieldRef?.fieldPath ?? '', pod);
-  const argv = [...(c.command ?? entrypoint), ...(c.args ?? [])].map((a) => expand(a, env));
+  const env: AgentPodSpec['env'] = {};
+  for (const e of c.env ?? []) {
+    if (e.value !== undefined) env[e.name] = e.value;
+    else if (e.valueFrom?.fieldRef) env[e.name] = { fieldPath: e.valueFrom.fieldRef.fieldPath };
+    else throw new Error(`env ${e.name}: only values and fieldRefs are supported by the test's kubelet`);
+  }
   const byName = new Map((ds.spec.volumes ?? []).map((v) => [v.name, v]));
-  const mounts = (c.volumeMounts ?? []).map((m): ResolvedMount => {
+  const mounts = (c.volumeMounts ?? []).map((m) => {
     const v = byName.get(m.name);
     if (!v) throw new Error(`volumeMount ${m.name} has no volume`);
     const source = v.hostPath ? volumes.hostPath(v.hostPath.path) : v.secret ? volumes.secret(v.secret.secretName) : v.configMap ? volumes.configMap(v.configMap.name) : undefined;
     if (!source) throw new Error(`volume ${m.name}: only hostPath, secret and configMap are supported`);
-    const propagation = m.mountPropagation === 'Bidirectional' ? 'rshared' : m.mountPropagation === 'HostToContainer' ? 'rslave' : 'private';
-    return { source, destination: m.mountPath, readonly: m.readOnly === true || v.secret !== undefined || v.configMap !== undefined, propagation };
+    return {
+      name: m.name, hostPath: source, mountPath: m.mountPath, readOnly: m.readOnly === true || v.secret !== undefined || v.configMap !== undefined,
+      ...(m.mountPropagation ? { mountPropagation: m.mountPropagation } : {}), ...(v.hostPath ? { type: (v.hostPath as { type?: string }).type ?? '' } : {}),
+    };
   });
   const preStop = c.lifecycle?.preStop?.exec?.command;
-  return { argv, env, mounts, ...(preStop ? { preStop } : {}) };
+  return {
+    args: [...(c.command ?? entrypoint), ...(c.args ?? [])], env, mounts,
+    hostNetwork: ds.spec.hostNetwork === true, hostPID: ds.spec.hostPID === true,
+    privileged: (c as { securityContext?: { privileged?: boolean } }).securityContext?.privileged === true,
+    serviceAccount: ds.spec.serviceAccountName ?? 'default', labels: ds.labels,
+    ...(preStop ? { preStop } : {}),
+  };
 }

@@ -535,6 +535,7 @@ class H2Exchange implements StreamHandler {
       log.write({
         method: this.view.method, path: this.view.path, authority: field(this.headers, ':authority') ?? '', status: this.status,
         grpcStatus: this.grpcStatus, durationMs: dur, route: this.action?.name ?? '', upstream: this.cluster?.name ?? '', attempts: this.attempts, traceId: '', flags: this.flags,
+        ...(this.ctx.series ? { peer: this.ctx.series.peer } : {}),
       });
     }
   }

@@ -482,7 +482,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
       log.write({
         method: this.req.method, path: this.req.path, authority: this.req.host, status: this.status, grpcStatus: -1,
         durationMs: dur, route: this.action?.name ?? '', upstream: this.cluster?.name ?? '', attempts: this.attempts,
-        traceId: this.span?.traceId ?? '', flags: this.flags,
+        traceId: this.span?.traceId ?? '', flags: this.flags, ...(this.conn.series ? { peer: this.conn.series.peer } : {}),
       });
     }
     if (this.span !== null) {

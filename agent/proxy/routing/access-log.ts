@@ -1,6 +1,7 @@
 // Per-request access log lines (JSON through pino), sampled so a busy proxy does not
 // spend its CPU on logging. Off unless configured.
 import type { Logger } from '../../telemetry/logger';
+import type { PeerLabels } from './metrics';
 
 export interface AccessLogOptions {
   logger: Logger;
@@ -22,6 +23,8 @@ export interface AccessRecord {
   traceId: string;
   /** Why a response was generated locally ('' when the upstream answered). */
   flags: string;
+  /** The connection's peers, as the kernel and the certificates name them. */
+  peer?: PeerLabels;
 }
 
 /** Where the proxies report completed requests: the access log, `weft tap`, or both. */
@@ -44,6 +47,10 @@ export class AccessLog implements AccessSink {
       method: r.method, path: r.path, authority: r.authority, status: r.status,
       grpc_status: r.grpcStatus < 0 ? undefined : r.grpcStatus, duration_ms: Math.round(r.durationMs * 1000) / 1000,
       route: r.route, upstream: r.upstream, attempts: r.attempts, trace_id: r.traceId || undefined, flags: r.flags || undefined,
+      ...(r.peer ? {
+        reporter: r.peer.reporter, source_principal: r.peer.source_principal, source_workload: r.peer.source_workload, source_namespace: r.peer.source_namespace,
+        destination_service: r.peer.destination_service, destination_workload: r.peer.destination_workload, connection_security_policy: r.peer.connection_security_policy,
+      } : {}),
     }, 'access');
   }
 }

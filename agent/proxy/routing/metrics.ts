@@ -32,6 +32,9 @@ export class RequestSeries {
   private readonly byResponse = new Map<number, Aggregate>();
   constructor(private readonly base: PeerLabels, all: Set<RequestSeries>) { all.add(this); }
 
+  /** Who is talking to whom on this connection (for the access log). */
+  get peer(): PeerLabels { return this.base; }
+
   /** grpcStatus: -1 when not gRPC. */
   record(status: number, grpcStatus: number, seconds: number): void {
     const key = status * 32 + (grpcStatus + 1);
