@@ -25,8 +25,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { requires, inCI } from '../lib/privileges';
-import { createCluster, CP_IP, OUTSIDER_IP, type Cluster, type ClusterNode, type Pod } from '../lib/cluster';
+import { requires } from '../lib/privileges';
+import { createCluster, CP_IP, type Cluster, type ClusterNode, type Pod } from '../lib/cluster';
 import { agentPodSpec, readDaemonSet } from '../lib/daemonset';
 import { ROOT, watchWeft, weftArgv, type WeftProcess } from '../lib/weft';
 import { cgroupV2Of } from '../lib/kube-cgroups';
@@ -82,7 +82,7 @@ function metric(text: string, name: string, labels: Record<string, string>): num
 }
 
 test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_000 }, async (t) => {
-  if (!requires(t, { root: true, bpf: true, cgroup2: true, netns: true, commands: ['runc', 'curl', 'tcpdump'] })) return;
+  if (!requires(t, { root: true, bpffs: true, cgroup2: true, netns: true, commands: ['runc', 'curl', 'tcpdump', 'bpftool'] })) return;
   const cluster: Cluster = await createCluster(t);
   const work = join(cluster.workDir, 'k8s-e2e');
   mkdirSync(work, { recursive: true });
@@ -214,7 +214,7 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     assert.ok(metric(metrics, 'weft_requests_total', { source_principal: principal }) >= 10, `requests by ${principal} in metrics`);
     assert.equal(metric(metrics, 'weft_requests_total', { source_principal: 'spoofed' }), 0);
     // The access log (the DaemonSet logs every request) names the caller too.
-    await until('an access log line naming the caller', 10_000, () => agentA.logs().stdout.split('\n').some((l) => l.includes('"path":"/hello"') && l.includes(principal)));
+    await until('an access log line naming the caller', 10_000, () => agentA.logs().stdout.split('\n').some((l: string) => l.includes('"path":"/hello"') && l.includes(principal)));
     // The backend never sees the spoofed client certificate header.
     for (const r of rs) assert.notEqual(r.headers?.['x-forwarded-client-cert'], 'By=spoofed');
   });
@@ -319,5 +319,4 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
       assert.ok(!/weft_/.test(links), `no weft program attached below ${node.name}'s kubepods:\n${links}`);
     }
   });
-  void inCI; void OUTSIDER_IP;
 });
