@@ -220,10 +220,17 @@ export class FakeApiServer {
     this.store.compact(rv);
   }
 
-  /** Ends every open watch stream cleanly, as an API server restart would. */
-  closeWatches(): number {
+  /**
+   * Ends every open watch stream: cleanly (the terminating chunk, as a server that shuts
+   * down gracefully or times a watch out), or with `reset` by destroying the connection
+   * (a crashed server or a dropped network; clients see an error, not an end).
+   */
+  closeWatches(opts: { reset?: boolean } = {}): number {
     const n = this.watches.size;
-    for (const w of [...this.watches]) w.end();
+    for (const w of [...this.watches]) {
+      if (opts.reset) w.res.socket?.destroy();
+      w.end();
+    }
     return n;
   }
 
@@ -298,10 +305,13 @@ export class FakeApiServer {
       const { t, namespace, name, subresource } = r;
       if (subresource !== undefined && (subresource !== 'status' || !t.hasStatus)) throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
       const q = url.searchParams;
-      if (method === 'GET' && name === undefined) {
+      if (method === 'GET' && (name === undefined || (r.legacyWatch && subresource === undefined))) {
         const watch = r.legacyWatch || q.get('watch') === 'true' || q.get('watch') === '1';
         verb = watch ? 'watch' : 'list';
-        const query = { namespace, labelSelector: q.get('labelSelector'), fieldSelector: q.get('fieldSelector') };
+        // /watch/.../{name} (deprecated) watches one object: a metadata.name field selector.
+        const byName = name === undefined ? null : `metadata.name=${name}`;
+        const fieldSelector = [q.get('fieldSelector'), byName].filter(Boolean).join(',') || null;
+        const query = { namespace, labelSelector: q.get('labelSelector'), fieldSelector };
         if (watch) { this.watch(t, { ...query, resourceVersion: q.get('resourceVersion') }, q, req, res, () => this.record({ ...base, verb, code: 200 })); return; }
         const list = this.store.list(t.resource, query);
         // Items of a typed list carry no kind/apiVersion in the real API's JSON.
@@ -391,7 +401,7 @@ export class FakeApiServer {
       this.compact(rv ? Number(rv) : undefined);
       json(res, 200, { resourceVersion: this.store.resourceVersion(), oldestResourceVersion: this.store.oldestResourceVersion() });
     } else if (what === 'close-watches' && method === 'POST') {
-      json(res, 200, { closed: this.closeWatches() });
+      json(res, 200, { closed: this.closeWatches({ reset: url.searchParams.get('reset') === 'true' }) });
     } else if (what === 'requests' && method === 'GET') {
       json(res, 200, { requests: this.requests(), counters: this.counters() });
     } else if (what === 'requests' && method === 'DELETE') {

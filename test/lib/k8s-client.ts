@@ -28,7 +28,7 @@ export interface ApiClient {
   list(resource: string, opts?: ListOptions): Promise<ObjectList>;
   /** Test controls. */
   compact(resourceVersion?: number): Promise<{ resourceVersion: string; oldestResourceVersion: string }>;
-  closeWatches(): Promise<number>;
+  closeWatches(opts?: { reset?: boolean }): Promise<number>;
   requests(): Promise<{ requests: RequestRecord[]; counters: Record<string, number> }>;
   clearRequests(): Promise<void>;
   state(): Promise<{ resourceVersion: string; oldestResourceVersion: string; openWatches: number; url: string | null }>;
@@ -87,7 +87,7 @@ export function apiClient(socketPath: string): ApiClient {
     },
     list: async (resource, o = {}) => call('GET', resourcePath(resourceType(resource), o.namespace) + query(o)) as Promise<ObjectList>,
     compact: async (rv) => call('POST', `/_fake/compact${rv !== undefined ? `?resourceVersion=${rv}` : ''}`) as Promise<{ resourceVersion: string; oldestResourceVersion: string }>,
-    closeWatches: async () => ((await call('POST', '/_fake/close-watches')) as { closed: number }).closed,
+    closeWatches: async (o = {}) => ((await call('POST', `/_fake/close-watches${o.reset ? '?reset=true' : ''}`)) as { closed: number }).closed,
     requests: async () => call('GET', '/_fake/requests') as Promise<{ requests: RequestRecord[]; counters: Record<string, number> }>,
     clearRequests: async () => { await call('DELETE', '/_fake/requests'); },
     state: async () => call('GET', '/_fake/state') as Promise<{ resourceVersion: string; oldestResourceVersion: string; openWatches: number; url: string | null }>,

@@ -114,25 +114,25 @@ function runc(runcRoot: string, args: string[], timeoutMs = 15_000): Promise<Exe
   });
 }
 
-/** Mirrors a host directory into the rootfs: a symlink stays a symlink, a directory is
- *  a mount point for a read-only bind. */
-function rootfsEntries(rootfs: string): { source: string; destination: string }[] {
-  const binds: { source: string; destination: string }[] = [];
+/** How the host's top-level system directories appear in the rootfs: a symlink stays a
+ *  symlink (merged-/usr hosts: /bin -> usr/bin), a directory becomes a read-only bind. */
+export function hostRootfsLayout(): { symlinks: { path: string; target: string }[]; binds: string[] } {
+  const symlinks: { path: string; target: string }[] = [], binds: string[] = [];
   for (const d of HOST_DIRS) {
     let st;
     try { st = lstatSync(d); } catch { continue; }
-    if (st.isSymbolicLink()) symlinkSync(readlinkSync(d), join(rootfs, d));
-    else if (st.isDirectory()) binds.push({ source: d, destination: d });
+    if (st.isSymbolicLink()) symlinks.push({ path: d, target: readlinkSync(d) });
+    else if (st.isDirectory()) binds.push(d);
   }
-  return binds;
+  return { symlinks, binds };
 }
 
 function bindOptions(readonly: boolean | undefined, propagation: Propagation | undefined): string[] {
   return ['rbind', readonly ? 'ro' : 'rw', 'nosuid', 'nodev', ...(propagation ? [propagation] : ['rprivate'])];
 }
 
-/** The OCI runtime spec (config.json) for these options. */
-export function ociConfig(o: ContainerOptions & { id: string }, rootfs: string, hookScript: string): object {
+/** The OCI runtime spec (config.json); no side effects. */
+export function ociConfig(o: ContainerOptions & { id: string }, rootfs: string, hook: { script: string; v2Dir: string }): object {
   const priv = !!o.privileged;
   const mounts: object[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
@@ -144,7 +144,7 @@ export function ociConfig(o: ContainerOptions & { id: string }, rootfs: string, 
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', priv ? 'rw' : 'ro'] },
     { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
   ];
-  for (const b of rootfsEntries(rootfs)) mounts.push({ destination: b.destination, type: 'bind', source: b.source, options: bindOptions(true, 'rprivate') });
+  for (const d of hostRootfsLayout().binds) mounts.push({ destination: d, type: 'bind', source: d, options: bindOptions(true, 'rprivate') });
   if (o.mountRepo !== false) {
     for (const dest of [REPO_ROOT, '/opt/weft']) mounts.push({ destination: dest, type: 'bind', source: REPO_ROOT, options: bindOptions(true, 'rprivate') });
   }
@@ -159,7 +159,6 @@ export function ociConfig(o: ContainerOptions & { id: string }, rootfs: string, 
   if (o.netns !== 'host') namespaces.push({ type: 'network', path: o.netns });
   const caps = priv ? hostCapabilities() : DEFAULT_CAPS;
   const env = { PATH: DEFAULT_PATH, HOSTNAME: o.hostname ?? o.id.slice(0, 12), ...(o.env ?? {}) };
-  const v2Dir = join(cgroup2Root(), o.cgroupParent, containerScope(o.id));
   return {
     ociVersion: '1.0.2-dev',
     process: {
@@ -176,7 +175,7 @@ export function ociConfig(o: ContainerOptions & { id: string }, rootfs: string, 
     mounts,
     hooks: {
       // After runc set up the cgroups and namespaces, before the user process runs.
-      createRuntime: [{ path: '/bin/sh', args: ['sh', hookScript, v2Dir] }],
+      createRuntime: [{ path: '/bin/sh', args: ['sh', hook.script, hook.v2Dir] }],
     },
     linux: {
       cgroupsPath: `/${o.cgroupParent}/${containerScope(o.id)}`,
@@ -237,10 +236,13 @@ export async function startContainer(o: ContainerOptions): Promise<Container> {
   const bundle = join(o.workDir, id.slice(0, 12));
   const rootfs = join(bundle, 'rootfs');
   mkdirSync(rootfs, { recursive: true });
+  for (const l of hostRootfsLayout().symlinks) symlinkSync(l.target, join(rootfs, l.path));
   mkdirSync(o.runcRoot, { recursive: true });
   const hookScript = join(bundle, 'cgroup-v2-hook.sh');
   writeFileSync(hookScript, HOOK);
-  writeFileSync(join(bundle, 'config.json'), JSON.stringify(ociConfig({ ...o, id }, rootfs, hookScript), null, 1));
+  const v2Rel = join(o.cgroupParent, containerScope(id));
+  const cgroupPath = join(cgroup2Root(), v2Rel);
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(ociConfig({ ...o, id }, rootfs, { script: hookScript, v2Dir: cgroupPath }), null, 1));
   const stdoutPath = join(bundle, 'stdout.log'), stderrPath = join(bundle, 'stderr.log'), pidFile = join(bundle, 'pid');
   const out = openSync(stdoutPath, 'a'), err = openSync(stderrPath, 'a');
   let child: ChildProcess;
@@ -251,8 +253,6 @@ export async function startContainer(o: ContainerOptions): Promise<Container> {
     closeSync(err);
   }
   const exit = new Promise<number>((res) => child.once('exit', (code, signal) => res(code ?? 128 + (signal ? constants.signals[signal] : 0))));
-  const v2Rel = join(o.cgroupParent, containerScope(id));
-  const cgroupPath = join(cgroup2Root(), v2Rel);
   let deleted = false;
   const container: Container = {
     id, pid: 0, cgroupPath, stdoutPath, stderrPath,

@@ -51,7 +51,7 @@ function httpsGet(server: FakeApiServer, path: string, token: string | undefined
 }
 
 /** An open watch: every event as it arrives, and whether the server ended the stream. */
-interface WatchStream { events: WatchEvent[]; ended: Promise<void>; code: number; close(): void; next(pred: (e: WatchEvent) => boolean, what: string): Promise<WatchEvent> }
+interface WatchStream { events: WatchEvent[]; ended: Promise<void>; code: number; aborted(): boolean; close(): void; next(pred: (e: WatchEvent) => boolean, what: string): Promise<WatchEvent> }
 
 function openWatch(socketPath: string, path: string): Promise<WatchStream> {
   return new Promise((resolve, reject) => {
@@ -67,10 +67,11 @@ function openWatch(socketPath: string, path: string): Promise<WatchStream> {
         waiters = waiters.filter((w) => !w.pred(e));
         for (const w of hit) w.resolve(e);
       });
-      res.on('error', () => { /* close() aborts it */ });
+      let aborted = false;
+      res.on('error', () => { aborted = true; /* close() or a reset */ });
       const ended = new Promise<void>((r) => { res.on('end', r); res.on('close', r); });
       resolve({
-        events, ended, code: res.statusCode!,
+        events, ended, code: res.statusCode!, aborted: () => aborted,
         close: () => req.destroy(),
         next: (pred, what) => {
           const seen = events.find(pred);
@@ -247,6 +248,26 @@ test('watch: events after a resourceVersion, selector transitions as ADDED/DELET
   const d1 = await w.next((e) => e.type === 'DELETED', 'DELETED p1');
   assert.equal(d1.object.metadata!.name, 'p1');
   assert.deepEqual(w.events.map((e) => e.type), ['MODIFIED', 'DELETED']);
+
+  // A field selector on a changing field: Pending → Running enters (ADDED), Running →
+  // Succeeded leaves (DELETED, carrying the last matching state).
+  const fw = await openWatch(sock, `/api/v1/pods?watch=true&resourceVersion=${moved.metadata!.resourceVersion}&fieldSelector=status.phase%3DRunning`);
+  t.after(() => fw.close());
+  await api.create('pods', pod('p3', 'node-a'));
+  await api.patch('pods', 'default', 'p3', { status: { phase: 'Running' } }, 'status');
+  const added = await fw.next((e) => e.object.metadata!.name === 'p3', 'p3 entering Running');
+  assert.equal(added.type, 'ADDED');
+  await api.patch('pods', 'default', 'p3', { status: { phase: 'Succeeded' } }, 'status');
+  const left = await fw.next((e) => e.object.metadata!.name === 'p3' && e.type === 'DELETED', 'p3 leaving Running');
+  assert.equal((left.object.status as { phase: string }).phase, 'Running');
+  // p1 was Running when it was deleted (after the watch's version): that counts too.
+  assert.deepEqual(fw.events.map((e) => `${e.type} ${e.object.metadata!.name}`), ['DELETED p1', 'ADDED p3', 'DELETED p3']);
+
+  // The deprecated /watch/ path, one object.
+  const one = await openWatch(sock, `/api/v1/watch/namespaces/default/pods/p3?resourceVersion=${moved.metadata!.resourceVersion}`);
+  t.after(() => one.close());
+  await one.next((e) => (e.object.status as { phase?: string }).phase === 'Succeeded', 'the /watch/ path to replay p3');
+  assert.deepEqual(one.events.map((e) => `${e.type} ${e.object.metadata!.name}`), ['ADDED p3', 'MODIFIED p3', 'MODIFIED p3']);
 });
 
 test('watch: BOOKMARK events when allowed, end after timeoutSeconds, 410 Expired in the stream after compaction', async (t) => {
@@ -287,11 +308,17 @@ test('watch: BOOKMARK events when allowed, end after timeoutSeconds, 410 Expired
   await within(ex2.ended, 3000, 'the expired watch to end');
   assert.equal((ex2.events[0]!.object as unknown as { code: number }).code, 410);
 
-  // closeWatches ends open streams.
+  // closeWatches ends open streams, cleanly or by resetting the connection.
   const open = await openWatch(sock, '/api/v1/pods?watch=true');
   await until(() => server.openWatches() === 1, 'the watch to register');
   assert.equal(await api.closeWatches(), 1);
   await within(open.ended, 3000, 'closeWatches to end the stream');
+  assert.equal(open.aborted(), false);
+  const reset = await openWatch(sock, '/api/v1/pods?watch=true');
+  await until(() => server.openWatches() === 1, 'the watch to register');
+  assert.equal(await api.closeWatches({ reset: true }), 1);
+  await within(reset.ended, 3000, 'closeWatches to reset the stream');
+  assert.equal(reset.aborted(), true);
   const counters = (await api.requests()).counters;
   assert.ok((counters['watch pods'] ?? 0) >= 5, JSON.stringify(counters));
 });
