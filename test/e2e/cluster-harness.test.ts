@@ -11,12 +11,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { createCluster, type Pod } from '../lib/cluster';
 import { cgroupMounts, cgroupV2Of } from '../lib/kube-cgroups';
 import { runcList } from '../lib/runc';
+import { loadDaemonSet, podOptionsFromTemplate } from '../lib/pod-template';
 import { resolvePodCgroup } from '../../agent/discovery/pod-cgroup';
 import { cgroup2Root } from '../../agent/datapath/layout';
 
@@ -231,6 +232,47 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     assert.match(r.stdout, /^\/sys\/fs\/cgroup cgroup2$/m);
     assert.doesNotMatch(r.stdout, /CapEff:\s*0000000000000000/);
     await cluster.deletePod(agentLike);
+  });
+
+  await t.test('the agent DaemonSet\'s own pod template runs as a pod (entrypoint + args, $(VAR)s, downward API, mapped host paths, secret and configMap volumes)', async () => {
+    const ds = loadDaemonSet('deploy/agent-daemonset.yaml');
+    const files = join(cluster.workDir, 'ds-volumes');
+    for (const [d, f, v] of [['token', 'token', 'bootstrap-token\n'], ['ca', 'ca-bundle.pem', readFileSync(cluster.apiserver.caPath, 'utf8')]] as const) {
+      mkdirSync(join(files, d), { recursive: true });
+      writeFileSync(join(files, d, f), v);
+    }
+    mkdirSync(join(files, 'state'));
+    const o = podOptionsFromTemplate(ds, {
+      // Instead of the weft binary, a stand-in that records the argv it was given; the
+      // real bin/weft is run with exec below (starting the agent is another test's job).
+      image: { entrypoint: ['/bin/sh', '-c', 'printf "%s\\n" "$0" "$@" > /tmp/argv; exec sleep 600'], workingDir: '/opt/weft' },
+      hostPathMap: { '/sys/fs/cgroup': node2.cgroupPath, '/var/lib/weft': join(files, 'state') },
+      volumeSources: { token: join(files, 'token'), ca: join(files, 'ca') },
+      hostAliases: [{ ip: '10.80.0.2', hostnames: ['weft-control.weft-system.svc'] }],
+    });
+    const agent = await cluster.addPod(node2, o);
+    assert.equal(agent.qos, 'Burstable');
+    const argv = await until(async () => { const r = await agent.exec(['cat', '/tmp/argv']); return r.code === 0 ? r.stdout : undefined; }, 'the argv file');
+    const lines = argv.trim().split('\n');
+    assert.equal(lines[0], 'agent');
+    assert.ok(lines.includes(`--node=${node2.name}`), argv);
+    assert.ok(lines.includes(`--outbound=${node2.ip}:15001`), argv);
+    const r = await agent.exec(['sh', '-c', 'pwd; cat /etc/weft/token/token; head -1 /etc/weft/ca/ca-bundle.pem; getent hosts weft-control.weft-system.svc; ls /sys/fs/cgroup/kubepods.slice; /opt/weft/bin/weft --help | head -1; touch /etc/weft/token/x 2>&1 || echo read-only']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\/opt\/weft$/m);
+    assert.match(r.stdout, /^bootstrap-token$/m);
+    assert.match(r.stdout, /^-----BEGIN CERTIFICATE-----$/m);
+    assert.match(r.stdout, /^10\.80\.0\.2\s+weft-control\.weft-system\.svc$/m);
+    assert.match(r.stdout, /kubepods-burstable\.slice/);
+    assert.match(r.stdout, /^weft — /m);
+    assert.match(r.stdout, /read-only/);
+    const obj = await agent.object();
+    assert.equal((obj.spec as { priorityClassName: string }).priorityClassName, 'system-node-critical');
+    assert.deepEqual((obj.spec as { containers: { args: string[] }[] }).containers[0]!.args.slice(0, 2), ['agent', '--control=weft-control.weft-system.svc:15010']);
+    assert.equal((obj.status as { hostIP: string; podIP: string }).podIP, node2.ip);
+    const onNode = await cluster.api.list('pods', { fieldSelector: `spec.nodeName=${node2.name},metadata.namespace=weft-system` });
+    assert.deepEqual(onNode.items.map((p) => p.metadata!.name), [agent.name]);
+    await cluster.deletePod(agent);
   });
 
   await t.test('a deleted pod leaves no object, namespace, cgroup or process', async () => {

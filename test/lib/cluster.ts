@@ -27,10 +27,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { cgroup2Root } from '../../agent/datapath/layout';
 import { apiClient, type ApiClient } from './k8s-client';
-import type { KObject } from './k8s-store';
+import { podQosClass, type KObject } from './k8s-store';
 import {
   endpointSliceObject, expandVars, fieldPathValue, nodeObject, podObject, runningPodStatus, serviceObject,
-  type ContainerPort, type ContainerTermination, type EndpointSliceInput, type EnvValue, type HostPathVolume, type ServiceInput,
+  type ContainerPort, type ContainerTermination, type EndpointSliceInput, type EnvValue, type HostPathVolume, type ObjectOverrides, type ServiceInput,
 } from './k8s-objects';
 import { podCgroupDir, removeCgroupTree, type QosClass } from './kube-cgroups';
 import { bridge, createNetns, netnsPath, podOnBridge, type ExecResult, type Netns } from './netns';
@@ -85,6 +85,10 @@ export interface PodOptions {
   /** Mount ca.crt, token, namespace at /var/run/secrets/kubernetes.io/serviceaccount (default true). */
   automountServiceAccountToken?: boolean;
   cwd?: string;
+  /** Exact requests/limits; the QoS class then follows from them (qos, if given, must agree). */
+  resources?: Record<string, Record<string, string>>;
+  /** Extra fields for the Pod object (e.g. probes, tolerations, ownerReferences). */
+  overrides?: ObjectOverrides;
 }
 
 export interface Pod {
@@ -244,14 +248,14 @@ export class Cluster {
     const node = typeof nodeRef === 'string' ? this.nodes.get(nodeRef) : nodeRef;
     if (!node) throw new Error(`no node ${String(nodeRef)}`);
     const namespace = o.namespace ?? 'default';
-    const qos = o.qos ?? 'BestEffort';
+    const qos = o.qos ?? (o.resources ? podQosClass({ containers: [{ resources: o.resources }] }) : 'BestEffort');
     const containerName = o.containerName ?? 'app';
     await this.ensureNamespace(namespace);
     // The scheduler's decision is in the object from the start (spec.nodeName).
     const created = await this.api.create('pods', podObject({
       name: o.name, namespace, nodeName: node.name, serviceAccount: o.serviceAccount ?? 'default', labels: o.labels, annotations: o.annotations,
       qos, containerName, args: o.args, env: o.env, ports: o.ports, hostNetwork: o.hostNetwork, hostPID: o.hostPID, privileged: o.privileged,
-      volumes: o.mounts, hostAliases: o.hostAliases,
+      volumes: o.mounts, hostAliases: o.hostAliases, resources: o.resources, overrides: o.overrides,
     }));
     const uid = created.metadata!.uid as string;
     const apiQos = (created.status as { qosClass: QosClass }).qosClass;

@@ -78,6 +78,16 @@ export interface PodSpecInput {
   privileged?: boolean;
   volumes?: HostPathVolume[];
   hostAliases?: { ip: string; hostnames: string[] }[];
+  /** Exact requests/limits (default: resourcesFor(qos)). */
+  resources?: Record<string, Record<string, string>>;
+  /** Merged (shallowly) into the object: metadata, spec, and the container. */
+  overrides?: ObjectOverrides;
+}
+
+export interface ObjectOverrides {
+  metadata?: Record<string, unknown>;
+  spec?: Record<string, unknown>;
+  container?: Record<string, unknown>;
 }
 
 /** Requests/limits that make the API server compute the wanted QoS class. */
@@ -88,6 +98,14 @@ export function resourcesFor(qos: QosClass): Record<string, Record<string, strin
 }
 
 export function podObject(p: PodSpecInput): KObject {
+  const pod = basePodObject(p);
+  if (p.overrides?.metadata) Object.assign(pod.metadata!, p.overrides.metadata);
+  if (p.overrides?.spec) Object.assign(pod.spec as object, p.overrides.spec);
+  if (p.overrides?.container) Object.assign((pod.spec as { containers: object[] }).containers[0]!, p.overrides.container);
+  return pod;
+}
+
+function basePodObject(p: PodSpecInput): KObject {
   return {
     apiVersion: 'v1', kind: 'Pod',
     metadata: { name: p.name, namespace: p.namespace, labels: p.labels ?? {}, ...(p.annotations ? { annotations: p.annotations } : {}) },
@@ -107,7 +125,7 @@ export function podObject(p: PodSpecInput): KObject {
         args: p.args,
         env: Object.entries(p.env ?? {}).map(([name, v]) => (typeof v === 'string' ? { name, value: v } : { name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: v.fieldPath } } })),
         ...(p.ports?.length ? { ports: p.ports.map((x) => ({ protocol: 'TCP', ...x })) } : {}),
-        resources: resourcesFor(p.qos),
+        resources: p.resources ?? resourcesFor(p.qos),
         ...(p.privileged ? { securityContext: { privileged: true } } : {}),
         ...(p.volumes?.length ? { volumeMounts: p.volumes.map((v) => ({ name: v.name, mountPath: v.mountPath, ...(v.readOnly ? { readOnly: true } : {}), ...(v.mountPropagation ? { mountPropagation: v.mountPropagation } : {}) })) } : {}),
         terminationMessagePath: '/dev/termination-log',

@@ -4,7 +4,10 @@
 //
 // No image pull: the rootfs is a directory of read-only bind mounts of the host's /usr,
 // /etc (and /bin, /lib... as the host has them: symlinks stay symlinks), plus the weft
-// checkout at its own path and at /opt/weft. /proc, /dev, /sys and a tmpfs /tmp as a
+// checkout at its own path and at /opt/weft. When a volume's mount point does not exist
+// in such a host directory (a secret at /etc/weft/token), that directory is an overlay
+// instead (host directory as the read-only lower layer, upper in the bundle), like the
+// writable layer of an image; the host's files are never written. /proc, /dev, /sys and a tmpfs /tmp as a
 // container runtime mounts them; extra mounts (hostPath volumes) with their propagation.
 //
 // The process must be in the cgroup v2 directory <cg2>/<cgroupParent>/cri-containerd-<id>.scope
@@ -144,7 +147,18 @@ export function ociConfig(o: ContainerOptions & { id: string }, rootfs: string, 
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', priv ? 'rw' : 'ro'] },
     { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
   ];
-  for (const d of hostRootfsLayout().binds) mounts.push({ destination: d, type: 'bind', source: d, options: bindOptions(true, 'rprivate') });
+  for (const d of hostRootfsLayout().binds) {
+    // A volume whose mount point does not exist in the host's directory (say
+    // /etc/weft/token) needs a writable layer there, as an image's rootfs has: an overlay
+    // with the host directory as its read-only lower layer, the upper in the bundle.
+    const needsLayer = [...(o.mounts ?? []).map((m) => m.destination)].some((dest) => dest.startsWith(`${d}/`) && !existsSync(dest));
+    if (needsLayer) {
+      const layer = join(rootfs, '..', 'layers', d.replace(/\//g, '_'));
+      mounts.push({ destination: d, type: 'overlay', source: 'overlay', options: [`lowerdir=${d}`, `upperdir=${layer}/upper`, `workdir=${layer}/work`] });
+    } else {
+      mounts.push({ destination: d, type: 'bind', source: d, options: bindOptions(true, 'rprivate') });
+    }
+  }
   if (o.mountRepo !== false) {
     for (const dest of [REPO_ROOT, '/opt/weft']) mounts.push({ destination: dest, type: 'bind', source: REPO_ROOT, options: bindOptions(true, 'rprivate') });
   }
@@ -237,6 +251,7 @@ export async function startContainer(o: ContainerOptions): Promise<Container> {
   const rootfs = join(bundle, 'rootfs');
   mkdirSync(rootfs, { recursive: true });
   for (const l of hostRootfsLayout().symlinks) symlinkSync(l.target, join(rootfs, l.path));
+  for (const d of hostRootfsLayout().binds) for (const sub of ['upper', 'work']) mkdirSync(join(bundle, 'layers', d.replace(/\//g, '_'), sub), { recursive: true });
   mkdirSync(o.runcRoot, { recursive: true });
   const hookScript = join(bundle, 'cgroup-v2-hook.sh');
   writeFileSync(hookScript, HOOK);

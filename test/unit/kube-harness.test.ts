@@ -11,6 +11,8 @@ import { containerScope, newContainerId, podCgroupDir } from '../lib/kube-cgroup
 import { ociConfig, REPO_ROOT } from '../lib/runc';
 import { expandVars, fieldPathValue, podObject } from '../lib/k8s-objects';
 import { hostsFileContent } from '../lib/cluster';
+import { loadDaemonSet, podOptionsFromTemplate } from '../lib/pod-template';
+import { podQosClass } from '../lib/k8s-store';
 import { resolvePodCgroup } from '../../agent/discovery/pod-cgroup';
 
 const UID = '6f1c2b3a-4d5e-4f60-8a9b-0c1d2e3f4a5b';
@@ -106,4 +108,49 @@ test('downward API env, $(VAR) expansion, kubelet\'s /etc/hosts', () => {
   assert.match(hosts, /^10\.80\.0\.2\tweft-control\.weft-system\.svc$/m);
   const spec = pod.spec as { containers: { resources: unknown }[] };
   assert.deepEqual(spec.containers[0]!.resources, { requests: { cpu: '10m', memory: '32Mi' } });
+});
+
+test('deploy/agent-daemonset.yaml as pod options: image entrypoint + args, downward API env, host mounts mapped, secret/configMap volumes, the rest of the spec kept', () => {
+  const ds = loadDaemonSet('deploy/agent-daemonset.yaml');
+  assert.equal(ds.name, 'weft-agent');
+  assert.equal(ds.namespace, 'weft-system');
+  assert.throws(() => podOptionsFromTemplate(ds), /volume token .*volumeSources/);
+  const o = podOptionsFromTemplate(ds, {
+    hostPathMap: { '/sys/fs/cgroup': '/sys/fs/cgroup/unified/weft-e2e-x/n1', '/var/lib/weft': '/tmp/state' },
+    volumeSources: { token: '/tmp/token', ca: '/tmp/ca' },
+    hostAliases: [{ ip: '10.80.0.2', hostnames: ['weft-control.weft-system.svc'] }],
+  });
+  assert.match(o.name, /^weft-agent-[a-z0-9]{5}$/);
+  assert.equal(o.serviceAccount, 'weft-agent');
+  assert.equal(o.args[0], '/opt/weft/bin/weft');
+  assert.equal(o.args[1], 'agent');
+  assert.ok(o.args.includes('--node=$(NODE_NAME)'));
+  assert.equal(o.cwd, '/opt/weft');
+  assert.deepEqual(o.env?.NODE_NAME, { fieldPath: 'spec.nodeName' });
+  assert.deepEqual(o.env?.NODE_IP, { fieldPath: 'status.hostIP' });
+  assert.equal(o.hostNetwork, true);
+  assert.equal(o.hostPID, true);
+  assert.equal(o.privileged, true);
+  const m = Object.fromEntries((o.mounts ?? []).map((x) => [x.name, x]));
+  assert.deepEqual([m.bpffs!.hostPath, m.bpffs!.mountPath, m.bpffs!.mountPropagation], ['/sys/fs/bpf', '/sys/fs/bpf', 'Bidirectional']);
+  assert.deepEqual([m.cgroup!.hostPath, m.cgroup!.mountPath, m.cgroup!.mountPropagation], ['/sys/fs/cgroup/unified/weft-e2e-x/n1', '/sys/fs/cgroup', 'HostToContainer']);
+  assert.equal(m.state!.hostPath, '/tmp/state');
+  assert.deepEqual([m.token!.hostPath, m.token!.readOnly], ['/tmp/token', true]);
+  assert.equal(podQosClass({ containers: [{ resources: o.resources }] }), 'Burstable');
+
+  // The Pod object it makes looks like the template: args without the entrypoint, probes,
+  // tolerations, priority class, owner.
+  const pod = podObject({ name: o.name, namespace: o.namespace!, nodeName: 'n1', serviceAccount: o.serviceAccount!, qos: 'Burstable', containerName: o.containerName!, args: o.args, env: o.env, hostNetwork: o.hostNetwork, hostPID: o.hostPID, privileged: o.privileged, volumes: o.mounts, hostAliases: o.hostAliases, resources: o.resources, overrides: o.overrides, labels: o.labels });
+  const spec = pod.spec as { priorityClassName: string; dnsPolicy: string; tolerations: unknown[]; hostAliases: unknown[]; containers: { name: string; args: string[]; command?: string[]; readinessProbe?: unknown; lifecycle?: unknown; resources: unknown }[] };
+  assert.equal(spec.priorityClassName, 'system-node-critical');
+  assert.equal(spec.dnsPolicy, 'ClusterFirstWithHostNet');
+  assert.deepEqual(spec.tolerations, [{ operator: 'Exists' }]);
+  assert.equal(spec.hostAliases.length, 1);
+  assert.equal(spec.containers[0]!.name, 'agent');
+  assert.equal(spec.containers[0]!.args[0], 'agent');
+  assert.equal(spec.containers[0]!.command, undefined);
+  assert.ok(spec.containers[0]!.readinessProbe && spec.containers[0]!.lifecycle);
+  assert.deepEqual(spec.containers[0]!.resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '512Mi' } });
+  assert.equal((pod.metadata!.ownerReferences as { kind: string; name: string }[])[0]!.kind, 'DaemonSet');
+  assert.equal(pod.metadata!.labels!['app.kubernetes.io/name'], 'weft-agent');
 });
