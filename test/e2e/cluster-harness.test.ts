@@ -10,11 +10,12 @@
 // nothing, and that cleanup leaves no namespace, cgroup, runc state or process behind.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { requires } from '../lib/privileges';
-import { createCluster, type Pod } from '../lib/cluster';
+import { createCluster, sweepStaleClusters, type Pod } from '../lib/cluster';
 import { cgroupMounts, cgroupV2Of } from '../lib/kube-cgroups';
 import { runcList } from '../lib/runc';
 import { loadDaemonSet, podOptionsFromTemplate } from '../lib/pod-template';
@@ -63,6 +64,7 @@ const inode = (p: string): bigint => statSync(p, { bigint: true }).ino;
 
 test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across nodes, kubelet-shaped API objects, restarts, deletes, cleanup', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { root: true, netns: true, cgroup2: true, commands: ['runc', 'nsenter', 'sysctl'] })) return;
+  await sweepStaleClusters();
   const cluster = await createCluster(t);
   const node1 = await cluster.addNode('ip-10-0-1-2.ec2.internal', { zone: 'us-east-1a' });
   const node2 = await cluster.addNode('node-2', { zone: 'us-east-1b' });
@@ -303,4 +305,30 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     assert.ok(!alive, `process ${pid} left`);
   }
   assert.ok(!readdirSync(cgroup2Root()).includes(base));
+});
+
+test('what a crashed run leaves (SIGKILL: no cleanup ran) is swept by the next run', { timeout: 60_000 }, async (t) => {
+  if (!requires(t, { root: true, netns: true, cgroup2: true, commands: ['runc', 'nsenter', 'sysctl'] })) return;
+  const child = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'cluster-crash-child.ts')], { cwd: join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  const [, signal] = await once(child, 'exit');
+  assert.equal(signal, 'SIGKILL', err);
+  const left = JSON.parse(out) as { workDir: string; cgroupBase: string; podPid: number; apiPid: number; netns: string[] };
+  // It really is left behind: the pod's process runs on, orphaned.
+  assert.ok(existsSync(left.workDir));
+  assert.ok(existsSync(join(cgroup2Root(), left.cgroupBase)));
+  assert.ok(existsSync(`/proc/${left.podPid}`));
+  const removed = await sweepStaleClusters();
+  assert.ok(removed.includes(left.workDir), removed.join(', '));
+  assert.ok(!existsSync(left.workDir));
+  for (const m of cgroupMounts()) assert.ok(!existsSync(join(m.path, left.cgroupBase)), `${m.path}/${left.cgroupBase} left`);
+  const listed = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  for (const n of left.netns) assert.ok(!listed.includes(n), `netns ${n} left`);
+  for (const pid of [left.podPid, left.apiPid]) {
+    let alive = false;
+    try { alive = !readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2]!.startsWith('Z'); } catch { /* gone */ }
+    assert.ok(!alive, `process ${pid} left`);
+  }
 });

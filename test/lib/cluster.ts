@@ -19,9 +19,9 @@
 //
 // Nothing here sends traffic from the host namespace: every address above lives only
 // inside the namespaces the cluster creates.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -165,7 +165,8 @@ export class Cluster {
   private readonly exitHook = (): void => this.cleanupSync();
 
   constructor() {
-    this.workDir = mkdtempSync(join(tmpdir(), `weft-e2e-${this.id}-`));
+    // The pid in the name tells sweepStaleClusters() whether the run that made it is gone.
+    this.workDir = mkdtempSync(join(tmpdir(), `weft-e2e-${this.id}-p${process.pid}-`));
     this.runcRoot = join(this.workDir, 'runc');
     process.once('exit', this.exitHook);
   }
@@ -173,11 +174,11 @@ export class Cluster {
   /** Builds the LAN, the control plane and the outsider, and starts the API server. */
   async start(opts: ClusterOptions = {}): Promise<void> {
     mkdirSync(join(cgroup2Root(), this.cgroupBase));
-    this.lan = this.netns('wklan');
+    this.lan = this.netns('wke-lan');
     bridge(this.lan, '', this.lanBridge);
-    this.cp = this.netns('wkcp');
+    this.cp = this.netns('wke-cp');
     podOnBridge(this.lan, this.lanBridge, this.cp, `${CP_IP}/24`);
-    this.outsider = this.netns('wkout');
+    this.outsider = this.netns('wke-out');
     podOnBridge(this.lan, this.lanBridge, this.outsider, `${OUTSIDER_IP}/24`);
     await this.startApiServer(opts.apiserverArgs ?? []);
   }
@@ -219,7 +220,7 @@ export class Cluster {
     if (this.nodes.has(name)) throw new Error(`node ${name} exists`);
     const index = this.nodes.size + 1;
     if (index > 80) throw new Error('at most 80 nodes');
-    const ns = this.netns(`wkn${index}`);
+    const ns = this.netns(`wke-n${index}`);
     const ip = nodeIp(index), cidr = podCidr(index), gateway = `10.81.${index}.1`;
     podOnBridge(this.lan, this.lanBridge, ns, `${ip}/24`);
     bridge(ns, `${gateway}/24`, 'cbr0');
@@ -273,7 +274,7 @@ export class Cluster {
     } else {
       if (node.nextPodHost > 254) throw new Error(`node ${node.name}: pod CIDR exhausted`);
       ip = `10.81.${node.index}.${node.nextPodHost++}`;
-      ownNetns = this.netns('wkp');
+      ownNetns = this.netns('wke-p');
       netns = ownNetns;
       podOnBridge(node.netns, 'cbr0', ownNetns, `${ip}/24`, node.gateway);
     }
@@ -473,6 +474,38 @@ export function hostsFileContent(self: { ip: string; name: string } | undefined,
   }
   if (aliases.length) s += `\n# Entries added by HostAliases.\n${aliases.map((a) => `${a.ip}\t${a.hostnames.join('\t')}`).join('\n')}\n`;
   return s;
+}
+
+const pidAlive = (pid: number): boolean => {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+};
+
+/**
+ * Removes what clusters of crashed runs left behind (runs whose process is gone; live
+ * runs, e.g. other engineers' in parallel, are left alone): their runc containers,
+ * cgroup trees, work dirs, and network namespaces (wke-*-<pid>-<n>). Returns what it removed.
+ */
+export async function sweepStaleClusters(): Promise<string[]> {
+  const removed: string[] = [];
+  for (const entry of readdirSync(tmpdir())) {
+    const m = /^weft-e2e-([0-9a-f]{8})-p(\d+)-/.exec(entry);
+    if (!m || pidAlive(Number(m[2]))) continue;
+    const dir = join(tmpdir(), entry);
+    await runcDeleteAll(join(dir, 'runc')).catch(() => undefined);
+    await removeCgroupTree(`weft-e2e-${m[1]}`).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(dir, `cgroup weft-e2e-${m[1]}`);
+  }
+  const names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
+  for (const name of names) {
+    const m = /^wke-[a-z0-9]+-(\d+)-\d+$/.exec(name);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    for (const pid of execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+    }
+    try { execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' }); removed.push(`netns ${name}`); } catch { /* raced */ }
+  }
+  return removed;
 }
 
 /** A started cluster (LAN, control plane with the API server, outsider). With a test
