@@ -104,11 +104,12 @@ export function vethPair(a: Netns, b: Netns, addrs: { a: string; b: string }): {
   return { a: devA, b: devB };
 }
 
-/** A Linux bridge inside `ns` with `cidr` on it (the node side of a pod network). */
-export function bridge(ns: Netns, cidr: string): string {
-  const dev = `wtbr${counter++}`;
+/** A Linux bridge inside `ns` with `cidr` on it (the node side of a pod network); no
+ *  address when `cidr` is empty (a plain switch). `name` defaults to wtbr<n>. */
+export function bridge(ns: Netns, cidr: string, name?: string): string {
+  const dev = name ?? `wtbr${counter++}`;
   ip(['-n', ns.name, 'link', 'add', dev, 'type', 'bridge']);
-  ns.addAddress(cidr, dev);
+  if (cidr) ns.addAddress(cidr, dev);
   ip(['-n', ns.name, 'link', 'set', dev, 'up']);
   return dev;
 }
@@ -116,9 +117,10 @@ export function bridge(ns: Netns, cidr: string): string {
 /**
  * Plugs `pod` into the bridge `br` of `node` the way a CNI plugs a pod: a veth pair, the
  * pod end named eth0 with `cidr`, the node end enslaved to the bridge, and a default
- * route via `gateway` (the node's address on the bridge).
+ * route via `gateway` (the node's address on the bridge; no default route without one).
+ * Returns the node-side device name.
  */
-export function podOnBridge(node: Netns, br: string, pod: Netns, cidr: string, gateway: string): void {
+export function podOnBridge(node: Netns, br: string, pod: Netns, cidr: string, gateway?: string): string {
   const id = `${process.pid % 100000}x${counter++}`;
   const hostDev = `wtp${id}`.slice(0, 15), tmp = `wtq${id}`.slice(0, 15);
   ip(['link', 'add', hostDev, 'netns', node.name, 'type', 'veth', 'peer', 'name', tmp, 'netns', pod.name]);
@@ -127,5 +129,11 @@ export function podOnBridge(node: Netns, br: string, pod: Netns, cidr: string, g
   ip(['-n', node.name, 'link', 'set', hostDev, 'up']);
   pod.addAddress(cidr, 'eth0');
   ip(['-n', pod.name, 'link', 'set', 'eth0', 'up']);
-  ip(['-n', pod.name, 'route', 'add', 'default', 'via', gateway]);
+  if (gateway) ip(['-n', pod.name, 'route', 'add', 'default', 'via', gateway]);
+  return hostDev;
+}
+
+/** The namespace's bind-mount path, for tools that take one (runc, nsenter --net=). */
+export function netnsPath(ns: Netns): string {
+  return `/run/netns/${ns.name}`;
 }
