@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import type { WorkloadRegistration } from '../policy/snapshot';
 import { writeFileAtomic } from '../sync/atomic-file';
+import { isDnsSubdomain } from '../lib/names';
 import { rpcError } from './rpc-error';
 
 export interface RegisteredWorkload extends WorkloadRegistration {
@@ -40,7 +41,8 @@ export function validateRegistration(r: {
   if (!DNS_LABEL.test(r.name)) invalid(`name: '${r.name.slice(0, 80)}' is not a DNS label`);
   if (!DNS_LABEL.test(r.namespace)) invalid(`namespace: '${r.namespace.slice(0, 80)}' is not a DNS label`);
   const sa = r.serviceAccount || 'default';
-  if (!DNS_LABEL.test(sa)) invalid(`service_account: '${sa.slice(0, 80)}' is not a DNS label`);
+  // Kubernetes service account names are DNS subdomains (dots allowed).
+  if (!isDnsSubdomain(sa)) invalid(`service_account: '${sa.slice(0, 80)}' is not a DNS subdomain`);
   if (!isIP(r.address)) invalid(`address: '${r.address.slice(0, 80)}' is not an IP address`);
   const labels = Object.entries(r.labels);
   if (labels.length > MAX_LABELS) invalid(`labels: at most ${MAX_LABELS} labels`);
