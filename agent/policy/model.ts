@@ -64,12 +64,14 @@ export function analyze(objects: readonly LoadedObject[], invalid: ReadonlySet<s
   const seen = new Map<string, LoadedObject>();
   const unique: LoadedObject[] = [];
   for (const o of objects) {
-    const id = o.kind === 'MeshConfig' ? 'MeshConfig' : `${o.kind}/${o.key}`;
+    // Nodes are cluster-scoped: a namespace does not tell two of them apart.
+    const name = o.kind === 'Node' ? o.object.metadata.name : o.key;
+    const id = o.kind === 'MeshConfig' ? 'MeshConfig' : `${o.kind}/${name}`;
     const first = seen.get(id);
     if (first) {
       diags.push(o.kind === 'MeshConfig'
         ? o.source.at(['kind'], `only one MeshConfig is allowed per policy set (another is at ${whereIs(first)})`)
-        : o.source.at(['metadata', 'name'], `duplicate ${o.kind} "${o.key}" (first defined at ${whereIs(first)})`));
+        : o.source.at(['metadata', 'name'], `duplicate ${o.kind} "${name}" (first defined at ${whereIs(first)})`));
       continue;
     }
     seen.set(id, o);
@@ -99,7 +101,7 @@ export function analyze(objects: readonly LoadedObject[], invalid: ReadonlySet<s
     invalid,
   };
 
-  checkNodes(model, of<NodeObject>('Node'), diags);
+  for (const n of of<NodeObject>('Node')) model.nodes.set(n.object.metadata.name, n);
   checkServices(model, diags);
   checkWorkloads(model, diags);
   checkTrafficPolicies(model, of<TrafficPolicyObject>('TrafficPolicy'), diags);
@@ -116,19 +118,6 @@ function meshSettings(o: LoadedObject<MeshConfigObject> | undefined): MeshSettin
     failMode: s?.failMode ?? DEFAULT_MESH.failMode,
     vipRange: s?.vipRange ?? DEFAULT_MESH.vipRange,
   };
-}
-
-/** Node is cluster-scoped: two Nodes of one name in different namespaces are one node. */
-function checkNodes(model: Model, list: LoadedObject<NodeObject>[], diags: Diagnostic[]): void {
-  for (const n of list) {
-    const name = n.object.metadata.name;
-    const other = model.nodes.get(name);
-    if (other) {
-      diags.push(n.source.at(['metadata', 'name'], `duplicate Node "${name}" (first defined at ${whereIs(other)}; Nodes are cluster-scoped, the namespace does not tell them apart)`));
-      continue;
-    }
-    model.nodes.set(name, n);
-  }
 }
 
 /** The kernel's protocol of a Service port: (port, transport) identifies a port. */

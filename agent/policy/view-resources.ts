@@ -189,7 +189,10 @@ function contribution(r: ServiceResource, node: string, zone: string | undefined
   const endpoints = endpointsForNode(all, node, zone);
   const svc = endpoints === all.endpoints ? all : { ...all, endpoints };
   const redirectedPorts = new Set<number>();
-  const maglev = r.trafficPolicy?.loadBalancer === 'MAGLEV' || all.sessionAffinity === 'ClientIP';
+  // sessionAffinity ClientIP compiles to an implicit MAGLEV traffic policy; an explicit
+  // TrafficPolicy's load balancer wins over it. A resource from an older control API may
+  // carry the affinity without the policy.
+  const maglev = r.trafficPolicy ? r.trafficPolicy.loadBalancer === 'MAGLEV' : all.sessionAffinity === 'ClientIP';
   const datapath = svc.ports.map((port, i): DatapathService => {
     const { mode, reason } = r.paths[i] as PortPath;
     if (mode === 'redirect') redirectedPorts.add(port.port);
