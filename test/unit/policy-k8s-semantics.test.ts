@@ -10,6 +10,8 @@ import type { CompileOptions } from '../../agent/policy/compile';
 import { ViewResourceCache } from '../../agent/policy/view-cache';
 import { NODE_RESOURCE, checkNodeResource, nodeResources } from '../../agent/policy/view-resources';
 import { assemble, mergeDelta, type HeldResource } from '../../agent/sync/resource-set';
+import { allowedIdentities } from '../../agent/control/certificates';
+import { identitiesForNode } from '../../agent/identity/allowed';
 
 const MESH = 'apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {trustDomain: cluster.local}\n';
 
@@ -192,4 +194,21 @@ test('node table through delta sync: in the "node" resource, checked, absent fro
   })), []);
   assert.deepEqual(merged.view.nodes, {});
   assert.equal(nodeAddress(merged.view, 'n2'), undefined);
+});
+
+test('hostNetwork workloads: no identity, never local workloads, no certificate for them', () => {
+  const snap = build([
+    doc('Service', 'ingress', '{vip: 10.96.0.80, selector: {app: web}, ports: [{name: p, port: 80}]}'),
+    workload('host-a', 'n1', '192.168.0.1', ', hostNetwork: true'),
+    workload('host-b', 'n1', '192.168.0.1', ', hostNetwork: true'),
+    workload('meshed', 'n1', '10.1.0.1'),
+  ]);
+  assert.deepEqual(snap.workloads.map((w) => [w.name, w.identity, w.hostNetwork ?? false]), [
+    ['host-a', '', true], ['host-b', '', true], ['meshed', 'spiffe://cluster.local/ns/shop/sa/default', false],
+  ]);
+  assert.deepEqual(forNode(snap, 'n1').localWorkloads.map((w) => w.name), ['meshed']);
+  assert.deepEqual([...allowedIdentities(snap, 'n1')].sort(), ['spiffe://cluster.local/ns/shop/sa/default', 'spiffe://cluster.local/ns/weft-system/sa/node-n1']);
+  assert.deepEqual([...identitiesForNode(snap, 'n1')].sort(), ['spiffe://cluster.local/ns/shop/sa/default', 'spiffe://cluster.local/ns/weft-system/sa/node-n1']);
+  assert.deepEqual(backends(forNode(snap, 'n2'), 80), ['192.168.0.1:80', '192.168.0.1:80', '10.1.0.1:80']);
+  assert.equal(forNode(snap, 'n2').datapath[0]!.mode, 'redirect', 'the meshed remote backend still needs the tunnel');
 });
