@@ -16,6 +16,7 @@ import { status, type Metadata } from '@grpc/grpc-js';
 import { WeftError } from '../lib/errors';
 import { peerSpiffeId } from '../identity/verify';
 import { NODE_NAMESPACE, parseSpiffeId } from '../identity/spiffe';
+import { isDnsSubdomain } from '../lib/names';
 import { AUTH_METADATA_KEY, NODE_METADATA_KEY } from './proto';
 import { rpcError } from './rpc-error';
 
@@ -33,12 +34,12 @@ export interface PeerCredentials {
   trustDomain?: string | undefined;
 }
 
-/** Node names are DNS labels/subdomains, as Kubernetes node names. */
-const NODE_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 const MIN_TOKEN_LENGTH = 16;
 
+/** Node names are Kubernetes node names: DNS-1123 subdomains (dots allowed, each part
+ *  starting and ending with a letter or digit, at most 253 characters). */
 export function isValidNodeName(s: string): boolean {
-  return NODE_NAME.test(s);
+  return isDnsSubdomain(s);
 }
 
 function digest(s: string): Buffer {

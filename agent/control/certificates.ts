@@ -36,7 +36,8 @@ function isInfrastructureIdentity(trustDomain: string, id: string): boolean {
 export function allowedIdentities(snapshot: Snapshot, node: string): Set<string> {
   const td = snapshot.mesh.trustDomain;
   const ids = new Set<string>([nodeSpiffeId(td, node)]);
-  for (const w of snapshot.workloads) if (w.node === node && !isInfrastructureIdentity(td, w.identity)) ids.add(w.identity);
+  // hostNetwork workloads have no identity ("") and get no certificate.
+  for (const w of snapshot.workloads) if (w.node === node && w.identity && !isInfrastructureIdentity(td, w.identity)) ids.add(w.identity);
   return ids;
 }
 

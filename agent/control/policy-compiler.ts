@@ -3,7 +3,7 @@
 // cut from the Snapshot by agent/policy/view-resources.ts, the same for every compiler.)
 // The server depends on this interface only, so the transport, sources and state machine
 // do not change when the policy engine does; `realPolicyCompiler` adapts agent/policy.
-import type { Snapshot, WorkloadRegistration } from '../policy/snapshot';
+import type { NodeReport, Snapshot, WorkloadRegistration } from '../policy/snapshot';
 import type { PolicyTree } from './snapshot-store';
 
 export interface LoadResult<O> {
@@ -17,6 +17,6 @@ export interface PolicyCompiler<O = unknown> {
   load(tree: PolicyTree): Promise<LoadResult<O>>;
   /** Throws WeftError WEFT_ERR_INVALID_POLICY (details.diagnostics: string[]) when the
    *  objects plus registrations do not form a valid snapshot. `previous` keeps
-   *  allocated VIPs stable across versions. */
-  compile(objects: O, registered: WorkloadRegistration[], opts: { version?: string; previous?: Snapshot }): Snapshot;
+   *  allocated VIPs stable across versions; `nodes` are the addresses agents reported. */
+  compile(objects: O, registered: WorkloadRegistration[], opts: { version?: string; previous?: Snapshot; nodes?: NodeReport[] }): Snapshot;
 }

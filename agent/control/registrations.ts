@@ -6,8 +6,9 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
-import type { WorkloadRegistration } from '../policy/snapshot';
+import type { NodeReport, WorkloadRegistration } from '../policy/snapshot';
 import { writeFileAtomic } from '../sync/atomic-file';
+import { isDnsSubdomain } from '../lib/names';
 import { rpcError } from './rpc-error';
 
 export interface RegisteredWorkload extends WorkloadRegistration {
@@ -40,7 +41,8 @@ export function validateRegistration(r: {
   if (!DNS_LABEL.test(r.name)) invalid(`name: '${r.name.slice(0, 80)}' is not a DNS label`);
   if (!DNS_LABEL.test(r.namespace)) invalid(`namespace: '${r.namespace.slice(0, 80)}' is not a DNS label`);
   const sa = r.serviceAccount || 'default';
-  if (!DNS_LABEL.test(sa)) invalid(`service_account: '${sa.slice(0, 80)}' is not a DNS label`);
+  // Kubernetes service account names are DNS subdomains (dots allowed).
+  if (!isDnsSubdomain(sa)) invalid(`service_account: '${sa.slice(0, 80)}' is not a DNS subdomain`);
   if (!isIP(r.address)) invalid(`address: '${r.address.slice(0, 80)}' is not an IP address`);
   const labels = Object.entries(r.labels);
   if (labels.length > MAX_LABELS) invalid(`labels: at most ${MAX_LABELS} labels`);
@@ -59,19 +61,58 @@ export function validateRegistration(r: {
   };
 }
 
+/** The address an agent reports in its Sync hello, if it is one other nodes can use: an
+ *  IPv4 unicast address, not loopback or unspecified (an agent on a laptop or in a test
+ *  reports 127.0.0.1, which would send other nodes' tunnels to themselves). Returns
+ *  undefined for "" and such addresses; throws INVALID_ARGUMENT for a non-address. */
+export function usableNodeAddress(address: string): string | undefined {
+  if (address === '') return undefined;
+  if (address.length > 64 || isIP(address) === 0) invalid(`node_address: '${address.slice(0, 64)}' is not an IP address`);
+  if (isIP(address) !== 4) return undefined; // the datapath and node table are IPv4
+  const first = Number(address.split('.')[0]);
+  if (first === 127 || first === 0 || first >= 224) return undefined;
+  return address;
+}
+
+function readJson<T>(file: string): T | undefined {
+  let text: string | undefined;
+  try { text = readFileSync(file, 'utf8'); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  return text === undefined ? undefined : JSON.parse(text) as T;
+}
+
 export class RegistrationStore {
   private readonly byKey = new Map<string, RegisteredWorkload>();
   private readonly file: string | undefined;
+  /** Node name → the address its agent reported (node-addresses.json). */
+  private readonly nodeAddresses = new Map<string, string>();
+  private readonly nodesFile: string | undefined;
 
-  /** With a state dir, registrations are loaded from and saved to registrations.json. */
+  /** With a state dir, registrations are loaded from and saved to registrations.json,
+   *  and node addresses agents reported to node-addresses.json, so a restarted control
+   *  API serves the same node table before every agent has reconnected. */
   constructor(stateDir?: string) {
     this.file = stateDir ? join(stateDir, 'registrations.json') : undefined;
-    if (!this.file) return;
-    let text: string | undefined;
-    try { text = readFileSync(this.file, 'utf8'); } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    if (text !== undefined) for (const w of JSON.parse(text) as RegisteredWorkload[]) this.byKey.set(workloadKey(w.namespace, w.name), w);
+    this.nodesFile = stateDir ? join(stateDir, 'node-addresses.json') : undefined;
+    if (this.file) for (const w of readJson<RegisteredWorkload[]>(this.file) ?? []) this.byKey.set(workloadKey(w.namespace, w.name), w);
+    if (this.nodesFile) for (const r of readJson<NodeReport[]>(this.nodesFile) ?? []) this.nodeAddresses.set(r.node, r.address);
+  }
+
+  /** Records what a node's agent reported; true when that changed the table. */
+  setNodeAddress(node: string, address: string): boolean {
+    if (this.nodeAddresses.get(node) === address) return false;
+    this.nodeAddresses.set(node, address);
+    return true;
+  }
+
+  /** Sorted by node name (compiler input must be deterministic). */
+  nodeReports(): NodeReport[] {
+    return [...this.nodeAddresses].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([node, address]) => ({ node, address }));
+  }
+
+  async persistNodes(): Promise<void> {
+    if (this.nodesFile) await writeFileAtomic(this.nodesFile, JSON.stringify(this.nodeReports(), null, 1), 0o600);
   }
 
   get(key: string): RegisteredWorkload | undefined {

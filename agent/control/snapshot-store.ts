@@ -95,6 +95,25 @@ export class SnapshotStore extends EventEmitter {
   }
 
   /**
+   * A node's agent reported its address (Sync hello). When that changes the node table's
+   * input, it is persisted and the last good objects are recompiled (a Node object, when
+   * one names the node, still wins inside the compiler).
+   */
+  nodeReported(node: string, address: string): Promise<void> {
+    if (!this.registrations.setNodeAddress(node, address)) return Promise.resolve();
+    return this.serialise(async () => {
+      await this.registrations.persistNodes();
+      if (!this.tree) return;
+      const result = this.tryCompile(this.objects, this.tree);
+      if ('diagnostics' in result) {
+        this.log.warn({ node, address, problems: result.diagnostics.length }, 'recompiling with a reported node address failed; keeping the current snapshot');
+        return;
+      }
+      this.adopt(result.snapshot, `node ${node} reported address ${address}`);
+    });
+  }
+
+  /**
    * Registrations changed: recompile the last good objects. Resolves with the version
    * that includes the change, or throws the compiler's WEFT_ERR_INVALID_POLICY error (the
    * caller undoes its registration; nothing is adopted).
@@ -118,7 +137,8 @@ export class SnapshotStore extends EventEmitter {
   private tryCompile(objects: unknown, tree: PolicyTree): { snapshot: Snapshot } | { diagnostics: string[]; error: unknown } {
     try {
       const version = this.versionFor(tree);
-      return { snapshot: this.compiler.compile(objects, this.registrations.list(), { ...(version ? { version } : {}), ...(this.current ? { previous: this.current } : {}) }) };
+      const nodes = this.registrations.nodeReports();
+      return { snapshot: this.compiler.compile(objects, this.registrations.list(), { ...(version ? { version } : {}), ...(this.current ? { previous: this.current } : {}), ...(nodes.length ? { nodes } : {}) }) };
     } catch (e) {
       if (!isWeftError(e, 'WEFT_ERR_INVALID_POLICY')) throw e;
       const d = e.details?.diagnostics;
@@ -126,13 +146,16 @@ export class SnapshotStore extends EventEmitter {
     }
   }
 
-  /** Git trees are versioned by commit; with runtime registrations in the mix the commit
-   *  alone no longer names the content, so a short hash of the registrations is added. */
+  /** Git trees are versioned by commit; with runtime registrations or reported node
+   *  addresses in the mix the commit alone no longer names the content, so a short hash
+   *  of them is added. */
   private versionFor(tree: PolicyTree): string | undefined {
     if (!tree.revision) return undefined;
-    if (this.registrations.size === 0) return tree.revision;
-    const h = createHash('sha256').update(JSON.stringify(this.registrations.list())).digest('hex').slice(0, 12);
-    return `${tree.revision}+reg.${h}`;
+    const nodes = this.registrations.nodeReports();
+    if (this.registrations.size === 0 && nodes.length === 0) return tree.revision;
+    const h = createHash('sha256').update(JSON.stringify(this.registrations.list()));
+    if (nodes.length) h.update(JSON.stringify(nodes));
+    return `${tree.revision}+reg.${h.digest('hex').slice(0, 12)}`;
   }
 
   private adopt(snapshot: Snapshot, why: string): void {

@@ -16,6 +16,7 @@ import { isValidNodeName, requireSelf, type TokenAuthenticator, type Caller, typ
 import type { ControlMetrics } from './metrics';
 import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL } from './proto';
 import { rpcError, toRpcError } from './rpc-error';
+import { usableNodeAddress } from './registrations';
 import type { SnapshotStore } from './snapshot-store';
 
 type SyncCall = ServerDuplexStream<SyncRequest__Output, SyncResponse>;
@@ -91,8 +92,9 @@ class SyncStream {
   }
 
   private hello(req: SyncRequest__Output): void {
-    if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name');
+    if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name (a DNS subdomain: lower-case letters, digits, \'-\' and \'.\', at most 253 characters)');
     requireSelf(this.caller, req.node, 'node');
+    const address = usableNodeAddress(req.nodeAddress ?? '');
     if (req.typeUrl === NODE_RESOURCES_TYPE_URL) {
       this.delta = { acked: new Map(Object.entries(req.initialResourceVersions ?? {})), inFlight: undefined };
     }
@@ -104,6 +106,10 @@ class SyncStream {
     // Through the paced fan-out, not directly: after a control API restart all agents
     // say hello at once, and fifty views built and queued together are the memory peak.
     void this.svc.fanOut();
+    // A new or changed address recompiles (and fans out again); the same one is a no-op.
+    if (address !== undefined) {
+      this.svc.store.nodeReported(req.node, address).catch((e: unknown) => this.svc.log.error({ node: req.node, err: (e as Error).message }, 'cannot record the node address'));
+    }
   }
 
   private answer(req: SyncRequest__Output): void {

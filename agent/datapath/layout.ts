@@ -10,15 +10,20 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { WeftError } from '../lib/errors';
+import { dnsSubdomainError } from '../lib/names';
 
 export const BPFFS = '/sys/fs/bpf';
-const NODE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 // Kubernetes DNS labels: what namespaces and workload names are made of.
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
+/** Node names are Kubernetes node names: DNS-1123 subdomains of up to 253 characters
+ *  (dots included, e.g. `ip-10-0-1-2.ec2.internal`). Each is used as one path component
+ *  (pins, cgroups), which Linux allows up to 255 bytes, and never contains '/'. */
 export function validateNodeName(node: string): void {
-  if (typeof node !== 'string' || !NODE_NAME.test(node)) {
-    throw new WeftError('WEFT_ERR_INVALID_ARG', `invalid node name ${JSON.stringify(node)}: want [a-z0-9][a-z0-9-]{0,62}`);
+  const err = dnsSubdomainError(node);
+  if (err !== null) {
+    const shown = typeof node === 'string' && node.length > 80 ? `${JSON.stringify(node.slice(0, 80))}…` : JSON.stringify(node);
+    throw new WeftError('WEFT_ERR_INVALID_ARG', `invalid node name ${shown}: ${err}`);
   }
 }
 

@@ -105,7 +105,7 @@ function targetPortFor(w: WorkloadObject, services: Map<string, ServiceObject>):
     if ((s.metadata.namespace ?? 'default') !== (w.metadata.namespace ?? 'default')) continue;
     if (!Object.entries(s.spec.selector).every(([k, v]) => labels[k] === v)) continue;
     const p = s.spec.ports[0]!;
-    return p.targetPort ?? p.port;
+    return typeof p.targetPort === 'number' ? p.targetPort : p.port;
   }
   return null;
 }

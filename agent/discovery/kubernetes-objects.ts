@@ -1,5 +1,5 @@
-// Converts what the Kubernetes API lists (Services, EndpointSlices, Pods) into weft policy
-// objects of kinds Service and Workload. Pure functions over plain objects, so the
+// Converts what the Kubernetes API lists (Services, EndpointSlices, Pods, Nodes) into weft
+// policy objects of kinds Service, Workload and Node. Pure functions over plain objects, so the
 // conversion is tested without any API server, and the watch machinery
 // (kubernetes.ts) stays about connections only. The discovery model (Kubernetes) is kept
 // apart from weft's model and converted here, at the boundary, as ztunnel does.
@@ -11,20 +11,32 @@
 //   whether the pod is a Service *backend*: ready pods carry READY_LABEL and Service
 //   selectors require it (unless publishNotReadyAddresses), which is exactly
 //   Kubernetes' own endpoint semantics expressed in weft's selector model.
-// - hostNetwork pods are skipped: they share the node's address, so an address cannot
-//   name one of them (the weft agent itself is one).
+// - hostNetwork pods become Workloads with spec.hostNetwork: valid backends at the node's
+//   address, outside the mesh (no identity is issued for them; reached in plaintext).
+// - A pod's Workload declares its ports (spec.ports): its named container ports, the
+//   numbers its Services' EndpointSlices resolved for named targetPorts (they win: they
+//   are kube-controller-manager's own resolution), and every numeric targetPort of a
+//   Service that selects it (Kubernetes' containerPorts are informational, so a Service
+//   may target an undeclared port). Named targetPorts are then resolved per workload by
+//   the compiler: different pods may expose one name on different numbers.
 // - Service → Service: vip = the IPv4 clusterIP, ports with their protocol taken from
 //   appProtocol (Kubernetes' field for it) or, failing that, Istio's port-name prefix
-//   convention ("http-", "grpc-"). Named targetPorts are resolved through the Service's
-//   EndpointSlices (which carry the numbers kube-controller-manager resolved), then
-//   through the selected pods' container ports.
-// - Headless, ExternalName and selector-less Services are skipped with a reason: weft
-//   needs a VIP to capture and a selector to find backends.
+//   convention ("http-", "grpc-"). Ports are keyed by (port, protocol), so kube-dns keeps
+//   53/UDP and 53/TCP. sessionAffinity ClientIP and internalTrafficPolicy Local carry
+//   over; EndpointSlice hints.forZones become spec.zoneHints (by Workload name).
+// - Headless Services (clusterIP None) become headless weft Services: no VIP, nothing to
+//   balance, but recorded (explain, authorization targetRef); their pods are Workloads
+//   with identities like any other.
+// - Node → Node: address = the first IPv4 InternalIP, else ExternalIP; zone from the
+//   topology.kubernetes.io/zone label. Cross-node tunnels go to this address.
+// - Left to kube-proxy (and skipped or ignored here): ExternalName Services, selector-less
+//   Services (hand-managed endpoints), NodePort, LoadBalancer, externalIPs and
+//   externalTrafficPolicy (traffic entering from outside the cluster).
 import { createHash } from 'node:crypto';
 import Ajv, { type ValidateFunction } from 'ajv';
 import { stringify } from 'yaml';
-import type { V1EndpointSlice, V1Pod, V1Service, V1ServicePort } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
-import { API_VERSION, kindSchemas, type ServiceObject, type WorkloadObject } from '../policy/kinds';
+import type { V1EndpointSlice, V1Node, V1Pod, V1Service, V1ServicePort } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import { API_VERSION, kindSchemas, type NodeObject, type ServiceObject, type WorkloadObject } from '../policy/kinds';
 
 /** Label weft adds to ready pods and requires in Service selectors. */
 export const READY_LABEL = 'weft.dev/ready';
@@ -35,15 +47,20 @@ export const POD_NAME_ANNOTATION = 'weft.dev/pod-name';
 export const CGROUP_ID_ANNOTATION = 'weft.dev/cgroup-id';
 /** EndpointSlices name their Service with this label. */
 const SLICE_SERVICE_LABEL = 'kubernetes.io/service-name';
+/** The zone label kubelet (or the cloud provider) sets on Nodes; the beta one before 1.17. */
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+const ZONE_LABEL_BETA = 'failure-domain.beta.kubernetes.io/zone';
 
 export interface ClusterState {
   services: V1Service[];
   endpointSlices: V1EndpointSlice[];
   pods: V1Pod[];
+  /** Absent: nodes are not watched (an agent with localPodsOnly). */
+  nodes?: V1Node[];
 }
 
 export interface Skipped {
-  kind: 'Service' | 'Pod';
+  kind: 'Service' | 'Pod' | 'Node';
   /** namespace/name */
   key: string;
   reason: string;
@@ -54,6 +71,8 @@ export interface DiscoveredObjects {
   services: ServiceObject[];
   /** Sorted by namespace/name. */
   workloads: WorkloadObject[];
+  /** Sorted by name. */
+  nodes: NodeObject[];
 }
 
 export interface ConversionResult extends DiscoveredObjects {
@@ -126,30 +145,63 @@ function selects(selector: Record<string, string>, labels: Record<string, string
   return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
 }
 
-function resolveTargetPort(svc: V1Service, port: V1ServicePort, state: ClusterState): number | undefined {
+/** A Service port's targetPort: a number, a name, or undefined (= port). */
+function targetPortOf(port: V1ServicePort): number | string | undefined {
   const t = port.targetPort;
-  if (t === undefined || t === null) return undefined;
+  if (t === undefined || t === null || t === '') return undefined;
   if (typeof t === 'number') return t;
-  if (/^\d+$/.test(t)) return Number(t);
-  const ns = svc.metadata?.namespace;
-  const name = svc.metadata?.name;
-  for (const slice of state.endpointSlices) {
-    if (slice.metadata?.namespace !== ns || slice.metadata?.labels?.[SLICE_SERVICE_LABEL] !== name) continue;
-    const hit = slice.ports?.find((sp) => (sp.name ?? '') === (port.name ?? '') && typeof sp.port === 'number');
-    if (hit?.port !== undefined) return hit.port;
-  }
-  const selector = svc.spec?.selector ?? {};
-  for (const pod of state.pods) {
-    if (pod.metadata?.namespace !== ns || !selects(selector, pod.metadata?.labels)) continue;
-    for (const c of pod.spec?.containers ?? []) {
-      const cp = c.ports?.find((p) => p.name === t);
-      if (cp) return cp.containerPort;
-    }
-  }
-  return undefined;
+  return /^\d+$/.test(t) ? Number(t) : t;
 }
 
-let validators: Record<'Service' | 'Workload', ValidateFunction> | undefined;
+const NAMED_PORT = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** Per-pod facts the EndpointSlices of every Service carry, indexed once per conversion. */
+interface SliceIndex {
+  /** Pod key (namespace/name) → targetPort name → number (what the slices resolved). */
+  namedPorts: Map<string, Map<string, number>>;
+  /** Service key → pod name → hints.forZones. */
+  hints: Map<string, Map<string, string[]>>;
+}
+
+function indexSlices(state: ClusterState): SliceIndex {
+  const services = new Map(state.services.map((s) => [keyOf(s.metadata), s]));
+  const namedPorts = new Map<string, Map<string, number>>();
+  const hints = new Map<string, Map<string, string[]>>();
+  for (const slice of state.endpointSlices) {
+    const ns = slice.metadata?.namespace ?? 'default';
+    const svcName = slice.metadata?.labels?.[SLICE_SERVICE_LABEL];
+    if (!svcName || slice.addressType !== 'IPv4') continue;
+    const svcKey = `${ns}/${svcName}`;
+    const svc = services.get(svcKey);
+    // Service port name → the targetPort name it stands for (named targetPorts only).
+    const names = new Map<string, string>();
+    for (const p of svc?.spec?.ports ?? []) {
+      const t = targetPortOf(p);
+      if (typeof t === 'string') names.set(p.name ?? '', t);
+    }
+    for (const ep of slice.endpoints ?? []) {
+      const ref = ep.targetRef;
+      if (ref?.kind !== 'Pod' || !ref.name || (ref.namespace ?? ns) !== ns) continue;
+      const podKey = `${ns}/${ref.name}`;
+      for (const sp of slice.ports ?? []) {
+        const t = names.get(sp.name ?? '');
+        if (t === undefined || typeof sp.port !== 'number') continue;
+        let m = namedPorts.get(podKey);
+        if (!m) namedPorts.set(podKey, (m = new Map()));
+        m.set(t, sp.port);
+      }
+      const zones = (ep.hints?.forZones ?? []).map((z) => z.name).filter((z): z is string => typeof z === 'string' && z !== '');
+      if (zones.length) {
+        let m = hints.get(svcKey);
+        if (!m) hints.set(svcKey, (m = new Map()));
+        m.set(ref.name, zones);
+      }
+    }
+  }
+  return { namedPorts, hints };
+}
+
+let validators: Record<'Service' | 'Workload' | 'Node', ValidateFunction> | undefined;
 
 /**
  * Kubernetes allows names weft's schema does not (node names and service accounts may be
@@ -157,45 +209,42 @@ let validators: Record<'Service' | 'Workload', ValidateFunction> | undefined;
  * control API reject the whole snapshot, so each object is checked against its kind's
  * schema here and skipped, with the reason, if it does not fit.
  */
-function schemaError(kind: 'Service' | 'Workload', obj: unknown): string | undefined {
+function schemaError(kind: 'Service' | 'Workload' | 'Node', obj: unknown): string | undefined {
   if (!validators) {
     const ajv = new Ajv({ allErrors: true, strict: false });
-    validators = { Service: ajv.compile(kindSchemas.Service.schema), Workload: ajv.compile(kindSchemas.Workload.schema) };
+    validators = { Service: ajv.compile(kindSchemas.Service.schema), Workload: ajv.compile(kindSchemas.Workload.schema), Node: ajv.compile(kindSchemas.Node.schema) };
   }
   const v = validators[kind];
   return v(obj) ? undefined : (v.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`).join('; ');
 }
 
-function convertService(svc: V1Service, state: ClusterState, skipped: Skipped[]): ServiceObject | undefined {
+function convertService(svc: V1Service, slices: SliceIndex, skipped: Skipped[]): ServiceObject | undefined {
   const key = keyOf(svc.metadata);
   const skip = (reason: string): undefined => { skipped.push({ kind: 'Service', key, reason }); return undefined; };
   const spec = svc.spec ?? {};
-  if (spec.type === 'ExternalName') return skip('type ExternalName has no endpoints to balance');
-  if (spec.clusterIP === 'None') return skip('headless (clusterIP None): clients reach pods directly, there is no VIP to capture');
+  if (spec.type === 'ExternalName') return skip('type ExternalName is a DNS alias: nothing to balance (left to cluster DNS)');
   if (!spec.selector || Object.keys(spec.selector).length === 0) return skip('no selector: hand-managed endpoints are not supported');
-  const vip = [...(spec.clusterIPs ?? []), spec.clusterIP].find(isIPv4);
-  if (!vip) return skip('no IPv4 clusterIP (IPv6-only Services are not supported)');
+  const headless = spec.clusterIP === 'None';
+  const vip = headless ? undefined : [...(spec.clusterIPs ?? []), spec.clusterIP].find(isIPv4);
+  if (!headless && !vip) return skip('no IPv4 clusterIP (IPv6-only Services are not supported)');
 
   const ports: ServiceObject['spec']['ports'] = [];
   for (const p of spec.ports ?? []) {
     const protocol = portProtocol(p);
     if (!protocol) { skipped.push({ kind: 'Service', key, reason: `port ${p.port}: protocol ${p.protocol} not supported` }); continue; }
-    // Kubernetes keys a Service port by (port, protocol) — kube-dns has 53/UDP and 53/TCP —
-    // weft by port number alone: the first one listed is kept.
-    if (ports.some((x) => x.port === p.port)) {
-      skipped.push({ kind: 'Service', key, reason: `port ${p.port}/${p.protocol ?? 'TCP'}: weft Services key ports by number and ${p.port} is already mapped` });
+    const targetPort = targetPortOf(p);
+    if (typeof targetPort === 'string' && (!NAMED_PORT.test(targetPort) || targetPort.length > 15)) {
+      skipped.push({ kind: 'Service', key, reason: `port ${p.port}: targetPort '${targetPort}' is not a port name` });
       continue;
     }
-    const targetPort = resolveTargetPort(svc, p, state);
-    if (p.targetPort !== undefined && targetPort === undefined) {
-      skipped.push({ kind: 'Service', key, reason: `port ${p.port}: named targetPort '${p.targetPort}' matches no endpoint or container port` });
-      continue;
-    }
-    ports.push({ name: p.name || `port-${p.port}`, port: p.port, ...(targetPort !== undefined ? { targetPort } : {}), protocol });
+    // Ports are keyed by (port, protocol), as in Kubernetes: kube-dns has 53/UDP and 53/TCP.
+    ports.push({ name: p.name || `port-${p.port}${protocol === 'UDP' ? '-udp' : ''}`, port: p.port, ...(targetPort !== undefined ? { targetPort } : {}), protocol });
   }
-  if (ports.length === 0) return skip('no usable ports');
+  if (ports.length === 0) return skip(headless ? 'headless without ports: nothing to record (its pods are Workloads all the same)' : 'no usable ports');
 
   const selector = spec.publishNotReadyAddresses ? { ...spec.selector } : { ...spec.selector, [READY_LABEL]: 'true' };
+  const hints = slices.hints.get(key);
+  const zoneHints = hints?.size ? Object.fromEntries([...hints].map(([pod, zones]) => [workloadName(pod), [...new Set(zones)].sort()]).sort(([a], [b]) => (a! < b! ? -1 : a! > b! ? 1 : 0))) : undefined;
   const obj: ServiceObject = {
     apiVersion: API_VERSION,
     kind: 'Service',
@@ -204,16 +253,47 @@ function convertService(svc: V1Service, state: ClusterState, skipped: Skipped[])
       namespace: svc.metadata?.namespace ?? 'default',
       ...(svc.metadata?.labels ? { labels: { ...svc.metadata.labels } } : {}),
     },
-    spec: { vip, selector, ports },
+    spec: {
+      ...(vip ? { vip } : {}),
+      ...(headless ? { headless: true } : {}),
+      selector, ports,
+      ...(spec.sessionAffinity === 'ClientIP' ? { sessionAffinity: 'ClientIP' as const } : {}),
+      ...(spec.internalTrafficPolicy === 'Local' ? { internalTrafficPolicy: 'Local' as const } : {}),
+      ...(zoneHints ? { zoneHints } : {}),
+    },
   };
   const invalid = schemaError('Service', obj);
   return invalid ? skip(`not a valid weft Service: ${invalid}`) : obj;
 }
 
-function convertPod(pod: V1Pod, cgroupOf: CgroupLookup | undefined, skipped: Skipped[]): WorkloadObject | undefined {
+/** The ports a pod's Workload declares (see the header): named container ports, the
+ *  slices' resolution of named targetPorts, numeric targetPorts of its Services. */
+function podPorts(pod: V1Pod, state: ClusterState, slices: SliceIndex): NonNullable<WorkloadObject['spec']['ports']> {
+  const named = new Map<string, number>();
+  for (const c of pod.spec?.containers ?? []) {
+    for (const cp of c.ports ?? []) {
+      if (cp.name && NAMED_PORT.test(cp.name) && cp.name.length <= 15 && cp.protocol !== 'SCTP' && !named.has(cp.name)) named.set(cp.name, cp.containerPort);
+    }
+  }
+  for (const [name, port] of slices.namedPorts.get(keyOf(pod.metadata)) ?? []) named.set(name, port);
+  const numbers = new Set<number>();
+  for (const s of state.services) {
+    if (s.metadata?.namespace !== pod.metadata?.namespace || !s.spec?.selector || Object.keys(s.spec.selector).length === 0) continue;
+    if (!selects(s.spec.selector, pod.metadata?.labels)) continue;
+    for (const p of s.spec.ports ?? []) {
+      const t = targetPortOf(p) ?? p.port;
+      if (typeof t === 'number' && t >= 1 && t <= 65535) numbers.add(t);
+    }
+  }
+  const out: NonNullable<WorkloadObject['spec']['ports']> = [...named].map(([name, port]) => ({ name, port }));
+  for (const n of numbers) if (!out.some((p) => p.port === n)) out.push({ port: n });
+  return out.sort((a, b) => a.port - b.port || ((a.name ?? '') < (b.name ?? '') ? -1 : 1));
+}
+
+function convertPod(pod: V1Pod, state: ClusterState, slices: SliceIndex, cgroupOf: CgroupLookup | undefined, skipped: Skipped[]): WorkloadObject | undefined {
   const key = keyOf(pod.metadata);
   const skip = (reason: string): undefined => { skipped.push({ kind: 'Pod', key, reason }); return undefined; };
-  if (pod.spec?.hostNetwork) return skip('hostNetwork: shares the node address');
+  const hostNetwork = pod.spec?.hostNetwork === true;
   const phase = pod.status?.phase;
   if (phase !== 'Running' && phase !== 'Pending') return skip(`phase ${phase ?? 'unknown'}`);
   const node = pod.spec?.nodeName;
@@ -223,26 +303,53 @@ function convertPod(pod: V1Pod, cgroupOf: CgroupLookup | undefined, skipped: Ski
 
   const uid = pod.metadata?.uid ?? '';
   const annotations: Record<string, string> = { [POD_UID_ANNOTATION]: uid, [POD_NAME_ANNOTATION]: pod.metadata?.name ?? '' };
-  const cgroupId = cgroupOf?.(pod);
+  // A hostNetwork pod runs in the node's cgroups and network: not a mesh workload.
+  const cgroupId = hostNetwork ? undefined : cgroupOf?.(pod);
   if (cgroupId !== undefined) annotations[CGROUP_ID_ANNOTATION] = cgroupId.toString();
   const labels = { ...(pod.metadata?.labels ?? {}) };
   if (isPodReady(pod)) labels[READY_LABEL] = 'true';
+  const ports = podPorts(pod, state, slices);
   const obj: WorkloadObject = {
     apiVersion: API_VERSION,
     kind: 'Workload',
     metadata: { name: workloadName(pod.metadata?.name ?? ''), namespace: pod.metadata?.namespace ?? 'default', labels, annotations },
-    spec: { address, node, serviceAccount: pod.spec?.serviceAccountName || 'default' },
+    spec: {
+      address, node, serviceAccount: pod.spec?.serviceAccountName || 'default',
+      ...(ports.length ? { ports } : {}),
+      ...(hostNetwork ? { hostNetwork: true } : {}),
+    },
   };
   const invalid = schemaError('Workload', obj);
   return invalid ? skip(`not a valid weft Workload: ${invalid}`) : obj;
 }
 
+function convertNode(n: V1Node, skipped: Skipped[]): NodeObject | undefined {
+  const name = n.metadata?.name ?? '';
+  const skip = (reason: string): undefined => { skipped.push({ kind: 'Node', key: name, reason }); return undefined; };
+  const addresses = n.status?.addresses ?? [];
+  const address = addresses.find((a) => a.type === 'InternalIP' && isIPv4(a.address))?.address
+    ?? addresses.find((a) => a.type === 'ExternalIP' && isIPv4(a.address))?.address;
+  if (!address) return skip('no IPv4 InternalIP or ExternalIP in status.addresses');
+  const zone = n.metadata?.labels?.[ZONE_LABEL] ?? n.metadata?.labels?.[ZONE_LABEL_BETA];
+  const obj: NodeObject = {
+    apiVersion: API_VERSION,
+    kind: 'Node',
+    metadata: { name },
+    spec: { address, ...(zone ? { zone } : {}) },
+  };
+  const invalid = schemaError('Node', obj);
+  return invalid ? skip(`not a valid weft Node: ${invalid}`) : obj;
+}
+
 /** The weft objects for the current cluster state, and what was left out and why. */
 export function toPolicyObjects(state: ClusterState, cgroupOf?: CgroupLookup): ConversionResult {
   const skipped: Skipped[] = [];
-  const services = state.services.flatMap((s) => convertService(s, state, skipped) ?? []).sort(byKey);
-  const workloads = state.pods.flatMap((p) => convertPod(p, cgroupOf, skipped) ?? []).sort(byKey);
-  return { services, workloads, skipped };
+  const slices = indexSlices(state);
+  const services = state.services.flatMap((s) => convertService(s, slices, skipped) ?? []).sort(byKey);
+  const workloads = state.pods.flatMap((p) => convertPod(p, state, slices, cgroupOf, skipped) ?? []).sort(byKey);
+  const nodes = (state.nodes ?? []).flatMap((n) => convertNode(n, skipped) ?? [])
+    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  return { services, workloads, nodes, skipped };
 }
 
 /**
@@ -251,8 +358,11 @@ export function toPolicyObjects(state: ClusterState, cgroupOf?: CgroupLookup): C
  * discovered object says which Kubernetes object it came from.
  */
 export function toPolicyTexts(objects: DiscoveredObjects): { file: string; text: string }[] {
-  return [...objects.services, ...objects.workloads].map((o) => ({
-    file: `kubernetes/${o.kind}/${o.metadata.namespace ?? 'default'}/${o.metadata.name}.yaml`,
-    text: stringify(o),
-  }));
+  return [
+    ...[...objects.services, ...objects.workloads].map((o) => ({
+      file: `kubernetes/${o.kind}/${o.metadata.namespace ?? 'default'}/${o.metadata.name}.yaml`,
+      text: stringify(o),
+    })),
+    ...(objects.nodes ?? []).map((o) => ({ file: `kubernetes/Node/${o.metadata.name}.yaml`, text: stringify(o) })),
+  ];
 }

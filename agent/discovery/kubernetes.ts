@@ -1,6 +1,7 @@
-// Kubernetes discovery source: lists and watches Services, EndpointSlices and Pods
-// through @kubernetes/client-node and keeps the weft Service and Workload objects they
-// map to (kubernetes-objects.ts), emitting a debounced 'change' when those objects change.
+// Kubernetes discovery source: lists and watches Services, EndpointSlices, Pods and (for
+// the control API, which needs every node's address) Nodes through
+// @kubernetes/client-node and keeps the weft Service, Workload and Node objects they map
+// to (kubernetes-objects.ts), emitting a debounced 'change' when those objects change.
 //
 // Connection handling, on top of the client's ListWatch (list once, then watch from the
 // list's resourceVersion):
@@ -17,7 +18,7 @@
 // it is loaded with a dynamic import() (TypeScript with module node16 keeps it a real
 // import(), which works from tsx and from dist/ alike), once, on start().
 import { EventEmitter } from 'node:events';
-import type { KubernetesObject, V1EndpointSlice, V1Pod, V1Service } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import type { KubernetesObject, V1EndpointSlice, V1Node, V1Pod, V1Service } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import type * as K8s from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { WeftError, describeError } from '../lib/errors';
 import { componentLogger, type Logger } from '../telemetry/logger';
@@ -50,7 +51,7 @@ export declare interface KubernetesDiscovery {
 type Informer<T extends KubernetesObject> = K8s.Informer<T> & K8s.ObjectCache<T>;
 
 interface Resource {
-  name: 'services' | 'endpointslices' | 'pods';
+  name: 'services' | 'endpointslices' | 'pods' | 'nodes';
   informer: Informer<KubernetesObject>;
   synced: boolean;
   attempt: number;
@@ -64,7 +65,7 @@ export class KubernetesDiscovery extends EventEmitter {
   private resources: Resource[] = [];
   private stopped = false;
   private flushTimer?: NodeJS.Timeout;
-  private current: DiscoveredObjects = { services: [], workloads: [] };
+  private current: DiscoveredObjects = { services: [], workloads: [], nodes: [] };
   private currentJson = '';
   private started = false;
   /** Settles start(): resolved at the first full sync, rejected by an earlier stop(). */
@@ -112,6 +113,9 @@ export class KubernetesDiscovery extends EventEmitter {
       ['endpointslices', informer('/apis/discovery.k8s.io/v1/endpointslices', () => discovery.listEndpointSliceForAllNamespaces())],
       ['pods', informer('/api/v1/pods', () => core.listPodForAllNamespaces(podSelector ? { fieldSelector: podSelector } : {}), podSelector)],
     ];
+    // Node addresses and zones feed the node table the control API serves; an agent
+    // watching only its own pods gets that table from the control API instead.
+    if (!this.opts.node?.localPodsOnly) informers.push(['nodes', informer('/api/v1/nodes', () => core.listNode())]);
     const synced = new Promise<void>((resolve, reject) => { this.syncWaiter = { resolve, reject }; });
     for (const [name, informer] of informers) {
       const r: Resource = { name, informer, synced: false, attempt: 0, failed: false };
@@ -173,8 +177,14 @@ export class KubernetesDiscovery extends EventEmitter {
   }
 
   private state(): ClusterState {
-    const [services, endpointSlices, pods] = this.resources.map((r) => r.informer.list());
-    return { services: services as V1Service[], endpointSlices: endpointSlices as V1EndpointSlice[], pods: pods as V1Pod[] };
+    const list = (name: Resource['name']) => this.resources.find((r) => r.name === name)?.informer.list();
+    const nodes = list('nodes');
+    return {
+      services: (list('services') ?? []) as V1Service[],
+      endpointSlices: (list('endpointslices') ?? []) as V1EndpointSlice[],
+      pods: (list('pods') ?? []) as V1Pod[],
+      ...(nodes ? { nodes: nodes as V1Node[] } : {}),
+    };
   }
 
   private cgroupOf(pod: V1Pod): bigint | undefined {
@@ -192,15 +202,15 @@ export class KubernetesDiscovery extends EventEmitter {
   private flush(): void {
     this.flushTimer = undefined;
     if (this.stopped) return;
-    const { services, workloads, skipped } = toPolicyObjects(this.state(), (p) => this.cgroupOf(p));
-    const next = { services, workloads };
+    const { services, workloads, nodes, skipped } = toPolicyObjects(this.state(), (p) => this.cgroupOf(p));
+    const next = { services, workloads, nodes };
     const json = JSON.stringify(next);
     const first = this.syncWaiter !== undefined;
     if (json === this.currentJson && !first) return;
     this.current = next;
     this.currentJson = json;
     for (const s of skipped) this.log.debug(s, 'not mapped to a weft object');
-    this.log.info({ services: services.length, workloads: workloads.length, skipped: skipped.length }, 'Kubernetes objects changed');
+    this.log.info({ services: services.length, workloads: workloads.length, nodes: nodes.length, skipped: skipped.length }, 'Kubernetes objects changed');
     this.syncWaiter?.resolve();
     this.syncWaiter = undefined;
     this.emit('change', next);

@@ -30,7 +30,7 @@ export interface ExplainedEndpoint {
   address: string;
   port: number;
   node: string;
-  hop: 'same node (no encryption)' | 'mTLS tunnel';
+  hop: 'same node (no encryption)' | 'mTLS tunnel' | 'plaintext (hostNetwork, outside the mesh)';
   authorization: AuthzDecision;
 }
 
@@ -90,6 +90,13 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
   const src = findWorkload(snap, q.from);
   const base = { version: snap.version, from: { workload: src.key, node: src.node, identity: src.identity }, to: `${q.host}:${q.port}` };
   const svc = findService(snap, q.host, q.port);
+  if (svc?.headless) {
+    return {
+      ...base, service: null, route: null, backends: [],
+      path: { mode: 'not in the mesh', reason: `Service ${svc.key} is headless (no VIP): clients resolve its workloads' addresses and connect to them directly; mTLS and authorization of those workloads still apply` },
+      verdict: 'not decided by weft',
+    };
+  }
   if (!svc) {
     const w = snap.workloads.find((x) => x.address === q.host);
     return {
@@ -98,9 +105,12 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
       verdict: 'not decided by weft',
     };
   }
-  const port = svc.ports.find((p) => p.port === q.port)!;
+  // A connection is TCP: of 53/UDP and 53/TCP, explain the TCP one.
+  const port = svc.ports.find((p) => p.port === q.port && p.protocol !== 'UDP') ?? svc.ports.find((p) => p.port === q.port)!;
   const view = forNode(snap, src.node);
-  const dp = view.datapath.find((d) => d.service === svc.key && d.port === q.port)!;
+  const dp = view.datapath.find((d) => d.service === svc.key && d.port === q.port && d.portName === port.name)!;
+  // The endpoints the source's node balances over (internalTrafficPolicy, topology hints).
+  const seen = new Map(view.services.map((s) => [s.key, s]));
   const authorizer = new PolicyAuthorizer(snap.authorizationPolicies);
   // HTTP, HTTP2 and gRPC ports are authorized per request (methods, paths, headers).
   const l7 = port.protocol !== 'TCP' && port.protocol !== 'UDP';
@@ -130,14 +140,15 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
   }
 
   const backends = targets.map((t): ExplainedBackend => {
-    const tp = t.service.ports.find((p) => p.port === t.port)!;
+    const tp = t.service.ports.find((p) => p.port === t.port && p.protocol !== 'UDP') ?? t.service.ports.find((p) => p.port === t.port)!;
     return {
       service: t.service.key, weight: t.weight,
-      endpoints: t.service.endpoints.map((e): ExplainedEndpoint => {
-        const epPort = e.ports[tp.name] ?? tp.targetPort;
+      // An endpoint without this port (a named targetPort it does not declare) is no backend.
+      endpoints: (seen.get(t.service.key) ?? t.service).endpoints.filter((e) => e.ports[tp.name] !== undefined).map((e): ExplainedEndpoint => {
+        const epPort = e.ports[tp.name] as number;
         return {
           workload: e.workload, address: e.address, port: epPort, node: e.node,
-          hop: e.node === src.node ? 'same node (no encryption)' : 'mTLS tunnel',
+          hop: e.node === src.node ? 'same node (no encryption)' : e.hostNetwork ? 'plaintext (hostNetwork, outside the mesh)' : 'mTLS tunnel',
           authorization: l7
             ? l7Decision(snap.authorizationPolicies, e.workload, requestView(q), src.identity, epPort)
             : authorizer.authorize({ sourcePrincipal: src.identity, sourceNamespace: src.namespace, destinationWorkload: e.workload, destinationIp: e.address, destinationPort: epPort }),

@@ -8,6 +8,6 @@ import { nodeSpiffeId } from './spiffe';
 
 export function identitiesForNode(snapshot: Pick<Snapshot, 'workloads' | 'mesh'>, node: string): Set<string> {
   const ids = new Set<string>([nodeSpiffeId(snapshot.mesh.trustDomain, node)]);
-  for (const w of snapshot.workloads) if (w.node === node) ids.add(w.identity);
+  for (const w of snapshot.workloads) if (w.node === node && w.identity) ids.add(w.identity); // hostNetwork: none
   return ids;
 }

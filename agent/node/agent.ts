@@ -138,7 +138,7 @@ export class NodeAgent {
 
     const token = readTokenFile(cfg.tokenFile, '--token-file');
     this.sync = new SyncClient({
-      address: cfg.control, node: cfg.node, token, stateDir: cfg.stateDir,
+      address: cfg.control, node: cfg.node, nodeAddress: cfg.nodeAddress, token, stateDir: cfg.stateDir,
       ...(cfg.controlCa !== undefined ? { controlCa: readPemFile(cfg.controlCa) } : {}),
       apply: (view) => this.apply(view),
       logger: componentLogger('sync', { node: cfg.node }),

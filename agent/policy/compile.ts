@@ -13,7 +13,8 @@ import { durationMs } from './duration';
 import { spiffeId } from './identity';
 import { formatDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostic';
 import type {
-  AuthorizationPolicyState, Endpoint, ServiceState, Snapshot, TrafficPolicyState, WorkloadRegistration, WorkloadState,
+  AuthorizationPolicyState, Endpoint, NodeReport, NodeState, ServicePortState, ServiceState, Snapshot, TrafficPolicyState,
+  WorkloadRegistration, WorkloadState,
 } from './snapshot';
 
 export interface CompileOptions {
@@ -23,6 +24,8 @@ export interface CompileOptions {
   previous?: Snapshot;
   /** Clock for createdAt (tests). */
   now?: Date;
+  /** Node addresses the agents reported (Sync hello), for nodes no Node object names. */
+  nodes?: readonly NodeReport[];
 }
 
 const byKey = <T extends { key: string }>(a: T, b: T) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -65,8 +68,9 @@ export function compile(set: PolicySet, registered: readonly WorkloadRegistratio
     services,
     workloads,
     routes: tables.map((t) => t.table),
-    trafficPolicies: compileTrafficPolicies(model),
+    trafficPolicies: compileTrafficPolicies(model, services),
     authorizationPolicies: compileAuthorization(model, services, workloads),
+    nodes: compileNodes(model, workloads, opts.nodes ?? []),
   };
   return { version: opts.version ?? contentHash(content), createdAt: (opts.now ?? new Date()).toISOString(), ...content };
 }
@@ -120,7 +124,9 @@ function compileWorkloads(model: Model, registered: readonly WorkloadRegistratio
     const services = servicesOf(w.namespace, labels);
     out.set(key, {
       key, name: w.name, namespace: w.namespace, node: w.node, address: w.address, serviceAccount: sa,
-      identity: spiffeId(td, w.namespace, sa), labels, weight: w.weight ?? 1, source, services,
+      // A hostNetwork workload is outside the mesh: no identity, so no certificate.
+      identity: w.hostNetwork ? '' : spiffeId(td, w.namespace, sa), labels, weight: w.weight ?? 1,
+      ...(w.hostNetwork ? { hostNetwork: true as const } : {}), source, services,
     });
   };
   for (const o of model.workloads.values()) add(fromObject(o), 'policy');
@@ -133,14 +139,44 @@ function fromObject(o: LoadedObject<WorkloadObject>): WorkloadRegistration {
   const r: WorkloadRegistration = { name: metadata.name, namespace: metadata.namespace as string, labels: metadata.labels ?? {}, address: spec.address, node: spec.node };
   if (spec.serviceAccount) r.serviceAccount = spec.serviceAccount;
   if (spec.weight) r.weight = spec.weight;
+  if (spec.hostNetwork) r.hostNetwork = true;
   return r;
+}
+
+/** A workload's port for a service port: the number, or the workload's declared port of
+ *  that name (undefined: the workload does not serve this port). Registered workloads
+ *  declare no ports, so they serve numeric targetPorts only. */
+function endpointPort(p: ServicePortState, declared: ReadonlyMap<string, number> | undefined): number | undefined {
+  return p.targetPortName === undefined ? p.targetPort : declared?.get(p.targetPortName);
+}
+
+/** Node table: Node objects first (policy files, or the cluster's Nodes through
+ *  Kubernetes discovery), then what agents reported, then, for a node only Workloads
+ *  name, the address they all share (a VM whose workloads listen on the host's
+ *  address); a node whose workloads have different addresses gets no entry from them
+ *  (pods, or workloads in their own network namespaces: none of them is the node). */
+function compileNodes(model: Model, workloads: readonly WorkloadState[], reports: readonly NodeReport[]): NodeState[] {
+  const out = new Map<string, NodeState>();
+  for (const [name, o] of model.nodes) {
+    const { address, zone } = o.object.spec;
+    out.set(name, { name, address, ...(zone !== undefined ? { zone } : {}), source: 'policy' });
+  }
+  for (const r of reports) if (!out.has(r.node)) out.set(r.node, { name: r.node, address: r.address, source: 'agent' });
+  const shared = new Map<string, string | null>();
+  for (const w of workloads) {
+    if (out.has(w.node)) continue;
+    const seen = shared.get(w.node);
+    shared.set(w.node, seen === undefined || seen === w.address ? w.address : null);
+  }
+  for (const [name, address] of shared) if (address !== null) out.set(name, { name, address, source: 'workload' });
+  return [...out.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 function compileServices(model: Model, workloads: WorkloadState[], previous: Snapshot | undefined): ServiceState[] {
   const svcs = [...model.services.values()];
   const taken = new Set(svcs.flatMap((s) => (s.object.spec.vip ? [s.object.spec.vip] : [])));
   const prev = new Map((previous?.services ?? []).filter((s) => s.vipAllocated).map((s) => [s.key, s.vip]));
-  const allocated = allocateVips(model.vipRange, svcs.filter((s) => !s.object.spec.vip).map((s) => s.key), taken, prev);
+  const allocated = allocateVips(model.vipRange, svcs.filter((s) => !s.object.spec.vip && !s.object.spec.headless).map((s) => s.key), taken, prev);
   const members = new Map<string, WorkloadState[]>();
   for (const w of workloads) {
     for (const k of w.services) {
@@ -148,26 +184,54 @@ function compileServices(model: Model, workloads: WorkloadState[], previous: Sna
       if (list) list.push(w); else members.set(k, [w]);
     }
   }
+  // Declared (named) ports of policy-file Workloads, for named targetPorts.
+  const declared = new Map<string, Map<string, number>>();
+  for (const w of model.workloads.values()) {
+    const named = (w.object.spec.ports ?? []).flatMap((p) => (p.name !== undefined ? [[p.name, p.port] as const] : []));
+    if (named.length) declared.set(w.key, new Map(named));
+  }
   return svcs.map((s): ServiceState => {
     const { metadata, spec } = s.object;
-    const ports = spec.ports.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, protocol: p.protocol ?? 'TCP' }));
-    const endpoints = (members.get(s.key) ?? []).map((w): Endpoint => ({
-      workload: w.key, node: w.node, address: w.address,
-      ports: Object.fromEntries(ports.map((p) => [p.name, p.targetPort])),
-      namespace: w.namespace, serviceAccount: w.serviceAccount, identity: w.identity, labels: w.labels, weight: w.weight,
-    }));
+    const ports = spec.ports.map((p): ServicePortState => {
+      const protocol = p.protocol ?? 'TCP';
+      if (typeof p.targetPort === 'string') return { name: p.name, port: p.port, targetPort: 0, targetPortName: p.targetPort, protocol };
+      return { name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, protocol };
+    });
+    const hints = spec.zoneHints ?? {};
+    const endpoints = (members.get(s.key) ?? []).map((w): Endpoint => {
+      const own = declared.get(w.key);
+      const forZones = Object.prototype.hasOwnProperty.call(hints, w.name) ? [...new Set(hints[w.name])].sort() : undefined;
+      return {
+        workload: w.key, node: w.node, address: w.address,
+        ports: Object.fromEntries(ports.flatMap((p) => { const n = endpointPort(p, own); return n === undefined ? [] : [[p.name, n]]; })),
+        namespace: w.namespace, serviceAccount: w.serviceAccount, identity: w.identity, labels: w.labels, weight: w.weight,
+        ...(w.hostNetwork ? { hostNetwork: true as const } : {}),
+        ...(forZones?.length ? { forZones } : {}),
+      };
+    });
     return {
       key: s.key, name: metadata.name, namespace: metadata.namespace as string,
-      vip: spec.vip ?? (allocated.get(s.key) as string), vipAllocated: !spec.vip,
+      vip: spec.headless ? '' : spec.vip ?? (allocated.get(s.key) as string), vipAllocated: !spec.headless && !spec.vip,
       selector: spec.selector, ports, endpoints,
+      ...(spec.headless ? { headless: true as const } : {}),
+      ...(spec.sessionAffinity === 'ClientIP' ? { sessionAffinity: 'ClientIP' as const } : {}),
+      ...(spec.internalTrafficPolicy === 'Local' ? { internalTrafficPolicy: 'Local' as const } : {}),
     };
   }).sort(byKey);
 }
 
-function compileTrafficPolicies(model: Model): TrafficPolicyState[] {
+/** Services with sessionAffinity ClientIP are balanced by Maglev over the calling
+ *  workload (the kernel hashes its cgroup id, the L7 balancer its identity), unless a
+ *  TrafficPolicy names another load balancer, which then wins. A Service without a
+ *  TrafficPolicy gets an implicit one (key = the Service's key, `implicit` set). */
+function compileTrafficPolicies(model: Model, services: readonly ServiceState[]): TrafficPolicyState[] {
+  const affinity = new Set(services.filter((s) => s.sessionAffinity === 'ClientIP').map((s) => s.key));
+  const implicit = [...affinity].filter((k) => !model.trafficPolicies.has(k))
+    .map((service): TrafficPolicyState => ({ key: service, service, loadBalancer: 'MAGLEV', tls: 'MUTUAL', implicit: 'sessionAffinity' }));
   return [...model.trafficPolicies.entries()].map(([service, o]): TrafficPolicyState => {
     const s = o.object.spec;
-    const out: TrafficPolicyState = { key: o.key, service, loadBalancer: s.loadBalancer?.type ?? 'P2C_PEAK_EWMA', tls: s.tls?.mode ?? 'MUTUAL' };
+    const lb = s.loadBalancer?.type ?? (affinity.has(service) ? 'MAGLEV' : 'P2C_PEAK_EWMA');
+    const out: TrafficPolicyState = { key: o.key, service, loadBalancer: lb, tls: s.tls?.mode ?? 'MUTUAL' };
     if (s.connectionPool) {
       const { connectTimeout, ...limits } = s.connectionPool;
       out.connection = { ...limits, ...(connectTimeout ? { connectTimeoutMs: durationMs(connectTimeout) } : {}) };
@@ -187,7 +251,7 @@ function compileTrafficPolicies(model: Model): TrafficPolicyState[] {
     }
     if (s.retryBudget) out.retryBudget = { ratio: s.retryBudget.ratio, minRetriesPerSecond: s.retryBudget.minRetriesPerSecond ?? 10 };
     return out;
-  }).sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
+  }).concat(implicit).sort((a, b) => (a.service < b.service ? -1 : a.service > b.service ? 1 : 0));
 }
 
 function compileAuthorization(model: Model, services: ServiceState[], workloads: WorkloadState[]): AuthorizationPolicyState[] {

@@ -4,7 +4,8 @@ export function spiffeId(trustDomain: string, namespace: string, serviceAccount:
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
-const FULL = /^(spiffe:\/\/)?[a-z0-9._-]+\/ns\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/sa\/[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+// Namespaces are DNS labels; service accounts DNS subdomains (Kubernetes allows dots).
+const FULL = /^(spiffe:\/\/)?[a-z0-9._-]+\/ns\/[a-z0-9]([-a-z0-9]*[a-z0-9])?\/sa\/[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Istio forms: "*", a full identity (with or without "spiffe://"), or one with a single
  *  leading or trailing "*" (prefix / suffix match). Returns a reason when invalid. */

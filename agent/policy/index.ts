@@ -17,6 +17,7 @@ import { sortDiagnostics, type Diagnostic } from './diagnostic';
 
 export { compile, type CompileOptions, type PolicySet } from './compile';
 export { forNode, decidePath } from './node-view';
+export { nodeAddress, endpointsForNode, endpointsForPort } from './topology';
 export { ParsedFileCache } from './load-cache';
 export { formatDiagnostic, sortDiagnostics, type Diagnostic } from './diagnostic';
 export type { LoadedObject } from './load';

@@ -3,9 +3,10 @@
 // Istio (AuthorizationPolicy, connection pool, outlier detection) and Linkerd (retry
 // budget), so users of those projects recognise them.
 import {
-  array, integer, literal, number, object, optional, record, string, union,
+  array, boolean, integer, literal, number, object, optional, record, string, union,
   type Static, type TSchema,
 } from './schema-builder';
+import { DNS_SUBDOMAIN_MAX, DNS_SUBDOMAIN_PATTERN } from '../lib/names';
 
 export const API_VERSION = 'weft.dev/v1alpha1';
 
@@ -13,6 +14,8 @@ export const API_VERSION = 'weft.dev/v1alpha1';
 // `title` names the format in error messages ("… is not a valid duration …").
 
 const dnsLabel = string({ title: 'DNS label (lowercase letters, digits and "-", at most 63)', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 });
+/** Kubernetes node names and service account names are DNS subdomains. */
+const dnsSubdomain = string({ title: 'DNS subdomain (lowercase letters, digits, "-" and ".", at most 253)', pattern: DNS_SUBDOMAIN_PATTERN, maxLength: DNS_SUBDOMAIN_MAX });
 const ipv4 = string({ title: 'IPv4 address', pattern: '^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$' });
 /** Go-style duration: "1.5s", "250ms", "1h30m". */
 export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$';
@@ -23,6 +26,14 @@ const labels = record(string({ maxLength: 63 }), { propertyNames: { title: 'labe
 const percent = number({ minimum: 0, maximum: 100 });
 const headerName = string({ title: 'HTTP header name', pattern: "^[A-Za-z0-9!#$%&'*+\\-.^_`|~]+$" });
 
+/** Node names are Kubernetes node names (DNS subdomains, e.g. ip-10-0-1-2.ec2.internal). */
+const nodeMetadata = object({
+  name: dnsSubdomain,
+  namespace: optional(dnsLabel),
+  labels: optional(labels),
+  annotations: optional(record(string())),
+});
+
 const metadata = object({
   name: dnsLabel,
   namespace: optional(dnsLabel),
@@ -30,39 +41,60 @@ const metadata = object({
   annotations: optional(record(string())),
 });
 
-function envelope<const K extends string, S>(kind: K, spec: TSchema<S>, description: string) {
+function envelope<const K extends string, S>(kind: K, spec: TSchema<S>, description: string, meta = metadata) {
   return object({
     apiVersion: literal([API_VERSION]),
     kind: literal([kind]),
-    metadata,
+    metadata: meta,
     spec,
   }, { description });
 }
 
 // ------------------------------------------------------------------ Service
 
+/** A named container port (Kubernetes IANA_SVC_NAME: at most 15 characters). */
+const portName = string({ title: 'port name (lowercase letters, digits and "-", at most 15)', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 15 });
+/** Availability zones as Kubernetes names them (topology.kubernetes.io/zone values). */
+const zone = string({ title: 'zone name', pattern: '^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$', maxLength: 63 });
+
 const servicePort = object({
   name: dnsLabel,
   port,
-  targetPort: optional(port),
-  protocol: optional(literal(['HTTP', 'HTTP2', 'GRPC', 'TCP', 'UDP'], { description: 'default TCP' })),
+  targetPort: optional(union(port, portName, { title: 'target port (1-65535, or the name of a port the workloads declare)', description: 'default: port. A name is resolved per workload, from its spec.ports, so different workloads may listen on different numbers; a workload that does not declare the name is not a backend of this port' })),
+  protocol: optional(literal(['HTTP', 'HTTP2', 'GRPC', 'TCP', 'UDP'], { description: 'default TCP. A port number may appear twice, once over UDP and once over TCP (or HTTP, HTTP2, GRPC), as DNS on 53' })),
 });
 
 const serviceSpec = object({
   vip: optional(ipv4),
+  headless: optional(boolean({ description: 'no VIP (Kubernetes clusterIP: None): nothing is balanced, clients reach the workloads by their own addresses; the Service is still listed and its workloads keep their identities, mTLS and authorization' })),
   selector: labels,
   ports: array(servicePort, { minItems: 1 }),
+  sessionAffinity: optional(literal(['None', 'ClientIP'], { description: 'ClientIP: each calling workload keeps to one endpoint (Maglev over the caller, in the kernel and in the L7 balancer) for as long as the endpoint set allows, with no timeout' })),
+  internalTrafficPolicy: optional(literal(['Cluster', 'Local'], { description: 'Local: a node balances only over the endpoints on that node; with none there, connections are refused' })),
+  zoneHints: optional(record(array(zone, { minItems: 1 }), {
+    description: 'EndpointSlice hints.forZones by Workload name (Kubernetes discovery fills it in): a node in zone Z balances over the endpoints hinted for Z, or over all of them when none is, or when some endpoint has no hint',
+    propertyNames: { title: 'Workload name', pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', maxLength: 63 },
+  })),
 });
 
 // ------------------------------------------------------------------ Workload
 
 const workloadSpec = object({
   address: ipv4,
-  node: dnsLabel,
-  serviceAccount: optional(dnsLabel),
+  node: dnsSubdomain,
+  serviceAccount: optional(dnsSubdomain),
   weight: optional(integer({ minimum: 1, maximum: 10000, description: 'relative load-balancing weight, default 1' })),
-  ports: optional(array(object({ name: optional(dnsLabel), port }), { minItems: 1, description: 'ports the workload listens on; when set, every selecting Service\'s targetPort must be one of them' })),
+  ports: optional(array(object({ name: optional(portName), port }), { minItems: 1, description: 'ports the workload listens on; when set, every selecting Service\'s numeric targetPort must be one of them, and named targetPorts are resolved here' })),
+  hostNetwork: optional(boolean({ description: 'the workload shares its node\'s network (Kubernetes hostNetwork): it is a plaintext backend at the node\'s address, outside the mesh (no identity is issued for it); several such workloads may share one address' })),
 });
+
+// ------------------------------------------------------------------ Node
+
+const nodeSpec = object({
+  address: ipv4,
+  zone: optional(zone),
+});
+
 
 // ------------------------------------------------------------------ routes
 
@@ -245,6 +277,7 @@ export const kindSchemas = {
   TrafficPolicy: envelope('TrafficPolicy', trafficPolicySpec, 'Load balancing, connection limits, outlier detection and retry budget for a Service'),
   AuthorizationPolicy: envelope('AuthorizationPolicy', authorizationPolicySpec, 'Who may call a workload (Istio shape)'),
   MeshConfig: envelope('MeshConfig', meshConfigSpec, 'Mesh-wide settings; at most one per policy set'),
+  Node: envelope('Node', nodeSpec, 'A node\'s address (where other nodes open mTLS tunnels, port 15008) and zone; cluster-scoped (a namespace is ignored). Kubernetes discovery lists the cluster\'s Nodes; without Kubernetes, agents report their --node-address', nodeMetadata),
 };
 
 export type Kind = keyof typeof kindSchemas;
@@ -257,9 +290,10 @@ export type GRPCRouteObject = Static<typeof kindSchemas.GRPCRoute>;
 export type TrafficPolicyObject = Static<typeof kindSchemas.TrafficPolicy>;
 export type AuthorizationPolicyObject = Static<typeof kindSchemas.AuthorizationPolicy>;
 export type MeshConfigObject = Static<typeof kindSchemas.MeshConfig>;
+export type NodeObject = Static<typeof kindSchemas.Node>;
 export type PolicyObject =
   | ServiceObject | WorkloadObject | HTTPRouteObject | GRPCRouteObject
-  | TrafficPolicyObject | AuthorizationPolicyObject | MeshConfigObject;
+  | TrafficPolicyObject | AuthorizationPolicyObject | MeshConfigObject | NodeObject;
 
 export type HTTPMatch = Static<typeof httpMatch>;
 export type GRPCMatch = Static<typeof grpcMatch>;

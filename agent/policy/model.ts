@@ -5,7 +5,7 @@
 import type { Diagnostic } from './diagnostic';
 import type { LoadedObject } from './load';
 import type {
-  AuthorizationPolicyObject, GRPCRouteObject, HTTPRouteObject, MeshConfigObject, PolicyObject, ServiceObject,
+  AuthorizationPolicyObject, GRPCRouteObject, HTTPRouteObject, MeshConfigObject, NodeObject, PolicyObject, ServiceObject,
   TrafficPolicyObject, WorkloadObject,
 } from './kinds';
 import type { MeshSettings } from './snapshot';
@@ -20,6 +20,8 @@ export interface Model {
   vipRange: Cidr;
   services: Map<string, LoadedObject<ServiceObject>>;
   workloads: Map<string, LoadedObject<WorkloadObject>>;
+  /** By node name (Node is cluster-scoped). */
+  nodes: Map<string, LoadedObject<NodeObject>>;
   routes: LoadedObject<RouteObject>[];
   /** By target Service key. */
   trafficPolicies: Map<string, LoadedObject<TrafficPolicyObject>>;
@@ -62,12 +64,14 @@ export function analyze(objects: readonly LoadedObject[], invalid: ReadonlySet<s
   const seen = new Map<string, LoadedObject>();
   const unique: LoadedObject[] = [];
   for (const o of objects) {
-    const id = o.kind === 'MeshConfig' ? 'MeshConfig' : `${o.kind}/${o.key}`;
+    // Nodes are cluster-scoped: a namespace does not tell two of them apart.
+    const name = o.kind === 'Node' ? o.object.metadata.name : o.key;
+    const id = o.kind === 'MeshConfig' ? 'MeshConfig' : `${o.kind}/${name}`;
     const first = seen.get(id);
     if (first) {
       diags.push(o.kind === 'MeshConfig'
         ? o.source.at(['kind'], `only one MeshConfig is allowed per policy set (another is at ${whereIs(first)})`)
-        : o.source.at(['metadata', 'name'], `duplicate ${o.kind} "${o.key}" (first defined at ${whereIs(first)})`));
+        : o.source.at(['metadata', 'name'], `duplicate ${o.kind} "${name}" (first defined at ${whereIs(first)})`));
       continue;
     }
     seen.set(id, o);
@@ -90,12 +94,14 @@ export function analyze(objects: readonly LoadedObject[], invalid: ReadonlySet<s
     mesh, vipRange,
     services: new Map(of<ServiceObject>('Service').map((o) => [o.key, o])),
     workloads: new Map(of<WorkloadObject>('Workload').map((o) => [o.key, o])),
+    nodes: new Map(),
     routes: unique.filter((o) => o.kind === 'HTTPRoute' || o.kind === 'GRPCRoute') as LoadedObject<RouteObject>[],
     trafficPolicies: new Map(),
     authorizationPolicies: new Map(of<AuthorizationPolicyObject>('AuthorizationPolicy').map((o) => [o.key, o])),
     invalid,
   };
 
+  for (const n of of<NodeObject>('Node')) model.nodes.set(n.object.metadata.name, n);
   checkServices(model, diags);
   checkWorkloads(model, diags);
   checkTrafficPolicies(model, of<TrafficPolicyObject>('TrafficPolicy'), diags);
@@ -114,9 +120,14 @@ function meshSettings(o: LoadedObject<MeshConfigObject> | undefined): MeshSettin
   };
 }
 
+/** The kernel's protocol of a Service port: (port, transport) identifies a port. */
+function transport(p: { protocol?: string }): 'tcp' | 'udp' {
+  return p.protocol === 'UDP' ? 'udp' : 'tcp';
+}
+
 function checkServices(model: Model, diags: Diagnostic[]): void {
   const vips = new Map<string, LoadedObject<ServiceObject>>();
-  const needVip = [...model.services.values()].filter((s) => s.object.spec.vip === undefined);
+  const needVip = [...model.services.values()].filter((s) => s.object.spec.vip === undefined && !s.object.spec.headless);
   const usable = hostRange(model.vipRange).count;
   const staticInRange = [...model.services.values()].filter((s) => s.object.spec.vip !== undefined && cidrContains(model.vipRange, parseIPv4(s.object.spec.vip) as number)).length;
   if (needVip.length > usable - staticInRange) {
@@ -125,6 +136,7 @@ function checkServices(model: Model, diags: Diagnostic[]): void {
   }
   for (const svc of model.services.values()) {
     const { spec } = svc.object;
+    if (spec.headless && spec.vip !== undefined) diags.push(svc.source.at(['spec', 'vip'], 'spec.vip: a headless Service has no VIP (remove spec.vip or spec.headless)'));
     if (spec.vip !== undefined) {
       const ip = parseIPv4(spec.vip) as number;
       const other = vips.get(spec.vip);
@@ -133,14 +145,17 @@ function checkServices(model: Model, diags: Diagnostic[]): void {
       if (!cidrContains(model.vipRange, ip)) diags.push(svc.source.at(['spec', 'vip'], `spec.vip: ${spec.vip} is outside the mesh VIP range ${model.mesh.vipRange}`));
     }
     const names = new Map<string, number>();
-    const ports = new Map<number, number>();
+    // As in Kubernetes, a port number may be used once per transport (DNS: 53/UDP and
+    // 53/TCP); HTTP, HTTP2 and GRPC ports are TCP.
+    const ports = new Map<string, number>();
     spec.ports.forEach((p, i) => {
       const n = names.get(p.name);
       if (n !== undefined) diags.push(svc.source.at(['spec', 'ports', i, 'name'], `spec.ports[${i}].name: port name "${p.name}" is already used by spec.ports[${n}]`));
       else names.set(p.name, i);
-      const q = ports.get(p.port);
-      if (q !== undefined) diags.push(svc.source.at(['spec', 'ports', i, 'port'], `spec.ports[${i}].port: port ${p.port} is already used by spec.ports[${q}]`));
-      else ports.set(p.port, i);
+      const id = `${p.port}/${transport(p)}`;
+      const q = ports.get(id);
+      if (q !== undefined) diags.push(svc.source.at(['spec', 'ports', i, 'port'], `spec.ports[${i}].port: port ${p.port} over ${transport(p).toUpperCase()} is already used by spec.ports[${q}]`));
+      else ports.set(id, i);
     });
   }
 }
@@ -149,9 +164,10 @@ function checkWorkloads(model: Model, diags: Diagnostic[]): void {
   const addrs = new Map<string, LoadedObject<WorkloadObject>>();
   for (const w of model.workloads.values()) {
     const { spec, metadata } = w.object;
-    const other = addrs.get(spec.address);
+    // hostNetwork workloads share their node's address (and each other's).
+    const other = spec.hostNetwork ? undefined : addrs.get(spec.address);
     if (other) diags.push(w.source.at(['spec', 'address'], `spec.address: ${spec.address} is already the address of Workload "${other.key}" (${whereIs(other)})`));
-    else addrs.set(spec.address, w);
+    else if (!spec.hostNetwork) addrs.set(spec.address, w);
     if (cidrContains(model.vipRange, parseIPv4(spec.address) as number)) {
       diags.push(w.source.at(['spec', 'address'], `spec.address: ${spec.address} is inside the mesh VIP range ${model.mesh.vipRange}`));
     }
@@ -159,7 +175,9 @@ function checkWorkloads(model: Model, diags: Diagnostic[]): void {
     const listening = new Set(spec.ports.map((p) => p.port));
     for (const svc of model.services.values()) {
       if (svc.object.metadata.namespace !== metadata.namespace || !selectorMatches(svc.object.spec.selector, metadata.labels)) continue;
-      const missing = svc.object.spec.ports.map((p) => p.targetPort ?? p.port).filter((p) => !listening.has(p));
+      // Numbers only: a named targetPort the workload does not declare just means it is
+      // not a backend of that port (Kubernetes' semantics).
+      const missing = svc.object.spec.ports.map((p) => p.targetPort ?? p.port).filter((p): p is number => typeof p === 'number' && !listening.has(p));
       if (missing.length) {
         diags.push(w.source.at(['spec', 'ports'], `spec.ports: Service "${svc.key}" selects this workload but it does not listen on target port${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`));
       }

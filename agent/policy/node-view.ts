@@ -8,6 +8,7 @@
 import type {
   DatapathService, NodeView, ServicePortState, ServiceState, Snapshot, TrafficPolicyState,
 } from './snapshot';
+import { endpointsForNode, endpointsForPort } from './topology';
 import { assembleNodeView, nodeResources } from './view-resources';
 
 /** Load balancers the kernel implements (weighted random, Maglev); any other setting
@@ -26,6 +27,8 @@ function trafficPolicyNeedsUserland(tp: TrafficPolicyState | undefined): string 
 export interface PathIndex {
   tp: ReadonlyMap<string, TrafficPolicyState>;
   authorized: ReadonlySet<string>;
+  /** Zone by node name (topology hints); absent: no zones known. */
+  zones?: ReadonlyMap<string, string>;
 }
 
 export function decidePath(node: string, svc: ServiceState, port: ServicePortState, index: PathIndex): { mode: DatapathService['mode']; reason: string } {
@@ -34,12 +37,19 @@ export function decidePath(node: string, svc: ServiceState, port: ServicePortSta
   const tp = index.tp.get(svc.key);
   const tpReason = trafficPolicyNeedsUserland(tp);
   if (tpReason) return { mode: 'redirect', reason: tpReason };
-  const guarded = svc.endpoints.find((e) => index.authorized.has(e.workload));
+  // The backends this node balances this port over (internalTrafficPolicy, topology
+  // hints, named targetPorts), as assembleNodeView() builds them.
+  const endpoints = endpointsForPort(endpointsForNode(svc, node, index.zones?.get(node)), port);
+  const guarded = endpoints.find((e) => index.authorized.has(e.workload));
   if (guarded) return { mode: 'redirect', reason: `authorization policy applies to backend ${guarded.workload}` };
   if (tp?.tls === 'DISABLE') return { mode: 'l4', reason: 'mTLS is disabled for this service' };
-  if (svc.endpoints.length === 0) return { mode: 'l4', reason: 'no endpoints' };
-  const remote = svc.endpoints.find((e) => e.node !== node);
+  if (endpoints.length === 0) {
+    return { mode: 'l4', reason: svc.internalTrafficPolicy === 'Local' && svc.endpoints.length ? 'internalTrafficPolicy Local and no endpoint on this node' : 'no endpoints' };
+  }
+  // hostNetwork backends are outside the mesh: reached in plaintext, no mTLS hop.
+  const remote = endpoints.find((e) => e.node !== node && !e.hostNetwork);
   if (remote) return { mode: 'redirect', reason: `backend ${remote.workload} is on ${remote.node}: needs an mTLS hop` };
+  if (endpoints.some((e) => e.hostNetwork && e.node !== node)) return { mode: 'l4', reason: 'plain TCP; backends on other nodes are hostNetwork (outside the mesh, plaintext)' };
   return { mode: 'l4', reason: 'plain TCP and every backend is on this node' };
 }
 

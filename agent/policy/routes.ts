@@ -46,8 +46,11 @@ export function buildRouteTables(model: Model, diags: Diagnostic[]): BuiltTable[
       if (ref.port !== undefined) {
         ports = ports.filter((sp) => sp.port === ref.port);
         if (!ports.length) { diags.push(obj.source.at([...at, 'port'], `spec.parentRefs[${p}]: Service "${svcKey}" has no port ${ref.port}`)); return; }
-        const proto = ports[0]?.protocol ?? 'TCP';
+        // A number may be served over UDP and TCP (e.g. 443 for QUIC and HTTPS): routes
+        // attach to the TCP one.
+        const proto = (ports.find((sp) => allowed.has(sp.protocol ?? 'TCP')) ?? ports[0])?.protocol ?? 'TCP';
         if (!allowed.has(proto)) { diags.push(obj.source.at([...at, 'port'], `spec.parentRefs[${p}]: ${article(obj.kind)} cannot attach to ${proto} port ${ref.port} of Service "${svcKey}"`)); return; }
+        ports = ports.filter((sp) => allowed.has(sp.protocol ?? 'TCP'));
       } else {
         ports = ports.filter((sp) => allowed.has(sp.protocol ?? 'TCP'));
         if (!ports.length) { diags.push(obj.source.at([...at, 'name'], `spec.parentRefs[${p}]: Service "${svcKey}" has no ${[...allowed].join('/')} port for ${article(obj.kind)}`)); return; }

@@ -31,6 +31,30 @@ export interface Snapshot {
   trafficPolicies: TrafficPolicyState[];
   /** Sorted by key. */
   authorizationPolicies: AuthorizationPolicyState[];
+  /** Every node weft knows an address for, sorted by name (see NodeState). */
+  nodes: NodeState[];
+}
+
+/** Where a node is reached (cross-node traffic goes to its address on 15008, the pod or
+ *  workload address being the CONNECT target) and its zone (topology hints). */
+export interface NodeState {
+  /** The node name (a DNS subdomain, e.g. ip-10-0-1-2.ec2.internal). */
+  name: string;
+  address: string;
+  zone?: string;
+  /** Where the address came from, by precedence: a Node object ('policy': a policy file
+   *  or, with --kubernetes, the cluster's Node: InternalIP, else ExternalIP), the
+   *  agent's own report at Sync (its --node-address), or, for a node neither names,
+   *  the one address every Workload on it shares ('workload': VMs whose workloads run
+   *  on the host's network). A node whose workloads have several addresses and that
+   *  nothing else names has no entry. */
+  source: 'policy' | 'agent' | 'workload';
+}
+
+/** What agents report about their node when they connect (Sync hello). */
+export interface NodeReport {
+  node: string;
+  address: string;
 }
 
 export interface MeshSettings {
@@ -48,16 +72,28 @@ export interface ServicePortState {
   name: string;
   /** Port on the VIP. */
   port: number;
-  /** Port on the workload (defaults to `port`). */
+  /** Port on the workload (defaults to `port`) when the Service names a number; 0 when
+   *  it names a port (targetPortName): each endpoint then has its own number in
+   *  `Endpoint.ports`, and an endpoint without one is not a backend of this port. */
   targetPort: number;
+  /** A named targetPort, resolved per endpoint from the workload's declared ports. */
+  targetPortName?: string;
   protocol: PortProtocol;
+}
+
+/** Kernel protocol of a service port: (port, transport) is what identifies a service
+ *  port, as in Kubernetes (kube-dns serves 53 over UDP and over TCP). */
+export function transportOf(protocol: PortProtocol): 'tcp' | 'udp' {
+  return protocol === 'UDP' ? 'udp' : 'tcp';
 }
 
 export interface Endpoint {
   workload: ObjectKey;
   node: string;
   address: string;
-  /** Workload port per service port name (the service port's targetPort). */
+  /** Workload port per service port name (the service port's targetPort, a named one
+   *  resolved for this workload). A port missing here is one the workload does not
+   *  serve: it is not a backend of it. */
   ports: Record<string, number>;
   namespace: string;
   serviceAccount: string;
@@ -66,19 +102,35 @@ export interface Endpoint {
   labels: Record<string, string>;
   /** Relative load-balancing weight (Workload spec.weight, default 1). */
   weight: number;
+  /** A hostNetwork workload: not in the mesh, reached in plaintext at its address (the
+   *  node's), never through a tunnel; `identity` is "". */
+  hostNetwork?: true;
+  /** Topology hints (EndpointSlice hints.forZones): the zones whose nodes should use
+   *  this endpoint. See endpointsForNode(). */
+  forZones?: string[];
 }
 
 export interface ServiceState {
   key: ObjectKey;
   name: string;
   namespace: string;
+  /** "" for a headless Service. */
   vip: string;
   /** True when the VIP came from MeshConfig.vipRange rather than the Service spec. */
   vipAllocated: boolean;
   selector: Record<string, string>;
   ports: ServicePortState[];
-  /** Workloads whose labels match the selector, sorted by workload key. */
+  /** Workloads whose labels match the selector, sorted by workload key: every node's,
+   *  in the snapshot and in service resources; a NodeView keeps the ones the node
+   *  balances over (internalTrafficPolicy, topology hints: endpointsForNode()). */
   endpoints: Endpoint[];
+  /** No VIP (clusterIP None): kept in the snapshot (explain, authorization targetRef),
+   *  never in a node's view or the datapath, since there is nothing to balance. */
+  headless?: true;
+  /** ClientIP: balanced by Maglev over the calling workload (kernel and L7). */
+  sessionAffinity?: 'ClientIP';
+  /** Local: each node balances only over its own endpoints. */
+  internalTrafficPolicy?: 'Local';
 }
 
 export interface WorkloadState {
@@ -91,6 +143,9 @@ export interface WorkloadState {
   identity: string;
   labels: Record<string, string>;
   weight: number;
+  /** A hostNetwork workload (see Endpoint.hostNetwork): no identity ("") and never in
+   *  a node's localWorkloads, so no certificate is issued for it. */
+  hostNetwork?: true;
   /** Where the workload came from: a policy file, or an agent's runtime registration. */
   source: 'policy' | 'registered';
   /** Keys of the Services whose selector matches this workload, sorted. */
@@ -107,6 +162,8 @@ export interface WorkloadRegistration {
   node: string;
   serviceAccount?: string;
   weight?: number;
+  /** Workload spec.hostNetwork (policy files and Kubernetes discovery only). */
+  hostNetwork?: boolean;
 }
 
 // ---------------------------------------------------------------------------- routes
@@ -223,6 +280,9 @@ export interface TrafficPolicyState {
     maxEjectionPercent: number;
   };
   retryBudget?: { ratio: number; minRetriesPerSecond: number };
+  /** Set when no TrafficPolicy object exists and the Service's sessionAffinity ClientIP
+   *  asked for this one (`key` is then the Service's key). */
+  implicit?: 'sessionAffinity';
 }
 
 // ---------------------------------------------------------------------- authorization
@@ -295,12 +355,22 @@ export interface DatapathService {
   backends: { ip: string; port: number; weight: number }[];
 }
 
+/** A node's address and zone as NodeView.nodes gives them. */
+export interface NodeAddress {
+  address: string;
+  zone?: string;
+}
+
 /** What one node's agent needs from a snapshot (forNode()). */
 export interface NodeView {
   version: string;
   node: string;
   mesh: MeshSettings;
-  /** Every service port, sorted by vip then port. */
+  /** Node name → address and zone, for every node weft knows an address for (from the
+   *  "node" resource; {} from a control API that predates it). Cross-node traffic goes
+   *  to the destination endpoint's node at this address, port 15008: use nodeAddress(). */
+  nodes: Record<string, NodeAddress>;
+  /** Every service port, sorted by vip, port, then protocol (udp after tcp). */
   datapath: DatapathService[];
   /** Services with their endpoints: the outbound proxy balances over these. */
   services: ServiceState[];

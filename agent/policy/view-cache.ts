@@ -59,6 +59,9 @@ class JsonEncoding implements EncodedResource {
 interface NodeEntry {
   /** Snapshot version the entry was last brought up to. */
   snapshot: string;
+  /** The node's zone then: path decisions depend on it (topology hints), so a change
+   *  recomputes them all. */
+  zone: string | undefined;
   /** By resource name; updated in place, entries of unchanged services kept. */
   resources: Map<string, EncodedResource>;
 }
@@ -68,7 +71,7 @@ const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0
 export class ViewResourceCache {
   private snap: Snapshot | undefined;
   private shared = new Map<string, SharedEntry>();
-  private index: PathIndex = { tp: new Map(), authorized: new Set() };
+  private index: PathIndex = { tp: new Map(), authorized: new Set(), zones: new Map() };
   private byNode = new Map<string, WorkloadState[]>();
   private readonly nodes = new Map<string, NodeEntry>();
 
@@ -101,15 +104,18 @@ export class ViewResourceCache {
     let entry = this.nodes.get(node);
     if (entry?.snapshot === snap.version) return entry.resources;
     if (!entry) {
-      entry = { snapshot: '', resources: new Map() };
+      entry = { snapshot: '', zone: undefined, resources: new Map() };
       this.nodes.set(node, entry);
     }
     entry.snapshot = snap.version;
+    const zone = this.index.zones?.get(node);
+    const zoneChanged = entry.zone !== zone;
+    entry.zone = zone;
     const resources = entry.resources;
     resources.set(NODE_RESOURCE, new JsonEncoding(JSON.stringify(nodeResource(snap, node, this.byNode.get(node) ?? []))));
     for (const [name, s] of this.shared) {
       const e = resources.get(name) as ServiceEncoding | undefined;
-      if (e?.inputs === s.inputs) continue;
+      if (e?.inputs === s.inputs && !zoneChanged) continue;
       resources.set(name, new ServiceEncoding(s.inputs, s.tail, s.hash, JSON.stringify(portPaths(node, s.shared, this.index))));
     }
     if (resources.size !== this.shared.size + 1) {

@@ -2,20 +2,26 @@
 // changed (xDS "delta" style) instead of the whole view on every change:
 //
 //   "node"              NodeResource: mesh settings, the node's local workloads and the
-//                       authorization policies that apply to them
+//                       authorization policies that apply to them, and the node table
+//                       (every known node's address and zone: where tunnels go)
 //   "service/<ns>/<n>"  ServiceResource: one service with its endpoints, its route tables
 //                       and traffic policy (node-independent, the same bytes for every
 //                       node), plus this node's path decision per port (l4 | redirect)
 //
 // A one-endpoint change therefore touches one service resource per node (a few KB),
-// not the whole service table. forNode() is assembleNodeView(nodeResources()), so the
+// not the whole service table. Service resources carry every endpoint; which ones a
+// node balances over (internalTrafficPolicy Local, topology hints: topology.ts) is
+// decided when the view is assembled, from the node's own name and zone, so the shared
+// bytes stay node-independent. Headless Services have no resource (nothing to balance). forNode() is assembleNodeView(nodeResources()), so the
 // split and the agent's reassembly are the one code path every view goes through.
 import { WeftError } from '../lib/errors';
 import { parseIPv4 } from './net';
 import { decidePath, type PathIndex } from './node-view';
-import type {
-  AuthorizationPolicyState, DatapathService, MeshSettings, NodeView, RouteTable, ServiceState, Snapshot,
-  TrafficPolicyState, WorkloadState,
+import { endpointsForNode, endpointsForPort } from './topology';
+import {
+  transportOf,
+  type AuthorizationPolicyState, type DatapathService, type MeshSettings, type NodeAddress, type NodeView, type RouteTable,
+  type ServiceState, type Snapshot, type TrafficPolicyState, type WorkloadState,
 } from './snapshot';
 
 export const NODE_RESOURCE = 'node';
@@ -45,6 +51,9 @@ export interface NodeResource {
   mesh: MeshSettings;
   localWorkloads: WorkloadState[];
   authorizationPolicies: AuthorizationPolicyState[];
+  /** Every known node (Snapshot.nodes) by name. Absent from control APIs that predate
+   *  it: the view then has an empty table. */
+  nodes?: Record<string, NodeAddress>;
 }
 
 export function serviceResourceName(key: string): string {
@@ -65,23 +74,47 @@ export function sharedParts(snap: Snapshot): SharedParts {
     if (list) list.push(r); else routes.set(r.service, [r]);
   }
   const tp = new Map(snap.trafficPolicies.map((t) => [t.service, t]));
-  const services = snap.services.map((service): ServiceShared => {
+  const services = snap.services.filter((s) => !s.headless).map((service): ServiceShared => {
     const trafficPolicy = tp.get(service.key);
     return { service, routes: routes.get(service.key) ?? [], ...(trafficPolicy ? { trafficPolicy } : {}) };
   });
-  return { services, index: { tp, authorized: new Set(snap.authorizationPolicies.flatMap((a) => a.workloads)) } };
+  return {
+    services,
+    index: { tp, authorized: new Set(snap.authorizationPolicies.flatMap((a) => a.workloads)), zones: nodeZones(snap) },
+  };
+}
+
+/** Zone by node name, for the path decision (topology hints). */
+export function nodeZones(snap: Pick<Snapshot, 'nodes'>): Map<string, string> {
+  return new Map((snap.nodes ?? []).flatMap((n) => (n.zone !== undefined ? [[n.name, n.zone] as const] : [])));
 }
 
 export function portPaths(node: string, shared: ServiceShared, index: PathIndex): PortPath[] {
   return shared.service.ports.map((p) => decidePath(node, shared.service, p, index));
 }
 
-/** `localWorkloads`: the node's workloads when the caller has them grouped already. */
-export function nodeResource(snap: Snapshot, node: string, localWorkloads = snap.workloads.filter((w) => w.node === node)): NodeResource {
+/** The node table of a snapshot, built once per snapshot and shared by every node. */
+const nodeTables = new WeakMap<Snapshot, Record<string, NodeAddress>>();
+
+export function nodeTable(snap: Snapshot): Record<string, NodeAddress> {
+  let t = nodeTables.get(snap);
+  if (!t) {
+    t = Object.fromEntries((snap.nodes ?? []).map((n) => [n.name, { address: n.address, ...(n.zone !== undefined ? { zone: n.zone } : {}) }]));
+    nodeTables.set(snap, t);
+  }
+  return t;
+}
+
+/** `localWorkloads`: the node's workloads when the caller has them grouped already.
+ *  hostNetwork workloads are not local workloads: they get no identity and nothing is
+ *  delivered to them through the agent. */
+export function nodeResource(snap: Snapshot, node: string, onNode = snap.workloads.filter((w) => w.node === node)): NodeResource {
+  const localWorkloads = onNode.some((w) => w.hostNetwork) ? onNode.filter((w) => !w.hostNetwork) : onNode;
   const local = new Set(localWorkloads.map((w) => w.key));
   return {
     node, mesh: snap.mesh, localWorkloads,
     authorizationPolicies: snap.authorizationPolicies.filter((a) => a.workloads.some((w) => local.has(w))),
+    nodes: nodeTable(snap),
   };
 }
 
@@ -119,6 +152,14 @@ export function checkNodeResource(r: unknown, node: string): NodeResource {
     throw invalid(`resource ${NODE_RESOURCE} is not a node resource`);
   }
   if (n.node !== node) throw invalid(`resource ${NODE_RESOURCE} is for node '${String(n.node)}', not '${node}'`);
+  if (n.nodes !== undefined) {
+    if (typeof n.nodes !== 'object' || n.nodes === null || Array.isArray(n.nodes)) throw invalid(`resource ${NODE_RESOURCE}: nodes is not a table`);
+    for (const [name, a] of Object.entries(n.nodes)) {
+      if (typeof a !== 'object' || a === null || typeof a.address !== 'string' || (a.zone !== undefined && typeof a.zone !== 'string')) {
+        throw invalid(`resource ${NODE_RESOURCE}: node '${name.slice(0, 120)}' has no address`);
+      }
+    }
+  }
   return n as NodeResource;
 }
 
@@ -126,6 +167,11 @@ const byServiceKey = (a: ServiceResource, b: ServiceResource) => (a.service.key 
 
 /** What one service resource contributes to a view. */
 interface ServiceContribution {
+  /** The node and zone it was computed for. */
+  node: string;
+  zone: string | undefined;
+  /** The service as this node sees it: only the endpoints it balances over. */
+  service: ServiceState;
   datapath: DatapathService[];
   routes: RouteTable[];
   trafficPolicy: TrafficPolicyState | undefined;
@@ -136,22 +182,29 @@ interface ServiceContribution {
  *  Resources and views are never mutated, which makes sharing them safe. */
 const contributions = new WeakMap<ServiceResource, ServiceContribution>();
 
-function contribution(r: ServiceResource): ServiceContribution {
+function contribution(r: ServiceResource, node: string, zone: string | undefined): ServiceContribution {
   let c = contributions.get(r);
-  if (c) return c;
-  const svc = r.service;
+  if (c && c.node === node && c.zone === zone) return c;
+  const all = r.service;
+  const endpoints = endpointsForNode(all, node, zone);
+  const svc = endpoints === all.endpoints ? all : { ...all, endpoints };
   const redirectedPorts = new Set<number>();
+  // sessionAffinity ClientIP compiles to an implicit MAGLEV traffic policy; an explicit
+  // TrafficPolicy's load balancer wins over it. A resource from an older control API may
+  // carry the affinity without the policy.
+  const maglev = r.trafficPolicy ? r.trafficPolicy.loadBalancer === 'MAGLEV' : all.sessionAffinity === 'ClientIP';
   const datapath = svc.ports.map((port, i): DatapathService => {
     const { mode, reason } = r.paths[i] as PortPath;
     if (mode === 'redirect') redirectedPorts.add(port.port);
     return {
-      vip: svc.vip, port: port.port, protocol: port.protocol === 'UDP' ? 'udp' : 'tcp', mode, reason,
+      vip: svc.vip, port: port.port, protocol: transportOf(port.protocol), mode, reason,
       service: svc.key, portName: port.name,
-      ...(r.trafficPolicy?.loadBalancer === 'MAGLEV' ? { lb: 'maglev' as const } : {}),
-      backends: svc.endpoints.map((e) => ({ ip: e.address, port: e.ports[port.name] as number, weight: e.weight })),
+      ...(maglev ? { lb: 'maglev' as const } : {}),
+      backends: endpointsForPort(endpoints, port).map((e) => ({ ip: e.address, port: e.ports[port.name] as number, weight: e.weight })),
     };
   });
   c = {
+    node, zone, service: svc,
     datapath,
     routes: r.routes.filter((t) => redirectedPorts.has(t.port)),
     trafficPolicy: redirectedPorts.size > 0 ? r.trafficPolicy : undefined,
@@ -160,23 +213,30 @@ function contribution(r: ServiceResource): ServiceContribution {
   return c;
 }
 
+const PROTOCOL_ORDER = { tcp: 0, udp: 1 } as const;
+
 /** The NodeView the resources describe; `services` in any order. */
 export function assembleNodeView(version: string, node: NodeResource, services: Iterable<ServiceResource>): NodeView {
   const sorted = [...services].sort(byServiceKey);
+  const nodes = node.nodes ?? {};
+  const zone = Object.prototype.hasOwnProperty.call(nodes, node.node) ? nodes[node.node]?.zone : undefined;
   const datapath: DatapathService[] = [];
   const routes: RouteTable[] = [];
   const trafficPolicies: TrafficPolicyState[] = [];
+  const viewServices: ServiceState[] = [];
   for (const r of sorted) {
-    const c = contribution(r);
+    const c = contribution(r, node.node, zone);
+    viewServices.push(c.service);
     datapath.push(...c.datapath);
     routes.push(...c.routes);
     if (c.trafficPolicy) trafficPolicies.push(c.trafficPolicy);
   }
   const vipOrder = new Map(sorted.map((r) => [r.service.vip, parseIPv4(r.service.vip) as number]));
-  datapath.sort((a, b) => (vipOrder.get(a.vip) as number) - (vipOrder.get(b.vip) as number) || a.port - b.port);
+  datapath.sort((a, b) => (vipOrder.get(a.vip) as number) - (vipOrder.get(b.vip) as number) || a.port - b.port
+    || PROTOCOL_ORDER[a.protocol] - PROTOCOL_ORDER[b.protocol]);
   return {
-    version, node: node.node, mesh: node.mesh, datapath,
-    services: sorted.map((r) => r.service),
+    version, node: node.node, mesh: node.mesh, nodes, datapath,
+    services: viewServices,
     routes, trafficPolicies,
     authorizationPolicies: node.authorizationPolicies,
     localWorkloads: node.localWorkloads,

@@ -53,6 +53,9 @@ export interface SyncClientOptions {
   /** Control API HOST:PORT. */
   address: string;
   node: string;
+  /** This node's address for other nodes' tunnels (--node-address), reported in the
+   *  Sync hello; the control API ignores loopback addresses. */
+  nodeAddress?: string;
   /** Node bootstrap token. */
   token: string;
   /** Agent state dir: the snapshot cache lives here. */
@@ -292,7 +295,10 @@ export class SyncClient extends EventEmitter {
     void (this.applying ?? Promise.resolve()).then(() => {
       if (this.stream !== stream) return;
       const initialResourceVersions = Object.fromEntries([...this.held].map(([name, r]) => [name, r.version]));
-      stream.write({ node: this.opts.node, versionInfo: this.st.version, responseNonce: '', typeUrl: NODE_RESOURCES_TYPE_URL, initialResourceVersions });
+      stream.write({
+        node: this.opts.node, versionInfo: this.st.version, responseNonce: '', typeUrl: NODE_RESOURCES_TYPE_URL, initialResourceVersions,
+        ...(this.opts.nodeAddress ? { nodeAddress: this.opts.nodeAddress } : {}),
+      });
     });
   }
 

@@ -48,7 +48,7 @@ async function serveWeft(httpPort: number, grpcPort: number, originPort: number,
   });
   const dir = new L7Directory();
   dir.apply({
-    version: 'bench', node: 'n', mesh: { trustDomain: 't', mtls: 'PERMISSIVE', certTtlMs: 1, failMode: 'open', vipRange: '10.96.0.0/16' },
+    version: 'bench', node: 'n', mesh: { trustDomain: 't', mtls: 'PERMISSIVE', certTtlMs: 1, failMode: 'open', vipRange: '10.96.0.0/16' }, nodes: {},
     datapath: [], services: [svc('web', '10.96.0.1', 80, 'HTTP', originPort), svc('grpc', '10.96.0.2', 50051, 'GRPC', grpcOrigin)],
     routes: [], trafficPolicies: [], authorizationPolicies: [], localWorkloads: [],
   });

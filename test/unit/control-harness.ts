@@ -35,7 +35,7 @@ export function fakeCompiler(): PolicyCompiler<string> {
       if (registered.some((w) => w.name === 'conflict')) throw new WeftError('WEFT_ERR_INVALID_POLICY', 'conflict', { details: { diagnostics: ['<registered>:1:1: workload conflict clashes'] } });
       const v = version ?? createHash('sha256').update(objects).update(JSON.stringify(registered)).digest('hex').slice(0, 16);
       const snap: Snapshot = {
-        version: v, createdAt: new Date().toISOString(), mesh: fakeMesh, services: [], routes: [], trafficPolicies: [], authorizationPolicies: [],
+        version: v, createdAt: new Date().toISOString(), mesh: fakeMesh, services: [], routes: [], trafficPolicies: [], authorizationPolicies: [], nodes: [],
         workloads: registered.map((w) => ({
           key: `${w.namespace}/${w.name}`, name: w.name, namespace: w.namespace, node: w.node, address: w.address,
           serviceAccount: w.serviceAccount ?? 'default', identity: `spiffe://test.local/ns/${w.namespace}/sa/${w.serviceAccount ?? 'default'}`,

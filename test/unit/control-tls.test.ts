@@ -188,3 +188,36 @@ test('serving certificate renewal: new connections get the new certificate, the 
   assert.notEqual(next.serial, first.serial, 'renewed before expiry');
   assert.ok(next.validTo > new Date(), 'the current certificate is valid');
 });
+
+test('Kubernetes node names (dots, 253 characters): token bootstrap, node certificate, then certificate auth; a too-long name is refused', async (t) => {
+  const h = await tlsControl(t);
+  const eks = 'ip-10-0-1-2.ec2.internal';
+  const longest = `${'a'.repeat(62)}.${'b'.repeat(62)}.${'c'.repeat(62)}.${'d'.repeat(64)}`;
+  assert.equal(longest.length, 253);
+  for (const node of [eks, longest]) {
+    const stateDir = tmp(t, 'wt-ctl-tls-k8s-');
+    const c = new SyncClient({ address: h.address, node, token: TOKEN, stateDir, logger: silent, controlCa: h.bundle, apply: async () => undefined, backoff: { baseMs: 20, maxMs: 200 } });
+    t.after(() => c.stop());
+    const connected = (auth: string) => until(() => ((h.server.status('').agents ?? []).find((a) => a.node === node && a.connected && a.auth === auth) ? true : undefined),
+      (w) => h.server.sync.onAck(w), 5000, `${node.slice(0, 20)} synced by ${auth}`);
+    await c.start();
+    await connected('token');
+    // Bootstrap: the node certificate through SignCertificate with the token.
+    const key = await generateSigningKey();
+    const signed = await c.signCertificate(await createCsr(key, nodeSpiffeId(TD, node)), 600);
+    const leaf = new X509Certificate(signed.certChainPem[0]!);
+    assert.equal(leaf.subjectAltName, `URI:spiffe://${TD}/ns/weft-system/sa/node-${node}`);
+    const cert = { key: await privateKeyToPem(key.privateKey), cert: signed.certChainPem.join('') };
+    c.useCertificate(cert);
+    await connected('certificate');
+    // The certificate alone authenticates as that node, and only as it.
+    assert.equal(await statusCall(h.address, controlCredentials(h.bundle, cert), {}), 'OK');
+    assert.equal(await statusCall(h.address, controlCredentials(h.bundle, cert), { 'x-weft-node': 'node-1' }), 'PERMISSION_DENIED');
+    // shop/w: registered by the first node, so the second may not take it over.
+    assert.equal(await registerAs(h.address, controlCredentials(h.bundle, cert), node, {}), node === eks ? 'OK' : 'PERMISSION_DENIED');
+    await c.stop();
+  }
+  const tooLong = `${longest}e`;
+  assert.equal(await statusCall(h.address, controlCredentials(h.bundle), { authorization: `Bearer ${TOKEN}`, 'x-weft-node': tooLong }), 'INVALID_ARGUMENT');
+  assert.equal(await statusCall(h.address, controlCredentials(h.bundle), { authorization: `Bearer ${TOKEN}`, 'x-weft-node': 'ip-10-0-1-2..ec2.internal' }), 'INVALID_ARGUMENT');
+});

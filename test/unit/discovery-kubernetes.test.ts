@@ -24,7 +24,7 @@ import { componentLogger } from '../../agent/telemetry/logger';
 const FIXTURES = join(__dirname, 'fixtures', 'k8s');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
 const TOKEN = 'fake-bearer-token-for-tests';
-const PATHS = { services: '/api/v1/services', endpointslices: '/apis/discovery.k8s.io/v1/endpointslices', pods: '/api/v1/pods' } as const;
+const PATHS = { services: '/api/v1/services', endpointslices: '/apis/discovery.k8s.io/v1/endpointslices', pods: '/api/v1/pods', nodes: '/api/v1/nodes' } as const;
 type Resource = keyof typeof PATHS;
 
 interface WatchRequest { resource: Resource; resourceVersion: string; fieldSelector: string | null; res: ServerResponse }
@@ -40,8 +40,8 @@ function selectByNode(listJson: string, fieldSelector: string | null): string {
 
 /** Just enough of the API server: lists, and watches held open until the test acts. */
 class FakeApiServer {
-  readonly lists: Record<Resource, string> = { services: fixture('services.json'), endpointslices: fixture('endpointslices.json'), pods: fixture('pods.json') };
-  readonly listCalls: Record<Resource, number> = { services: 0, endpointslices: 0, pods: 0 };
+  readonly lists: Record<Resource, string> = { services: fixture('services.json'), endpointslices: fixture('endpointslices.json'), pods: fixture('pods.json'), nodes: fixture('nodes.json') };
+  readonly listCalls: Record<Resource, number> = { services: 0, endpointslices: 0, pods: 0, nodes: 0 };
   readonly watches: WatchRequest[] = [];
   readonly authHeaders = new Set<string>();
   /** Lists of pods answered with HTTP 500 before the API server "recovers". */
@@ -173,7 +173,9 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
       spec: {
         vip: '10.96.0.10', selector: { 'k8s-app': 'kube-dns', 'weft.dev/ready': 'true' },
         ports: [
-          { name: 'dns', port: 53, targetPort: 53, protocol: 'UDP' }, // 53/TCP: weft keys ports by number
+          // (port, protocol) is the key, as in Kubernetes: 53 over UDP and over TCP
+          { name: 'dns', port: 53, targetPort: 53, protocol: 'UDP' },
+          { name: 'dns-tcp', port: 53, targetPort: 53, protocol: 'TCP' },
           { name: 'metrics', port: 9153, targetPort: 9153, protocol: 'TCP' },
         ],
       },
@@ -181,8 +183,14 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
     {
       apiVersion: 'weft.dev/v1alpha1', kind: 'Service',
       metadata: { name: 'catalog', namespace: 'shop', labels: { app: 'catalog' } },
-      // named targetPort "http" resolved through the EndpointSlice
-      spec: { vip: '10.96.0.20', selector: { app: 'catalog', 'weft.dev/ready': 'true' }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'HTTP' }] },
+      // named targetPort "http": resolved per workload (each declares its own number)
+      spec: { vip: '10.96.0.20', selector: { app: 'catalog', 'weft.dev/ready': 'true' }, ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'HTTP' }] },
+    },
+    {
+      apiVersion: 'weft.dev/v1alpha1', kind: 'Service',
+      metadata: { name: 'catalog-headless', namespace: 'shop' },
+      // clusterIP None: recorded without a VIP
+      spec: { headless: true, selector: { app: 'catalog', 'weft.dev/ready': 'true' }, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'HTTP' }] },
     },
     {
       apiVersion: 'weft.dev/v1alpha1', kind: 'Service',
@@ -201,6 +209,15 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
   assert.deepEqual(Object.keys(w1), [
     netshoot,
     'shop/catalog-v1-7d9f8b6c5d-4xq2m', 'shop/catalog-v2-5c8b7a6d4f-h9w3z', 'shop/frontend-6b7c8d9e0f-abcde', 'shop/payments-0',
+    'weft-system/weft-agent-q8r7s', // hostNetwork: a plaintext workload at the node's address
+  ]);
+  assert.deepEqual(w1['weft-system/weft-agent-q8r7s']!.spec, { address: '192.168.56.11', node: 'node-1', serviceAccount: 'weft-agent', hostNetwork: true });
+  assert.equal(w1['weft-system/weft-agent-q8r7s']!.metadata.annotations?.['weft.dev/cgroup-id'], undefined, 'no mesh cgroup for a hostNetwork pod');
+  // Nodes: InternalIP (before an ExternalIP listed first), the zone label, dotted EKS names.
+  assert.deepEqual(first.nodes.map((n) => [n.metadata.name, n.spec]), [
+    ['ip-10-0-1-2.ec2.internal', { address: '10.0.1.2', zone: 'us-east-1a' }],
+    ['node-1', { address: '192.168.56.11', zone: 'eu-west-1a' }],
+    ['node-2', { address: '192.168.56.12', zone: 'eu-west-1b' }],
   ]);
   assert.deepEqual(w1['shop/catalog-v1-7d9f8b6c5d-4xq2m'], {
     apiVersion: 'weft.dev/v1alpha1', kind: 'Workload',
@@ -212,7 +229,7 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
         'weft.dev/cgroup-id': statSync(catalogCg, { bigint: true }).ino.toString(),
       },
     },
-    spec: { address: '10.244.1.11', node: 'node-1', serviceAccount: 'catalog' },
+    spec: { address: '10.244.1.11', node: 'node-1', serviceAccount: 'catalog', ports: [{ name: 'http', port: 8080 }] },
   });
   const v2 = w1['shop/catalog-v2-5c8b7a6d4f-h9w3z']!;
   assert.equal(v2.metadata.labels?.['weft.dev/ready'], undefined, 'a not-ready pod is a workload but not a backend');
@@ -220,7 +237,7 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
   assert.equal(w1['shop/frontend-6b7c8d9e0f-abcde']!.metadata.annotations?.['weft.dev/cgroup-id'], undefined, 'no cgroup directory yet');
   assert.equal(w1['shop/payments-0']!.spec.serviceAccount, 'payments');
   assert.equal(w1[netshoot]!.metadata.annotations?.['weft.dev/pod-name'], 'netshoot.debug');
-  for (const r of ['services', 'endpointslices', 'pods'] as const) {
+  for (const r of ['services', 'endpointslices', 'pods', 'nodes'] as const) {
     assert.equal(api.listCalls[r], 1, `${r} listed once`);
     assert.equal(api.watch(r).resourceVersion, '1041', `${r} watched from the list's resourceVersion`);
   }
@@ -237,7 +254,7 @@ test('Kubernetes discovery: list, watch, 410 Gone, dropped connection', async (t
   assert.equal(changes, 1);
   assert.equal(second['shop/catalog-v1-7d9f8b6c5d-4xq2m'], undefined, 'DELETED removes the workload');
   assert.equal(second['shop/catalog-v2-5c8b7a6d4f-h9w3z']!.metadata.labels?.['weft.dev/ready'], 'true', 'MODIFIED updates it');
-  assert.deepEqual(second['shop/frontend-6b7c8d9e0f-fghij']?.spec, { address: '10.244.2.16', node: 'node-2', serviceAccount: 'frontend' }, 'ADDED adds it');
+  assert.deepEqual(second['shop/frontend-6b7c8d9e0f-fghij']?.spec, { address: '10.244.2.16', node: 'node-2', serviceAccount: 'frontend', ports: [{ name: 'http', port: 8080 }] }, 'ADDED adds it');
 
   // --- 410 Gone inside the stream: the client re-lists and watches from the new version
   api.lists.pods = fixture('pods-relist.json');
@@ -287,7 +304,9 @@ test('Kubernetes discovery: an agent with localPodsOnly lists and watches only i
   assert.equal(api.watch('pods').fieldSelector, 'spec.nodeName=node-2');
   assert.equal(api.watch('services').fieldSelector, null, 'Services are still cluster-wide');
   assert.deepEqual(d.objects().workloads.map((w) => w.spec.node), ['node-2', 'node-2', 'node-2']);
-  assert.equal(d.objects().services.length, 4);
+  assert.equal(d.objects().services.length, 5);
+  assert.equal(api.listCalls.nodes, 0, 'an agent gets node addresses from the control API, not by watching Nodes');
+  assert.deepEqual(d.objects().nodes, []);
 });
 
 test('Kubernetes discovery: failed lists are retried with backoff; stop() ends a start() that cannot sync', async (t) => {
@@ -301,7 +320,7 @@ test('Kubernetes discovery: failed lists are retried with backoff; stop() ends a
   t.after(() => d.stop());
   await within(d.start(), 10_000, 'the initial sync after two failed lists');
   assert.equal(api.listCalls.pods, 3);
-  assert.equal(d.objects().workloads.length, 5);
+  assert.equal(d.objects().workloads.length, 6);
 
   // An API server that never lists pods: start() keeps retrying until stop().
   const broken = new FakeApiServer();

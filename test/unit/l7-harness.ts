@@ -36,7 +36,7 @@ export function route(name: string, r: Partial<CompiledRoute> & Pick<CompiledRou
 
 export function view(services: ServiceState[], routes: { service: string; port: number; protocol?: 'http' | 'grpc'; routes: CompiledRoute[] }[] = [], policies: TrafficPolicyState[] = []): NodeView {
   return {
-    version: 'v1', node: 'n1',
+    version: 'v1', node: 'n1', nodes: {},
     mesh: { trustDomain: 't', mtls: 'PERMISSIVE', certTtlMs: 3600_000, failMode: 'closed', vipRange: '10.96.0.0/16' },
     datapath: [], services,
     routes: routes.map((r) => ({ service: `test/${r.service}`, port: r.port, protocol: r.protocol ?? 'http', routes: r.routes })),

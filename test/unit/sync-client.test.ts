@@ -14,7 +14,7 @@ import { CACHE_FILE } from '../../agent/sync/cache';
 import { startControl, until, silent, TOKEN, NODE1_TOKEN } from './control-harness';
 import { policyCompiler } from '../../agent/control/policy-adapter';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
-import { forNode } from '../../agent/policy';
+import { forNode, nodeAddress } from '../../agent/policy';
 import { serviceYaml, nodeWorkloadsYaml, nodeName, type MeshShape } from '../bench/control-fixture';
 
 const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
@@ -170,4 +170,52 @@ test('workload registration through the client: accepted, refused with a WeftErr
   await assert.rejects(a.c.deregisterWorkload({ name: 'ghost', namespace: 'shop' }), { code: 'WEFT_ERR_NOT_FOUND' });
   await a.c.deregisterWorkload({ name: 'web-0', namespace: 'shop' });
   await a.waitFor(() => (a.c.state().version === v1 ? true : undefined), 'back to v1');
+});
+
+test('node table: agents report --node-address at hello; a Node object wins; loopback is ignored; reports survive a control API restart', async (t) => {
+  const nodeObj = `apiVersion: weft.dev/v1alpha1
+kind: Node
+metadata: {name: ${nodeName(1)}}
+spec: {address: 192.168.56.12, zone: zone-b}
+`;
+  const files = { 'services.yaml': serviceYaml(SHAPE), [`workloads-${nodeName(0)}.yaml`]: nodeWorkloadsYaml(SHAPE, 0), 'nodes.yaml': nodeObj };
+  const stateDir = mkdtempSync(join(tmpdir(), 'wt-ctl-state-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  const h = await startControl(t, { files, stateDir, compiler: policyCompiler() as PolicyCompiler });
+  // node-00's workloads have several addresses: no fallback entry for it yet.
+  assert.deepEqual(h.server.store.snapshot()!.nodes, [{ name: nodeName(1), address: '192.168.56.12', zone: 'zone-b', source: 'policy' }]);
+
+  const loop = agent(t, h.address, { node: nodeName(0), nodeAddress: '127.0.0.1' });
+  await loop.c.start();
+  await loop.waitFor(() => (loop.applied.length ? true : undefined), 'a view');
+  assert.deepEqual(loop.applied.at(-1)!.nodes, { [nodeName(1)]: { address: '192.168.56.12', zone: 'zone-b' } }, 'loopback is not an address for other nodes');
+  await loop.c.stop();
+
+  const a0 = agent(t, h.address, { node: nodeName(0), nodeAddress: '192.168.56.11' });
+  await a0.c.start();
+  await a0.waitFor(() => (nodeAddress(a0.applied.at(-1) ?? { nodes: {} }, nodeName(0)) === '192.168.56.11' ? true : undefined), 'its own reported address in its view');
+  const a1 = agent(t, h.address, { node: nodeName(1), nodeAddress: '10.9.9.9' });
+  await a1.c.start();
+  await a1.waitFor(() => (a1.applied.length ? true : undefined), 'a view');
+  const v = a1.applied.at(-1)!;
+  assert.equal(nodeAddress(v, nodeName(1)), '192.168.56.12', 'the Node object wins over the report');
+  assert.equal(nodeAddress(v, nodeName(0)), '192.168.56.11');
+  assert.equal(nodeAddress(v, 'node-99'), undefined);
+  assert.deepEqual(h.server.store.snapshot()!.nodes.map((n) => [n.name, n.source]), [[nodeName(0), 'agent'], [nodeName(1), 'policy']]);
+  await a0.c.stop();
+  await a1.c.stop();
+  await h.server.stop();
+
+  // A restarted control API knows the reported address before the agent says hello again.
+  const again = await startControl(t, { files, stateDir, compiler: policyCompiler() as PolicyCompiler });
+  assert.deepEqual(again.server.store.snapshot()!.nodes.find((n) => n.name === nodeName(0)), { name: nodeName(0), address: '192.168.56.11', source: 'agent' });
+});
+
+test('node table: a node_address that is not an IP is refused with INVALID_ARGUMENT (fatal for the agent)', async (t) => {
+  const h = await startControl(t, { files: { 'services.yaml': serviceYaml(SHAPE) }, compiler: policyCompiler() as PolicyCompiler });
+  const a = agent(t, h.address, { node: nodeName(0), nodeAddress: 'not-an-ip' });
+  await a.c.start();
+  await a.waitFor(() => (a.c.state().fatal ? true : undefined), 'the refusal');
+  assert.match(a.c.state().lastError, /INVALID_ARGUMENT: node_address: 'not-an-ip' is not an IP address/);
+  assert.deepEqual(h.server.store.snapshot()!.nodes, []);
 });

@@ -39,7 +39,7 @@ test('problems: file:line:col lines on stdout, a count on stderr, exit 1; paths 
   const r = validateReport([dir + '/'], 'text');
   assert.equal(r.code, 1);
   assert.equal(r.stdout,
-    `${dir}/b.yml:1:7: unknown kind "Nope" (expected one of Service, Workload, HTTPRoute, GRPCRoute, TrafficPolicy, AuthorizationPolicy, MeshConfig)\n` +
+    `${dir}/b.yml:1:7: unknown kind "Nope" (expected one of Service, Workload, HTTPRoute, GRPCRoute, TrafficPolicy, AuthorizationPolicy, MeshConfig, Node)\n` +
     `${dir}/sub/a.yaml:4:46: spec.ports[0].port: must be >= 1\n`);
   assert.equal(r.stderr, '2 problems (2 files checked)\n');
 });

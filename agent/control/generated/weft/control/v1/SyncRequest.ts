@@ -9,6 +9,7 @@ export interface SyncRequest {
   'errorDetail'?: (_weft_control_v1_ErrorDetail | null);
   'typeUrl'?: (string);
   'initialResourceVersions'?: ({[key: string]: string});
+  'nodeAddress'?: (string);
 }
 
 export interface SyncRequest__Output {
@@ -18,4 +19,5 @@ export interface SyncRequest__Output {
   'errorDetail': (_weft_control_v1_ErrorDetail__Output | null);
   'typeUrl': (string);
   'initialResourceVersions': ({[key: string]: string});
+  'nodeAddress': (string);
 }
