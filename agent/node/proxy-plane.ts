@@ -20,6 +20,7 @@ import type { AccessSink } from '../proxy/routing/access-log';
 import { RequestMetrics } from '../proxy/routing/metrics';
 import type { Endpoint } from '../proxy/balancer/endpoint';
 import type { NodeView } from '../policy/snapshot';
+import { nodeAddress } from '../policy/topology';
 import { duplexPair } from '../lib/duplex-pair';
 import { deferredDuplex } from './deferred-duplex';
 import type { LocalWorkload } from './workloads';
