@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * MeshConfig mTLS STRICT, enforced where plaintext would arrive: packets entering a
- * socket of a mesh workload (cgroup_skb/ingress on <cg2>/weft/<node>/workloads).
+ * socket of a mesh workload (cgroup_skb/ingress on <cg2>/weft/<node>/workloads, or on
+ * the capture root, e.g. kubepods.slice; sockets of skipped cgroups pass, see skip.h).
  *
  * In STRICT mode a TCP SYN may reach a workload only from this node:
  *  - over loopback (the agent's inbound forwarder after it terminated mTLS, or another

@@ -225,6 +225,9 @@ export class Datapath {
         Record<keyof typeof MAPS, native.BpfMap>;
       // The skip map before anything is attached; its entry count re-synced in any case
       // (an agent killed mid-update may have left it above the real count).
+      if (skipped && skipped.length > maps.skip.maxEntries) {
+        throw new WeftError('WEFT_ERR_CAPACITY', `${skipped.length} skipped cgroups, the map holds ${maps.skip.maxEntries}`);
+      }
       if (skipped) writeSkipped(maps, skipped);
       else maps.skipState.update(Buffer.alloc(4), skipStateCodec.encode({ entries: maps.skip.keys().length }));
 

@@ -5,6 +5,8 @@
 //   <cg2>/weft/<node>/workloads/<ns>.<n>/  sock_addr hooks apply to everything below
 //   /sys/fs/bpf/weft/<node>/               maps (libbpf pin root)
 //   /sys/fs/bpf/weft/<node>/links/<prog>   pinned links
+// With a capture root (Datapath.open({ captureRoot }), Kubernetes) every cgroup program
+// attaches there instead and the <cg2>/weft/<node> cgroups are not used; pins stay.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -310,7 +310,8 @@ test('captureRoot: links pinned for another cgroup are replaced (weft tree ↔ c
   const moved = new Map(dp.attachments.map((a) => [a.program, a]));
   dp.close();
 
-  dp = await open(node, tree.kubepods);
+  dp = await Datapath.open({ node, captureRoot: tree.kubepods, skippedCgroups: [id(tree.pods.b.pod)], logger: pino({ level: 'silent' }) });
+  assert.deepEqual(dp.skippedCgroups(), [id(tree.pods.b.pod)], 'skippedCgroups given to open() are in the map');
   for (const a of dp.attachments) {
     assert.equal(a.adopted, true, `${a.program}: same capture root, adopted`);
     assert.equal(a.linkId, moved.get(a.program)!.linkId);

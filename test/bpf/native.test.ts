@@ -272,6 +272,7 @@ test('weft-native addon', async (t) => {
     const link = v1.attachCgroup(cgroup);
     links.push(link);
     assert.equal(link.progId, v1.id);
+    assert.equal(link.cgroupId, native.cgroupId(cgroup), 'cgroupId names the cgroup it is attached to');
     assert.deepEqual(native.queryCgroup(cgroup, type).progIds, [v1.id]);
 
     await connectFromCgroup(cgroup, port, 5);
@@ -298,8 +299,10 @@ test('weft-native addon', async (t) => {
     assert.equal(sumPerCpu(connects.lookupPerCpu(u32(1))), 6n);
     assert.equal(sumPerCpu(connects.lookupPerCpu(u32(0))), 15n);
 
+    assert.equal(pinned.cgroupId, native.cgroupId(cgroup), 'also on a re-opened pin');
     pinned.detach();
     assert.deepEqual(native.queryCgroup(cgroup, type).progIds, []);
+    assert.equal(pinned.cgroupId, 0n, 'a detached link has no cgroup');
     pinned.unpin();
     assert.equal(existsSync(linkPin), false);
     pinned.close();
