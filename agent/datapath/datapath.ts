@@ -118,14 +118,34 @@ function checkRedirect(r: RedirectTarget): Required<RedirectTarget> {
   return { ipv4: r.ipv4, ipv6, port: r.port };
 }
 
-/** The depth of a cgroup directory below the cgroup v2 root (the root is level 0): what
- *  the kernel's ancestor helpers count in. */
+/** The depth of a cgroup directory below the cgroup v2 hierarchy's root (the root is
+ *  level 0): what the kernel's ancestor helpers count in. The mount need not be the whole
+ *  hierarchy: a node that sees only its own subtree at /sys/fs/cgroup (a kind node, or a
+ *  hostPath of one) has that subtree's path as the mount's root in mountinfo, and its
+ *  depth counts too. */
 export function cgroupLevel(path: string, root: string = cgroup2Root()): number {
   const rel = relative(root, path);
   if (rel.startsWith('..') || isAbsolute(rel)) {
     throw new WeftError('WEFT_ERR_INVALID_ARG', `${path} is not below the cgroup v2 root ${root}`);
   }
-  return rel === '' ? 0 : rel.split(sep).length;
+  return cgroup2MountDepth(root) + (rel === '' ? 0 : rel.split(sep).length);
+}
+
+/** How deep in the hierarchy the cgroup2 mount at `mountPoint` starts (mountinfo's root
+ *  field): 0 for a mount of the whole tree. A root outside this process's cgroup
+ *  namespace is printed with '..' and cannot be placed: 0 then (pass the host's tree). */
+export function cgroup2MountDepth(mountPoint: string): number {
+  let info: string;
+  try { info = readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return 0; }
+  let depth = 0;
+  for (const line of info.split('\n')) {
+    const f = line.split(' ');
+    const sepAt = f.indexOf('-');
+    if (sepAt < 0 || f[sepAt + 1] !== 'cgroup2' || f[4]?.replace(/\\040/g, ' ') !== mountPoint) continue;
+    const mroot = f[3] ?? '/';
+    depth = mroot.split('/').includes('..') ? 0 : mroot.split('/').filter(Boolean).length;
+  }
+  return depth;
 }
 
 function checkCaptureRoot(path: string): string {
