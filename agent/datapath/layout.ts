@@ -3,7 +3,7 @@
 //   <cg2>/weft/<node>/                     sockops (agent + workloads)
 //   <cg2>/weft/<node>/agent/               agent processes: no connect-time rewriting
 //   <cg2>/weft/<node>/workloads/<ns>.<n>/  sock_addr hooks apply to everything below
-//   /sys/fs/bpf/weft/<node>/               maps (libbpf pin root)
+//   /sys/fs/bpf/weft/<node>/               maps (libbpf pin root; "." in a node name is "_" here: bpffs refuses dots)
 //   /sys/fs/bpf/weft/<node>/links/<prog>   pinned links
 // With a capture root (Datapath.open({ captureRoot }), Kubernetes) every cgroup program
 // attaches there instead and the <cg2>/weft/<node> cgroups are not used; pins stay.
@@ -65,10 +65,17 @@ export interface NodeLayout {
   linksDir: string;
 }
 
+/** bpffs refuses names with a dot (EPERM), and Kubernetes node names have them
+ *  (ip-10-0-1-2.ec2.internal): in pin paths each '.' is written '_', which no DNS-1123
+ *  name contains, so two node names never share a pin directory. */
+export function pinDirName(node: string): string {
+  return node.replace(/\./g, '_');
+}
+
 export function nodeLayout(node: string): NodeLayout {
   validateNodeName(node);
   const cgroupRoot = join(cgroup2Root(), 'weft', node);
-  const pinRoot = join(BPFFS, 'weft', node);
+  const pinRoot = join(BPFFS, 'weft', pinDirName(node));
   return {
     node,
     cgroupRoot,

@@ -196,7 +196,9 @@ export class NodeAgent {
     if (!cfg.kubernetes) datapath.joinAgentCgroup(process.pid);
     const agent = new NodeAgent(cfg, datapath);
     try {
-      if (agent.pods) agent.startPods();
+      // Kubernetes: identities before traffic. A connection accepted before this node's
+      // pods are listed could not be named (a rollout's new agent would refuse it).
+      if (agent.pods) await agent.startPods(SERVING_WAIT_MS);
       // The workloads the registry kept across the restart: the kernel's allow-list
       // (adopted from the pinned map) becomes exactly theirs.
       agent.syncLocalAddresses();
@@ -386,16 +388,21 @@ export class NodeAgent {
    *  change updates the kernel (skip map, STRICT allow-list), the identity table and
    *  the proxy workers. Listing retries until the API server answers; meanwhile the
    *  agent serves `weft run` workloads and reports not ready. */
-  private startPods(): void {
+  private async startPods(maxWaitMs: number): Promise<void> {
     const pods = this.pods!;
     if (pods.ownCgroup) this.datapath.setSkippedCgroups([pods.ownCgroup.id]);
     else this.log.warn({ podUid: this.cfg.kubernetes?.podUid ?? null }, 'own pod cgroup not found (set --pod-uid / $POD_UID from the downward API): the agent\'s sockets are skipped only once its Pod is listed');
     pods.on('change', () => this.onPodsChanged());
-    void pods.start().then(() => {
+    const listed = pods.start().then(() => {
       this.podsListed = true;
       this.log.info({ pods: pods.list().length, meshed: pods.workloads().length }, 'pods listed');
       this.onPodsChanged();
-    }).catch((e) => this.log.error({ err: describeError(e) }, 'cannot watch this node\'s pods'));
+      return true;
+    });
+    listed.catch((e) => this.log.error({ err: describeError(e) }, 'cannot watch this node\'s pods'));
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([listed, new Promise<false>((r) => { timer = setTimeout(() => r(false), maxWaitMs); })]).finally(() => clearTimeout(timer));
+    if (!inTime) this.log.warn({ waitedMs: maxWaitMs }, 'this node\'s pods are not listed yet (Kubernetes API): starting anyway, pods are named once they are');
   }
 
   private onPodsChanged(): void {

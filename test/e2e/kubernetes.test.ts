@@ -30,6 +30,7 @@ import { createCluster, CP_IP, type Cluster, type ClusterNode, type Pod } from '
 import { agentPodSpec, readDaemonSet } from '../lib/daemonset';
 import { ROOT, watchWeft, weftArgv, type WeftProcess } from '../lib/weft';
 import { cgroupV2Of } from '../lib/kube-cgroups';
+import { nodeLayout } from '../../agent/datapath/layout';
 
 const NODE_A = 'ip-10-0-1-2.ec2.internal';
 const NODE_B = 'node-b';
@@ -213,8 +214,10 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     const metrics = await admin(nodeA, '/metrics');
     assert.ok(metric(metrics, 'weft_requests_total', { source_principal: principal }) >= 10, `requests by ${principal} in metrics`);
     assert.equal(metric(metrics, 'weft_requests_total', { source_principal: 'spoofed' }), 0);
-    // The access log (the DaemonSet logs every request) names the caller too.
-    await until('an access log line naming the caller', 10_000, () => agentA.logs().stdout.split('\n').some((l: string) => l.includes('"path":"/hello"') && l.includes(principal)));
+    // The access log (the DaemonSet logs every request; pino writes to stderr) names the
+    // caller too.
+    await until('an access log line naming the caller', 10_000, () => (agentA.logs().stdout + agentA.logs().stderr).split('\n').some((l: string) => l.includes('"path":"/hello"') && l.includes(principal)))
+      .catch((e: Error) => { throw new Error(`${e.message}\nagent stdout:\n${agentA.logs().stdout.slice(-3000)}\nagent stderr:\n${agentA.logs().stderr.slice(-3000)}`); });
     // The backend never sees the spoofed client certificate header.
     for (const r of rs) assert.notEqual(r.headers?.['x-forwarded-client-cert'], 'By=spoofed');
   });
@@ -235,7 +238,7 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     const lanIf = (await nodeB.netns.exec(['ip', '-o', 'route', 'get', nodeA.ip])).stdout.match(/ dev (\S+)/)?.[1];
     assert.ok(lanIf, 'node B\'s LAN interface');
     const pcap = join(work, 'lan.pcap');
-    const dump = nodeB.netns.spawn(['tcpdump', '-i', lanIf, '-U', '-w', pcap, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const dump = nodeB.netns.spawn(['tcpdump', '-Z', 'root', '--immediate-mode', '-i', lanIf, '-U', '-w', pcap, 'tcp'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let started = '';
     dump.stderr!.on('data', (d: Buffer) => { started += d.toString(); });
     await until('tcpdump to listen', 10_000, () => started.includes('listening on'));
@@ -246,12 +249,14 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     await new Promise((r) => dump.once('exit', r));
     assert.ok(rs.every((r) => r.status === 200 && r.pod === 'web-b'), JSON.stringify(rs));
     const text = await new Promise<string>((resolve) => {
-      const p = spawn('tcpdump', ['-nn', '-r', pcap, '-A'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const p = spawn('tcpdump', ['-nn', '-r', pcap, '-A'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       p.stdout.on('data', (d: Buffer) => { out += d.toString('latin1'); });
+      p.stderr.on('data', (d: Buffer) => { out += d.toString('latin1'); });
       p.on('exit', () => resolve(out));
     });
-    assert.ok(text.includes(`${nodeA.ip}.`) && text.includes('.15008'), 'the tunnel went node to node on 15008');
+    const summary = text.split('\n').filter((l) => / IP6? /.test(l)).slice(0, 15).join('\n');
+    assert.ok(text.includes(`${nodeA.ip}.`) && text.includes('.15008'), `the tunnel went node to node on 15008; the LAN (${lanIf}) saw:\n${summary}\ntcpdump: ${started}\n${text.slice(0, 500)}`);
     assert.ok(!text.includes(marker), 'the request path never crossed the LAN in clear text');
     assert.ok(!text.includes(`${webB.ip}.8080`), 'nothing was sent to the pod\'s own port across the LAN');
   });
@@ -292,11 +297,17 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     await until('the new agent to start', 60_000, () => next.logs().stdout.includes('agent started') || next.logs().stderr.includes('agent started'));
     await new Promise((r) => setTimeout(r, 1500));
     // ... then the old one is stopped (SIGTERM, as kubelet does) and deleted.
-    await cluster.deletePod(agentA, { graceMs: 30_000 });
+    const old = agentA;
+    await old.kill('SIGTERM');
+    const code = await old.container.wait();
+    const oldLogs = old.logs().stdout + old.logs().stderr;
+    await cluster.deletePod(old, { graceMs: 30_000 });
     agentA = next;
     const r = await load;
     assert.deepEqual(r.l4Failed, [], `L4 connects during the rollout: ${r.l4} ok`);
-    assert.deepEqual(r.httpFailed, [], `L7 requests during the rollout: ${r.http} ok`);
+    const errors = (pod: Pod) => (pod.logs().stdout + pod.logs().stderr).split('\n').filter((l) => /"status":5\d\d|"level":[45]0/.test(l)).slice(-10).join('\n');
+    const oldErrors = oldLogs.split('\n').filter((l) => /"status":5\d\d|"level":[45]0/.test(l)).slice(-10).join('\n');
+    assert.deepEqual(r.httpFailed, [], `L7 requests during the rollout: ${r.http} ok; new agent:\n${errors(next)}\nold agent (exit ${code}):\n${oldErrors}`);
     assert.ok(r.l4 > 20 && r.http > 20, `load ran: ${r.l4} L4, ${r.http} L7`);
     assert.equal(r.slow.status, 200, `the request in flight when the old agent stopped: ${JSON.stringify(r.slow)}`);
   });
@@ -308,7 +319,7 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
       const r = await pod.exec(hook, { WEFT_UNINSTALL: 'true', NODE_NAME: node.name, PATH: '/opt/weft/bin:/usr/bin:/bin' }, { timeoutMs: 30_000 });
       assert.equal(r.code, 0, `preStop on ${node.name}: ${r.stderr}`);
       await cluster.deletePod(pod, { graceMs: 30_000 });
-      assert.ok(!existsSync(`/sys/fs/bpf/weft/${node.name}`), `no pins left for ${node.name}`);
+      assert.ok(!existsSync(nodeLayout(node.name).pinRoot), `no pins left for ${node.name}`);
       assert.ok(!existsSync(join(node.cgroupPath, 'weft')), 'no weft cgroups on the node');
       const links = await new Promise<string>((resolve) => {
         const p = spawn('bpftool', ['cgroup', 'tree', join(node.cgroupPath, 'kubepods.slice')], { stdio: ['ignore', 'pipe', 'ignore'] });
