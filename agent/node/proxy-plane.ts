@@ -190,6 +190,9 @@ export class ProxyPlane {
       if (this.view?.mesh.failMode === 'open') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
       throw new WeftError('WEFT_ERR_IDENTITY', 'the mTLS tunnel is not ready (no node certificate yet)');
     }
+    // A hostNetwork backend is the node itself, outside the mesh: no identity to tunnel
+    // to, so it is dialled as it is (plaintext), like kube-proxy would.
+    if (ep.meta?.hostNetwork === 'true') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
     const node = ep.meta?.node;
     const sameNode = node === this.o.node;
     return deferredDuplex(tunnel.outbound.open({

@@ -83,16 +83,21 @@ export class L7Directory {
     const live = new Set<string>();
     // Build every cluster (service, port) first, so backendRefs can point at them.
     const clusterOf = (svc: ServiceState, port: number): Cluster => {
-      const sp = svc.ports.find((p) => p.port === port);
+      // A port number served over TCP and UDP (kube-dns's 53): the proxies carry TCP.
+      const sp = svc.ports.find((p) => p.port === port && p.protocol !== 'UDP');
       if (sp === undefined) throw new WeftError('WEFT_ERR_INVALID_POLICY', `service ${svc.key} has no port ${port}`);
       const name = `${svc.key}:${port}`;
       const c = this.clusterFor(name);
       if (!live.has(name)) {
         live.add(name);
-        const removed = c.update(svc.endpoints.map((e) => ({
-          endpoint: { ip: e.address, port: e.ports[sp.name] ?? sp.targetPort, meta: { workload: e.workload, node: e.node, identity: e.identity, namespace: e.namespace } },
-          weight: e.weight,
-        })), clusterSettings(policies.get(svc.key)));
+        // A workload that does not serve a named targetPort is no backend of this port.
+        const removed = c.update(svc.endpoints.flatMap((e) => {
+          const target = e.ports[sp.name] ?? (sp.targetPort > 0 ? sp.targetPort : undefined);
+          if (target === undefined) return [];
+          const meta: Record<string, string> = { workload: e.workload, node: e.node, identity: e.identity, namespace: e.namespace };
+          if (e.hostNetwork) meta.hostNetwork = 'true';
+          return [{ endpoint: { ip: e.address, port: target, meta }, weight: e.weight }];
+        }), clusterSettings(policies.get(svc.key)));
         for (const r of removed) r.drain();
       }
       return c;
