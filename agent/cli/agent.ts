@@ -67,6 +67,9 @@ Kubernetes (the DaemonSet):
                           (default kube-system,weft-system; '' for none)
   --pod-uid UID           the agent's own pod (default $POD_UID, from the downward API):
                           the kernel skips its cgroup
+  --dataplane-default MODE  mesh (default): every pod is meshed unless it opts out;
+                          none: only pods enrolled with weft.dev/dataplane-mode=mesh on
+                          the pod or its namespace (opt-in, as Istio ambient)
 Pods opt out with the label or annotation weft.dev/dataplane-mode=none, on the pod or on
 its namespace. hostNetwork pods are never captured (their sockets are the node's).
 
@@ -86,7 +89,7 @@ interface Flags {
   control?: string; node?: string; 'token-file'?: string; 'state-dir'?: string; admin?: string;
   outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean;
   'access-log-sample'?: string; workers?: string; 'control-ca'?: string; 'control-insecure'?: boolean;
-  kubernetes?: boolean; kubeconfig?: string; 'cgroup-root'?: string; 'exclude-namespaces'?: string; 'pod-uid'?: string;
+  kubernetes?: boolean; kubeconfig?: string; 'cgroup-root'?: string; 'exclude-namespaces'?: string; 'pod-uid'?: string; 'dataplane-default'?: string;
 }
 
 export const command: Command = {
@@ -100,7 +103,7 @@ export const command: Command = {
       'log-level': { type: 'string' }, cleanup: { type: 'boolean' }, 'access-log-sample': { type: 'string' },
       workers: { type: 'string' }, 'control-ca': { type: 'string' }, 'control-insecure': { type: 'boolean' },
       kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' }, 'cgroup-root': { type: 'string' },
-      'exclude-namespaces': { type: 'string' }, 'pod-uid': { type: 'string' },
+      'exclude-namespaces': { type: 'string' }, 'pod-uid': { type: 'string' }, 'dataplane-default': { type: 'string' },
     });
     const sample = Number(v['access-log-sample'] ?? '0');
     if (!(sample >= 0 && sample <= 1)) throw invalidArg(`--access-log-sample: expected a fraction between 0 and 1, got '${v['access-log-sample']}'`);
@@ -127,7 +130,7 @@ export const command: Command = {
     const admin = parseHostPort(v.admin ?? '127.0.0.1:15020', '--admin');
     const { WORKER_ENV, Supervisor, inheritedListeners, workerIdentity } = require('../node/supervisor') as typeof import('../node/supervisor');
     const kubernetes = v.kubernetes ? kubernetesMode(v) : undefined;
-    if (!v.kubernetes) for (const f of ['kubeconfig', 'cgroup-root', 'exclude-namespaces', 'pod-uid'] as const) if (v[f] !== undefined) throw invalidArg(`--${f} needs --kubernetes`);
+    if (!v.kubernetes) for (const f of ['kubeconfig', 'cgroup-root', 'exclude-namespaces', 'pod-uid', 'dataplane-default'] as const) if (v[f] !== undefined) throw invalidArg(`--${f} needs --kubernetes`);
 
     if (process.env[WORKER_ENV] !== '1') {
       // Supervisor: holds the listeners, runs the workers, replaces them on crash or SIGHUP.
@@ -202,7 +205,9 @@ function kubernetesMode(v: Flags): import('../node/agent').KubernetesMode {
   for (const ns of excluded) if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw invalidArg(`--exclude-namespaces: '${ns}' is not a namespace name`);
   const podUid = v['pod-uid'] ?? process.env.POD_UID;
   if (podUid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(podUid)) throw invalidArg(`--pod-uid: '${podUid}' is not a Kubernetes UID`);
-  return { captureRoot, excludeNamespaces: excluded, ...(v.kubeconfig ? { kubeconfig: resolve(v.kubeconfig) } : {}), ...(podUid ? { podUid } : {}) };
+  const mode = v['dataplane-default'] ?? 'mesh';
+  if (mode !== 'mesh' && mode !== 'none') throw invalidArg(`--dataplane-default: expected mesh or none, got '${mode}'`);
+  return { captureRoot, excludeNamespaces: excluded, dataplaneDefault: mode, ...(v.kubeconfig ? { kubeconfig: resolve(v.kubeconfig) } : {}), ...(podUid ? { podUid } : {}) };
 }
 
 function waitForStopSignal(): Promise<void> {

@@ -79,6 +79,7 @@ export interface KubernetesMode {
   excludeNamespaces?: string[];
   /** The agent's own pod (downward API): skipped by the kernel, never moved out of. */
   podUid?: string;
+  dataplaneDefault?: 'mesh' | 'none';
 }
 
 export { HBONE_PORT } from './proxy-plane';

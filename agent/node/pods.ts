@@ -8,6 +8,8 @@
 //            are the node), pods opted out with the label or annotation
 //            `weft.dev/dataplane-mode: none` on the pod or its namespace, pods of the
 //            excluded namespaces, and the agent's own pod.
+// With --dataplane-default none the mesh is opt-in instead (Istio ambient's model): only
+// pods with `weft.dev/dataplane-mode: mesh` on themselves or their namespace are meshed.
 // A pod the watch has not delivered yet is captured (the kernel does not know it is to be
 // skipped) and resolved once its event arrives; kubelet creates the pod's cgroup after the
 // Pod object is bound, so pods whose cgroup is missing are looked up again shortly.
@@ -36,6 +38,9 @@ export interface PodIndexOptions {
   excludeNamespaces?: string[];
   /** The agent's own pod (downward API metadata.uid): always skipped. */
   selfPodUid?: string;
+  /** A pod whose pod and namespace say nothing: 'mesh' (default) captures it, 'none'
+   *  leaves it alone (opt-in: label the namespace or pod weft.dev/dataplane-mode=mesh). */
+  dataplaneDefault?: 'mesh' | 'none';
   backoff?: Backoff;
   logger?: Logger;
 }
@@ -200,12 +205,14 @@ export class PodIndex extends EventEmitter {
     const hostNetwork = pod.spec?.hostNetwork === true;
     const cgroup = knownCgroup ?? resolvePodCgroup(uid, this.cgroupBase, pod.status?.qosClass as QosClass | undefined);
     const podMode = pod.metadata?.labels?.[DATAPLANE_MODE] ?? pod.metadata?.annotations?.[DATAPLANE_MODE];
+    const nsMode = this.namespaceModes.get(namespace);
     let reason: string | undefined;
     if (uid === this.opts.selfPodUid) reason = 'the agent itself';
     else if (hostNetwork) reason = 'hostNetwork: its sockets are the node\'s';
     else if (podMode === 'none') reason = `pod ${DATAPLANE_MODE}=none`;
-    else if (this.namespaceModes.get(namespace) === 'none') reason = `namespace ${DATAPLANE_MODE}=none`;
     else if (this.excluded.has(namespace)) reason = `namespace ${namespace} is excluded (--exclude-namespaces)`;
+    else if (podMode !== 'mesh' && nsMode === 'none') reason = `namespace ${DATAPLANE_MODE}=none`;
+    else if (podMode !== 'mesh' && nsMode !== 'mesh' && this.opts.dataplaneDefault === 'none') reason = `not enrolled: no ${DATAPLANE_MODE}=mesh on the pod or its namespace (--dataplane-default none)`;
     let address: string | undefined;
     for (const ip of [pod.status?.podIP, ...(pod.status?.podIPs ?? []).map((p) => p.ip)]) {
       if (!ip) continue;
