@@ -5,6 +5,7 @@ import { parseFlags, parseHostPort } from './command';
 import { invalidArg } from '../lib/errors';
 import { createRootLogger } from '../telemetry/logger';
 import { usableCores } from '../node/cpus';
+import { validateNodeName } from '../datapath/layout';
 
 /** More workers than this buys nothing but memory: the kernel's accept spreading and
  *  the primary's per-change fan-out both grow with N. */
@@ -111,6 +112,9 @@ export const command: Command = {
     if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) throw invalidArg(`--workers: expected a whole number from 1 to ${MAX_WORKERS}, got '${v.workers}'`);
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
     if (!v.node) throw invalidArg('--node is required');
+    // Kubernetes node names (DNS subdomains, e.g. ip-10-0-1-2.ec2.internal): refused here,
+    // before anything is loaded or touched, when they are not one.
+    try { validateNodeName(v.node); } catch (e) { throw invalidArg(`--node: ${(e as Error).message}`); }
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
     if (v['log-level'] && !levels.includes(v['log-level'])) throw invalidArg(`--log-level: expected one of ${levels.join('|')}`);
     createRootLogger({ level: (v['log-level'] ?? process.env.WEFT_LOG_LEVEL ?? 'info') as 'info', base: { node: v.node } });

@@ -123,3 +123,15 @@ test('admin token: loopback callers need none; the token file is created once, 0
   assert.doesNotMatch(r.stderr, /cannot reach the weft agent/);
   assert.match((await runMain(['run', '--help'])).stdout, /--admin-token-file FILE +the agent's admin token/);
 });
+
+test('weft agent --node: a name that is not a Kubernetes node name is refused before anything is touched', async () => {
+  const write = process.stderr.write;
+  let out = '';
+  process.stderr.write = ((s: string) => { out += s; return true; }) as typeof process.stderr.write;
+  try {
+    assert.equal(await main(['agent', '--cleanup', '--node', 'Node_1']), 2);
+    assert.equal(await main(['agent', '--cleanup', '--node', `${'a'.repeat(250)}.abc`]), 2);
+  } finally { process.stderr.write = write; }
+  assert.match(out, /--node: invalid node name "Node_1": must be a DNS-1123 subdomain/);
+  assert.match(out, /--node: invalid node name "a{80}"…: is 254 characters long, at most 253 are allowed/);
+});

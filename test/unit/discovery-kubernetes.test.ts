@@ -354,7 +354,8 @@ test('Kubernetes discovery: the compiled dist/ module loads the ESM client throu
   const d = new mod.KubernetesDiscovery({ kubeconfig: writeKubeconfig(dir, server) });
   t.after(() => d.stop());
   await within(d.start(), 10_000, 'the initial sync (compiled module)');
-  assert.equal(d.objects().services.length, 4);
+  assert.equal(d.objects().services.length, 5);
+  assert.equal(d.objects().nodes.length, 3);
 });
 
 test('Kubernetes discovery: an unusable kubeconfig is rejected', async (t) => {
