@@ -63,7 +63,7 @@ async function until<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Pr
 const inode = (p: string): bigint => statSync(p, { bigint: true }).ino;
 
 test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across nodes, kubelet-shaped API objects, restarts, deletes, cleanup', { timeout: 180_000 }, async (t) => {
-  if (!requires(t, { root: true, netns: true, cgroup2: true, commands: ['runc', 'nsenter', 'sysctl'] })) return;
+  if (!requires(t, { root: true, netns: true, cgroup2: true, commands: ['runc', 'nsenter', 'sysctl', 'curl'] })) return;
   await sweepStaleClusters();
   const cluster = await createCluster(t);
   const node1 = await cluster.addNode('ip-10-0-1-2.ec2.internal', { zone: 'us-east-1a' });
@@ -124,7 +124,9 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
       assert.equal(body.podIP, pods[to]!.ip);
       assert.equal(body.node, pods[to]!.node.name);
       assert.equal(body.peer, pods[from]!.ip, 'the server sees the client pod\'s own address');
-      assert.match(body.cgroup, new RegExp(`cri-containerd-${pods[to]!.container.id}\\.scope$`));
+      // Inside, the pod sees the node's cgroup namespace: paths from the node's root.
+      assert.equal(body.cgroup, `0::${pods[to]!.container.cgroupPath.slice(pods[to]!.node.cgroupPath.length)}`);
+      assert.match(body.cgroup, /^0::\/kubepods\.slice\/kubepods-(burstable|besteffort)\.slice\/kubepods-(burstable|besteffort)-pod[0-9a-f_]{36}\.slice\/cri-containerd-[0-9a-f]{64}\.scope$/);
     }
     const r = await cluster.outsider.exec(['curl', '-sS', '--max-time', '5', `http://${pods['web-2']!.ip}:8080/`]);
     assert.equal(r.code, 0, r.stderr);
@@ -222,6 +224,9 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     assert.equal(inode(`/proc/${agentLike.container.pid}/ns/pid`), inode('/proc/self/ns/pid'));
     const r = await agentLike.exec(['sh', '-c', [
       `ls /proc/${pods['batch-1']!.container.pid}/cgroup >/dev/null && echo hostpid`,
+      // A pod's /proc/<pid>/cgroup path, read in the node's cgroup namespace, is a
+      // directory under the node's cgroup tree mounted at /sys/fs/cgroup.
+      `p=$(sed -n 's/^0:://p' /proc/${pods['batch-1']!.container.pid}/cgroup); echo "cg=$p"; test -d "/sys/fs/cgroup$p" && echo mapped`,
       'ls /sys/fs/cgroup/kubepods.slice',
       'grep -E " /sys/fs/(bpf|cgroup) " /proc/self/mounts | cut -d" " -f2,3',
       'grep CapEff /proc/self/status',
@@ -229,6 +234,8 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     ].join('; ')]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^hostpid$/m);
+    assert.match(r.stdout, new RegExp(`^cg=/kubepods\\.slice/kubepods-besteffort\\.slice/kubepods-besteffort-pod${pods['batch-1']!.uid.replace(/-/g, '_')}\\.slice/cri-containerd-${pods['batch-1']!.container.id}\\.scope$`, 'm'));
+    assert.match(r.stdout, /^mapped$/m);
     assert.match(r.stdout, /kubepods-burstable\.slice/);
     assert.match(r.stdout, /^\/sys\/fs\/bpf bpf$/m);
     assert.match(r.stdout, /^\/sys\/fs\/cgroup cgroup2$/m);
