@@ -50,6 +50,19 @@ import('/opt/weft/node_modules/@kubernetes/client-node/dist/index.js').then(asyn
 }).catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
 `;
 
+const DISCOVER = `
+const pino = require('pino');
+const { KubernetesDiscovery } = require('/opt/weft/agent/discovery/kubernetes.ts');
+const d = new KubernetesDiscovery({ node: { name: process.env.NODE_NAME, cgroupRoot: '/sys/fs/cgroup', localPodsOnly: true }, logger: pino({ level: 'silent' }) });
+const timer = setTimeout(() => { console.error('no sync within 30 s'); process.exit(1); }, 30000);
+d.start().then(async () => {
+  clearTimeout(timer);
+  process.stdout.write('RESULT ' + JSON.stringify(d.objects()) + '\\n');
+  await d.stop();
+  process.exit(0);
+}, (e) => { console.error(e); process.exit(1); });
+`;
+
 async function until<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   for (;;) {
@@ -275,6 +288,26 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     assert.match(r.stdout, /kubepods-burstable\.slice/);
     assert.match(r.stdout, /^weft — /m);
     assert.match(r.stdout, /read-only/);
+    // weft's own Kubernetes discovery, run where the agent would run it (in this pod:
+    // in-cluster config, the node's cgroup tree at /sys/fs/cgroup), lists and watches
+    // this API server and resolves the node's pods to the cgroup ids the host sees.
+    const d = await agent.exec(['sh', '-c', 'cd /opt/weft && exec node --import tsx -e "$0"', DISCOVER], {}, { timeoutMs: 60_000 });
+    assert.equal(d.code, 0, d.stderr);
+    const found = JSON.parse(d.stdout.split('\n').find((l) => l.startsWith('RESULT '))!.slice(7)) as {
+      services: { metadata: { name: string }; spec: { vip: string } }[];
+      workloads: { metadata: { annotations: Record<string, string> }; spec: { address: string; node: string } }[];
+    };
+    const byPod = new Map(found.workloads.map((w) => [w.metadata.annotations['weft.dev/pod-name'] ?? '', w]));
+    for (const name of ['web-2', 'batch-2']) {
+      const w = byPod.get(name);
+      assert.ok(w, `discovery on ${node2.name} has no workload for ${name}: ${d.stdout}`);
+      assert.equal(w.spec.address, pods[name]!.ip);
+      assert.equal(w.spec.node, node2.name);
+      assert.equal(w.metadata.annotations['weft.dev/cgroup-id'], String(inode(pods[name]!.cgroupPath)), `${name}: cgroup id as the agent resolves it = the host's`);
+    }
+    assert.ok(!byPod.has(agent.name), 'host-network pods are not workloads');
+    assert.ok(found.services.some((x) => x.metadata.name === 'web'), d.stdout);
+
     const obj = await agent.object();
     assert.equal((obj.spec as { priorityClassName: string }).priorityClassName, 'system-node-critical');
     assert.deepEqual((obj.spec as { containers: { args: string[] }[] }).containers[0]!.args.slice(0, 2), ['agent', '--control=weft-control.weft-system.svc:15010']);
