@@ -479,9 +479,9 @@ export class Cluster {
     for (const h of this.holders) { try { h.kill('SIGKILL'); } catch { /* gone */ } }
     try { writeFileSync(join(cgroup2Root(), this.cgroupBase, 'cgroup.kill'), '1'); } catch { /* none */ }
     for (const ns of this.netnses.reverse()) { try { ns.destroy(); } catch { /* best effort */ } }
-    // rmdir needs the processes gone; the kill above is asynchronous in the kernel, so
-    // this may leave empty directories behind, which the next run's leftover check names.
-    rmSync(this.workDir, { recursive: true, force: true });
+    // rmdir needs the processes gone and runc's state needs runc: neither fits a
+    // synchronous exit handler. The work dir stays, named with our pid, so the next
+    // run's sweepStaleClusters() finishes the job (runc state, cgroups, the dir).
   }
 }
 
