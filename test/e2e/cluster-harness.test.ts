@@ -50,6 +50,19 @@ import('/opt/weft/node_modules/@kubernetes/client-node/dist/index.js').then(asyn
 }).catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
 `;
 
+const DISCOVER = `
+const pino = require('pino');
+const { KubernetesDiscovery } = require('/opt/weft/agent/discovery/kubernetes.ts');
+const d = new KubernetesDiscovery({ node: { name: process.env.NODE_NAME, cgroupRoot: '/sys/fs/cgroup', localPodsOnly: true }, logger: pino({ level: 'silent' }) });
+const timer = setTimeout(() => { console.error('no sync within 30 s'); process.exit(1); }, 30000);
+d.start().then(async () => {
+  clearTimeout(timer);
+  process.stdout.write('RESULT ' + JSON.stringify(d.objects()) + '\\n');
+  await d.stop();
+  process.exit(0);
+}, (e) => { console.error(e); process.exit(1); });
+`;
+
 async function until<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Promise<NonNullable<T>> {
   const end = Date.now() + ms;
   for (;;) {
@@ -63,7 +76,7 @@ async function until<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Pr
 const inode = (p: string): bigint => statSync(p, { bigint: true }).ino;
 
 test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across nodes, kubelet-shaped API objects, restarts, deletes, cleanup', { timeout: 180_000 }, async (t) => {
-  if (!requires(t, { root: true, netns: true, cgroup2: true, commands: ['runc', 'nsenter', 'sysctl'] })) return;
+  if (!requires(t, { root: true, netns: true, cgroup2: true, commands: ['runc', 'nsenter', 'sysctl', 'curl'] })) return;
   await sweepStaleClusters();
   const cluster = await createCluster(t);
   const node1 = await cluster.addNode('ip-10-0-1-2.ec2.internal', { zone: 'us-east-1a' });
@@ -124,7 +137,9 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
       assert.equal(body.podIP, pods[to]!.ip);
       assert.equal(body.node, pods[to]!.node.name);
       assert.equal(body.peer, pods[from]!.ip, 'the server sees the client pod\'s own address');
-      assert.match(body.cgroup, new RegExp(`cri-containerd-${pods[to]!.container.id}\\.scope$`));
+      // Inside, the pod sees the node's cgroup namespace: paths from the node's root.
+      assert.equal(body.cgroup, `0::${pods[to]!.container.cgroupPath.slice(pods[to]!.node.cgroupPath.length)}`);
+      assert.match(body.cgroup, /^0::\/kubepods\.slice\/kubepods-(burstable|besteffort)\.slice\/kubepods-(burstable|besteffort)-pod[0-9a-f_]{36}\.slice\/cri-containerd-[0-9a-f]{64}\.scope$/);
     }
     const r = await cluster.outsider.exec(['curl', '-sS', '--max-time', '5', `http://${pods['web-2']!.ip}:8080/`]);
     assert.equal(r.code, 0, r.stderr);
@@ -222,6 +237,9 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     assert.equal(inode(`/proc/${agentLike.container.pid}/ns/pid`), inode('/proc/self/ns/pid'));
     const r = await agentLike.exec(['sh', '-c', [
       `ls /proc/${pods['batch-1']!.container.pid}/cgroup >/dev/null && echo hostpid`,
+      // A pod's /proc/<pid>/cgroup path, read in the node's cgroup namespace, is a
+      // directory under the node's cgroup tree mounted at /sys/fs/cgroup.
+      `p=$(sed -n 's/^0:://p' /proc/${pods['batch-1']!.container.pid}/cgroup); echo "cg=$p"; test -d "/sys/fs/cgroup$p" && echo mapped`,
       'ls /sys/fs/cgroup/kubepods.slice',
       'grep -E " /sys/fs/(bpf|cgroup) " /proc/self/mounts | cut -d" " -f2,3',
       'grep CapEff /proc/self/status',
@@ -229,6 +247,8 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     ].join('; ')]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^hostpid$/m);
+    assert.match(r.stdout, new RegExp(`^cg=/kubepods\\.slice/kubepods-besteffort\\.slice/kubepods-besteffort-pod${pods['batch-1']!.uid.replace(/-/g, '_')}\\.slice/cri-containerd-${pods['batch-1']!.container.id}\\.scope$`, 'm'));
+    assert.match(r.stdout, /^mapped$/m);
     assert.match(r.stdout, /kubepods-burstable\.slice/);
     assert.match(r.stdout, /^\/sys\/fs\/bpf bpf$/m);
     assert.match(r.stdout, /^\/sys\/fs\/cgroup cgroup2$/m);
@@ -268,6 +288,26 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     assert.match(r.stdout, /kubepods-burstable\.slice/);
     assert.match(r.stdout, /^weft — /m);
     assert.match(r.stdout, /read-only/);
+    // weft's own Kubernetes discovery, run where the agent would run it (in this pod:
+    // in-cluster config, the node's cgroup tree at /sys/fs/cgroup), lists and watches
+    // this API server and resolves the node's pods to the cgroup ids the host sees.
+    const d = await agent.exec(['sh', '-c', 'cd /opt/weft && exec node --import tsx -e "$0"', DISCOVER], {}, { timeoutMs: 60_000 });
+    assert.equal(d.code, 0, d.stderr);
+    const found = JSON.parse(d.stdout.split('\n').find((l) => l.startsWith('RESULT '))!.slice(7)) as {
+      services: { metadata: { name: string }; spec: { vip: string } }[];
+      workloads: { metadata: { annotations: Record<string, string> }; spec: { address: string; node: string } }[];
+    };
+    const byPod = new Map(found.workloads.map((w) => [w.metadata.annotations['weft.dev/pod-name'] ?? '', w]));
+    for (const name of ['web-2', 'batch-2']) {
+      const w = byPod.get(name);
+      assert.ok(w, `discovery on ${node2.name} has no workload for ${name}: ${d.stdout}`);
+      assert.equal(w.spec.address, pods[name]!.ip);
+      assert.equal(w.spec.node, node2.name);
+      assert.equal(w.metadata.annotations['weft.dev/cgroup-id'], String(inode(pods[name]!.cgroupPath)), `${name}: cgroup id as the agent resolves it = the host's`);
+    }
+    assert.ok(!byPod.has(agent.name), 'host-network pods are not workloads');
+    assert.ok(found.services.some((x) => x.metadata.name === 'web'), d.stdout);
+
     const obj = await agent.object();
     assert.equal((obj.spec as { priorityClassName: string }).priorityClassName, 'system-node-critical');
     assert.deepEqual((obj.spec as { containers: { args: string[] }[] }).containers[0]!.args.slice(0, 2), ['agent', '--control=weft-control.weft-system.svc:15010']);

@@ -8,7 +8,9 @@
 //     node i    10.80.0.(10+i), pods on its bridge cbr0: 10.81.i.0/24, gateway 10.81.i.1
 //     outsider  10.80.0.99  a machine on the LAN that is not part of the cluster
 //   Every member has a route to every node's pod CIDR via that node; nodes forward.
-//   cgroups: <cg2>/weft-e2e-<rand>/<node name>/kubepods.slice/... per node (like kind).
+//   cgroups: <cg2>/weft-e2e-<rand>/<node name>/kubepods.slice/... per node (like kind),
+//   and a cgroup namespace per node rooted there, which the node's pods join: inside,
+//   /proc/self/cgroup reads 0::/kubepods.slice/..., as on a real node.
 //
 //   const cluster = await createCluster(t);        // cleanup registered with t.after
 //   const node = await cluster.addNode('ip-10-0-1-2.ec2.internal');
@@ -21,7 +23,7 @@
 // inside the namespaces the cluster creates.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -59,6 +61,9 @@ export interface ClusterNode {
   /** Absolute cgroup v2 path of that subtree (the agent's cgroup root on this node would be
    *  <cg2>, and the pods are below <cg2>/<cgroupBase>/kubepods.slice). */
   readonly cgroupPath: string;
+  /** The node's cgroup namespace (rooted at cgroupPath), which every pod on it joins, so
+   *  /proc/<pid>/cgroup inside reads 0::/kubepods.slice/... as on a real (kind) node. */
+  readonly cgroupnsPath: string;
   readonly pods: Set<Pod>;
   nextPodHost: number;
 }
@@ -161,6 +166,8 @@ export class Cluster {
   private apiProcess?: ChildProcess;
   private apiStderr = '';
   private readonly netnses: Netns[] = [];
+  /** Processes holding the nodes' cgroup namespaces. */
+  private readonly holders: ChildProcess[] = [];
   private cleaned = false;
   private readonly exitHook = (): void => this.cleanupSync();
 
@@ -232,10 +239,36 @@ export class Cluster {
     const cgroupPath = join(cgroup2Root(), cgroupBase);
     // What kubelet creates at start: the node's kubepods tree with its QoS slices.
     for (const d of ['kubepods.slice/kubepods-burstable.slice', 'kubepods.slice/kubepods-besteffort.slice']) mkdirSync(join(cgroupPath, d), { recursive: true });
-    const node: ClusterNode = { name, index, ip, podCIDR: cidr, gateway, netns: ns, netnsPath: netnsPath(ns), cgroupBase, cgroupPath, pods: new Set(), nextPodHost: 2 };
+    const cgroupnsPath = await this.nodeCgroupNamespace(cgroupPath);
+    const node: ClusterNode = { name, index, ip, podCIDR: cidr, gateway, netns: ns, netnsPath: netnsPath(ns), cgroupBase, cgroupPath, cgroupnsPath, pods: new Set(), nextPodHost: 2 };
     this.nodes.set(name, node);
     await this.api.create('nodes', nodeObject({ name, internalIP: ip, podCIDR: cidr, zone: opts.zone, labels: opts.labels, kernelVersion: release() }));
     return node;
+  }
+
+  /**
+   * A cgroup namespace whose root is the node's cgroup (as a kind node container has):
+   * a holder process enters the node's cgroup, unshares its cgroup namespace there (the
+   * root is fixed at that moment) and is then moved out to <cluster>/cgns-holders, so
+   * the node's cgroup holds no process of its own. Pods join it by path.
+   */
+  private async nodeCgroupNamespace(nodeCgroup: string): Promise<string> {
+    const holders = join(cgroup2Root(), this.cgroupBase, 'cgns-holders');
+    mkdirSync(holders, { recursive: true });
+    const child = spawn('sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec unshare --cgroup sleep infinity', nodeCgroup], { stdio: 'ignore' });
+    this.holders.push(child);
+    const ns = `/proc/${child.pid}/ns/cgroup`;
+    const own = readlinkSync('/proc/self/ns/cgroup');
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      let target = own, comm = '';
+      try { target = readlinkSync(ns); comm = readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim(); } catch { /* not yet, or gone */ }
+      if (target !== own && comm === 'sleep') break;
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`cgroup namespace holder for ${nodeCgroup} did not start`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    writeFileSync(join(holders, 'cgroup.procs'), String(child.pid));
+    return ns;
   }
 
   private async ensureNamespace(namespace: string): Promise<void> {
@@ -326,7 +359,7 @@ export class Cluster {
     pod.startedAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
     return startContainer({
       runcRoot: this.runcRoot, workDir: pod.spec.workDir, cgroupParent: pod.cgroupRel, args: pod.spec.args, env: pod.spec.env, cwd: o.cwd,
-      netns: pod.hostNetwork ? pod.node.netnsPath : netnsPath(pod.netns),
+      netns: pod.hostNetwork ? pod.node.netnsPath : netnsPath(pod.netns), cgroupns: pod.node.cgroupnsPath,
       hostPID: o.hostPID, privileged: o.privileged, mounts: pod.spec.mounts, hostsFile: pod.spec.hostsFile,
       hostname: pod.hostNetwork ? pod.node.name.split('.')[0] : o.name,
     });
@@ -426,6 +459,9 @@ export class Cluster {
       const left = await runcList(this.runcRoot);
       if (left.length) throw new Error(`containers left: ${left.map((c) => c.id).join(', ')}`);
     });
+    for (const h of this.holders) {
+      if (h.exitCode === null && h.signalCode === null) { h.kill('SIGKILL'); await waitExit(h, 5000); }
+    }
     for (const ns of this.netnses.reverse()) await attempt(`netns ${ns.name}`, () => ns.destroy());
     await attempt('cgroups', async () => {
       const left = await removeCgroupTree(this.cgroupBase);
@@ -440,11 +476,12 @@ export class Cluster {
     if (this.cleaned) return;
     this.cleaned = true;
     try { this.apiProcess?.kill('SIGKILL'); } catch { /* gone */ }
+    for (const h of this.holders) { try { h.kill('SIGKILL'); } catch { /* gone */ } }
     try { writeFileSync(join(cgroup2Root(), this.cgroupBase, 'cgroup.kill'), '1'); } catch { /* none */ }
     for (const ns of this.netnses.reverse()) { try { ns.destroy(); } catch { /* best effort */ } }
-    // rmdir needs the processes gone; the kill above is asynchronous in the kernel, so
-    // this may leave empty directories behind, which the next run's leftover check names.
-    rmSync(this.workDir, { recursive: true, force: true });
+    // rmdir needs the processes gone and runc's state needs runc: neither fits a
+    // synchronous exit handler. The work dir stays, named with our pid, so the next
+    // run's sweepStaleClusters() finishes the job (runc state, cgroups, the dir).
   }
 }
 

@@ -245,7 +245,11 @@ export class FakeApiServer {
   /** Requests per "verb resource" (e.g. "list pods", "watch endpointslices"). */
   counters(): Record<string, number> {
     const c: Record<string, number> = {};
-    for (const r of this.log) if (r.verb) c[`${r.verb} ${r.resource}${r.subresource ? `/${r.subresource}` : ''}`] = (c[`${r.verb} ${r.resource}${r.subresource ? `/${r.subresource}` : ''}`] ?? 0) + 1;
+    for (const r of this.log) {
+      if (!r.verb) continue;
+      const key = `${r.verb} ${r.resource}${r.subresource ? `/${r.subresource}` : ''}`;
+      c[key] = (c[key] ?? 0) + 1;
+    }
     return c;
   }
 

@@ -58,6 +58,9 @@ export interface ContainerOptions {
   cwd?: string;
   /** A network namespace path (/var/run/netns/<name>) or 'host' (runc's own, i.e. the caller's). */
   netns: string;
+  /** A cgroup namespace to join (/proc/<pid>/ns/cgroup): the node's, so the container
+   *  sees cgroup paths from the node's root (0::/kubepods.slice/...), as on a real node. */
+  cgroupns?: string;
   /** Share the caller's PID namespace (Kubernetes hostPID) instead of a new one. */
   hostPID?: boolean;
   /** All capabilities, no masked or read-only paths, /sys and cgroups writable, all devices. */
@@ -171,6 +174,7 @@ export function ociConfig(o: ContainerOptions & { id: string }, rootfs: string, 
   const namespaces: { type: string; path?: string }[] = [{ type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (!o.hostPID) namespaces.push({ type: 'pid' });
   if (o.netns !== 'host') namespaces.push({ type: 'network', path: o.netns });
+  if (o.cgroupns) namespaces.push({ type: 'cgroup', path: o.cgroupns });
   const caps = priv ? hostCapabilities() : DEFAULT_CAPS;
   const env = { PATH: DEFAULT_PATH, HOSTNAME: o.hostname ?? o.id.slice(0, 12), ...(o.env ?? {}) };
   return {

@@ -69,12 +69,14 @@ test('OCI config: default vs privileged, host network, hostPID, mounts and propa
   assert.ok(dest(def, '/sys')[0]!.options.includes('ro'));
   assert.equal(def.linux.rootfsPropagation, 'rprivate');
 
+  assert.equal(def.linux.namespaces.find((n) => n.type === 'cgroup'), undefined);
   const priv = ociConfig({
-    ...base, netns: 'host', hostPID: true, privileged: true, mountRepo: false,
+    ...base, netns: 'host', hostPID: true, privileged: true, mountRepo: false, cgroupns: '/proc/42/ns/cgroup',
     mounts: [{ source: '/sys/fs/bpf', destination: '/sys/fs/bpf', propagation: 'rshared' }, { source: '/sys/fs/cgroup/unified', destination: '/sys/fs/cgroup', propagation: 'rslave', readonly: true }],
   }, '/w/rootfs', hook) as Cfg;
   assert.equal(priv.linux.namespaces.find((n) => n.type === 'network'), undefined, 'host network: no network namespace');
   assert.equal(priv.linux.namespaces.find((n) => n.type === 'pid'), undefined, 'hostPID: no pid namespace');
+  assert.deepEqual(priv.linux.namespaces.find((n) => n.type === 'cgroup'), { type: 'cgroup', path: '/proc/42/ns/cgroup' });
   assert.equal(priv.linux.maskedPaths, undefined);
   assert.equal(priv.linux.readonlyPaths, undefined);
   assert.ok(priv.process.capabilities.bounding.includes('CAP_SYS_ADMIN'));
