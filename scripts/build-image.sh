@@ -34,7 +34,7 @@ Options:
   --store DIR         container storage for the base images, the layer cache and the
                       image (default: \$WEFT_IMAGE_STORE or /var/tmp/weft-image)
   --runroot DIR       container run state (default: /run/weft-image-<hash of --store>)
-  --storage-driver D  overlay (default) or vfs (slower, for filesystems overlay
+  --storage-driver D  overlay (default, or \$WEFT_IMAGE_STORAGE_DRIVER) or vfs (slower, for filesystems overlay
                       cannot sit on)
   --isolation TYPE    buildah RUN isolation: oci (default, runc) or chroot
   --network MODE      network of the RUN steps: host (default) or private
@@ -51,6 +51,8 @@ Options:
                       'kind load image-archive FILE' or 'ctr -n k8s.io images import FILE'
   --rebuild-base      make steps 1-2 again even if the images exist
   --no-cache          build step 3 without the layer cache
+  --print-store       print the storage flags for podman/buildah (one per line) and exit,
+                      e.g. podman \$(scripts/build-image.sh --print-store) images
   -q, --quiet         only progress lines and errors (build output goes to a log file
                       that is printed if the build fails)
   -h, --help          this text
@@ -68,9 +70,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
 
 BASE=""; TAG="weft:dev"; STORE="${WEFT_IMAGE_STORE:-/var/tmp/weft-image}"; RUNROOT=""
-DRIVER="overlay"; ISOLATION="oci"; NETWORK="host"; MIRROR=""; SUITE="bookworm"
+DRIVER="${WEFT_IMAGE_STORAGE_DRIVER:-overlay}"; ISOLATION="oci"; NETWORK="host"; MIRROR=""; SUITE="bookworm"
 NODE_BIN=""; CA_FILE="${NODE_EXTRA_CA_CERTS:-}"; CA_FROM_ENV=1; ARCHIVE=""
-REBUILD_BASE=0; NO_CACHE=0; QUIET=0
+REBUILD_BASE=0; NO_CACHE=0; QUIET=0; PRINT_STORE=0
 
 need_arg() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
 while [ $# -gt 0 ]; do
@@ -90,6 +92,7 @@ while [ $# -gt 0 ]; do
     --archive) need_arg "$@"; ARCHIVE="$2"; shift 2 ;;
     --rebuild-base) REBUILD_BASE=1; shift ;;
     --no-cache) NO_CACHE=1; shift ;;
+    --print-store) PRINT_STORE=1; shift ;;
     -q|--quiet) QUIET=1; shift ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -98,9 +101,11 @@ done
 case "$DRIVER" in overlay|vfs) ;; *) die "--storage-driver: expected overlay or vfs, got '$DRIVER'" ;; esac
 case "$ISOLATION" in oci|chroot) ;; *) die "--isolation: expected oci or chroot, got '$ISOLATION'" ;; esac
 case "$NETWORK" in host|private) ;; *) die "--network: expected host or private, got '$NETWORK'" ;; esac
-[ "$(id -u)" = 0 ] || die "run as root (buildah/podman with a system store, debootstrap)"
-command -v buildah >/dev/null || die "buildah is not installed (apt-get install buildah; scripts/install-deps.sh does)"
-[ -f "$ROOT/deploy/Dockerfile" ] || die "$ROOT/deploy/Dockerfile is missing"
+if [ "$PRINT_STORE" = 0 ]; then
+  [ "$(id -u)" = 0 ] || die "run as root (buildah/podman with a system store, debootstrap)"
+  command -v buildah >/dev/null || die "buildah is not installed (apt-get install buildah; scripts/install-deps.sh does)"
+  [ -f "$ROOT/deploy/Dockerfile" ] || die "$ROOT/deploy/Dockerfile is missing"
+fi
 if [ -n "$CA_FILE" ] && [ ! -r "$CA_FILE" ]; then
   [ "$CA_FROM_ENV" = 1 ] || die "--ca-file $CA_FILE is not readable"
   CA_FILE=""   # a stale NODE_EXTRA_CA_CERTS is not worth failing for
@@ -114,6 +119,7 @@ mkdir -p "$STORE" || die "cannot create --store $STORE"
 STORE="$(cd "$STORE" && pwd)"
 [ -n "$RUNROOT" ] || RUNROOT="/run/weft-image-$(printf '%s' "$STORE" | cksum | cut -d' ' -f1)"
 STORAGE_FLAGS=(--root "$STORE/storage" --runroot "$RUNROOT" --storage-driver "$DRIVER")
+if [ "$PRINT_STORE" = 1 ]; then printf '%s\n' "${STORAGE_FLAGS[@]}"; exit 0; fi
 bh() { buildah "${STORAGE_FLAGS[@]}" "$@"; }
 
 # ---- cleanup of everything temporary, on any exit
