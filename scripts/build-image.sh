@@ -269,9 +269,10 @@ size="$(bh images --noheading --format '{{.Size}}' "$TAG" | head -n1)"
 say "built $TAG (${id:0:12}, $size) in $(elapsed)"
 
 if [ -n "$ARCHIVE" ]; then
-  name="$TAG"; case "$name" in */*) ;; *) name="localhost/$name" ;; esac
+  # Named as given (weft:dev): the archive's RepoTags then hold docker.io/library/weft:dev,
+  # the name containerd (and so the kubelet, for `image: weft:dev`) looks up.
   rm -f "$ARCHIVE"
-  run bh push "$TAG" "docker-archive:$ARCHIVE:$name" || die "writing $ARCHIVE failed"
+  run bh push "$TAG" "docker-archive:$ARCHIVE:$TAG" || die "writing $ARCHIVE failed"
   say "wrote $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1)): kind load image-archive $ARCHIVE, or ctr -n k8s.io images import $ARCHIVE"
 fi
 

@@ -7,7 +7,8 @@
 // loads the native addon (and so libbpf) inside the image. Every BPF object in the image
 // is opened with that addon; in a privileged container (when podman can start one here)
 // they are also loaded into the kernel. Nothing may be left behind but the store's
-// images: no containers, no dangling images, no pins or cgroups on the host.
+// images: no containers, no dangling images, no pins or cgroups on the host. The image is
+// also written with --archive (the tarball `kind load image-archive` / `ctr import` take).
 //
 // Store: $WEFT_IMAGE_STORE or /var/tmp/weft-image (the script's default, so a developer's
 // own build warms it). Remove it with: podman $(scripts/build-image.sh --print-store)
@@ -100,7 +101,8 @@ test('image: scripts/build-image.sh builds deploy/Dockerfile with buildah, and t
 
   // ---- build (warm: the bases and the layer cache are in the store)
   const started = Date.now();
-  const build = spawnSync(SCRIPT, ['--quiet'], { cwd: ROOT, encoding: 'utf8', timeout: 18 * 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const archive = join(tmp, 'weft-dev.tar');
+  const build = spawnSync(SCRIPT, ['--quiet', '--archive', archive], { cwd: ROOT, encoding: 'utf8', timeout: 18 * 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
   const buildSeconds = Math.round((Date.now() - started) / 1000);
   t.diagnostic(`build-image.sh: ${buildSeconds}s\n${build.stderr.split('\n').filter((l) => l.startsWith('==>')).join('\n')}`);
   assert.equal(build.status, 0, `build-image.sh failed:\n${build.stderr}`);
@@ -213,6 +215,15 @@ const dir = '/opt/weft/bpf/.output';
     const loaded = JSON.parse(r.stdout) as Record<string, { programs: string[]; ids: number[] }>;
     assert.deepEqual(Object.keys(loaded), objects);
     for (const [f, o] of Object.entries(loaded)) assert.ok(o.ids.every((id) => id > 0), `${f}: kernel program ids ${o.ids}`);
+  });
+
+  await t.test('--archive writes a docker-archive that containerd imports as the DaemonSet\'s image', () => {
+    // `ctr -n k8s.io images import` and `kind load image-archive` take the RepoTags; the
+    // kubelet resolves `image: weft:dev` to docker.io/library/weft:dev.
+    const manifest = JSON.parse(execFileSync('tar', ['-xOf', archive, 'manifest.json'], { encoding: 'utf8' })) as { RepoTags: string[]; Layers: string[] }[];
+    assert.equal(manifest.length, 1);
+    assert.ok(manifest[0]!.RepoTags.includes(`docker.io/library/${image}`), `RepoTags ${manifest[0]!.RepoTags.join(' ')}`);
+    assert.ok(manifest[0]!.Layers.length > 0);
   });
 
   await t.test('nothing left behind: no containers, no dangling images, only the cached bases, build cache and image', () => {
