@@ -123,11 +123,25 @@ if [ "$PRINT_STORE" = 1 ]; then printf '%s\n' "${STORAGE_FLAGS[@]}"; exit 0; fi
 bh() { buildah "${STORAGE_FLAGS[@]}" "$@"; }
 
 # ---- cleanup of everything temporary, on any exit
-TMP=""; CONTAINERS=()
+TMP=""; CONTAINERS=(); CHILD=""; BEFORE=""
+containers_now() { bh containers --quiet --noheading 2>/dev/null | sort; }
 cleanup() {
   local rc=$?
   set +e
+  trap - INT TERM
+  # A step still running (interrupted): stop its whole process group (debootstrap's dpkg,
+  # buildah's RUN), give it 15s, then kill it.
+  if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
+    kill -TERM -- "-$CHILD" 2>/dev/null
+    for _ in $(seq 30); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$CHILD" 2>/dev/null
+  fi
   for c in "${CONTAINERS[@]}"; do bh rm "$c" >/dev/null 2>&1; done
+  # Working containers an interrupted or failed build left (only those that appeared
+  # while this script ran).
+  if [ $rc -ne 0 ] && [ -n "$BEFORE" ]; then
+    comm -13 "$TMP/containers.before" <(containers_now) | while read -r c; do bh rm "$c" >/dev/null 2>&1; done
+  fi
   if [ -n "$TMP" ] && [ -d "$TMP" ]; then
     # debootstrap may leave /proc etc. mounted in the target after a failure.
     for m in proc sys dev/pts dev; do umount -l "$TMP/rootfs/$m" >/dev/null 2>&1; done
@@ -140,14 +154,22 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 TMP="$(mktemp -d "${TMPDIR:-/var/tmp}/weft-image.XXXXXX")"
+containers_now >"$TMP/containers.before"; BEFORE=1
 
-# Runs a command; with --quiet its output goes to a log that is shown only on failure.
+# Runs a step in its own process group (so that an interrupt reaches the traps at once and
+# cleanup can stop the step); with --quiet its output goes to a log shown only on failure.
 run() {
+  local rc=0
   if [ "$QUIET" = 1 ]; then
-    "$@" >"$TMP/step.log" 2>&1 || { local rc=$?; tail -n 60 "$TMP/step.log" >&2; return $rc; }
+    setsid "$@" >"$TMP/step.log" 2>&1 </dev/null &
   else
-    "$@" >&2
+    setsid "$@" >&2 </dev/null &
   fi
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  if [ $rc -ne 0 ] && [ "$QUIET" = 1 ]; then tail -n 60 "$TMP/step.log" >&2; fi
+  return $rc
 }
 image_exists() { bh inspect --type image "$1" >/dev/null 2>&1; }
 START=$SECONDS
@@ -181,11 +203,11 @@ make_debian_base() {  # $1: image name
   local c
   c="$(bh from scratch)" || die "buildah from scratch failed"
   CONTAINERS+=("$c")
-  run bh add "$c" "$TMP/rootfs.tar" / || die "buildah add of the root filesystem failed"
+  run buildah "${STORAGE_FLAGS[@]}" add "$c" "$TMP/rootfs.tar" / || die "buildah add of the root filesystem failed"
   rm -f "$TMP/rootfs.tar"
   bh config --cmd /bin/bash --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --label "org.opencontainers.image.description=debootstrap --variant=minbase $SUITE $MIRROR" "$c"
-  run bh commit --rm "$c" "$1" || die "buildah commit $1 failed"
+  run buildah "${STORAGE_FLAGS[@]}" commit --rm "$c" "$1" || die "buildah commit $1 failed"
   CONTAINERS=()
 }
 
@@ -205,16 +227,16 @@ make_node_base() {  # $1: debian base, $2: image name, $3: node binary, $4: its 
   local c
   c="$(bh from "$1")" || die "buildah from $1 failed"
   CONTAINERS+=("$c")
-  run bh add "$c" "$TMP/node.tar" "$prefix/" || die "buildah add of Node failed"
+  run buildah "${STORAGE_FLAGS[@]}" add "$c" "$TMP/node.tar" "$prefix/" || die "buildah add of Node failed"
   rm -f "$TMP/node.tar"
   # Node's own runtime libraries (ldd $3) must be in the Debian base already: prove it.
   local v
   v="$(bh run --isolation "$ISOLATION" --network none "$c" -- sh -c 'node --version && npm --version' 2>&1)" \
     || die "Node does not run in $1 (a shared library missing? ldd $3): $v"
-  say "node $(printf '%s' "$v" | tr '\n' ' ')runs in the base"
+  say "node $(printf '%s' "$v" | head -n1) and npm $(printf '%s' "$v" | tail -n1) run in the base"
   bh config --env "npm_config_nodedir=$prefix" \
     --label "org.opencontainers.image.description=$1 plus the host's Node $("$3" --version) at $prefix" "$c"
-  run bh commit --rm "$c" "$2" || die "buildah commit $2 failed"
+  run buildah "${STORAGE_FLAGS[@]}" commit --rm "$c" "$2" || die "buildah commit $2 failed"
   CONTAINERS=()
 }
 
@@ -249,10 +271,10 @@ BUD=(bud --file "$ROOT/deploy/Dockerfile" --ignorefile "$ROOT/deploy/Dockerfile.
 [ "$NO_CACHE" = 0 ] || BUD+=(--no-cache)
 [ -z "$CA_FILE" ] || BUD+=(--secret "id=build_ca,src=$CA_FILE")
 say "building the build stage (tagged localhost/weft-build:cache) on $BASE"
-run bh "${BUD[@]}" --target build --tag localhost/weft-build:cache "$ROOT" \
+run buildah "${STORAGE_FLAGS[@]}" "${BUD[@]}" --target build --tag localhost/weft-build:cache "$ROOT" \
   || die "the build stage of deploy/Dockerfile failed (output above)"
 say "building $TAG ($(elapsed) so far)"
-run bh "${BUD[@]}" --tag "$TAG" "$ROOT" || die "the runtime stage of deploy/Dockerfile failed (output above)"
+run buildah "${STORAGE_FLAGS[@]}" "${BUD[@]}" --tag "$TAG" "$ROOT" || die "the runtime stage of deploy/Dockerfile failed (output above)"
 
 # Superseded images: the previous image and build-stage cache lost their tags to the new
 # ones; remove them and the untagged layers only they used (dangling = no name and no
@@ -272,7 +294,7 @@ if [ -n "$ARCHIVE" ]; then
   # Named as given (weft:dev): the archive's RepoTags then hold docker.io/library/weft:dev,
   # the name containerd (and so the kubelet, for `image: weft:dev`) looks up.
   rm -f "$ARCHIVE"
-  run bh push "$TAG" "docker-archive:$ARCHIVE:$TAG" || die "writing $ARCHIVE failed"
+  run buildah "${STORAGE_FLAGS[@]}" push "$TAG" "docker-archive:$ARCHIVE:$TAG" || die "writing $ARCHIVE failed"
   say "wrote $ARCHIVE ($(du -h "$ARCHIVE" | cut -f1)): kind load image-archive $ARCHIVE, or ctr -n k8s.io images import $ARCHIVE"
 fi
 
