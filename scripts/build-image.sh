@@ -14,8 +14,10 @@ Builds the image deploy/*.yaml run (deploy/Dockerfile) with buildah: no Docker d
 no Docker Hub. Without --base, the base of both build stages is made here:
 
   1. localhost/weft-base:<suite>   debootstrap --variant=minbase <suite> from the Debian
-                                   mirror apt already uses (/etc/apt/sources.list*), imported
-                                   as an image. Made once, then reused (--rebuild-base).
+                                   mirror apt already uses (/etc/apt/sources.list*), without
+                                   docs, man pages and translations (as Debian's -slim
+                                   images), imported as an image. Made once, then reused
+                                   (--rebuild-base).
   2. localhost/weft-node:<version> that image plus this host's Node (>= 20) with npm and
                                    Node's headers (npm_config_nodedir is set so that node-gyp
                                    uses them). Made once per Node version.
@@ -196,7 +198,20 @@ make_debian_base() {  # $1: image name
   say "debootstrap --variant=minbase $SUITE from $MIRROR (about 1.5 minutes)"
   run debootstrap --variant=minbase "$SUITE" "$TMP/rootfs" "$MIRROR" \
     || die "debootstrap failed (mirror $MIRROR reachable? try --mirror URL)"
-  rm -rf "$TMP/rootfs/var/cache/apt/archives/"*.deb "$TMP/rootfs/var/lib/apt/lists/"* 2>/dev/null || true
+  # Slim, like Debian's -slim images: no apt caches, and dpkg leaves out documentation
+  # (but the copyright files), man pages and translations, now and in later layers.
+  rm -rf "$TMP/rootfs/var/cache/apt/archives/"*.deb "$TMP/rootfs/var/cache/apt/"*.bin "$TMP/rootfs/var/lib/apt/lists/"* 2>/dev/null || true
+  cat >"$TMP/rootfs/etc/dpkg/dpkg.cfg.d/weft-slim" <<'CFG'
+# scripts/build-image.sh (weft): keep images small
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+CFG
+  find "$TMP/rootfs/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+  find "$TMP/rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
+  rm -rf "$TMP/rootfs/usr/share/man/"* "$TMP/rootfs/usr/share/info/"* "$TMP/rootfs/usr/share/locale/"*
   say "importing the root filesystem as $1 ($(du -sh "$TMP/rootfs" | cut -f1))"
   tar -C "$TMP/rootfs" --numeric-owner -cf "$TMP/rootfs.tar" . || die "cannot archive $TMP/rootfs"
   rm -rf --one-file-system "$TMP/rootfs"
