@@ -30,6 +30,7 @@ VALUE_OK[0x09] = 1;
 // request-target bytes: visible ASCII only (no SP, no CTL, no obs-text).
 const TARGET_OK = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) TARGET_OK[c] = 1;
+TARGET_OK[0x23] = 0; // '#': a fragment is never sent (RFC 9112 §3.2); refused, not stripped
 
 const CR = 13, LF = 10, SP = 32, HT = 9, COLON = 58;
 
