@@ -6,7 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rawExchange, service, view, startProxy } from '../unit/l7-harness';
+import { connect } from 'node:net';
 import { h2Backend, h2Request, recordingBackend, startInbound, statusOf } from './harness';
+import { HpackEncoder } from '../../agent/proxy/h2/hpack';
 
 const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok';
 const chunked = (trailer: string) => Buffer.from(`POST /upload HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n${trailer}\r\n`, 'latin1');
@@ -68,4 +70,35 @@ test('targets: absolute-form whose authority differs from Host is 400; a matchin
   const r = await rawExchange(p.port, Buffer.from('GET http://SVC/a/../b?q=1 HTTP/1.1\r\nHost: svc\r\n\r\n'), 2000, 0, (d) => d.toString().endsWith('ok'));
   assert.equal(statusOf(r.data), 200);
   assert.match(be.received(), /^GET \/b\?q=1 HTTP\/1\.1\r\nHost: svc\r\n/, 'origin-form, normalized, query kept');
+});
+
+/** Sends one HTTP/2 request with exactly `fields` (HPACK-encoded by weft's encoder) and
+ *  returns the frame types the server sent back. */
+async function rawH2(port: number, fields: string[]): Promise<number[]> {
+  const block = Buffer.from(new HpackEncoder().encode(fields));
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(block.length, 0, 3); head[3] = 1; head[4] = 0x5; head.writeUInt32BE(1, 5);
+  const bytes = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]), head, block]);
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let got = Buffer.alloc(0);
+    const types = (): number[] => { const out: number[] = []; for (let i = 0; i + 9 <= got.length; i += 9 + got.readUIntBE(i, 3)) out.push(got[i + 3]!); return out; };
+    const timer = setTimeout(() => { s.destroy(); resolve(types()); }, 500);
+    s.on('data', (d: Buffer) => { got = Buffer.concat([got, d]); if (types().includes(3) || types().includes(1)) { clearTimeout(timer); s.destroy(); resolve(types()); } });
+    s.on('error', () => {});
+    s.write(bytes);
+  });
+}
+
+test('targets: HTTP/2 requests with two :path fields, or a Host that is not :authority, are malformed (RST_STREAM)', async (t) => {
+  const h2 = await h2Backend();
+  const ib = await startInbound(h2.port, []);
+  t.after(async () => { await ib.close(); await h2.close(); });
+  const base = [':method', 'GET', ':scheme', 'http'];
+  const RST = 3, HEADERS = 1;
+  assert.ok((await rawH2(ib.port, [...base, ':path', '/ok', ':path', '/admin', ':authority', 'svc'])).includes(RST), 'duplicate :path');
+  assert.ok((await rawH2(ib.port, [...base, ':path', '/ok', ':authority', 'svc', 'host', 'evil.example'])).includes(RST), 'Host differs from :authority');
+  assert.deepEqual(h2.paths, [], 'nothing reached the backend');
+  assert.ok((await rawH2(ib.port, [...base, ':path', '/ok', ':authority', 'svc', 'host', 'SVC'])).includes(HEADERS), 'same site: answered');
+  assert.deepEqual(h2.paths, ['/ok']);
 });

@@ -74,6 +74,7 @@ function field(h: readonly string[], name: string): string | undefined {
  *  unknown, or a missing :method/:scheme/:path. (Field syntax is checked by the decoder.) */
 function malformedRequest(h: readonly string[]): boolean {
   let regular = false, method = false, scheme = false, path = false, authority = false;
+  let host: string | undefined;
   for (let i = 0; i < h.length; i += 2) {
     const n = h[i]!;
     if (n.charCodeAt(0) === 0x3a) {
@@ -82,8 +83,14 @@ function malformedRequest(h: readonly string[]): boolean {
       if (n === ':method') { if (method) return true; method = true; } else if (n === ':scheme') { if (scheme) return true; scheme = true; } else if (n === ':path') { if (path) return true; path = h[i + 1] !== ''; }
       else if (n === ':authority') { if (authority) return true; authority = true; }
       else return true;
-    } else regular = true;
+    } else {
+      regular = true;
+      if (n === 'host') host = h[i + 1]!;
+    }
   }
+  // §8.3.1: a Host naming another site than :authority is malformed (the same rule as
+  // an HTTP/1.1 absolute-form target whose authority is not Host).
+  if (authority && host !== undefined && host.toLowerCase() !== (field(h, ':authority') ?? '').toLowerCase()) return true;
   return !method || !scheme || !path;
 }
 
