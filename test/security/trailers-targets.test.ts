@@ -102,3 +102,12 @@ test('targets: HTTP/2 requests with two :path fields, or a Host that is not :aut
   assert.ok((await rawH2(ib.port, [...base, ':path', '/ok', ':authority', 'svc', 'host', 'SVC'])).includes(HEADERS), 'same site: answered');
   assert.deepEqual(h2.paths, ['/ok']);
 });
+
+test('targets: an HTTP/1.0 absolute-form request without Host goes out in origin-form with its authority as Host', async (t) => {
+  const be = await recordingBackend(OK);
+  const p = await proxyTo(be.port);
+  t.after(async () => { await p.close(); await be.close(); });
+  const r = await rawExchange(p.port, Buffer.from('GET http://svc/x HTTP/1.0\r\n\r\n'), 2000, 0, (d) => d.toString().endsWith('ok'));
+  assert.equal(statusOf(r.data), 200);
+  assert.match(be.received(), /^GET \/x HTTP\/1\.0\r\nhost: svc\r\n\r\n$/);
+});

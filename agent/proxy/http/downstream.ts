@@ -272,6 +272,8 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     }
     this.upgradeOk = req.upgrade && upgradeAllowed(allValues(req, 'upgrade'));
     if (req.upgradeHeader && !this.upgradeOk) stripUpgrade(req, own ??= { set: [], add: [], remove: [] });
+    // An HTTP/1.0 absolute-form request without Host: the authority goes on as Host.
+    if (req.authority !== '' && req.indexOf('host') < 0) (own ??= { set: [], add: [], remove: [] }).set.push({ name: 'host', value: req.authority });
     const edits = mergeEdits(action.requestHeaders, own);
 
     let head = data.subarray(0, headEnd);
