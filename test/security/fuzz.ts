@@ -160,7 +160,8 @@ function refChunked(s: string, from: number): RefBody {
     const bad = /[\n\0-\x08\x0b-\x0c\x0e-\x1f]/.exec(s.slice(i, eol < 0 ? s.length : eol));
     if (eol < 0) {
       // An incomplete size line may already be wrong.
-      return bad || !/^([0-9a-fA-F]{0,13}|[0-9a-fA-F]{1,13}(([ \t]*;[\x20-\x7e\t]*)|[ \t]+))\r?$/.test(s.slice(i)) ? 'error' : 'incomplete';
+      // (at least one digit before anything else; BWS only before an extension)
+      return bad || !/^(|[0-9a-fA-F]{1,13}(\r|[ \t]*;[\x20-\x7e\t]*\r?|[ \t]+)?)$/.test(s.slice(i)) ? 'error' : 'incomplete';
     }
     const line = s.slice(i, eol);
     const m = /^([0-9a-fA-F]{1,13})(?:[ \t]*;[\x20-\x7e\t]*)?$/.exec(line);
@@ -180,7 +181,7 @@ function refChunked(s: string, from: number): RefBody {
     if (eol < 0) {
       const rest = s.slice(i);
       if (rest === '' || rest === '\r') return 'incomplete';
-      return new RegExp(`^${TOKEN_RE}(:[^\\x00-\\x08\\x0a-\\x1f\\x7f]*)?\\r?$`).test(rest) && rest.length <= 8192 ? 'incomplete' : 'error';
+      return new RegExp(`^${TOKEN_RE}(:[^\\x00-\\x08\\x0a-\\x1f\\x7f]*\\r?)?$`).test(rest) && rest.length <= 8192 ? 'incomplete' : 'error';
     }
     const line = s.slice(i, eol);
     i = eol + 2;
