@@ -105,4 +105,4 @@ async function main(): Promise<void> {
   process.stdout.write('corpus written\n');
 }
 
-void main();
+if (require.main === module) void main();
