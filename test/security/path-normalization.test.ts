@@ -6,7 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { service, view, startProxy, httpUpstream, rawExchange } from '../unit/l7-harness';
 import { denyPaths, startInbound, h2Backend, h2Request, statusOf } from './harness';
-import { loadPolicyTexts, compile, forNode } from '../../agent/policy';
+import { join } from 'node:path';
+import { loadPolicyTexts, loadPolicyDir, compile, forNode } from '../../agent/policy';
+import { explain } from '../../agent/explain/explain';
+import { ROOT } from '../lib/weft';
 
 const BYPASSES = ['/%61dmin', '//admin', '/./admin', '/x/../admin', '/%2e/admin', '/x/%2E%2E/admin', '/public/..//admin/x', '/%41DMIN/../admin'];
 
@@ -90,4 +93,13 @@ ${extra}`;
   assert.deepEqual(snap('  pathNormalization: {mergeSlashes: false, escapedSlashes: UNESCAPE}').mesh.pathNormalization, { mergeSlashes: false, escapedSlashes: 'UNESCAPE' });
   const bad = loadPolicyTexts([{ file: 'mesh.yaml', text: doc('  pathNormalization: {escapedSlashes: DECODE}') }]);
   assert.ok(bad.diagnostics.some((d) => /escapedSlashes/.test(d.message)), 'unknown escapedSlashes value is a validation error');
+});
+
+test('path normalization: weft explain decides on the path the proxy would authorize', () => {
+  const snap = compile(loadPolicyDir([join(ROOT, 'policies', 'shop')]), [], { version: 'test' });
+  const q = { from: 'shop/frontend-0', host: 'payments.shop', port: 50051, method: 'POST' };
+  assert.equal(explain(snap, { ...q, path: '/shop.Payments/Charge' }).verdict, 'allowed by shop/payments-from-frontend');
+  // Encoded and dot-segment spellings of the same path get the same verdict as the proxy's.
+  assert.equal(explain(snap, { ...q, path: '/x/../shop.Payments/%43harge' }).verdict, 'allowed by shop/payments-from-frontend');
+  assert.throws(() => explain(snap, { ...q, path: '/shop.Payments%2FCharge' }), /refuses it with 400/);
 });
