@@ -1,8 +1,15 @@
 // What local CLIs (`weft run`, `weft status`, `weft explain`, `weft tap`) use to talk to
 // the agent of their own network namespace over its admin port.
 import { WeftError } from '../lib/errors';
+import { readTokenFile } from '../lib/token-file';
 
 export const DEFAULT_ADMIN = '127.0.0.1:15020';
+
+/** The token of `--admin-token-file FILE` (undefined without the flag): an admin port off
+ *  loopback answers reads too only with it. */
+export function adminTokenFrom(file: string | undefined): string | undefined {
+  return file === undefined ? undefined : readTokenFile(file, '--admin-token-file');
+}
 
 export class AdminClient {
   constructor(private readonly address: string = DEFAULT_ADMIN, private readonly timeoutMs = 5000, private readonly token?: string) {}

@@ -35,9 +35,11 @@ export interface AdminOptions {
   /** `METHOD /path` → handler, e.g. 'POST /v1/workloads'. */
   api?: Record<string, JsonHandler>;
   /** When set, callers that are not on loopback must send `authorization: Bearer
-   *  <token>` for every request that changes something (POST, DELETE: workload
-   *  registration): an admin port on a node address is reachable from pods, which must
-   *  not register workloads, addresses or service accounts of their choosing. */
+   *  <token>` for everything but GET /metrics, /healthz and /readyz (Prometheus and
+   *  kubelet probes): an admin port on a node address is reachable from pods, which must
+   *  neither register workloads, addresses or service accounts of their choosing nor
+   *  read the node's configuration, status, explanations or other workloads' requests
+   *  (`/debug/*`, `/v1/status`, `/v1/explain`, `/v1/tap`). */
   writeToken?: string;
   /** Streaming endpoints (e.g. `GET /v1/tap`): the handler owns the response. */
   streams?: Record<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void>;
@@ -45,6 +47,9 @@ export interface AdminOptions {
 }
 
 const MAX_BODY = 1 << 20;
+
+/** What any caller may GET: Prometheus scrapes and kubelet probes. */
+const OPEN_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
 /** The admin token's file name in the agent's --state-dir (see AdminOptions.writeToken). */
 export const ADMIN_TOKEN_FILE = 'admin-token';
@@ -102,7 +107,13 @@ export class AdminServer {
     return new Promise((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
   }
 
-  private writeAllowed(req: IncomingMessage): boolean {
+  /** True when the caller may use `path`: the open probes, a loopback caller, or the token. */
+  private allowed(req: IncomingMessage, path: string): boolean {
+    if (req.method === 'GET' && OPEN_PATHS.has(path)) return true;
+    return this.tokenOk(req);
+  }
+
+  private tokenOk(req: IncomingMessage): boolean {
     const token = this.opts.writeToken;
     if (token === undefined || isLoopbackAddress(req.socket.remoteAddress)) return true;
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
@@ -111,9 +122,14 @@ export class AdminServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://admin');
+    // Only origin-form targets: '//host/x' would otherwise be read as a URL's authority.
+    const raw = req.url ?? '/';
+    const url = new URL(raw.startsWith('/') && !raw.startsWith('//') ? raw : '/', 'http://admin');
     const path = url.pathname;
     try {
+      if (!this.allowed(req, path)) {
+        return send(res, 401, JSON.stringify({ error: `${req.method} ${path} from ${req.socket.remoteAddress} needs the agent's admin token (STATE_DIR/${ADMIN_TOKEN_FILE})`, code: 'WEFT_ERR_PERMISSION' }) + '\n');
+      }
       if (req.method === 'GET' && path === '/metrics') {
         const body = this.opts.scrape ? await this.opts.scrape() : await this.opts.registry.metrics();
         return send(res, 200, body, this.opts.registry.contentType);
@@ -130,9 +146,6 @@ export class AdminServer {
       const stream = this.opts.streams?.[`${req.method} ${path}`];
       if (stream) return stream(req, res, url);
       const api = this.opts.api?.[`${req.method} ${path}`];
-      if (api && req.method !== 'GET' && !this.writeAllowed(req)) {
-        return send(res, 401, JSON.stringify({ error: `${req.method} ${path} from ${req.socket.remoteAddress} needs the agent's admin token (weft run --admin-token-file)`, code: 'WEFT_ERR_PERMISSION' }) + '\n');
-      }
       if (api) {
         const body = req.method === 'GET' ? undefined : await readJson(req);
         return send(res, 200, JSON.stringify((await api(body, url)) ?? {}, bigintReplacer) + '\n');

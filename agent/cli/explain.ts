@@ -1,12 +1,12 @@
 // `weft explain`: how a flow from a workload to HOST:PORT is handled, and why.
 import type { Command } from './command';
 import { parseFlags } from './command';
-import { AdminClient, DEFAULT_ADMIN } from '../admin/client';
+import { AdminClient, DEFAULT_ADMIN, adminTokenFrom } from '../admin/client';
 import { invalidArg } from '../lib/errors';
 import type { Explanation } from '../explain/explain';
 
 const help = `Usage: weft explain --from WORKLOAD --to HOST:PORT [--path P] [--method M]
-                    [--header name:value ...] [--json] [--admin HOST:PORT]
+                    [--header name:value ...] [--json] [--admin HOST:PORT] [--admin-token-file FILE]
 
 Explains what weft does with a connection or request from WORKLOAD (namespace/name) to
 HOST:PORT (a VIP, a workload address, or service.namespace): which Service, whether it
@@ -23,11 +23,12 @@ Flags:
   --header name:value    request header (repeatable)
   --json                 print the explanation as JSON
   --admin HOST:PORT      the agent's admin address (default ${DEFAULT_ADMIN})
+  --admin-token-file FILE  the agent's admin token, needed when --admin is not on loopback
 
 Example:
   weft explain --from shop/frontend-0 --to catalog.shop:80 --path /items --header x-canary:always`;
 
-interface Flags { from?: string; to?: string; path?: string; method?: string; header?: string[]; json?: boolean; admin?: string }
+interface Flags { from?: string; to?: string; path?: string; method?: string; header?: string[]; json?: boolean; admin?: string; 'admin-token-file'?: string }
 
 function render(e: Explanation): string {
   const out = [
@@ -54,7 +55,7 @@ export const command: Command = {
   async run(argv) {
     const { values: v, help: wantHelp } = parseFlags<Flags>(argv, {
       from: { type: 'string' }, to: { type: 'string' }, path: { type: 'string' }, method: { type: 'string' },
-      header: { type: 'string', multiple: true }, json: { type: 'boolean' }, admin: { type: 'string' },
+      header: { type: 'string', multiple: true }, json: { type: 'boolean' }, admin: { type: 'string' }, 'admin-token-file': { type: 'string' },
     });
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
     if (!v.from) throw invalidArg('--from is required');
@@ -63,7 +64,7 @@ export const command: Command = {
     if (v.path) q.set('path', v.path);
     if (v.method) q.set('method', v.method);
     for (const h of v.header ?? []) q.append('header', h);
-    const e = await new AdminClient(v.admin ?? DEFAULT_ADMIN, 15_000).request<Explanation>('GET', `/v1/explain?${q}`);
+    const e = await new AdminClient(v.admin ?? DEFAULT_ADMIN, 15_000, adminTokenFrom(v['admin-token-file'])).request<Explanation>('GET', `/v1/explain?${q}`);
     process.stdout.write(v.json ? JSON.stringify(e, null, 2) + '\n' : render(e));
     return 0;
   },

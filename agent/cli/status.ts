@@ -1,9 +1,9 @@
 // `weft status`: what the agent of this network namespace is doing, in one screen.
 import type { Command } from './command';
 import { parseFlags } from './command';
-import { AdminClient, DEFAULT_ADMIN } from '../admin/client';
+import { AdminClient, DEFAULT_ADMIN, adminTokenFrom } from '../admin/client';
 
-const help = `Usage: weft status [--admin HOST:PORT] [--json]
+const help = `Usage: weft status [--admin HOST:PORT] [--admin-token-file FILE] [--json]
 
 Shows the local agent's control-API connection and snapshot version, the eBPF programs
 it has attached (and whether they were adopted from a previous agent process), kernel
@@ -11,7 +11,8 @@ counters, listeners, local workloads and certificate expiry.
 
 Flags:
   --admin HOST:PORT   the agent's admin address (default ${DEFAULT_ADMIN})
-  --json              print the raw status document`;
+  --json              print the raw status document
+  --admin-token-file FILE  the agent's admin token, needed when --admin is not on loopback`;
 
 interface Status {
   node: string;
@@ -59,9 +60,9 @@ export const command: Command = {
   summary: 'show the local agent: control connection, snapshot, programs, counters, certificates',
   help,
   async run(argv) {
-    const { values, help: wantHelp } = parseFlags<{ admin?: string; json?: boolean }>(argv, { admin: { type: 'string' }, json: { type: 'boolean' } });
+    const { values, help: wantHelp } = parseFlags<{ admin?: string; json?: boolean; 'admin-token-file'?: string }>(argv, { admin: { type: 'string' }, json: { type: 'boolean' }, 'admin-token-file': { type: 'string' } });
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
-    const s = await new AdminClient(values.admin ?? DEFAULT_ADMIN).request<Status>('GET', '/v1/status');
+    const s = await new AdminClient(values.admin ?? DEFAULT_ADMIN, 5000, adminTokenFrom(values['admin-token-file'])).request<Status>('GET', '/v1/status');
     process.stdout.write(values.json ? JSON.stringify(s, null, 2) + '\n' : render(s));
     return s.control.connected || s.control.version ? 0 : 1;
   },

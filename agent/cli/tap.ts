@@ -1,12 +1,12 @@
 // `weft tap`: follow the requests the local agent proxies, live, with filters.
 import type { Command } from './command';
 import { parseFlags } from './command';
-import { DEFAULT_ADMIN } from '../admin/client';
+import { DEFAULT_ADMIN, adminTokenFrom } from '../admin/client';
 import { WeftError } from '../lib/errors';
 import type { AccessRecord } from '../proxy/routing/access-log';
 
 const help = `Usage: weft tap [--authority S] [--path PREFIX] [--method M] [--min-status N]
-                [--json] [--count N] [--admin HOST:PORT]
+                [--json] [--count N] [--admin HOST:PORT] [--admin-token-file FILE]
 
 Prints every request the local agent's L7 proxy completes, as it happens (Ctrl-C to
 stop). Filters combine (all must match).
@@ -18,9 +18,10 @@ Flags:
   --min-status N     only responses with status >= N (e.g. 500 for errors)
   --count N          exit after N requests
   --json             one JSON object per request
-  --admin HOST:PORT  the agent's admin address (default ${DEFAULT_ADMIN})`;
+  --admin HOST:PORT  the agent's admin address (default ${DEFAULT_ADMIN})
+  --admin-token-file FILE  the agent's admin token, needed when --admin is not on loopback`;
 
-interface Flags { authority?: string; path?: string; method?: string; 'min-status'?: string; count?: string; json?: boolean; admin?: string }
+interface Flags { authority?: string; path?: string; method?: string; 'min-status'?: string; count?: string; json?: boolean; admin?: string; 'admin-token-file'?: string }
 
 function line(r: AccessRecord): string {
   const grpc = r.grpcStatus >= 0 ? ` grpc-status=${r.grpcStatus}` : '';
@@ -35,7 +36,7 @@ export const command: Command = {
   async run(argv) {
     const { values: v, help: wantHelp } = parseFlags<Flags>(argv, {
       authority: { type: 'string' }, path: { type: 'string' }, method: { type: 'string' }, 'min-status': { type: 'string' },
-      count: { type: 'string' }, json: { type: 'boolean' }, admin: { type: 'string' },
+      count: { type: 'string' }, json: { type: 'boolean' }, admin: { type: 'string' }, 'admin-token-file': { type: 'string' },
     });
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
     const limit = v.count === undefined ? Infinity : Number(v.count);
@@ -50,7 +51,8 @@ export const command: Command = {
     process.once('SIGINT', () => ac.abort());
     let res: Response;
     try {
-      res = await fetch(`http://${admin}/v1/tap?${q}`, { signal: ac.signal });
+      const token = adminTokenFrom(v['admin-token-file']);
+      res = await fetch(`http://${admin}/v1/tap?${q}`, { signal: ac.signal, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
     } catch (e) {
       throw new WeftError('WEFT_ERR_UNAVAILABLE', `cannot reach the weft agent at ${admin}`, { cause: e });
     }

@@ -4,7 +4,7 @@
 // after --duration, stop everything in reverse order and remove all of it. One teardown
 // path serves every way out (signal during setup, failed step, normal end).
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,7 +78,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     }
     o.say(`starting ${plan.nodes.length} agents…`);
     await step(Promise.all(plan.nodes.map(async (node, i) => {
-      const version = await waitAgentReady(t, node, agents[i]!);
+      const version = await waitAgentReady(t, node, agents[i]!, join(tmp, node.name, ADMIN_TOKEN_FILE));
       o.say(`agent ${node.name} ready (snapshot ${version})`);
     })));
 
@@ -149,14 +149,15 @@ interface AgentStatus { control: { version: string }; listeners: { inbound: stri
 /** Waits until the agent serves a snapshot and its mTLS listener is up; returns the
  *  snapshot version. The admin port is only reachable inside the demo's network, so the
  *  probe runs there (a one-line fetch in the agent's own namespace). */
-async function waitAgentReady(t: Topology, node: NodePlan, agent: Child): Promise<string> {
+async function waitAgentReady(t: Topology, node: NodePlan, agent: Child, tokenFile: string): Promise<string> {
   await agent.waitFor(/"msg":"agent started"/, READY_TIMEOUT_MS);
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last = '';
   for (;;) {
     if (agent.proc.exitCode !== null) throw new WeftError('WEFT_ERR_UNAVAILABLE', `agent ${node.name} exited (${agent.proc.exitCode}); last lines of ${agent.logFile}:\n${agent.tail()}`);
     try {
-      const s = JSON.parse(await fetchIn(t.nodes.get(node.name)!, `http://${node.fabricIp}:${ADMIN_PORT}/v1/status`)) as AgentStatus;
+      // The admin port is on the fabric address, not loopback: reads need the token.
+      const s = JSON.parse(await fetchIn(t.nodes.get(node.name)!, `http://${node.fabricIp}:${ADMIN_PORT}/v1/status`, readFileSync(tokenFile, 'utf8').trim())) as AgentStatus;
       if (s.control.version && s.listeners.inbound) return s.control.version;
       last = s.control.version ? 'mTLS listener not up yet (no node certificate)' : 'no snapshot yet';
     } catch (e) { last = describeError(e); }
@@ -165,10 +166,10 @@ async function waitAgentReady(t: Topology, node: NodePlan, agent: Child): Promis
   }
 }
 
-const FETCH_SCRIPT = 'fetch(process.argv[1],{signal:AbortSignal.timeout(2000)}).then(async(r)=>{const t=await r.text();if(!r.ok)throw new Error("HTTP "+r.status+": "+t);process.stdout.write(t)}).catch((e)=>{process.stderr.write(String(e.message));process.exit(1)})';
+const FETCH_SCRIPT = 'fetch(process.argv[1],{signal:AbortSignal.timeout(2000),headers:{authorization:"Bearer "+process.argv[2]}}).then(async(r)=>{const t=await r.text();if(!r.ok)throw new Error("HTTP "+r.status+": "+t);process.stdout.write(t)}).catch((e)=>{process.stderr.write(String(e.message));process.exit(1)})';
 
-function fetchIn(ns: string, url: string): Promise<string> {
-  const [cmd, ...args] = inNetns(ns, [process.execPath, '-e', FETCH_SCRIPT, url]);
+function fetchIn(ns: string, url: string, token: string): Promise<string> {
+  const [cmd, ...args] = inNetns(ns, [process.execPath, '-e', FETCH_SCRIPT, url, token]);
   return new Promise((resolve, reject) => {
     execFile(cmd!, args, { encoding: 'utf8', timeout: 5000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout)));
   });

@@ -13,6 +13,7 @@ import { PolicyAuthorizer, type AuthzDecision } from '../proxy/tunnel/authz';
 import { Authorizer } from '../proxy/routing/authz';
 import type { AuthorizationPolicyState } from '../policy/snapshot';
 import { WeftError } from '../lib/errors';
+import { DEFAULT_PATH_NORMALIZATION, normalizePath } from '../proxy/http/path';
 
 export interface ExplainQuery {
   /** "namespace/name", or "name" in namespace "default". */
@@ -80,8 +81,12 @@ function l7Decision(all: AuthorizationPolicyState[], workload: string, req: Requ
     : { allowed: false, reason: `no ALLOW policy matches (${allows.map((p) => p.key).join(', ')})` };
 }
 
-function requestView(q: ExplainQuery): RequestView {
-  const [path, query = ''] = (q.path ?? '/').split('?', 2) as [string, string?];
+/** The request as the proxy routes and authorizes it: its path normalized as the
+ *  mesh's pathNormalization says (http/path.ts). */
+function requestView(q: ExplainQuery, snap: Snapshot): RequestView {
+  const [raw, query = ''] = (q.path ?? '/').split('?', 2) as [string, string?];
+  const path = normalizePath(raw, snap.mesh.pathNormalization ?? DEFAULT_PATH_NORMALIZATION);
+  if (path === null) throw new WeftError('WEFT_ERR_INVALID_ARG', `path ${raw}: the L7 proxy refuses it with 400 (malformed escape, encoded '/' or '\\', fragment...)`);
   const headers = Object.fromEntries(Object.entries(q.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
   return { method: (q.method ?? 'GET').toUpperCase(), path, query, header: (n) => headers[n] };
 }
@@ -125,7 +130,7 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
     try {
       dir.apply({ ...view, routes: [table] });
       const rt = dir.lookup(svc.vip, q.port);
-      const i = rt.routes.findIndex((r) => matches(r.match, requestView(q)));
+      const i = rt.routes.findIndex((r) => matches(r.match, requestView(q, snap)));
       if (i >= 0) {
         const compiled = table.routes[i]!;
         route = { object: compiled.route, rule: compiled.rule };
@@ -150,7 +155,7 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
           workload: e.workload, address: e.address, port: epPort, node: e.node,
           hop: e.node === src.node ? 'same node (no encryption)' : e.hostNetwork ? 'plaintext (hostNetwork, outside the mesh)' : 'mTLS tunnel',
           authorization: l7
-            ? l7Decision(snap.authorizationPolicies, e.workload, requestView(q), src.identity, epPort)
+            ? l7Decision(snap.authorizationPolicies, e.workload, requestView(q, snap), src.identity, epPort)
             : authorizer.authorize({ sourcePrincipal: src.identity, sourceNamespace: src.namespace, destinationWorkload: e.workload, destinationIp: e.address, destinationPort: epPort }),
         };
       }),

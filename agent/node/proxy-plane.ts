@@ -15,6 +15,7 @@ import { L7Directory } from '../proxy/routing/directory';
 import { OutboundProxy, type Origin } from '../proxy/outbound';
 import { InboundL7 } from '../proxy/http/inbound';
 import { H2Proxy } from '../proxy/h2/proxy';
+import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from '../proxy/http/path';
 import { authorizerFor, type Authorizer } from '../proxy/routing/authz';
 import type { AccessSink } from '../proxy/routing/access-log';
 import { RequestMetrics } from '../proxy/routing/metrics';
@@ -66,6 +67,8 @@ export class ProxyPlane {
   /** Per-request authorizers of local workloads with L7 policies (rebuilt per snapshot). */
   private l7Authorizers = new Map<string, Authorizer>();
   private localTargets = new Map<string, TunnelWorkload>();
+  /** MeshConfig spec.pathNormalization, shared by every proxy here (updated in place). */
+  private readonly paths: PathNormalization = { ...DEFAULT_PATH_NORMALIZATION };
 
   constructor(private readonly o: ProxyPlaneOptions) {
     this.log = componentLogger('proxy-plane', { node: o.node });
@@ -81,18 +84,20 @@ export class ProxyPlane {
       metrics: (this.requestMetrics = new RequestMetrics(o.registry)),
       accessLog: o.accessLog,
       logger: componentLogger('outbound', { node: o.node }),
+      paths: this.paths,
     });
     const direct = (ep: Endpoint) => tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
     const inboundLog = componentLogger('inbound-l7', { node: o.node });
-    this.inboundH2 = new H2Proxy({ connect: direct, logger: inboundLog, accessLog: o.accessLog, tracer: null });
+    this.inboundH2 = new H2Proxy({ connect: direct, logger: inboundLog, accessLog: o.accessLog, tracer: null, paths: this.paths });
     this.inboundL7 = new InboundL7({
-      connect: direct, headerTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxHeadBytes: 16 * 1024, accessLog: o.accessLog, tracer: null, logger: inboundLog,
+      connect: direct, headerTimeoutMs: 10_000, idleTimeoutMs: 300_000, maxHeadBytes: 16 * 1024, accessLog: o.accessLog, tracer: null, logger: inboundLog, paths: this.paths,
     }, this.inboundH2);
   }
 
   /** Swaps the routing, authorization and local-target tables to a new snapshot (the
    *  caller validated it: the primary by writing the datapath first). */
   apply(view: NodeView): void {
+    Object.assign(this.paths, view.mesh.pathNormalization ?? DEFAULT_PATH_NORMALIZATION);
     this.directory.apply(view);
     this.authorizer.update(view.authorizationPolicies);
     this.localTargets = indexLocalTargets(view);
@@ -223,7 +228,7 @@ export class ProxyPlane {
       reporter: 'destination', source_workload: req.sourceWorkload ?? 'unknown', source_namespace: parseSpiffeId(req.sourcePrincipal).namespace,
       source_principal: req.sourcePrincipal, destination_service: dest.service ?? 'unknown', destination_workload: dest.name, connection_security_policy: req.security,
     });
-    this.inboundL7.handle(proxySide, this.directory.lookup(req.target.ip, req.target.port), peer, authz, series);
+    this.inboundL7.handle(proxySide, this.directory.lookup(req.target.ip, req.target.port), peer, authz, series, undefined, dest.principal);
     return callerSide;
   }
 

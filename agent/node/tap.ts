@@ -45,13 +45,21 @@ export function parseTapFilter(q: URLSearchParams): TapFilter {
 /** Queue bound per subscriber (records); beyond it lines are dropped and counted. */
 const MAX_QUEUED_BYTES = 1 << 20;
 
+/** Concurrent `weft tap` subscribers; more get 429 (each one costs a JSON encoding per
+ *  matching request and up to MAX_QUEUED_BYTES of memory). */
+export const MAX_TAP_SUBSCRIBERS = 16;
+
 export class RequestTap implements AccessSink {
   private readonly subs = new Set<Subscriber>();
 
   /** `base`: the configured access log (sampled), or null when access logging is off.
    *  `onTapping` hears when the first subscriber arrives and the last one leaves; a
    *  subscriber is told the tap started once its promise settles (every worker taps). */
-  constructor(private readonly base: AccessSink | null, private readonly onTapping: (tapping: boolean) => Promise<void> | void = () => {}) {}
+  constructor(
+    private readonly base: AccessSink | null,
+    private readonly onTapping: (tapping: boolean) => Promise<void> | void = () => {},
+    private readonly maxSubscribers = MAX_TAP_SUBSCRIBERS,
+  ) {}
 
   private tappingOn: Promise<void> = Promise.resolve();
 
@@ -75,6 +83,12 @@ export class RequestTap implements AccessSink {
   /** Streams matching records to an HTTP response as NDJSON until the client leaves. */
   serve(req: IncomingMessage, res: ServerResponse, url: URL): void {
     const filter = parseTapFilter(url.searchParams);
+    if (this.subs.size >= this.maxSubscribers) {
+      const body = JSON.stringify({ error: `too many tap subscribers (at most ${this.maxSubscribers})`, code: 'WEFT_ERR_CAPACITY' }) + '\n';
+      res.writeHead(429, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'retry-after': '1' });
+      res.end(body);
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
     let dropped = 0;
     const sub: Subscriber = {

@@ -265,6 +265,10 @@ const meshConfigSpec = object({
   certTTL: optional(duration),
   failMode: optional(literal(['open', 'closed'])),
   vipRange: optional(string({ title: 'IPv4 CIDR (e.g. 10.96.0.0/16)', pattern: '^[0-9.]+/[0-9]{1,2}$' })),
+  pathNormalization: optional(object({
+    mergeSlashes: optional(boolean({ description: 'merge runs of "/" before routing and authorization (default true)' })),
+    escapedSlashes: optional(literal(['REJECT', 'KEEP', 'UNESCAPE'], { description: '%2F and %5C in a path: 400 (REJECT, default), forwarded as they are (KEEP), or decoded to "/" (UNESCAPE)' })),
+  }, { description: 'L7 request paths are normalized (dot segments, unreserved escapes) before routing and authorization, and forwarded normalized' })),
 });
 
 // ------------------------------------------------------------------ the kinds

@@ -117,6 +117,7 @@ function meshSettings(o: LoadedObject<MeshConfigObject> | undefined): MeshSettin
     certTtlMs: s?.certTTL ? durationMs(s.certTTL) : DEFAULT_MESH.certTtlMs,
     failMode: s?.failMode ?? DEFAULT_MESH.failMode,
     vipRange: s?.vipRange ?? DEFAULT_MESH.vipRange,
+    pathNormalization: { mergeSlashes: s?.pathNormalization?.mergeSlashes ?? true, escapedSlashes: s?.pathNormalization?.escapedSlashes ?? 'REJECT' },
   };
 }
 

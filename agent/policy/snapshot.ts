@@ -66,6 +66,9 @@ export interface MeshSettings {
   failMode: FailMode;
   /** CIDR that Service VIPs are allocated from when a Service names none. */
   vipRange: string;
+  /** How L7 proxies normalize request paths (compile always sets it; absent in views
+   *  from older control planes: agents then use the defaults). */
+  pathNormalization?: { mergeSlashes: boolean; escapedSlashes: 'REJECT' | 'KEEP' | 'UNESCAPE' };
 }
 
 export interface ServicePortState {

@@ -17,6 +17,7 @@ import type { Tracer } from './routing/tracing';
 import { parseSni } from './tls-sni';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import { listenOn, type ListenTarget } from '../lib/listen';
+import type { PathNormalization } from './http/path';
 
 export interface Origin {
   dstIp: string;
@@ -45,6 +46,9 @@ export interface OutboundOptions {
   maxHeadBytes?: number;
   h2?: Partial<H2Options>;
   logger?: Logger;
+  /** Path normalization (MeshConfig spec.pathNormalization); a shared object the agent
+   *  updates in place per snapshot. Default: merge slashes, reject %2F/%5C. */
+  paths?: PathNormalization;
 }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -79,8 +83,9 @@ export class OutboundProxy {
     this.h1 = {
       connect: o.connect, headerTimeoutMs: o.headerTimeoutMs ?? 10_000, idleTimeoutMs: o.idleTimeoutMs ?? 300_000,
       maxHeadBytes: o.maxHeadBytes ?? 16 * 1024, accessLog: o.accessLog ?? null, tracer: o.tracer ?? null, logger: this.log,
+      ...(o.paths ? { paths: o.paths } : {}),
     };
-    this.h2 = new H2Proxy({ connect: o.connect, logger: this.log, accessLog: o.accessLog ?? null, tracer: o.tracer ?? null, ...o.h2 });
+    this.h2 = new H2Proxy({ connect: o.connect, logger: this.log, accessLog: o.accessLog ?? null, tracer: o.tracer ?? null, ...(o.paths ? { paths: o.paths } : {}), ...o.h2 });
     this.server = createServer({ noDelay: true }, (s) => this.accept(s));
     this.server.on('error', (e) => this.log.error({ err: e.message }, 'outbound listener error'));
   }

@@ -84,8 +84,13 @@ interface TcpResult { peer?: string; reply?: { name: string; peer: string }; err
 
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
+/** The agent's admin token file: its admin port is on the node address, where reads
+ *  (/debug/*, /v1/*) need the token too. */
+let adminTokenFile = '';
+
 async function getJson<T>(ns: Netns, path: string): Promise<T> {
-  const r = await ns.exec(['curl', '-sf', `http://${ADMIN}${path}`]);
+  const auth = adminTokenFile ? ['-H', `authorization: Bearer ${readFileSync(adminTokenFile, 'utf8').trim()}`] : [];
+  const r = await ns.exec(['curl', '-sf', ...auth, `http://${ADMIN}${path}`]);
   assert.equal(r.code, 0, `GET ${path}: ${r.stdout}${r.stderr}`);
   return JSON.parse(r.stdout) as T;
 }
@@ -120,6 +125,7 @@ test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through t
   const dir = mkdtempSync(join(tmpdir(), 'wt-pods-'));
   // What the agent writes in its --state-dir, since its admin port is not on loopback.
   const TOKEN = join(dir, 'agent', 'admin-token');
+  adminTokenFile = TOKEN;
   const procs: WeftProcess[] = [];
   const nss: Netns[] = [];
   t.after(() => {
@@ -166,6 +172,7 @@ test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through t
   const noToken = await podA.exec(weftArgv('run', '--workload', 'x', '--admin', ADMIN, '--address', POD_A, '--', 'true'), { timeoutMs: 20_000 });
   assert.notEqual(noToken.code, 0);
   assert.match(noToken.stderr, /needs the agent's admin token/);
+  assert.equal((await node.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${ADMIN}/debug/workloads`])).stdout, '401', 'reads off loopback need the token');
   assert.deepEqual(await getJson<unknown[]>(node, '/debug/workloads'), []);
   const token = readFileSync(TOKEN, 'utf8').trim();
   assert.equal((await post({ name: 'x', namespace: 'default', serviceAccount: 'x', address: '10.78.0' }, `authorization: Bearer ${token}`)).stdout, '400');

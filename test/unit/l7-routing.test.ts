@@ -240,8 +240,8 @@ test('route idle timeout closes a stalled exchange; circuit breaker overflows wi
     let tunnel = false;
     s.on('data', (d) => {
       if (tunnel) { s.write(d); return; }
-      if (d.toString().includes('Upgrade: echo')) {
-        s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n');
+      if (d.toString().includes('Upgrade: websocket')) {
+        s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n');
         tunnel = true;
         return;
       }
@@ -264,8 +264,8 @@ test('route idle timeout closes a stalled exchange; circuit breaker overflows wi
   assert.match(r.data.toString(), /^HTTP\/1\.1 200 OK[\s\S]*abc$/);
   assert.ok(r.closed && performance.now() - t0 < 2000, 'stalled response cut by the idle timeout');
 
-  // Upgrade: after 101 the bytes flow both ways untouched.
-  const up = await rawExchange(p.port, [Buffer.from('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n'), Buffer.from('ping-bytes')], 3000, 100,
+  // Upgrade (WebSocket, the one allowed by default): after 101 the bytes flow both ways untouched.
+  const up = await rawExchange(p.port, [Buffer.from('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'), Buffer.from('ping-bytes')], 3000, 100,
     (d) => d.toString().endsWith('ping-bytes'));
   assert.match(up.data.toString(), /^HTTP\/1\.1 101 [\s\S]*\r\n\r\nping-bytes$/);
 

@@ -43,6 +43,8 @@ const FORBIDDEN = /[\0\r\n]/;
 /** Field names are lower-case in HTTP/2 (§8.2.1). */
 const UPPER = /[A-Z]/;
 
+const BAD_NAME = 1, BAD_VALUE = 2;
+
 /** Why a header block was rejected (the connection answers COMPRESSION_ERROR). */
 export class HpackError extends Error {}
 
@@ -53,6 +55,10 @@ export class HpackError extends Error {}
 class DynamicTable {
   names: string[] = [];
   values: string[] = [];
+  /** Per entry (decoder side): BAD_NAME / BAD_VALUE when the field, as first sent, made
+   *  its block malformed. A later block that indexes it is just as malformed: the check
+   *  must not be skipped because the bytes come from the table. */
+  flags: number[] = [];
   /** Ring storage: entry k (0 = newest) is at (head - 1 - k) mod cap. */
   private head = 0;
   count = 0;
@@ -61,12 +67,12 @@ class DynamicTable {
   inserted = 0;
 
   constructor(public maxSize: number) {
-    this.names.length = this.values.length = 64;
+    this.names.length = this.values.length = this.flags.length = 64;
   }
 
   get(k: number): number { return (this.head - 1 - k + this.names.length * 2) % this.names.length; }
 
-  add(name: string, value: string, onEvict?: (name: string, value: string, seq: number) => void): void {
+  add(name: string, value: string, onEvict?: (name: string, value: string, seq: number) => void, flags = 0): void {
     const sz = name.length + value.length + ENTRY_OVERHEAD;
     this.evictTo(this.maxSize - sz, onEvict);
     this.inserted++;
@@ -74,6 +80,7 @@ class DynamicTable {
     if (this.count === this.names.length) this.grow();
     this.names[this.head] = name;
     this.values[this.head] = value;
+    this.flags[this.head] = flags;
     this.head = (this.head + 1) % this.names.length;
     this.count++;
     this.size += sz;
@@ -90,11 +97,11 @@ class DynamicTable {
   }
 
   private grow(): void {
-    const n: string[] = [], v: string[] = [];
-    for (let k = this.count - 1; k >= 0; k--) { const at = this.get(k); n.push(this.names[at]!); v.push(this.values[at]!); }
+    const n: string[] = [], v: string[] = [], f: number[] = [];
+    for (let k = this.count - 1; k >= 0; k--) { const at = this.get(k); n.push(this.names[at]!); v.push(this.values[at]!); f.push(this.flags[at]!); }
     const cap = this.names.length * 2;
-    n.length = v.length = cap;
-    this.names = n; this.values = v;
+    n.length = v.length = f.length = cap;
+    this.names = n; this.values = v; this.flags = f;
     this.head = this.count;
   }
 }
@@ -124,6 +131,7 @@ export class HpackDecoder {
         const idx = this.int(b, i, 7); i = this.pos;
         if (idx === 0) throw new HpackError('index 0');
         name = this.name(idx); value = this.value(idx);
+        if (idx > STATIC_LEN && this.entryFlags(idx) !== 0) this.invalid = true;
       } else if ((c & 0xe0) === 0x20) { // dynamic table size update
         if (fieldsSeen) throw new HpackError('table size update after a field');
         const sz = this.int(b, i, 5); i = this.pos;
@@ -134,12 +142,18 @@ export class HpackDecoder {
       } else {
         const incremental = (c & 0xc0) === 0x40;
         const idx = this.int(b, i, incremental ? 6 : 4); i = this.pos;
+        let bad = 0;
         if (idx === 0) {
           name = this.str(b, i); i = this.pos;
-          if (name.length === 0 || UPPER.test(name)) this.invalid = true;
-        } else name = this.name(idx);
+          if (this.strBad || name.length === 0 || UPPER.test(name)) bad = BAD_NAME;
+        } else {
+          name = this.name(idx);
+          if (idx > STATIC_LEN) bad = this.entryFlags(idx) & BAD_NAME;
+        }
         value = this.str(b, i); i = this.pos;
-        if (incremental) this.table.add(name, value);
+        if (this.strBad) bad |= BAD_VALUE;
+        if (bad !== 0) this.invalid = true;
+        if (incremental) this.table.add(name, value, undefined, bad);
       }
       fieldsSeen = true;
       listSize += name.length + value.length + ENTRY_OVERHEAD;
@@ -153,8 +167,10 @@ export class HpackDecoder {
   get tableSize(): number { return this.table.size; }
 
   private pos = 0;
-  /** A literal in the block holds NUL, CR or LF. */
+  /** A field in the block is malformed (NUL, CR or LF; an empty or upper-case name). */
   private invalid = false;
+  /** The last literal string read holds NUL, CR or LF. */
+  private strBad = false;
 
   /** Integer with an N-bit prefix (§5.1) at b[i]; sets this.pos past it. */
   private int(b: Buffer, i: number, prefix: number): number {
@@ -184,9 +200,18 @@ export class HpackDecoder {
     this.pos = stop;
     const s = huff ? huffmanDecode(b, start, stop) : b.toString('latin1', start, stop);
     if (s === null) throw new HpackError('invalid Huffman string');
-    // Only literals need the check: indexed fields were literals when first seen.
-    if (FORBIDDEN.test(s)) this.invalid = true;
+    // Literals are checked here; indexed fields carry the verdict of when they were
+    // literals (DynamicTable.flags).
+    this.strBad = FORBIDDEN.test(s);
+    if (this.strBad) this.invalid = true;
     return s;
+  }
+
+  /** BAD_NAME / BAD_VALUE of dynamic table entry `idx` (HPACK index, > STATIC_LEN). */
+  private entryFlags(idx: number): number {
+    const k = idx - STATIC_LEN - 1;
+    if (k >= this.table.count) throw new HpackError('index out of range');
+    return this.table.flags[this.table.get(k)]!;
   }
 
   private name(idx: number): string {

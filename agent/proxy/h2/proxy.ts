@@ -23,6 +23,7 @@ import { H2Connection, type ConnectionHandler, type ConnectionLimits, type H2Str
 import { E } from './frame';
 import { UpstreamPool } from './upstream-pool';
 import type { Origin } from '../outbound';
+import { DEFAULT_PATH_NORMALIZATION, normalizePath, type PathNormalization } from '../http/path';
 
 export interface H2Options {
   connect: Connector;
@@ -39,6 +40,8 @@ export interface H2Options {
   streamsPerSession: number;
   /** ...up to this many connections per (endpoint, source). */
   sessionsPerEndpoint: number;
+  /** Path normalization before routing and authorization (see http/path.ts). */
+  paths?: PathNormalization;
 }
 
 export interface H2Conn {
@@ -47,12 +50,16 @@ export interface H2Conn {
   series: RequestSeries | null;
   /** Inbound L7 authorization; null on the outbound side. */
   authorize: ((r: RequestView) => boolean) | null;
+  /** Inbound with a verified peer: the x-forwarded-client-cert value weft sets
+   *  (client-supplied ones are always removed). */
+  xfcc?: string | null;
 }
 
 /** Request bodies up to this size are kept for retries. */
 const MAX_REPLAY = 64 * 1024;
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
+// x-forwarded-client-cert: only weft may say who the client certificate named.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'x-forwarded-client-cert']);
 
 /** gRPC status codes used for locally generated answers. */
 export const GrpcStatus = { OK: 0, CANCELLED: 1, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, PERMISSION_DENIED: 7, INTERNAL: 13, UNAVAILABLE: 14 } as const;
@@ -66,26 +73,38 @@ function field(h: readonly string[], name: string): string | undefined {
 /** A request header list is malformed (§8.3): pseudo-headers after regular ones or
  *  unknown, or a missing :method/:scheme/:path. (Field syntax is checked by the decoder.) */
 function malformedRequest(h: readonly string[]): boolean {
-  let regular = false, method = false, scheme = false, path = false;
+  let regular = false, method = false, scheme = false, path = false, authority = false;
+  let host: string | undefined;
   for (let i = 0; i < h.length; i += 2) {
     const n = h[i]!;
     if (n.charCodeAt(0) === 0x3a) {
       if (regular) return true;
-      if (n === ':method') method = true; else if (n === ':scheme') scheme = true; else if (n === ':path') path = h[i + 1] !== '';
-      else if (n !== ':authority') return true;
-    } else regular = true;
+      // Each pseudo-header at most once: two :path fields are two answers to "which path".
+      if (n === ':method') { if (method) return true; method = true; } else if (n === ':scheme') { if (scheme) return true; scheme = true; } else if (n === ':path') { if (path) return true; path = h[i + 1] !== ''; }
+      else if (n === ':authority') { if (authority) return true; authority = true; }
+      else return true;
+    } else {
+      regular = true;
+      if (n === 'host') host = h[i + 1]!;
+    }
   }
+  // §8.3.1: a Host naming another site than :authority is malformed (the same rule as
+  // an HTTP/1.1 absolute-form target whose authority is not Host).
+  if (authority && host !== undefined && host.toLowerCase() !== (field(h, ':authority') ?? '').toLowerCase()) return true;
   return !method || !scheme || !path;
 }
 
 class StreamView implements RequestView {
   method: string; path: string; query: string;
+  /** '?' and the raw query, or '' when :path has no '?'. */
+  search: string;
   constructor(readonly h: readonly string[]) {
     this.method = field(h, ':method') ?? '';
     const p = field(h, ':path') ?? '/';
     const q = p.indexOf('?');
     this.path = q < 0 ? p : p.slice(0, q);
     this.query = q < 0 ? '' : p.slice(q + 1);
+    this.search = q < 0 ? '' : p.slice(q);
   }
   header(n: string): string | undefined { return field(this.h, n === 'host' ? ':authority' : n); }
 }
@@ -138,9 +157,9 @@ export class H2Proxy implements ConnectionHandler {
   }
 
   /** Takes over an accepted socket; `initial` are bytes already read (the preface). */
-  handle(sock: Socket | Duplex, routes: ServiceRoutes, origin: Origin, series: RequestSeries | null, authorize: H2Conn['authorize'], initial: Buffer | null): void {
+  handle(sock: Socket | Duplex, routes: ServiceRoutes, origin: Origin, series: RequestSeries | null, authorize: H2Conn['authorize'], initial: Buffer | null, xfcc: string | null = null): void {
     const c = new H2Connection(sock, false, this.limits, this);
-    c.context = { routes, origin, series, authorize } satisfies H2Conn;
+    c.context = { routes, origin, series, authorize, xfcc } satisfies H2Conn;
     this.downstream.add(c);
     if (initial !== null) c.feed(initial);
     sock.resume();
@@ -201,6 +220,8 @@ class H2Exchange implements StreamHandler {
   private finished = false;
   private flags = '';
   private outHeaders: string[] | null = null;
+  /** The :path to forward when normalization changed it. */
+  private newPath: string | null = null;
   /** Request body held for a retry (or until an upstream stream exists); null once too
    *  large or once the response started. */
   private body: Buffer[] | null = [];
@@ -221,6 +242,11 @@ class H2Exchange implements StreamHandler {
   start(oversized: boolean): void {
     const conn = this.ctx;
     if (oversized) { this.flags = 'header_overflow'; this.local(431, GrpcStatus.RESOURCE_EXHAUSTED, 'request header list too large'); return; }
+    // Route and authorize what the backend will serve: the normalized path, which is
+    // also what is forwarded. A fragment never belongs in :path.
+    const path = this.view.search.includes('#') ? null : normalizePath(this.view.path, this.proxy.options.paths ?? DEFAULT_PATH_NORMALIZATION);
+    if (path === null) { this.flags = 'invalid_path'; this.local(400, GrpcStatus.INTERNAL, 'invalid request path'); return; }
+    if (path !== this.view.path) { this.view.path = path; this.newPath = path + this.view.search; }
     if (conn.authorize !== null && !conn.authorize(this.view)) {
       this.flags = 'rbac_denied';
       this.local(403, GrpcStatus.PERMISSION_DENIED, 'RBAC: access denied');
@@ -259,8 +285,11 @@ class H2Exchange implements StreamHandler {
     const cluster = this.cluster = selectBackend(this.action!);
     if (cluster.active >= cluster.limits.maxRequests) { this.flags = 'overflow'; this.local(503, GrpcStatus.UNAVAILABLE, 'circuit breaker open'); return; }
     const tracer = this.proxy.options.tracer;
-    const out = forwardable(this.headers, true, this.action!.requestHeaders !== null || tracer !== null);
+    const xfcc = this.ctx.xfcc ?? null;
+    const out = forwardable(this.headers, true, this.action!.requestHeaders !== null || tracer !== null || this.newPath !== null || xfcc !== null);
+    if (this.newPath !== null) for (let i = 0; i < out.length; i += 2) if (out[i] === ':path') { out[i + 1] = this.newPath; break; }
     if (this.action!.requestHeaders !== null) applyEdits(out, this.action!.requestHeaders);
+    if (xfcc !== null) out.push('x-forwarded-client-cert', xfcc);
     if (tracer !== null) {
       this.span = tracer.start(`${this.view.method} ${this.action!.name}`, this.view.header('traceparent'));
       let i = 0;

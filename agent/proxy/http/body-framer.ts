@@ -5,9 +5,9 @@
 // connection starts at the right byte, and (b) whether the chunked encoding is valid.
 // A framing error means the peers may disagree about message boundaries, so the caller
 // closes both connections rather than guess.
-import { Framing } from './head-parser';
+import { Framing, MAX_HEADERS, TCHAR, VALUE_OK } from './head-parser';
 
-const enum S { Size, SizeLws, Ext, SizeLf, Data, DataCr, DataLf, Trailer, TrailerLf, LastLf, Done }
+const enum S { Size, SizeLws, Ext, SizeLf, Data, DataCr, DataLf, Trailer, TrailerName, TrailerValue, TrailerLf, LastLf, Done }
 
 export const FRAMING_ERROR = -1;
 /** Chunk-size digits beyond this would overflow a safe integer. */
@@ -30,8 +30,9 @@ export class BodyFramer {
   private remaining = 0;
   private state: S = S.Size;
   private digits = 0;
-  /** Bytes of the current trailer line (to find the empty line that ends the body). */
+  /** Bytes of the current trailer line, and trailer fields so far (both bounded). */
   private lineLen = 0;
+  private fields = 0;
   done = true;
 
   start(mode: Framing, contentLength: number): void {
@@ -40,6 +41,7 @@ export class BodyFramer {
     this.state = S.Size;
     this.digits = 0;
     this.lineLen = 0;
+    this.fields = 0;
     this.done = mode === Framing.None || (mode === Framing.Length && contentLength === 0);
   }
 
@@ -115,14 +117,33 @@ export class BodyFramer {
           if (buf[i] !== 0x0a) return FRAMING_ERROR;
           state = S.Size;
           break;
+        // The trailer section: field lines with the header rules (RFC 9112 §7.1.2,
+        // head-parser.ts): a token name, a colon, a value of field-vchars, CRLF. No
+        // obs-fold, no whitespace before the colon, no bare LF: whatever reaches the
+        // backend is one well-formed field per line, never a line it could read as a
+        // request or as a continuation of another field.
         case S.Trailer: {
           const c = buf[i]!;
-          if (c === 0x0d) state = this.lineLen === 0 ? S.LastLf : S.TrailerLf;
-          else if (c === 0x0a || (c < 0x20 && c !== 0x09) || ++this.lineLen > 8192) return FRAMING_ERROR;
+          if (c === 0x0d) state = S.LastLf;
+          else if (TCHAR[c] === 1) { state = S.TrailerName; this.lineLen = 1; }
+          else return FRAMING_ERROR;
+          break;
+        }
+        case S.TrailerName: {
+          const c = buf[i]!;
+          if (c === 0x3a) state = S.TrailerValue;
+          else if (TCHAR[c] !== 1) return FRAMING_ERROR;
+          if (++this.lineLen > 8192) return FRAMING_ERROR;
+          break;
+        }
+        case S.TrailerValue: {
+          const c = buf[i]!;
+          if (c === 0x0d) state = S.TrailerLf;
+          else if (VALUE_OK[c] !== 1 || ++this.lineLen > 8192) return FRAMING_ERROR;
           break;
         }
         case S.TrailerLf:
-          if (buf[i] !== 0x0a) return FRAMING_ERROR;
+          if (buf[i] !== 0x0a || ++this.fields > MAX_HEADERS) return FRAMING_ERROR;
           this.lineLen = 0;
           state = S.Trailer;
           break;

@@ -12,6 +12,7 @@ import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import { localReply } from './replies';
 import { Upstream, UpstreamFailure, type Connector, type UpstreamOwner } from './upstream';
 import { rewriteHead } from './rewrite';
+import { DEFAULT_PATH_NORMALIZATION, normalizePath, type PathNormalization } from './path';
 import { Acquire, ConnectionPool, type PoolWaiter } from '../balancer/pool';
 import type { Cluster } from '../balancer/cluster';
 import type { EndpointState } from '../balancer/endpoint';
@@ -33,6 +34,9 @@ export interface Http1Options {
   accessLog: AccessSink | null;
   tracer: Tracer | null;
   logger: Logger;
+  /** Path normalization before routing and authorization (MeshConfig
+   *  spec.pathNormalization; a shared object the agent updates per snapshot). */
+  paths?: PathNormalization;
 }
 
 /** Per-connection context: where the client was going and who it is. */
@@ -43,6 +47,55 @@ export interface Http1Conn {
   authorize: ((r: RequestView) => boolean) | null;
   /** Where the connection was going and who opened it (passed to the connector). */
   origin: Origin;
+  /** Inbound with a verified peer: the x-forwarded-client-cert value weft sets
+   *  (client-supplied ones are always removed). */
+  xfcc?: string | null;
+}
+
+/** Upgrade protocols forwarded to the backend; any other Upgrade is stripped. */
+const ALLOWED_UPGRADES = new Set(['websocket']);
+
+/** True when every protocol an Upgrade value offers is allowed ("websocket", "WebSocket/13"). */
+export function upgradeAllowed(v: string | undefined): boolean {
+  if (v === undefined) return false;
+  let any = false;
+  for (const p of v.split(',')) {
+    const t = p.trim();
+    if (t === '') continue;
+    const slash = t.indexOf('/');
+    if (!ALLOWED_UPGRADES.has((slash < 0 ? t : t.slice(0, slash)).toLowerCase())) return false;
+    any = true;
+  }
+  return any;
+}
+
+/** Connection tokens that only make sense with an Upgrade the proxy strips. */
+const UPGRADE_TOKENS = new Set(['upgrade', 'http2-settings']);
+
+/** Edits that remove an Upgrade offer (and h2c's HTTP2-Settings) from a request head:
+ *  the Connection header keeps its other tokens. */
+function stripUpgrade(req: RequestHead, e: HeaderEdits): void {
+  e.remove.push('upgrade', 'http2-settings');
+  const keep: string[] = [];
+  for (let i = 0; i < req.count; i++) {
+    if (req.nameAt(i) !== 'connection') continue;
+    for (const t of req.valueAt(i).split(',')) { const v = t.trim(); if (v !== '' && !UPGRADE_TOKENS.has(v.toLowerCase())) keep.push(v); }
+  }
+  if (keep.length > 0) e.set.push({ name: 'connection', value: keep.join(', ') });
+  else e.remove.push('connection');
+}
+
+/** Every value of a header joined with commas (a list split over several lines). */
+function allValues(h: RequestHead, lname: string): string | undefined {
+  let v: string | undefined;
+  for (let i = 0; i < h.count; i++) if (h.nameAt(i) === lname) v = v === undefined ? h.valueAt(i) : `${v},${h.valueAt(i)}`;
+  return v;
+}
+
+function mergeEdits(a: HeaderEdits | null, b: HeaderEdits | null): HeaderEdits | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return { set: [...b.set, ...a.set.filter((x) => !b.set.some((y) => y.name === x.name) && !b.remove.includes(x.name))], add: a.add, remove: [...a.remove, ...b.remove] };
 }
 
 /** Requests whose head + body fit in this are kept for a retry. */
@@ -112,6 +165,8 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   private timer: NodeJS.Timeout | null = null;
   private span: Span | null = null;
   private flags = '';
+  /** The request offered an Upgrade this proxy forwards: a 101 may become a tunnel. */
+  private upgradeOk = false;
 
   constructor(
     private readonly sock: Socket | Duplex,
@@ -196,14 +251,35 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
       if (stop < data.length) { this.pending = data.subarray(stop); this.sock.pause(); }
     } else this.phase = Phase.Body;
 
+    // Route and authorize what the backend will serve: the normalized path, which is
+    // also what is forwarded (origin-form: an absolute-form target's authority is Host).
+    const path = normalizePath(req.path, this.o.paths ?? DEFAULT_PATH_NORMALIZATION);
+    if (path === null) { this.flags = 'invalid_path'; this.localResponse(400); return; }
+    if (path !== req.path || req.authority !== '') {
+      req.path = path;
+      req.newLine = `${req.method} ${path}${req.search} HTTP/1.${req.minor}`;
+    }
     if (this.conn.authorize !== null && !this.conn.authorize(req)) { this.flags = 'rbac_denied'; this.localResponse(403); return; }
     const action = this.action = selectRoute(this.conn.routes, req);
     if (action.rateLimit !== null && !action.rateLimit.take(this.started)) { this.flags = 'rate_limited'; this.localResponse(429); return; }
 
+    // Header changes of the proxy's own: client-supplied XFCC removed (and set on the
+    // inbound side for a verified peer), an Upgrade other than WebSocket removed.
+    let own: HeaderEdits | null = null;
+    const xfcc = this.conn.xfcc ?? null;
+    if (req.xfcc || xfcc !== null) {
+      own = { set: xfcc !== null ? [{ name: 'x-forwarded-client-cert', value: xfcc }] : [], add: [], remove: ['x-forwarded-client-cert'] };
+    }
+    this.upgradeOk = req.upgrade && upgradeAllowed(allValues(req, 'upgrade'));
+    if (req.upgradeHeader && !this.upgradeOk) stripUpgrade(req, own ??= { set: [], add: [], remove: [] });
+    // An HTTP/1.0 absolute-form request without Host: the authority goes on as Host.
+    if (req.authority !== '' && req.indexOf('host') < 0) (own ??= { set: [], add: [], remove: [] }).set.push({ name: 'host', value: req.authority });
+    const edits = mergeEdits(action.requestHeaders, own);
+
     let head = data.subarray(0, headEnd);
-    if (action.requestHeaders !== null || this.o.tracer !== null) {
+    if (edits !== null || this.o.tracer !== null || req.newLine !== null) {
       this.span = this.o.tracer !== null ? this.o.tracer.start(`${req.method} ${action.name}`, req.header('traceparent')) : null;
-      head = rewriteHead(req, action.requestHeaders, this.span !== null ? Tracer.header(this.span) : null);
+      head = rewriteHead(req, edits, this.span !== null ? Tracer.header(this.span) : null);
       this.outbound = stop > headEnd ? Buffer.concat([head, data.subarray(headEnd, stop)]) : head;
     } else this.outbound = data.subarray(0, stop);
     this.replay = this.reqBody.done && this.outbound.length <= MAX_REPLAY ? this.outbound : null;
@@ -358,6 +434,14 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   }
 
   onUpgrade(up: Upstream, bytes: Buffer): void {
+    if (!this.upgradeOk) {
+      // A 101 nobody asked for (the proxy stripped the offer, or there was none): the
+      // bytes that follow would escape per-request routing and authorization.
+      this.flags = 'unexpected_upgrade';
+      this.recordTry(502, true);
+      this.abort(502);
+      return;
+    }
     this.clearTimer();
     this.status = 101;
     this.responseStarted = true;

@@ -18,18 +18,19 @@ export class HeadError {
 export const MAX_HEADERS = 100;
 
 // tchar per RFC 9110 5.6.2, as a lookup table.
-const TCHAR = new Uint8Array(256);
+export const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
 for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
 for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1;
 for (let c = 0x61; c <= 0x7a; c++) TCHAR[c] = 1;
 // field-vchar / SP / HTAB / obs-text: anything but CTLs (HTAB allowed) and DEL.
-const VALUE_OK = new Uint8Array(256);
+export const VALUE_OK = new Uint8Array(256);
 for (let c = 0x20; c <= 0xff; c++) VALUE_OK[c] = c === 0x7f ? 0 : 1;
 VALUE_OK[0x09] = 1;
 // request-target bytes: visible ASCII only (no SP, no CTL, no obs-text).
 const TARGET_OK = new Uint8Array(256);
 for (let c = 0x21; c <= 0x7e; c++) TARGET_OK[c] = 1;
+TARGET_OK[0x23] = 0; // '#': a fragment is never sent (RFC 9112 §3.2); refused, not stripped
 
 const CR = 13, LF = 10, SP = 32, HT = 9, COLON = 58;
 
@@ -92,6 +93,10 @@ export class MessageHead {
   close = false;
   /** Connection: upgrade together with an Upgrade header. */
   upgrade = false;
+  /** An Upgrade header was present (with or without Connection: upgrade). */
+  upgradeHeader = false;
+  /** An x-forwarded-client-cert header was present (requests: stripped by the proxy). */
+  xfcc = false;
   /** [nameStart, nameEnd, valueStart, valueEnd] per header. */
   readonly offsets = new Int32Array(MAX_HEADERS * 4);
   count = 0;
@@ -129,6 +134,13 @@ export class RequestHead extends MessageHead {
   expectContinue = false;
   /** End of the request line (offset of its CR). */
   lineEnd = 0;
+  /** The authority of an absolute-form target ('' for origin-form). */
+  authority = '';
+  /** '?' and the raw query, or '' when the target has no '?'. */
+  search = '';
+  /** The request line to forward instead of the received one (the normalized path,
+   *  origin-form), or null when the received line is forwarded as is. */
+  newLine: string | null = null;
 }
 
 export class ResponseHead extends MessageHead {
@@ -186,6 +198,8 @@ function parseHeaders(h: MessageHead, buf: Buffer, pos: number, end: number, isR
       conn |= connectionFlags(buf, vs, ve);
     } else if (len === 7 && eqLower(buf, ns, ne, 'upgrade')) {
       sawUpgradeHdr = true;
+    } else if (len === 23 && eqLower(buf, ns, ne, 'x-forwarded-client-cert')) {
+      h.xfcc = true;
     } else if (req !== null && len === 4 && eqLower(buf, ns, ne, 'host')) {
       if (sawHost) throw new HeadError(400, 'duplicate Host');
       sawHost = true;
@@ -204,6 +218,7 @@ function parseHeaders(h: MessageHead, buf: Buffer, pos: number, end: number, isR
   if (h.framing === Framing.Length && h.contentLength === 0) h.framing = Framing.None;
   h.close = (conn & CONN_CLOSE) !== 0 || (h.minor === 0 && (conn & CONN_KEEPALIVE) === 0);
   h.upgrade = (conn & CONN_UPGRADE) !== 0 && sawUpgradeHdr;
+  h.upgradeHeader = sawUpgradeHdr;
 }
 
 const MAX_TARGET = 8192;
@@ -213,8 +228,8 @@ const MAX_TARGET = 8192;
  * HeadError with the status to answer.
  */
 export function parseRequestHead(h: RequestHead, buf: Buffer, headEnd: number): void {
-  h.buf = buf; h.headEnd = headEnd; h.count = 0; h.contentLength = 0;
-  h.host = ''; h.expectContinue = false;
+  h.buf = buf; h.headEnd = headEnd; h.count = 0; h.contentLength = 0; h.xfcc = false;
+  h.host = ''; h.expectContinue = false; h.newLine = null;
   let pos = 0;
   const ms = pos;
   while (TCHAR[buf[pos]!] === 1) pos++;
@@ -224,6 +239,7 @@ export function parseRequestHead(h: RequestHead, buf: Buffer, headEnd: number): 
   const ts = pos;
   while (TARGET_OK[buf[pos]!] === 1) pos++;
   if (pos - ts > MAX_TARGET) throw new HeadError(414, 'request-target too long');
+  if (buf[pos] === 0x23) throw new HeadError(400, 'fragment in request-target');
   if (pos === ts || buf[pos] !== SP) throw new HeadError(400, 'invalid request-target');
   if (h.method === 'CONNECT') throw new HeadError(405, 'CONNECT not supported');
   const t0 = buf[ts];
@@ -231,13 +247,18 @@ export function parseRequestHead(h: RequestHead, buf: Buffer, headEnd: number): 
     throw new HeadError(400, 'request-target form not supported');
   }
   h.target = buf.toString('latin1', ts, pos);
-  const q = h.target.indexOf('?');
-  if (q < 0) { h.path = h.target; h.query = ''; } else { h.path = h.target.slice(0, q); h.query = h.target.slice(q + 1); }
+  h.authority = '';
+  let origin = h.target;
   if (t0 !== 0x2f && t0 !== 0x2a) {
-    // absolute-form: route on its path component.
-    const slash = h.path.indexOf('/', 7);
-    h.path = slash < 0 ? '/' : h.path.slice(slash);
+    // absolute-form: route on its path component; its authority must be the Host.
+    let ae = 7;
+    while (ae < origin.length && origin.charCodeAt(ae) !== 0x2f && origin.charCodeAt(ae) !== 0x3f) ae++;
+    h.authority = origin.slice(7, ae);
+    if (h.authority === '' || h.authority.includes('@')) throw new HeadError(400, 'invalid authority in request-target');
+    origin = ae === origin.length || origin.charCodeAt(ae) === 0x3f ? '/' + origin.slice(ae) : origin.slice(ae);
   }
+  const q = origin.indexOf('?');
+  if (q < 0) { h.path = origin; h.query = ''; h.search = ''; } else { h.path = origin.slice(0, q); h.query = origin.slice(q + 1); h.search = origin.slice(q); }
   pos++;
   // "HTTP/1.1" or "HTTP/1.0" then CRLF
   if (buf[pos] !== 0x48 || buf[pos + 1] !== 0x54 || buf[pos + 2] !== 0x54 || buf[pos + 3] !== 0x50 || buf[pos + 4] !== 0x2f) {
@@ -253,11 +274,17 @@ export function parseRequestHead(h: RequestHead, buf: Buffer, headEnd: number): 
   pos += 2;
   h.headersStart = pos;
   parseHeaders(h, buf, pos, headEnd - 2, true, h);
+  if (h.authority !== '') {
+    // RFC 9112 §3.2.2: a proxy uses the target's authority, not Host. Two different
+    // ones are two different answers to "which site": refused rather than picked.
+    if (h.host === '') h.host = h.authority;
+    else if (h.host.toLowerCase() !== h.authority.toLowerCase()) throw new HeadError(400, 'absolute-form authority differs from Host');
+  }
 }
 
 /** Parses a response head; throws HeadError(502) when the upstream response is unframeable. */
 export function parseResponseHead(h: ResponseHead, buf: Buffer, headEnd: number): void {
-  h.buf = buf; h.headEnd = headEnd; h.count = 0; h.contentLength = 0;
+  h.buf = buf; h.headEnd = headEnd; h.count = 0; h.contentLength = 0; h.xfcc = false;
   if (headEnd < 14 || buf.toString('latin1', 0, 7) !== 'HTTP/1.') throw new HeadError(502, 'invalid status line');
   const minor = buf[7]! - 0x30;
   if ((minor !== 0 && minor !== 1) || buf[8] !== SP) throw new HeadError(502, 'invalid status line');

@@ -16,6 +16,17 @@ const INBOUND_ORIGIN: Origin = { dstIp: '', dstPort: 0, cgroupId: 0 };
 
 const H2_PREFACE_START = Buffer.from('PRI * HTTP/2.0', 'latin1');
 
+/**
+ * The x-forwarded-client-cert value for a request from a verified peer (Envoy's
+ * SANITIZE_SET: whatever the client sent is dropped, weft's own is set): `By=` the
+ * destination's SPIFFE ID, `URI=` the caller's. Null when the caller is not verified
+ * (the header is then only removed).
+ */
+export function forwardedClientCert(destination: string, principal: string): string | null {
+  if (principal === '') return null;
+  return destination !== '' ? `By=${destination};URI=${principal}` : `URI=${principal}`;
+}
+
 export class InboundL7 {
   private readonly sweeper = new TimeoutSweeper(100);
 
@@ -25,14 +36,15 @@ export class InboundL7 {
    * Serves one inbound connection. `routes` leads to the local workload (e.g.
    * L7Directory.lookup(workloadIp, port)); `authz` with `peer` decides per request.
    */
-  handle(sock: Socket | Duplex, routes: ServiceRoutes, peer: Peer, authz: Authorizer, series: RequestSeries | null, origin: Origin = INBOUND_ORIGIN): void {
+  handle(sock: Socket | Duplex, routes: ServiceRoutes, peer: Peer, authz: Authorizer, series: RequestSeries | null, origin: Origin = INBOUND_ORIGIN, destination = ''): void {
     const authorize = authz.forPeer(peer);
+    const xfcc = forwardedClientCert(destination, peer.principal);
     sock.once('data', (first: Buffer) => {
       sock.pause();
       const n = Math.min(first.length, H2_PREFACE_START.length);
-      if (first.compare(H2_PREFACE_START, 0, n, 0, n) === 0) this.h2.handle(sock as Socket, routes, origin, series, authorize, first);
+      if (first.compare(H2_PREFACE_START, 0, n, 0, n) === 0) this.h2.handle(sock as Socket, routes, origin, series, authorize, first, xfcc);
       else {
-        new Downstream(sock, { routes, series, authorize, origin }, this.h1, this.sweeper, first);
+        new Downstream(sock, { routes, series, authorize, origin, xfcc }, this.h1, this.sweeper, first);
         sock.resume();
       }
     });

@@ -1,11 +1,14 @@
 // Rebuilds a message head when a route edits headers (or tracing replaces traceparent).
 // Only taken when configured: the plain path forwards the received head bytes as-is.
-import type { MessageHead } from './head-parser';
+import { RequestHead, type MessageHead } from './head-parser';
 import type { HeaderEdits } from '../routing/table';
 
+/** `edits` applied to the head, `traceparent` replaced; a request's start line is its
+ *  `newLine` when the proxy changed the target (normalized path). */
 export function rewriteHead(h: MessageHead, edits: HeaderEdits | null, traceparent: string | null): Buffer {
   const b = h.buf, o = h.offsets;
-  let out = b.toString('latin1', 0, h.headersStart);
+  const line = h instanceof RequestHead ? h.newLine : null;
+  let out = line !== null ? line + '\r\n' : b.toString('latin1', 0, h.headersStart);
   for (let i = 0; i < h.count; i++) {
     const name = h.nameAt(i);
     if (traceparent !== null && name === 'traceparent') continue;
