@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 // Runs the test suites with node's own runner over the TypeScript sources (tsx loader).
-// Usage: node scripts/run-tests.js [unit|bpf|e2e ...] [--grep PATTERN]
+// Usage: node scripts/run-tests.js [unit|security|bpf|e2e ...] [--grep PATTERN]
 // Files run one at a time: root tests share cgroups, bpffs and namespaces.
 const { readdirSync, statSync } = require('node:fs');
 const { join, relative } = require('node:path');
@@ -12,7 +12,7 @@ const argv = process.argv.slice(2);
 let grep;
 const gi = argv.indexOf('--grep');
 if (gi >= 0) { grep = argv[gi + 1]; argv.splice(gi, 2); }
-const suites = argv.length ? argv : ['unit', 'bpf', 'e2e'];
+const suites = argv.length ? argv : ['unit', 'security', 'bpf', 'e2e'];
 
 function collect(dir) {
   let out = [];

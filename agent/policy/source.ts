@@ -25,7 +25,16 @@ export class FileSource {
       // uniqueKeys off: `yaml` checks each new key against every earlier one of its map,
       // quadratic (a minute for a 1 MB map of 70 000 keys); duplicateKeys() does it in a
       // linear pass and reports the same error at the same place.
-      const docs = parseAllDocuments(this.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
+      // A broken file can make `yaml` raise an error per token (tens of thousands):
+      // without stack traces they cost a tenth (only messages and offsets are used).
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      let docs;
+      try {
+        docs = parseAllDocuments(this.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
       this.parsed = { docs: Array.isArray(docs) ? docs : [], lines };
       for (const d of this.parsed.docs) duplicateKeys(d);
     }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isolate } from './policy-isolate';
 import { validateReport } from '../../agent/cli/validate';
+import { loadPolicyTexts } from '../../agent/policy';
 
 const EVIL = '(a+)+$';
 
@@ -103,8 +104,7 @@ test('weft validate refuses patterns RE2 cannot run (lookbehind, lookahead, back
     `route.yaml:${posOf(text, '"v(?!1)"')}: spec.rules[0].matches[0].headers[1].value: invalid regular expression "v(?!1)": negative lookahead (?!...) is not supported ${RE2_ONLY}\n`);
 });
 
-test('the control API refuses the same patterns: the loader it uses reports them with file:line:col', async () => {
-  const { loadPolicyTexts } = await import('../../agent/policy');
+test('the control API refuses the same patterns: the loader it uses reports them with file:line:col', () => {
   const text = routePolicy('{headers: [{name: x-a, type: RegularExpression, value: "(?<=a)b"}]}');
   const r = loadPolicyTexts([{ file: 'git/route.yaml', text }]);
   assert.deepEqual(r.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}`), [`git/route.yaml:${posOf(text, '"(?<=a)b"')}`]);
