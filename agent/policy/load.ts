@@ -92,6 +92,17 @@ export function collectFiles(paths: readonly string[], diagnostics: Diagnostic[]
 /** Parses and schema-checks one file's text. Never throws: every problem, including a
  *  file over POLICY_LIMITS, is a diagnostic at file:line:col. */
 export function loadText(file: string, text: string): Omit<LoadResult, 'files'> {
+  try {
+    return loadTextUnguarded(file, text);
+  } catch (e) {
+    // Both YAML parsers and the position lookups recurse per nesting level; a file nested
+    // deeper than the stack allows is reported, never thrown at the caller.
+    if (!(e instanceof RangeError)) throw e;
+    return { objects: [], diagnostics: [{ file, line: 1, col: 1, message: `YAML nesting too deep to parse (at most ${POLICY_LIMITS.depth} levels)` }], invalid: new Set() };
+  }
+}
+
+function loadTextUnguarded(file: string, text: string): Omit<LoadResult, 'files'> {
   const out: Omit<LoadResult, 'files'> = { objects: [], diagnostics: [], invalid: new Set() };
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > POLICY_LIMITS.fileBytes) {
@@ -99,6 +110,12 @@ export function loadText(file: string, text: string): Omit<LoadResult, 'files'> 
     return out;
   }
   const source = new FileSource(file, text);
+  const deep = flowNestingOver(text, FLOW_DEPTH_SCAN);
+  if (deep >= 0) {
+    const { line, col } = lineCol(text, deep);
+    out.diagnostics.push({ file, line, col, message: `more than ${FLOW_DEPTH_SCAN} unclosed [ or { (YAML nested too deep, at most ${POLICY_LIMITS.depth} levels); not parsed` });
+    return out;
+  }
   let values: unknown[] | undefined;
   let documents = 0;
   try {
@@ -113,22 +130,42 @@ export function loadText(file: string, text: string): Omit<LoadResult, 'files'> 
       out.diagnostics.push(tooManyDocuments(source));
       return out;
     }
-    if (e instanceof RangeError) { // the parser's recursion ran out of stack
-      out.diagnostics.push({ file, line: 1, col: 1, message: `YAML nesting too deep to parse (at most ${POLICY_LIMITS.depth} levels)` });
-      return out;
-    }
-    try {
-      syntaxErrors(source, e, out);
-    } catch (e2) {
-      if (!(e2 instanceof RangeError)) throw e2;
-      out.diagnostics.push({ file, line: 1, col: 1, message: `YAML nesting too deep to parse (at most ${POLICY_LIMITS.depth} levels)` });
-    }
+    if (e instanceof RangeError) throw e; // the parser's recursion ran out of stack: see loadText
+    syntaxErrors(source, e, out);
   }
   if (values) values.forEach((v, i) => checkBoundedDocument(v, new SourceDoc(source, i), i, out));
   return out;
 }
 
 class TooManyDocuments extends Error {}
+
+/** Unclosed brackets the pre-scan tolerates: twice the depth limit, so what the scan
+ *  over-counts (brackets inside strings, which are rarely unbalanced at all) does not
+ *  refuse a document the depth limit would take; measure() applies the exact limit. */
+const FLOW_DEPTH_SCAN = 2 * POLICY_LIMITS.depth;
+
+/**
+ * Offset where "[" / "{" outnumber their closing brackets by more than `max`, or -1.
+ * js-yaml stops at 100 levels, but `yaml` (which locates syntax errors) recurses per
+ * level and builds an error per level: 500 000 "[" took a 160 MB heap down. Brackets are
+ * counted everywhere, quoted or not: a scan that tried to skip quoted scalars could be
+ * led to skip real flow collections, and so bypassed.
+ */
+function flowNestingOver(text: string, max: number): number {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) { if (++depth > max) return i; }
+    else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+  }
+  return -1;
+}
+
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  let line = 1, start = 0;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) { line++; start = i + 1; }
+  return { line, col: offset - start + 1 };
+}
 
 function tooManyDocuments(source: FileSource): Diagnostic {
   const doc = source.yaml().docs[POLICY_LIMITS.documentsPerFile];

@@ -75,7 +75,8 @@ function describe(e: ErrorObject, src: SourceDoc): Diagnostic {
   }
   const where = formatPath(path);
   const prefix = where ? `${where}: ` : '';
-  const got = preview(e.data);
+  let gotText: string | undefined;
+  const got = { toString: () => (gotText ??= preview(e.data)) };
   const title = (e.parentSchema as { title?: string } | undefined)?.title;
   switch (e.keyword) {
     case 'additionalProperties': {

@@ -41,8 +41,10 @@ export class FileSource {
     return this.parsed;
   }
 
+  private nonEmpty?: Document[];
+
   nonEmptyDocs(): Document[] {
-    return this.yaml().docs.filter((d) => !isEmptyDoc(d));
+    return (this.nonEmpty ??= this.yaml().docs.filter((d) => !isEmptyDoc(d)));
   }
 
   position(offset: number): { line: number; col: number } {

@@ -90,3 +90,10 @@ test('a 1 MB mapping of 70 000 keys (duplicate keys checked linearly) is answere
   const lines = r.stdout.trimEnd().split('\n');
   assert.match(lines[0]!, /^wide\.yaml:4:\d+: YAML syntax error: Map keys must be unique$/);
 });
+
+test('flow collections nested 500 000 deep are refused before either YAML parser recurses into them', async () => {
+  const n = 500_000;
+  const r = await validate({ 'deep.yaml': `apiVersion: weft.dev/v1alpha1\nkind: Service\nmetadata: {name: a}\nspec: ${'['.repeat(n)}${']'.repeat(n)}\n` }, 2000);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, 'deep.yaml:4:135: more than 128 unclosed [ or { (YAML nested too deep, at most 64 levels); not parsed\n');
+});
