@@ -131,7 +131,16 @@ function loadTextUnguarded(file: string, text: string): Omit<LoadResult, 'files'
       return out;
     }
     if (e instanceof RangeError) throw e; // the parser's recursion ran out of stack: see loadText
-    syntaxErrors(source, e, out);
+    try {
+      syntaxErrors(source, e, out);
+    } catch (e2) {
+      // `yaml` recurses per entry in some broken shapes (an implicit key running into a
+      // long flow mapping) where js-yaml had found the error: report js-yaml's.
+      if (!(e2 instanceof RangeError)) throw e2;
+      const mark = (e as { mark?: { position?: number } }).mark;
+      const { line, col } = lineCol(text, Math.min(mark?.position ?? 0, text.length));
+      out.diagnostics.push({ file, line, col, message: boundMessage(`YAML syntax error: ${(e as { reason?: string }).reason ?? String(e)}`) });
+    }
   }
   if (values) values.forEach((v, i) => checkBoundedDocument(v, new SourceDoc(source, i), i, out));
   return out;
@@ -250,9 +259,12 @@ function syntaxErrors(source: FileSource, e: unknown, out: Omit<LoadResult, 'fil
   }
   if (!reported) {
     // The two parsers disagree (rare): fall back to js-yaml's own position.
-    const mark = (e as { mark?: { line: number; column: number } }).mark;
+    // Located by offset through `yaml`'s line counter, like every other diagnostic:
+    // js-yaml also counts a lone CR as a line break, `yaml` and editors do not.
+    const mark = (e as { mark?: { position?: number } }).mark;
     const reason = (e as { reason?: string }).reason ?? String(e);
-    diagnostics.push({ file: source.file, line: (mark?.line ?? 0) + 1, col: (mark?.column ?? 0) + 1, message: boundMessage(`YAML syntax error: ${reason}`) });
+    const { line, col } = source.position(Math.min(mark?.position ?? 0, source.text.length));
+    diagnostics.push({ file: source.file, line, col, message: boundMessage(`YAML syntax error: ${reason}`) });
   }
 }
 

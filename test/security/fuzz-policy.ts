@@ -175,8 +175,11 @@ class Target {
 
   constructor() { this.spawn(); }
 
+  // stackSizeMb 1: the main thread's stack (V8's default, ~1 MB), where `weft validate`
+  // and the control API run the loader; a worker's default 4 MB lets a deep recursion
+  // allocate far more before it overflows than production ever would.
   private spawn(): void {
-    this.worker = new Worker(TARGET, { eval: true, resourceLimits: { maxOldGenerationSizeMb: HEAP_MB, maxYoungGenerationSizeMb: 64 }, stdout: true, stderr: true });
+    this.worker = new Worker(TARGET, { eval: true, resourceLimits: { maxOldGenerationSizeMb: HEAP_MB, maxYoungGenerationSizeMb: 64, stackSizeMb: 1 }, stdout: true, stderr: true });
     this.worker.on('message', (m: { id: number; problems: string[]; diagnostics: number }) => {
       const p = this.pending;
       if (!p || p.id !== m.id) return;
