@@ -10,7 +10,7 @@
 //   - the loader returns diagnostics and never throws (a clean set's compile may only
 //     throw WEFT_ERR_INVALID_POLICY);
 //   - it answers within FUZZ_INPUT_MS (default 10 s; a 400 KB broken file takes ~0.35 s on the main thread, 1-3 s in the capped worker on 2 busy cores), in a worker thread whose heap is
-//     capped at FUZZ_HEAP_MB (default 512 MB): a hang or a heap blow-up is a failure;
+//     capped at FUZZ_HEAP_MB (default 160 MB, the V8 heap cap the control API is deployed with): a hang or a heap blow-up is a failure;
 //   - every diagnostic is located: the input's file name, 1 <= line <= lines + 1,
 //     1 <= col, a non-empty message of at most 1000 characters; at most 1000 of them.
 // Failing inputs are written to FUZZ_OUT (default: a temp dir) and the run exits 1.
@@ -26,7 +26,7 @@ import { join } from 'node:path';
 const ROOT = join(__dirname, '..', '..');
 const SECONDS = Number(process.env.FUZZ_SECONDS ?? 30);
 const INPUT_MS = Number(process.env.FUZZ_INPUT_MS ?? 10000);
-const HEAP_MB = Number(process.env.FUZZ_HEAP_MB ?? 512);
+const HEAP_MB = Number(process.env.FUZZ_HEAP_MB ?? 160);
 const SEED = Number(process.env.FUZZ_SEED ?? (Date.now() % 2 ** 31));
 
 // ------------------------------------------------------------------ deterministic PRNG
