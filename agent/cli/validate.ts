@@ -10,7 +10,11 @@ const help = `Usage: weft validate [--format text|json] PATH...
 Checks policy files (PATH may be a file or a directory, searched recursively for *.yaml
 and *.yml): YAML syntax, the schema of every kind, and the policy set as a whole
 (unknown references, duplicate names, VIP and port clashes, impossible weights, bad
-CIDRs, regexes and principals, shadowed and conflicting routes).
+CIDRs, regexes and principals, shadowed and conflicting routes). Regexes are RE2 syntax
+(no backreferences or lookaround); header modifier values may not hold CR, LF, NUL or
+other control characters. Files over 1 MiB or 5000 documents, trees over 32 MiB or
+50 000 documents, and documents over 100 000 values once YAML aliases are expanded
+are refused, like every other problem, as FILE:LINE:COL: MESSAGE.
 
 Prints every problem as FILE:LINE:COL: MESSAGE, sorted, and exits 1; exits 0 with a
 one-line summary when the set is clean.

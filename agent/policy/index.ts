@@ -51,8 +51,17 @@ export function loadPolicyTexts(files: readonly { file: string; text: string }[]
   return finish(loadTexts(files));
 }
 
+/** Diagnostics one load reports at most: the control API logs each and returns them in
+ *  Status (one gRPC message), so a file cannot be made to produce millions. */
+export const MAX_DIAGNOSTICS = 1000;
+
 function finish({ objects, diagnostics, files, invalid }: LoadResult): PolicyLoadResult {
   const analysis = analyzeSet(objects, invalid);
   diagnostics.push(...analysis.diagnostics);
-  return { objects, diagnostics: sortDiagnostics(diagnostics), files, analysis };
+  let sorted = sortDiagnostics(diagnostics);
+  if (sorted.length > MAX_DIAGNOSTICS) {
+    const next = sorted[MAX_DIAGNOSTICS - 1]!;
+    sorted = [...sorted.slice(0, MAX_DIAGNOSTICS - 1), { ...next, message: `${sorted.length - MAX_DIAGNOSTICS + 1} more problems from here on, not listed` }];
+  }
+  return { objects, diagnostics: sorted, files, analysis };
 }

@@ -24,7 +24,13 @@ const port = integer({ minimum: 1, maximum: 65535 });
 const labelKey = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$';
 const labels = record(string({ maxLength: 63 }), { propertyNames: { title: 'label key', pattern: labelKey, maxLength: 253 } });
 const percent = number({ minimum: 0, maximum: 100 });
-const headerName = string({ title: 'HTTP header name', pattern: "^[A-Za-z0-9!#$%&'*+\\-.^_`|~]+$" });
+const headerName = string({ title: 'HTTP header name', pattern: "^[A-Za-z0-9!#$%&'*+\\-.^_`|~]+$", maxLength: 256 });
+/** RFC 9110 field-value characters: visible ASCII, space, tab and obs-text (0x80-0xFF).
+ *  No CR, LF, NUL or other controls (a value with CR LF would add headers or end the
+ *  head: request smuggling), nothing above U+00FF (the HTTP/1.1 writer encodes latin1,
+ *  where U+010A becomes LF). */
+export const HEADER_VALUE_PATTERN = '^[\\t\\x20-\\x7E\\x80-\\xFF]*$';
+const headerValue = string({ title: 'HTTP header value (no CR, LF, NUL or other control characters, nothing above U+00FF)', pattern: HEADER_VALUE_PATTERN, maxLength: 4096 });
 
 /** Node names are Kubernetes node names (DNS subdomains, e.g. ip-10-0-1-2.ec2.internal). */
 const nodeMetadata = object({
@@ -122,8 +128,8 @@ const headerMatch = object(stringMatch);
 const queryMatch = object({ ...stringMatch, name: string({ minLength: 1 }) });
 
 const headerModifier = object({
-  set: optional(array(object({ name: headerName, value: string() }))),
-  add: optional(array(object({ name: headerName, value: string() }))),
+  set: optional(array(object({ name: headerName, value: headerValue }))),
+  add: optional(array(object({ name: headerName, value: headerValue }))),
   remove: optional(array(headerName)),
 });
 

@@ -17,6 +17,8 @@ import type { CompiledRoute, HeaderMatch, HeaderModifier, RouteMatch, RouteTable
 import { refKey, unknownService, whereIs, type Model, type RouteObject } from './model';
 import { durationMs } from './duration';
 import { formatPath, type PathSegment } from './source';
+import { preview } from './diagnostic';
+import { compilePolicyRegex, policyRegexMatches } from './regex';
 
 export interface RouteOrigin { obj: LoadedObject<RouteObject>; rule: number; match: number | null }
 export interface BuiltTable { table: RouteTable; origins: RouteOrigin[] }
@@ -131,12 +133,11 @@ function grpcMatch(m: GRPCMatch | undefined): RouteMatch {
 
 function checkMatch(obj: LoadedObject<RouteObject>, match: RouteMatch, at: PathSegment[], diags: Diagnostic[]): void {
   if (match.path.type !== 'RegularExpression' && !match.path.value.startsWith('/')) {
-    diags.push(obj.source.at([...at, 'path', 'value'], `${formatPath([...at, 'path', 'value'])}: a ${match.path.type} path must start with "/" (got ${JSON.stringify(match.path.value)})`));
+    diags.push(obj.source.at([...at, 'path', 'value'], `${formatPath([...at, 'path', 'value'])}: a ${match.path.type} path must start with "/" (got ${preview(match.path.value)})`));
   }
   const test = (re: string, where: PathSegment[], label: string) => {
-    try { new RegExp(re); } catch (e) {
-      diags.push(obj.source.at(where, `${label}: invalid regular expression ${JSON.stringify(re)}: ${(e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /, '')}`));
-    }
+    const r = compilePolicyRegex(re);
+    if ('error' in r) diags.push(obj.source.at(where, `${label}: invalid regular expression ${preview(re)}: ${r.error}`));
   };
   const label = (p: PathSegment[]) => p.map((s) => (typeof s === 'number' ? `[${s}]` : `.${s}`)).join('').slice(1);
   if (match.path.type === 'RegularExpression') {
@@ -182,6 +183,13 @@ function modifier(m: { set?: { name: string; value: string }[]; add?: { name: st
   return { set: m.set ?? [], add: m.add ?? [], remove: m.remove ?? [] };
 }
 
+/** Headers a header modifier may not set, add or remove: the framing of the message and
+ *  hop-by-hop headers (changing them desynchronises proxy and upstream: request
+ *  smuggling; HTTP/2 forbids them) and Host. Envoy refuses the same set. */
+export const PROTECTED_HEADERS: ReadonlySet<string> = new Set([
+  'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'host',
+]);
+
 type RuleActions = Omit<CompiledRoute, 'route' | 'rule' | 'match' | 'backends'>;
 
 function compileRuleActions(obj: LoadedObject<RouteObject>, rule: Rule, r: number, diags: Diagnostic[]): RuleActions {
@@ -191,6 +199,14 @@ function compileRuleActions(obj: LoadedObject<RouteObject>, rule: Rule, r: numbe
     const m = f[field];
     if (!m) { diags.push(obj.source.at(['spec', 'rules', r, 'filters', i], `spec.rules[${r}].filters[${i}]: type ${f.type} needs a "${field}" field`)); return; }
     if (out[field]) { diags.push(obj.source.at(['spec', 'rules', r, 'filters', i, 'type'], `spec.rules[${r}].filters[${i}]: a rule may have only one ${f.type} filter`)); return; }
+    for (const op of ['set', 'add', 'remove'] as const) {
+      (m[op] ?? []).forEach((h: string | { name: string }, j: number) => {
+        const name = typeof h === 'string' ? h : h.name;
+        if (!PROTECTED_HEADERS.has(name.toLowerCase())) return;
+        const at: PathSegment[] = ['spec', 'rules', r, 'filters', i, field, op, j, ...(typeof h === 'string' ? [] : ['name'])];
+        diags.push(obj.source.at(at, `${formatPath(at)}: ${preview(name)} cannot be changed by a header modifier: it is ${name.toLowerCase() === 'host' ? 'the request\'s authority (routing and the upstream depend on it)' : 'part of the message framing or of one connection'}`));
+      });
+    }
     out[field] = modifier(m);
   });
   if (rule.timeouts) {
@@ -250,7 +266,7 @@ function pathCovers(a: RouteMatch['path'], b: RouteMatch['path']): boolean {
     case 'Exact': return b.type === 'Exact' && a.value === b.value;
     case 'RegularExpression':
       if (b.type === 'RegularExpression') return a.value === b.value;
-      if (b.type === 'Exact') { try { return new RegExp(`^(?:${a.value})$`).test(b.value); } catch { return false; } }
+      if (b.type === 'Exact') return policyRegexMatches(a.value, b.value);
       return false;
   }
 }

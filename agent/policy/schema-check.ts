@@ -3,9 +3,11 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { API_VERSION, KINDS, kindSchemas, type Kind } from './kinds';
 import { formatPath, type PathSegment, type SourceDoc } from './source';
-import type { Diagnostic } from './diagnostic';
+import { preview, type Diagnostic } from './diagnostic';
 
 let ajv: Ajv | undefined;
+/** Schema problems reported per document at most. */
+export const MAX_ERRORS_PER_DOCUMENT = 50;
 const validators = new Map<Kind, ValidateFunction>();
 
 function validatorFor(kind: Kind): ValidateFunction {
@@ -32,7 +34,7 @@ export function checkEnvelope(value: unknown, src: SourceDoc): { kind?: Kind; di
   const kind = (value as { kind?: unknown }).kind;
   if (kind === undefined) return { diagnostics: [src.at([], 'missing required field "kind"')] };
   if (!isKind(kind)) {
-    return { diagnostics: [src.at(['kind'], `unknown kind ${JSON.stringify(kind)} (expected one of ${KINDS.join(', ')})`)] };
+    return { diagnostics: [src.at(['kind'], `unknown kind ${preview(kind)} (expected one of ${KINDS.join(', ')})`)] };
   }
   return { kind, diagnostics: [] };
 }
@@ -45,6 +47,9 @@ export function checkSchema(kind: Kind, value: unknown, src: SourceDoc): Diagnos
   const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
   const out: Diagnostic[] = [];
   for (const e of errors) {
+    // A document with thousands of wrong fields is reported by its first ones: each
+    // diagnostic costs a position lookup, and nobody reads the thousandth.
+    if (out.length >= MAX_ERRORS_PER_DOCUMENT) break;
     if (e.keyword !== 'anyOf' && anyOfPaths.has(e.instancePath) && e.schemaPath.includes('/anyOf/')) continue;
     // The failing key itself is reported (below); the summary adds nothing.
     if (e.keyword === 'propertyNames') continue;
@@ -66,11 +71,12 @@ function describe(e: ErrorObject, src: SourceDoc): Diagnostic {
   const propertyName = (e as { propertyName?: string }).propertyName;
   if (propertyName !== undefined) {
     const title = (e.parentSchema as { title?: string } | undefined)?.title ?? 'key';
-    return src.at([...path, propertyName], `${formatPath(path)}: ${JSON.stringify(propertyName)} is not a valid ${title}`, { key: true });
+    return src.at([...path, propertyName], `${formatPath(path)}: ${preview(propertyName)} is not a valid ${title}`, { key: true });
   }
   const where = formatPath(path);
   const prefix = where ? `${where}: ` : '';
-  const got = JSON.stringify(e.data);
+  let gotText: string | undefined;
+  const got = { toString: () => (gotText ??= preview(e.data)) };
   const title = (e.parentSchema as { title?: string } | undefined)?.title;
   switch (e.keyword) {
     case 'additionalProperties': {

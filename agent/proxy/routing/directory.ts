@@ -6,8 +6,12 @@ import type { NodeView, CompiledRoute, HeaderMatch, ServiceState, TrafficPolicyS
 import { Cluster, type ClusterSettings } from '../balancer/cluster';
 import type { Endpoint, EndpointState } from '../balancer/endpoint';
 import {
-  plainAction, TokenBucket, type CompiledMatchRule, type HeaderEdits, type RetryRule, type RouteAction, type ServiceRoutes, type StringMatcher,
+  plainAction, TokenBucket, type CompiledMatchRule, type HeaderEdits, type RetryRule, type RouteAction, type ServiceRoutes, type StringMatcher, type ValueRegex,
 } from './table';
+import { compilePolicyRegex } from '../../policy/regex';
+import { preview } from '../../policy/diagnostic';
+import { HEADER_VALUE_PATTERN } from '../../policy/kinds';
+import { PROTECTED_HEADERS } from '../../policy/routes';
 import { WeftError } from '../../lib/errors';
 
 export type EjectionChange = (service: string, endpoint: Endpoint, ejected: boolean) => void;
@@ -17,18 +21,33 @@ const GRPC_RETRY_CODES: Record<string, number> = {
 };
 const MAX_PASSTHROUGH = 4096;
 
-function compileRegex(src: string, what: string): RegExp {
-  try { return new RegExp(`^(?:${src})$`); } catch (e) {
-    throw new WeftError('WEFT_ERR_INVALID_POLICY', `invalid ${what} regex ${JSON.stringify(src)}`, { cause: e });
-  }
+/** Policy regexes run on RE2 semantics (linear in the request, whatever the pattern),
+ *  compiled by the same function `weft validate` checks them with. */
+function compileRegex(src: string, what: string): ValueRegex {
+  const r = compilePolicyRegex(src);
+  if ('error' in r) throw new WeftError('WEFT_ERR_INVALID_POLICY', `invalid ${what} regex ${preview(src)}: ${r.error}`);
+  return r.regex;
 }
 
 function stringMatcher(h: HeaderMatch, what: string): StringMatcher {
   return h.type === 'RegularExpression' ? { name: h.name, regex: compileRegex(h.value, what) } : { name: h.name, exact: h.value };
 }
 
+// What validation guarantees, checked again where headers are written from a snapshot:
+// a control API of another version, or a cached snapshot, must not make the proxy emit
+// CR LF (or U+010A, which the latin1 writer turns into LF) into a message head.
+const TOKEN = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]{1,256}$/;
+const FIELD_VALUE = new RegExp(HEADER_VALUE_PATTERN);
+
+function checkEdit(name: string, value: string | undefined): void {
+  if (!TOKEN.test(name) || PROTECTED_HEADERS.has(name.toLowerCase())) throw new WeftError('WEFT_ERR_INVALID_POLICY', `header modifier: invalid or protected header name ${preview(name)}`);
+  if (value !== undefined && (value.length > 4096 || !FIELD_VALUE.test(value))) throw new WeftError('WEFT_ERR_INVALID_POLICY', `header modifier: invalid value for ${name}: ${preview(value)}`);
+}
+
 function headerEdits(m: HeaderModifier | undefined): HeaderEdits | null {
   if (m === undefined || (m.set.length === 0 && m.add.length === 0 && m.remove.length === 0)) return null;
+  for (const e of [...m.set, ...m.add]) checkEdit(e.name, e.value);
+  for (const n of m.remove) checkEdit(n, undefined);
   const lower = (x: { name: string; value: string }) => ({ name: x.name.toLowerCase(), value: x.value });
   return { set: m.set.map(lower), add: m.add.map(lower), remove: m.remove.map((n) => n.toLowerCase()) };
 }

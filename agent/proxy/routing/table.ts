@@ -16,12 +16,15 @@ export interface RequestView {
   header(lname: string): string | undefined;
 }
 
-export interface StringMatcher { name: string; exact?: string; regex?: RegExp }
+/** A compiled policy regex (RE2 semantics, whole-value match, linear time). */
+export interface ValueRegex { test(value: string): boolean }
+
+export interface StringMatcher { name: string; exact?: string; regex?: ValueRegex }
 
 export interface CompiledMatchRule {
   pathExact?: string;
   pathPrefix?: string;
-  pathRegex?: RegExp;
+  pathRegex?: ValueRegex;
   method?: string;
   headers: StringMatcher[];
   query: StringMatcher[];
