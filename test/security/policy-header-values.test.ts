@@ -84,7 +84,7 @@ test('framing and hop-by-hop headers and Host cannot be set, added or removed by
 
 test('the proxy refuses a snapshot whose header modifier would inject a header (defence in depth)', () => {
   const view = (value: string, name = 'x-a'): NodeView => ({
-    version: 'v1', node: 'n1',
+    version: 'v1', node: 'n1', nodes: {},
     mesh: { trustDomain: 't', mtls: 'PERMISSIVE', certTtlMs: 3600_000, failMode: 'closed', vipRange: '10.96.0.0/16' },
     datapath: [],
     services: [{ key: 'test/api', name: 'api', namespace: 'test', vip: '10.96.0.10', vipAllocated: false, selector: {}, ports: [{ name: 'p', port: 80, targetPort: 80, protocol: 'HTTP' }], endpoints: [] }],

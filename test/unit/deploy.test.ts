@@ -15,10 +15,13 @@ import { packageRoot } from '../../agent/lib/paths';
 const ROOT = packageRoot();
 const DEPLOY = join(ROOT, 'deploy');
 
-/** The CLI contract (DESIGN.md): the only flags install artefacts may pass. */
+/** The CLI contract (DESIGN.md, which the project extends): the only flags install
+ *  artefacts may pass. The agent's Kubernetes mode (--kubernetes, DESIGN.md "Kubernetes
+ *  mode") and its access log are extensions the DaemonSet uses. */
 const CONTRACT_FLAGS: Record<string, Set<string>> = {
   control: new Set(['policies', 'listen', 'state-dir', 'token-file', 'ca-bundle-out', 'kubernetes', 'admin']),
-  agent: new Set(['control', 'node', 'admin', 'state-dir', 'token-file', 'control-ca', 'node-address', 'outbound', 'inbound', 'cgroup-root', 'cleanup']),
+  agent: new Set(['control', 'node', 'admin', 'state-dir', 'token-file', 'control-ca', 'node-address', 'outbound', 'inbound', 'cgroup-root', 'cleanup',
+    'kubernetes', 'access-log-sample']),
 };
 /** Flags the implemented commands accept (their --help text lists every flag): an
  *  unknown flag makes the strict parser exit, so a manifest must not get ahead of the
@@ -283,7 +286,8 @@ test('deploy: RBAC is read-only and bound to the ServiceAccounts the pods use', 
       }
     }
   }
-  assert.deepEqual([...granted].sort(), ['/nodes', '/pods', '/services', 'discovery.k8s.io/endpointslices']);
+  // Namespaces: agents read their opt-out / opt-in label (weft.dev/dataplane-mode).
+  assert.deepEqual([...granted].sort(), ['/namespaces', '/nodes', '/pods', '/services', 'discovery.k8s.io/endpointslices']);
   const bound = new Set<string>();
   for (const b of objects.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding')) {
     find(b.roleRef.kind, b.roleRef.name);

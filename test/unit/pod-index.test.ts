@@ -19,20 +19,22 @@ async function setup(t: { after(fn: () => unknown): void }, opts: Partial<Constr
   const api = await FakeApiServer.start({ listen: '127.0.0.1:0', dir: join(dir, 'api'), bookmarkIntervalMs: 200 });
   t.after(() => api.close());
   const root = join(dir, 'cg', 'kubepods.slice');
-  mkdirSync(join(root, 'kubepods-burstable.slice'), { recursive: true });
+  mkdirSync(join(root, 'kubepods-besteffort.slice'), { recursive: true });
   const index = new PodIndex({ node: NODE, captureRoot: root, kubeconfig: api.kubeconfigPath!, backoff: { initialMs: 50, maxMs: 200 }, ...opts });
   t.after(() => index.stop());
   /** The scheduler binds a pod; kubelet makes its cgroup (unless `cgroup: false`) and reports it Running. */
+  let ips = 10;
   const pod = (name: string, o: { ns?: string; labels?: Record<string, string>; hostNetwork?: boolean; node?: string; cgroup?: boolean; sa?: string } = {}) => {
     const ns = o.ns ?? 'shop';
     if (!api.store.list('namespaces').items.some((n) => n.metadata?.name === ns)) api.store.create('namespaces', undefined, { metadata: { name: ns } });
     const created = api.store.create('pods', ns, {
       metadata: { name, namespace: ns, labels: o.labels ?? {} },
       spec: { nodeName: o.node ?? NODE, serviceAccountName: o.sa ?? 'web', hostNetwork: o.hostNetwork ?? false, containers: [{ name: 'app' }] },
-      status: { phase: 'Running', qosClass: 'Burstable', podIP: o.hostNetwork ? '10.80.0.11' : `10.81.1.${10 + Math.floor(Math.random() * 200)}` },
     }) as { metadata: { uid: string } };
     const uid = created.metadata.uid;
-    const cg = join(root, 'kubepods-burstable.slice', `kubepods-burstable-pod${uid.replace(/-/g, '_')}.slice`);
+    // The API server starts a pod Pending; kubelet reports it Running with its IP.
+    api.store.replace('pods', ns, name, { ...created, status: { phase: 'Running', qosClass: 'BestEffort', podIP: o.hostNetwork ? '10.80.0.11' : `10.81.1.${++ips}` } } as never, 'status');
+    const cg = join(root, 'kubepods-besteffort.slice', `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`);
     if (o.cgroup !== false) mkdirSync(join(cg, 'cri-containerd-abc.scope'), { recursive: true });
     return { uid, cg, name, ns };
   };
@@ -97,12 +99,8 @@ test('PodIndex: a cgroup made after the Pod event, and a watch re-listed after 4
   await until('after-gone seen after the re-list', () => index.workloads().some((w) => w.name === 'after-gone'));
 });
 
-test('PodIndex: opt-in (--dataplane-default none) meshes only enrolled namespaces and pods; the agent\'s own pod is skipped', async (t) => {
-  const { api, index, pod, until } = await setup(t, { dataplaneDefault: 'none' });
-  const self = pod('weft-agent-x', { ns: 'weft-system', hostNetwork: true });
-  await index.stop();
+test('PodIndex: opt-in (--dataplane-default none) meshes only enrolled namespaces and pods', async (t) => {
   const { index: idx2, pod: pod2, until: until2, api: api2 } = await setup(t, { dataplaneDefault: 'none' });
-  void api; void until; void self;
   pod2('plain');
   pod2('enrolled-pod', { labels: { 'weft.dev/dataplane-mode': 'mesh' } });
   api2.store.create('namespaces', undefined, { metadata: { name: 'shop-in', labels: { 'weft.dev/dataplane-mode': 'mesh' } } });
