@@ -52,7 +52,8 @@ Options:
   --archive FILE      also write the image as a docker-archive tarball, for
                       'kind load image-archive FILE' or 'ctr -n k8s.io images import FILE'
   --rebuild-base      make steps 1-2 again even if the images exist
-  --no-cache          build step 3 without the layer cache
+  --no-cache          step 3 from scratch: drop the layer cache and the previous image
+                      first, then run every Dockerfile step once
   --print-store       print the storage flags for podman/buildah (one per line) and exit,
                       e.g. podman \$(scripts/build-image.sh --print-store) images
   -q, --quiet         only progress lines and errors (build output goes to a log file
@@ -280,10 +281,24 @@ if [ -z "$BASE" ]; then
 fi
 
 # ---- 3: the image
+prune() {
+  local dangling
+  for _ in $(seq 30); do
+    dangling="$(bh images --filter dangling=true --noheading --quiet 2>/dev/null | sort -u || true)"
+    [ -n "$dangling" ] || break
+    # shellcheck disable=SC2086
+    bh rmi $dangling >/dev/null 2>&1 || break
+  done
+}
+if [ "$NO_CACHE" = 1 ]; then
+  # Not buildah's --no-cache: the second bud below would then build the build stage again.
+  say "--no-cache: removing the layer cache and the previous $TAG"
+  bh rmi localhost/weft-build:cache "$TAG" >/dev/null 2>&1 || true
+  prune
+fi
 BUD=(bud --file "$ROOT/deploy/Dockerfile" --ignorefile "$ROOT/deploy/Dockerfile.dockerignore"
      --build-arg "BASE=$BASE" --isolation "$ISOLATION" --network "$NETWORK"
      --layers --force-rm --format docker)
-[ "$NO_CACHE" = 0 ] || BUD+=(--no-cache)
 [ -z "$CA_FILE" ] || BUD+=(--secret "id=build_ca,src=$CA_FILE")
 say "building the build stage (tagged localhost/weft-build:cache) on $BASE"
 run buildah "${STORAGE_FLAGS[@]}" "${BUD[@]}" --target build --tag localhost/weft-build:cache "$ROOT" \
@@ -294,12 +309,7 @@ run buildah "${STORAGE_FLAGS[@]}" "${BUD[@]}" --tag "$TAG" "$ROOT" || die "the r
 # Superseded images: the previous image and build-stage cache lost their tags to the new
 # ones; remove them and the untagged layers only they used (dangling = no name and no
 # child image, so each pass frees the parents of the last; the live cache has children).
-for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-  dangling="$(bh images --filter dangling=true --noheading --quiet 2>/dev/null | sort -u || true)"
-  [ -n "$dangling" ] || break
-  # shellcheck disable=SC2086
-  bh rmi $dangling >/dev/null 2>&1 || break
-done
+prune
 
 id="$(bh inspect --type image --format '{{.FromImageID}}' "$TAG")"
 size="$(bh images --noheading --format '{{.Size}}' "$TAG" | head -n1)"
