@@ -47,8 +47,9 @@ Options:
   --node PATH         the Node binary to put into the local base (default: node on PATH);
                       its prefix must hold lib/node_modules/npm and include/node
   --ca-file FILE      PEM bundle given to the build as the build_ca secret, which Node
-                      trusts for npm and node-gyp downloads (default: \$NODE_EXTRA_CA_CERTS
-                      when set; for TLS-intercepting proxies). Not stored in the image.
+                      trusts for npm and node-gyp downloads (default: \$NODE_EXTRA_CA_CERTS,
+                      else npm's cafile setting; for TLS-intercepting proxies). Not
+                      stored in the image.
   --archive FILE      also write the image as a docker-archive tarball, for
                       'kind load image-archive FILE' or 'ctr -n k8s.io images import FILE'
   --rebuild-base      make steps 1-2 again even if the images exist
@@ -108,6 +109,11 @@ if [ "$PRINT_STORE" = 0 ]; then
   [ "$(id -u)" = 0 ] || die "run as root (buildah/podman with a system store, debootstrap)"
   command -v buildah >/dev/null || die "buildah is not installed (apt-get install buildah; scripts/install-deps.sh does)"
   [ -f "$ROOT/deploy/Dockerfile" ] || die "$ROOT/deploy/Dockerfile is missing"
+fi
+# No --ca-file and no NODE_EXTRA_CA_CERTS: the CA file host npm is configured with, if any.
+if [ -z "$CA_FILE" ] && [ "$PRINT_STORE" = 0 ] && command -v npm >/dev/null; then
+  CA_FILE="$(npm config get cafile 2>/dev/null || true)"
+  case "$CA_FILE" in ""|null|undefined) CA_FILE="" ;; esac
 fi
 if [ -n "$CA_FILE" ] && [ ! -r "$CA_FILE" ]; then
   [ "$CA_FROM_ENV" = 1 ] || die "--ca-file $CA_FILE is not readable"
