@@ -66,7 +66,8 @@ exit, also on failure or Ctrl-C. The store keeps the two base images, the layer 
 (localhost/weft-build:cache, the Dockerfile's build stage, tagged so that a rebuild after
 a source edit reruns only 'npm run build'), and the image; superseded images are pruned
 after each build. Remove everything with:
-  podman --root STORE/storage --runroot RUNROOT system reset -f; rm -rf STORE
+  podman --root STORE/storage --runroot RUNROOT rmi -a -f; rm -rf STORE RUNROOT
+(not 'podman system reset', which also deletes the host's podman network definitions)
 EOF
 }
 
