@@ -47,12 +47,14 @@ Options:
   --node PATH         the Node binary to put into the local base (default: node on PATH);
                       its prefix must hold lib/node_modules/npm and include/node
   --ca-file FILE      PEM bundle given to the build as the build_ca secret, which Node
-                      trusts for npm and node-gyp downloads (default: \$NODE_EXTRA_CA_CERTS
-                      when set; for TLS-intercepting proxies). Not stored in the image.
+                      trusts for npm and node-gyp downloads (default: \$NODE_EXTRA_CA_CERTS,
+                      else npm's cafile setting; for TLS-intercepting proxies). Not
+                      stored in the image.
   --archive FILE      also write the image as a docker-archive tarball, for
                       'kind load image-archive FILE' or 'ctr -n k8s.io images import FILE'
   --rebuild-base      make steps 1-2 again even if the images exist
-  --no-cache          build step 3 without the layer cache
+  --no-cache          step 3 from scratch: drop the layer cache and the previous image
+                      first, then run every Dockerfile step once
   --print-store       print the storage flags for podman/buildah (one per line) and exit,
                       e.g. podman \$(scripts/build-image.sh --print-store) images
   -q, --quiet         only progress lines and errors (build output goes to a log file
@@ -64,7 +66,8 @@ exit, also on failure or Ctrl-C. The store keeps the two base images, the layer 
 (localhost/weft-build:cache, the Dockerfile's build stage, tagged so that a rebuild after
 a source edit reruns only 'npm run build'), and the image; superseded images are pruned
 after each build. Remove everything with:
-  podman --root STORE/storage --runroot RUNROOT system reset -f; rm -rf STORE
+  podman --root STORE/storage --runroot RUNROOT rmi -a -f; rm -rf STORE RUNROOT
+(not 'podman system reset', which also deletes the host's podman network definitions)
 EOF
 }
 
@@ -107,6 +110,11 @@ if [ "$PRINT_STORE" = 0 ]; then
   [ "$(id -u)" = 0 ] || die "run as root (buildah/podman with a system store, debootstrap)"
   command -v buildah >/dev/null || die "buildah is not installed (apt-get install buildah; scripts/install-deps.sh does)"
   [ -f "$ROOT/deploy/Dockerfile" ] || die "$ROOT/deploy/Dockerfile is missing"
+fi
+# No --ca-file and no NODE_EXTRA_CA_CERTS: the CA file host npm is configured with, if any.
+if [ -z "$CA_FILE" ] && [ "$PRINT_STORE" = 0 ] && command -v npm >/dev/null; then
+  CA_FILE="$(npm config get cafile 2>/dev/null || true)"
+  case "$CA_FILE" in ""|null|undefined) CA_FILE="" ;; esac
 fi
 if [ -n "$CA_FILE" ] && [ ! -r "$CA_FILE" ]; then
   [ "$CA_FROM_ENV" = 1 ] || die "--ca-file $CA_FILE is not readable"
@@ -280,10 +288,24 @@ if [ -z "$BASE" ]; then
 fi
 
 # ---- 3: the image
+prune() {
+  local dangling
+  for _ in $(seq 30); do
+    dangling="$(bh images --filter dangling=true --noheading --quiet 2>/dev/null | sort -u || true)"
+    [ -n "$dangling" ] || break
+    # shellcheck disable=SC2086
+    bh rmi $dangling >/dev/null 2>&1 || break
+  done
+}
+if [ "$NO_CACHE" = 1 ]; then
+  # Not buildah's --no-cache: the second bud below would then build the build stage again.
+  say "--no-cache: removing the layer cache and the previous $TAG"
+  bh rmi localhost/weft-build:cache "$TAG" >/dev/null 2>&1 || true
+  prune
+fi
 BUD=(bud --file "$ROOT/deploy/Dockerfile" --ignorefile "$ROOT/deploy/Dockerfile.dockerignore"
      --build-arg "BASE=$BASE" --isolation "$ISOLATION" --network "$NETWORK"
      --layers --force-rm --format docker)
-[ "$NO_CACHE" = 0 ] || BUD+=(--no-cache)
 [ -z "$CA_FILE" ] || BUD+=(--secret "id=build_ca,src=$CA_FILE")
 say "building the build stage (tagged localhost/weft-build:cache) on $BASE"
 run buildah "${STORAGE_FLAGS[@]}" "${BUD[@]}" --target build --tag localhost/weft-build:cache "$ROOT" \
@@ -294,12 +316,7 @@ run buildah "${STORAGE_FLAGS[@]}" "${BUD[@]}" --tag "$TAG" "$ROOT" || die "the r
 # Superseded images: the previous image and build-stage cache lost their tags to the new
 # ones; remove them and the untagged layers only they used (dangling = no name and no
 # child image, so each pass frees the parents of the last; the live cache has children).
-for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-  dangling="$(bh images --filter dangling=true --noheading --quiet 2>/dev/null | sort -u || true)"
-  [ -n "$dangling" ] || break
-  # shellcheck disable=SC2086
-  bh rmi $dangling >/dev/null 2>&1 || break
-done
+prune
 
 id="$(bh inspect --type image --format '{{.FromImageID}}' "$TAG")"
 size="$(bh images --noheading --format '{{.Size}}' "$TAG" | head -n1)"

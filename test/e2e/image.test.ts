@@ -12,7 +12,7 @@
 //
 // Store: $WEFT_IMAGE_STORE or /var/tmp/weft-image (the script's default, so a developer's
 // own build warms it). Remove it with: podman $(scripts/build-image.sh --print-store)
-// system reset -f; rm -rf /var/tmp/weft-image
+// rmi -a -f; rm -rf /var/tmp/weft-image /run/weft-image-*
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
