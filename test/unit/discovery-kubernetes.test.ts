@@ -336,15 +336,17 @@ test('Kubernetes discovery: failed lists are retried with backoff; stop() ends a
 });
 
 test('Kubernetes discovery: the compiled dist/ module loads the ESM client through a real import()', async (t) => {
-  // TypeScript must keep `await import()` in the CommonJS output (module node16); a
+  // TypeScript must keep `await import()` in the CommonJS output (module node16) of the
+  // shared informer (informer.ts loads the client for every watcher); a
   // require() there would fail at runtime with ERR_REQUIRE_ESM, which tsx would not show.
   const compiled = join(packageRoot(), 'dist', 'agent', 'discovery', 'kubernetes.js');
+  const loader = join(packageRoot(), 'dist', 'agent', 'discovery', 'informer.js');
   if (!existsSync(compiled)) {
     assert.notEqual(process.env.CI, 'true', `${compiled} missing: npm test builds it before running tests`);
     t.skip('no dist/ build (npm run build:ts)');
     return;
   }
-  assert.match(readFileSync(compiled, 'utf8'), /await import\('@kubernetes\/client-node'\)/);
+  assert.match(readFileSync(loader, 'utf8'), /await import\('@kubernetes\/client-node'\)/);
   const api = new FakeApiServer();
   const server = await api.listen();
   const dir = mkdtempSync(join(tmpdir(), `wt-k8s-${process.pid}-`));
