@@ -20,6 +20,7 @@ import { ViewResourceCache } from '../../agent/policy/view-cache';
 import { startControl, startAgents, statusUntil, type Agents } from '../e2e/control-procs';
 import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './control-fixture';
 import { packageRoot } from '../../agent/lib/paths';
+import { printTable } from './table';
 
 const TOKEN = 'bench-bootstrap-token-0123456789abcdef';
 const AGENTS_PER_PROCESS = 10;
@@ -213,11 +214,7 @@ async function main(): Promise<void> {
     ['change → last ACK p99', f(small.changeToLastAckMs.p99) + ' ms', f(full.changeToLastAckMs.p99) + ' ms', `${f(full.changeToLastAckMs.p99 / TARGET_P99_MS, 2)} of the ${TARGET_P99_MS} ms target`],
     ['control RSS (end; peak)', `${f(small.controlRssMb.end)}; ${f(small.controlRssMb.peak)} MB`, `${f(full.controlRssMb.end)}; ${f(full.controlRssMb.peak)} MB`, `${f(full.controlRssMb.peak / TARGET_RSS_MB, 2)} of the ${TARGET_RSS_MB} MB target (peak)`],
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const [i, r] of rows.entries()) {
-    process.stdout.write(r.map((c, j) => c.padEnd(widths[j]!)).join(' | ') + '\n');
-    if (i === 0) process.stdout.write(widths.map((w) => '-'.repeat(w)).join('-|-') + '\n');
-  }
+  printTable(rows);
   const out = join(packageRoot(), 'test', 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'control.json'), JSON.stringify({

@@ -24,6 +24,7 @@ import { startControl } from '../e2e/control-procs';
 import { spawnWeft, type WeftProcess } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
 import { packageRoot } from '../../agent/lib/paths';
+import { printTable } from './table';
 
 const NODE = 'bench-k8s.node-1';
 const PODS = Number(process.env.K8S_BENCH_PODS ?? 110);
@@ -195,11 +196,7 @@ async function main(): Promise<void> {
     ['agent RSS at 110 pods (supervisor + worker)', `${f(rssFull)} MB`, `${f(rssIdle)} MB with no pods`, f(rssFull / rssIdle, 2) + 'x'],
     ['agent RSS after the churn', `${f(rssAfter)} MB`, `${f(rssIdle)} MB with no pods`, f(rssAfter / rssIdle, 2) + 'x'],
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const [i, r] of rows.entries()) {
-    process.stdout.write(r.map((c, j) => c.padEnd(widths[j]!)).join(' | ') + '\n');
-    if (i === 0) process.stdout.write(widths.map((w) => '-'.repeat(w)).join('-|-') + '\n');
-  }
+  printTable(rows);
   const out = join(packageRoot(), 'test', 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'k8s.json'), JSON.stringify({
