@@ -42,9 +42,9 @@ function podSpec(file: string, kind: string): PodSpec {
   return w.spec.template.spec as PodSpec;
 }
 
-/** The container's env with test values for the fieldRefs (node name, host IP). */
+/** The container's env with test values for the fieldRefs (node name, host IP, pod UID). */
 function envOf(c: Container): Record<string, string> {
-  const fieldValues: Record<string, string> = { 'spec.nodeName': NODE, 'status.hostIP': '192.0.2.10', 'status.podIP': '192.0.2.11' };
+  const fieldValues: Record<string, string> = { 'spec.nodeName': NODE, 'status.hostIP': '192.0.2.10', 'status.podIP': '192.0.2.11', 'metadata.uid': '6f0c1a9e-3b7d-4c2e-9a51-0d8e2f4b7c10' };
   const out: Record<string, string> = {};
   for (const e of c.env ?? []) {
     if (e.value !== undefined) out[e.name] = e.value;
