@@ -33,6 +33,10 @@ const CHURN_S = Number(process.env.K8S_BENCH_SECONDS ?? 10);
 const TARGET_P99_MS = 1000;
 const TOKEN = 'bench-k8s-bootstrap-token-0123456789abcdef';
 
+// The agent as it ships (bin/weft → dist/, built by the npm script), not through tsx,
+// whose compiler hooks would be counted in its memory.
+process.env.WEFT_TEST_BIN ??= 'dist';
+
 const cleanups: (() => void | Promise<void>)[] = [];
 const step = (s: string) => process.stderr.write(`[bench:k8s] ${s}\n`);
 
