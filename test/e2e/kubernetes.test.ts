@@ -6,8 +6,9 @@
 // says: the command, args, env and host mounts are read from deploy/agent-daemonset.yaml
 // (entrypoint from deploy/Dockerfile), in its own kubelet-shaped pod cgroup, on the host
 // network, with the service account token kubelet mounts. No pod is registered by hand.
-//   a) a pod connects to a ClusterIP: balanced in the kernel over both nodes' pods,
-//      getpeername shows the ClusterIP;
+//   a) a pod connects to a ClusterIP: balanced in the kernel over its node's pods
+//      (kernel counters: balanced, not redirected), getpeername shows the ClusterIP; with
+//      a backend on the other node the connection takes the agent's mTLS hop instead;
 //   b) an HTTP Service is redirected to the agent, which names the caller by its pod's
 //      service account (metrics and access log), whatever headers it sends;
 //   c) a container restart (a new container cgroup) keeps the pod's identity;
@@ -38,6 +39,7 @@ const TD = 'weft.local';
 const ECHO_VIP = '10.96.0.10';
 const WEB_VIP = '10.96.0.20';
 const REMOTE_VIP = '10.96.0.30';
+const LOCAL_VIP = '10.96.0.40';
 const TOKEN = 'k8s-e2e-bootstrap-token-0123456789abcdef0123';
 const APP = '/opt/weft/test/e2e/fixtures/k8s/app.js';
 const CLIENT = '/opt/weft/test/e2e/fixtures/k8s/client.js';
@@ -166,7 +168,8 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     ...(qos === 'Burstable' ? { resources: { requests: { cpu: '10m' } } } : {}),
     args: ['node', APP], env: { POD_NAME: { fieldPath: 'metadata.name' } }, automountServiceAccountToken: false,
   });
-  const webA = await app(nodeA, 'web-a', { app: 'web' }, 'BestEffort');
+  const webA = await app(nodeA, 'web-a', { app: 'web', local: 'yes' }, 'BestEffort');
+  const webA2 = await app(nodeA, 'web-a2', { local: 'yes' }, 'Burstable');
   const webB = await app(nodeB, 'web-b', { app: 'web', remote: 'yes' }, 'Burstable');
   // Nobody registers this pod: its identity comes from its Pod object.
   const client = await cluster.addPod(nodeA, {
@@ -183,6 +186,9 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
   await sliceFor('echo', [webA, webB]);
   await sliceFor('web', [webA, webB]);
   await sliceFor('remote', [webB]);
+  // Every backend on the client's node: plain TCP stays in the kernel.
+  await cluster.addService({ name: 'local-echo', namespace: 'shop', clusterIP: LOCAL_VIP, selector: { local: 'yes' }, ports: [{ name: 'tcp', port: 7000, targetPort: 'tcp', protocol: 'TCP' }] });
+  await sliceFor('local-echo', [webA, webA2]);
   const principal = `spiffe://${TD}/ns/shop/sa/frontend`;
   await until('the client pod meshed on node A', 60_000, async () => {
     const s = JSON.parse(await admin(nodeA, '/v1/status')) as { workloads: { key: string; identity: string }[] };
@@ -192,20 +198,30 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     for (const n of [nodeA, nodeB]) {
       const view = JSON.parse(await admin(n, '/debug/config')) as { view: { services: { name: string; endpoints: unknown[] }[] } | null };
       const names = new Map((view.view?.services ?? []).map((s) => [s.name, s.endpoints.length]));
-      if (names.get('echo') !== 2 || names.get('web') !== 2 || names.get('remote') !== 1) return false;
+      if (names.get('echo') !== 2 || names.get('web') !== 2 || names.get('remote') !== 1 || names.get('local-echo') !== 2) return false;
     }
     return true;
   });
 
   await t.test('a) an unregistered pod connects to a ClusterIP: balanced in the kernel, getpeername shows the ClusterIP', async () => {
-    const rs = await json<{ pod?: string; peer?: string; error?: string }[]>(client, ['l4', ECHO_VIP, '7000', '40']);
+    type Bpf = { counters: Record<string, string> };
+    const before = JSON.parse(await admin(nodeA, '/debug/bpf')) as Bpf;
+    const rs = await json<{ pod?: string; peer?: string; error?: string }[]>(client, ['l4', LOCAL_VIP, '7000', '40']);
+    const after = JSON.parse(await admin(nodeA, '/debug/bpf')) as Bpf;
     assert.deepEqual(rs.filter((r) => r.error), [], 'every connect succeeded');
-    assert.ok(rs.every((r) => r.peer === `${ECHO_VIP}:7000`), `getpeername: ${[...new Set(rs.map((r) => r.peer))].join(', ')}`);
+    assert.ok(rs.every((r) => r.peer === `${LOCAL_VIP}:7000`), `getpeername: ${[...new Set(rs.map((r) => r.peer))].join(', ')}`);
     const by = new Map<string, number>();
     for (const r of rs) by.set(r.pod!, (by.get(r.pod!) ?? 0) + 1);
-    assert.deepEqual([...by.keys()].sort(), ['web-a', 'web-b'], 'both backends, one per node, got connections');
-    const metrics = await admin(nodeA, '/metrics');
-    assert.equal(metric(metrics, 'weft_requests_total', { source_principal: principal }), 0, 'L4 traffic never reached the userland proxy');
+    assert.deepEqual([...by.keys()].sort(), ['web-a', 'web-a2'], 'both backends (equal weights) got connections');
+    const delta = (k: string) => BigInt(after.counters[k] ?? 0) - BigInt(before.counters[k] ?? 0);
+    assert.ok(delta('connect_balanced') >= 40n, `the kernel balanced the connects (${delta('connect_balanced')})`);
+    assert.equal(delta('connect_redirected'), 0n, 'nothing went through the agent');
+    // With a backend on the other node the same kind of Service needs an mTLS hop: the
+    // kernel redirects it to the agent, which tunnels; getpeername still shows the VIP.
+    const remote = await json<{ pod?: string; peer?: string; error?: string }[]>(client, ['l4', ECHO_VIP, '7000', '20']);
+    assert.deepEqual(remote.filter((r) => r.error), []);
+    assert.ok(remote.every((r) => r.peer === `${ECHO_VIP}:7000`));
+    assert.deepEqual([...new Set(remote.map((r) => r.pod))].sort(), ['web-a', 'web-b']);
   });
 
   await t.test('b) an HTTP Service is redirected and the caller is named by its pod\'s service account', async () => {
