@@ -286,7 +286,11 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     assert.notEqual(outsider.stdout, '200', 'the outsider reached the pod in plaintext');
     const probe = await nodeA.netns.exec(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--connect-timeout', '2', `http://${webA.ip}:8080/healthz`]);
     assert.equal(probe.stdout, '200', `kubelet's probe from the node: ${probe.stderr}`);
-    assert.equal(await json<string>(client, ['connect', webA.ip, '8080', '2000']), 'ok', 'a same-node pod reaches the pod directly');
+    const direct = await json<string>(client, ['connect', webA.ip, '8080', '2000']);
+    if (direct !== 'ok') {
+      const d = JSON.parse(await admin(nodeA, '/debug/bpf')) as { localWorkloads: unknown; counters: unknown; skippedCgroups: unknown };
+      assert.fail(`a same-node pod reaches the pod directly: ${direct}; client ${client.ip} → ${webA.ip}; allow-list ${JSON.stringify(d.localWorkloads)}; counters ${JSON.stringify(d.counters)}; skipped ${JSON.stringify(d.skippedCgroups)}`);
+    }
     const bpf = JSON.parse(await admin(nodeA, '/debug/bpf')) as { counters: Record<string, string> };
     assert.ok(Number(bpf.counters.strict_drops ?? 0) > 0, `STRICT drops counted: ${JSON.stringify(bpf.counters)}`);
     // Services still work under STRICT, across nodes too.
@@ -306,7 +310,7 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
   });
 
   await t.test('g) an agent rollout under load: 0 failed L4 connects, 0 refused L7 requests, in-flight requests finish', async () => {
-    const load = json<{ l4: number; l4Failed: string[]; http: number; httpFailed: unknown[]; slow: { status?: number; error?: string } }>(client, ['load', ECHO_VIP, '7000', `http://${WEB_VIP}/load`, '9000'], 120_000);
+    const load = json<{ l4: number; l4Failed: string[]; l4FailedAt?: number[]; http: number; httpFailed: unknown[]; slow: { status?: number; error?: string } }>(client, ['load', ECHO_VIP, '7000', `http://${WEB_VIP}/load`, '9000'], 120_000);
     await new Promise((r) => setTimeout(r, 1000));
     // maxSurge 1: the new agent pod starts beside the old one and becomes ready...
     const next = await startAgent(nodeA, 'weft-agent-a2');
@@ -314,13 +318,15 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     await new Promise((r) => setTimeout(r, 1500));
     // ... then the old one is stopped (SIGTERM, as kubelet does) and deleted.
     const old = agentA;
+    const stoppedAt = Date.now();
     await old.kill('SIGTERM');
     const code = await old.container.wait();
     const oldLogs = old.logs().stdout + old.logs().stderr;
     await cluster.deletePod(old, { graceMs: 30_000 });
     agentA = next;
     const r = await load;
-    assert.deepEqual(r.l4Failed, [], `L4 connects during the rollout: ${r.l4} ok`);
+    const warnings = (logs: string) => logs.split('\n').filter((l) => /"level":[45]0/.test(l)).slice(-8).join('\n');
+    assert.deepEqual(r.l4Failed, [], `L4 connects during the rollout: ${r.l4} ok; failed at ${(r.l4FailedAt ?? []).map((t) => t - stoppedAt).join(', ')} ms from the old agent's SIGTERM;\nold agent:\n${warnings(oldLogs)}\nnew agent:\n${warnings(next.logs().stdout + next.logs().stderr)}`);
     const errors = (pod: Pod) => (pod.logs().stdout + pod.logs().stderr).split('\n').filter((l) => /"status":5\d\d|"level":[45]0/.test(l)).slice(-10).join('\n');
     const oldErrors = oldLogs.split('\n').filter((l) => /"status":5\d\d|"level":[45]0/.test(l)).slice(-10).join('\n');
     assert.deepEqual(r.httpFailed, [], `L7 requests during the rollout: ${r.http} ok; new agent:\n${errors(next)}\nold agent (exit ${code}):\n${oldErrors}`);
