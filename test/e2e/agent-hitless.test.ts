@@ -42,7 +42,7 @@ test('SIGHUP replaces the agent workers (--workers 2) under L4, HTTP/1.1 and gRP
 
   const stop = join(dir, 'stop');
   const run = (name: string, script: string, ...args: string[]) =>
-    ns.exec(weftArgv('run', '--workload', name, '--', process.execPath, join(FIX, script), ...args), { timeoutMs: 200_000 });
+    ns.exec(weftArgv('run', '--workload', name, '--state-dir', join(dir, 'agent'), '--', process.execPath, join(FIX, script), ...args), { timeoutMs: 200_000 });
   // The L7 path needs the node certificate (the tunnel) first: wait for it.
   for (let i = 0; ; i++) {
     const st = await ns.exec(['curl', '-sf', 'http://127.0.0.1:15020/v1/status']);

@@ -34,7 +34,7 @@ test('agent SIGKILL + restart: zero client failures, pinned state adopted, clean
 
   // The client runs as a mesh workload, so connect4 applies to it.
   const stop = join(dir, 'stop');
-  const client = ns.exec(weftArgv('run', '--workload', 'client', '--', process.execPath, join(FIX, 'vip-client.js'), '10.96.0.10', '80', stop), { timeoutMs: 120_000 });
+  const client = ns.exec(weftArgv('run', '--workload', 'client', '--state-dir', join(dir, 'agent'), '--', process.execPath, join(FIX, 'vip-client.js'), '10.96.0.10', '80', stop), { timeoutMs: 120_000 });
   await sleep(1000);
 
   mesh.agent.proc.kill('SIGKILL');

@@ -51,7 +51,7 @@ async function getJson<T>(mesh: OneNodeMesh, path: string): Promise<T> {
  *  `stop` exists; each one appends a line to `out`: start time, ok|FAIL, body. */
 async function curlLoop(mesh: OneNodeMesh, workload: string, url: string, count: number, out: string, stop = '/nonexistent'): Promise<Shot[]> {
   const script = `i=0; while [ $i -lt ${count} ] && [ ! -e '${stop}' ]; do s=$(date +%s%N); if b=$(curl -s -m 5 --fail-with-body '${url}'); then echo "$s ok $b"; else echo "$s FAIL $?"; fi >> '${out}'; i=$((i+1)); done`;
-  const r = await mesh.ns.exec(weftArgv('run', '--workload', workload, '--', 'sh', '-c', script), { timeoutMs: 200_000 });
+  const r = await mesh.ns.exec(weftArgv('run', '--workload', workload, '--state-dir', join(mesh.dir, 'agent'), '--', 'sh', '-c', script), { timeoutMs: 200_000 });
   assert.equal(r.code, 0, r.stderr);
   return readShots(out);
 }
