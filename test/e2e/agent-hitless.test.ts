@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh, waitAgentReady } from '../lib/mesh';
-import { policyFile } from '../lib/policies';
+import { policyFile, registrationGrant } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
@@ -18,7 +18,7 @@ const policies = (node: string) => policyFile(node, [
   { name: 'echo', vip: '10.96.0.10', port: 80, targetPort: 8080, protocol: 'TCP', workloads: { 'echo-1': '10.250.0.11' } },
   { name: 'web', vip: '10.96.0.40', port: 80, targetPort: 8081, protocol: 'HTTP', workloads: { 'web-1': '10.250.0.21' } },
   { name: 'ticker', vip: '10.96.0.50', port: 50051, targetPort: 50051, protocol: 'GRPC', workloads: { 'ticker-1': '10.250.0.31' } },
-]);
+], [registrationGrant(node)]);
 
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh } from '../lib/mesh';
-import { policyFile } from '../lib/policies';
+import { policyFile, registrationGrant } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
 
@@ -18,7 +18,7 @@ const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
 
 const policies = (node: string) => policyFile(node, [
   { name: 'echo', vip: '10.96.0.10', port: 80, targetPort: 8080, protocol: 'TCP', workloads: { 'echo-1': '10.250.0.11', 'echo-2': '10.250.0.12' } },
-]);
+], [registrationGrant(node)]);
 
 test('agent SIGKILL + restart: zero client failures, pinned state adopted, cleanup leaves nothing', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;

@@ -17,7 +17,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh, waitAgentReady, type OneNodeMesh } from '../lib/mesh';
-import { policyFile, type TestService } from '../lib/policies';
+import { policyFile, registrationGrant, type TestService } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
@@ -86,7 +86,7 @@ const perWorker = (counts: WorkerCount[]) => new Map(counts.map((c) => [c.worker
 
 test('--workers 2: both workers serve, /metrics totals, a route change reaches every worker, killed workers are replaced without failing new connections', { timeout: 240_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
-  const mesh = await startOneNodeMesh('wk', (node) => policyFile(node, services));
+  const mesh = await startOneNodeMesh('wk', (node) => policyFile(node, services, [registrationGrant(node)]));
   t.after(() => mesh.close());
   const { ns } = mesh;
   // The default worker count is the number of cores: restart with exactly two.
@@ -170,7 +170,7 @@ metadata: {name: flaky, namespace: default}
 spec:
   targetRef: {kind: Service, name: flaky}
   outlierDetection: {consecutive5xx: 2, baseEjectionTime: 120s, maxEjectionPercent: 50}`;
-  const mesh = await startOneNodeMesh('we', (node) => policyFile(node, [flaky], [policy]));
+  const mesh = await startOneNodeMesh('we', (node) => policyFile(node, [flaky], [policy, registrationGrant(node)]));
   t.after(() => mesh.close());
   await mesh.agent.kill('SIGTERM');
   mesh.agentArgs.push('--workers', '2');
