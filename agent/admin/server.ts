@@ -41,6 +41,9 @@ export interface AdminOptions {
    *  read the node's configuration, status, explanations or other workloads' requests
    *  (`/debug/*`, `/v1/status`, `/v1/explain`, `/v1/tap`). */
   writeToken?: string;
+  /** `METHOD /path` routes that need the token from every caller, loopback included:
+   *  default REGISTRATION_ROUTES. Without a writeToken they are refused outright. */
+  tokenAlways?: ReadonlySet<string>;
   /** Streaming endpoints (e.g. `GET /v1/tap`): the handler owns the response. */
   streams?: Record<string, (req: IncomingMessage, res: ServerResponse, url: URL) => void>;
   logger: Logger;
@@ -51,6 +54,10 @@ const MAX_BODY = 1 << 20;
 /** What any caller may GET: Prometheus scrapes and kubelet probes. */
 const OPEN_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
+/** Workload registration: on a node, any process (and any hostNetwork pod) is a
+ *  loopback caller, so registering an identity, labels and an address takes the token. */
+export const REGISTRATION_ROUTES: ReadonlySet<string> = new Set(['POST /v1/workloads', 'DELETE /v1/workloads']);
+
 /** The admin token's file name in the agent's --state-dir (see AdminOptions.writeToken). */
 export const ADMIN_TOKEN_FILE = 'admin-token';
 
@@ -60,6 +67,7 @@ const STATUS_BY_CODE: Partial<Record<WeftError['code'], number>> = {
   WEFT_ERR_NOT_FOUND: 404,
   WEFT_ERR_PERMISSION: 403,
   WEFT_ERR_CAPACITY: 409,
+  WEFT_ERR_CONFLICT: 409,
   WEFT_ERR_UNAVAILABLE: 503,
 };
 
@@ -107,15 +115,17 @@ export class AdminServer {
     return new Promise((resolve) => { this.server.close(() => resolve()); this.server.closeAllConnections(); });
   }
 
-  /** True when the caller may use `path`: the open probes, a loopback caller, or the token. */
+  /** True when the caller may use `path`: the open probes, a loopback caller, or the
+   *  token; registration routes need the token from everyone. */
   private allowed(req: IncomingMessage, path: string): boolean {
     if (req.method === 'GET' && OPEN_PATHS.has(path)) return true;
-    return this.tokenOk(req);
+    return this.tokenOk(req, (this.opts.tokenAlways ?? REGISTRATION_ROUTES).has(`${req.method} ${path}`));
   }
 
-  private tokenOk(req: IncomingMessage): boolean {
+  private tokenOk(req: IncomingMessage, always: boolean): boolean {
     const token = this.opts.writeToken;
-    if (token === undefined || isLoopbackAddress(req.socket.remoteAddress)) return true;
+    if (token === undefined) return !always;
+    if (!always && isLoopbackAddress(req.socket.remoteAddress)) return true;
     const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
     const given = Buffer.from(m?.[1] ?? ''), want = Buffer.from(token);
     return given.length === want.length && timingSafeEqual(given, want);
@@ -128,7 +138,7 @@ export class AdminServer {
     const path = url.pathname;
     try {
       if (!this.allowed(req, path)) {
-        return send(res, 401, JSON.stringify({ error: `${req.method} ${path} from ${req.socket.remoteAddress} needs the agent's admin token (STATE_DIR/${ADMIN_TOKEN_FILE})`, code: 'WEFT_ERR_PERMISSION' }) + '\n');
+        return send(res, 401, JSON.stringify({ error: `${req.method} ${path} from ${req.socket.remoteAddress} needs the agent's admin token (STATE_DIR/${ADMIN_TOKEN_FILE}${this.opts.writeToken === undefined ? ', and this server has none' : ''})`, code: 'WEFT_ERR_PERMISSION' }) + '\n');
       }
       if (req.method === 'GET' && path === '/metrics') {
         const body = this.opts.scrape ? await this.opts.scrape() : await this.opts.registry.metrics();

@@ -22,6 +22,7 @@ import { SyncService } from './sync-service';
 import { explain } from '../explain/explain';
 import { writeFileAtomic } from '../sync/atomic-file';
 import { ServingIdentity } from './serving-cert';
+import { registrationAllowed } from '../policy/snapshot';
 
 export interface ControlServerOptions {
   source: PolicySource;
@@ -173,6 +174,12 @@ export class ControlServer {
         const key = workloadKey(w.namespace, w.name);
         const existing = this.registrations.get(key);
         if (existing && existing.node !== caller.node) throw rpcError(status.PERMISSION_DENIED, `workload ${key} is registered by node '${existing.node}'`);
+        // Without a snapshot the grant is checked when one compiles (the compiler drops
+        // registrations MeshConfig does not allow); with one, refuse here and say why.
+        const snap = this.store.snapshot();
+        if (snap && !registrationAllowed(snap.mesh.registrations, caller.node, w.namespace, w.serviceAccount)) {
+          throw rpcError(status.PERMISSION_DENIED, `node '${caller.node}' may not register workloads of namespace '${w.namespace}' with service account '${w.serviceAccount}' (MeshConfig spec.registrations)`);
+        }
         return { versionInfo: await this.changeRegistrations(key, w) };
       }),
 

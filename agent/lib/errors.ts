@@ -12,6 +12,7 @@ export type WeftErrorCode =
   | 'WEFT_ERR_UNAVAILABLE'     // a peer (control API, agent, upstream) cannot be reached
   | 'WEFT_ERR_UNAUTHENTICATED' // missing or wrong credentials
   | 'WEFT_ERR_PERMISSION'      // authenticated but not allowed
+  | 'WEFT_ERR_CONFLICT'        // the object exists with other contents (remove it first)
   | 'WEFT_ERR_TIMEOUT'         // an operation ran out of time
   | 'WEFT_ERR_IDENTITY'        // certificates, CSRs, trust bundles
   | 'WEFT_ERR_PROTOCOL'        // a peer broke a wire protocol

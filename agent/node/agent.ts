@@ -28,7 +28,7 @@ import { WorkloadRegistry, validateRegisterRequest, type LocalWorkload } from '.
 import { CgroupIdentities } from './cgroup-identities';
 import { PodIndex } from './pods';
 import { registerBpfMetrics } from './bpf-metrics';
-import { ADMIN_TOKEN_FILE, AdminServer, isLoopbackAddress } from '../admin/server';
+import { ADMIN_TOKEN_FILE, AdminServer } from '../admin/server';
 import { SyncClient } from '../sync/client';
 import { IdentityManager } from '../identity/manager';
 import { nodeSpiffeId } from '../identity/spiffe';
@@ -158,7 +158,9 @@ export class NodeAgent {
 
     this.admin = new AdminServer({
       host: cfg.admin.host, port: cfg.admin.port, fd: cfg.listenFds?.admin, registry: this.registry, logger: componentLogger('admin', { node: cfg.node }),
-      ...(isLoopbackAddress(cfg.admin.host) ? {} : { writeToken: adminToken(cfg.stateDir) }),
+      // Always a token: registrations need it from loopback callers too; other
+      // routes only off loopback.
+      writeToken: adminToken(cfg.stateDir),
       scrape: this.link ? () => this.scrape(missingGauge).then((r) => r.registry.metrics()) : undefined,
       health: () => this.health(),
       debug: {

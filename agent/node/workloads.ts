@@ -101,7 +101,13 @@ export class WorkloadRegistry {
     const key = `${req.namespace}/${req.name}`;
     const existing = this.byKey.get(key);
     if (existing && existing.serviceAccount !== req.serviceAccount) {
-      throw new WeftError('WEFT_ERR_PERMISSION', `workload ${key} is already registered with service account ${existing.serviceAccount}`);
+      throw new WeftError('WEFT_ERR_CONFLICT', `workload ${key} is already registered with service account ${existing.serviceAccount}; deregister it first`);
+    }
+    // Re-posting a key must not quietly move a workload (labels pick Services' backends,
+    // the address goes on STRICT's allow-list): the same registration again is fine
+    // (a restarted `weft run`), anything else needs a deregistration first.
+    if (existing && (existing.address !== (req.address ?? this.node.address) || !sameLabels(existing.labels, req.labels))) {
+      throw new WeftError('WEFT_ERR_CONFLICT', `workload ${key} is already registered with other labels or another address; deregister it first`);
     }
     const cg = this.cgroups.createWorkloadCgroup(req.namespace, req.name);
     const w: LocalWorkload = { ...req, address: req.address ?? this.node.address, cgroupPath: cg.path, cgroupId: cg.id.toString() };
@@ -151,4 +157,9 @@ export class WorkloadRegistry {
     writeFileSync(tmp, JSON.stringify(this.list(), null, 2), { mode: 0o600 });
     renameSync(tmp, this.file);
   }
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a), kb = Object.keys(b);
+  return ka.length === kb.length && ka.every((k) => Object.prototype.hasOwnProperty.call(b, k) && b[k] === a[k]);
 }

@@ -16,6 +16,7 @@ import type {
   AuthorizationPolicyState, Endpoint, NodeReport, NodeState, ServicePortState, ServiceState, Snapshot, TrafficPolicyState,
   WorkloadRegistration, WorkloadState,
 } from './snapshot';
+import { registrationAllowed } from './snapshot';
 
 export interface CompileOptions {
   /** Names the snapshot (e.g. a git commit); default: a hash of the content. */
@@ -130,7 +131,10 @@ function compileWorkloads(model: Model, registered: readonly WorkloadRegistratio
     });
   };
   for (const o of model.workloads.values()) add(fromObject(o), 'policy');
-  for (const r of registered) add(r, 'registered');
+  // A registration counts only while MeshConfig lets its node register that namespace
+  // and service account: withdrawing the grant withdraws the workload (and so its
+  // identity and its place among Services' backends).
+  for (const r of registered) if (registrationAllowed(model.mesh.registrations, r.node, r.namespace, r.serviceAccount ?? 'default')) add(r, 'registered');
   return [...out.values()].sort(byKey);
 }
 

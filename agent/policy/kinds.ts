@@ -275,6 +275,11 @@ const meshConfigSpec = object({
     mergeSlashes: optional(boolean({ description: 'merge runs of "/" before routing and authorization (default true)' })),
     escapedSlashes: optional(literal(['REJECT', 'KEEP', 'UNESCAPE'], { description: '%2F and %5C in a path: 400 (REJECT, default), forwarded as they are (KEEP), or decoded to "/" (UNESCAPE)' })),
   }, { description: 'L7 request paths are normalized (dot segments, unreserved escapes) before routing and authorization, and forwarded normalized' })),
+  registrations: optional(array(object({
+    node: dnsSubdomain,
+    namespaces: array(dnsLabel, { minItems: 1, description: 'namespaces this node may register workloads in' }),
+    serviceAccounts: optional(array(dnsSubdomain, { minItems: 1, description: 'the service accounts it may register (default: any in those namespaces)' })),
+  }), { description: 'Which workloads each node\'s agent may register at runtime (`weft run`), and so obtain the identities of: a node without an entry may register none. Pods (Kubernetes) and Workload objects are not registrations' })),
 });
 
 // ------------------------------------------------------------------ the kinds

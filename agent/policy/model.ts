@@ -118,6 +118,9 @@ function meshSettings(o: LoadedObject<MeshConfigObject> | undefined): MeshSettin
     failMode: s?.failMode ?? DEFAULT_MESH.failMode,
     vipRange: s?.vipRange ?? DEFAULT_MESH.vipRange,
     pathNormalization: { mergeSlashes: s?.pathNormalization?.mergeSlashes ?? true, escapedSlashes: s?.pathNormalization?.escapedSlashes ?? 'REJECT' },
+    ...(s?.registrations ? {
+      registrations: s.registrations.map((g) => ({ node: g.node, namespaces: [...g.namespaces], ...(g.serviceAccounts ? { serviceAccounts: [...g.serviceAccounts] } : {}) })),
+    } : {}),
   };
 }
 

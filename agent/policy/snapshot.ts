@@ -69,6 +69,21 @@ export interface MeshSettings {
   /** How L7 proxies normalize request paths (compile always sets it; absent in views
    *  from older control planes: agents then use the defaults). */
   pathNormalization?: { mergeSlashes: boolean; escapedSlashes: 'REJECT' | 'KEEP' | 'UNESCAPE' };
+  /** MeshConfig spec.registrations: what each node may register at runtime (absent or
+   *  no entry for a node: nothing). */
+  registrations?: RegistrationGrant[];
+}
+
+export interface RegistrationGrant {
+  node: string;
+  namespaces: string[];
+  /** Absent: any service account of those namespaces. */
+  serviceAccounts?: string[];
+}
+
+/** Whether MeshConfig lets `node` register a workload of this namespace and service account. */
+export function registrationAllowed(grants: readonly RegistrationGrant[] | undefined, node: string, namespace: string, serviceAccount: string): boolean {
+  return (grants ?? []).some((g) => g.node === node && g.namespaces.includes(namespace) && (g.serviceAccounts === undefined || g.serviceAccounts.includes(serviceAccount)));
 }
 
 export interface ServicePortState {

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh, waitAgentReady } from '../lib/mesh';
-import { policyFile } from '../lib/policies';
+import { policyFile, registrationGrant } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
@@ -18,7 +18,7 @@ const policies = (node: string) => policyFile(node, [
   { name: 'echo', vip: '10.96.0.10', port: 80, targetPort: 8080, protocol: 'TCP', workloads: { 'echo-1': '10.250.0.11' } },
   { name: 'web', vip: '10.96.0.40', port: 80, targetPort: 8081, protocol: 'HTTP', workloads: { 'web-1': '10.250.0.21' } },
   { name: 'ticker', vip: '10.96.0.50', port: 50051, targetPort: 50051, protocol: 'GRPC', workloads: { 'ticker-1': '10.250.0.31' } },
-]);
+], [registrationGrant(node)]);
 
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
@@ -42,7 +42,7 @@ test('SIGHUP replaces the agent workers (--workers 2) under L4, HTTP/1.1 and gRP
 
   const stop = join(dir, 'stop');
   const run = (name: string, script: string, ...args: string[]) =>
-    ns.exec(weftArgv('run', '--workload', name, '--', process.execPath, join(FIX, script), ...args), { timeoutMs: 200_000 });
+    ns.exec(weftArgv('run', '--workload', name, '--state-dir', join(dir, 'agent'), '--', process.execPath, join(FIX, script), ...args), { timeoutMs: 200_000 });
   // The L7 path needs the node certificate (the tunnel) first: wait for it.
   for (let i = 0; ; i++) {
     const st = await ns.exec(['curl', '-sf', 'http://127.0.0.1:15020/v1/status']);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh } from '../lib/mesh';
-import { policyFile } from '../lib/policies';
+import { policyFile, registrationGrant } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
 
@@ -18,7 +18,7 @@ const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
 
 const policies = (node: string) => policyFile(node, [
   { name: 'echo', vip: '10.96.0.10', port: 80, targetPort: 8080, protocol: 'TCP', workloads: { 'echo-1': '10.250.0.11', 'echo-2': '10.250.0.12' } },
-]);
+], [registrationGrant(node)]);
 
 test('agent SIGKILL + restart: zero client failures, pinned state adopted, cleanup leaves nothing', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
@@ -34,7 +34,7 @@ test('agent SIGKILL + restart: zero client failures, pinned state adopted, clean
 
   // The client runs as a mesh workload, so connect4 applies to it.
   const stop = join(dir, 'stop');
-  const client = ns.exec(weftArgv('run', '--workload', 'client', '--', process.execPath, join(FIX, 'vip-client.js'), '10.96.0.10', '80', stop), { timeoutMs: 120_000 });
+  const client = ns.exec(weftArgv('run', '--workload', 'client', '--state-dir', join(dir, 'agent'), '--', process.execPath, join(FIX, 'vip-client.js'), '10.96.0.10', '80', stop), { timeoutMs: 120_000 });
   await sleep(1000);
 
   mesh.agent.proc.kill('SIGKILL');

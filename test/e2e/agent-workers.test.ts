@@ -17,7 +17,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh, waitAgentReady, type OneNodeMesh } from '../lib/mesh';
-import { policyFile, type TestService } from '../lib/policies';
+import { policyFile, registrationGrant, type TestService } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
@@ -51,7 +51,7 @@ async function getJson<T>(mesh: OneNodeMesh, path: string): Promise<T> {
  *  `stop` exists; each one appends a line to `out`: start time, ok|FAIL, body. */
 async function curlLoop(mesh: OneNodeMesh, workload: string, url: string, count: number, out: string, stop = '/nonexistent'): Promise<Shot[]> {
   const script = `i=0; while [ $i -lt ${count} ] && [ ! -e '${stop}' ]; do s=$(date +%s%N); if b=$(curl -s -m 5 --fail-with-body '${url}'); then echo "$s ok $b"; else echo "$s FAIL $?"; fi >> '${out}'; i=$((i+1)); done`;
-  const r = await mesh.ns.exec(weftArgv('run', '--workload', workload, '--', 'sh', '-c', script), { timeoutMs: 200_000 });
+  const r = await mesh.ns.exec(weftArgv('run', '--workload', workload, '--state-dir', join(mesh.dir, 'agent'), '--', 'sh', '-c', script), { timeoutMs: 200_000 });
   assert.equal(r.code, 0, r.stderr);
   return readShots(out);
 }
@@ -86,7 +86,7 @@ const perWorker = (counts: WorkerCount[]) => new Map(counts.map((c) => [c.worker
 
 test('--workers 2: both workers serve, /metrics totals, a route change reaches every worker, killed workers are replaced without failing new connections', { timeout: 240_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
-  const mesh = await startOneNodeMesh('wk', (node) => policyFile(node, services));
+  const mesh = await startOneNodeMesh('wk', (node) => policyFile(node, services, [registrationGrant(node)]));
   t.after(() => mesh.close());
   const { ns } = mesh;
   // The default worker count is the number of cores: restart with exactly two.
@@ -170,7 +170,7 @@ metadata: {name: flaky, namespace: default}
 spec:
   targetRef: {kind: Service, name: flaky}
   outlierDetection: {consecutive5xx: 2, baseEjectionTime: 120s, maxEjectionPercent: 50}`;
-  const mesh = await startOneNodeMesh('we', (node) => policyFile(node, [flaky], [policy]));
+  const mesh = await startOneNodeMesh('we', (node) => policyFile(node, [flaky], [policy, registrationGrant(node)]));
   t.after(() => mesh.close());
   await mesh.agent.kill('SIGTERM');
   mesh.agentArgs.push('--workers', '2');

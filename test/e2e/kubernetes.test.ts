@@ -194,6 +194,13 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     const s = JSON.parse(await admin(nodeA, '/v1/status')) as { workloads: { key: string; identity: string }[] };
     return s.workloads.some((w) => w.key === 'shop/client' && w.identity === principal);
   });
+  // Kubernetes mode: pods get their identity from the API server, never from a
+  // registration, not even one that presents the agent's admin token.
+  const adminToken = readFileSync(join(work, `state-${nodeA.index}`, 'admin-token'), 'utf8').trim();
+  const reg = await nodeA.netns.exec(['curl', '-s', '--max-time', '5', '-w', '\n%{http_code}', '-X', 'POST', '-H', `authorization: Bearer ${adminToken}`,
+    '-d', JSON.stringify({ name: 'impostor', namespace: 'shop', serviceAccount: 'frontend', labels: { app: 'web' }, address: '10.0.0.66' }), 'http://127.0.0.1:15020/v1/workloads']);
+  assert.match(reg.stdout, /Kubernetes mode[^\n]*\n+403$/, `registration in Kubernetes mode: ${reg.stdout}`);
+  assert.ok(!(JSON.parse(await admin(nodeA, '/v1/status')) as { workloads: { key: string }[] }).workloads.some((w) => w.key === 'shop/impostor'));
   await until('both agents to have the Services', 60_000, async () => {
     for (const n of [nodeA, nodeB]) {
       const view = JSON.parse(await admin(n, '/debug/config')) as { view: { services: { name: string; endpoints: unknown[] }[] } | null };

@@ -37,6 +37,7 @@ metadata: {name: mesh}
 spec:
   trustDomain: weft.local
   mtls: {mode: ${strict ? 'STRICT' : 'PERMISSIVE'}}
+  registrations: [{node: pods${process.pid}, namespaces: [default]}]
 ---
 apiVersion: weft.dev/v1alpha1
 kind: Service

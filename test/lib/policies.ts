@@ -34,3 +34,14 @@ spec: {address: ${address}, node: ${node}, serviceAccount: ${serviceAccount}}`);
 export function policyFile(node: string, services: TestService[], extra: string[] = []): string {
   return [...services.flatMap((s) => serviceYaml(s, node)), ...extra].join('\n---\n') + '\n';
 }
+
+/** A MeshConfig (defaults otherwise) that lets `node` register workloads of `namespaces`
+ *  with `weft run`: without a grant the control API refuses registrations. */
+export function registrationGrant(node: string, namespaces: string[] = ['default']): string {
+  return `apiVersion: weft.dev/v1alpha1
+kind: MeshConfig
+metadata: {name: mesh}
+spec:
+  trustDomain: weft.local
+  registrations: [{node: ${node}, namespaces: [${namespaces.join(', ')}]}]`;
+}

@@ -49,9 +49,12 @@ async function runMain(argv: string[]): Promise<{ code: number; stdout: string; 
   try { return { code: await main(argv), stdout, stderr }; } finally { process.stdout.write = out; process.stderr.write = err; }
 }
 
-test('weft run --address: validated before the agent is asked; documented in --help', async () => {
+test('weft run --address: validated before the agent is asked; documented in --help', async (t) => {
   // A port nothing listens on: had the CLI contacted an agent, the error would say so.
-  const admin = ['--admin', '127.0.0.1:9'];
+  const tokDir = mkdtempSync(join(tmpdir(), 'wt-run-token-'));
+  t.after(() => rmSync(tokDir, { recursive: true, force: true }));
+  writeFileSync(join(tokDir, ADMIN_TOKEN_FILE), 'x'.repeat(48));
+  const admin = ['--admin', '127.0.0.1:9', '--state-dir', tokDir];
   for (const [bad, why] of [['10.0.0.256', /is not an IPv4 or IPv6 address/], ['10.0.0.0/8', /is not an IPv4 or IPv6 address/], ['0.0.0.0', /unspecified/], ['ff02::1', /multicast/]] as const) {
     const r = await runMain(['run', '--workload', 'w', '--address', bad, ...admin, '--', 'true']);
     assert.notEqual(r.code, 0, bad);
@@ -72,14 +75,14 @@ test('admin API: POST /v1/workloads with a bad address is a 400 with the reason'
   const registry = new Registry();
   const seen: unknown[] = [];
   const admin = new AdminServer({
-    host: '127.0.0.1', port: 0, registry, health: () => ({ ready: true, reasons: [] }), debug: {},
+    host: '127.0.0.1', port: 0, registry, health: () => ({ ready: true, reasons: [] }), debug: {}, writeToken: 't'.repeat(48),
     api: { 'POST /v1/workloads': (body) => { const r = validateRegisterRequest(body); seen.push(r); return r; } },
     logger: pino({ level: 'silent' }),
   });
   const { port } = await admin.listen();
   t.after(() => admin.close());
   const post = async (body: unknown) => {
-    const r = await fetch(`http://127.0.0.1:${port}/v1/workloads`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const r = await fetch(`http://127.0.0.1:${port}/v1/workloads`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', authorization: `Bearer ${'t'.repeat(48)}` } });
     return { status: r.status, body: await r.json() as { error?: string; code?: string; address?: string } };
   };
   const bad = await post({ name: 'w', namespace: 'default', serviceAccount: 'w', address: '10.77.0.999' });
@@ -93,7 +96,7 @@ test('admin API: POST /v1/workloads with a bad address is a 400 with the reason'
   assert.equal(good.body.address, 'fd00::12');
 });
 
-test('admin token: loopback callers need none; the token file is created once, 0600; weft run reads it', async (t) => {
+test('admin token: loopback callers need none but to register; the token file is created once, 0600; weft run reads it', async (t) => {
   assert.ok(isLoopbackAddress('127.0.0.1') && isLoopbackAddress('127.9.9.9') && isLoopbackAddress('::1') && isLoopbackAddress('::ffff:127.0.0.1'));
   assert.ok(!isLoopbackAddress('10.78.0.11') && !isLoopbackAddress('::ffff:10.0.0.1') && !isLoopbackAddress('fd00::1') && !isLoopbackAddress(undefined));
   const dir = mkdtempSync(join(tmpdir(), 'wt-admin-token-'));
@@ -108,14 +111,16 @@ test('admin token: loopback callers need none; the token file is created once, 0
   assert.throws(() => readTokenFile(join(dir, 'empty'), '--token-file'), { code: 'WEFT_ERR_INVALID_ARG', message: /^--token-file: .*empty is empty$/ });
   writeFileSync(join(state, ADMIN_TOKEN_FILE), '');
   assert.throws(() => adminToken(state), /the admin token .*: .*admin-token is empty/);
-  // A server with a token still lets loopback callers (the node itself) change things.
+  // A server with a token lets loopback callers (the node itself) read; registering
+  // takes the token from them too (see test/security/identity-registration.test.ts).
   const admin = new AdminServer({
     host: '127.0.0.1', port: 0, registry: new Registry(), health: () => ({ ready: true, reasons: [] }), debug: {}, writeToken: first,
-    api: { 'POST /v1/workloads': () => ({ ok: true }) }, logger: pino({ level: 'silent' }),
+    api: { 'POST /v1/workloads': () => ({ ok: true }), 'GET /v1/status': () => ({ ok: true }) }, logger: pino({ level: 'silent' }),
   });
   const { port } = await admin.listen();
   t.after(() => admin.close());
-  assert.equal((await fetch(`http://127.0.0.1:${port}/v1/workloads`, { method: 'POST', body: '{}' })).status, 200);
+  assert.equal((await fetch(`http://127.0.0.1:${port}/v1/status`)).status, 200);
+  assert.equal((await fetch(`http://127.0.0.1:${port}/v1/workloads`, { method: 'POST', body: '{}', headers: { authorization: `Bearer ${first}` } })).status, 200);
   // weft run: a token file that cannot be read is a clear error before any request.
   const r = await runMain(['run', '--workload', 'w', '--admin', '127.0.0.1:9', '--admin-token-file', join(dir, 'missing'), '--', 'true']);
   assert.notEqual(r.code, 0);

@@ -3,6 +3,8 @@
 // machine and the sources without depending on the policy language. A tree is every `*.txt` file under the root; a line `error: MSG` is a
 // validation error reported as `file:line:1: MSG`; a registered workload named
 // `conflict` fails compilation. The version is a hash of the content (or the revision).
+// MeshConfig spec.registrations: lines `grant: NODE NS[,NS...] [SA,...]`; without any,
+// DEFAULT_GRANTS (node-1 and node-2 may register the namespaces these tests use).
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,11 +15,22 @@ import { TokenAuthenticator } from '../../agent/control/auth';
 import { DirectorySource } from '../../agent/control/sources/directory';
 import { join, relative } from 'node:path';
 import { WeftError } from '../../agent/lib/errors';
-import type { Snapshot, WorkloadRegistration } from '../../agent/policy/snapshot';
+import type { RegistrationGrant, Snapshot, WorkloadRegistration } from '../../agent/policy/snapshot';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
 import { CertificateAuthority } from '../../agent/identity/ca';
 
 export const fakeMesh = { trustDomain: 'test.local', mtls: 'STRICT' as const, certTtlMs: 3_600_000, failMode: 'closed' as const, vipRange: '10.96.0.0/16' };
+
+const LONGEST_NODE = `${'a'.repeat(62)}.${'b'.repeat(62)}.${'c'.repeat(62)}.${'d'.repeat(64)}`;
+export const DEFAULT_GRANTS: RegistrationGrant[] = ['node-1', 'node-2', 'ip-10-0-1-2.ec2.internal', LONGEST_NODE].map((node) => ({ node, namespaces: ['shop', 'ci', 'x', 'default', 'weft-system'] }));
+
+function grants(text: string): RegistrationGrant[] {
+  const out: RegistrationGrant[] = [];
+  for (const m of text.matchAll(/^grant: (\S+) (\S+)(?: (\S+))?$/gm)) {
+    out.push({ node: m[1]!, namespaces: m[2]!.split(','), ...(m[3] ? { serviceAccounts: m[3].split(',') } : {}) });
+  }
+  return out.length ? out : DEFAULT_GRANTS;
+}
 
 export function fakeCompiler(): PolicyCompiler<string> {
   return {
@@ -35,7 +48,7 @@ export function fakeCompiler(): PolicyCompiler<string> {
       if (registered.some((w) => w.name === 'conflict')) throw new WeftError('WEFT_ERR_INVALID_POLICY', 'conflict', { details: { diagnostics: ['<registered>:1:1: workload conflict clashes'] } });
       const v = version ?? createHash('sha256').update(objects).update(JSON.stringify(registered)).digest('hex').slice(0, 16);
       const snap: Snapshot = {
-        version: v, createdAt: new Date().toISOString(), mesh: fakeMesh, services: [], routes: [], trafficPolicies: [], authorizationPolicies: [], nodes: [],
+        version: v, createdAt: new Date().toISOString(), mesh: { ...fakeMesh, registrations: grants(objects) }, services: [], routes: [], trafficPolicies: [], authorizationPolicies: [], nodes: [],
         workloads: registered.map((w) => ({
           key: `${w.namespace}/${w.name}`, name: w.name, namespace: w.namespace, node: w.node, address: w.address,
           serviceAccount: w.serviceAccount ?? 'default', identity: `spiffe://test.local/ns/${w.namespace}/sa/${w.serviceAccount ?? 'default'}`,

@@ -54,7 +54,8 @@ test('a set with errors is rejected whole with its diagnostics', () => {
 });
 
 test('registered workloads become endpoints; a policy Workload of the same name wins', () => {
-  const s = set(svc('api', 'TCP'), wl('api-0', 'api', 'n1', '10.250.0.1'));
+  const s = set(svc('api', 'TCP'), wl('api-0', 'api', 'n1', '10.250.0.1'),
+    doc('MeshConfig', '{name: m}', '{trustDomain: weft.local, registrations: [{node: n2, namespaces: [ns]}, {node: n9, namespaces: [ns]}, {node: n1, namespaces: [elsewhere]}]}'));
   const snap = compile(s, [
     { name: 'api-1', namespace: 'ns', labels: { app: 'api' }, address: '10.250.0.2', node: 'n2', serviceAccount: 'api' },
     { name: 'api-0', namespace: 'ns', labels: { app: 'api' }, address: '10.250.0.9', node: 'n9' },

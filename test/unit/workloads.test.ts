@@ -43,7 +43,7 @@ test('a workload cannot be re-registered under another service account', (t) => 
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const reg = new WorkloadRegistry(fakeCgroups(), { name: 'n', address: '127.0.0.1' }, dir);
   reg.register({ name: 'pay', namespace: 'shop', serviceAccount: 'payments', labels: {} });
-  assert.throws(() => reg.register({ name: 'pay', namespace: 'shop', serviceAccount: 'frontend', labels: {} }), (e: unknown) => isWeftError(e, 'WEFT_ERR_PERMISSION'));
+  assert.throws(() => reg.register({ name: 'pay', namespace: 'shop', serviceAccount: 'frontend', labels: {} }), (e: unknown) => isWeftError(e, 'WEFT_ERR_CONFLICT'));
 });
 
 test('registration requests are validated', () => {
@@ -99,7 +99,9 @@ test('the registry carries a workload\'s own address to its registration (defaul
 
   const again = new WorkloadRegistry(cg, node, dir);
   assert.deepEqual(byName(again), byName(reg), 'addresses survive an agent restart');
+  again.register({ name: 'pod-a', namespace: 'shop', serviceAccount: 'a', labels: { app: 'a' }, address: '10.77.0.11' }); // the same again: fine
+  again.deregister('shop', 'pod-a');
   again.register({ name: 'pod-a', namespace: 'shop', serviceAccount: 'a', labels: { app: 'a' }, address: '10.77.0.21' });
   again.deregister('shop', 'pod-b');
-  assert.deepEqual(again.addresses(), ['10.77.0.1', '10.77.0.21'], 'a re-registration moves the address; a deregistration drops it');
+  assert.deepEqual(again.addresses(), ['10.77.0.1', '10.77.0.21'], 'deregistered and registered again: the new address; a deregistration drops it');
 });
