@@ -43,7 +43,8 @@ const NODE_A = nodeSpiffeId(TD, 'a');
 const NODE_B = nodeSpiffeId(TD, 'b');
 const NODE_C = nodeSpiffeId(TD, 'c');
 
-const MESH = `apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {trustDomain: ${TD}}\n`;
+// Node b may register shop's workloads (MeshConfig spec.registrations grants them).
+const MESH = `apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {trustDomain: ${TD}, registrations: [{node: b, namespaces: [shop]}]}\n`;
 const doc = (kind: string, name: string, spec: string, labels = '') =>
   `apiVersion: weft.dev/v1alpha1\nkind: ${kind}\nmetadata: {name: ${name}, namespace: shop${labels}}\nspec: ${spec}\n`;
 const nodeDoc = (name: string, address: string) => `apiVersion: weft.dev/v1alpha1\nkind: Node\nmetadata: {name: ${name}}\nspec: {address: ${address}}\n`;
