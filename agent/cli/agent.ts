@@ -137,6 +137,10 @@ export const command: Command = {
     if (!v.kubernetes) for (const f of ['kubeconfig', 'cgroup-root', 'exclude-namespaces', 'pod-uid', 'dataplane-default'] as const) if (v[f] !== undefined) throw invalidArg(`--${f} needs --kubernetes`);
 
     if (process.env[WORKER_ENV] !== '1') {
+      // Files the primary needs are checked before anything is loaded or attached, so a
+      // mistake in them is a clear error, not a datapath left behind.
+      const { readTokenFile } = require('../lib/token-file') as typeof import('../lib/token-file');
+      readTokenFile(v['token-file'] ?? '/etc/weft/token', '--token-file');
       // Supervisor: holds the listeners, runs the workers, replaces them on crash or SIGHUP.
       const sup = new Supervisor({
         args: argv, workers, handover: kubernetes !== undefined,
@@ -163,26 +167,33 @@ export const command: Command = {
     const listenFds = inheritedListeners() ?? {};
     const me = workerIdentity();
     let agent: { drain(graceMs: number): Promise<void> };
-    if (me.role === 'proxy' && link) {
-      const { ProxyWorker } = require('../node/proxy-worker') as typeof import('../node/proxy-worker');
-      agent = await ProxyWorker.start({ node: v.node, worker: me.worker, outbound, inbound, listenFds, accessLogSample: sample, link, kubernetes: kubernetes !== undefined });
-    } else {
-      const { NodeAgent } = require('../node/agent') as typeof import('../node/agent');
-      agent = await NodeAgent.start({
-        node: v.node,
-        control: v.control,
-        tokenFile: v['token-file'] ?? '/etc/weft/token',
-        ...(v['control-ca'] ? { controlCa: v['control-ca'] } : {}),
-        stateDir: v['state-dir'] ?? `/var/lib/weft/${v.node}`,
-        admin,
-        outbound,
-        inbound,
-        nodeAddress: v['node-address'] ?? outbound.host,
-        listenFds,
-        accessLogSample: sample,
-        link,
-        ...(kubernetes ? { kubernetes } : {}),
-      });
+    try {
+      if (me.role === 'proxy' && link) {
+        const { ProxyWorker } = require('../node/proxy-worker') as typeof import('../node/proxy-worker');
+        agent = await ProxyWorker.start({ node: v.node, worker: me.worker, outbound, inbound, listenFds, accessLogSample: sample, link, kubernetes: kubernetes !== undefined });
+      } else {
+        const { NodeAgent } = require('../node/agent') as typeof import('../node/agent');
+        agent = await NodeAgent.start({
+          node: v.node,
+          control: v.control,
+          tokenFile: v['token-file'] ?? '/etc/weft/token',
+          ...(v['control-ca'] ? { controlCa: v['control-ca'] } : {}),
+          stateDir: v['state-dir'] ?? `/var/lib/weft/${v.node}`,
+          admin,
+          outbound,
+          inbound,
+          nodeAddress: v['node-address'] ?? outbound.host,
+          listenFds,
+          accessLogSample: sample,
+          link,
+          ...(kubernetes ? { kubernetes } : {}),
+        });
+      }
+    } catch (e) {
+      // The supervisor's IPC channel would keep this process alive: let it go, so the
+      // supervisor sees the exit at once instead of waiting for readiness.
+      if (process.connected) process.disconnect();
+      throw e;
     }
     link?.send({ type: 'ready' });
     await agent.drain(await drainAsked);
