@@ -350,8 +350,11 @@ export class H2Connection {
     this.sock.off('data', this.onRead);
     if (graceful) {
       this.flush(true);
-      this.sock.end();
-      setTimeout(() => this.sock.destroy(), 2000).unref();
+      const sock = this.sock;
+      sock.end();
+      // The timer holds the socket only, not the connection (its tables and buffers):
+      // many connections closing at once must not keep them all for two seconds.
+      if (!sock.destroyed) setTimeout(() => sock.destroy(), 2000).unref();
     } else this.sock.destroy();
     this.handler.onClose(this);
   }
