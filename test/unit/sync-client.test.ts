@@ -88,7 +88,7 @@ test('apply that throws is NACKed: the agent keeps its version, the server recor
 test('control API down: a restarting agent serves the cache; a restarted control API brings it back in sync', async (t) => {
   const h = await startControl(t);
   const stateDir = mkdtempSync(join(tmpdir(), 'wt-sync-'));
-  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   const first = agent(t, h.address, { stateDir });
   await first.c.start();
   const v1 = h.server.store.snapshot()!.version;
@@ -119,7 +119,7 @@ test('a restarted agent tells the control API what it holds: an unchanged view c
   const files = { 'services.yaml': serviceYaml(SHAPE), [`workloads-${nodeName(0)}.yaml`]: nodeWorkloadsYaml(SHAPE, 0), [`workloads-${nodeName(1)}.yaml`]: nodeWorkloadsYaml(SHAPE, 1) };
   const h = await startControl(t, { files, compiler: policyCompiler() as PolicyCompiler });
   const stateDir = mkdtempSync(join(tmpdir(), 'wt-sync-'));
-  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   const sent = async () => (await h.server.metrics.deltaResources.get()).values[0]?.value ?? 0;
   const v1 = h.server.store.snapshot()!.version;
   const first = agent(t, h.address, { stateDir, node: nodeName(0) });
@@ -180,7 +180,7 @@ spec: {address: 192.168.56.12, zone: zone-b}
 `;
   const files = { 'services.yaml': serviceYaml(SHAPE), [`workloads-${nodeName(0)}.yaml`]: nodeWorkloadsYaml(SHAPE, 0), 'nodes.yaml': nodeObj };
   const stateDir = mkdtempSync(join(tmpdir(), 'wt-ctl-state-'));
-  t.after(() => rmSync(stateDir, { recursive: true, force: true }));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   const h = await startControl(t, { files, stateDir, compiler: policyCompiler() as PolicyCompiler });
   // node-00's workloads have several addresses: no fallback entry for it yet.
   assert.deepEqual(h.server.store.snapshot()!.nodes, [{ name: nodeName(1), address: '192.168.56.12', zone: 'zone-b', source: 'policy' }]);
