@@ -176,6 +176,12 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     name: 'client', namespace: 'shop', serviceAccount: 'frontend', labels: { app: 'client' }, qos: 'Burstable',
     resources: { requests: { cpu: '10m' } }, args: ['node', '-e', 'setInterval(() => {}, 1 << 30)'], automountServiceAccountToken: false,
   });
+  // Opted out by label: the kernel must leave its sockets alone (skip map, by its pod
+  // cgroup, which covers its container's).
+  const legacy = await cluster.addPod(nodeA, {
+    name: 'legacy', namespace: 'shop', serviceAccount: 'legacy', labels: { app: 'legacy', 'weft.dev/dataplane-mode': 'none' }, qos: 'BestEffort',
+    args: ['node', '-e', 'setInterval(() => {}, 1 << 30)'], automountServiceAccountToken: false,
+  });
   const sliceFor = (service: string, pods: Pod[]) => cluster.addEndpointSlice({
     service, namespace: 'shop', ports: [{ name: 'tcp', port: 7000, protocol: 'TCP' }, { name: 'http', port: 8080, protocol: 'TCP', appProtocol: 'http' }],
     pods: pods.map((pod) => ({ pod })),
@@ -229,6 +235,22 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     assert.deepEqual(remote.filter((r) => r.error), []);
     assert.ok(remote.every((r) => r.peer === `${ECHO_VIP}:7000`));
     assert.deepEqual([...new Set(remote.map((r) => r.pod))].sort(), ['web-a', 'web-b']);
+  });
+
+  await t.test('a2) an opted-out pod (weft.dev/dataplane-mode=none) is not captured', async () => {
+    await until('legacy skipped on node A', 30_000, async () => {
+      const st = JSON.parse(await admin(nodeA, '/v1/status')) as { pods?: { skipped: { key: string }[] } };
+      return st.pods?.skipped.some((p) => p.key === 'shop/legacy');
+    });
+    type Bpf = { counters: Record<string, string> };
+    const before = JSON.parse(await admin(nodeA, '/debug/bpf')) as Bpf;
+    // Nothing but weft handles ClusterIPs here (no kube-proxy): left alone, the connect
+    // goes nowhere.
+    const r = await json<string>(legacy, ['connect', LOCAL_VIP, '7000', '1500']);
+    const after = JSON.parse(await admin(nodeA, '/debug/bpf')) as Bpf;
+    assert.notEqual(r, 'ok', 'the ClusterIP was rewritten for a pod that opted out');
+    assert.equal(BigInt(after.counters.connect_balanced ?? 0) - BigInt(before.counters.connect_balanced ?? 0), 0n);
+    assert.equal(BigInt(after.counters.connect_redirected ?? 0) - BigInt(before.counters.connect_redirected ?? 0), 0n);
   });
 
   await t.test('b) an HTTP Service is redirected and the caller is named by its pod\'s service account', async () => {
