@@ -131,21 +131,30 @@ export function cgroupLevel(path: string, root: string = cgroup2Root()): number 
   return cgroup2MountDepth(root) + (rel === '' ? 0 : rel.split(sep).length);
 }
 
-/** How deep in the hierarchy the cgroup2 mount at `mountPoint` starts (mountinfo's root
- *  field): 0 for a mount of the whole tree. A root outside this process's cgroup
- *  namespace is printed with '..' and cannot be placed: 0 then (pass the host's tree). */
+/** How deep in the hierarchy the cgroup2 mount at `mountPoint` starts: 0 for a mount
+ *  of the whole tree. mountinfo prints the mount's root relative to this process's
+ *  cgroup namespace ('..' climbs above it); with the host's PID namespace (the DaemonSet
+ *  has hostPID), /proc/1/cgroup — the host's init, at the top — tells how deep that
+ *  namespace's root is (one '..' per level). Without hostPID /proc/1 shares our
+ *  namespace and the namespace is taken for the root. */
 export function cgroup2MountDepth(mountPoint: string): number {
   let info: string;
   try { info = readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return 0; }
-  let depth = 0;
+  let mroot: string | undefined;
   for (const line of info.split('\n')) {
     const f = line.split(' ');
     const sepAt = f.indexOf('-');
     if (sepAt < 0 || f[sepAt + 1] !== 'cgroup2' || f[4]?.replace(/\\040/g, ' ') !== mountPoint) continue;
-    const mroot = f[3] ?? '/';
-    depth = mroot.split('/').includes('..') ? 0 : mroot.split('/').filter(Boolean).length;
+    mroot = f[3] ?? '/';
   }
-  return depth;
+  if (mroot === undefined) return 0;
+  let depth = 0;
+  try {
+    const init = /^0::(.*)$/m.exec(readFileSync('/proc/1/cgroup', 'utf8'))?.[1] ?? '/';
+    for (const seg of init.split('/')) { if (seg === '..') depth++; else if (seg) break; }
+  } catch { /* no /proc/1: the namespace is the root */ }
+  for (const seg of mroot.split('/').filter(Boolean)) depth += seg === '..' ? -1 : 1;
+  return Math.max(0, depth);
 }
 
 function checkCaptureRoot(path: string): string {
