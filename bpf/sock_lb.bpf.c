@@ -109,6 +109,20 @@ static __always_inline int weft_fail_open(void)
 /* Internal: a redirect-mode connect refused because no agent listens (fail-closed). */
 #define WEFT_EAGENT_DOWN ESHUTDOWN
 
+/* The agent's outbound listener as a destination of `family`. */
+static __always_inline void weft_redirect_target(__u8 family, struct weft_endpoint *to)
+{
+	if (family == WEFT_FAMILY_INET4) {
+		to->addr[0] = redirect_ip4;
+	} else {
+		to->addr[0] = redirect_ip6[0];
+		to->addr[1] = redirect_ip6[1];
+		to->addr[2] = redirect_ip6[2];
+		to->addr[3] = redirect_ip6[3];
+	}
+	to->port = redirect_port;
+}
+
 /* Where a connection to `vip` goes: a backend or the agent. -ENOENT: not a service. */
 static __always_inline int weft_resolve(struct bpf_sock_addr *ctx, const struct weft_endpoint *vip,
 					__u8 proto, __u32 hash, struct weft_endpoint *to, __u8 *how)
@@ -145,15 +159,7 @@ static __always_inline int weft_resolve(struct bpf_sock_addr *ctx, const struct 
 			WEFT_COUNT(fail_open, 1);
 			goto balance;
 		}
-		if (vip->family == WEFT_FAMILY_INET4) {
-			to->addr[0] = redirect_ip4;
-		} else {
-			to->addr[0] = redirect_ip6[0];
-			to->addr[1] = redirect_ip6[1];
-			to->addr[2] = redirect_ip6[2];
-			to->addr[3] = redirect_ip6[3];
-		}
-		to->port = redirect_port;
+		weft_redirect_target(vip->family, to);
 		*how = WEFT_SOCK_F_REDIRECTED;
 		return 0;
 	}
@@ -163,6 +169,45 @@ balance:
 	__builtin_memcpy(to->addr, be->addr, sizeof(to->addr));
 	to->port = be->port;
 	*how = WEFT_SOCK_F_BALANCED;
+	return 0;
+}
+
+/*
+ * A TCP connect to a mesh workload's own address (a pod IP, 127.0.0.x:port of a VM
+ * workload) rather than a VIP: when weft_direct_v1 lists the endpoint, it goes to the
+ * agent exactly like a redirect-mode service's connection, so the destination's
+ * authorization (and the mTLS hop) applies to it as to one through the service. Only
+ * connects that matched no VIP get here: one hash lookup (two for a listed address on
+ * an unlisted port). -ENOENT: leave the connect as it is.
+ */
+static __always_inline int weft_resolve_direct(struct bpf_sock_addr *ctx, const struct weft_endpoint *dst,
+					       struct weft_endpoint *to, __u8 *how)
+{
+	struct weft_direct_key key = { .port = dst->port, .family = dst->family };
+
+	if (dst->family == WEFT_FAMILY_INET6 && !dst->addr[0] && !dst->addr[1] &&
+	    dst->addr[2] == bpf_htonl(0xffff)) {
+		key.addr[0] = dst->addr[3];
+		key.family = WEFT_FAMILY_INET4;
+	} else {
+		__builtin_memcpy(key.addr, dst->addr, sizeof(key.addr));
+	}
+	if (!bpf_map_lookup_elem(&weft_direct_v1, &key)) {
+		key.port = 0;
+		if (!bpf_map_lookup_elem(&weft_direct_v1, &key))
+			return -ENOENT;
+	}
+	if (weft_current_skipped())
+		return -ENOENT;
+	if (!weft_agent_listening(ctx, dst->family)) {
+		if (!weft_fail_open())
+			return -WEFT_EAGENT_DOWN;
+		/* Fail-open: the connection goes where it asked, as a balanced one would. */
+		WEFT_COUNT(fail_open, 1);
+		return -ENOENT;
+	}
+	weft_redirect_target(dst->family, to);
+	*how = WEFT_SOCK_F_REDIRECTED;
 	return 0;
 }
 
@@ -243,8 +288,14 @@ static __always_inline int weft_rewrite(struct bpf_sock_addr *ctx, __u8 family, 
 		return 1;
 	weft_ctx_dst(ctx, family, &vip);
 	err = weft_resolve(ctx, &vip, proto, hash, &to, &how);
-	if (err == -ENOENT)
-		return 1;
+	if (err == -ENOENT) {
+		/* Not a VIP: a direct connect to a listed mesh workload endpoint? */
+		if (!connecting || proto != IPPROTO_TCP)
+			return 1;
+		err = weft_resolve_direct(ctx, &vip, &to, &how);
+		if (err == -ENOENT)
+			return 1;
+	}
 	if (err)
 		return weft_refuse(err);
 	to.family = family;

@@ -263,8 +263,24 @@ export const skipStateCodec = defineCodec<SkipState>(
   (b, at) => ({ entries: b.readUInt32LE(at('entries')) }),
 );
 
+/** weft_direct_v1: a mesh workload endpoint a direct connect is redirected for (port 0:
+ *  every port of the address) → WEFT_DIRECT_F_* flags. A v4-mapped IPv6 address is
+ *  stored as the IPv4 address it maps (connect6 looks those up as IPv4). */
+export const DIRECT_F_MESH = 0x1;
+export const directKeyCodec = defineCodec<Endpoint>(
+  'weft_direct_key', [['addr', 4, 4], ['port', 2], ['family', 1], ['pad', 1]],
+  (v, b, at) => { b[at('family')] = putAddr(b, at('addr'), V4_MAPPED.exec(v.ip)?.[1] ?? v.ip); b.writeUInt16BE(v.port, at('port')); },
+  (b, at) => ({ ip: getAddr(b, at('addr'), b[at('family')]!), port: b.readUInt16BE(at('port')) }),
+);
+export interface DirectEntry { flags: number }
+export const directCodec = defineCodec<DirectEntry>(
+  'weft_direct', [['flags', 4]],
+  (v, b, at) => { b.writeUInt32LE(v.flags, at('flags')); },
+  (b, at) => ({ flags: b.readUInt32LE(at('flags')) }),
+);
+
 /** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */
 export const ABI_CODECS: ReadonlyArray<StructCodec<never>> = [
   endpointCodec, addrCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
-  accelCodec, sockBytesCodec, nodeCfgCodec, countersCodec, skipKeyCodec, skipCodec, skipStateCodec,
+  accelCodec, sockBytesCodec, nodeCfgCodec, countersCodec, skipKeyCodec, skipCodec, skipStateCodec, directKeyCodec, directCodec,
 ] as unknown as ReadonlyArray<StructCodec<never>>;

@@ -14,7 +14,7 @@ import { bpfObjectPath } from '../lib/paths';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import {
   accelCodec, addrCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
-  skipCodec, skipKeyCodec, skipStateCodec, u32Codec, ACCEL_EAGER, SKIP_F_SKIP, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type AccelEntry, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
+  skipCodec, skipKeyCodec, skipStateCodec, u32Codec, directKeyCodec, directCodec, DIRECT_F_MESH, ACCEL_EAGER, SKIP_F_SKIP, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type AccelEntry, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
 } from './codec';
 import { parseIp } from './ip';
 import { cgroup2Root, ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
@@ -493,6 +493,59 @@ export class Datapath {
     }
     if (added.length || removed.length) this.log.info({ added, removed }, 'local workload addresses updated');
     return { added, removed };
+  }
+
+  /**
+   * The mesh workload endpoints a direct connect (to the workload's own address, not a
+   * VIP) is redirected to the agent for (weft_direct_v1): every endpoint whose service
+   * connections go through the agent, so that such a connection meets the same
+   * authorization and mTLS hop. Port 0 stands for every port of the address. Validates
+   * every entry first (nothing changes on error), then writes the minimal diff
+   * (additions first). Returns what changed, as "ip:port" (IPv6 in brackets).
+   */
+  setDirectEndpoints(endpoints: { ip: string; port: number }[]): { added: string[]; removed: string[] } {
+    this.assertOpen();
+    const wanted = new Map<string, Buffer>();
+    for (const e of endpoints) {
+      if (typeof e?.ip !== 'string' || !parseIp(e.ip)) {
+        throw new WeftError('WEFT_ERR_INVALID_ARG', `direct endpoint address ${JSON.stringify(e?.ip)} is not an IPv4 or IPv6 address`);
+      }
+      if (!Number.isInteger(e.port) || e.port < 0 || e.port > 65535) {
+        throw new WeftError('WEFT_ERR_INVALID_ARG', `direct endpoint port ${JSON.stringify(e.port)} is not 0-65535`);
+      }
+      const key = directKeyCodec.encode(e);
+      wanted.set(key.toString('hex'), key);
+    }
+    if (wanted.size > this.maps.direct.maxEntries) {
+      throw new WeftError('WEFT_ERR_CAPACITY', `${wanted.size} direct workload endpoints, the map holds ${this.maps.direct.maxEntries}`);
+    }
+    const current = new Map(this.maps.direct.keys().map((k) => [k.toString('hex'), k]));
+    const added: string[] = [], removed: string[] = [];
+    const value = directCodec.encode({ flags: DIRECT_F_MESH });
+    const show = (k: Buffer) => { const d = directKeyCodec.decode(k); return d.ip.includes(':') ? `[${d.ip}]:${d.port}` : `${d.ip}:${d.port}`; };
+    try {
+      for (const [hex, key] of wanted) {
+        if (current.has(hex)) continue;
+        this.maps.direct.update(key, value);
+        added.push(show(key));
+      }
+      for (const [hex, key] of current) {
+        if (wanted.has(hex)) continue;
+        this.maps.direct.delete(key);
+        removed.push(show(key));
+      }
+    } catch (e) {
+      throw bpfError('updating the direct workload endpoints', e);
+    }
+    if (added.length || removed.length) this.log.info({ added: added.length, removed: removed.length }, 'direct workload endpoints updated');
+    return { added, removed };
+  }
+
+  /** The endpoints weft_direct_v1 holds now, sorted. */
+  directEndpoints(): { ip: string; port: number }[] {
+    this.assertOpen();
+    return this.maps.direct.keys().map((k) => directKeyCodec.decode(k))
+      .sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : a.port - b.port));
   }
 
   /**

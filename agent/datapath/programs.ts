@@ -52,4 +52,5 @@ export const MAPS = {
   ctrs: 'weft_ctrs_v3',
   skip: 'weft_skip_v1',
   skipState: 'weft_skipn_v1',
+  direct: 'weft_direct_v1',
 } as const;

@@ -158,6 +158,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_local_v1 SEC(".maps");
 
+/* Mesh workload endpoints (address and port, or port 0: any port) that a direct
+ * connect, one that names the workload's address instead of a VIP, must not reach
+ * unseen: connect4/6 redirect it to the agent like a redirect-mode service, so the
+ * destination's authorization applies (see sock_lb.bpf.c). Written by the agent from its
+ * node view (Datapath.setDirectEndpoints). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct weft_direct_key);
+	__type(value, struct weft_direct);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_direct_v1 SEC(".maps");
+
 /* Index 0: the agent's outbound listening socket, inserted by the agent (the value is
  * its fd on update, its socket cookie on lookup). connect4/6 of a pod in its own
  * network namespace learn from it that the agent listens (see sock_lb.bpf.c); the

@@ -45,6 +45,10 @@
                               * endpoints it pools to): insert from the first connection, without
                               * waiting to learn accel_min_bytes, unless writes are learned to be bulk */
 
+/* weft_direct_v1 values: why a workload endpoint is in the map */
+#define WEFT_DIRECT_F_MESH 0x1 /* a mesh workload's endpoint whose service connections go
+                                * through the agent (authorization, mTLS hop): a direct
+                                * connect to it is redirected the same way */
 /* weft_skip_v1 values: why weft leaves a cgroup's sockets alone */
 #define WEFT_SKIP_F_SKIP 0x1 /* the agent's pod, a hostNetwork pod, a pod opted out */
 
@@ -83,6 +87,19 @@ struct weft_addr {
 	__u8 pad[3];
 };
 
+/* Key of weft_direct_v1: a mesh workload's own address and a port it serves (network
+ * order), or port 0 for every port of the address. connect4/6 look up the exact port
+ * first, then port 0. IPv4 uses addr[0]; a v4-mapped IPv6 destination is looked up as
+ * IPv4. */
+struct weft_direct_key {
+	__u32 addr[4];
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+};
+struct weft_direct {
+	__u32 flags; /* WEFT_DIRECT_F_* */
+};
 /* A service: VIP, port and L4 protocol. */
 struct weft_svc_key {
 	__u32 addr[4];
@@ -214,5 +231,7 @@ WEFT_ABI_SIZE(weft_counters, 96);
 WEFT_ABI_SIZE(weft_skip_key, 8);
 WEFT_ABI_SIZE(weft_skip, 4);
 WEFT_ABI_SIZE(weft_skip_state, 4);
+WEFT_ABI_SIZE(weft_direct_key, 20);
+WEFT_ABI_SIZE(weft_direct, 4);
 
 #endif /* WEFT_ABI_H */

@@ -75,6 +75,8 @@ void ExportAbi(Napi::Env env, Napi::Object exports) {
   WEFT_ABI_STRUCT(weft_skip_key, cgroup_id)
   WEFT_ABI_STRUCT(weft_skip, flags)
   WEFT_ABI_STRUCT(weft_skip_state, entries)
+  WEFT_ABI_STRUCT(weft_direct_key, addr, port, family, pad)
+  WEFT_ABI_STRUCT(weft_direct, flags)
   exports.Set("abi", abi);
 }
 

@@ -32,6 +32,8 @@ test('codecs round-trip their values', () => {
     weft_skip_key: { cgroupId: 0xfedcba9876543210n },
     weft_skip: { flags: 1 },
     weft_skip_state: { entries: 4096 },
+    weft_direct_key: { ip: 'fd00:77::12', port: 8080 },
+    weft_direct: { flags: 1 },
     weft_counters: Object.fromEntries(Object.keys(native.abi.weft_counters!.fields).map((f, i) => [f, BigInt(i) << 40n])),
   };
   for (const codec of ABI_CODECS) {
@@ -55,6 +57,15 @@ test('weft_addr: IPv4 in the first word, IPv6 in all 16 bytes, v4-mapped stored 
   assert.equal(v6[16], 6);
   assert.deepEqual(codec.decode(v6), { ip: 'fd00::1' });
   assert.throws(() => codec.encode({ ip: '10.77.0' }), /not an IP address/);
+});
+
+test('weft_direct_key: a v4-mapped address is stored as IPv4 (connect6 looks it up so), port 0 is every port', () => {
+  const codec = ABI_CODECS.find((c) => c.name === 'weft_direct_key') as unknown as { encode(x: unknown): Buffer; decode(b: Buffer): unknown };
+  const v4 = codec.encode({ ip: '10.77.0.11', port: 8080 });
+  assert.deepEqual([...v4.subarray(0, 16)], [10, 77, 0, 11, ...new Array(12).fill(0)]);
+  assert.deepEqual([...v4.subarray(16, 19)], [0x1f, 0x90, 4]);
+  assert.deepEqual(codec.encode({ ip: '::ffff:10.77.0.11', port: 8080 }), v4);
+  assert.deepEqual(codec.decode(codec.encode({ ip: '10.77.0.11', port: 0 })), { ip: '10.77.0.11', port: 0 });
 });
 
 test('addresses and ports are stored in network byte order', () => {

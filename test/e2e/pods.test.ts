@@ -241,6 +241,32 @@ test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through t
     assert.deepEqual(requests.filter((l) => l.includes('evil')), [], 'spoofed identity headers are ignored');
   });
 
+  await t.test('b2) a direct connection to pod B\'s address meets its AuthorizationPolicy as one through the Service does', async () => {
+    // One connection from pod A (as client-a): the reply, or that none came.
+    const probe = `const s = require('net').connect({ host: process.argv[1], port: Number(process.argv[2]) }); let d = '';
+      s.setTimeout(5000, () => s.destroy()); s.on('data', (x) => { d += x; }); s.on('error', () => {});
+      s.on('close', () => console.log(JSON.stringify(d ? { reply: JSON.parse(d) } : { reply: null })));`;
+    const fromA = async (host: string, port: string) => JSON.parse(await inPodA([process.execPath, '-e', probe, host, port])) as { reply: { name: string; peer: string } | null };
+    const denyFile = join(policiesDir, 'deny-a.yaml');
+    writeFileSync(denyFile, `apiVersion: weft.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: b-deny-a, namespace: default}
+spec:
+  selector: {matchLabels: {app: b}}
+  action: DENY
+  rules: [{from: [{source: {principals: [weft.local/ns/default/sa/client-a]}}]}]
+`);
+    await until('b-tcp redirected: its backend is guarded', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.services.some((x) => x.vip === L4_VIP && x.mode === 'redirect'));
+    const before = await getJson<BpfDebug>(node, '/debug/bpf');
+    const denied = { viaService: await fromA(L4_VIP, '80'), direct: await fromA(POD_B, '8080') };
+    assert.deepEqual(denied, { viaService: { reply: null }, direct: { reply: null } }, 'the same DENY through the Service and to pod B\'s address');
+    const after = await getJson<BpfDebug>(node, '/debug/bpf');
+    assert.equal(counter(after, 'connect_redirected') - counter(before, 'connect_redirected'), 2n, 'both were sent to the agent');
+    rmSync(denyFile);
+    await until('b-tcp back in the kernel', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.services.some((x) => x.vip === L4_VIP && x.mode === 'l4'));
+    assert.deepEqual(await fromA(POD_B, '8080'), { reply: { name: 'server-b', peer: POD_A } }, 'unguarded again: pod A reaches pod B directly');
+  });
+
   await t.test('c) mTLS STRICT: pod to pod on the node still works; an outsider\'s SYN is dropped and counted', async () => {
     writeFileSync(join(policiesDir, 'mesh.yaml'), policies(true));
     await until('the ingress hook is attached', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.attachments.some((a) => a.program === 'weft_ingress'));
@@ -272,6 +298,7 @@ test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through t
     const [cmd, ...rest] = weftArgv('agent', '--cleanup', '--node', nodeName);
     const report = JSON.parse(execFileSync(cmd!, rest, { cwd: ROOT, encoding: 'utf8' })) as { maps: string[]; movedPids: number[] };
     assert.ok(report.maps.includes('weft_local_v1'), `the allow-list pin is removed: ${report.maps.join(', ')}`);
+    assert.ok(report.maps.includes('weft_direct_v1'), `the direct endpoints pin is removed: ${report.maps.join(', ')}`);
     assert.deepEqual(report.movedPids, [], 'no process was left in the node\'s cgroups');
     assert.equal(existsSync(join('/sys/fs/bpf/weft', nodeName)), false, 'no pins left');
     assert.equal(existsSync(join(cgroup2Root(), 'weft', nodeName)), false, 'no cgroups left');

@@ -13,6 +13,7 @@ import { preview } from '../../policy/diagnostic';
 import { HEADER_VALUE_PATTERN } from '../../policy/kinds';
 import { PROTECTED_HEADERS } from '../../policy/routes';
 import { WeftError } from '../../lib/errors';
+import { nodeAddress } from '../../policy/topology';
 
 export type EjectionChange = (service: string, endpoint: Endpoint, ejected: boolean) => void;
 
@@ -83,6 +84,14 @@ export class L7Directory {
   private byDestination = new Map<string, ServiceRoutes>();
   private readonly clusters = new Map<string, Cluster>();
   private readonly passthrough = new Map<string, ServiceRoutes>();
+  /** A mesh workload's own address:port (not a VIP), for connections the kernel
+   *  redirected because they dialled it directly (weft_direct_v1): one endpoint, with
+   *  the same metadata as in its service's cluster, so it takes the same path (the
+   *  destination's authorization, the mTLS hop to its node). */
+  private byEndpoint = new Map<string, ServiceRoutes>();
+  /** Local workloads no Service selects, with an address of their own: every port. */
+  private anyPort = new Map<string, { service: string; meta: Record<string, string> }>();
+  private readonly anyPortRoutes = new Map<string, ServiceRoutes>();
   version = '';
 
   constructor(private readonly onEjectionChange: EjectionChange = () => {}) {}
@@ -136,10 +145,44 @@ export class L7Directory {
         });
       }
     }
+    const endpoints = new Map<string, ServiceRoutes>();
+    for (const svc of view.services) {
+      for (const sp of svc.ports) {
+        if (sp.protocol === 'UDP') continue;
+        for (const e of svc.endpoints) {
+          const target = e.ports[sp.name] ?? (sp.targetPort > 0 ? sp.targetPort : undefined);
+          if (target === undefined || e.hostNetwork) continue;
+          const key = `${e.address}:${target}`;
+          if (endpoints.has(key)) continue;
+          const name = `direct:${key}`;
+          live.add(name);
+          const c = this.clusterFor(name);
+          const meta: Record<string, string> = { workload: e.workload, node: e.node, identity: e.identity, namespace: e.namespace };
+          for (const r of c.update([{ endpoint: { ip: e.address, port: target, meta }, weight: 1 }])) r.drain();
+          endpoints.set(key, { service: svc.key, protocol: 'tcp', declared: 'tcp', routes: [], fallback: plainAction('direct', c) });
+        }
+      }
+    }
+    const anyPort = new Map<string, { service: string; meta: Record<string, string> }>();
+    const guarded = new Set(view.authorizationPolicies.flatMap((p) => p.workloads));
+    const own = nodeAddress(view, view.node);
+    for (const w of view.localWorkloads) {
+      if (w.services.length || w.address === own || !guarded.has(w.key)) continue;
+      anyPort.set(w.address, { service: `workload:${w.key}`, meta: { workload: w.key, node: view.node, identity: w.identity, namespace: w.namespace } });
+    }
+    // Per-port routes of an address whose workload stays are kept; the others go.
+    for (const key of [...this.anyPortRoutes.keys()]) {
+      const ip = key.slice(0, key.lastIndexOf(':'));
+      const now = anyPort.get(ip)?.meta.workload;
+      if (now !== undefined && now === this.anyPort.get(ip)?.meta.workload) { live.add(`direct-any:${key}`); continue; }
+      this.anyPortRoutes.delete(key);
+    }
     for (const [name, c] of this.clusters) {
       if (!live.has(name) && !name.startsWith('passthrough:')) { c.close(); for (const e of c.unique()) e.drain(); this.clusters.delete(name); }
     }
     this.byDestination = next;
+    this.byEndpoint = endpoints;
+    this.anyPort = anyPort;
     this.version = view.version;
   }
 
@@ -175,7 +218,7 @@ export class L7Directory {
    *  pass-through to the destination itself (an address outside the mesh). */
   lookup(ip: string, port: number): ServiceRoutes {
     const key = `${ip}:${port}`;
-    const known = this.byDestination.get(key);
+    const known = this.byDestination.get(key) ?? this.byEndpoint.get(key) ?? this.anyPortLookup(ip, port);
     if (known !== undefined) return known;
     let p = this.passthrough.get(key);
     if (p === undefined) {
@@ -191,6 +234,26 @@ export class L7Directory {
       this.passthrough.set(key, p);
     }
     return p;
+  }
+
+  private anyPortLookup(ip: string, port: number): ServiceRoutes | undefined {
+    const w = this.anyPort.get(ip);
+    if (w === undefined) return undefined;
+    const key = `${ip}:${port}`;
+    let r = this.anyPortRoutes.get(key);
+    if (r === undefined) {
+      const c = this.clusterFor(`direct-any:${key}`);
+      c.update([{ endpoint: { ip, port, meta: w.meta } }]);
+      r = { service: w.service, protocol: 'tcp', declared: 'tcp', routes: [], fallback: plainAction('direct', c) };
+      if (this.anyPortRoutes.size >= MAX_PASSTHROUGH) {
+        const oldest = this.anyPortRoutes.keys().next().value!;
+        this.anyPortRoutes.delete(oldest);
+        this.clusters.get(`direct-any:${oldest}`)?.close();
+        this.clusters.delete(`direct-any:${oldest}`);
+      }
+      this.anyPortRoutes.set(key, r);
+    }
+    return r;
   }
 
   /** Known (service-backed) destination, or undefined. */
