@@ -257,7 +257,9 @@ export class Datapath {
       if (skipped && skipped.length > maps.skip.maxEntries) {
         throw new WeftError('WEFT_ERR_CAPACITY', `${skipped.length} skipped cgroups, the map holds ${maps.skip.maxEntries}`);
       }
-      if (skipped) writeSkipped(maps, skipped);
+      // Added to what is there, not replacing it: on a rollout the previous agent still
+      // runs, and its pod stays skipped until this agent has listed the pods.
+      if (skipped) writeSkipped(maps, skipped, true);
       else maps.skipState.update(Buffer.alloc(4), skipStateCodec.encode({ entries: maps.skip.keys().length }));
 
       // Attach, or adopt what an earlier process pinned (the STRICT hook only if an
@@ -801,9 +803,9 @@ function checkCgroupIds(ids: bigint[]): bigint[] {
  * first) never reads 0 while an entry is present: it is raised to cover the additions
  * before they are written and lowered to the exact count after the removals.
  */
-function writeSkipped(maps: Record<keyof typeof MAPS, native.BpfMap>, wanted: bigint[]): { added: bigint[]; removed: bigint[] } {
+function writeSkipped(maps: Record<keyof typeof MAPS, native.BpfMap>, wanted: bigint[], keep = false): { added: bigint[]; removed: bigint[] } {
   const current = new Set(maps.skip.keys().map((k) => skipKeyCodec.decode(k).cgroupId));
-  const want = new Set(wanted);
+  const want = new Set(keep ? [...current, ...wanted] : wanted);
   const added = wanted.filter((id) => !current.has(id));
   const removed = [...current].filter((id) => !want.has(id));
   const state = (entries: number) => maps.skipState.update(Buffer.alloc(4), skipStateCodec.encode({ entries }));

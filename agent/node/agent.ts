@@ -244,7 +244,6 @@ export class NodeAgent {
 
   // ------------------------------------------------------------------ snapshots
 
-  private warnedDirect = false;
 
   private async apply(view: NodeView): Promise<void> {
     if (view.node !== this.cfg.node) throw invalidArg(`snapshot is for node ${view.node}, this is ${this.cfg.node}`);
@@ -254,16 +253,9 @@ export class NodeAgent {
     try { this.datapath.setEagerEndpoints(eagerHops(view, this.cfg.outbound)); } catch (e) {
       this.log.warn({ err: describeError(e) }, 'same-node hops not marked for splicing; they are learned instead');
     }
-    // Direct connects to these endpoints go through the agent like their service's.
-    // Not under --kubernetes yet: there the agent's own sockets are under the capture
-    // root and left alone only through the skip map, and in the Kubernetes e2e its
-    // upstream dials to listed endpoints came back to its own listener.
-    const direct = !this.pods;
-    if (!direct && !this.warnedDirect) {
-      this.warnedDirect = true;
-      this.log.warn('--kubernetes: direct connections to pod addresses are not redirected to the agent (weft_direct_v1 stays empty); they meet STRICT, not AuthorizationPolicy');
-    }
-    try { this.datapath.setDirectEndpoints(direct ? directEndpoints(view) : []); } catch (e) {
+    // Direct connects to these endpoints go through the agent like their service's (in
+    // Kubernetes the agent's own dials are left alone through the skip map: its pod).
+    try { this.datapath.setDirectEndpoints(directEndpoints(view)); } catch (e) {
       this.log.error({ err: describeError(e) }, 'direct workload endpoints not updated: a connect to a workload\'s own address may bypass its authorization');
     }
     this.plane.apply(view);
