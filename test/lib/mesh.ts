@@ -1,10 +1,12 @@
 // A one-node mesh for end-to-end tests: a network namespace running `weft control`
 // (serving a policies directory the test writes) and one `weft agent`, both through the
 // real CLIs. Everything is removed in `close()` (call it from t.after), including the
-// node's pins, links and cgroups via `weft agent --cleanup`.
+// node's pins, links and cgroups via `weft agent --cleanup`. A run that was killed
+// (SIGKILL, a CI timeout) cannot close: the next mesh of the same prefix sweeps what such
+// runs left (their pid is gone).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, type Netns } from './netns';
@@ -41,8 +43,32 @@ export async function waitAgentReady(ns: Netns, admin = '127.0.0.1:15020', timeo
   }
 }
 
+const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; } };
+
+/** Removes the namespaces, pins, links and cgroups of earlier meshes of this prefix whose
+ *  test process is gone (node `<prefix><pid>`, namespaces `wt-<prefix>-<pid>-<n>`). */
+export function sweepStaleMeshes(prefix: string): void {
+  const nsRe = new RegExp(`^wt-${prefix}-(\\d+)-\\d+$`);
+  let names: string[] = [];
+  try { names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean); } catch { /* no iproute2 */ }
+  for (const n of names) {
+    const m = nsRe.exec(n);
+    if (!m || alive(Number(m[1]))) continue;
+    try { for (const pid of execFileSync('ip', ['netns', 'pids', n], { encoding: 'utf8' }).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
+    try { execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' }); } catch { /* gone */ }
+  }
+  const nodeRe = new RegExp(`^${prefix}(\\d+)$`);
+  const pinned = existsSync('/sys/fs/bpf/weft') ? readdirSync('/sys/fs/bpf/weft') : [];
+  for (const node of pinned) {
+    const m = nodeRe.exec(node);
+    if (!m || alive(Number(m[1]))) continue;
+    try { const [cmd, ...rest] = weftArgv('agent', '--cleanup', '--node', node); execFileSync(cmd!, rest, { cwd: ROOT, stdio: 'ignore' }); } catch { /* best effort */ }
+  }
+}
+
 /** `policies(node)` returns the YAML of the policy set, given the node name. */
 export async function startOneNodeMesh(prefix: string, policies: (node: string) => string): Promise<OneNodeMesh> {
+  sweepStaleMeshes(prefix);
   const node = `${prefix}${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), `wt-${prefix}-`));
   const ns = createNetns(`wt-${prefix}`);
