@@ -11,19 +11,19 @@
 // its own on node b.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { CertificateAuthority } from '../../agent/identity/ca';
-import { IdentityManager } from '../../agent/identity/manager';
 import { nodeSpiffeId } from '../../agent/identity/spiffe';
 import { ProxyPlane } from '../../agent/node/proxy-plane';
 import { compile, forNode, formatDiagnostic, loadPolicyTexts, type NodeView } from '../../agent/policy';
 import type { LocalWorkload } from '../../agent/node/workloads';
 import '../unit/l7-harness'; // silent root logger
+import { signedManager, taggedEcho } from '../lib/identities';
 
 const TD = 'cluster.local';
 const NET = `127.${randomInt(30, 250)}.${randomInt(1, 250)}`;
@@ -61,24 +61,9 @@ function views(extra: string[] = []): { a: NodeView; b: NodeView } {
 
 type T = { after: (fn: () => unknown) => void };
 
-async function manager(ca: CertificateAuthority, ids: string[]): Promise<IdentityManager> {
-  const m = new IdentityManager({
-    trustDomain: TD,
-    sign: async (csr) => ({ ...(await ca.signCsr(csr, { allowedSpiffeIds: new Set(ids), ttlSeconds: 300 })), trustBundle: ca.trustBundle() }),
-  });
-  for (const id of ids) assert.equal(await m.add(id), true);
-  return m;
-}
+const manager = (ca: CertificateAuthority, ids: string[]) => signedManager(ca, TD, ids);
 
-async function echo(t: T, host: string, port: number, tag: string): Promise<void> {
-  const socks = new Set<Socket>();
-  const s = createServer({ allowHalfOpen: true }, (c) => {
-    socks.add(c); c.on('close', () => socks.delete(c)); c.on('error', () => {});
-    c.write(tag); c.pipe(c);
-  });
-  await new Promise<void>((r, j) => { s.once('error', j); s.listen(port, host, () => r()); });
-  t.after(() => new Promise<void>((r) => { for (const c of socks) c.destroy(); s.close(() => r()); }));
-}
+const echo = taggedEcho;
 
 interface Node { plane: ProxyPlane; dst: { ip: string; port: number } }
 

@@ -10,14 +10,13 @@
 // that is the address B sees the tunnel come from.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { CertificateAuthority } from '../../agent/identity/ca';
-import { IdentityManager } from '../../agent/identity/manager';
 import { nodeSpiffeId } from '../../agent/identity/spiffe';
 import { controlSpiffeId } from '../../agent/control/serving-cert';
 import { startTunnel, PolicyAuthorizer, type Tunnel } from '../../agent/proxy/tunnel';
@@ -27,6 +26,7 @@ import { compile, forNode, formatDiagnostic, loadPolicyTexts, type NodeView } fr
 import type { LocalWorkload } from '../../agent/node/workloads';
 import { isWeftError } from '../../agent/lib/errors';
 import '../unit/l7-harness'; // silent root logger
+import { signedManager, taggedEcho } from '../lib/identities';
 
 const TD = 'cluster.local';
 const HBONE = 15008;
@@ -68,14 +68,7 @@ function views(extra: string[] = []): { a: NodeView; b: NodeView } {
   return { a: forNode(snap, 'a'), b: forNode(snap, 'b') };
 }
 
-async function manager(ca: CertificateAuthority, ids: string[]): Promise<IdentityManager> {
-  const m = new IdentityManager({
-    trustDomain: TD,
-    sign: async (csr) => ({ ...(await ca.signCsr(csr, { allowedSpiffeIds: new Set(ids), ttlSeconds: 300 })), trustBundle: ca.trustBundle() }),
-  });
-  for (const id of ids) assert.equal(await m.add(id), true);
-  return m;
-}
+const manager = (ca: CertificateAuthority, ids: string[]) => signedManager(ca, TD, ids);
 
 type T = { after: (fn: () => unknown) => void };
 
@@ -85,17 +78,7 @@ async function authority(t: T): Promise<CertificateAuthority> {
   return CertificateAuthority.loadOrCreate(dir, { trustDomain: TD });
 }
 
-/** A server answering each connection with `tag` followed by what it reads. */
-async function echo(t: T, host: string, port: number, tag: string): Promise<Server> {
-  const socks = new Set<Socket>();
-  const s = createServer({ allowHalfOpen: true }, (c) => {
-    socks.add(c); c.on('close', () => socks.delete(c)); c.on('error', () => {});
-    c.write(tag); c.pipe(c);
-  });
-  await new Promise<void>((r, j) => { s.once('error', j); s.listen(port, host, () => r()); });
-  t.after(() => new Promise<void>((r) => { for (const c of socks) c.destroy(); s.close(() => r()); }));
-  return s;
-}
+const echo = taggedEcho;
 
 const WEB: LocalWorkload = { name: 'web-0', namespace: 'shop', serviceAccount: 'web', labels: { app: 'web' }, address: WEB_ADDR, cgroupPath: '/test/web-0', cgroupId: '4242' };
 

@@ -21,6 +21,7 @@ import { TunnelPool } from '../../agent/proxy/tunnel/pool';
 import { Outbound } from '../../agent/proxy/tunnel/outbound';
 import { isWeftError } from '../../agent/lib/errors';
 import type { AuthorizationPolicyState } from '../../agent/policy/snapshot';
+import { signedManager } from '../lib/identities';
 
 const TD = 'cluster.local';
 const FRONTEND = 'spiffe://cluster.local/ns/shop/sa/frontend';
@@ -44,14 +45,7 @@ function echoServer(f: { accepted: number }): Promise<Server> {
   return new Promise((r) => s.listen(0, '127.0.0.1', () => r(s)));
 }
 
-async function manager(ca: CertificateAuthority, ids: string[]): Promise<IdentityManager> {
-  const m = new IdentityManager({
-    trustDomain: TD,
-    sign: async (csr) => ({ ...(await ca.signCsr(csr, { allowedSpiffeIds: new Set(ids), ttlSeconds: 300 })), trustBundle: ca.trustBundle() }),
-  });
-  for (const id of ids) assert.equal(await m.add(id), true);
-  return m;
-}
+const manager = (ca: CertificateAuthority, ids: string[]) => signedManager(ca, TD, ids);
 
 async function setup(t: { after: (fn: () => unknown) => void }): Promise<Fixture> {
   const caDir = await mkdtemp(join(tmpdir(), 'weft-tun-'));
