@@ -203,7 +203,7 @@ export const command: Command = {
 };
 
 function kubernetesMode(v: Flags): import('../node/agent').KubernetesMode {
-  const { cgroup2Root } = require('../datapath/layout') as typeof import('../datapath/layout');
+  const { cgroup2Root, validateWorkloadName } = require('../datapath/layout') as typeof import('../datapath/layout');
   const { findKubepodsRoot } = require('../datapath/kubepods') as typeof import('../datapath/kubepods');
   const { requireCaptureRoot, DEFAULT_EXCLUDED_NAMESPACES } = require('../node/pods') as typeof import('../node/pods');
   const { existsSync, statSync } = require('node:fs') as typeof import('node:fs');
@@ -217,9 +217,12 @@ function kubernetesMode(v: Flags): import('../node/agent').KubernetesMode {
     captureRoot = requireCaptureRoot(findKubepodsRoot(cg2), cg2);
   }
   const excluded = v['exclude-namespaces'] === undefined ? DEFAULT_EXCLUDED_NAMESPACES : v['exclude-namespaces'].split(',').map((x) => x.trim()).filter(Boolean);
-  for (const ns of excluded) if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw invalidArg(`--exclude-namespaces: '${ns}' is not a namespace name`);
+  for (const ns of excluded) {
+    try { validateWorkloadName('namespace', ns); } catch { throw invalidArg(`--exclude-namespaces: '${ns}' is not a namespace name`); }
+  }
   const podUid = v['pod-uid'] ?? process.env.POD_UID;
-  if (podUid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(podUid)) throw invalidArg(`--pod-uid: '${podUid}' is not a Kubernetes UID`);
+  const { isKubernetesUid } = require('../discovery/pod-cgroup') as typeof import('../discovery/pod-cgroup');
+  if (podUid !== undefined && !isKubernetesUid(podUid)) throw invalidArg(`--pod-uid: '${podUid}' is not a Kubernetes UID`);
   const mode = v['dataplane-default'] ?? 'mesh';
   if (mode !== 'mesh' && mode !== 'none') throw invalidArg(`--dataplane-default: expected mesh or none, got '${mode}'`);
   return { captureRoot, excludeNamespaces: excluded, dataplaneDefault: mode, ...(v.kubeconfig ? { kubeconfig: resolve(v.kubeconfig) } : {}), ...(podUid ? { podUid } : {}) };

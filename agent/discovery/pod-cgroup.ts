@@ -31,6 +31,10 @@ const QOS_CLASSES: QosClass[] = ['Burstable', 'BestEffort', 'Guaranteed'];
 /** Kubernetes UIDs are RFC 4122 strings; anything else must not reach a path join. */
 const UID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+export function isKubernetesUid(uid: string): boolean {
+  return UID_RE.test(uid);
+}
+
 function wellKnownPaths(uid: string, qos: QosClass): string[] {
   const u = uid.replace(/-/g, '_');
   if (qos === 'Guaranteed') return [`kubepods.slice/kubepods-pod${u}.slice`, `kubepods/pod${uid}`];

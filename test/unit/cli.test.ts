@@ -140,3 +140,25 @@ test('weft agent --node: a name that is not a Kubernetes node name is refused be
   assert.match(out, /--node: invalid node name "Node_1": must be a DNS-1123 subdomain/);
   assert.match(out, /--node: invalid node name "a{80}"…: is 254 characters long, at most 253 are allowed/);
 });
+
+test('weft agent: Kubernetes flags are checked before anything is loaded', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wt-agent-k8s-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const token = join(dir, 'token');
+  writeFileSync(token, 'x'.repeat(32));
+  const base = ['agent', '--node', 'n1', '--control', '127.0.0.1:9', '--control-insecure', '--token-file', token];
+  const cases: [string[], RegExp][] = [
+    [['--pod-uid', '6f0c1a9e-3b7d-4c2e-9a51-0d8e2f4b7c10'], /--pod-uid needs --kubernetes/],
+    [['--kubernetes', '--cgroup-root', join(dir, 'missing')], /--cgroup-root: .* is not a directory/],
+    [['--kubernetes', '--cgroup-root', dir, '--pod-uid', 'zz'], /--pod-uid: 'zz' is not a Kubernetes UID/],
+    [['--kubernetes', '--cgroup-root', dir, '--exclude-namespaces', 'A_b'], /--exclude-namespaces: 'A_b' is not a namespace name/],
+    [['--kubernetes', '--cgroup-root', dir, '--dataplane-default', 'some'], /--dataplane-default: expected mesh or none/],
+  ];
+  for (const [flags, want] of cases) {
+    const r = await runMain([...base, ...flags]);
+    assert.notEqual(r.code, 0, flags.join(' '));
+    assert.match(r.stderr, want, flags.join(' '));
+  }
+  const missing = await runMain(['agent', '--node', 'n1', '--control', '127.0.0.1:9', '--control-insecure', '--token-file', join(dir, 'none')]);
+  assert.match(missing.stderr, /--token-file: cannot read/);
+});
