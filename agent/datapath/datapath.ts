@@ -16,7 +16,7 @@ import {
   accelCodec, addrCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
   skipCodec, skipKeyCodec, skipStateCodec, u32Codec, directKeyCodec, directCodec, DIRECT_F_MESH, ACCEL_EAGER, SKIP_F_SKIP, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type AccelEntry, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
 } from './codec';
-import { parseIp } from './ip';
+import { parseIp, v4Alternate } from '../lib/ip';
 import { cgroup2Root, ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
 import {
   MAX_BACKENDS_PER_SERVICE, MAX_SLOTS_PER_SERVICE, sameBackends, serviceName, slotCount, slotTable, validateServices,
@@ -772,8 +772,7 @@ function oneOf<K extends string>(table: Record<K, number>, value: K, what: strin
  * listener reports 'a.b.c.d' (and the reverse for a dual-stack one).
  */
 export function readOrigin(map: native.BpfMap, clientIp: string, clientPort: number): Origin | null {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(clientIp);
-  const alternate = mapped ? mapped[1]! : isIPv4(clientIp) ? `::ffff:${clientIp}` : undefined;
+  const alternate = v4Alternate(clientIp);
   for (const ip of alternate ? [clientIp, alternate] : [clientIp]) {
     const v = map.lookup(endpointCodec.encode({ ip, port: clientPort }));
     if (v) { const o = originCodec.decode(v); return { dstIp: o.ip, dstPort: o.port, cgroupId: o.cgroupId }; }

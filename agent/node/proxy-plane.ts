@@ -23,6 +23,7 @@ import type { Endpoint } from '../proxy/balancer/endpoint';
 import type { NodeView } from '../policy/snapshot';
 import { nodeAddress } from '../policy/topology';
 import { duplexPair } from '../lib/duplex-pair';
+import { unmapV4 } from '../lib/ip';
 import { deferredDuplex } from './deferred-duplex';
 import type { LocalWorkload } from './workloads';
 import { componentLogger, type Logger } from '../telemetry/logger';
@@ -180,7 +181,7 @@ export class ProxyPlane {
   private resolveOrigin(s: Socket): Origin | null {
     const ip = s.remoteAddress, port = s.remotePort;
     if (!ip || !port) return null;
-    return this.o.lookupOrigin(ip.startsWith('::ffff:') ? ip.slice(7) : ip, port);
+    return this.o.lookupOrigin(unmapV4(ip), port);
   }
 
   /** Upstream transport for a chosen endpoint: same node → local forwarder (authorization
