@@ -4,9 +4,9 @@
 // trust bundle. The IdentityManager fills it from the CA; a proxy worker's IdentityReplica
 // from the primary's manager. Neither decides these answers itself.
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { WeftError } from '../lib/errors';
 import type { FailMode } from '../policy/snapshot';
 import type { Logger } from '../telemetry/logger';
+import { failWithoutIdentity } from './fail-mode';
 import { TLS13 } from './pki';
 
 /** What a TLS endpoint needs for one identity. */
@@ -124,10 +124,7 @@ export class CertificateStore {
     const why = h === undefined ? `identity ${spiffeId} is not managed on this node`
       : h ? `certificate for ${spiffeId} expired at ${h.info.expiresAt.toISOString()} (${this.o.pendingNote(spiffeId, 'renewal')})`
         : `no certificate for ${spiffeId} yet (${this.o.pendingNote(spiffeId, 'signing')})`;
-    if (this.o.failMode === 'open') {
-      this.o.log.warn({ spiffeId, reason: why }, 'no valid certificate; failing open');
-      return null;
-    }
-    throw new WeftError('WEFT_ERR_IDENTITY', why, { details: { spiffeId } });
+    failWithoutIdentity(this.o.failMode, this.o.log, why, { spiffeId });
+    return null;
   }
 }
