@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync, unlinkSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StatusResponse__Output } from '../../agent/control/generated/weft/control/v1/StatusResponse';
-import { startControl as startControlProc, startAgents as startAgentsProc, status as statusOf, statusUntil as statusUntilOf, type Agents } from './control-procs';
+import { spawnControl, startAgents as startAgentsProc, status as statusOf, statusUntil as statusUntilOf, type Agents } from '../lib/control-procs';
 
 const TOKEN = 'e2e-bootstrap-token-0123456789abcdef';
 
@@ -49,7 +49,7 @@ function tmp(t: TestContext, prefix: string): string {
   return d;
 }
 
-const startControl = (t: TestContext, args: string[], port = 0) => startControlProc((fn) => t.after(fn), args, port);
+const startControl = (t: TestContext, args: string[], port = 0) => spawnControl((fn) => t.after(fn), args, port);
 const startAgents = (t: TestContext, address: string, nodes: { node: string; stateDir: string }[]) => startAgentsProc((fn) => t.after(fn), address, TOKEN, nodes);
 const status = (port: number) => statusOf(port, TOKEN);
 const statusUntil = (port: number, pred: (s: StatusResponse__Output) => boolean, what: string) => statusUntilOf(port, TOKEN, pred, what);
