@@ -90,7 +90,7 @@ export interface Harness {
 
 /** A real control server on 127.0.0.1:0 over a temp policies dir, stopped in t.after.
  *  The stand-in compiler unless `compiler` is given (e.g. the real policyCompiler()). */
-export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string>; createSigner?: ControlServerOptions['createSigner']; compiler?: PolicyCompiler; tls?: boolean } = {}): Promise<Harness> {
+export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string>; createSigner?: ControlServerOptions['createSigner']; compiler?: PolicyCompiler; tls?: boolean; auth?: TokenAuthenticator } = {}): Promise<Harness> {
   const policies = opts.policies ?? mkdtempSync(join(tmpdir(), 'wt-ctl-pol-'));
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-ctl-state-'));
   const write = (file: string, body: string) => writeFileSync(join(policies, file), body);
@@ -102,7 +102,7 @@ export async function startControl(t: TestContext, opts: { port?: number; polici
   const server = new ControlServer({
     source: new DirectorySource(policies, silent, { debounceMs: 20, rescanMs: 60_000 }),
     compiler: opts.compiler ?? fakeCompiler() as PolicyCompiler,
-    auth: new TokenAuthenticator(HARNESS_TOKENS),
+    auth: opts.auth ?? new TokenAuthenticator(HARNESS_TOKENS),
     host: '127.0.0.1', port: opts.port ?? 0, stateDir, logger: silent, ...(createSigner ? { createSigner } : {}),
     ...(bundleFile ? { tls: { defaultTrustDomain: fakeMesh.trustDomain, bundleOut: bundleFile } } : {}),
   });
