@@ -159,6 +159,11 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
   } catch (e) {
     throw new Error(`${(e as Error).message}\ncontrol:\n${control.logs.slice(-30).join('\n')}\nagent A:\n${agentA.logs().stdout.slice(-3000)}${agentA.logs().stderr.slice(-3000)}`);
   }
+  // Both bootstrapped with their Pod-bound ServiceAccount tokens (no secret was given).
+  for (const n of [NODE_A, NODE_B]) {
+    assert.ok(control.logs.some((l) => l.includes('"msg":"agent connected"') && l.includes(`"node":"${n}"`) && l.includes('"auth":"service-account"')),
+      `${n} authenticated with its ServiceAccount token:\n${control.logs.filter((l) => l.includes('agent connected')).join('\n')}`);
+  }
 
   // ------------------------------------------------------------------- workloads
   const appPorts = [{ name: 'http', containerPort: 8080 }, { name: 'tcp', containerPort: 7000 }];
