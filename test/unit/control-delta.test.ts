@@ -15,7 +15,7 @@ import type { SyncResponse__Output } from '../../agent/control/generated/weft/co
 import type { SyncRequest } from '../../agent/control/generated/weft/control/v1/SyncRequest';
 import { NODE_RESOURCE } from '../../agent/policy/view-resources';
 import { serviceYaml, nodeWorkloadsYaml, nodeName, type MeshShape } from '../bench/control-fixture';
-import { startControl, TOKEN, type Harness } from '../lib/control-server';
+import { startControl, tokenFor, type Harness } from '../lib/control-server';
 import { waitFor } from '../lib/wait';
 
 const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
@@ -23,7 +23,7 @@ const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
 function openSync(t: { after: (fn: () => void) => void }, h: Harness, node: string) {
   const c = new (controlProto().weft.control.v1.Control)(h.address, grpc.credentials.createInsecure());
   const m = new grpc.Metadata();
-  m.set('authorization', `Bearer ${TOKEN}`);
+  m.set('authorization', `Bearer ${tokenFor(node)}`);
   m.set('x-weft-node', node);
   const s = c.Sync(m);
   const pushes: SyncResponse__Output[] = [];
@@ -121,7 +121,7 @@ test('delta sync: oversized initial_resource_versions are refused with INVALID_A
   const c = new (controlProto().weft.control.v1.Control)(h.address, grpc.credentials.createInsecure());
   t.after(() => c.close());
   const m = new grpc.Metadata();
-  m.set('authorization', `Bearer ${TOKEN}`);
+  m.set('authorization', `Bearer ${tokenFor('node-00')}`);
   m.set('x-weft-node', 'node-00');
   const s = c.Sync(m);
   s.on('data', () => undefined);
