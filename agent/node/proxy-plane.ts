@@ -9,6 +9,7 @@ import { connect as tcpConnect } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { IdentitySource } from '../identity/manager';
 import { formatSpiffeId, nodeSpiffeId, parseSpiffeId } from '../identity/spiffe';
+import { failWithoutIdentity } from '../identity/fail-mode';
 import { startTunnel, PolicyAuthorizer, type Tunnel, type LocalWorkload as TunnelWorkload } from '../proxy/tunnel';
 import type { ForwardRequest } from '../proxy/tunnel/forward';
 import { L7Directory } from '../proxy/routing/directory';
@@ -23,6 +24,7 @@ import type { Endpoint } from '../proxy/balancer/endpoint';
 import type { NodeView } from '../policy/snapshot';
 import { nodeAddress } from '../policy/topology';
 import { duplexPair } from '../lib/duplex-pair';
+import { unmapV4 } from '../lib/ip';
 import { deferredDuplex } from './deferred-duplex';
 import type { LocalWorkload } from './workloads';
 import { componentLogger, type Logger } from '../telemetry/logger';
@@ -180,7 +182,7 @@ export class ProxyPlane {
   private resolveOrigin(s: Socket): Origin | null {
     const ip = s.remoteAddress, port = s.remotePort;
     if (!ip || !port) return null;
-    return this.o.lookupOrigin(ip.startsWith('::ffff:') ? ip.slice(7) : ip, port);
+    return this.o.lookupOrigin(unmapV4(ip), port);
   }
 
   /** Upstream transport for a chosen endpoint: same node → local forwarder (authorization
@@ -192,8 +194,8 @@ export class ProxyPlane {
     const tunnel = this.tunnel;
     if (!tunnel) {
       // No identity yet: only the mesh's fail mode may let the connection through.
-      if (this.view?.mesh.failMode === 'open') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
-      throw new WeftError('WEFT_ERR_IDENTITY', 'the mTLS tunnel is not ready (no node certificate yet)');
+      failWithoutIdentity(this.view?.mesh.failMode ?? 'closed', this.log, 'the mTLS tunnel is not ready (no node certificate yet)');
+      return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
     }
     // A hostNetwork backend is the node itself, outside the mesh: no identity to tunnel
     // to, so it is dialled as it is (plaintext), like kube-proxy would.

@@ -9,7 +9,7 @@ import type {
   TrafficPolicyObject, WorkloadObject,
 } from './kinds';
 import type { MeshSettings } from './snapshot';
-import { cidrContains, hostRange, parseCidr, parseIPv4, type Cidr } from './net';
+import { cidrContains, hostRange, parseCidr, parseIPv4, type Cidr } from '../lib/ip';
 import { durationMs } from './duration';
 import { authzPathError, namespacePatternError, principalError } from './identity';
 

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPolicyDir, compile, forNode, ParsedFileCache } from '../../agent/policy';
 import { ViewResourceCache } from '../../agent/policy/view-cache';
-import { startControl, startAgents, statusUntil, type Agents } from '../e2e/control-procs';
+import { spawnControl, startAgents, statusUntil, type Agents } from '../lib/control-procs';
 import { nodeToken, tokenLines } from '../lib/bootstrap-tokens';
 import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './control-fixture';
 import { packageRoot } from '../../agent/lib/paths';
@@ -135,7 +135,7 @@ async function run(shape: MeshShape, changes: number, label: string) {
   writeFileSync(tokenFile, tokenLines(['e2e-operator', ...Array.from({ length: shape.nodes }, (_, i) => nodeName(i))], 'bench-control'), { mode: 0o600 });
 
   process.stderr.write(`[${label}] starting weft control ...\n`);
-  const control = await startControl(cleanup, ['--policies', policies, '--state-dir', join(dir, 'control'), '--token-file', tokenFile, '--poll-interval', '30s'], 0, CONTROL_NODE_ARGS);
+  const control = await spawnControl(cleanup, ['--policies', policies, '--state-dir', join(dir, 'control'), '--token-file', tokenFile, '--poll-interval', '30s'], 0, CONTROL_NODE_ARGS);
   const address = `127.0.0.1:${control.port}`;
   const groups: Agents[] = [];
   for (let p = 0; p < shape.nodes / AGENTS_PER_PROCESS; p++) {

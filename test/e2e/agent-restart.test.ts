@@ -13,6 +13,7 @@ import { startOneNodeMesh } from '../lib/mesh';
 import { policyFile, registrationGrant } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
+import { sleep } from '../lib/wait';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
 
@@ -68,5 +69,3 @@ test('agent SIGKILL + restart: zero client failures, pinned state adopted, clean
   const tree = execFileSync('bpftool', ['cgroup', 'tree', cgroup2Root()], { encoding: 'utf8' });
   assert.ok(!tree.includes(`/weft/${node}`), `programs still attached under weft/${node}:\n${tree}`);
 });
-
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }

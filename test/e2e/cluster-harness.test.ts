@@ -21,6 +21,7 @@ import { runcList } from '../lib/runc';
 import { loadDaemonSet, podOptionsFromTemplate } from '../lib/pod-template';
 import { resolvePodCgroup } from '../../agent/discovery/pod-cgroup';
 import { cgroup2Root } from '../../agent/datapath/layout';
+import { until } from '../lib/wait';
 
 const SERVER = `
 const http = require('node:http');
@@ -63,16 +64,6 @@ d.start().then(async () => {
 }, (e) => { console.error(e); process.exit(1); });
 `;
 
-async function until<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const inode = (p: string): bigint => statSync(p, { bigint: true }).ino;
 
 test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across nodes, kubelet-shaped API objects, restarts, deletes, cleanup', { timeout: 180_000 }, async (t) => {
@@ -94,7 +85,7 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
       args: ['node', '-e', SERVER], env,
     });
   }
-  for (const p of Object.values(pods)) await until(() => p.logs().stdout.includes('listening'), `${p.name} to listen (${JSON.stringify(p.logs())})`);
+  for (const p of Object.values(pods)) await until(`${p.name} to listen (${JSON.stringify(p.logs())})`, () => p.logs().stdout.includes('listening'), { timeoutMs: 15_000, everyMs: 50 });
 
   await t.test('each pod process is in its kubelet-shaped cgroup v2 scope, found by weft\'s resolver', () => {
     for (const p of Object.values(pods)) {
@@ -213,7 +204,7 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     assert.equal(cs.restartCount, 1);
     assert.equal(cs.lastState.terminated?.exitCode, 137);
     assert.equal(cs.lastState.terminated?.containerID, `containerd://${old.id}`);
-    await until(() => p.logs().stdout.includes('listening'), 'the new container to listen');
+    await until('the new container to listen', () => p.logs().stdout.includes('listening'), { timeoutMs: 15_000, everyMs: 50 });
     const r = await pods['web-2']!.exec(['node', '-e', GET, `http://${p.ip}:8080/`], {}, { timeoutMs: 10_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(JSON.parse(r.stdout).cgroup, new RegExp(`cri-containerd-${p.container.id}\\.scope$`));
@@ -231,7 +222,7 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
       ],
     });
     assert.equal(agentLike.ip, node1.ip);
-    await until(() => agentLike.logs().stdout.includes('node='), 'the agent-like pod to print');
+    await until('the agent-like pod to print', () => agentLike.logs().stdout.includes('node='), { timeoutMs: 15_000, everyMs: 50 });
     assert.equal(agentLike.logs().stdout.trim(), `node=${node1.name} ip=${node1.ip}`);
     assert.equal(inode(`/proc/${agentLike.container.pid}/ns/net`), inode(node1.netnsPath));
     assert.equal(inode(`/proc/${agentLike.container.pid}/ns/pid`), inode('/proc/self/ns/pid'));
@@ -274,7 +265,7 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     });
     const agent = await cluster.addPod(node2, o);
     assert.equal(agent.qos, 'Burstable');
-    const argv = await until(async () => { const r = await agent.exec(['cat', '/tmp/argv']); return r.code === 0 ? r.stdout : undefined; }, 'the argv file');
+    const argv = await until('the argv file', async () => { const r = await agent.exec(['cat', '/tmp/argv']); return r.code === 0 && r.stdout ? r.stdout : undefined; }, { timeoutMs: 15_000, everyMs: 50 });
     const lines = argv.trim().split('\n');
     assert.equal(lines[0], 'agent');
     assert.ok(lines.includes(`--node=${node2.name}`), argv);

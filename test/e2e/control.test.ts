@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StatusResponse__Output } from '../../agent/control/generated/weft/control/v1/StatusResponse';
 import { nodeToken, tokenLines } from '../lib/bootstrap-tokens';
-import { startControl as startControlProc, startAgents as startAgentsProc, status as statusOf, statusUntil as statusUntilOf, type Agents } from './control-procs';
+import { spawnControl, startAgents as startAgentsProc, status as statusOf, statusUntil as statusUntilOf, type Agents } from '../lib/control-procs';
 
 // One token per node (a bare token binds to its first node); 'e2e-operator' reads Status.
 const TOKENS = tokenLines(['node-1', 'node-2', 'e2e-operator'], 'e2e-control');
@@ -52,7 +52,7 @@ function tmp(t: TestContext, prefix: string): string {
   return d;
 }
 
-const startControl = (t: TestContext, args: string[], port = 0) => startControlProc((fn) => t.after(fn), args, port);
+const startControl = (t: TestContext, args: string[], port = 0) => spawnControl((fn) => t.after(fn), args, port);
 const startAgents = (t: TestContext, address: string, nodes: { node: string; stateDir: string }[]) => startAgentsProc((fn) => t.after(fn), address, (n) => nodeToken(n, 'e2e-control'), nodes);
 const status = (port: number) => statusOf(port, TOKEN);
 const statusUntil = (port: number, pred: (s: StatusResponse__Output) => boolean, what: string) => statusUntilOf(port, TOKEN, pred, what);

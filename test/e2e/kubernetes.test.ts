@@ -32,6 +32,7 @@ import { agentPodSpec, readDaemonSet } from '../lib/daemonset';
 import { ROOT, watchWeft, weftArgv, type WeftProcess } from '../lib/weft';
 import { cgroupV2Of } from '../lib/kube-cgroups';
 import { nodeLayout } from '../../agent/datapath/layout';
+import { until as waitUntil } from '../lib/wait';
 
 const NODE_A = 'ip-10-0-1-2.ec2.internal';
 const NODE_B = 'node-b';
@@ -51,15 +52,8 @@ spec:
   mtls: {mode: ${mode}}
 `;
 
-async function until<T>(what: string, ms: number, check: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try { const v = await check(); if (v !== undefined && v !== false) return v; } catch (e) { last = e; }
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String((last as Error).message ?? last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = <T>(what: string, ms: number, check: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> =>
+  waitUntil(what, check, { timeoutMs: ms, everyMs: 200, retryErrors: true });
 
 async function json<T>(pod: Pod, args: string[], timeoutMs = 60_000): Promise<T> {
   const r = await pod.exec(['node', CLIENT, ...args], undefined, { timeoutMs });

@@ -18,7 +18,7 @@ import { CertificateAuthority } from '../../agent/identity/ca';
 import { createCsr, generateSigningKey } from '../../agent/identity/pki';
 import { nodeSpiffeId } from '../../agent/identity/spiffe';
 import { FakeApiServer, apiClient } from '../lib/fake-apiserver';
-import { startControl } from '../unit/control-harness';
+import { startControl } from '../lib/control-server';
 
 const SHARED = 'old-style-shared-bootstrap-token-0123456789';
 

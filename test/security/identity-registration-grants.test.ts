@@ -14,7 +14,7 @@ import { policyCompiler } from '../../agent/control/policy-adapter';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
 import { allowedIdentities } from '../../agent/control/certificates';
 import { compile, loadPolicyTexts } from '../../agent/policy';
-import { startControl, silent, tokenFor } from '../unit/control-harness';
+import { startControl, silent, tokenFor } from '../lib/control-server';
 
 const MESH = `apiVersion: weft.dev/v1alpha1
 kind: MeshConfig

@@ -10,7 +10,8 @@ import { SyncClient } from '../../agent/sync/client';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startControl, until, silent, tokenFor } from './control-harness';
+import { startControl, silent, tokenFor } from '../lib/control-server';
+import { waitFor } from '../lib/wait';
 
 test('a node gets certificates for its workloads and itself, nothing else', async (t) => {
   const caDir = mkdtempSync(join(tmpdir(), 'wt-ctl-ca-'));
@@ -49,6 +50,6 @@ test('a node gets certificates for its workloads and itself, nothing else', asyn
 
   // The trust bundle travels with snapshots.
   await n2.start();
-  await until(() => (n2.state().trustBundle.length ? true : undefined), (w) => { n2.on('state', w); return () => n2.off('state', w); }, 5000, 'trust bundle via Sync');
+  await waitFor(() => (n2.state().trustBundle.length ? true : undefined), (w) => { n2.on('state', w); return () => n2.off('state', w); }, 5000, 'trust bundle via Sync');
   assert.deepEqual(n2.state().trustBundle, ca!.trustBundle());
 });

@@ -15,7 +15,8 @@ import type { SyncResponse__Output } from '../../agent/control/generated/weft/co
 import type { SyncRequest } from '../../agent/control/generated/weft/control/v1/SyncRequest';
 import { NODE_RESOURCE } from '../../agent/policy/view-resources';
 import { serviceYaml, nodeWorkloadsYaml, nodeName, type MeshShape } from '../bench/control-fixture';
-import { startControl, until, tokenFor, type Harness } from './control-harness';
+import { startControl, tokenFor, type Harness } from '../lib/control-server';
+import { waitFor } from '../lib/wait';
 
 const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
 
@@ -32,7 +33,7 @@ function openSync(t: { after: (fn: () => void) => void }, h: Harness, node: stri
   t.after(() => { s.end(); s.cancel(); c.close(); });
   return {
     send: (r: SyncRequest) => s.write({ node, typeUrl: NODE_RESOURCES_TYPE_URL, ...r }),
-    push: (n: number) => until(() => pushes[n - 1], (w) => { wakers.add(w); return () => wakers.delete(w); }, 5000, `push #${n}`),
+    push: (n: number) => waitFor(() => pushes[n - 1], (w) => { wakers.add(w); return () => wakers.delete(w); }, 5000, `push #${n}`),
     pushes,
   };
 }
@@ -56,7 +57,7 @@ test('delta sync: everything first, then only what changed; a NACKed delta is no
   assert.deepEqual(names(p1), [NODE_RESOURCE, ...h.server.store.snapshot()!.services.map((x) => `service/${x.key}`)].sort());
   assert.deepEqual(p1.removedResources, []);
   s.send({ versionInfo: p1.versionInfo, responseNonce: p1.nonce });
-  await until(() => (h.server.agents.get(node)?.ackedVersion === p1.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p1');
+  await waitFor(() => (h.server.agents.get(node)?.ackedVersion === p1.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p1');
 
   // One endpoint of node-01 changes weight: this node gets that one service resource.
   h.write(`workloads-${nodeName(1)}.yaml`, nodeWorkloadsYaml(SHAPE, 1, 3));
@@ -67,14 +68,14 @@ test('delta sync: everything first, then only what changed; a NACKed delta is no
   assert.equal(JSON.parse(p2.resources[0]!.body.toString()).service.endpoints.find((e: { weight: number }) => e.weight === 4).node, nodeName(1));
   // NACK it: the server keeps what was ACKed, so the next delta carries that service again.
   s.send({ versionInfo: p1.versionInfo, responseNonce: p2.nonce, errorDetail: { code: 13, message: 'map full' } });
-  await until(() => (h.server.agents.get(node)?.lastNackReason === 'map full' ? true : undefined), (w) => { const i = setInterval(w, 10); return () => clearInterval(i); }, 5000, 'NACK recorded');
+  await waitFor(() => (h.server.agents.get(node)?.lastNackReason === 'map full' ? true : undefined), (w) => { const i = setInterval(w, 10); return () => clearInterval(i); }, 5000, 'NACK recorded');
   assert.equal(h.server.agents.get(node)!.ackedVersion, p1.versionInfo);
 
   h.write(`workloads-${nodeName(1)}.yaml`, nodeWorkloadsYaml(SHAPE, 1, 7));
   const p3 = await s.push(3);
   assert.deepEqual(names(p3), [svc], 'the delta is against the ACKed state, which still has the old service');
   s.send({ versionInfo: p3.versionInfo, responseNonce: p3.nonce });
-  await until(() => (h.server.agents.get(node)?.ackedVersion === p3.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p3');
+  await waitFor(() => (h.server.agents.get(node)?.ackedVersion === p3.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p3');
 
   // node-01's workloads disappear: services that only they backed change, none is removed;
   // dropping the services file removes every service resource by name.
@@ -83,7 +84,7 @@ test('delta sync: everything first, then only what changed; a NACKed delta is no
   assert.ok(p4.resources.length > 0 && p4.resources.every((r) => r.name.startsWith('service/')));
   assert.deepEqual(p4.removedResources, []);
   s.send({ versionInfo: p4.versionInfo, responseNonce: p4.nonce });
-  await until(() => (h.server.agents.get(node)?.ackedVersion === p4.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p4');
+  await waitFor(() => (h.server.agents.get(node)?.ackedVersion === p4.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p4');
   h.write('services.yaml', '');
   h.write(`workloads-${nodeName(0)}.yaml`, nodeWorkloadsYaml(SHAPE, 0).replace(/labels: \{app: svc-\d+\}/g, 'labels: {}'));
   const p5 = await s.push(5);

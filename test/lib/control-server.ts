@@ -114,17 +114,3 @@ export async function startControl(t: TestContext, opts: { port?: number; polici
   });
   return { server, policies, stateDir, address: `127.0.0.1:${server.port}`, write, ...(ca ? { ca } : {}), ...(bundleFile ? { bundleFile } : {}) };
 }
-
-/** Resolves when `pred` holds after an event on `emitter`, or rejects after `ms`. */
-export function until<T>(check: () => T | undefined, subscribe: (wake: () => void) => () => void, ms = 5000, what = 'condition'): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let unsub: () => void = () => undefined;
-    const timer = setTimeout(() => { unsub(); reject(new Error(`timed out after ${ms} ms waiting for ${what}`)); }, ms);
-    const wake = () => {
-      const v = check();
-      if (v !== undefined) { clearTimeout(timer); unsub(); resolve(v); }
-    };
-    unsub = subscribe(wake);
-    wake();
-  });
-}
