@@ -9,7 +9,7 @@
 // cancellation are carried both ways.
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Connector } from '../http/upstream';
+import type { Connector } from '../types';
 import type { Cluster } from '../balancer/cluster';
 import type { EndpointState } from '../balancer/endpoint';
 import { selectBackend, selectRoute, type HeaderEdits, type RequestView, type RouteAction, type ServiceRoutes } from '../routing/table';
@@ -22,7 +22,7 @@ import { parseGrpcTimeout } from './grpc-timeout';
 import { H2Connection, type ConnectionHandler, type ConnectionLimits, type H2Stream, type StreamHandler } from './connection';
 import { E } from './frame';
 import { UpstreamPool } from './upstream-pool';
-import type { Origin } from '../outbound';
+import type { Origin } from '../types';
 import { DEFAULT_PATH_NORMALIZATION, normalizePath, type PathNormalization } from '../http/path';
 
 export interface H2Options {

@@ -3,8 +3,8 @@
 // across sources. A request goes to the least-loaded live connection; another
 // connection is opened when all are busy, up to a per-endpoint cap.
 import type { Drainable, EndpointState } from '../balancer/endpoint';
-import type { Connector } from '../http/upstream';
-import type { Origin } from '../outbound';
+import type { Connector } from '../types';
+import type { Origin } from '../types';
 import { H2Connection, type ConnectionHandler, type ConnectionLimits } from './connection';
 import { E } from './frame';
 

@@ -10,7 +10,8 @@ import type { Duplex } from 'node:stream';
 import { Framing, HeadError, RequestHead, findHeadEnd, parseRequestHead } from './head-parser';
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import { localReply } from './replies';
-import { Upstream, UpstreamFailure, type Connector, type UpstreamOwner } from './upstream';
+import { Upstream, UpstreamFailure, type UpstreamOwner } from './upstream';
+import type { Connector } from '../types';
 import { rewriteHead } from './rewrite';
 import { DEFAULT_PATH_NORMALIZATION, normalizePath, type PathNormalization } from './path';
 import { Acquire, ConnectionPool, type PoolWaiter } from '../balancer/pool';
@@ -22,7 +23,7 @@ import type { RequestSeries } from '../routing/metrics';
 import type { AccessSink } from '../routing/access-log';
 import { Tracer, type Span } from '../routing/tracing';
 import type { Logger } from '../../telemetry/logger';
-import type { Origin } from '../outbound';
+import type { Origin } from '../types';
 
 export interface Http1Options {
   connect: Connector;

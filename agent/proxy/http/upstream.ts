@@ -8,12 +8,8 @@ import { Socket } from 'node:net';
 import { Framing, HeadError, ResponseHead, findHeadEnd, parseResponseHead } from './head-parser';
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import type { ConnectionPool, PooledConnection } from '../balancer/pool';
-import type { EndpointState, Endpoint } from '../balancer/endpoint';
-import type { Origin } from '../outbound';
-
-/** Opens a transport to an endpoint on behalf of the connection's origin (the source
- *  decides the identity of an mTLS tunnel). May throw a WeftError (refused). */
-export type Connector = (ep: Endpoint, origin: Origin) => Socket | Duplex;
+import type { EndpointState } from '../balancer/endpoint';
+export type { Connector } from '../types';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
 
