@@ -16,7 +16,7 @@ import { OutboundProxy, type Origin } from '../proxy/outbound';
 import { InboundL7 } from '../proxy/http/inbound';
 import { H2Proxy } from '../proxy/h2/proxy';
 import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from '../proxy/http/path';
-import { authorizerFor, type Authorizer } from '../proxy/routing/authz';
+import { Authorizer } from '../proxy/routing/authz';
 import type { AccessSink } from '../proxy/routing/access-log';
 import { RequestMetrics } from '../proxy/routing/metrics';
 import type { Endpoint } from '../proxy/balancer/endpoint';
@@ -103,7 +103,7 @@ export class ProxyPlane {
     this.localTargets = indexLocalTargets(view);
     this.l7Authorizers = new Map(view.localWorkloads
       .filter((w) => view.authorizationPolicies.some((p) => p.l7 && p.workloads.includes(w.key)))
-      .map((w) => [w.key, authorizerFor(w.key, view.authorizationPolicies)]));
+      .map((w) => [w.key, new Authorizer(this.authorizer.engine.workload(w.key))]));
     this.view = view;
   }
 
@@ -223,7 +223,7 @@ export class ProxyPlane {
     const authz = this.l7Authorizers.get(dest.key);
     if (!authz) return null;
     const [callerSide, proxySide] = duplexPair();
-    const peer = { principal: req.sourcePrincipal, port: req.target.port, ...(req.sourceIp ? { ip: req.sourceIp } : {}) };
+    const peer = { principal: req.sourcePrincipal, port: req.target.port, destinationIp: req.target.ip, ...(req.sourceIp ? { ip: req.sourceIp } : {}) };
     const series = this.requestMetrics.seriesFor({
       reporter: 'destination', source_workload: req.sourceWorkload ?? 'unknown', source_namespace: parseSpiffeId(req.sourcePrincipal).namespace,
       source_principal: req.sourcePrincipal, destination_service: dest.service ?? 'unknown', destination_workload: dest.name, connection_security_policy: req.security,
