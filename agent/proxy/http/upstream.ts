@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { Socket } from 'node:net';
 import { Framing, HeadError, ResponseHead, findHeadEnd, parseResponseHead } from './head-parser';
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
-import type { ConnectionPool, PooledConnection } from '../balancer/pool';
+import type { ConnectionPool, PooledConnection } from '../pipeline/pool';
 import type { EndpointState } from '../balancer/endpoint';
 export type { Connector } from '../types';
 
@@ -36,6 +36,9 @@ const enum Phase { Idle, Head, Body, Tunnel, Dead }
 
 export class Upstream implements PooledConnection {
   served = 0;
+  leases = 0;
+  retired = false;
+  readonly capacity = 1;
   owner: UpstreamOwner | null = null;
   /** True once the transport is established (connect failure vs reset). */
   connected = false;
@@ -74,6 +77,11 @@ export class Upstream implements PooledConnection {
   }
 
   write(b: Buffer): boolean { return this.sock.write(b); }
+
+  get usable(): boolean { return this.phase !== Phase.Dead; }
+
+  /** The pool closes a retired connection when its request is done. */
+  retire(): void { /* one request at a time: nothing else to stop */ }
 
   private onData(d: Buffer): void {
     if (this.phase === Phase.Tunnel) { this.owner!.onResponseData(this, d); return; }
