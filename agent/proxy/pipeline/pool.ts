@@ -7,11 +7,21 @@
 // A request that finds no room and no queue space overflows (counted on the cluster).
 // Waiters are objects with a method, not closures, so queuing allocates nothing on the
 // common path (a free connection is returned at once).
-import type { Cluster } from '../balancer/cluster';
+// The pool is not tied to L7 clusters: anything with the breaker's counters and limits
+// (a Cluster, or the tunnel's per-peer-node limits) and any target (an EndpointState, a
+// node address) will do.
 import type { EndpointState } from '../balancer/endpoint';
 
+/** The counters and limits a pool applies (balancer/cluster.ts's Cluster is one). */
+export interface Breaker {
+  /** Open connections, requests waiting for one, requests refused (overflow). */
+  connections: number;
+  pending: number;
+  overflows: number;
+  readonly limits: { readonly maxConnections: number; readonly maxPendingRequests: number; readonly maxRequestsPerConnection: number };
+}
+
 export interface PooledConnection {
-  readonly endpoint: EndpointState;
   /** Requests started on it (pool-owned). */
   served: number;
   /** Requests it carries now (pool-owned). */
@@ -44,7 +54,7 @@ export interface PoolShape {
 
 export const EXCLUSIVE: PoolShape = { perConnection: 1, perEndpoint: Infinity };
 
-export class ConnectionPool<C extends PooledConnection> {
+export class ConnectionPool<C extends PooledConnection, T = EndpointState> {
   /** Open connections (multiplexed pools scan them; exclusive pools keep `idle`). */
   private readonly conns: C[] = [];
   /** Exclusive pools: connections with no request, most recently used last. */
@@ -55,7 +65,7 @@ export class ConnectionPool<C extends PooledConnection> {
   /** Connection leased by the last `acquire` that returned Ready. */
   acquired: C | null = null;
 
-  constructor(readonly cluster: Cluster, readonly endpoint: EndpointState, private readonly create: (ep: EndpointState) => C, private readonly shape: PoolShape = EXCLUSIVE) {
+  constructor(readonly cluster: Breaker, readonly endpoint: T, private readonly create: (target: T) => C, private readonly shape: PoolShape = EXCLUSIVE) {
     this.exclusive = shape.perConnection === 1;
   }
 
