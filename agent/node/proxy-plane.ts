@@ -5,7 +5,7 @@
 // only where those come from differs, so this module takes them as functions.
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect, type OnReadOpts } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { IdentitySource } from '../identity/manager';
 import { formatSpiffeId, nodeSpiffeId, parseSpiffeId } from '../identity/spiffe';
@@ -76,7 +76,7 @@ export class ProxyPlane {
     this.outbound = new OutboundProxy({
       directory: this.directory,
       resolveOrigin: (s) => this.resolveOrigin(s),
-      connect: (ep, origin) => this.connectUpstream(ep, origin),
+      connect: (ep, origin, read) => this.connectUpstream(ep, origin, read),
       sourceOf: (id) => {
         const w = o.workloadByCgroup(BigInt(id));
         return w ? { workload: w.name, namespace: w.namespace, principal: this.principalOf(w) } : null;
@@ -86,7 +86,7 @@ export class ProxyPlane {
       logger: componentLogger('outbound', { node: o.node }),
       paths: this.paths,
     });
-    const direct = (ep: Endpoint) => tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
+    const direct = (ep: Endpoint, _origin: Origin, read?: OnReadOpts) => tcpConnect({ host: ep.ip, port: ep.port, noDelay: true, ...(read ? { onread: read } : {}) });
     const inboundLog = componentLogger('inbound-l7', { node: o.node });
     this.inboundH2 = new H2Proxy({ connect: direct, logger: inboundLog, accessLog: o.accessLog, tracer: null, paths: this.paths });
     this.inboundL7 = new InboundL7({
@@ -186,18 +186,18 @@ export class ProxyPlane {
   /** Upstream transport for a chosen endpoint: same node → local forwarder (authorization
    *  and metrics, no encryption); other node → a CONNECT stream in a pooled mTLS session
    *  to that node's 15008, presenting the source workload's certificate. */
-  private connectUpstream(ep: Endpoint, origin: Origin): Socket | Duplex {
+  private connectUpstream(ep: Endpoint, origin: Origin, read?: OnReadOpts): Socket | Duplex {
     const source = this.o.workloadByCgroup(BigInt(origin.cgroupId));
     if (!source) throw new WeftError('WEFT_ERR_PERMISSION', `connection from cgroup ${origin.cgroupId} is not from a workload of node ${this.o.node}`);
     const tunnel = this.tunnel;
     if (!tunnel) {
       // No identity yet: only the mesh's fail mode may let the connection through.
-      if (this.view?.mesh.failMode === 'open') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
+      if (this.view?.mesh.failMode === 'open') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true, ...(read ? { onread: read } : {}) });
       throw new WeftError('WEFT_ERR_IDENTITY', 'the mTLS tunnel is not ready (no node certificate yet)');
     }
     // A hostNetwork backend is the node itself, outside the mesh: no identity to tunnel
     // to, so it is dialled as it is (plaintext), like kube-proxy would.
-    if (ep.meta?.hostNetwork === 'true') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
+    if (ep.meta?.hostNetwork === 'true') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true, ...(read ? { onread: read } : {}) });
     const node = ep.meta?.node;
     const sameNode = node === this.o.node;
     return deferredDuplex(tunnel.outbound.open({

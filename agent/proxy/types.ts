@@ -2,7 +2,7 @@
 // tunnel): who opened a connection and where it was going, and how a transport to an
 // endpoint is opened. They live here, below every module that uses them, so no layer
 // imports another layer's implementation just for a type.
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from './balancer/endpoint';
 
@@ -18,5 +18,8 @@ export interface Origin {
 export interface SourceInfo { workload: string; namespace: string; principal: string }
 
 /** Opens a transport to an endpoint on behalf of the connection's origin (the source
- *  decides the identity of an mTLS tunnel). May throw a WeftError (refused). */
-export type Connector = (ep: Endpoint, origin: Origin) => Socket | Duplex;
+ *  decides the identity of an mTLS tunnel). May throw a WeftError (refused).
+ *  `read`: a connector that opens a plain TCP socket passes it as net.connect's
+ *  `onread`, so the proxy reads into its own reused buffer instead of through the
+ *  Readable stream (other transports ignore it: the proxy then reads 'data' events). */
+export type Connector = (ep: Endpoint, origin: Origin, read?: OnReadOpts) => Socket | Duplex;

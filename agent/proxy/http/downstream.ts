@@ -6,6 +6,7 @@
 // client socket is paused and pipelined bytes wait in `pending`, so pipelining is safe
 // without queues. Callbacks are methods of this object, not per-request closures.
 import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Framing, HeadError, RequestHead, findHeadEnd, parseRequestHead } from './head-parser';
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
@@ -111,7 +112,7 @@ export class TimeoutSweeper {
 export function poolOf(ep: EndpointState, cluster: Cluster, connect: Connector, origin: Origin): ConnectionPool<Upstream> {
   let p = ep.h1.get(origin.cgroupId) as ConnectionPool<Upstream> | undefined;
   if (p === undefined) {
-    const pool: ConnectionPool<Upstream> = new ConnectionPool<Upstream>(cluster, ep, (e) => new Upstream(e, connect(e.endpoint, origin), pool));
+    const pool: ConnectionPool<Upstream> = new ConnectionPool<Upstream>(cluster, ep, (e) => new Upstream(e, (read) => connect(e.endpoint, origin, read), pool));
     ep.h1.set(origin.cgroupId, pool);
     p = pool;
   }
@@ -143,6 +144,9 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
   private timer: NodeJS.Timeout | null = null;
   /** The request offered an Upgrade this proxy forwards: a 101 may become a tunnel. */
   private upgradeOk = false;
+  /** The client is a TCP socket (writes are done or copied when write() returns with
+   *  nothing pending), not a TLS socket or a stream pair that keeps the buffers. */
+  private readonly plainClient: boolean;
 
   constructor(
     private readonly sock: Socket | Duplex,
@@ -152,6 +156,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     initial: Buffer | null,
   ) {
     this.lc = new Lifecycle(this, o);
+    this.plainClient = sock instanceof Socket && !(sock instanceof TLSSocket);
     if (sock instanceof Socket) sock.setNoDelay(true);
     sock.on('data', (d: Buffer) => this.onData(d));
     sock.on('drain', () => this.onClientDrain());
@@ -365,8 +370,15 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     this.writeClient(bytes);
   }
 
+  /** Response bytes to the client. They may be a slice of the upstream's reused read
+   *  buffer: when the client socket keeps a reference (the write did not complete at
+   *  once, or the client is a stream pair), the upstream must not reuse it. */
   private writeClient(b: Buffer): void {
-    if (!this.sock.write(b) && this.up !== null) this.up.sock.pause();
+    const ok = this.sock.write(b);
+    const up = this.up;
+    if (up === null) return;
+    if (!this.plainClient || this.sock.writableLength > 0) up.lent = true;
+    if (!ok) up.sock.pause();
   }
 
   onResponseEnd(up: Upstream): void {
@@ -396,6 +408,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     this.lc.status = 101;
     this.responseStarted = true;
     this.phase = Phase.Tunnel;
+    up.lent = true;
     this.sock.write(bytes);
     if (this.pending !== null) { up.write(this.pending); this.pending = null; }
     this.sock.resume();
