@@ -286,6 +286,12 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     }
   }
 
+  /** Resumes reading the client if it is paused. resume() on a flowing stream is not
+   *  free (it schedules a tick that re-runs the stream's flow): skipped per request. */
+  private resumeClient(): void {
+    if (this.sock.isPaused()) this.sock.resume();
+  }
+
   private onClientDrain(): void {
     if (this.up !== null) this.up.sock.resume();
   }
@@ -335,12 +341,12 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     this.outbound = null;
     const ok = up.write(out);
     if (this.phase === Phase.Body || this.phase === Phase.Waiting && this.pending === null) {
-      if (ok) this.sock.resume(); else this.sock.pause();
+      if (ok) this.resumeClient(); else this.sock.pause();
     }
   }
 
   onUpstreamDrain(): void {
-    if (this.phase === Phase.Body || this.phase === Phase.Tunnel) this.sock.resume();
+    if (this.phase === Phase.Body || this.phase === Phase.Tunnel) this.resumeClient();
   }
 
   // ------------------------------------------------------------- response side
@@ -523,7 +529,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     this.phase = Phase.Head;
     const next = this.pending;
     if (next !== null) { this.pending = null; this.onHeadBytes(next); }
-    if (this.phase === Phase.Head) this.sock.resume();
+    if (this.phase === Phase.Head) this.resumeClient();
   }
 
   private onClientGone(): void {
