@@ -6,7 +6,8 @@
 // endpoint. DATA payloads pass through as slices of what was read; a stream's receive
 // window is credited only once its bytes left through the other side, so a slow
 // receiver stops its sender. Trailers, grpc-timeout deadlines and RST_STREAM
-// cancellation are carried both ways.
+// cancellation are carried both ways. What to do with a request is the pipeline's
+// (pipeline/lifecycle.ts, shared with HTTP/1.1); this file speaks HTTP/2.
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Connector, Origin } from '../types';

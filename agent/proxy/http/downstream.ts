@@ -5,6 +5,11 @@
 // back the same way. Requests are served one at a time: while one is in flight the
 // client socket is paused and pipelined bytes wait in `pending`, so pipelining is safe
 // without queues. Callbacks are methods of this object, not per-request closures.
+//
+// This file speaks HTTP/1.1 only: what to do with a request (authorization, routing,
+// limits, faults, endpoint choice, retries, telemetry) is the pipeline's
+// (pipeline/lifecycle.ts, shared with HTTP/2); connections come from the one pool
+// (pipeline/pool.ts) under the cluster's limits.
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
