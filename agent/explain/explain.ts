@@ -10,8 +10,7 @@ import type { ServiceState, Snapshot, WorkloadState } from '../policy/snapshot';
 import { L7Directory } from '../proxy/routing/directory';
 import { matches, type RequestView } from '../proxy/routing/table';
 import { PolicyAuthorizer, type AuthzDecision } from '../proxy/tunnel/authz';
-import { Authorizer } from '../proxy/routing/authz';
-import type { AuthorizationPolicyState } from '../policy/snapshot';
+import type { AuthzEngine } from '../proxy/authz/engine';
 import { WeftError } from '../lib/errors';
 import { DEFAULT_PATH_NORMALIZATION, normalizePath } from '../proxy/http/path';
 
@@ -66,19 +65,11 @@ function findService(snap: Snapshot, host: string, port: number): ServiceState |
   return snap.services.find((s) => (byName ? s.name === byName[1] && s.namespace === byName[2] : s.vip === host) && s.ports.some((p) => p.port === port));
 }
 
-/** Per-request (L7) verdict with the deciding policy, by the agent's own inbound
- *  Authorizer run one policy at a time; mirrors PolicyAuthorizer's order (DENY first). */
-function l7Decision(all: AuthorizationPolicyState[], workload: string, req: RequestView, principal: string, port: number): AuthzDecision {
-  const policies = all.filter((p) => p.workloads.includes(workload));
-  const peer = { principal, port };
-  const deny = policies.find((p) => p.action === 'DENY' && !new Authorizer([p]).check(req, peer));
-  if (deny) return { allowed: false, policy: deny.key, reason: `denied by DENY policy ${deny.key}` };
-  const allows = policies.filter((p) => p.action === 'ALLOW');
-  if (!allows.length) return { allowed: true, reason: 'no ALLOW policy applies' };
-  const hit = allows.find((p) => new Authorizer([p]).check(req, peer));
-  return hit
-    ? { allowed: true, policy: hit.key, reason: `allowed by ${hit.key}` }
-    : { allowed: false, reason: `no ALLOW policy matches (${allows.map((p) => p.key).join(', ')})` };
+/** Per-request (L7) verdict with the deciding policy, by the same engine the agent's
+ *  tunnel and inbound L7 proxy ask. */
+function l7Decision(engine: AuthzEngine, workload: string, req: RequestView, principal: string, address: string, port: number): AuthzDecision {
+  const d = engine.request(workload, { principal, destinationIp: address, destinationPort: port }, req);
+  return { allowed: d.verdict === 'allow', ...(d.policy !== undefined ? { policy: d.policy } : {}), reason: d.reason };
 }
 
 /** The request as the proxy routes and authorizes it: its path normalized as the
@@ -155,7 +146,7 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
           workload: e.workload, address: e.address, port: epPort, node: e.node,
           hop: e.node === src.node ? 'same node (no encryption)' : e.hostNetwork ? 'plaintext (hostNetwork, outside the mesh)' : 'mTLS tunnel',
           authorization: l7
-            ? l7Decision(snap.authorizationPolicies, e.workload, requestView(q, snap), src.identity, epPort)
+            ? l7Decision(authorizer.engine, e.workload, requestView(q, snap), src.identity, e.address, epPort)
             : authorizer.authorize({ sourcePrincipal: src.identity, sourceNamespace: src.namespace, destinationWorkload: e.workload, destinationIp: e.address, destinationPort: epPort }),
         };
       }),
