@@ -13,13 +13,13 @@ import { connect, type Socket } from 'node:net';
 import { HpackDecoder } from '../../agent/proxy/h2/hpack';
 
 export const T = { DATA: 0, HEADERS: 1, PRIORITY: 2, RST_STREAM: 3, SETTINGS: 4, PUSH_PROMISE: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
-const ES = 0x1, ACK = 0x1, EH = 0x4, PADDED = 0x8, PRIO = 0x20;
+export const ES = 0x1, ACK = 0x1, EH = 0x4, PADDED = 0x8, PRIO = 0x20;
 export const E = {
   NO_ERROR: 0, PROTOCOL_ERROR: 1, INTERNAL_ERROR: 2, FLOW_CONTROL_ERROR: 3, SETTINGS_TIMEOUT: 4, STREAM_CLOSED: 5,
   FRAME_SIZE_ERROR: 6, REFUSED_STREAM: 7, CANCEL: 8, COMPRESSION_ERROR: 9, CONNECT_ERROR: 10, ENHANCE_YOUR_CALM: 11,
 } as const;
 const ERR_NAME = Object.fromEntries(Object.entries(E).map(([k, v]) => [v, k])) as Record<number, string>;
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const S_HEADER_TABLE_SIZE = 1, S_ENABLE_PUSH = 2, S_MAX_CONCURRENT_STREAMS = 3, S_INITIAL_WINDOW_SIZE = 4, S_MAX_FRAME_SIZE = 5;
 
 /** How long a case waits for the verdict it expects. */
@@ -34,17 +34,17 @@ export function fr(type: number, flags: number, stream: number, payload: Buffer 
   h.writeUInt32BE(stream >>> 0, 5);
   return Buffer.concat([h, p]);
 }
-const u32 = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(v >>> 0); return b; };
+export const u32 = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(v >>> 0); return b; };
 export const settings = (...pairs: number[]): Buffer => {
   const p = Buffer.alloc(pairs.length * 3);
   for (let i = 0; i < pairs.length; i += 2) { p.writeUInt16BE(pairs[i]!, i * 3); p.writeUInt32BE(pairs[i + 1]!, i * 3 + 2); }
   return fr(T.SETTINGS, 0, 0, p);
 };
-const ping = (data: Buffer, flags = 0): Buffer => fr(T.PING, flags, 0, data);
-const rst = (id: number, code: number): Buffer => fr(T.RST_STREAM, 0, id, u32(code));
-const wu = (id: number, inc: number): Buffer => fr(T.WINDOW_UPDATE, 0, id, u32(inc));
+export const ping = (data: Buffer, flags = 0): Buffer => fr(T.PING, flags, 0, data);
+export const rst = (id: number, code: number): Buffer => fr(T.RST_STREAM, 0, id, u32(code));
+export const wu = (id: number, inc: number): Buffer => fr(T.WINDOW_UPDATE, 0, id, u32(inc));
 const prio = (id: number, dep: number): Buffer => fr(T.PRIORITY, 0, id, Buffer.concat([u32(dep), Buffer.from([15])]));
-const data = (id: number, s: string | Buffer, flags = 0): Buffer => fr(T.DATA, flags, id, Buffer.isBuffer(s) ? s : Buffer.from(s));
+export const data = (id: number, s: string | Buffer, flags = 0): Buffer => fr(T.DATA, flags, id, Buffer.isBuffer(s) ? s : Buffer.from(s));
 
 /** An HPACK integer with an N-bit prefix (RFC 7541 §5.1). */
 function hint(v: number, prefix: number, first: number): number[] {
@@ -62,7 +62,7 @@ const lit = (name: string, value: string): Buffer => Buffer.concat([Buffer.from(
 /** Literal field with incremental indexing, new name (§6.2.1). */
 const litIndexed = (name: string, value: string): Buffer => Buffer.concat([Buffer.from([0x40]), hstr(name), hstr(value)]);
 export const block = (h: string[]): Buffer => Buffer.concat(h.flatMap((_x, i) => (i % 2 === 0 ? [lit(h[i]!, h[i + 1]!)] : [])));
-const hdr = (id: number, h: string[] | Buffer, flags = EH | ES): Buffer => fr(T.HEADERS, flags, id, Buffer.isBuffer(h) ? h : block(h));
+export const hdr = (id: number, h: string[] | Buffer, flags = EH | ES): Buffer => fr(T.HEADERS, flags, id, Buffer.isBuffer(h) ? h : block(h));
 
 const req = (method: string, path = '/ok', extra: string[] = []): string[] => [':method', method, ':scheme', 'http', ':path', path, ':authority', 'localhost', ...extra];
 const GET = (extra: string[] = []): string[] => req('GET', '/ok', extra);
@@ -82,9 +82,17 @@ export class Peer {
   private readonly dec = new HpackDecoder(65536);
   private decoded = 0;
   private readonly headerLists = new Map<Frame, string[]>();
-  constructor(readonly sock: Socket) {
+  /** `server`: this end accepted the connection (it reads the client preface first). */
+  constructor(readonly sock: Socket, server = false) {
+    let preface = server ? PREFACE.length : 0;
     sock.on('data', (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
+      if (preface > 0) {
+        const n = Math.min(preface, this.buf.length);
+        if (!this.buf.subarray(0, n).equals(PREFACE.subarray(PREFACE.length - preface, PREFACE.length - preface + n))) { sock.destroy(); return; }
+        preface -= n;
+        this.buf = this.buf.subarray(n);
+      }
       while (this.buf.length >= 9) {
         const len = this.buf.readUIntBE(0, 3);
         if (this.buf.length < 9 + len) break;

@@ -17,7 +17,7 @@ import {
   DEFAULT_MAX_FRAME, DEFAULT_WINDOW, E, F, FRAME_HEADER, MAX_WINDOW, PREFACE, S, T,
   checkFrame, checkSetting, goawayFrame, settingsFrame, u32Frame, unpad, writeHead,
 } from './frame';
-import { MALFORMED, NO_LENGTH, checkRequest, checkTrailers } from './validate';
+import { INFORMATIONAL, MALFORMED, NO_LENGTH, checkRequest, checkResponse, checkTrailers } from './validate';
 
 /** What a stream reports to whoever owns it (the proxy exchange). */
 export interface StreamHandler {
@@ -77,6 +77,12 @@ const enum Closed { SENT_RST = 0, RECV_RST = 1, ENDED = 2, NEVER_OPENED = 3 }
 const CLOSED_MEMORY = 128;
 const GAP_MEMORY = 16;
 
+/** A request header list whose :method is HEAD. */
+function isHead(h: readonly string[]): boolean {
+  for (let i = 0; i < h.length && h[i]!.charCodeAt(0) === 0x3a; i += 2) if (h[i] === ':method') return h[i + 1] === 'HEAD';
+  return false;
+}
+
 export class H2Stream {
   handler: StreamHandler | null = null;
   sendWindow: number;
@@ -95,10 +101,14 @@ export class H2Stream {
   localEnd = false;
   remoteEnd = false;
   closed = false;
-  /** Server side: the request's content-length (or NO_LENGTH) and the DATA bytes
+  /** The content-length the peer's message declared (or NO_LENGTH) and the DATA bytes
    *  received so far, padding excluded (§8.1.1). */
   expectLength = NO_LENGTH;
   dataLength = 0;
+  /** Client side: the request was HEAD (its response has no content), and the final
+   *  (non-1xx) response headers arrived. */
+  head = false;
+  final = false;
   constructor(readonly id: number, readonly conn: H2Connection, sendWindow: number, recvWindow: number) {
     this.sendWindow = sendWindow;
     this.recvWindow = recvWindow;
@@ -192,6 +202,7 @@ export class H2Connection {
   request(headers: readonly string[], end: boolean, handler: StreamHandler): H2Stream {
     const s = new H2Stream(this.nextStreamId, this, this.peerInitialWindow, this.limits.streamWindow);
     this.nextStreamId += 2;
+    s.head = isHead(headers);
     s.handler = handler;
     this.streams.set(s.id, s);
     this.writeHeaders(s, headers, end);
@@ -656,6 +667,8 @@ export class H2Connection {
     // Padding is never forwarded: return its credit now.
     if (data.length < len) this.credit(s, len - data.length);
     const end = (flags & F.END_STREAM) !== 0;
+    // Client: DATA before the final response headers (§8.1).
+    if (this.isClient && !s.final) { this.streamError(s, E.PROTOCOL_ERROR); return; }
     if (s.expectLength >= 0) {
       // A body longer, or (at its end) shorter, than content-length: malformed (§8.1.1).
       s.dataLength += data.length;
@@ -686,9 +699,14 @@ export class H2Connection {
     if (s !== undefined) {
       if (s.remoteEnd) { this.streamError(s, E.STREAM_CLOSED); return; }
       if (decoded.invalid || selfDep) { this.streamError(s, E.PROTOCOL_ERROR); return; }
-      // Server: a second HEADERS is trailers, which end the stream, carry no
-      // pseudo-header and complete the content-length (§8.1, §8.1.1).
-      if (!this.isClient && (!end || !checkTrailers(decoded.headers) || (s.expectLength >= 0 && s.dataLength !== s.expectLength))) {
+      if (this.isClient && !s.final) {
+        // Client: informational responses, then the final one (§8.1, §8.3.2).
+        const v = checkResponse(decoded.headers, end, s.head);
+        if (v === MALFORMED) { this.streamError(s, E.PROTOCOL_ERROR); return; }
+        if (v !== INFORMATIONAL) { s.final = true; s.expectLength = v; }
+      } else if (!end || !checkTrailers(decoded.headers) || (s.expectLength >= 0 && s.dataLength !== s.expectLength)) {
+        // A HEADERS after the request or the final response is trailers, which end the
+        // stream, carry no pseudo-header and complete the content-length (§8.1, §8.1.1).
         this.streamError(s, E.PROTOCOL_ERROR);
         return;
       }

@@ -121,3 +121,42 @@ export function checkTrailers(h: readonly string[]): boolean {
   }
   return true;
 }
+
+/** checkResponse's verdict for an informational (1xx) response. */
+export const INFORMATIONAL = -3;
+
+/**
+ * Checks a response's header list (§8.3.2, §8.1): exactly one :status of three digits
+ * and no other pseudo-header, pseudo-headers first, no connection-specific field; an
+ * informational (1xx) response does not end the stream. `bodiless`: the response has no
+ * content whatever its content-length says (a HEAD request, 204, 304; §8.1.1).
+ *
+ * Returns INFORMATIONAL, MALFORMED, or the content-length the DATA must match (NO_LENGTH
+ * when there is none to check).
+ */
+export function checkResponse(h: readonly string[], end: boolean, head: boolean): number {
+  let status = -1;
+  let regular = false;
+  let length = NO_LENGTH;
+  for (let i = 0; i < h.length; i += 2) {
+    const n = h[i]!, v = h[i + 1]!;
+    if (n.charCodeAt(0) === 0x3a) {
+      if (regular || n !== ':status' || status >= 0 || v.length !== 3) return MALFORMED;
+      status = parseLength(v);
+      if (status < 100) return MALFORMED;
+      continue;
+    }
+    regular = true;
+    if (forbiddenField(n, v)) return MALFORMED;
+    if (n === 'content-length') {
+      const x = parseLength(v);
+      if (x < 0 || (length !== NO_LENGTH && x !== length)) return MALFORMED;
+      length = x;
+    }
+  }
+  if (status < 0) return MALFORMED;
+  if (status < 200) return end ? MALFORMED : INFORMATIONAL;
+  if (head || status === 204 || status === 304) return NO_LENGTH;
+  if (end && length > 0) return MALFORMED;
+  return length;
+}
