@@ -151,8 +151,12 @@ export class H2Connection {
   private hdrSelfDep = false;
   /** The first frame of the peer's preface (a SETTINGS frame, §3.4) was seen. */
   private prefaceSettings = false;
-  /** Recently closed streams (id -> Closed), oldest first; skipped peer ids as [lo, hi]. */
-  private readonly closedIds = new Map<number, Closed>();
+  /** The last CLOSED_MEMORY closed streams, a ring of (id, Closed) written on every
+   *  close and searched only when a frame comes for a stream that is not open; skipped
+   *  peer ids as [lo, hi] pairs. */
+  private readonly closedIds = new Int32Array(CLOSED_MEMORY);
+  private readonly closedHows = new Uint8Array(CLOSED_MEMORY);
+  private closedNext = 0;
   private gaps: number[] = [];
   // Stream ids and lifecycle.
   private nextStreamId = 1;
@@ -363,9 +367,20 @@ export class H2Connection {
   }
 
   private remember(id: number, how: Closed): void {
-    const m = this.closedIds;
-    m.set(id, how);
-    if (m.size > CLOSED_MEMORY) m.delete(m.keys().next().value!);
+    const i = this.closedNext;
+    this.closedIds[i] = id;
+    this.closedHows[i] = how;
+    this.closedNext = i + 1 === CLOSED_MEMORY ? 0 : i + 1;
+  }
+
+  /** How stream `id` was closed, if it is among the last CLOSED_MEMORY (newest first). */
+  private recall(id: number): Closed | -1 {
+    const ids = this.closedIds;
+    for (let k = 0, i = this.closedNext; k < CLOSED_MEMORY; k++) {
+      i = i === 0 ? CLOSED_MEMORY - 1 : i - 1;
+      if (ids[i] === id) return this.closedHows[i] as Closed;
+    }
+    return -1;
   }
 
   /** Server side: the peer opened stream `id`; ids it skipped are closed, never opened. */
@@ -379,8 +394,8 @@ export class H2Connection {
   }
 
   private closedHow(id: number): Closed {
-    const how = this.closedIds.get(id);
-    if (how !== undefined) return how;
+    const how = this.recall(id);
+    if (how !== -1) return how;
     const g = this.gaps;
     for (let i = 0; i < g.length; i += 2) if (id >= g[i]! && id <= g[i + 1]!) return Closed.NEVER_OPENED;
     return Closed.SENT_RST;
@@ -404,7 +419,7 @@ export class H2Connection {
       case Closed.RECV_RST:
         // Once: a peer that keeps sending gets no more resets from us.
         this.push(u32Frame(T.RST_STREAM, id, E.STREAM_CLOSED));
-        this.closedIds.set(id, Closed.SENT_RST);
+        this.remember(id, Closed.SENT_RST);
         return;
       default: return;
     }

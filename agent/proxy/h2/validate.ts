@@ -12,8 +12,6 @@ export const MALFORMED = -2;
 /** checkRequest's verdict for a well-formed request without content-length. */
 export const NO_LENGTH = -1;
 
-/** Connection-specific fields (§8.2.2): an HTTP/2 message carrying one is malformed. */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 /** Largest content-length we parse (beyond 2^53 a number is no longer exact). */
 const MAX_LENGTH_DIGITS = 15;
@@ -33,16 +31,24 @@ export function parseLength(v: string): number {
 
 /** "trailers", compared as a case-insensitive token. */
 function isTrailers(v: string): boolean {
-  return v.length === 8 && v.toLowerCase() === 'trailers';
+  return v === 'trailers' || (v.length === 8 && v.toLowerCase() === 'trailers');
 }
 
 /**
  * A regular (non-pseudo) field that makes any HTTP/2 message malformed: a
- * connection-specific field, or TE with any value other than "trailers" (§8.2.2).
+ * connection-specific field (connection, keep-alive, proxy-connection,
+ * transfer-encoding, upgrade), or TE with any value other than "trailers" (§8.2.2).
+ * Every request passes here field by field: the length decides before any string does.
  */
 export function forbiddenField(name: string, value: string): boolean {
-  if (name === 'te') return !isTrailers(value);
-  return CONNECTION_SPECIFIC.has(name);
+  switch (name.length) {
+    case 2: return name === 'te' && !isTrailers(value);
+    case 7: return name === 'upgrade';
+    case 10: return name === 'connection' || name === 'keep-alive';
+    case 16: return name === 'proxy-connection';
+    case 17: return name === 'transfer-encoding';
+    default: return false;
+  }
 }
 
 /** host ":" port, as CONNECT's :authority must be (§8.5; RFC 9110 §9.3.6). */
@@ -87,11 +93,11 @@ export function checkRequest(h: readonly string[], end: boolean): number {
     }
     regular = true;
     if (forbiddenField(n, v)) return MALFORMED;
-    if (n === 'content-length') {
+    if (n.length === 14 && n === 'content-length') {
       const x = parseLength(v);
       if (x < 0 || (length !== NO_LENGTH && x !== length)) return MALFORMED;
       length = x;
-    } else if (n === 'host') {
+    } else if (n.length === 4 && n === 'host') {
       if (host !== undefined) return MALFORMED;
       host = v;
     }
