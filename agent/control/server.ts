@@ -38,6 +38,9 @@ export interface ControlServerOptions {
   /** TLS 1.3 on the gRPC port with a serving certificate from the mesh CA (needs
    *  createSigner). Without it the port is plaintext: loopback demos and tests only. */
   tls?: ControlTlsOptions;
+  /** A Sync push left unanswered this long while newer versions wait ends the stream
+   *  (the agent reconnects and resyncs). Default 30 s. */
+  maxAckWaitMs?: number;
 }
 
 export interface ControlTlsOptions {
@@ -67,7 +70,7 @@ export class ControlServer {
     this.log = opts.logger ?? componentLogger('control');
     this.registrations = new RegistrationStore(opts.stateDir);
     this.store = new SnapshotStore(opts.compiler, this.registrations, this.metrics, this.log);
-    this.sync = new SyncService(this.store, this.agents, opts.auth, this.metrics, this.log, () => this.signer?.trustBundle() ?? []);
+    this.sync = new SyncService(this.store, this.agents, opts.auth, this.metrics, this.log, () => this.signer?.trustBundle() ?? [], opts.maxAckWaitMs);
     this.store.on('update', (snap) => { void this.ensureSigner(snap.mesh.trustDomain); });
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': SERVER_MAX_RECEIVE_BYTES,
@@ -138,6 +141,12 @@ export class ControlServer {
     this.signerReady = this.opts.createSigner(trustDomain).then((s) => { this.signer = s; }, (e: unknown) => {
       this.log.error({ err: (e as Error).message }, 'cannot create the CA; SignCertificate will fail');
     });
+  }
+
+  /** The CA's trust bundle changed outside a snapshot (a root rotation, or roots another
+   *  replica stored): every agent is sent it. */
+  trustBundleChanged(): void {
+    void this.sync.fanOut();
   }
 
   /** Streams end with OK (agents reconnect to the next instance), unary calls finish. */

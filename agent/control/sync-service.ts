@@ -34,6 +34,10 @@ const MAX_WRITES_IN_FLIGHT = 8;
  *  agents connecting at once. */
 const MAX_BYTES_IN_FLIGHT = 12 * 1024 * 1024;
 const SLOW_WRITE_MS = 2000;
+/** A push unanswered for this long while a newer version waits: the agent is too far
+ *  behind. Its stream is ended (UNAVAILABLE) rather than queued for; it reconnects and
+ *  resyncs from what it holds, and the others never wait for it. */
+export const DEFAULT_MAX_ACK_WAIT_MS = 30_000;
 
 function withTimeout(p: Promise<void>, ms: number): Promise<void> {
   return new Promise((resolve) => {
@@ -70,6 +74,10 @@ class SyncStream {
   private seq = 0;
   private lastNonce = '';
   private sentVersion = '';
+  /** The trust bundle sent with the latest push (a root rotation changes it alone). */
+  private sentBundle = '';
+  /** When the push now waiting for its ACK or NACK went out (0: none waiting). */
+  private awaitingSince = 0;
   private agent: AgentRecord | undefined;
   private closed = false;
   /** Delta mode: resource name → version the agent ACKed (or said it had at hello). */
@@ -117,6 +125,7 @@ class SyncStream {
     if (req.node !== '' && req.node !== agent.node) throw rpcError(status.INVALID_ARGUMENT, 'node changed mid-stream');
     if (req.typeUrl !== '' && req.typeUrl !== (this.delta ? NODE_RESOURCES_TYPE_URL : NODE_VIEW_TYPE_URL)) throw rpcError(status.INVALID_ARGUMENT, 'type_url changed mid-stream');
     if (req.responseNonce !== this.lastNonce) return; // stale: answers an older push
+    this.awaitingSince = 0;
     const inFlight = this.delta?.inFlight;
     if (this.delta) this.delta.inFlight = undefined;
     if (req.errorDetail) {
@@ -149,7 +158,12 @@ class SyncStream {
    *  it costs one message and lets the agent confirm it is in sync. */
   push(): Push | undefined {
     if (this.closed || !this.agent) return undefined;
-    if (this.svc.store.snapshot()?.version === this.sentVersion) return undefined;
+    if (this.svc.store.snapshot()?.version === this.sentVersion && this.svc.trustBundle().join('') === this.sentBundle) return undefined;
+    if (this.awaitingSince && performance.now() - this.awaitingSince > this.svc.maxAckWaitMs) {
+      this.fail(rpcError(status.UNAVAILABLE, `no answer to the push of ${this.sentVersion} for ${Math.round((performance.now() - this.awaitingSince) / 1000)} s while newer versions wait: reconnect and resync`));
+      this.svc.metrics.slowAgentsDropped.inc();
+      return undefined;
+    }
     return this.delta ? this.pushDelta(this.delta) : this.pushView();
   }
 
@@ -184,11 +198,14 @@ class SyncStream {
   private write(version: string, body: Partial<SyncResponse>): Promise<void> {
     this.lastNonce = `${this.id}-${++this.seq}`;
     this.sentVersion = version;
+    this.awaitingSince = performance.now();
+    const trustBundle = this.svc.trustBundle();
+    this.sentBundle = trustBundle.join('');
     this.svc.agents.sent(this.agent as AgentRecord, version);
     this.svc.metrics.pushes.inc();
     const typeUrl = this.delta ? NODE_RESOURCES_TYPE_URL : NODE_VIEW_TYPE_URL;
     return new Promise((resolve) => {
-      this.call.write({ versionInfo: version, nonce: this.lastNonce, typeUrl, trustBundle: this.svc.trustBundle(), ...body }, () => resolve());
+      this.call.write({ versionInfo: version, nonce: this.lastNonce, typeUrl, trustBundle, ...body }, () => resolve());
     });
   }
 
@@ -233,6 +250,7 @@ export class SyncService {
     readonly metrics: ControlMetrics,
     readonly log: Logger,
     readonly trustBundle: () => string[],
+    readonly maxAckWaitMs = DEFAULT_MAX_ACK_WAIT_MS,
   ) {
     store.on('update', () => { void this.fanOut(); });
   }
