@@ -317,9 +317,13 @@ export class CertificateAuthority {
     if (!(activate >= 0)) throw invalidArg(`activateAfterSeconds must be >= 0, got ${activate}`);
     const before = this.roots;
     const r = await this.addRoot(root, activate);
-    // All or nothing: a store that refuses the write (another replica wrote first)
-    // leaves this CA as it was.
-    try { await this.save(); } catch (e) { this.roots = before; throw e; }
+    const next = this.roots;
+    // All or nothing, stored first: until the store has the new roots this CA keeps
+    // serving the old ones, and a store that refuses the write (another replica wrote
+    // first) leaves it as it was.
+    this.roots = before;
+    await this.save(next);
+    this.roots = next;
     log.info({ activeFrom: r.activeFrom, oldRootsRetireAt: r.retireOld }, 'root rotation staged');
     return { activeFrom: new Date(r.activeFrom), oldRootsRetireAt: new Date(r.retireOld) };
   }
@@ -359,8 +363,8 @@ export class CertificateAuthority {
   }
 
   /** The store holds the root keys: a 0600 file, or a Secret. */
-  private async save(): Promise<void> {
-    await this.store.save(this.roots.map(({ certPem, keyPem, activeFrom, retireAt }) => ({ certPem, keyPem, activeFrom, ...(retireAt ? { retireAt } : {}) })));
+  private async save(roots: LoadedRoot[] = this.roots): Promise<void> {
+    await this.store.save(roots.map(({ certPem, keyPem, activeFrom, retireAt }) => ({ certPem, keyPem, activeFrom, ...(retireAt ? { retireAt } : {}) })));
   }
 }
 

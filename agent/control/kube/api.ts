@@ -42,7 +42,7 @@ export function isConflict(e: unknown): e is ConflictError {
 }
 
 /** One HTTP exchange; `body` undefined for GET. Resolves with status and parsed JSON. */
-type Transport = (method: string, path: string, body?: unknown) => Promise<{ status: number; json: unknown }>;
+export type Transport = (method: string, path: string, body?: unknown) => Promise<{ status: number; json: unknown }>;
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
@@ -53,42 +53,48 @@ export function defaultStateNamespace(): string {
   try { return readFileSync(SA_NAMESPACE_FILE, 'utf8').trim() || 'weft-system'; } catch { return 'weft-system'; }
 }
 
+/** HTTP(S) to the API server of a kubeconfig (file, $KUBECONFIG, ~/.kube/config or the
+ *  in-cluster service account). */
+export async function httpTransport(kubeconfig?: string): Promise<Transport> {
+  const { kc } = await loadKubeConfig(kubeconfig);
+  const server = kc.getCurrentCluster()?.server as string;
+  const base = new URL(server);
+  const transport: Transport = async (method, path, body) => {
+    const opts: RequestOptions = {
+      method, protocol: base.protocol, hostname: base.hostname.replace(/^\[|\]$/g, ''), port: base.port || (base.protocol === 'https:' ? 443 : 80),
+      path: `${base.pathname.replace(/\/$/, '')}${path}`, headers: { accept: 'application/json' },
+    };
+    // Credentials (token, client certificate, CA) are applied per request: in-cluster
+    // tokens are rotated on disk and the client re-reads them.
+    await kc.applyToHTTPSOptions(opts);
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (data) Object.assign(opts.headers as Record<string, string>, { 'content-type': 'application/json', 'content-length': String(data.length) });
+    return new Promise((resolve, reject) => {
+      const req = (base.protocol === 'https:' ? httpsRequest : httpRequest)(opts, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let json: unknown;
+          try { json = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { json = undefined; }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+        res.on('error', reject);
+      });
+      req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
+      req.on('error', reject);
+      req.end(data);
+    });
+  };
+  return transport;
+}
+
 export class KubeStateApi {
   constructor(readonly namespace: string, private readonly transport: Transport, private readonly timeoutMs = 10_000) {}
 
   /** Connects the way discovery does: a kubeconfig file, $KUBECONFIG, ~/.kube/config or
    *  the in-cluster service account. */
   static async connect(namespace: string, kubeconfig?: string): Promise<KubeStateApi> {
-    const { kc } = await loadKubeConfig(kubeconfig);
-    const server = kc.getCurrentCluster()?.server as string;
-    const base = new URL(server);
-    const transport: Transport = async (method, path, body) => {
-      const opts: RequestOptions = {
-        method, protocol: base.protocol, hostname: base.hostname.replace(/^\[|\]$/g, ''), port: base.port || (base.protocol === 'https:' ? 443 : 80),
-        path: `${base.pathname.replace(/\/$/, '')}${path}`, headers: { accept: 'application/json' },
-      };
-      // Credentials (token, client certificate, CA) are applied per request: in-cluster
-      // tokens are rotated on disk and the client re-reads them.
-      await kc.applyToHTTPSOptions(opts);
-      const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-      if (data) Object.assign(opts.headers as Record<string, string>, { 'content-type': 'application/json', 'content-length': String(data.length) });
-      return new Promise((resolve, reject) => {
-        const req = (base.protocol === 'https:' ? httpsRequest : httpRequest)(opts, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            let json: unknown;
-            try { json = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { json = undefined; }
-            resolve({ status: res.statusCode ?? 0, json });
-          });
-          res.on('error', reject);
-        });
-        req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-        req.on('error', reject);
-        req.end(data);
-      });
-    };
-    return new KubeStateApi(namespace, transport);
+    return new KubeStateApi(namespace, await httpTransport(kubeconfig));
   }
 
   private path(resource: StateResource, name?: string): string {

@@ -31,7 +31,8 @@ export interface Versioned<T> {
 
 interface DataObject extends KubeObject { data?: Record<string, string>; type?: string }
 
-const MAX_ATTEMPTS = 8;
+/** Writers that keep colliding back off (jittered, exponential up to 500 ms). */
+const MAX_ATTEMPTS = 32;
 
 export declare interface SharedDocument<T> {
   on(event: 'change', listener: (doc: Versioned<T | undefined>) => void): this;
@@ -110,7 +111,7 @@ export class SharedDocument<T> extends EventEmitter {
         return doc;
       } catch (e) {
         if (!isConflict(e) || attempt >= MAX_ATTEMPTS) throw e;
-        await new Promise((r) => setTimeout(r, 20 * attempt * Math.random()));
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(500, 10 * 2 ** attempt)));
       }
     }
   }
