@@ -74,6 +74,10 @@ export interface SyncClientOptions {
    *  reconnect waits a random delay in [0, this] (default 2000 ms), so the agents that
    *  were on that replica arrive at the others spread out instead of all at once. */
   reconnectSpreadMs?: number;
+  /** With several control API addresses: false tries them in the given order (the first
+   *  is preferred, e.g. the replica in this node's zone); default true, a random order
+   *  per agent, which spreads a fleet over the replicas. */
+  shuffleReplicas?: boolean;
 }
 
 export interface SyncState {
@@ -137,6 +141,7 @@ export function controlTarget(address: string): string {
 }
 
 const SHUFFLED_PICK_FIRST = JSON.stringify({ loadBalancingConfig: [{ pick_first: { shuffleAddressList: true } }] });
+const ORDERED_PICK_FIRST = JSON.stringify({ loadBalancingConfig: [{ pick_first: { shuffleAddressList: false } }] });
 
 function sameBundle(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((p, i) => p === b[i]);
@@ -202,7 +207,7 @@ export class SyncClient extends EventEmitter {
   private channel(): ControlClient {
     const Control = controlProto().weft.control.v1.Control;
     return new Control(controlTarget(this.opts.address), controlCredentials(this.opts.controlCa, this.clientCert), {
-      'grpc.service_config': SHUFFLED_PICK_FIRST,
+      'grpc.service_config': this.opts.shuffleReplicas === false ? ORDERED_PICK_FIRST : SHUFFLED_PICK_FIRST,
       'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_BYTES,
       // The channel's own reconnect backoff must not outlast ours (its default max is 120 s).
       'grpc.initial_reconnect_backoff_ms': 100,

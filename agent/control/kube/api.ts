@@ -10,6 +10,7 @@
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { WeftError } from '../../lib/errors';
 import { loadKubeConfig } from '../../discovery/informer';
 
@@ -67,6 +68,8 @@ export async function httpTransport(kubeconfig?: string): Promise<Transport> {
     // Credentials (token, client certificate, CA) are applied per request: in-cluster
     // tokens are rotated on disk and the client re-reads them.
     await kc.applyToHTTPSOptions(opts);
+    // SNI carries names only (RFC 6066); an API server addressed by IP is verified by IP.
+    if (typeof opts.servername === 'string' && isIP(opts.servername)) delete opts.servername;
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (data) Object.assign(opts.headers as Record<string, string>, { 'content-type': 'application/json', 'content-length': String(data.length) });
     return new Promise((resolve, reject) => {
