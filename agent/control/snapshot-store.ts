@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import type { Snapshot } from '../policy/snapshot';
 import { forNode } from '../policy/node-view';
-import { ViewResourceCache, type EncodedResource } from '../policy/view-cache';
+import { ViewResourceCache, type NodeResources } from '../policy/view-cache';
 import { describeError, isWeftError } from '../lib/errors';
 import type { Logger } from '../telemetry/logger';
 import type { PolicyCompiler } from './policy-compiler';
@@ -65,7 +65,7 @@ export class SnapshotStore extends EventEmitter {
 
   /** The node's view of the current snapshot as named, content-versioned resources
    *  (delta Sync); shared with other nodes wherever the content is the same. */
-  nodeResources(node: string): { version: string; resources: ReadonlyMap<string, EncodedResource> } | undefined {
+  nodeResources(node: string): { version: string; resources: NodeResources } | undefined {
     const snap = this.current;
     if (!snap) return undefined;
     return { version: snap.version, resources: this.views.resources(node) };

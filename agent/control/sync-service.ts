@@ -18,6 +18,7 @@ import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL } from './proto';
 import { rpcError, toRpcError } from './rpc-error';
 import { usableNodeAddress } from './registrations';
 import type { SnapshotStore } from './snapshot-store';
+import type { EncodedResource, NodeResources } from '../policy/view-cache';
 
 type SyncCall = ServerDuplexStream<SyncRequest__Output, SyncResponse>;
 
@@ -65,9 +66,14 @@ interface Push {
 
 /** A delta push waiting for its ACK or NACK: what the agent holds once it ACKs. */
 interface InFlightDelta {
-  changed: Map<string, string>;
-  removed: string[];
+  /** The node's view that was sent: what the agent holds once it ACKs. */
+  target: NodeResources;
 }
+
+/** What a delta agent holds: the versions it listed at hello (any replica, any
+ *  history), or, once it ACKed a push, exactly that view (kept by reference: no
+ *  per-agent copy of five thousand resource versions). */
+type Held = { versions: Map<string, string> } | { view: NodeResources };
 
 class SyncStream {
   private readonly id = randomBytes(4).toString('hex');
@@ -81,7 +87,7 @@ class SyncStream {
   private agent: AgentRecord | undefined;
   private closed = false;
   /** Delta mode: resource name → version the agent ACKed (or said it had at hello). */
-  private delta: { acked: Map<string, string>; inFlight: InFlightDelta | undefined } | undefined;
+  private delta: { acked: Held; inFlight: InFlightDelta | undefined } | undefined;
 
   constructor(
     private readonly call: SyncCall,
@@ -104,7 +110,7 @@ class SyncStream {
     requireSelf(this.caller, req.node, 'node');
     const address = usableNodeAddress(req.nodeAddress ?? '');
     if (req.typeUrl === NODE_RESOURCES_TYPE_URL) {
-      this.delta = { acked: new Map(Object.entries(req.initialResourceVersions ?? {})), inFlight: undefined };
+      this.delta = { acked: { versions: new Map(Object.entries(req.initialResourceVersions ?? {})) }, inFlight: undefined };
     }
     this.agent = this.svc.agents.open(req.node, req.versionInfo, this.caller.via);
     this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
@@ -137,10 +143,7 @@ class SyncStream {
       return;
     }
     if (req.versionInfo !== this.sentVersion) throw rpcError(status.INVALID_ARGUMENT, `ACK for version '${req.versionInfo.slice(0, 80)}' but '${this.sentVersion}' was sent with that nonce`);
-    if (this.delta && inFlight) {
-      for (const [name, version] of inFlight.changed) this.delta.acked.set(name, version);
-      for (const name of inFlight.removed) this.delta.acked.delete(name);
-    }
+    if (this.delta && inFlight) this.delta.acked = { view: inFlight.target };
     this.svc.agents.ack(agent, req.versionInfo);
     this.svc.metrics.acks.inc();
     this.svc.emit(agent.node, req.versionInfo);
@@ -180,15 +183,18 @@ class SyncStream {
     if (delta.inFlight) return undefined;
     const current = this.svc.store.nodeResources((this.agent as AgentRecord).node);
     if (!current) return undefined;
-    const changed = new Map<string, string>();
-    const resources: { name: string; version: string; body: Buffer }[] = [];
-    for (const [name, r] of current.resources) {
-      if (delta.acked.get(name) === r.version) continue;
-      changed.set(name, r.version);
-      resources.push({ name, version: r.version, body: r.body() });
+    let changed: [string, EncodedResource][];
+    let removed: string[];
+    const held = delta.acked;
+    if ('view' in held) {
+      ({ changed, removed } = current.resources.deltaFrom(held.view));
+    } else {
+      changed = [];
+      for (const [name, r] of current.resources) if (held.versions.get(name) !== r.version) changed.push([name, r]);
+      removed = [...held.versions.keys()].filter((name) => !current.resources.has(name));
     }
-    const removed = [...delta.acked.keys()].filter((name) => !current.resources.has(name));
-    delta.inFlight = { changed, removed };
+    const resources = changed.map(([name, r]) => ({ name, version: r.version, body: r.body() }));
+    delta.inFlight = { target: current.resources };
     const bytes = resources.reduce((n, r) => n + r.body.length, 0);
     this.svc.metrics.deltaResources.inc(resources.length);
     this.svc.metrics.pushBytes.inc(bytes);
