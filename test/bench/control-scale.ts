@@ -16,6 +16,7 @@
 // own code: that they match what the replicas serve (no resource sent at start) is
 // itself the check that versions are content hashes, comparable across processes.
 import { fork } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPolicyDir, compile } from '../../agent/policy';
@@ -48,6 +49,24 @@ async function metricValue(c: Control, name: string): Promise<number> {
   return Number(text.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
 }
 
+async function metricUntil(c: Control, name: string, pred: (v: number) => boolean, what: string): Promise<void> {
+  const end = Date.now() + 120_000;
+  for (;;) {
+    const v = await metricValue(c, name);
+    if (pred(v)) return;
+    if (Date.now() > end) throw new Error(`${name} never showed ${what} (last ${v})`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => { const p = (srv.address() as AddressInfo).port; srv.close(() => resolve(p)); });
+  });
+}
+
 /** node → resource name → version, as the control API computes them. */
 function currentVersions(dir: string, shape: MeshShape): { version: string; perNode: Record<string, Record<string, string>> } {
   const snap = compile(loadPolicyDir([dir]), []);
@@ -77,15 +96,17 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   const warm = currentVersions(policies, shape);
   const warmMs = performance.now() - t;
 
-  const replica = (id: string) => startControl(cleanup, [
+  const replica = (id: string, port = 0) => startControl(cleanup, [
     '--policies', policies, '--state-dir', join(dir, id), '--token-file', tokenFile, '--poll-interval', '30s',
     '--state-store', 'kubernetes', '--kubeconfig', api.kubeconfigPath!, '--state-namespace', 'weft-system', '--replica-id', id,
-  ], 0, CONTROL_NODE_ARGS);
-  say('[scale] starting replica A, then B ...');
+  ], port, CONTROL_NODE_ARGS);
+  // B's port is chosen now and B started only once every agent is on A: the agents list
+  // both (A first) and the storm is all 1000 of them moving.
+  const bPort = await freePort();
+  say('[scale] starting replica A ...');
   t = performance.now();
   const a = await replica('bench-a');
   const startMs = performance.now() - t;
-  const b = await replica('bench-b');
 
   // 1000 agents in 10 processes, all preferring A.
   const events: SimEvent[] = [];
@@ -97,7 +118,7 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
     const file = join(dir, `warm-${p}.json`);
     writeFileSync(file, JSON.stringify(Object.fromEntries(nodes.map((n) => [n, warm.perNode[n]]))));
     const proc = fork(join(packageRoot(), 'test/bench/control-sim-agents.ts'), [JSON.stringify({
-      address: `127.0.0.1:${a.port},127.0.0.1:${b.port}`, token: TOKEN, controlCa: a.caBundle, nodes, shuffle: false, spreadMs: SPREAD_MS, warm: { version: warm.version, file },
+      address: `127.0.0.1:${a.port},127.0.0.1:${bPort}`, token: TOKEN, controlCa: a.caBundle, nodes, shuffle: false, spreadMs: SPREAD_MS, warm: { version: warm.version, file },
     })], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     cleanup(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
     proc.on('message', (batch: SimEvent[]) => { events.push(...batch); for (const w of wakers) w(); });
@@ -119,8 +140,10 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   const first = await acked(0, warm.version);
   const connectMs = Math.max(...first.values()) - t;
   const warmResourcesSent = events.filter((e) => e.t === 'ack').reduce((n, e) => n + (e.resources ?? 0), 0);
-  await statusUntil(a.port, TOKEN, (s) => s.agents.filter((x) => x.connected).length === shape.nodes, `${shape.nodes} agents on A`, 60_000);
+  await metricUntil(a, 'weft_control_connected_agents', (v) => v === shape.nodes, `${shape.nodes} agents on A`);
   const memStart = procMemMb(a.proc.pid!);
+  say('[scale] starting replica B (standby) ...');
+  const b = await replica('bench-b', bPort);
 
   // Changes.
   const pushBytesBefore = await metricValue(a, 'weft_control_push_bytes_total');
@@ -141,7 +164,7 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   const pushBytesPerChange = (await metricValue(a, 'weft_control_push_bytes_total') - pushBytesBefore) / changes;
   const memA = procMemMb(a.proc.pid!);
   const memBBefore = procMemMb(b.proc.pid!);
-  await statusUntil(b.port, TOKEN, (s) => s.currentVersion === current, 'B serves the same version', 60_000);
+  await statusUntil(b.port, TOKEN, (s) => s.currentVersion === current, `B serves ${current}`, 60_000);
 
   // Reconnect storm: A dies; every agent resyncs on B.
   say('[scale] killing replica A: reconnect storm ...');
@@ -154,7 +177,7 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   const resync = [...resynced.values()].map((at) => at - killedAt);
   const stormBytes = (await metricValue(b, 'weft_control_push_bytes_total')) - bBytesBefore;
   const stormResources = (await metricValue(b, 'weft_control_delta_resources_total')) - bResBefore;
-  await statusUntil(b.port, TOKEN, (s) => s.agents.filter((x) => x.connected && x.ackedVersion === current).length === shape.nodes, `${shape.nodes} agents on B`, 60_000);
+  await metricUntil(b, 'weft_control_connected_agents', (v) => v === shape.nodes, `${shape.nodes} agents on B`);
   const memB = procMemMb(b.proc.pid!);
   for (const p of procs) p.kill('SIGTERM');
   b.proc.kill('SIGTERM');
