@@ -58,7 +58,10 @@ Flags:
                            rotation is requested with
                            kubectl annotate secret weft-control-ca weft.dev/rotate-root=24h
                            and carried out by the Lease holder. --state-dir then holds
-                           only caches (git clone, CA bundle copy): an emptyDir will do
+                           only caches (git clone, CA bundle copy): an emptyDir will do.
+                           Replicas compile only what all of them see: workloads and
+                           node addresses come from the Kubernetes API (weft run
+                           registration is refused; agents' reported addresses ignored)
   --state-namespace NS     namespace of the Lease and Secret (default: $POD_NAMESPACE,
                            the service account's namespace, else weft-system)
   --replica-id ID          this replica's Lease holder identity (default: $POD_NAME,
@@ -178,7 +181,7 @@ export const command: Command = {
       say(`replicated: state in namespace ${replicas.api.namespace} (Lease ${replicas.elector.leaseName}, Secret weft-control-ca), replica ${replicaId}`);
     }
     const server = new ControlServer({
-      source, compiler: policyCompiler(discovered), auth, host: listen.host, port: listen.port, stateDir, logger: log,
+      source, compiler: policyCompiler(discovered), auth, host: listen.host, port: listen.port, stateDir, logger: log, replicated,
       createSigner: (trustDomain: string) => (replicas ? replicas.ca(trustDomain, () => server.trustBundleChanged()) : CertificateAuthority.loadOrCreate(stateDir, { trustDomain })),
       ...(values.insecure ? {} : {
         tls: { defaultTrustDomain: DEFAULT_MESH.trustDomain, defaultTtlSeconds: DEFAULT_MESH.certTtlMs / 1000, bundleOut: resolve(values['ca-bundle-out'] ?? join(stateDir, 'ca-bundle.pem')) },

@@ -45,6 +45,7 @@ export class SnapshotStore extends EventEmitter {
     private readonly registrations: RegistrationStore,
     private readonly metrics: ControlMetrics,
     private readonly log: Logger,
+    private readonly opts: { nodeReports?: boolean } = {},
   ) {
     super();
     this.setMaxListeners(0);
@@ -97,10 +98,11 @@ export class SnapshotStore extends EventEmitter {
   /**
    * A node's agent reported its address (Sync hello). When that changes the node table's
    * input, it is persisted and the last good objects are recompiled (a Node object, when
-   * one names the node, still wins inside the compiler).
+   * one names the node, still wins inside the compiler). Replicas ignore reports: each
+   * hears only its own agents', and they must all compile the same snapshot.
    */
   nodeReported(node: string, address: string): Promise<void> {
-    if (!this.registrations.setNodeAddress(node, address)) return Promise.resolve();
+    if (this.opts.nodeReports === false || !this.registrations.setNodeAddress(node, address)) return Promise.resolve();
     return this.serialise(async () => {
       await this.registrations.persistNodes();
       if (!this.tree) return;

@@ -127,6 +127,9 @@ test('two control replicas on the Kubernetes API: the leader dies mid-rotation a
   assert.equal(root0.length, 1);
   const explain = async (c: Control) => client(c, 'rep-node-1').explain({ from: 'rep/w-1', host: '10.96.60.3', port: 80, headers: {} });
   assert.deepEqual(await explain(r2), await explain(r1));
+  // Replicas compile only what all of them see: workloads come from the Kubernetes API.
+  await assert.rejects(client(r2, 'rep-node-1').registerWorkload({ name: 'vm-0', namespace: 'rep', serviceAccount: 'x', labels: {}, address: '10.250.62.1', cgroupId: '', weight: 1 }),
+    /FAILED_PRECONDITION.*replicas on the Kubernetes API/);
 
   // Mid-rotation and mid-edit: request a staged rotation, change a policy, kill the leader.
   const deltaBefore = await metric(r2, 'weft_control_delta_resources_total');
