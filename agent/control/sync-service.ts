@@ -18,7 +18,7 @@ import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL } from './proto';
 import { rpcError, toRpcError } from './rpc-error';
 import { usableNodeAddress } from './registrations';
 import type { SnapshotStore } from './snapshot-store';
-import type { EncodedResource, NodeResources } from '../policy/view-cache';
+import type { NodeResources } from '../policy/view-cache';
 
 type SyncCall = ServerDuplexStream<SyncRequest__Output, SyncResponse>;
 
@@ -70,10 +70,25 @@ interface InFlightDelta {
   target: NodeResources;
 }
 
-/** What a delta agent holds: the versions it listed at hello (any replica, any
- *  history), or, once it ACKed a push, exactly that view (kept by reference: no
- *  per-agent copy of five thousand resource versions). */
-type Held = { versions: Map<string, string> } | { view: NodeResources };
+/** What a delta agent holds: a view of this replica (kept by reference: no per-agent
+ *  copy of five thousand resource versions), except for `dirty` names, which it holds
+ *  at another version or not at all, plus `extra` names the view does not have. After
+ *  an ACK it is exactly the view that was sent. At hello the versions the agent lists
+ *  (from any replica, any history) are compared once with the current view and then
+ *  dropped: a thousand agents reconnecting at once would otherwise keep five million
+ *  strings alive until each got its first push. */
+interface Held { view: NodeResources; dirty?: ReadonlySet<string>; missing?: ReadonlySet<string>; extra?: readonly string[] }
+
+function heldFrom(versions: Record<string, string>, view: NodeResources): Held {
+  const dirty = new Set<string>();
+  const missing = new Set<string>();
+  for (const [name, r] of view) {
+    const v = versions[name];
+    if (v === undefined) missing.add(name); else if (v !== r.version) dirty.add(name);
+  }
+  const extra = Object.keys(versions).filter((name) => !view.has(name));
+  return { view, ...(dirty.size ? { dirty } : {}), ...(missing.size ? { missing } : {}), ...(extra.length ? { extra } : {}) };
+}
 
 class SyncStream {
   private readonly id = randomBytes(4).toString('hex');
@@ -87,7 +102,7 @@ class SyncStream {
   private agent: AgentRecord | undefined;
   private closed = false;
   /** Delta mode: resource name → version the agent ACKed (or said it had at hello). */
-  private delta: { acked: Held; inFlight: InFlightDelta | undefined } | undefined;
+  private delta: { acked: Held | undefined; initial: Record<string, string> | undefined; inFlight: InFlightDelta | undefined } | undefined;
 
   constructor(
     private readonly call: SyncCall,
@@ -110,7 +125,10 @@ class SyncStream {
     requireSelf(this.caller, req.node, 'node');
     const address = usableNodeAddress(req.nodeAddress ?? '');
     if (req.typeUrl === NODE_RESOURCES_TYPE_URL) {
-      this.delta = { acked: { versions: new Map(Object.entries(req.initialResourceVersions ?? {})) }, inFlight: undefined };
+      const initial = req.initialResourceVersions ?? {};
+      const view = this.svc.store.nodeResources(req.node)?.resources;
+      // Without a snapshot yet, the listed versions wait for the first one.
+      this.delta = view ? { acked: heldFrom(initial, view), initial: undefined, inFlight: undefined } : { acked: undefined, initial, inFlight: undefined };
     }
     this.agent = this.svc.agents.open(req.node, req.versionInfo, this.caller.via);
     this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
@@ -183,15 +201,20 @@ class SyncStream {
     if (delta.inFlight) return undefined;
     const current = this.svc.store.nodeResources((this.agent as AgentRecord).node);
     if (!current) return undefined;
-    let changed: [string, EncodedResource][];
-    let removed: string[];
-    const held = delta.acked;
-    if ('view' in held) {
-      ({ changed, removed } = current.resources.deltaFrom(held.view));
-    } else {
-      changed = [];
-      for (const [name, r] of current.resources) if (held.versions.get(name) !== r.version) changed.push([name, r]);
-      removed = [...held.versions.keys()].filter((name) => !current.resources.has(name));
+    const held = delta.acked ?? heldFrom(delta.initial ?? {}, current.resources);
+    delta.initial = undefined;
+    const d = current.resources.deltaFrom(held.view);
+    let changed = d.changed;
+    let removed = d.removed;
+    if (held.dirty || held.missing || held.extra) {
+      const names = new Set(changed.map(([name]) => name));
+      changed = [...changed];
+      for (const name of [...(held.dirty ?? []), ...(held.missing ?? [])]) {
+        const r = current.resources.get(name);
+        if (r && !names.has(name)) changed.push([name, r]);
+      }
+      // Never a removal of something the agent does not hold: it would NACK it.
+      removed = [...new Set([...removed.filter((name) => !held.missing?.has(name)), ...(held.extra ?? []).filter((name) => !current.resources.has(name))])];
     }
     const resources = changed.map(([name, r]) => ({ name, version: r.version, body: r.body() }));
     delta.inFlight = { target: current.resources };
