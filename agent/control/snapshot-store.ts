@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import type { Snapshot } from '../policy/snapshot';
 import { forNode } from '../policy/node-view';
-import { ViewResourceCache, type EncodedResource } from '../policy/view-cache';
+import { ViewResourceCache, type NodeResources } from '../policy/view-cache';
 import { describeError, isWeftError } from '../lib/errors';
 import type { Logger } from '../telemetry/logger';
 import type { PolicyCompiler } from './policy-compiler';
@@ -42,6 +42,7 @@ export class SnapshotStore extends EventEmitter {
     private readonly registrations: RegistrationStore,
     private readonly metrics: ControlMetrics,
     private readonly log: Logger,
+    private readonly opts: { nodeReports?: boolean } = {},
   ) {
     super();
     this.setMaxListeners(0);
@@ -62,7 +63,7 @@ export class SnapshotStore extends EventEmitter {
 
   /** The node's view of the current snapshot as named, content-versioned resources
    *  (delta Sync); shared with other nodes wherever the content is the same. */
-  nodeResources(node: string): { version: string; resources: ReadonlyMap<string, EncodedResource> } | undefined {
+  nodeResources(node: string): { version: string; resources: NodeResources } | undefined {
     const snap = this.current;
     if (!snap) return undefined;
     return { version: snap.version, resources: this.views.resources(node) };
@@ -94,10 +95,11 @@ export class SnapshotStore extends EventEmitter {
   /**
    * A node's agent reported its address (Sync hello). When that changes the node table's
    * input, it is persisted and the last good objects are recompiled (a Node object, when
-   * one names the node, still wins inside the compiler).
+   * one names the node, still wins inside the compiler). Replicas ignore reports: each
+   * hears only its own agents', and they must all compile the same snapshot.
    */
   nodeReported(node: string, address: string): Promise<void> {
-    if (!this.registrations.setNodeAddress(node, address)) return Promise.resolve();
+    if (this.opts.nodeReports === false || !this.registrations.setNodeAddress(node, address)) return Promise.resolve();
     return this.serialise(async () => {
       await this.registrations.persistNodes();
       if (!this.tree) return;
