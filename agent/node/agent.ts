@@ -45,6 +45,7 @@ import { createRegistry } from '../telemetry/registry';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import { WeftError, describeError, invalidArg } from '../lib/errors';
 import { directEndpoints } from './direct-endpoints';
+import { datapathProblems } from './datapath-health';
 
 export interface AgentConfig {
   node: string;
@@ -497,6 +498,7 @@ export class NodeAgent {
     if (this.sync.state().fatal) reasons.push(`control API refused this agent: ${this.sync.state().lastError}`);
     if (this.link && !this.workersKnown) reasons.push('proxy workers still starting');
     if (this.pods && !this.podsListed) reasons.push('this node\'s pods not listed yet (Kubernetes API)');
+    reasons.push(...datapathProblems(this.cfg.node, this.datapath.attachments));
     return { ready: reasons.length === 0, reasons };
   }
 
