@@ -46,6 +46,7 @@ import { componentLogger, type Logger } from '../telemetry/logger';
 import { WeftError, describeError, invalidArg } from '../lib/errors';
 import { directEndpoints } from './direct-endpoints';
 import { datapathProblems } from './datapath-health';
+import { reloadStatus } from '../control/reload-status';
 
 export interface AgentConfig {
   node: string;
@@ -180,6 +181,7 @@ export class NodeAgent {
         'POST /v1/workloads': (body) => this.registerWorkload(body),
         'DELETE /v1/workloads': (_b, url) => this.deregisterWorkload(url.searchParams.get('namespace') ?? '', url.searchParams.get('name') ?? ''),
         'GET /v1/status': () => this.status(),
+        'GET /v1/mesh': () => this.sync.status().then(reloadStatus),
         'GET /v1/explain': (_b, url) => this.explain(url.searchParams),
       },
       streams: { 'GET /v1/tap': (req, res, url) => this.tap.serve(req, res, url) },

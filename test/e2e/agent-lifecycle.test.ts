@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { startOneNodeMesh, waitAgentReady, type OneNodeMesh } from '../lib/mesh';
@@ -135,10 +135,11 @@ test('a fatal start error ends the agent non-zero within seconds, with the reaso
     assert.ok(p.logs.some((l) => c.reason.test(l)), `${c.what}: no reason matching ${c.reason} in:\n${p.logs.slice(-10).join('\n')}`);
     t.diagnostic(`${c.what}: exit ${code} after ${took} ms`);
   }
-  // Nothing kept running in the namespace.
+  // Nothing of the agents kept running in the namespace.
+  const cmdline = (pid: number) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '); } catch { return ''; } };
   const left = spawnSync('ip', ['netns', 'pids', mesh.ns.name], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)
-    .filter((pid) => pid !== mesh.control.proc.pid);
-  assert.deepEqual(left, [], 'no agent process left in the namespace');
+    .filter((pid) => / agent /.test(cmdline(pid)));
+  assert.deepEqual(left.map((p) => `${p}: ${cmdline(p)}`), [], 'no agent process left in the namespace');
 });
 
 test('`ip netns exec NS weft agent` runs: it mounts the cgroup2 it needs under its run directory and says so', { timeout: 120_000 }, async (t) => {
