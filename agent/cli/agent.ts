@@ -8,8 +8,6 @@ import { usableCores } from '../node/cpus';
 import { validateNodeName } from '../datapath/layout';
 import { CGROUP2_MOUNT } from '../node/host-mounts';
 
-/** How long --cleanup --force waits for a running agent to drain before SIGKILL. */
-const FORCE_STOP_MS = 40_000;
 /** How long a worker that lost its supervisor (or got SIGTERM itself) drains. */
 const ORPHAN_GRACE_MS = 2_000;
 
@@ -62,8 +60,10 @@ Flags:
   --cleanup               remove every program, link, pin and cgroup of --node, then exit;
                           refuses (exit 1, naming the pid) while an agent of the node runs
                           or is starting
-  --force                 with --cleanup: stop the node's running agent first (SIGTERM,
-                          SIGKILL after ${FORCE_STOP_MS / 1000}s), then remove everything
+  --force                 with --cleanup: stop the node's running agent first: its
+                          processes are frozen (SIGSTOP) so none re-creates anything, the
+                          node is removed, then they are killed (connections through the
+                          agent are cut; L4 traffic stops being balanced)
 
 Kubernetes (the DaemonSet):
   --kubernetes            mesh the pods kubelet runs on this node: attach to kubelet's pod
@@ -149,7 +149,7 @@ export const command: Command = {
     const { Datapath } = require('../datapath/datapath') as typeof import('../datapath/datapath');
     if (v.cleanup) {
       const { cleanupNode } = require('../node/cleanup') as typeof import('../node/cleanup');
-      const report = await cleanupNode(v.node, { force: v.force === true, stopTimeoutMs: FORCE_STOP_MS, cleanup: (n) => Datapath.cleanup(n), say: (l) => process.stderr.write(`weft agent: ${l}\n`) });
+      const report = await cleanupNode(v.node, { force: v.force === true, cleanup: (n) => Datapath.cleanup(n), say: (l) => process.stderr.write(`weft agent: ${l}\n`) });
       process.stdout.write(`${JSON.stringify(report, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x), 2)}\n`);
       return 0;
     }

@@ -1,9 +1,12 @@
 // `weft agent --cleanup [--force] --node N`: remove the node's datapath, never under a
 // live agent. It claims the node (agent-lock.ts) so no agent can start meanwhile, and
-// refuses while one runs (naming its pid); with --force it stops that agent first —
-// SIGTERM to its supervisor, SIGKILL after the timeout, then whatever is left in the
-// node's agent cgroup — and cleans up only once no agent process remains.
-import { readFileSync } from 'node:fs';
+// refuses while one runs (naming its pid). With --force it first freezes the running
+// agent — SIGSTOP to its supervisor and every descendant (workers, their helpers), so
+// none of them can pin or attach anything again — then removes the datapath, then
+// SIGKILLs the frozen processes. Freezing rather than SIGTERM: a Kubernetes preStop hook
+// (the uninstall) runs in the agent's own container, which ends with the agent; the
+// removal must be complete before the agent is gone.
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../lib/errors';
 import { nodeLayout } from '../datapath/layout';
@@ -12,12 +15,9 @@ import type { CleanupReport } from '../datapath/teardown';
 
 export interface CleanupOptions {
   force: boolean;
-  stopTimeoutMs: number;
   cleanup: (node: string) => CleanupReport;
   say: (line: string) => void;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Processes of the node's agent cgroup (the workers; none in Kubernetes mode). */
 function agentCgroupPids(node: string): number[] {
@@ -28,42 +28,71 @@ function agentCgroupPids(node: string): number[] {
   }
 }
 
-async function waitGone(pids: number[], starts: Map<number, string | null>, ms: number): Promise<number[]> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const left = pids.filter((p) => { const s = processStartTime(p); return s !== null && s === starts.get(p); });
-    if (!left.length || Date.now() >= deadline) return left;
-    await sleep(100);
+/** `roots` and all their descendants (from /proc/PID/stat parent pids). */
+export function processTree(roots: number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch { /* gone */ }
   }
+  const out = new Set<number>();
+  const walk = (p: number) => { if (out.has(p)) return; out.add(p); for (const c of children.get(p) ?? []) walk(c); };
+  for (const r of roots) walk(r);
+  return [...out];
 }
 
 function signal(pids: number[], sig: NodeJS.Signals): void {
   for (const p of pids) { try { process.kill(p, sig); } catch { /* gone */ } }
 }
 
-async function stopProcesses(pids: number[], timeoutMs: number, say: (l: string) => void, what: string): Promise<void> {
-  if (!pids.length) return;
-  const starts = new Map(pids.map((p) => [p, processStartTime(p)]));
-  say(`stopping ${what} (pid ${pids.join(', ')})…`);
-  signal(pids, 'SIGTERM');
-  let left = await waitGone(pids, starts, timeoutMs);
-  if (left.length) {
-    say(`${what} still running after ${timeoutMs / 1000}s: SIGKILL ${left.join(', ')}`);
-    signal(left, 'SIGKILL');
-    left = await waitGone(left, starts, 5_000);
-    if (left.length) throw new WeftError('WEFT_ERR_TIMEOUT', `cannot stop ${what} (pid ${left.join(', ')}): nothing was removed`);
+/** Waits until each pid is stopped (state T) or gone. */
+function waitStopped(pids: number[], ms: number): number[] {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const running = pids.filter((p) => {
+      try { const s = readFileSync(`/proc/${p}/stat`, 'utf8'); return !/^[TtZX]$/.test(s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3)); } catch { return false; }
+    });
+    if (!running.length || Date.now() >= deadline) return running;
+    Atomics.wait(sleeper, 0, 0, 10);
   }
 }
 
 export async function cleanupNode(node: string, o: CleanupOptions): Promise<CleanupReport & { stoppedAgents: number[] }> {
   const claim = claimCleanup(node, { allowAgents: o.force });
+  let frozen: number[] = [];
   try {
-    await stopProcesses(claim.agents, o.stopTimeoutMs, o.say, `the agent of node ${node}`);
-    // Workers exit with their supervisor; any still in the agent cgroup (an orphan of an
-    // older agent, a primary started by hand) would re-create what we remove.
-    if (o.force) await stopProcesses(agentCgroupPids(node).filter((p) => p !== process.pid), 5_000, o.say, `processes left in ${node}'s agent cgroup`);
+    if (o.force) {
+      // Every agent process: the live supervisors' trees, and anything left in the
+      // node's agent cgroup (an orphaned worker, a primary started by hand).
+      frozen = processTree([...claim.agents, ...agentCgroupPids(node)]).filter((p) => p !== process.pid && p !== process.ppid);
+      if (frozen.length) {
+        o.say(`stopping the agent of node ${node} (pid ${claim.agents.join(', ') || '-'}; ${frozen.length} processes frozen, removed after the cleanup)…`);
+        // Freezing can race a fork: repeat until the tree stops growing.
+        for (let i = 0; i < 5; i++) {
+          signal(frozen, 'SIGSTOP');
+          const more = processTree(frozen).filter((p) => !frozen.includes(p) && p !== process.pid);
+          if (!more.length) break;
+          frozen.push(...more);
+        }
+        const running = waitStopped(frozen, 2_000);
+        if (running.length) throw new WeftError('WEFT_ERR_TIMEOUT', `cannot stop the agent processes ${running.join(', ')}: nothing was removed`);
+      }
+    }
     return { ...o.cleanup(node), stoppedAgents: claim.agents };
   } finally {
+    if (frozen.length) {
+      // Removed or not, the frozen agent goes: a half-cleaned node must not be served by
+      // an agent that missed what happened under it (the next agent starts clean).
+      const starts = new Map(frozen.map((p) => [p, processStartTime(p)]));
+      signal(frozen, 'SIGKILL');
+      const sleeper = new Int32Array(new SharedArrayBuffer(4));
+      for (let i = 0; i < 200 && frozen.some((p) => { const s = processStartTime(p); return s !== null && s === starts.get(p); }); i++) Atomics.wait(sleeper, 0, 0, 10);
+    }
     claim.release();
   }
 }

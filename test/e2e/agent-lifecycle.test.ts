@@ -59,7 +59,7 @@ test('--cleanup refuses while the agent runs (naming its pid) and leaves it serv
 
   const forced = weftHost('agent', '--cleanup', '--force', '--node', mesh.node);
   assert.equal(forced.code, 0, `${forced.stdout}${forced.stderr}`);
-  assert.match(forced.stderr, new RegExp(`stopping the agent of node ${mesh.node} \\(pid ${supervisor}\\)`));
+  assert.match(forced.stderr, new RegExp(`stopping the agent of node ${mesh.node} \\(pid ${supervisor}; \\d+ processes frozen`));
   const report = JSON.parse(forced.stdout) as { links: string[]; stoppedAgents: number[] };
   assert.deepEqual(report.stoppedAgents, [supervisor]);
   assert.equal(await mesh.agent.exited.then(() => alive(supervisor)), false, 'the agent was stopped');
