@@ -47,6 +47,7 @@ import { WeftError, describeError, invalidArg } from '../lib/errors';
 import { directEndpoints } from './direct-endpoints';
 import { datapathProblems } from './datapath-health';
 import { reloadStatus } from '../control/reload-status';
+import { registerSyncMetrics } from './sync-metrics';
 
 export interface AgentConfig {
   node: string;
@@ -154,6 +155,7 @@ export class NodeAgent {
       labelNames: ['version'], registers: [this.registry],
     });
     this.sync.on('applied', (info) => { snapshotVersion.reset(); snapshotVersion.set({ version: info.version }, 1); });
+    registerSyncMetrics(this.registry, this.sync);
 
     const workers = (): number => this.workers.length;
     new Gauge({ name: 'weft_agent_workers', help: 'Agent worker processes serving (the primary and the proxy workers).', registers: [this.registry], collect() { this.set(workers()); } });
