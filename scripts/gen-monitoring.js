@@ -68,7 +68,7 @@ const ROWS = [
   ]],
   ['Control plane, snapshots and certificates', [
     ['Snapshot per node', 'none', 'The policy snapshot version each agent serves, and the control API\'s (node empty). A node on another version than the control API has not applied the latest change.',
-      [[`max by (node, version) (weft_policy_snapshot_version{${N}} == 1)`, '{{node}} {{version}}'],
+      [[`max by (node, version) (weft_policy_snapshot_version{${N}, node!=""} == 1)`, '{{node}} {{version}}'],
         ['max by (version) (weft_policy_snapshot_version{node=""} == 1)', 'control {{version}}']], { table: true }],
     ['Last policy reload', 'none', 'Whether the control API accepted the last policy change (1) or rejected it (0). weft status on a node lists the file:line:col of each problem.',
       [['min(weft_control_last_reload_success)', 'accepted']], { stat: true }],
