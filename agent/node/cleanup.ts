@@ -62,7 +62,8 @@ function waitStopped(pids: number[], ms: number): number[] {
   }
 }
 
-export async function cleanupNode(node: string, o: CleanupOptions): Promise<CleanupReport & { stoppedAgents: number[] }> {
+/** The report is the datapath's (what was removed); stopped agents are said, not in it. */
+export async function cleanupNode(node: string, o: CleanupOptions): Promise<CleanupReport> {
   const claim = claimCleanup(node, { allowAgents: o.force });
   let frozen: number[] = [];
   try {
@@ -83,7 +84,7 @@ export async function cleanupNode(node: string, o: CleanupOptions): Promise<Clea
         if (running.length) throw new WeftError('WEFT_ERR_TIMEOUT', `cannot stop the agent processes ${running.join(', ')}: nothing was removed`);
       }
     }
-    return { ...o.cleanup(node), stoppedAgents: claim.agents };
+    return o.cleanup(node);
   } finally {
     if (frozen.length) {
       // Removed or not, the frozen agent goes: a half-cleaned node must not be served by
@@ -92,6 +93,7 @@ export async function cleanupNode(node: string, o: CleanupOptions): Promise<Clea
       signal(frozen, 'SIGKILL');
       const sleeper = new Int32Array(new SharedArrayBuffer(4));
       for (let i = 0; i < 200 && frozen.some((p) => { const s = processStartTime(p); return s !== null && s === starts.get(p); }); i++) Atomics.wait(sleeper, 0, 0, 10);
+      o.say(`stopped the agent of node ${node}: killed pid ${frozen.join(', ')}`);
     }
     claim.release();
   }
