@@ -136,18 +136,20 @@ export const command: Command = {
     if (v['log-level'] && !levels.includes(v['log-level'])) throw invalidArg(`--log-level: expected one of ${levels.join('|')}`);
     if (v.force && !v.cleanup) throw invalidArg('--force needs --cleanup');
     createRootLogger({ level: (v['log-level'] ?? process.env.WEFT_LOG_LEVEL ?? 'info') as 'info', base: { node: v.node } });
-    const isWorker = process.env.WEFT_AGENT_WORKER === '1';
     // cgroup2 and bpffs, mounted where missing (the supervisor does it for its workers:
-    // they share its mount namespace). Failing that is a start error.
-    if (!isWorker) {
+    // they share its mount namespace), once the flags are known to be good. Failing that
+    // is a start error.
+    const ensureMounts = () => {
+      if (process.env.WEFT_AGENT_WORKER === '1') return;
       const { ensureHostMounts } = require('../node/host-mounts') as typeof import('../node/host-mounts');
       const { componentLogger } = require('../telemetry/logger') as typeof import('../telemetry/logger');
       ensureHostMounts(componentLogger('mounts'));
-    }
+    };
 
     // The datapath module is loaded only now: --help must work where BPF cannot.
     const { Datapath } = require('../datapath/datapath') as typeof import('../datapath/datapath');
     if (v.cleanup) {
+      ensureMounts();
       const { cleanupNode } = require('../node/cleanup') as typeof import('../node/cleanup');
       const report = await cleanupNode(v.node, { force: v.force === true, cleanup: (n) => Datapath.cleanup(n), say: (l) => process.stderr.write(`weft agent: ${l}\n`) });
       process.stdout.write(`${JSON.stringify(report, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x), 2)}\n`);
@@ -168,6 +170,7 @@ export const command: Command = {
       // mistake in them is a clear error, not a datapath left behind.
       const { readTokenFile } = require('../lib/token-file') as typeof import('../lib/token-file');
       readTokenFile(v['token-file'] ?? '/etc/weft/token', '--token-file');
+      ensureMounts();
       // Announce this agent on the node (a concurrent --cleanup then refuses, or stops it
       // with --force); refused while a cleanup of the node runs.
       const { registerAgent } = require('../node/agent-lock') as typeof import('../node/agent-lock');
