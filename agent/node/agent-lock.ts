@@ -7,7 +7,7 @@
 // cleanup stops the agent first). A file records the pid and the process's start time
 // (/proc/PID/stat field 22), so a file left by a killed process (or a pid reused since)
 // is stale and ignored.
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../lib/errors';
 import { validateNodeName } from '../datapath/layout';
@@ -87,7 +87,7 @@ export function claimCleanup(node: string, opts: { allowAgents?: boolean } = {},
   if (other.length) throw new WeftError('WEFT_ERR_CONFLICT', `another cleanup of node ${node} is running (pid ${other[0]!.pid})`, { details: { pids: [other[0]!.pid] } });
   const file = join(dir, CLEANUP_FILE);
   writeHolder(file);
-  const release = () => { rmSync(file, { force: true }); try { rmSync(dir); } catch { /* an agent registered meanwhile */ } };
+  const release = () => { rmSync(file, { force: true }); try { rmdirSync(dir); } catch { /* an agent registered meanwhile */ } };
   const agents = liveAgents(node, runDir);
   if (agents.length && !opts.allowAgents) {
     release();
