@@ -6,6 +6,10 @@ import { invalidArg } from '../lib/errors';
 import { createRootLogger } from '../telemetry/logger';
 import { usableCores } from '../node/cpus';
 import { validateNodeName } from '../datapath/layout';
+import { CGROUP2_MOUNT } from '../node/host-mounts';
+
+/** How long a worker that lost its supervisor (or got SIGTERM itself) drains. */
+const ORPHAN_GRACE_MS = 2_000;
 
 /** More workers than this buys nothing but memory: the kernel's accept spreading and
  *  the primary's per-change fan-out both grow with N. */
@@ -23,7 +27,7 @@ export function defaultWorkers(cores = usableCores()): number {
 }
 
 const help = `Usage: weft agent --control HOST:PORT --node NAME [flags]
-       weft agent --cleanup --node NAME
+       weft agent --cleanup [--force] --node NAME
 
 Runs the weft node agent: loads the eBPF datapath (or adopts the one a previous agent
 process left pinned, without a gap in traffic), syncs policy snapshots from the control
@@ -53,7 +57,13 @@ Flags:
   --workers N             worker processes that serve L7 and mTLS connections, 1 to ${MAX_WORKERS}
                           (default: usable CPU cores minus one, 1 to ${DEFAULT_MAX_WORKERS}; usable
                           = affinity mask capped by the cgroup CPU quota)
-  --cleanup               remove every program, link, pin and cgroup of --node, then exit
+  --cleanup               remove every program, link, pin and cgroup of --node, then exit;
+                          refuses (exit 1, naming the pid) while an agent of the node runs
+                          or is starting
+  --force                 with --cleanup: stop the node's running agent first: its
+                          processes are frozen (SIGSTOP) so none re-creates anything, the
+                          node is removed, then they are killed (connections through the
+                          agent are cut; L4 traffic stops being balanced)
 
 Kubernetes (the DaemonSet):
   --kubernetes            mesh the pods kubelet runs on this node: attach to kubelet's pod
@@ -83,12 +93,19 @@ workers. SIGHUP replaces every worker without dropping a request (new workers st
 then the old ones drain); a crashed worker is replaced at once, and while the primary is
 being replaced the other workers keep serving. SIGTERM/SIGINT drain and stop them all;
 the pinned datapath stays, so L4 traffic keeps flowing until the next agent adopts it.
-Use --cleanup to uninstall.`;
+Use --cleanup to uninstall.
+
+Start errors (no cgroup v2 or bpffs that can be mounted, a bad flag, an unreadable file)
+end the agent with a non-zero exit and the reason. Without a cgroup v2 mount (e.g. under
+'ip netns exec', which replaces /sys) the agent mounts one at ${CGROUP2_MOUNT}; without
+bpffs it mounts it at /sys/fs/bpf; both are logged. Workers exit with their supervisor
+(within ${ORPHAN_GRACE_MS / 1000}s of losing it), and /readyz fails when the node's pinned
+programs are gone.`;
 
 
 interface Flags {
   control?: string; node?: string; 'token-file'?: string; 'state-dir'?: string; admin?: string;
-  outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean;
+  outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean; force?: boolean;
   'access-log-sample'?: string; workers?: string; 'control-ca'?: string; 'control-insecure'?: boolean;
   kubernetes?: boolean; kubeconfig?: string; 'cgroup-root'?: string; 'exclude-namespaces'?: string; 'pod-uid'?: string; 'dataplane-default'?: string;
 }
@@ -101,7 +118,7 @@ export const command: Command = {
     const { values: v, help: wantHelp } = parseFlags<Flags>(argv, {
       control: { type: 'string' }, node: { type: 'string' }, 'token-file': { type: 'string' }, 'state-dir': { type: 'string' },
       admin: { type: 'string' }, outbound: { type: 'string' }, inbound: { type: 'string' }, 'node-address': { type: 'string' },
-      'log-level': { type: 'string' }, cleanup: { type: 'boolean' }, 'access-log-sample': { type: 'string' },
+      'log-level': { type: 'string' }, cleanup: { type: 'boolean' }, force: { type: 'boolean' }, 'access-log-sample': { type: 'string' },
       workers: { type: 'string' }, 'control-ca': { type: 'string' }, 'control-insecure': { type: 'boolean' },
       kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' }, 'cgroup-root': { type: 'string' },
       'exclude-namespaces': { type: 'string' }, 'pod-uid': { type: 'string' }, 'dataplane-default': { type: 'string' },
@@ -117,12 +134,24 @@ export const command: Command = {
     try { validateNodeName(v.node); } catch (e) { throw invalidArg(`--node: ${(e as Error).message}`); }
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
     if (v['log-level'] && !levels.includes(v['log-level'])) throw invalidArg(`--log-level: expected one of ${levels.join('|')}`);
+    if (v.force && !v.cleanup) throw invalidArg('--force needs --cleanup');
     createRootLogger({ level: (v['log-level'] ?? process.env.WEFT_LOG_LEVEL ?? 'info') as 'info', base: { node: v.node } });
+    // cgroup2 and bpffs, mounted where missing (the supervisor does it for its workers:
+    // they share its mount namespace), once the flags are known to be good. Failing that
+    // is a start error.
+    const ensureMounts = () => {
+      if (process.env.WEFT_AGENT_WORKER === '1') return;
+      const { ensureHostMounts } = require('../node/host-mounts') as typeof import('../node/host-mounts');
+      const { componentLogger } = require('../telemetry/logger') as typeof import('../telemetry/logger');
+      ensureHostMounts(componentLogger('mounts'));
+    };
 
     // The datapath module is loaded only now: --help must work where BPF cannot.
     const { Datapath } = require('../datapath/datapath') as typeof import('../datapath/datapath');
     if (v.cleanup) {
-      const report = Datapath.cleanup(v.node);
+      ensureMounts();
+      const { cleanupNode } = require('../node/cleanup') as typeof import('../node/cleanup');
+      const report = await cleanupNode(v.node, { force: v.force === true, cleanup: (n) => Datapath.cleanup(n), say: (l) => process.stderr.write(`weft agent: ${l}\n`) });
       process.stdout.write(`${JSON.stringify(report, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x), 2)}\n`);
       return 0;
     }
@@ -141,6 +170,12 @@ export const command: Command = {
       // mistake in them is a clear error, not a datapath left behind.
       const { readTokenFile } = require('../lib/token-file') as typeof import('../lib/token-file');
       readTokenFile(v['token-file'] ?? '/etc/weft/token', '--token-file');
+      ensureMounts();
+      // Announce this agent on the node (a concurrent --cleanup then refuses, or stops it
+      // with --force); refused while a cleanup of the node runs.
+      const { registerAgent } = require('../node/agent-lock') as typeof import('../node/agent-lock');
+      const release = registerAgent(v.node);
+      process.once('exit', release);
       // Supervisor: holds the listeners, runs the workers, replaces them on crash or SIGHUP.
       const sup = new Supervisor({
         args: argv, workers, handover: kubernetes !== undefined,
@@ -157,13 +192,25 @@ export const command: Command = {
       return 0;
     }
 
+    // The supervisor says when to drain. Without it (it died, even by SIGKILL: the IPC
+    // channel closes, or this process is re-parented) or on a signal to this worker
+    // itself, drain briefly and exit: an orphaned worker must not hold the node's sockets.
+    let orphaned: (why: string) => void = () => {};
+    let drainResolve: (graceMs: number) => void = () => {};
+    const drainAsked = new Promise<number>((resolve) => {
+      drainResolve = resolve;
+      orphaned = (why) => {
+        setTimeout(() => { process.stderr.write(`weft agent worker ${process.pid}: ${why}: exiting\n`); process.exit(1); }, ORPHAN_GRACE_MS + 3_000).unref();
+        resolve(ORPHAN_GRACE_MS);
+      };
+      if (process.connected) process.once('disconnect', () => orphaned('supervisor gone'));
+      const ppid = process.ppid;
+      setInterval(() => { if (process.ppid !== ppid) orphaned('supervisor gone'); }, 500).unref();
+      void waitForStopSignal().then(() => orphaned('signalled'));
+    });
     const { WorkerLink } = require('../node/worker-link') as typeof import('../node/worker-link');
     const link = WorkerLink.ofProcess();
-    // The supervisor says when to drain; if it dies, drain too (a new agent will take over).
-    const drainAsked = new Promise<number>((resolve) => {
-      link?.once('drain', resolve);
-      void waitForStopSignal().then(() => resolve(30_000));
-    });
+    link?.once('drain', (ms) => drainResolve(ms));
     const listenFds = inheritedListeners() ?? {};
     const me = workerIdentity();
     let agent: { drain(graceMs: number): Promise<void> };
@@ -190,9 +237,18 @@ export const command: Command = {
         });
       }
     } catch (e) {
-      // The supervisor's IPC channel would keep this process alive: let it go, so the
-      // supervisor sees the exit at once instead of waiting for readiness.
-      if (process.connected) process.disconnect();
+      // Tell the supervisor why (it exits with the reason), then let the IPC channel go
+      // and make sure nothing else (a gRPC channel, a timer) keeps this process alive:
+      // the supervisor must see the exit at once instead of waiting for readiness.
+      const { describeError, isWeftError } = require('../lib/errors') as typeof import('../lib/errors');
+      setTimeout(() => process.exit(isWeftError(e, 'WEFT_ERR_INVALID_ARG') ? 2 : 1), 1_000).unref();
+      if (process.connected) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, 500);
+          process.send!({ type: 'fatal', reason: describeError(e) }, () => { clearTimeout(t); r(); });
+        });
+        if (process.connected) process.disconnect();
+      }
       throw e;
     }
     link?.send({ type: 'ready' });

@@ -262,6 +262,7 @@ export class ControlServer {
       currentSinceMs: String(this.store.since()),
       registeredWorkloads: this.registrations.size,
       lastRejection: rej ? { revision: rej.revision, diagnostics: rej.diagnostics, atMs: String(rej.at) } : null,
+      lastReloadMs: String(this.store.lastReload()?.at ?? 0), lastReloadAccepted: this.store.lastReload()?.accepted ?? false,
       agents: agents.map((a) => ({
         node: a.node, connected: a.streams > 0, ackedVersion: a.ackedVersion, sentVersion: a.sentVersion,
         lastNackVersion: a.lastNackVersion, lastNackReason: a.lastNackReason, lastSeenMs: String(a.lastSeenMs), auth: a.auth,

@@ -33,6 +33,7 @@ export class SnapshotStore extends EventEmitter {
   private objects: unknown;
   private tree: PolicyTree | undefined;
   private rejection: Rejection | undefined;
+  private reload: { at: number; accepted: boolean } | undefined;
   private readonly views = new ViewResourceCache();
   /** Rebuilds are serialised: a change arriving mid-compile waits for the next turn. */
   private chain: Promise<unknown> = Promise.resolve();
@@ -51,6 +52,8 @@ export class SnapshotStore extends EventEmitter {
   snapshot(): Snapshot | undefined { return this.current; }
   since(): number { return this.currentSince; }
   lastRejection(): Rejection | undefined { return this.rejection; }
+  /** The last policy reload: when, and whether it was accepted. */
+  lastReload(): { at: number; accepted: boolean } | undefined { return this.reload; }
 
   /** The node's whole view of the current snapshot as JSON (state-of-the-world Sync).
    *  Built per push and not kept: fifty multi-megabyte views would double the control
@@ -87,6 +90,7 @@ export class SnapshotStore extends EventEmitter {
       this.objects = loaded.objects;
       this.tree = tree;
       this.metrics.lastReloadSuccess.set(1);
+      this.reload = { at: Date.now(), accepted: true };
       this.adopt(result.snapshot, tree.revision ? `commit ${tree.revision}` : 'policy change');
       return true;
     });
@@ -170,6 +174,7 @@ export class SnapshotStore extends EventEmitter {
 
   private reject(tree: PolicyTree, diagnostics: string[]): false {
     this.rejection = { revision: tree.revision ?? '', diagnostics, at: Date.now() };
+    this.reload = { at: this.rejection.at, accepted: false };
     this.metrics.rejections.inc();
     this.metrics.lastReloadSuccess.set(0);
     this.log.error({ revision: tree.revision, problems: diagnostics.length, keptVersion: this.current?.version }, 'policy change rejected; the last good snapshot keeps serving');

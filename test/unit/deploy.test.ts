@@ -22,7 +22,7 @@ const DEPLOY = join(ROOT, 'deploy');
  *  replicas keep their state in the Kubernetes API (--state-store kubernetes). */
 const CONTRACT_FLAGS: Record<string, Set<string>> = {
   control: new Set(['policies', 'listen', 'state-dir', 'token-file', 'ca-bundle-out', 'kubernetes', 'admin', 'state-store']),
-  agent: new Set(['control', 'node', 'admin', 'state-dir', 'token-file', 'control-ca', 'node-address', 'outbound', 'inbound', 'cgroup-root', 'cleanup',
+  agent: new Set(['control', 'node', 'admin', 'state-dir', 'token-file', 'control-ca', 'node-address', 'outbound', 'inbound', 'cgroup-root', 'cleanup', 'force',
     'kubernetes', 'access-log-sample']),
 };
 /** Flags the implemented commands accept (their --help text lists every flag): an
@@ -242,8 +242,8 @@ test('deploy: the preStop hook cleans up only when WEFT_UNINSTALL=true', (t) => 
   };
   assert.equal(run('false'), '', 'an upgrade or drain must not clean up');
   assert.equal(run(''), '');
-  assert.equal(run('true'), 'agent --cleanup --node node-7\n');
-  for (const f of ['cleanup', 'node']) assert.ok(CONTRACT_FLAGS.agent!.has(f) && implementedFlags('agent').has(f), `--${f}`);
+  assert.equal(run('true'), 'agent --cleanup --force --node node-7\n');
+  for (const f of ['cleanup', 'force', 'node']) assert.ok(CONTRACT_FLAGS.agent!.has(f) && implementedFlags('agent').has(f), `--${f}`);
 });
 
 test('deploy: the control API Deployment, its Service, state and policies', () => {
