@@ -124,19 +124,21 @@ test('v4-mapped destinations on IPv6 sockets, redirect mode and the direct map',
   await agent.json(); // {closed}
 });
 
-test('v4-mapped sockets are spliced like IPv4 ones (sockops/sk_msg key them as IPv4)', async (t) => {
+test('v4-mapped sockets, client or accepted by a dual-stack listener, are spliced like IPv4 ones (sockops/sk_msg key them as IPv4)', async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true })) return;
   const h = await createHarness('wt-dual-sk');
   t.after(() => h.teardown());
-  await h.server('agent', ['127.0.0.1:7007'], h.workload.path); // echo, in the workload cgroup
-  h.dp.setEagerEndpoints([{ ip: '127.0.0.1', port: 7007 }]);
-  for (const host of ['127.0.0.1', '::ffff:127.0.0.1']) {
+  // Echo servers in the workload cgroup: an IPv4 listener, and a dual-stack one (::),
+  // whose accepted IPv4 connections are IPv6 sockets with v4-mapped ends.
+  await h.server('agent', ['127.0.0.1:7007', ':::7008'], h.workload.path);
+  h.dp.setEagerEndpoints([{ ip: '127.0.0.1', port: 7007 }, { ip: '127.0.0.1', port: 7008 }]);
+  for (const [host, port] of [['127.0.0.1', '7007'], ['::ffff:127.0.0.1', '7007'], ['127.0.0.1', '7008'], ['::ffff:127.0.0.1', '7008']] as const) {
     const c0 = h.dp.counters();
-    const r = await h.client<{ bytes: number }>(['chat', host, '7007', '20', '64']);
-    assert.equal(r.bytes, 20 * 64, `${host}: every byte echoed`);
+    const r = await h.client<{ bytes: number }>(['chat', host, port, '20', '64']);
+    assert.equal(r.bytes, 20 * 64, `${host} → ${port}: every byte echoed`);
     const c1 = h.dp.counters();
-    assert.equal(c1.sockmap_inserts - c0.sockmap_inserts, 2n, `${host}: both ends inserted`);
-    assert.ok(c1.msg_redirected_bytes - c0.msg_redirected_bytes >= 2n * 20n * 64n, `${host}: both directions redirected`);
-    assert.equal(c1.msg_miss - c0.msg_miss, 0n, `${host}: no send missed its peer`);
+    assert.equal(c1.sockmap_inserts - c0.sockmap_inserts, 2n, `${host} → ${port}: both ends inserted`);
+    assert.ok(c1.msg_redirected_bytes - c0.msg_redirected_bytes >= 2n * 20n * 64n, `${host} → ${port}: both directions redirected`);
+    assert.equal(c1.msg_miss - c0.msg_miss, 0n, `${host} → ${port}: no send missed its peer`);
   }
 });
