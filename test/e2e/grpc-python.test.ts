@@ -3,7 +3,8 @@
 // its own network namespace, against a Python grpcio server, over a GRPC service (the
 // kernel redirects to the agent's L7 proxy, which needs the connection's origin) and a
 // TCP service (balanced in the kernel): all four call types, metadata both ways, trailers,
-// an error status, a deadline and a cancellation that the server observes.
+// an error status, a deadline and a cancellation that the server observes. And a Node
+// client on an IPv6 socket (a name resolved for family 6, v4-mapped) to an HTTP VIP.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -16,12 +17,13 @@ import { weftArgv, ROOT } from '../lib/weft';
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'grpc-python');
 /** Debian's interpreter: the first python3 on PATH may be a build without Debian's packages. */
 const PYTHON = '/usr/bin/python3';
-const GRPC_VIP = '10.96.0.60', TCP_VIP = '10.96.0.61';
-const GRPC_POD = '10.250.0.61', TCP_POD = '10.250.0.62';
+const GRPC_VIP = '10.96.0.60', TCP_VIP = '10.96.0.61', HTTP_VIP = '10.96.0.62';
+const GRPC_POD = '10.250.0.61', TCP_POD = '10.250.0.62', HTTP_POD = '10.250.0.63';
 
 const policies = (node: string) => policyFile(node, [
   { name: 'pyg', vip: GRPC_VIP, port: 50051, targetPort: 50051, protocol: 'GRPC', workloads: { 'pyg-1': GRPC_POD } },
   { name: 'pyt', vip: TCP_VIP, port: 50051, targetPort: 50051, protocol: 'TCP', workloads: { 'pyt-1': TCP_POD } },
+  { name: 'pyh', vip: HTTP_VIP, port: 80, targetPort: 8080, protocol: 'HTTP', workloads: { 'pyh-1': HTTP_POD } },
 ], [registrationGrant(node)]);
 
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
@@ -46,7 +48,7 @@ async function counters(mesh: OneNodeMesh): Promise<Counters> {
 }
 const delta = (a: Counters, b: Counters, k: keyof Counters) => BigInt(b[k]) - BigInt(a[k]);
 
-test('python3-grpcio (dual-stack socket, v4-mapped VIP) through the mesh: GRPC and TCP services', { timeout: 180_000 }, async (t) => {
+test('python3-grpcio and Node on dual-stack sockets (v4-mapped VIPs) through the mesh: GRPC, HTTP and TCP services', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true, commands: ['curl'] })) return;
   if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing (scripts/install-deps.sh installs python3-grpcio)`);
   const mesh = await startOneNodeMesh('gpy', policies);
@@ -54,6 +56,8 @@ test('python3-grpcio (dual-stack socket, v4-mapped VIP) through the mesh: GRPC a
   const { ns, dir } = mesh;
   ns.addAddress(`${GRPC_POD}/32`);
   ns.addAddress(`${TCP_POD}/32`);
+  ns.addAddress(`${HTTP_POD}/32`);
+  await mesh.spawn([process.execPath, join(ROOT, 'test', 'e2e', 'fixtures', 'agent', 'http-echo.js'), HTTP_POD, '8080', 'pyh-1']).waitForLog(/listening/);
   await mesh.spawn([PYTHON, join(FIX, 'server.py'), GRPC_POD, '50051', 'pyg-1']).waitForLog(/listening/);
   await mesh.spawn([PYTHON, join(FIX, 'server.py'), TCP_POD, '50051', 'pyt-1']).waitForLog(/listening/);
   // The L7 path needs the node certificate (the tunnel) and both services programmed.
@@ -62,7 +66,8 @@ test('python3-grpcio (dual-stack socket, v4-mapped VIP) through the mesh: GRPC a
     const bpf = await ns.exec(['curl', '-sf', 'http://127.0.0.1:15020/debug/bpf']);
     const services = bpf.code === 0 ? (JSON.parse(bpf.stdout) as { services: { vip: string; mode: string; backends: unknown[] }[] }).services : [];
     if (st.code === 0 && (JSON.parse(st.stdout) as { listeners: { inbound: string | null } }).listeners.inbound
-      && services.some((s) => s.vip === GRPC_VIP && s.mode === 'redirect') && services.some((s) => s.vip === TCP_VIP && s.mode === 'l4' && s.backends.length === 1)) break;
+      && services.some((s) => s.vip === GRPC_VIP && s.mode === 'redirect') && services.some((s) => s.vip === HTTP_VIP && s.mode === 'redirect')
+      && services.some((s) => s.vip === TCP_VIP && s.mode === 'l4' && s.backends.length === 1)) break;
     assert.ok(i < 300, 'the agent never got its node certificate and both services');
     await sleep(100);
   }
@@ -106,6 +111,21 @@ test('python3-grpcio (dual-stack socket, v4-mapped VIP) through the mesh: GRPC a
   await t.test('GRPC service, an explicit v4-mapped target (ipv6:[::ffff:VIP])', async () => {
     const r = await python(`ipv6:[::ffff:${GRPC_VIP}]:50051`, 'unary');
     assert.deepEqual([r.error, r.unary?.code, r.unary?.initial['x-server']], [undefined, 'OK', 'pyg-1'], JSON.stringify(r));
+  });
+
+  await t.test('a Node client on an IPv6 socket (a name resolved with family 6, V4MAPPED) to an HTTP VIP gets its answer', async () => {
+    // The name resolves through a hosts-style lookup that returns the v4-mapped VIP, as
+    // a resolver does for family 6 with V4MAPPED when a name has only an A record.
+    const script = `const http = require('node:http');
+      const lookup = (host, opts, cb) => opts.all ? cb(null, [{ address: '::ffff:${HTTP_VIP}', family: 6 }]) : cb(null, '::ffff:${HTTP_VIP}', 6);
+      http.get({ host: 'pyh.default', port: 80, path: '/', family: 6, lookup }, (res) => {
+        let body = ''; const remote = res.socket.remoteAddress;
+        res.setEncoding('utf8'); res.on('data', (d) => { body += d; });
+        res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, body, remote })));
+      }).on('error', (e) => console.log(JSON.stringify({ error: e.code })));`;
+    const r = await ns.exec(weftArgv('run', '--workload', 'node-client', '--state-dir', join(dir, 'agent'), '--', process.execPath, '-e', script), { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()!), { status: 200, body: 'pyh-1', remote: `::ffff:${HTTP_VIP}` });
   });
 
   await t.test('TCP service: balanced in the kernel to the Python server', async () => {
