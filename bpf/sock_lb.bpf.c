@@ -6,6 +6,15 @@
  * connection and no packet ever carries the VIP. sendmsg/recvmsg do the same per
  * datagram for unconnected UDP and undo it on replies; getpeername shows the VIP.
  * Sockets of a cgroup in the skip map (skip.h) are left untouched by all of them.
+ *
+ * Dual-stack sockets: an IPv6 socket reaches an IPv4 address through its v4-mapped form
+ * (::ffff:a.b.c.d; gRPC's C core, the JVM, Node with family 6 do that). The v6 hooks
+ * read such an address as the IPv4 endpoint it maps (weft_ctx_dst), so it meets the
+ * IPv4 services, the direct map and the counters like a connect4 would, and everything
+ * they write back into a v6 context (backend, agent, VIP) goes in v4-mapped form
+ * (weft_ctx_set_dst): the socket keeps talking IPv4 underneath and shows the address it
+ * used. Unconnected UDP to a v4-mapped address runs sendmsg4 (the kernel hands such a
+ * datagram to udp_sendmsg), its replies recvmsg6.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -22,26 +31,45 @@ const volatile __u32 redirect_ip4 = 0;
 const volatile __u32 redirect_ip6[4] = {};
 const volatile __u16 redirect_port = 0;
 
-static __always_inline void weft_ctx_dst(const struct bpf_sock_addr *ctx, __u8 family,
+/* Whether a v6 context's address is v4-mapped (::ffff:a.b.c.d). */
+static __always_inline int weft_ctx_v4mapped(const struct bpf_sock_addr *ctx)
+{
+	return !ctx->user_ip6[0] && !ctx->user_ip6[1] && ctx->user_ip6[2] == bpf_htonl(0xffff);
+}
+
+/* The address of a `hook`-family context (the program's family, a constant once
+ * inlined, so the v4 programs never pay for the v6 check): a v4-mapped one reads as the
+ * IPv4 endpoint it maps, family WEFT_FAMILY_INET4. */
+static __always_inline void weft_ctx_dst(const struct bpf_sock_addr *ctx, __u8 hook,
 					 struct weft_endpoint *ep)
 {
-	if (family == WEFT_FAMILY_INET4) {
+	if (hook == WEFT_FAMILY_INET4) {
 		ep->addr[0] = ctx->user_ip4;
+		ep->family = WEFT_FAMILY_INET4;
+	} else if (weft_ctx_v4mapped(ctx)) {
+		ep->addr[0] = ctx->user_ip6[3];
+		ep->family = WEFT_FAMILY_INET4;
 	} else {
 		ep->addr[0] = ctx->user_ip6[0];
 		ep->addr[1] = ctx->user_ip6[1];
 		ep->addr[2] = ctx->user_ip6[2];
 		ep->addr[3] = ctx->user_ip6[3];
+		ep->family = WEFT_FAMILY_INET6;
 	}
 	ep->port = (__u16)ctx->user_port;
-	ep->family = family;
 }
 
-static __always_inline void weft_ctx_set_dst(struct bpf_sock_addr *ctx, __u8 family,
+/* Writes `ep` into a `hook`-family context: an IPv4 endpoint into a v6 one v4-mapped. */
+static __always_inline void weft_ctx_set_dst(struct bpf_sock_addr *ctx, __u8 hook,
 					     const struct weft_endpoint *ep)
 {
-	if (family == WEFT_FAMILY_INET4) {
+	if (hook == WEFT_FAMILY_INET4) {
 		ctx->user_ip4 = ep->addr[0];
+	} else if (ep->family == WEFT_FAMILY_INET4) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = ep->addr[0];
 	} else {
 		ctx->user_ip6[0] = ep->addr[0];
 		ctx->user_ip6[1] = ep->addr[1];
@@ -185,13 +213,8 @@ static __always_inline int weft_resolve_direct(struct bpf_sock_addr *ctx, const 
 {
 	struct weft_direct_key key = { .port = dst->port, .family = dst->family };
 
-	if (dst->family == WEFT_FAMILY_INET6 && !dst->addr[0] && !dst->addr[1] &&
-	    dst->addr[2] == bpf_htonl(0xffff)) {
-		key.addr[0] = dst->addr[3];
-		key.family = WEFT_FAMILY_INET4;
-	} else {
-		__builtin_memcpy(key.addr, dst->addr, sizeof(key.addr));
-	}
+	/* A v4-mapped destination arrives as IPv4 already (weft_ctx_dst). */
+	__builtin_memcpy(key.addr, dst->addr, sizeof(key.addr));
 	if (!bpf_map_lookup_elem(&weft_direct_v1, &key)) {
 		key.port = 0;
 		if (!bpf_map_lookup_elem(&weft_direct_v1, &key))
@@ -298,7 +321,8 @@ static __always_inline int weft_rewrite(struct bpf_sock_addr *ctx, __u8 family, 
 	}
 	if (err)
 		return weft_refuse(err);
-	to.family = family;
+	/* The resolved side's family (a v4-mapped VIP resolves to an IPv4 backend). */
+	to.family = vip.family;
 	if (connecting && how == WEFT_SOCK_F_REDIRECTED) {
 		/* The agent cannot serve a redirected connection whose origin it cannot learn. */
 		err = weft_remember_origin(ctx, &vip, how);
@@ -327,7 +351,7 @@ static __always_inline int weft_unrewrite_source(struct bpf_sock_addr *ctx, __u8
 	weft_ctx_dst(ctx, family, &src);
 	__builtin_memcpy(key.addr, src.addr, sizeof(key.addr));
 	key.port = src.port;
-	key.family = family;
+	key.family = src.family;
 	vip = bpf_map_lookup_elem(&weft_revnat_v1, &key);
 	if (vip && !weft_current_skipped())
 		weft_ctx_set_dst(ctx, family, vip);
@@ -354,12 +378,15 @@ static __always_inline int weft_show_vip(struct bpf_sock_addr *ctx, __u8 family)
 			return 1;
 		}
 	}
-	/* Redirected sockets keep their origin in socket storage. */
+	/* Redirected sockets keep their origin in socket storage (an IPv4 one on a v6 socket:
+	 * it connected v4-mapped, and sees it so). */
 	o = bpf_sk_storage_get(&weft_sock_v1, ctx->sk, 0, 0);
-	if (!o || !o->flags || o->family != family || weft_current_skipped())
+	if (!o || !o->flags || (family == WEFT_FAMILY_INET4 && o->family != WEFT_FAMILY_INET4) ||
+	    weft_current_skipped())
 		return 1;
 	__builtin_memcpy(vip.addr, o->addr, sizeof(vip.addr));
 	vip.port = o->port;
+	vip.family = o->family;
 	weft_ctx_set_dst(ctx, family, &vip);
 	return 1;
 }

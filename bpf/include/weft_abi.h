@@ -136,7 +136,8 @@ struct weft_backend {
 };
 
 /* Where a socket was originally going and who opened it: per-socket storage written by
- * connect4/6, and the value of the origin map keyed by the client's endpoint. */
+ * connect4/6, and the value of the origin map keyed by the client's endpoint. An IPv6
+ * socket that connected v4-mapped has an IPv4 origin and is keyed by its IPv4 endpoint. */
 struct weft_origin {
 	__u32 addr[4];
 	__u16 port;
