@@ -14,7 +14,7 @@ import { bpfObjectPath } from '../lib/paths';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import {
   accelCodec, addrCodec, backendCodec, countersCodec, endpointCodec, nodeCfgCodec, originCodec, revKeyCodec, svcCodec, svcKeyCodec,
-  skipCodec, skipKeyCodec, skipStateCodec, u32Codec, directKeyCodec, directCodec, DIRECT_F_MESH, ACCEL_EAGER, SKIP_F_SKIP, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type AccelEntry, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
+  skipCodec, skipKeyCodec, skipStateCodec, u32Codec, directKeyCodec, directCodec, dnsCfgCodec, DIRECT_F_MESH, ACCEL_EAGER, SKIP_F_SKIP, ACCEL_PINNED, COUNTER_FIELDS, LOCAL_F_WORKLOAD, FAIL_MODES, MTLS_MODES, SVC_F_MAGLEV, SVC_F_REDIRECT, type AccelEntry, type Counters, type FailMode, type MtlsMode, type NodeCfg, type SvcEntry, type SvcKey,
 } from './codec';
 import { parseIp } from './ip';
 import { cgroup2Root, ensureBpffs, nodeLayout, workloadCgroupPath, type NodeLayout } from './layout';
@@ -593,6 +593,50 @@ export class Datapath {
     try { this.maps.agentListener.update(Buffer.alloc(4), v); } catch (e) {
       throw bpfError('registering the outbound listener for pod namespaces', e);
     }
+  }
+
+  /**
+   * Workloads' DNS capture (weft_dns_v1, bpf/sock_lb.bpf.c): with a listener, connect4
+   * and sendmsg4 send their TCP and UDP queries to port 53 of any IPv4 address that is no
+   * VIP to it (the agent's DNS server, agent/dns/); null turns capture off. The listener's
+   * sockets (setDnsListeners) must exist too, or queries go where they were sent.
+   */
+  setDnsCapture(listener: { ip: string; port: number } | null): void {
+    this.assertOpen();
+    if (listener && (parseIp(listener.ip)?.family !== 4 || listener.ip === '0.0.0.0' || !Number.isInteger(listener.port) || listener.port < 1 || listener.port > 65535)) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `DNS listener ${JSON.stringify(listener)}: expected a specific IPv4 address and a port from 1 to 65535`);
+    }
+    try { this.maps.dns.update(Buffer.alloc(4), listener ? dnsCfgCodec.encode(listener) : Buffer.alloc(dnsCfgCodec.layout.size)); } catch (e) {
+      throw bpfError('updating the DNS capture', e);
+    }
+  }
+
+  /** Where the kernel sends workloads' DNS now, or null (capture off). */
+  dnsCapture(): { ip: string; port: number } | null {
+    this.assertOpen();
+    const v = this.maps.dns.lookup(Buffer.alloc(4));
+    const c = v ? dnsCfgCodec.decode(v) : null;
+    return c && c.port ? c : null;
+  }
+
+  /** Puts the DNS server's UDP and TCP listening sockets (fds) into weft_dnsl_v1: a pod
+   *  in its own network namespace learns from them that the agent answers. */
+  setDnsListeners(fds: { udp?: number; tcp?: number }): void {
+    this.assertOpen();
+    for (const [index, fd] of [[0, fds.udp], [1, fds.tcp]] as const) {
+      if (fd === undefined) continue;
+      if (!Number.isInteger(fd) || fd < 0) throw new WeftError('WEFT_ERR_INVALID_ARG', `DNS listener fd ${JSON.stringify(fd)} is not a file descriptor`);
+      const k = Buffer.alloc(4); k.writeUInt32LE(index);
+      const v = Buffer.alloc(8); v.writeBigUInt64LE(BigInt(fd));
+      try { this.maps.dnsListeners.update(k, v); } catch (e) { throw bpfError('registering the DNS listener for pod namespaces', e); }
+    }
+  }
+
+  /** Which DNS listening sockets weft_dnsl_v1 holds (live ones only). */
+  dnsListenersRegistered(): { udp: boolean; tcp: boolean } {
+    this.assertOpen();
+    const at = (i: number) => { const k = Buffer.alloc(4); k.writeUInt32LE(i); return this.maps.dnsListeners.lookup(k) !== null; };
+    return { udp: at(0), tcp: at(1) };
   }
 
   /** Whether weft_agentl_v1 holds a (live) listening socket. */
