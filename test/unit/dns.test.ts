@@ -290,3 +290,19 @@ test('forwarder: bounded in flight; no upstream is SERVFAIL', async () => {
   assert.equal(f.inFlight, 0);
   sink.close();
 });
+
+test('weft agent --dns flags: on by default outside Kubernetes, off with --kubernetes; clear errors', async () => {
+  const { dnsConfig } = await import('../../agent/cli/agent');
+  const out = { host: '10.0.0.1', port: 15001 };
+  assert.deepEqual(dnsConfig({}, out), { listen: { host: '10.0.0.1', port: 15053 }, capture: true });
+  assert.equal(dnsConfig({ kubernetes: true }, out), undefined);
+  assert.deepEqual(dnsConfig({ kubernetes: true, dns: 'on', 'dns-listen': '10.0.0.1:53', 'dns-upstream': '10.0.0.2,[fd00::2]:5353', 'cluster-domain': 'Corp.Example' }, out),
+    { listen: { host: '10.0.0.1', port: 53 }, capture: true, upstreams: [{ host: '10.0.0.2', port: 53 }, { host: 'fd00::2', port: 5353 }], clusterDomain: 'corp.example' });
+  assert.equal(dnsConfig({ dns: 'off' }, out), undefined);
+  assert.throws(() => dnsConfig({ dns: 'yes' }, out), /--dns: expected on or off/);
+  assert.throws(() => dnsConfig({ dns: 'off', 'dns-upstream': '10.0.0.2' }, out), /--dns-upstream needs --dns on/);
+  assert.throws(() => dnsConfig({ 'dns-listen': '0.0.0.0:53' }, out), /not a specific IPv4 address/);
+  assert.throws(() => dnsConfig({}, { host: '0.0.0.0', port: 15001 }), /not a specific IPv4 address/);
+  assert.throws(() => dnsConfig({ 'dns-upstream': 'resolver.example' }, out), /--dns-upstream: upstream resolver/);
+  assert.throws(() => dnsConfig({ 'cluster-domain': 'a b' }, out), /--cluster-domain/);
+});
