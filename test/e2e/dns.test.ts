@@ -165,6 +165,15 @@ test('DNS: workloads resolve mesh names through the kernel-captured agent, outsi
     assert.deepEqual(dial, { peer: VIP, reply: { name: 'catalog-0', peer: POD_A } });
   });
 
+  await t.test('a2) weft status lists the names with their VIPs; weft explain takes a name', async () => {
+    const st = await node.exec(weftArgv('status', '--admin', ADMIN, '--admin-token-file', TOKEN));
+    assert.match(st.stdout, new RegExp(`dns\\s+listening on ${NODE_IP.replace(/\./g, '\\.')}:15053, workloads' port 53 captured to ${NODE_IP.replace(/\./g, '\\.')}:15053; upstream ${RESOLVER.replace(/\./g, '\\.')}:53`), st.stdout);
+    assert.match(st.stdout, new RegExp(`catalog\\.shop\\.svc\\.cluster\\.local\\s+${VIP.replace(/\./g, '\\.')}`), st.stdout);
+    const ex = await node.exec(weftArgv('explain', '--from', 'shop/catalog-0', '--to', 'catalog.shop.svc.cluster.local:80', '--admin', ADMIN, '--admin-token-file', TOKEN));
+    assert.equal(ex.code, 0, ex.stderr);
+    assert.match(ex.stdout, new RegExp(`service shop/catalog \\(catalog\\.shop\\.svc\\.cluster\\.local, VIP ${VIP.replace(/\./g, '\\.')}\\)`), ex.stdout);
+  });
+
   await t.test('b) an outside name resolves through the node\'s resolver, asked by the agent', async () => {
     const before = readFileSync(dnsmasqLog, 'utf8').length;
     assert.equal(await inPodA(['dig', '+short', 'www.outside.test']), '192.0.2.80');

@@ -16,6 +16,7 @@ import { NameTable, validateClusterDomain } from '../../agent/dns/table';
 import { MeshResolver, NEGATIVE_TTL_SECONDS, DEFAULT_TTL_SECONDS } from '../../agent/dns/resolver';
 import { Forwarder, parseResolvConf, parseUpstream } from '../../agent/dns/upstream';
 import { DnsServer } from '../../agent/dns/server';
+import { dnsConfig } from '../../agent/cli/agent';
 
 const svc = (name: string, namespace: string, vip: string) => ({ name, namespace, vip, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'HTTP' as const }] });
 const table = new NameTable([svc('catalog', 'shop', '10.96.0.20'), svc('orders', 'shop', '10.96.0.21'), svc('api', 'v6', 'fd00:96::5'), svc('headless', 'shop', '')]);
@@ -291,8 +292,7 @@ test('forwarder: bounded in flight; no upstream is SERVFAIL', async () => {
   sink.close();
 });
 
-test('weft agent --dns flags: on by default outside Kubernetes, off with --kubernetes; clear errors', async () => {
-  const { dnsConfig } = await import('../../agent/cli/agent');
+test('weft agent --dns flags: on by default outside Kubernetes, off with --kubernetes; clear errors', () => {
   const out = { host: '10.0.0.1', port: 15001 };
   assert.deepEqual(dnsConfig({}, out), { listen: { host: '10.0.0.1', port: 15053 }, capture: true });
   assert.equal(dnsConfig({ kubernetes: true }, out), undefined);
