@@ -200,8 +200,14 @@ test('DNS: workloads resolve mesh names through the kernel-captured agent, outsi
   });
 
   await t.test('e) cleanup removes the DNS maps with the rest', async () => {
+    const t0 = Date.now();
     for (const p of procs) p.proc.kill('SIGTERM');
-    await Promise.all(procs.map((p) => p.exited));
+    // A slow exit is reported with the process's last log lines (not asserted: the
+    // agent's drain grace is 30 s by design).
+    await Promise.all(procs.map((p) => p.exited.then(() => {
+      const ms = Date.now() - t0;
+      if (ms > 5000) process.stderr.write(`slow exit (${ms} ms): ${p.proc.spawnargs.slice(-14).join(' ').slice(0, 100)}\n${p.logs.slice(-12).join('\n')}\n`);
+    })));
     const [cmd, ...rest] = weftArgv('agent', '--cleanup', '--node', nodeName);
     execFileSync(cmd!, rest, { cwd: ROOT, stdio: 'ignore' });
     assert.equal(existsSync(join('/sys/fs/bpf/weft', nodeName)), false, 'no pins left');
