@@ -399,8 +399,7 @@ static __always_inline int weft_dns_listening(struct bpf_sock_addr *ctx, const s
 /* 1: the query was sent to the agent's DNS listener; 0: not a captured query. */
 static __always_inline int weft_dns_capture(struct bpf_sock_addr *ctx, int connecting)
 {
-	struct weft_endpoint resolver = { .family = WEFT_FAMILY_INET4 };
-	struct weft_endpoint to = { .family = WEFT_FAMILY_INET4 };
+	struct weft_endpoint resolver = {}, to = {};
 	struct weft_svc_key svc = { .family = WEFT_FAMILY_INET4 };
 	struct weft_dns_cfg *cfg;
 	__u8 proto = ctx->protocol;
@@ -411,8 +410,7 @@ static __always_inline int weft_dns_capture(struct bpf_sock_addr *ctx, int conne
 	cfg = bpf_map_lookup_elem(&weft_dns_v1, &zero);
 	if (!cfg || !cfg->port || !cfg->addr)
 		return 0;
-	resolver.addr[0] = ctx->user_ip4;
-	resolver.port = (__u16)ctx->user_port;
+	weft_ctx_dst(ctx, WEFT_FAMILY_INET4, &resolver);
 	svc.addr[0] = resolver.addr[0];
 	svc.port = resolver.port;
 	svc.proto = proto;
@@ -420,8 +418,12 @@ static __always_inline int weft_dns_capture(struct bpf_sock_addr *ctx, int conne
 		return 0;
 	if (weft_current_skipped() || !weft_dns_listening(ctx, cfg, proto))
 		return 0;
+	/* Zero-initialised above and filled field by field: with a designated initializer
+	 * clang 14 dropped the addr[0] store from the peer slot's copy of `to`, and
+	 * getpeername then showed the listener (test/bpf/dns.test.ts). */
 	to.addr[0] = cfg->addr;
 	to.port = cfg->port;
+	to.family = WEFT_FAMILY_INET4;
 	if (connecting)
 		weft_remember_peer(ctx, &to, &resolver);
 	if (proto == IPPROTO_UDP)
