@@ -391,10 +391,81 @@ static __always_inline int weft_show_vip(struct bpf_sock_addr *ctx, __u8 family)
 	return 1;
 }
 
+/*
+ * DNS capture (weft_dns_v1): a workload's query to port 53 of its resolver, over TCP or
+ * UDP, goes to the agent's DNS listener instead, as ztunnel's DNS proxy does for Istio
+ * ambient, so no workload needs new configuration. Only IPv4 destinations that are no
+ * service VIP (a VIP on port 53 is a mesh service, balanced as any other), only sockets
+ * of captured cgroups (skipped ones, e.g. the agent's own pod, resolve untouched), and
+ * only while the agent's DNS socket of that protocol exists: in the caller's network
+ * namespace, or in weft_dnsl_v1 for a pod in its own. Otherwise the query goes where it
+ * was sent. Replies show the resolver as their source (recvmsg4 through the reverse-NAT
+ * entry) and getpeername4 the resolver (the peer slot), as for a balanced socket.
+ * Every other connect and sendmsg, a VIP's included, pays one comparison (port 53?).
+ */
+static __always_inline int weft_dns_listening(struct bpf_sock_addr *ctx, const struct weft_dns_cfg *cfg, __u8 proto)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 idx = proto == IPPROTO_TCP ? WEFT_DNSL_TCP : WEFT_DNSL_UDP;
+
+	t.ipv4.daddr = cfg->addr;
+	t.ipv4.dport = cfg->port;
+	if (proto == IPPROTO_TCP)
+		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		sk = (struct bpf_sock *)bpf_map_lookup_elem(&weft_dnsl_v1, &idx);
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
+/* 1: the query was sent to the agent's DNS listener; 0: not a captured query. */
+static __always_inline int weft_dns_capture(struct bpf_sock_addr *ctx, int connecting)
+{
+	struct weft_endpoint resolver = {}, to = {};
+	struct weft_svc_key svc = { .family = WEFT_FAMILY_INET4 };
+	struct weft_dns_cfg *cfg;
+	__u8 proto = ctx->protocol;
+	__u32 zero = 0;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 0;
+	cfg = bpf_map_lookup_elem(&weft_dns_v1, &zero);
+	if (!cfg || !cfg->port || !cfg->addr)
+		return 0;
+	weft_ctx_dst(ctx, WEFT_FAMILY_INET4, &resolver);
+	svc.addr[0] = resolver.addr[0];
+	svc.port = resolver.port;
+	svc.proto = proto;
+	if (bpf_map_lookup_elem(&weft_svc_v1, &svc))
+		return 0;
+	if (weft_current_skipped() || !weft_dns_listening(ctx, cfg, proto))
+		return 0;
+	/* Zero-initialised above and filled field by field: with a designated initializer
+	 * clang 14 dropped the addr[0] store from the peer slot's copy of `to`, and
+	 * getpeername then showed the listener (test/bpf/dns.test.ts). */
+	to.addr[0] = cfg->addr;
+	to.port = cfg->port;
+	to.family = WEFT_FAMILY_INET4;
+	if (connecting)
+		weft_remember_peer(ctx, &to, &resolver);
+	if (proto == IPPROTO_UDP)
+		weft_remember_revnat(ctx, &to, &resolver);
+	ctx->user_ip4 = cfg->addr;
+	ctx->user_port = cfg->port;
+	return 1;
+}
+
 /* Connected sockets choose at random, once. */
 SEC("cgroup/connect4")
 int weft_connect4(struct bpf_sock_addr *ctx)
 {
+	if (ctx->user_port == bpf_htons(53) && weft_dns_capture(ctx, 1))
+		return 1;
 	return weft_rewrite(ctx, WEFT_FAMILY_INET4, bpf_get_prandom_u32(), 1);
 }
 
@@ -409,6 +480,8 @@ int weft_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int weft_sendmsg4(struct bpf_sock_addr *ctx)
 {
+	if (ctx->user_port == bpf_htons(53) && weft_dns_capture(ctx, 0))
+		return 1;
 	return weft_rewrite(ctx, WEFT_FAMILY_INET4, (__u32)bpf_get_socket_cookie(ctx), 0);
 }
 

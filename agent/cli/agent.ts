@@ -65,6 +65,20 @@ Flags:
                           node is removed, then they are killed (connections through the
                           agent are cut; L4 traffic stops being balanced)
 
+DNS (mesh names, without kube-dns):
+  --dns on|off            answer NAME.NAMESPACE.svc.<cluster domain> (and NAME.NAMESPACE,
+                          NAME.NAMESPACE.svc, bare NAME in the caller's namespace) with the
+                          Service's VIP, forward every other name to the node's resolvers,
+                          and capture workloads' DNS in the kernel: UDP and TCP to port 53
+                          of any IPv4 resolver go to the agent (default: on, off with
+                          --kubernetes, where kube-dns answers)
+  --dns-listen HOST:PORT  the DNS listener, the kernel's redirect target (default: the
+                          --outbound host, port 15053)
+  --dns-upstream IP[:PORT][,…]  resolvers for names outside the mesh (default: the
+                          nameservers of the node's /etc/resolv.conf)
+  --cluster-domain NAME   the mesh names' domain (default: MeshConfig clusterDomain, else
+                          cluster.local)
+
 Kubernetes (the DaemonSet):
   --kubernetes            mesh the pods kubelet runs on this node: attach to kubelet's pod
                           cgroup tree, watch this node's Pods (and Namespaces) and take each
@@ -108,6 +122,7 @@ interface Flags {
   outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean; force?: boolean;
   'access-log-sample'?: string; workers?: string; 'control-ca'?: string; 'control-insecure'?: boolean;
   kubernetes?: boolean; kubeconfig?: string; 'cgroup-root'?: string; 'exclude-namespaces'?: string; 'pod-uid'?: string; 'dataplane-default'?: string;
+  dns?: string; 'dns-listen'?: string; 'dns-upstream'?: string; 'cluster-domain'?: string;
 }
 
 export const command: Command = {
@@ -122,6 +137,7 @@ export const command: Command = {
       workers: { type: 'string' }, 'control-ca': { type: 'string' }, 'control-insecure': { type: 'boolean' },
       kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' }, 'cgroup-root': { type: 'string' },
       'exclude-namespaces': { type: 'string' }, 'pod-uid': { type: 'string' }, 'dataplane-default': { type: 'string' },
+      dns: { type: 'string' }, 'dns-listen': { type: 'string' }, 'dns-upstream': { type: 'string' }, 'cluster-domain': { type: 'string' },
     });
     const sample = Number(v['access-log-sample'] ?? '0');
     if (!(sample >= 0 && sample <= 1)) throw invalidArg(`--access-log-sample: expected a fraction between 0 and 1, got '${v['access-log-sample']}'`);
@@ -164,6 +180,7 @@ export const command: Command = {
     const { WORKER_ENV, Supervisor, inheritedListeners, workerIdentity } = require('../node/supervisor') as typeof import('../node/supervisor');
     const kubernetes = v.kubernetes ? kubernetesMode(v) : undefined;
     if (!v.kubernetes) for (const f of ['kubeconfig', 'cgroup-root', 'exclude-namespaces', 'pod-uid', 'dataplane-default'] as const) if (v[f] !== undefined) throw invalidArg(`--${f} needs --kubernetes`);
+    const dns = dnsConfig(v, outbound);
 
     if (process.env[WORKER_ENV] !== '1') {
       // Files the primary needs are checked before anything is loaded or attached, so a
@@ -234,6 +251,7 @@ export const command: Command = {
           accessLogSample: sample,
           link,
           ...(kubernetes ? { kubernetes } : {}),
+          ...(dns ? { dns } : {}),
         });
       }
     } catch (e) {
@@ -282,6 +300,35 @@ function kubernetesMode(v: Flags): import('../node/agent').KubernetesMode {
   const mode = v['dataplane-default'] ?? 'mesh';
   if (mode !== 'mesh' && mode !== 'none') throw invalidArg(`--dataplane-default: expected mesh or none, got '${mode}'`);
   return { captureRoot, excludeNamespaces: excluded, dataplaneDefault: mode, ...(v.kubeconfig ? { kubeconfig: resolve(v.kubeconfig) } : {}), ...(podUid ? { podUid } : {}) };
+}
+
+/** --dns and its companions: on by default outside Kubernetes. Checked before anything
+ *  is loaded, so a typo is a clear error. */
+export function dnsConfig(v: Pick<Flags, 'dns' | 'dns-listen' | 'dns-upstream' | 'cluster-domain' | 'kubernetes'>, outbound: { host: string; port: number }): import('../dns/proxy').DnsConfig | undefined {
+  const on = v.dns === undefined ? !v.kubernetes : v.dns === 'on' ? true : v.dns === 'off' ? false : undefined;
+  if (on === undefined) throw invalidArg(`--dns: expected on or off, got '${v.dns}'`);
+  if (!on) {
+    for (const f of ['dns-listen', 'dns-upstream', 'cluster-domain'] as const) if (v[f] !== undefined) throw invalidArg(`--${f} needs --dns on`);
+    return undefined;
+  }
+  const { DEFAULT_DNS_PORT } = require('../dns/server') as typeof import('../dns/server');
+  const { parseUpstream } = require('../dns/upstream') as typeof import('../dns/upstream');
+  const { validateClusterDomain } = require('../dns/table') as typeof import('../dns/table');
+  const { isIPv4 } = require('node:net') as typeof import('node:net');
+  const listen = v['dns-listen'] !== undefined ? parseHostPort(v['dns-listen'], '--dns-listen') : { host: outbound.host, port: DEFAULT_DNS_PORT };
+  if (!isIPv4(listen.host) || listen.host === '0.0.0.0') {
+    throw invalidArg(`--dns-listen: ${listen.host} is not a specific IPv4 address (the kernel sends workloads' queries there; default: the --outbound host)`);
+  }
+  let upstreams: import('../dns/upstream').Upstream[] | undefined;
+  if (v['dns-upstream'] !== undefined) {
+    try { upstreams = v['dns-upstream'].split(',').map((x) => x.trim()).filter(Boolean).map(parseUpstream); } catch (e) { throw invalidArg(`--dns-upstream: ${(e as Error).message}`); }
+    if (!upstreams.length) throw invalidArg('--dns-upstream: expected at least one IP[:PORT]');
+  }
+  let clusterDomain: string | undefined;
+  if (v['cluster-domain'] !== undefined) {
+    try { clusterDomain = validateClusterDomain(v['cluster-domain']); } catch (e) { throw invalidArg(`--cluster-domain: ${(e as Error).message}`); }
+  }
+  return { listen, capture: true, ...(upstreams ? { upstreams } : {}), ...(clusterDomain ? { clusterDomain } : {}) };
 }
 
 function waitForStopSignal(): Promise<void> {

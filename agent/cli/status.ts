@@ -9,8 +9,9 @@ const help = `Usage: weft status [--admin HOST:PORT] [--admin-token-file FILE] [
 
 Shows the local agent's control-API connection and snapshot version, the control API's
 last policy reload (accepted, or rejected with each file:line:col: message) and the
-snapshot every node serves, the eBPF programs it has attached (and whether they were adopted from a previous agent process), kernel
-counters, listeners, local workloads and certificate expiry.
+snapshot every node serves, its DNS listener and the service names it answers, the
+eBPF programs it has attached (and whether they were adopted from a previous agent
+process), kernel counters, listeners, local workloads and certificate expiry.
 
 Flags:
   --admin HOST:PORT   the agent's admin address (default ${DEFAULT_ADMIN})
@@ -29,6 +30,8 @@ interface Status {
   certificates: { identity: string; expiresAt: string | null }[];
   /** The control API's reload and every node's snapshot (GET /v1/mesh), or why not. */
   mesh?: ReloadStatus | { error: string };
+  /** null: the agent runs with --dns off; absent: an agent without DNS support. */
+  dns?: import('../dns/proxy').DnsStatus | null;
 }
 
 function render(s: Status): string {
@@ -43,6 +46,7 @@ function render(s: Status): string {
   out.push(`listeners       ${Object.entries(s.listeners).map(([k, v]) => `${k} ${v ?? '(not yet)'}`).join(', ')}`);
   if (s.workers) out.push(`workers         ${s.workers.length}: ${s.workers.map((w) => `${w.role} pid ${w.pid}`).join(', ')}`);
   for (const e of s.ejections ?? []) out.push(`  ejected ${e.endpoint} by pid ${e.workers.join(', ')}`);
+  if (s.dns !== undefined) out.push(...renderDns(s.dns));
   out.push(`programs        ${s.datapath.programs.length} attached, ${s.datapath.services} service ports in the kernel`);
   for (const p of s.datapath.programs) out.push(`  ${p.program.padEnd(22)} link ${p.linkId} prog ${p.progId}${p.adopted ? ' (adopted)' : ''}`);
   out.push('kernel counters');
@@ -60,6 +64,15 @@ function render(s: Status): string {
     out.push(`  ${cert.identity.padEnd(52)} ${left === null ? 'pending' : `expires in ${left}s (${cert.expiresAt})`}`);
   }
   return out.join('\n') + '\n';
+}
+
+function renderDns(d: NonNullable<Status['dns']> | null): string[] {
+  if (!d) return ['dns             off (--dns off)'];
+  const capture = d.capture.kernel ? `workloads' port 53 captured to ${d.capture.kernel}${d.capture.podNamespaces.udp && d.capture.podNamespaces.tcp ? '' : ' (pod namespaces: listener not registered)'}` : 'capture off';
+  const out = [`dns             ${d.listening ? `listening on ${d.address}` : `NOT listening (${d.address})`}, ${capture}; upstream ${d.upstreams.join(', ') || '(none)'}`];
+  out.push(`service names   ${d.names.length} under ${d.clusterDomain}`);
+  for (const n of d.names) out.push(`  ${n.name.padEnd(44)} ${n.addresses.join(', ')}`);
+  return out;
 }
 
 export const command: Command = {

@@ -13,11 +13,13 @@ import { PolicyAuthorizer, type AuthzDecision } from '../proxy/tunnel/authz';
 import type { AuthzEngine } from '../proxy/authz/engine';
 import { WeftError } from '../lib/errors';
 import { DEFAULT_PATH_NORMALIZATION, normalizePath } from '../proxy/http/path';
+import { DEFAULT_CLUSTER_DOMAIN } from '../dns/table';
 
 export interface ExplainQuery {
   /** "namespace/name", or "name" in namespace "default". */
   from: string;
-  /** A VIP, a workload address, or "service.namespace". */
+  /** A VIP, a workload address, or a Service's name: NAME.NAMESPACE, NAME.NAMESPACE.svc
+   *  or NAME.NAMESPACE.svc.<cluster domain> (what the agents' DNS answers). */
   host: string;
   port: number;
   path?: string;
@@ -45,7 +47,7 @@ export interface Explanation {
   version: string;
   from: { workload: string; node: string; identity: string };
   to: string;
-  service: { key: string; port: number; portName: string; protocol: string } | null;
+  service: { key: string; port: number; portName: string; protocol: string; name?: string; vip?: string } | null;
   path: { mode: 'l4' | 'redirect' | 'not in the mesh'; reason: string };
   route: { object: string; rule: number } | { object: null; reason: string } | null;
   backends: ExplainedBackend[];
@@ -60,8 +62,15 @@ function findWorkload(snap: Snapshot, from: string): WorkloadState {
   return w;
 }
 
+/** The DNS name a Service answers to on the agents (agent/dns/table.ts). */
+export function serviceDnsName(snap: Snapshot, s: Pick<ServiceState, 'name' | 'namespace'>): string {
+  return `${s.name}.${s.namespace}.svc.${snap.mesh.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN}`;
+}
+
 function findService(snap: Snapshot, host: string, port: number): ServiceState | undefined {
-  const byName = /^([a-z0-9-]+)\.([a-z0-9-]+)$/.exec(host);
+  const h = host.toLowerCase().replace(/\.$/, '');
+  const domain = snap.mesh.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
+  const byName = /^([a-z0-9-]+)\.([a-z0-9-]+)(\.svc)?$/.exec(h.endsWith(`.svc.${domain}`) ? h.slice(0, -domain.length - 1) : h);
   return snap.services.find((s) => (byName ? s.name === byName[1] && s.namespace === byName[2] : s.vip === host) && s.ports.some((p) => p.port === port));
 }
 
@@ -163,7 +172,7 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
         : `allowed to ${all.length - denied.length} of ${all.length} endpoints; denied on ${denied.map((e) => e.workload).join(', ')} (${denied[0]!.authorization.reason})`;
   return {
     ...base,
-    service: { key: svc.key, port: q.port, portName: port.name, protocol: port.protocol },
+    service: { key: svc.key, port: q.port, portName: port.name, protocol: port.protocol, name: serviceDnsName(snap, svc), vip: svc.vip },
     path: { mode: dp.mode, reason: dp.mode === 'l4' ? `kernel fast path: ${dp.reason}` : `userland (agent outbound proxy): ${dp.reason}` },
     route, backends, verdict,
   };
