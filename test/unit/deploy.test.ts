@@ -303,14 +303,16 @@ test('deploy: the control API Deployment, its Service, state and policies', () =
 test('deploy: RBAC is read-only (but for TokenReviews) and bound to the ServiceAccounts the pods use', () => {
   const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
   assert.ok(roles.length > 0);
-  // The one exception: the control API's Lease and CA Secret, by name, in its namespace.
+  // The one exception: the control API's Lease, CA Secret and token-bindings Secret, by
+  // name, in its namespace.
   const state = find('Role', 'weft-control-state');
   assert.equal(state.metadata.namespace, NAMESPACE);
   assert.deepEqual((state.rules as Obj[]).map((r) => [r.apiGroups.join(), r.resources.join(), r.resourceNames.join(), [...r.verbs].sort().join()]).sort(), [
-    ['', 'secrets', 'weft-control-ca', 'get,update'],
+    ['', 'secrets', 'weft-control-ca,weft-control-token-bindings', 'get,update'],
     ['coordination.k8s.io', 'leases', 'weft-control', 'get,update'],
   ]);
   find('Secret', 'weft-control-ca');
+  find('Secret', 'weft-control-token-bindings');
   find('Lease', 'weft-control');
   const granted = new Set<string>();
   for (const r of roles.filter((x) => x !== state)) {
