@@ -4,7 +4,7 @@
 // The server depends on this interface only, so the transport, sources and state machine
 // do not change when the policy engine does; `realPolicyCompiler` adapts agent/policy.
 import type { NodeReport, Snapshot, WorkloadRegistration } from '../policy/snapshot';
-import type { PolicyTree } from './policy-tree';
+import type { PolicyTree } from './snapshot-store';
 
 export interface LoadResult<O> {
   objects: O;

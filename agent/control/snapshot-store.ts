@@ -11,7 +11,6 @@ import { ViewResourceCache, type EncodedResource } from '../policy/view-cache';
 import { describeError, isWeftError } from '../lib/errors';
 import type { Logger } from '../telemetry/logger';
 import type { PolicyCompiler } from './policy-compiler';
-import type { PolicyTree } from './policy-tree';
 import type { RegistrationStore } from './registrations';
 import type { ControlMetrics } from './metrics';
 
@@ -21,7 +20,11 @@ export interface Rejection {
   at: number;
 }
 
-export type { PolicyTree } from './policy-tree';
+/** What a source reports: the checked-out tree and, for git, the commit it is at. */
+export interface PolicyTree {
+  root: string;
+  revision?: string;
+}
 
 export declare interface SnapshotStore {
   on(event: 'update', listener: (snapshot: Snapshot) => void): this;

@@ -7,12 +7,27 @@ import jsyaml from 'js-yaml';
 import { visit } from 'yaml';
 import { FileSource, SourceDoc, isEmptyDoc } from './source';
 import { checkEnvelope, checkSchema } from './schema-check';
-import type { PolicyObject } from './kinds';
+import type { Kind, PolicyObject } from './kinds';
 import { boundMessage, type Diagnostic } from './diagnostic';
 import type { ParsedFileCache } from './load-cache';
 
-export type { LoadedObject, LoadResult } from './load-result';
-import type { LoadResult } from './load-result';
+/** A schema-valid object with where it came from. metadata.namespace is defaulted. */
+export interface LoadedObject<T extends PolicyObject = PolicyObject> {
+  kind: Kind;
+  /** "namespace/name" */
+  key: string;
+  object: T;
+  source: SourceDoc;
+}
+
+export interface LoadResult {
+  objects: LoadedObject[];
+  diagnostics: Diagnostic[];
+  files: string[];
+  /** "Kind/namespace/name" of documents that name themselves but failed the schema:
+   *  references to them are not reported again as unknown. */
+  invalid: Set<string>;
+}
 
 export const DEFAULT_NAMESPACE = 'default';
 
