@@ -10,7 +10,7 @@ import { forNode } from '../policy/node-view';
 import { ViewResourceCache, type EncodedResource } from '../policy/view-cache';
 import { describeError, isWeftError } from '../lib/errors';
 import type { Logger } from '../telemetry/logger';
-import type { PolicyCompiler } from './policy-compiler';
+import type { PolicyCompiler, PolicyTree } from './policy-compiler';
 import type { RegistrationStore } from './registrations';
 import type { ControlMetrics } from './metrics';
 
@@ -20,11 +20,7 @@ export interface Rejection {
   at: number;
 }
 
-/** What a source reports: the checked-out tree and, for git, the commit it is at. */
-export interface PolicyTree {
-  root: string;
-  revision?: string;
-}
+export type { PolicyTree } from './policy-compiler';
 
 export declare interface SnapshotStore {
   on(event: 'update', listener: (snapshot: Snapshot) => void): this;

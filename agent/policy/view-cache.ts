@@ -10,7 +10,7 @@
 // time) from the shared JSON plus the node's decisions and are not retained.
 import { createHash } from 'node:crypto';
 import type { Snapshot, WorkloadState } from './snapshot';
-import type { PathIndex } from './node-view';
+import type { PathIndex } from './path-decision';
 import {
   NODE_RESOURCE, nodeResource, portPaths, serviceResourceName, sharedParts, type ServiceShared,
 } from './view-resources';

@@ -16,7 +16,7 @@
 // split and the agent's reassembly are the one code path every view goes through.
 import { WeftError } from '../lib/errors';
 import { parseIPv4 } from '../lib/ip';
-import { decidePath, type PathIndex } from './node-view';
+import { decidePath, type PathIndex } from './path-decision';
 import { endpointsForNode, endpointsForPort } from './topology';
 import {
   transportOf,
