@@ -36,10 +36,15 @@ Flags:
                            agents then need --control-insecure)
   --state-dir DIR          CA keys, git clone, registered workloads
                            (default /var/lib/weft/control)
-  --token-file FILE        node bootstrap tokens, one per line: 'TOKEN' (any node) or
-                           'NODE TOKEN' (that node only). Default: STATE_DIR/bootstrap-token,
-                           created with a random token if missing. Agents holding their
-                           node certificate authenticate with it instead (TLS client
+  --token-file FILE        node bootstrap tokens, one per line: 'NODE TOKEN' (that node
+                           only; 'weft token create --node NODE' appends one) or 'TOKEN'
+                           (bound to the first node that presents it, recorded in
+                           STATE_DIR/token-bindings.json, refused for any other node).
+                           Re-read when it changes. Default: STATE_DIR/bootstrap-token,
+                           created with one random bare token if missing; with
+                           --kubernetes the default is no token file (agents present
+                           their ServiceAccount token). Agents holding their node
+                           certificate authenticate with it instead (TLS client
                            certificate); an unauthenticated caller can read nothing
   --branch NAME            git branch to follow (default main)
   --poll-interval DUR      git fetch / directory rescan interval (default 5s)
@@ -47,6 +52,13 @@ Flags:
   --kubernetes             also discover Services, EndpointSlices and Pods from the
                            Kubernetes API (in-cluster account, $KUBECONFIG or ~/.kube/config)
   --kubeconfig FILE        kubeconfig for --kubernetes
+  --agent-service-account NS/NAME
+                           with --kubernetes: the agents' ServiceAccount. An agent may
+                           present a token of it bound to its Pod (projected volume,
+                           audience --token-audience); the control API checks it with a
+                           TokenReview and that the Pod runs on the node the agent
+                           claims (default weft-system/weft-agent)
+  --token-audience AUD     audience of those tokens (default weft-control)
   -h, --help               this text
 
 Examples:
@@ -57,7 +69,7 @@ Examples:
 interface Flags {
   policies?: string; listen?: string; 'state-dir'?: string; 'token-file'?: string;
   branch?: string; 'poll-interval'?: string; admin?: string; kubernetes?: boolean; kubeconfig?: string;
-  insecure?: boolean; 'ca-bundle-out'?: string;
+  insecure?: boolean; 'ca-bundle-out'?: string; 'agent-service-account'?: string; 'token-audience'?: string;
 }
 
 /** HOST:PORT where port 0 means "any free port" (tests, several instances on one host);
@@ -68,12 +80,15 @@ function listenAddress(s: string, flag: string): { host: string; port: number } 
   return any ? { ...hp, port: 0 } : hp;
 }
 
-async function tokenFile(flag: string | undefined, stateDir: string, say: (s: string) => void): Promise<string> {
+async function tokenFile(flag: string | undefined, stateDir: string, kubernetes: boolean, say: (s: string) => void): Promise<string | undefined> {
   if (flag) return resolve(flag);
+  if (kubernetes) return undefined;
   const path = join(stateDir, 'bootstrap-token');
   if (!existsSync(path)) {
-    await writeFileAtomic(path, `${randomBytes(24).toString('base64url')}\n`, 0o600);
-    say(`created a node bootstrap token in ${path} (give it to agents with --token-file)`);
+    await writeFileAtomic(path, `# Bootstrap tokens: 'NODE TOKEN' per node (weft token create --node NODE), or a bare
+# TOKEN that binds to the first node presenting it.
+${randomBytes(24).toString('base64url')}\n`, 0o600);
+    say(`created a node bootstrap token in ${path}: it binds to the first node that presents it; make one per node with 'weft token create --node NODE --token-file ${path}'`);
   }
   return path;
 }
@@ -87,11 +102,18 @@ export const command: Command = {
       policies: { type: 'string' }, listen: { type: 'string' }, 'state-dir': { type: 'string' }, 'token-file': { type: 'string' },
       branch: { type: 'string' }, 'poll-interval': { type: 'string' }, admin: { type: 'string' },
       kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' }, insecure: { type: 'boolean' }, 'ca-bundle-out': { type: 'string' },
+      'agent-service-account': { type: 'string' }, 'token-audience': { type: 'string' },
     });
     if (values.insecure && values['ca-bundle-out']) throw invalidArg('--ca-bundle-out needs TLS: drop --insecure');
     if (values.kubeconfig && !values.kubernetes) throw invalidArg('--kubeconfig only applies with --kubernetes');
+    if ((values['agent-service-account'] || values['token-audience']) && !values.kubernetes) throw invalidArg('--agent-service-account and --token-audience only apply with --kubernetes');
     if (wantHelp) { process.stdout.write(help); return 0; }
     if (!values.policies) throw invalidArg('--policies is required');
+    const { parseServiceAccount, DEFAULT_AGENT_SERVICE_ACCOUNT, DEFAULT_TOKEN_AUDIENCE } = require('../control/token-review') as typeof import('../control/token-review');
+    const agentAccount = parseServiceAccount(values['agent-service-account'] ?? DEFAULT_AGENT_SERVICE_ACCOUNT);
+    if (!agentAccount) throw invalidArg(`--agent-service-account: '${values['agent-service-account']}' is not NAMESPACE/NAME`);
+    const audience = values['token-audience'] ?? DEFAULT_TOKEN_AUDIENCE;
+    if (!/^[\x21-\x7e]{1,253}$/.test(audience)) throw invalidArg('--token-audience: 1 to 253 visible ASCII characters');
     const listen = listenAddress(values.listen ?? '127.0.0.1:15010', '--listen');
     const admin = values.admin === 'off' ? undefined : listenAddress(values.admin ?? '127.0.0.1:15011', '--admin');
     let pollMs: number;
@@ -113,8 +135,19 @@ export const command: Command = {
     const { CertificateAuthority } = require('../identity/ca') as typeof import('../identity/ca');
     const { DEFAULT_MESH } = require('../policy/model') as typeof import('../policy/model');
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const auth = TokenAuthenticator.fromFile(await tokenFile(values['token-file'], stateDir, say));
     const log = componentLogger('control');
+    const { FileTokenBindings } = require('../control/token-bindings') as typeof import('../control/token-bindings');
+    const authOpts: import('../control/auth').AuthenticatorOptions = {
+      bindings: new FileTokenBindings(join(stateDir, 'token-bindings.json')),
+      onReloadError: (e) => log.error({ err: e.message }, 'token file changed but does not parse; the previous tokens stay in force'),
+    };
+    if (values.kubernetes) {
+      const { ServiceAccountTokenReviewer, kubernetesReviewApi } = require('../control/token-review') as typeof import('../control/token-review');
+      authOpts.reviewer = new ServiceAccountTokenReviewer({ api: await kubernetesReviewApi(values.kubeconfig ? resolve(values.kubeconfig) : undefined), serviceAccount: agentAccount, audience });
+      say(`agents may authenticate with a token of ServiceAccount ${agentAccount.namespace}/${agentAccount.name} (audience ${audience}) bound to a Pod on their node`);
+    }
+    const tokens = await tokenFile(values['token-file'], stateDir, values.kubernetes === true, say);
+    const auth = tokens ? TokenAuthenticator.fromFile(tokens, authOpts) : new TokenAuthenticator(undefined, 'token file', authOpts);
     if (values.branch && !isGitUrl(values.policies)) throw invalidArg('--branch only applies to a git URL');
     const files = isGitUrl(values.policies)
       ? new GitSource(values.policies, stateDir, log, { branch: values.branch ?? 'main', pollMs, progress: say })
