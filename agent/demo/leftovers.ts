@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BPFFS, cgroup2Root } from '../datapath/layout';
 import { destroyNetns } from './netns';
+import { sweepNodeRunDir } from '../node/agent-lock';
 import { demoNamespaces } from './topology';
 
 const NODE = /^node-\d+$/;
@@ -67,6 +68,7 @@ export function removeLeftovers(l: Leftovers): string[] {
     for (const node of l.nodes) {
       try {
         const r = Datapath.cleanup(node);
+        sweepNodeRunDir(node);
         lines.push(`removed ${node}: ${r.links.length} links, ${r.maps.length} map pins, ${r.cgroups.length} cgroups${r.movedPids.length ? ` (moved out pids ${r.movedPids.join(' ')})` : ''}`);
       } catch (e) { lines.push(`cannot clean up ${node}: ${(e as Error).message}`); }
     }

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../admin/server';
+import { sweepNodeRunDir } from '../node/agent-lock';
 import { WeftError, describeError } from '../lib/errors';
 import { inNetns } from './netns';
 import { ADMIN_PORT, CONTROL_PORT, FABRIC_HOST_IP, planDemo, type AppSpec, type DemoPlan, type NodePlan } from './plan';
@@ -187,7 +188,7 @@ function removeAll(topo: Topology | null, plan: DemoPlan): string[] {
   try {
     const { Datapath } = require('../datapath/datapath') as typeof import('../datapath/datapath');
     for (const n of plan.nodes) {
-      try { Datapath.cleanup(n.name); } catch (e) { problems.push(describeError(e)); }
+      try { Datapath.cleanup(n.name); sweepNodeRunDir(n.name); } catch (e) { problems.push(describeError(e)); }
     }
   } catch (e) {
     problems.push(`cannot load the datapath module to remove the nodes' pins and cgroups: ${describeError(e)}`);

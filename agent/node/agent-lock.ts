@@ -95,3 +95,11 @@ export function claimCleanup(node: string, opts: { allowAgents?: boolean } = {},
   }
   return { release, agents };
 }
+
+/** After a node was removed: drops the files of processes that are gone (agents killed
+ *  with their namespace) and the node's run directory once it is empty. */
+export function sweepNodeRunDir(node: string, runDir = RUN_DIR): void {
+  const dir = nodeRunDir(node, runDir);
+  liveHolders(dir, () => true);
+  try { rmdirSync(dir); } catch { /* gone, or a live holder */ }
+}

@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { claimCleanup, liveAgents, processStartTime, registerAgent } from '../../agent/node/agent-lock';
+import { claimCleanup, liveAgents, processStartTime, registerAgent, sweepNodeRunDir } from '../../agent/node/agent-lock';
 
 function setup(t: import('node:test').TestContext) {
   const run = mkdtempSync(join(tmpdir(), 'wt-lock-'));
@@ -57,5 +57,13 @@ test('agent lock: files of dead processes, or of a pid reused by another process
   const c = claimCleanup('node-1', {}, run);
   assert.deepEqual(c.agents, []);
   c.release();
+  assert.ok(!existsSync(join(run, 'node-1')), 'the released claim took the empty node directory');
+  mkdirSync(join(run, 'node-1'));
+  hold(`agent-${dead}`, dead, '123');
+  hold(`agent-${other.pid}`);
+  sweepNodeRunDir('node-1', run);
+  assert.deepEqual(readdirSync(join(run, 'node-1')), [`agent-${other.pid}`], 'a sweep keeps a live holder, drops a dead one');
+  rmSync(join(run, 'node-1', `agent-${other.pid}`));
+  sweepNodeRunDir('node-1', run);
   assert.ok(!existsSync(join(run, 'node-1')), `stale files removed, and the node directory with them: ${existsSync(join(run, 'node-1')) ? readdirSync(join(run, 'node-1')).join(' ') : ''}`);
 });
