@@ -278,8 +278,23 @@ export const directCodec = defineCodec<DirectEntry>(
   (b, at) => ({ flags: b.readUInt32LE(at('flags')) }),
 );
 
+/** weft_dns_v1's only entry: the agent's DNS listener (IPv4) that connect4/sendmsg4
+ *  send workloads' port-53 queries to; port 0 turns capture off. */
+export interface DnsCfg { ip: string; port: number }
+export const dnsCfgCodec = defineCodec<DnsCfg>(
+  'weft_dns_cfg', [['addr', 4], ['port', 2], ['pad', 2]],
+  (v, b, at) => {
+    const p = parseIp(v.ip);
+    if (!p || p.family !== 4) throw new TypeError(`not an IPv4 address: ${JSON.stringify(v.ip)}`);
+    p.bytes.copy(b, at('addr'), 0, 4);
+    b.writeUInt16BE(v.port, at('port'));
+  },
+  (b, at) => ({ ip: formatIp(Buffer.concat([b.subarray(at('addr'), at('addr') + 4), Buffer.alloc(12)]), 4), port: b.readUInt16BE(at('port')) }),
+);
+
 /** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */
 export const ABI_CODECS: ReadonlyArray<StructCodec<never>> = [
   endpointCodec, addrCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
   accelCodec, sockBytesCodec, nodeCfgCodec, countersCodec, skipKeyCodec, skipCodec, skipStateCodec, directKeyCodec, directCodec,
+  dnsCfgCodec,
 ] as unknown as ReadonlyArray<StructCodec<never>>;

@@ -13,6 +13,7 @@
 //   workload-maps.ts  local workload addresses and direct endpoints
 //   skip-map.ts       cgroups left alone
 //   listener.ts       the agent's listener registration and origin lookup
+//   dns-capture.ts    workloads' DNS sent to the agent's DNS server
 //   counters.ts       kernel counters
 //   cgroups.ts        cgroup levels, the capture root, weft's own cgroups
 import { WeftError } from '../lib/errors';
@@ -29,6 +30,7 @@ import { SkipMap } from './skip-map';
 import { Splicing } from './splicing';
 import { cleanupNode, inspectNode, type CleanupReport, type NodeInspection } from './teardown';
 import { DirectEndpointMap, LocalWorkloadMap } from './workload-maps';
+import { DnsCapture } from './dns-capture';
 
 export { cgroup2MountDepth, cgroupLevel } from './cgroups';
 export { readOrigin, type Origin } from './listener';
@@ -53,6 +55,7 @@ export class Datapath {
   private readonly directMap: DirectEndpointMap;
   private readonly skipMap: SkipMap;
   private readonly listener: AgentListenerMap;
+  private readonly dns: DnsCapture;
   private readonly cgroups: NodeCgroups;
   private closed = false;
 
@@ -69,6 +72,7 @@ export class Datapath {
     this.directMap = new DirectEndpointMap(maps.direct, log);
     this.skipMap = new SkipMap(maps, log);
     this.listener = new AgentListenerMap(maps.agentListener);
+    this.dns = new DnsCapture(maps.dns, maps.dnsListeners);
     this.cgroups = new NodeCgroups(loaded.layout, loaded.captureRoot);
   }
 
@@ -181,6 +185,30 @@ export class Datapath {
   setAgentListener(fd: number): void {
     this.assertOpen();
     this.listener.set(fd);
+  }
+
+  /** Workloads' DNS capture to the agent's DNS server (dns-capture.ts); null: off. */
+  setDnsCapture(listener: { ip: string; port: number } | null): void {
+    this.assertOpen();
+    this.dns.set(listener);
+  }
+
+  /** Where the kernel sends workloads' DNS now, or null (capture off). */
+  dnsCapture(): { ip: string; port: number } | null {
+    this.assertOpen();
+    return this.dns.get();
+  }
+
+  /** The DNS server's listening sockets, for pods in their own network namespaces. */
+  setDnsListeners(fds: { udp?: number; tcp?: number }): void {
+    this.assertOpen();
+    this.dns.setListeners(fds);
+  }
+
+  /** Which DNS listening sockets weft_dnsl_v1 holds (live ones only). */
+  dnsListenersRegistered(): { udp: boolean; tcp: boolean } {
+    this.assertOpen();
+    return this.dns.listenersRegistered();
   }
 
   /** Whether weft_agentl_v1 holds a (live) listening socket. */

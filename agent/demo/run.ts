@@ -32,6 +32,8 @@ export interface DemoOptions {
 }
 
 const READY_TIMEOUT_MS = 60_000;
+/** The control API's admin port (metrics, its last policy reload for the view). */
+const CONTROL_ADMIN_PORT = 15011;
 
 class Stopped extends Error {}
 
@@ -71,7 +73,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const caBundle = join(tmp, 'control-ca.pem');
     o.say(`starting control API on ${FABRIC_HOST_IP}:${CONTROL_PORT} (policies: ${o.policies})…`);
     control.push(startChild('control', t.fabric, weftSelf('control', '--policies', o.policies, '--listen', `${FABRIC_HOST_IP}:${CONTROL_PORT}`,
-      '--admin', `${FABRIC_HOST_IP}:15011`, '--state-dir', join(tmp, 'control'), '--token-file', tokenFile, '--poll-interval', '1s',
+      '--admin', `${FABRIC_HOST_IP}:${CONTROL_ADMIN_PORT}`, '--state-dir', join(tmp, 'control'), '--token-file', tokenFile, '--poll-interval', '1s',
       '--ca-bundle-out', caBundle), logs, { env }));
     o.say(`control API: ${(await step(control[0]!.waitFor(/listening on/, READY_TIMEOUT_MS))).replace(/^weft control: /, '')}`);
 
@@ -102,7 +104,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     await step(lg.waitFor(/listening/, READY_TIMEOUT_MS));
     o.say(`traffic: loadgen on ${lgNode.name} → frontend ${plan.services.frontend} at ${o.rps} req/s, and → payments ${plan.services.payments} (must be refused)`);
 
-    const viewCfg: ViewConfig = { agents: plan.nodes.map((n) => ({ node: n.name, admin: `${n.fabricIp}:${ADMIN_PORT}` })), loadgenStats: statsFile, tty: o.tty };
+    const viewCfg: ViewConfig = { agents: plan.nodes.map((n) => ({ node: n.name, admin: `${n.fabricIp}:${ADMIN_PORT}` })), loadgenStats: statsFile, tty: o.tty, controlAdmin: `${FABRIC_HOST_IP}:${CONTROL_ADMIN_PORT}` };
     view.push(startChild('view', t.fabric, demoModule('view-main', JSON.stringify(viewCfg)), logs, { env, stdout: 'inherit' }));
     o.say(`live view every second${o.duration ? ` for ${o.duration}s` : ''}; edit ${o.policies} to change the mesh; Ctrl-C stops and removes everything`);
 

@@ -9,10 +9,11 @@ import type { PodIndex } from './pods';
 import type { Registrations } from './registrations';
 import type { RequestTap } from './tap';
 import type { LocalWorkload } from './workloads';
+import { reloadStatus } from '../control/reload-status';
 
 export interface AdminRouteSources {
   node: string;
-  sync: Pick<SyncClient, 'state' | 'explain'>;
+  sync: Pick<SyncClient, 'state' | 'explain' | 'status'>;
   view: () => NodeView | null;
   datapath: Datapath;
   /** The serving workers with their request counts (a scrape of every worker). */
@@ -45,6 +46,7 @@ export function adminRoutes(s: AdminRouteSources): Pick<AdminOptions, 'debug' | 
       'GET /v1/status': () => s.status(),
       // `weft explain`: the control API reasons over the full snapshot (this node only
       // has its own view).
+      'GET /v1/mesh': () => s.sync.status().then(reloadStatus),
       'GET /v1/explain': (_b, url) => s.sync.explain(parseExplainQuery(url.searchParams)),
     },
     streams: { 'GET /v1/tap': (req, res, url) => s.tap.serve(req, res, url) },

@@ -53,6 +53,10 @@ import { localAddresses } from './local-addresses';
 import { NodeIdentity } from './node-identity';
 import { Registrations } from './registrations';
 import { adminToken, readPemFile } from './token-files';
+import { datapathProblems } from './datapath-health';
+import { registerSyncMetrics } from './sync-metrics';
+import { DnsProxy, type DnsConfig } from '../dns/proxy';
+import { callerNamespace } from '../dns/callers';
 
 export interface AgentConfig {
   node: string;
@@ -80,6 +84,9 @@ export interface AgentConfig {
   /** Kubernetes node: capture the pods kubelet runs (their cgroups under `captureRoot`)
    *  and learn their identities from this node's Pods; absent: `weft run` only. */
   kubernetes?: KubernetesMode;
+  /** The DNS proxy for mesh names (agent/dns/); absent: off, and the kernel's DNS
+   *  capture a previous agent may have left on is turned off. */
+  dns?: DnsConfig;
 }
 
 export interface KubernetesMode {
@@ -124,6 +131,7 @@ export class NodeAgent {
   private readonly ejections = new Ejections();
   private readonly registrations: Registrations;
   private stopping = false;
+  private readonly dns: DnsProxy | null;
 
   private constructor(private readonly cfg: AgentConfig, private readonly datapath: Datapath) {
     this.log = componentLogger('agent', { node: cfg.node });
@@ -133,6 +141,11 @@ export class NodeAgent {
     this.pods = cfg.kubernetes ? new PodIndex({ node: cfg.node, ...cfg.kubernetes, captureRoot: cfg.kubernetes.captureRoot, ...(cfg.kubernetes.podUid ? { selfPodUid: cfg.kubernetes.podUid } : {}) }) : null;
     this.identities.replace(this.localWorkloads());
     this.link = cfg.link ?? null;
+
+    this.dns = cfg.dns ? new DnsProxy(cfg.dns, datapath, {
+      registry: this.registry, logger: componentLogger('dns', { node: cfg.node }),
+      namespaceOf: (ip) => callerNamespace(this.localWorkloads(), ip, cfg.nodeAddress),
+    }) : null;
 
     this.tap = new RequestTap(accessLogFor(cfg.node, cfg.accessLogSample ?? 0), (tapping) => this.publish({ tapping }));
 
@@ -182,6 +195,8 @@ export class NodeAgent {
       labelNames: ['version'], registers: [this.registry],
     });
     this.sync.on('applied', (info) => { snapshotVersion.reset(); snapshotVersion.set({ version: info.version }, 1); });
+    registerSyncMetrics(this.registry, this.sync);
+    registerSyncMetrics(this.registry, this.sync);
 
     const workers = (): number => this.workers.length;
     new Gauge({ name: 'weft_agent_workers', help: 'Agent worker processes serving (the primary and the proxy workers).', registers: [this.registry], collect() { this.set(workers()); } });
@@ -228,6 +243,7 @@ export class NodeAgent {
       agent.syncLocalAddresses();
       const outFd = cfg.listenFds?.outbound;
       await agent.admin.listen();
+      await agent.startDns();
       await agent.sync.start();
       // Accept redirected connections only once they can be served (on a restart, the
       // previous workers keep accepting on the same socket until then).
@@ -248,6 +264,7 @@ export class NodeAgent {
   async drain(graceMs: number): Promise<void> {
     this.log.info({ graceMs }, 'draining');
     this.admin.stopAccepting();
+    await this.dns?.close();
     await this.sync.stop();
     await this.plane.drain(graceMs);
     await this.stop();
@@ -257,7 +274,7 @@ export class NodeAgent {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    await Promise.allSettled([this.sync.stop(), this.plane.close(), this.admin.close(), this.pods?.stop()]);
+    await Promise.allSettled([this.sync.stop(), this.plane.close(), this.admin.close(), this.pods?.stop(), this.dns?.close()]);
     this.identity.close();
     this.datapath.close();
   }
@@ -278,6 +295,7 @@ export class NodeAgent {
       this.log.error({ err: describeError(e) }, 'direct workload endpoints not updated: a connect to a workload\'s own address may bypass its authorization');
     }
     this.plane.apply(view);
+    this.dns?.apply(view);
     this.datapath.setFailMode(view.mesh.failMode);
     this.datapath.setMtlsMode(view.mesh.mtls);
     this.view = view;
@@ -285,6 +303,17 @@ export class NodeAgent {
     // Every proxy worker routes by this snapshot before it is ACKed.
     const identity = this.identity.state();
     await this.publish({ view, workloads: this.identities.list(), tapping: this.tap.subscribers > 0, ...(identity ? { identity } : {}) });
+  }
+
+  /** The DNS proxy, or capture off without one. Not fatal: without it workloads resolve
+   *  as before (the kernel redirects only to a DNS socket that exists). */
+  private async startDns(): Promise<void> {
+    try {
+      if (this.dns) await this.dns.start();
+      else this.datapath.setDnsCapture(null);
+    } catch (e) {
+      this.log.error({ err: describeError(e) }, 'DNS proxy not started: workloads resolve through their own resolvers, mesh names do not resolve');
+    }
   }
 
   // -------------------------------------------------------------- proxy workers
@@ -406,6 +435,8 @@ export class NodeAgent {
     if (this.sync.state().fatal) reasons.push(`control API refused this agent: ${this.sync.state().lastError}`);
     if (this.link && !this.workersKnown) reasons.push('proxy workers still starting');
     if (this.pods && !this.podsListed) reasons.push('this node\'s pods not listed yet (Kubernetes API)');
+    reasons.push(...datapathProblems(this.cfg.node, this.datapath.attachments));
+    reasons.push(...datapathProblems(this.cfg.node, this.datapath.attachments));
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -417,6 +448,7 @@ export class NodeAgent {
       datapath: { programs: this.datapath.attachments.map((a) => ({ program: a.program, linkId: a.linkId, progId: a.progId, adopted: a.adopted })), services: this.view?.datapath.length ?? 0, counters: this.datapath.counters() },
       listeners: { outbound: `${this.cfg.outbound.host}:${this.cfg.outbound.port}`, inbound: this.plane.inboundAddress, admin: `${this.cfg.admin.host}:${this.cfg.admin.port}` },
       workers: this.workers,
+      ...(this.dns ? { dns: this.dns.status() } : { dns: null }),
       ejections: this.ejections.list(),
       workloads: this.localWorkloads().map((w) => ({ key: `${w.namespace}/${w.name}`, cgroupId: w.cgroupId, address: w.address, identity: this.principalOf(w) })),
       ...(this.pods ? { pods: { listed: this.podsListed, captureRoot: this.cfg.kubernetes!.captureRoot, meshed: this.pods.workloads().length, skipped: this.pods.list().filter((p) => !p.meshed).map((p) => ({ key: p.key, reason: p.reason })) } } : {}),

@@ -29,8 +29,10 @@ export const POLICY_LIMITS = {
   treeBytes: 32 * 1024 * 1024,
   /** YAML documents per file. */
   documentsPerFile: 5000,
-  /** YAML documents of one load together. */
-  documents: 50_000,
+  /** YAML documents of one load together: the control API is sized for 5000 services
+   *  and 50 000 endpoints (Workload objects, written or discovered), plus routes and
+   *  policies. */
+  documents: 100_000,
   /** Values (mappings, sequences, scalars) per document, counting every use of a YAML
    *  alias as a copy: what the document means once aliases are expanded. */
   valuesPerDocument: 100_000,

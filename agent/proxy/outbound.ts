@@ -6,7 +6,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Downstream, TimeoutSweeper, type Http1Options } from './http/downstream';
-import type { Connector } from './http/upstream';
+import type { Connector, Origin, SourceInfo } from './types';
 import { H2Proxy, type H2Options } from './h2/proxy';
 import type { L7Directory } from './routing/directory';
 import type { ServiceRoutes } from './routing/table';
@@ -19,14 +19,7 @@ import { componentLogger, type Logger } from '../telemetry/logger';
 import { listenOn, type ListenTarget } from '../lib/listen';
 import type { PathNormalization } from './http/path';
 
-export interface Origin {
-  dstIp: string;
-  dstPort: number;
-  /** cgroup id of the process that opened the connection (source workload). */
-  cgroupId: bigint | number;
-}
-
-export interface SourceInfo { workload: string; namespace: string; principal: string }
+export type { Origin, SourceInfo } from './types';
 
 export interface OutboundOptions {
   directory: L7Directory;

@@ -22,6 +22,7 @@ import { nodeToken, tokenLines } from '../lib/bootstrap-tokens';
 import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './control-fixture';
 import { packageRoot } from '../../agent/lib/paths';
 import { printTable } from './table';
+import { runScale } from './control-scale';
 
 // Status is read as 'e2e-operator'; every agent has its own token (tokenLines).
 const TOKEN = nodeToken('e2e-operator', 'bench-control');
@@ -191,7 +192,37 @@ async function run(shape: MeshShape, changes: number, label: string) {
   };
 }
 
+/** `--only base` (the 50-agent rows), `--only scale` (the 1000-agent row); default both. */
+const only = (() => { const i = process.argv.indexOf('--only'); return i >= 0 ? process.argv[i + 1] : undefined; })();
+
+async function scaleRow(full: Awaited<ReturnType<typeof run>> | undefined) {
+  const dir = mkdtempSync(join(tmpdir(), 'wt-bench-ctl-scale-'));
+  cleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const r = await runScale(cleanup, dir, 10, (l) => process.stderr.write(`${l}\n`));
+  const f = (n: number, d = 0) => n.toFixed(d);
+  const mb = (b: number) => (b / 1e6).toFixed(2) + ' MB';
+  const rows: [string, string, string, string][] = [
+    ['metric', `50 agents, 1 replica (${FULL.services} svc / ${FULL.endpoints} ep)`, `${r.agents} agents, 2 replicas (${r.shape.services} svc / ${r.shape.endpoints} ep)`, 'target'],
+    ['change → last ACK p50', full ? f(full.changeToLastAckMs.p50) + ' ms' : '-', f(r.changeToLastAckMs.p50) + ' ms', ''],
+    ['change → last ACK p99', full ? f(full.changeToLastAckMs.p99) + ' ms' : '-', f(r.changeToLastAckMs.p99) + ' ms', `< ${TARGET_P99_MS} ms`],
+    ['bytes sent per change (all agents)', full ? mb(full.pushBytesPerChange) : '-', mb(r.pushBytesPerChange), ''],
+    ['control RSS end; peak (per replica)', full ? `${f(full.controlRssMb.end)}; ${f(full.controlRssMb.peak)} MB` : '-', `A ${f(r.controlRssMb.a.end)}; ${f(r.controlRssMb.a.peak)} MB · B after storm ${f(r.controlRssMb.b.end)}; ${f(r.controlRssMb.b.peak)} MB`, '< 1000 MB'],
+    ['reconnect storm: all agents resynced on the other replica p50 / p99 / max', '-', `${f(r.storm.p50)} / ${f(r.storm.p99)} / ${f(r.storm.max)} ms (spread ${r.storm.spreadMs} ms)`, ''],
+    ['reconnect storm: sent by the survivor', '-', `${mb(r.storm.bytesSent)} (${r.storm.resourcesSent} resources)`, 'resume, no full resend'],
+  ];
+  printTable(rows);
+  return r;
+}
+
 async function main(): Promise<void> {
+  if (only === 'scale') {
+    const scale = await scaleRow(undefined);
+    const out = join(packageRoot(), 'test', 'bench', 'results');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'control-scale.json'), JSON.stringify({ when: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, loadavg: (await import('node:os')).loadavg(), scale }, null, 1));
+    process.stdout.write(`\nwrote test/bench/results/control-scale.json\n`);
+    return;
+  }
   const small = await run(SMALL, 10, 'baseline');
   const full = await run(FULL, 20, 'full');
   const f = (n: number, d = 0) => n.toFixed(d);
@@ -217,12 +248,13 @@ async function main(): Promise<void> {
     ['control RSS (end; peak)', `${f(small.controlRssMb.end)}; ${f(small.controlRssMb.peak)} MB`, `${f(full.controlRssMb.end)}; ${f(full.controlRssMb.peak)} MB`, `${f(full.controlRssMb.peak / TARGET_RSS_MB, 2)} of the ${TARGET_RSS_MB} MB target (peak)`],
   ];
   printTable(rows);
+  const scale = only === 'base' ? undefined : await scaleRow(full);
   const out = join(packageRoot(), 'test', 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'control.json'), JSON.stringify({
     when: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, loadavg: (await import('node:os')).loadavg(),
     targets: { changeToLastAckP99Ms: TARGET_P99_MS, controlRssMb: TARGET_RSS_MB }, controlNodeArgs: CONTROL_NODE_ARGS,
-    baseline: small, full,
+    baseline: small, full, ...(scale ? { scale } : {}),
   }, null, 1));
   process.stdout.write(`\nwrote test/bench/results/control.json\n`);
 }

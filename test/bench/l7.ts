@@ -54,7 +54,7 @@ async function serveWeft(httpPort: number, grpcPort: number, originPort: number,
   });
   const mk = (ip: string, port: number) => new OutboundProxy({
     directory: dir, resolveOrigin: () => ({ dstIp: ip, dstPort: port, cgroupId: 0 }),
-    connect: (ep) => connect({ host: ep.ip, port: ep.port }),
+    connect: (ep, _origin, read) => connect({ host: ep.ip, port: ep.port, ...(read ? { onread: read } : {}) }),
   });
   await mk('10.96.0.1', 80).listen(httpPort, '127.0.0.1');
   await mk('10.96.0.2', 50051).listen(grpcPort, '127.0.0.1');

@@ -105,6 +105,8 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     return a;
   });
   assert.ok(controlArgs.includes('--kubernetes'), 'control.yaml runs the control API with --kubernetes');
+  // Its Lease and CA Secret live in weft-system (kubectl apply -k creates the namespace first).
+  await cluster.api.create('namespaces', { metadata: { name: 'weft-system' } }).catch((e: { code?: number }) => { if (e.code !== 409) throw e; });
   const control: WeftProcess = watchWeft(cluster.cp.spawn([...weftArgv(...controlArgs, '--kubeconfig', cluster.apiserver.kubeconfigPath, '--poll-interval', '1s')], { stdio: ['ignore', 'pipe', 'pipe'] }));
   t.after(() => control.kill('SIGKILL'));
   const bundle = join(controlState, 'ca-bundle.pem');

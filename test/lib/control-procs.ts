@@ -58,10 +58,10 @@ export async function spawnControl(cleanup: Cleanup, args: string[], port = 0, n
   return { proc, port: Number(m[1]), adminPort: Number(m[2]), caBundle, logs, exited, waitLog };
 }
 
-export interface AgentEvent { type: string; node: string; version?: string; fromCache?: boolean; connected?: boolean; at?: number }
+export interface AgentEvent { type: string; node: string; version?: string; fromCache?: boolean; connected?: boolean; roots?: number; at?: number }
 export interface Agents { proc: ChildProcess; events: AgentEvent[]; wait(pred: (e: AgentEvent) => boolean, ms: number, what: string): Promise<AgentEvent>; stop(): Promise<void> }
 
-export function startAgents(cleanup: Cleanup, address: string, token: string | ((node: string) => string), nodes: { node: string; stateDir: string; writeApplied?: boolean }[]): Agents {
+export function startAgents(cleanup: Cleanup, address: string, token: string | ((node: string) => string), nodes: { node: string; stateDir: string; writeApplied?: boolean; reconnectSpreadMs?: number; shuffleReplicas?: boolean }[]): Agents {
   const controlCa = bundleFor(Number(address.slice(address.lastIndexOf(':') + 1)));
   const proc = fork(join(ROOT, 'test/e2e/control-agent-child.ts'), [JSON.stringify(nodes.map((n) => ({ ...n, address, token: typeof token === 'string' ? token : token(n.node), controlCa })))], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   cleanup(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });

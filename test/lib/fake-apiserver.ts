@@ -20,7 +20,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { RESOURCES, apiVersionOf, type ResourceType } from './k8s-resources';
+import { API_GROUPS, RESOURCES, apiVersionOf, type ResourceType } from './k8s-resources';
 import { ApiError, Store, type KObject, type WatchEvent } from './k8s-store';
 import { createServingCertificates } from './serving-certs';
 import { ServiceAccountTokens } from './k8s-tokens';
@@ -131,13 +131,14 @@ function discovery(segments: string[], serverAddress: string): unknown {
       ...(t.hasStatus ? [{ name: `${t.resource}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] }] : []),
     ]),
   });
-  const groupVersion = { groupVersion: 'discovery.k8s.io/v1', version: 'v1' };
+  const groupVersion = (g: string) => ({ groupVersion: `${g}/v1`, version: 'v1' });
+  const apiGroup = (g: string) => ({ name: g, versions: [groupVersion(g)], preferredVersion: groupVersion(g) });
+  const g = API_GROUPS.find((x) => p === `apis/${x}` || p === `apis/${x}/v1`);
+  if (g) return p.endsWith('/v1') ? resourceList(`${g}/v1`, g) : { kind: 'APIGroup', apiVersion: 'v1', ...apiGroup(g) };
   switch (p) {
     case 'api': return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] };
     case 'api/v1': return resourceList('v1', '');
-    case 'apis': return { kind: 'APIGroupList', apiVersion: 'v1', groups: [{ name: 'discovery.k8s.io', versions: [groupVersion], preferredVersion: groupVersion }] };
-    case 'apis/discovery.k8s.io': return { kind: 'APIGroup', apiVersion: 'v1', name: 'discovery.k8s.io', versions: [groupVersion], preferredVersion: groupVersion };
-    case 'apis/discovery.k8s.io/v1': return resourceList('discovery.k8s.io/v1', 'discovery.k8s.io');
+    case 'apis': return { kind: 'APIGroupList', apiVersion: 'v1', groups: API_GROUPS.map(apiGroup) };
     case 'version': return { major: '1', minor: '30', gitVersion: 'v1.30.0-weft-fake', gitCommit: '0000000000000000000000000000000000000000', gitTreeState: 'clean', buildDate: '2026-01-01T00:00:00Z', goVersion: 'go1.22.0', compiler: 'gc', platform: 'linux/amd64' };
     default: return undefined;
   }

@@ -114,6 +114,21 @@ test('delta sync: a reconnect listing the resources it holds is sent only the ve
   const r1 = await third.push(1);
   assert.deepEqual(names(r1), [svc]);
   assert.deepEqual(r1.removedResources, ['service/bench/gone']);
+
+  // One it lacks is sent; when the services go while it waits, it is told to remove only
+  // what it holds (removing what it lacks would be NACKed).
+  const { [svc]: _lacking, ...partial } = held;
+  const fourth = openSync(t, h, node);
+  fourth.send({ versionInfo: 'elsewhere', responseNonce: '', initialResourceVersions: partial });
+  const f1 = await fourth.push(1);
+  assert.deepEqual(names(f1), [svc]);
+  assert.deepEqual(f1.removedResources, []);
+  const fifth = openSync(t, h, node);
+  h.write('services.yaml', '');
+  await waitFor(() => (h.server.store.snapshot()!.services.length === 0 ? true : undefined), (w) => { const i = setInterval(w, 10); return () => clearInterval(i); }, 5000, 'services gone');
+  fifth.send({ versionInfo: p1.versionInfo, responseNonce: '', initialResourceVersions: partial });
+  const g1 = await fifth.push(1);
+  assert.deepEqual([...g1.removedResources].sort(), Object.keys(partial).filter((n) => n !== NODE_RESOURCE).sort());
 });
 
 test('delta sync: oversized initial_resource_versions are refused with INVALID_ARGUMENT', async (t) => {

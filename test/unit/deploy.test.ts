@@ -18,10 +18,11 @@ const DEPLOY = join(ROOT, 'deploy');
 
 /** The CLI contract (DESIGN.md, which the project extends): the only flags install
  *  artefacts may pass. The agent's Kubernetes mode (--kubernetes, DESIGN.md "Kubernetes
- *  mode") and its access log are extensions the DaemonSet uses. */
+ *  mode") and its access log are extensions the DaemonSet uses; the control API's
+ *  replicas keep their state in the Kubernetes API (--state-store kubernetes). */
 const CONTRACT_FLAGS: Record<string, Set<string>> = {
-  control: new Set(['policies', 'listen', 'state-dir', 'token-file', 'ca-bundle-out', 'kubernetes', 'admin']),
-  agent: new Set(['control', 'node', 'admin', 'state-dir', 'token-file', 'control-ca', 'node-address', 'outbound', 'inbound', 'cgroup-root', 'cleanup',
+  control: new Set(['policies', 'listen', 'state-dir', 'token-file', 'ca-bundle-out', 'kubernetes', 'admin', 'state-store']),
+  agent: new Set(['control', 'node', 'admin', 'state-dir', 'token-file', 'control-ca', 'node-address', 'outbound', 'inbound', 'cgroup-root', 'cleanup', 'force',
     'kubernetes', 'access-log-sample']),
 };
 /** Flags the implemented commands accept (their --help text lists every flag): an
@@ -241,15 +242,21 @@ test('deploy: the preStop hook cleans up only when WEFT_UNINSTALL=true', (t) => 
   };
   assert.equal(run('false'), '', 'an upgrade or drain must not clean up');
   assert.equal(run(''), '');
-  assert.equal(run('true'), 'agent --cleanup --node node-7\n');
-  for (const f of ['cleanup', 'node']) assert.ok(CONTRACT_FLAGS.agent!.has(f) && implementedFlags('agent').has(f), `--${f}`);
+  assert.equal(run('true'), 'agent --cleanup --force --node node-7\n');
+  for (const f of ['cleanup', 'force', 'node']) assert.ok(CONTRACT_FLAGS.agent!.has(f) && implementedFlags('agent').has(f), `--${f}`);
 });
 
 test('deploy: the control API Deployment, its Service, state and policies', () => {
   const dep = find('Deployment', 'weft-control');
-  assert.equal(dep.spec.replicas, 1, 'one CA');
-  assert.equal(dep.spec.strategy.type, 'Recreate', 'never two CAs on one ReadWriteOnce volume');
+  assert.ok(dep.spec.replicas >= 2, 'several replicas, no single point');
+  assert.equal(dep.spec.strategy.type, 'RollingUpdate');
   const spec = dep.spec.template.spec;
+  const labels = dep.spec.template.metadata.labels as Record<string, string>;
+  const selects = (sel: Record<string, string>) => Object.entries(sel).every(([k, v]) => labels[k] === v);
+  const anti = (spec.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []) as Obj[];
+  assert.ok(anti.some((a) => a.podAffinityTerm.topologyKey === 'kubernetes.io/hostname' && selects(a.podAffinityTerm.labelSelector.matchLabels)), 'replicas spread over nodes');
+  const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget' && selects(o.spec.selector.matchLabels));
+  assert.ok(pdb && pdb.spec.minAvailable >= 1, 'a PodDisruptionBudget keeps one replica through drains');
   const c = spec.containers[0];
   const flags = flagsOf(c.args.slice(1));
   assert.equal(portOf(flags.get('listen') as string), PORTS.control);
@@ -261,9 +268,14 @@ test('deploy: the control API Deployment, its Service, state and policies', () =
   assert.deepEqual(svc.spec.selector, Object.fromEntries(Object.entries(dep.spec.template.metadata.labels as Record<string, string>).filter(([k]) => k in svc.spec.selector)));
   const volumes = new Map((spec.volumes as Obj[]).map((v) => [v.name, v]));
   const mountFor = (path: string): Obj | undefined => volumes.get((c.volumeMounts as Obj[]).find((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))?.name);
+  // Durable state in the Kubernetes API: the state dir is a cache, no RWO volume.
+  assert.equal(flags.get('state-store'), 'kubernetes');
   const state = mountFor(flags.get('state-dir') as string);
-  assert.ok(state?.persistentVolumeClaim, 'the CA lives on a PVC');
-  find('PersistentVolumeClaim', state?.persistentVolumeClaim.claimName);
+  assert.ok(state?.emptyDir, 'the state dir only caches');
+  assert.equal(objects.filter((o) => o.kind === 'PersistentVolumeClaim').length, 0, 'no volume for the CA');
+  const env = new Map((c.env as Obj[]).map((e) => [e.name, e]));
+  assert.equal(env.get('POD_NAME')?.valueFrom?.fieldRef?.fieldPath, 'metadata.name', 'Lease holder identity');
+  assert.equal(env.get('POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace');
   const policies = mountFor(flags.get('policies') as string);
   const cm = find('ConfigMap', policies?.configMap?.name);
   // Agents bootstrap with ServiceAccount tokens: the control API runs with --kubernetes,
@@ -291,8 +303,19 @@ test('deploy: the control API Deployment, its Service, state and policies', () =
 test('deploy: RBAC is read-only (but for TokenReviews) and bound to the ServiceAccounts the pods use', () => {
   const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
   assert.ok(roles.length > 0);
+  // The one exception: the control API's Lease, CA Secret and token-bindings Secret, by
+  // name, in its namespace.
+  const state = find('Role', 'weft-control-state');
+  assert.equal(state.metadata.namespace, NAMESPACE);
+  assert.deepEqual((state.rules as Obj[]).map((r) => [r.apiGroups.join(), r.resources.join(), r.resourceNames.join(), [...r.verbs].sort().join()]).sort(), [
+    ['', 'secrets', 'weft-control-ca,weft-control-token-bindings', 'get,update'],
+    ['coordination.k8s.io', 'leases', 'weft-control', 'get,update'],
+  ]);
+  find('Secret', 'weft-control-ca');
+  find('Secret', 'weft-control-token-bindings');
+  find('Lease', 'weft-control');
   const granted = new Set<string>();
-  for (const r of roles) {
+  for (const r of roles.filter((x) => x !== state)) {
     for (const rule of r.rules as Obj[]) {
       // Creating a TokenReview stores nothing: it asks whether a presented token is valid.
       const review = (rule.apiGroups as string[]).join() === 'authentication.k8s.io' && (rule.resources as string[]).join() === 'tokenreviews';
