@@ -18,6 +18,7 @@ import { ReplicatedCa, CA_SECRET_NAME, ROTATE_ANNOTATION, ROTATED_ANNOTATION } f
 import { createCsr, generateSigningKey } from '../../agent/identity/pki';
 import { verifyChain } from '../../agent/identity/verify';
 import { componentLogger } from '../../agent/telemetry/logger';
+import { until } from '../lib/wait';
 
 const NS = 'weft-system';
 const log = componentLogger('test-replicas');
@@ -37,14 +38,6 @@ async function setup(t: { after(fn: () => unknown): void }) {
   return { server, client };
 }
 
-const until = async (pred: () => boolean | Promise<boolean>, ms: number, what: string) => {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
-
 const TIMING = { leaseDurationMs: 1200, renewDeadlineMs: 800, retryPeriodMs: 150 };
 
 test('Lease: one leader among three; a crashed leader is replaced only after the lease ran out; stop() releases', async (t) => {
@@ -53,7 +46,7 @@ test('Lease: one leader among three; a crashed leader is replaced only after the
   const electors = cs.map((c) => new LeaderElector(c.api, { name: 'weft-control', identity: c.id, ...TIMING }, log));
   t.after(() => Promise.all(electors.map((e) => e.stop())));
   await Promise.all(electors.map((e) => e.start()));
-  await until(() => electors.filter((e) => e.isLeader()).length === 1, 3000, 'one leader');
+  await until('one leader', () => electors.filter((e) => e.isLeader()).length === 1, { timeoutMs: 3000 });
   // Stays one across several renewals.
   for (let i = 0; i < 10; i++) {
     assert.equal(electors.filter((e) => e.isLeader()).length, 1);
@@ -69,10 +62,10 @@ test('Lease: one leader among three; a crashed leader is replaced only after the
   await new Promise((r) => setTimeout(r, 50)); // a renewal already in flight lands
   const lastRenew = Date.parse((server.store.get('leases', NS, 'weft-control') as { spec: { renewTime: string } }).spec.renewTime);
   const others = electors.filter((e) => e !== leader);
-  await until(() => others.some((e) => e.isLeader()), 5000, 'a successor');
+  await until('a successor', () => others.some((e) => e.isLeader()), { timeoutMs: 5000 });
   const tookOver = Date.now() - lastRenew;
   assert.ok(tookOver >= TIMING.leaseDurationMs, `successor waited out the lease from its last renewal (${tookOver} ms)`);
-  await until(() => !leader.isLeader(), 3000, 'the cut-off leader steps down after renewDeadline');
+  await until('the cut-off leader steps down after renewDeadline', () => !leader.isLeader(), { timeoutMs: 3000 });
   assert.equal(others.filter((e) => e.isLeader()).length, 1);
   const next = others.find((e) => e.isLeader())!;
   const after = server.store.get('leases', NS, 'weft-control') as { spec: { holderIdentity: string; leaseTransitions: number } };
@@ -83,7 +76,7 @@ test('Lease: one leader among three; a crashed leader is replaced only after the
   const stoppedAt = Date.now();
   await next.stop();
   const last = others.find((e) => e !== next)!;
-  await until(() => last.isLeader(), 3000, 'the last candidate leads');
+  await until('the last candidate leads', () => last.isLeader(), { timeoutMs: 3000 });
   assert.ok(Date.now() - stoppedAt < TIMING.leaseDurationMs + 400, 'released lease taken without waiting it out');
 });
 
@@ -155,8 +148,8 @@ test('CA in a Secret: created once by the leader, shared by followers, rotated b
   await replicas[0]!.ca.stop();
   const s = server.store.get('secrets', NS, CA_SECRET_NAME);
   server.store.replace('secrets', NS, CA_SECRET_NAME, { ...s, metadata: { ...s.metadata, annotations: { [ROTATE_ANNOTATION]: '1h' } } });
-  await until(() => follower.elector.isLeader(), 5000, 'the follower takes the lease');
-  await until(() => followerCa.trustBundle().length === 2, 5000, 'the new leader stages the rotation');
+  await until('the follower takes the lease', () => follower.elector.isLeader(), { timeoutMs: 5000 });
+  await until('the new leader stages the rotation', () => followerCa.trustBundle().length === 2, { timeoutMs: 5000 });
   const rotated = server.store.get('secrets', NS, CA_SECRET_NAME) as { metadata: { annotations: Record<string, string> } };
   assert.equal(rotated.metadata.annotations[ROTATE_ANNOTATION], undefined, 'request consumed');
   const outcome = JSON.parse(rotated.metadata.annotations[ROTATED_ANNOTATION]!) as { by: string; request: string };
