@@ -187,6 +187,13 @@ export const command: Command = {
       // mistake in them is a clear error, not a datapath left behind.
       const { readTokenFile } = require('../lib/token-file') as typeof import('../lib/token-file');
       readTokenFile(v['token-file'] ?? '/etc/weft/token', '--token-file');
+      if (v['control-ca']) {
+        const { readFileSync } = require('node:fs') as typeof import('node:fs');
+        try { readFileSync(v['control-ca']); } catch (e) {
+          const { describeError } = require('../lib/errors') as typeof import('../lib/errors');
+          throw invalidArg(`--control-ca: cannot read the control API CA bundle ${v['control-ca']}: ${describeError(e)}`);
+        }
+      }
       ensureMounts();
       // Announce this agent on the node (a concurrent --cleanup then refuses, or stops it
       // with --force); refused while a cleanup of the node runs.

@@ -10,8 +10,7 @@ import { forNode } from '../policy/node-view';
 import { ViewResourceCache, type NodeResources } from '../policy/view-cache';
 import { describeError, isWeftError } from '../lib/errors';
 import type { Logger } from '../telemetry/logger';
-import type { PolicyCompiler } from './policy-compiler';
-import type { PolicyTree } from './policy-tree';
+import type { PolicyCompiler, PolicyTree } from './policy-compiler';
 import type { RegistrationStore } from './registrations';
 import type { ControlMetrics } from './metrics';
 
@@ -21,7 +20,7 @@ export interface Rejection {
   at: number;
 }
 
-export type { PolicyTree } from './policy-tree';
+export type { PolicyTree } from './policy-compiler';
 
 export declare interface SnapshotStore {
   on(event: 'update', listener: (snapshot: Snapshot) => void): this;

@@ -68,7 +68,7 @@ export function registerAgent(node: string, runDir = RUN_DIR): () => void {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const file = join(dir, `${AGENT_PREFIX}${process.pid}`);
   writeHolder(file);
-  const release = () => rmSync(file, { force: true });
+  const release = () => { rmSync(file, { force: true }); try { rmdirSync(dir); } catch { /* another holder */ } };
   const cleaning = liveHolders(dir, (n) => n === CLEANUP_FILE);
   if (cleaning.length) {
     release();

@@ -196,7 +196,6 @@ export class NodeAgent {
     });
     this.sync.on('applied', (info) => { snapshotVersion.reset(); snapshotVersion.set({ version: info.version }, 1); });
     registerSyncMetrics(this.registry, this.sync);
-    registerSyncMetrics(this.registry, this.sync);
 
     const workers = (): number => this.workers.length;
     new Gauge({ name: 'weft_agent_workers', help: 'Agent worker processes serving (the primary and the proxy workers).', registers: [this.registry], collect() { this.set(workers()); } });
@@ -435,7 +434,6 @@ export class NodeAgent {
     if (this.sync.state().fatal) reasons.push(`control API refused this agent: ${this.sync.state().lastError}`);
     if (this.link && !this.workersKnown) reasons.push('proxy workers still starting');
     if (this.pods && !this.podsListed) reasons.push('this node\'s pods not listed yet (Kubernetes API)');
-    reasons.push(...datapathProblems(this.cfg.node, this.datapath.attachments));
     reasons.push(...datapathProblems(this.cfg.node, this.datapath.attachments));
     return { ready: reasons.length === 0, reasons };
   }

@@ -10,9 +10,9 @@ import { checkEnvelope, checkSchema } from './schema-check';
 import type { PolicyObject } from './kinds';
 import { boundMessage, type Diagnostic } from './diagnostic';
 import type { ParsedFileCache } from './load-cache';
+import type { LoadResult } from './load-types';
 
-export type { LoadedObject, LoadResult } from './load-result';
-import type { LoadResult } from './load-result';
+export type { LoadedObject, LoadResult } from './load-types';
 
 export const DEFAULT_NAMESPACE = 'default';
 

@@ -1,10 +1,6 @@
-// What one node's agent needs from a snapshot, with DESIGN.md's "which path a connection
-// takes" decision made per service port: a port stays in the kernel (connect-time
-// rewrite) only when nothing about it needs userland — protocol TCP or UDP (routes can
-// only attach to HTTP/HTTP2/GRPC ports, which validation enforces), no userland
-// traffic policy, no authorization on its workloads, and no mTLS hop (every
-// backend is on this node, or the service's TrafficPolicy disables mTLS). UDP is never
-// proxied (there is no UDP tunnel), so it is always balanced in the kernel.
+// The per-port path decision of DESIGN.md ("which path a connection takes"): kernel
+// (connect-time rewrite) or the proxy. See node-view.ts for the rules in prose; both the
+// node view and the per-service resources Sync sends (view-resources.ts) use it.
 import type { DatapathService, ServicePortState, ServiceState, TrafficPolicyState } from './snapshot';
 import { endpointsForNode, endpointsForPort } from './topology';
 
@@ -49,3 +45,4 @@ export function decidePath(node: string, svc: ServiceState, port: ServicePortSta
   if (endpoints.some((e) => e.hostNetwork && e.node !== node)) return { mode: 'l4', reason: 'plain TCP; backends on other nodes are hostNetwork (outside the mesh, plaintext)' };
   return { mode: 'l4', reason: 'plain TCP and every backend is on this node' };
 }
+

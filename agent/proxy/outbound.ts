@@ -151,8 +151,14 @@ export class OutboundProxy {
   private http1(s: Socket, routes: ServiceRoutes, origin: Origin, first: Buffer | null): void {
     // Routes are looked up per request, not once per connection: a keep-alive client
     // must see new route weights and matches as soon as a snapshot is applied.
+    // The lookup is cached per connection until the directory changes.
     const directory = this.o.directory;
-    new Downstream(s, { get routes() { return directory.lookup(origin.dstIp, origin.dstPort); }, series: this.series(routes, origin), authorize: null, origin }, this.h1, this.sweeper, first);
+    let generation = directory.generation, current = routes;
+    const routesNow = (): ServiceRoutes => {
+      if (generation !== directory.generation) { current = directory.lookup(origin.dstIp, origin.dstPort); generation = directory.generation; }
+      return current;
+    };
+    new Downstream(s, { get routes() { return routesNow(); }, series: this.series(routes, origin), authorize: null, origin }, this.h1, this.sweeper, first);
     s.resume();
   }
 

@@ -16,7 +16,6 @@
 // own code: that they match what the replicas serve (no resource sent at start) is
 // itself the check that versions are content hashes, comparable across processes.
 import { fork } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPolicyDir, compile } from '../../agent/policy';
@@ -61,14 +60,6 @@ async function metricUntil(c: Control, name: string, pred: (v: number) => boolea
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => { const p = (srv.address() as AddressInfo).port; srv.close(() => resolve(p)); });
-  });
-}
-
 /** node → resource name → version, as the control API computes them. */
 function currentVersions(dir: string, shape: MeshShape): { version: string; perNode: Record<string, Record<string, string>> } {
   const snap = compile(loadPolicyDir([dir]), []);
@@ -105,13 +96,17 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
     '--policies', policies, '--state-dir', join(dir, id), '--token-file', tokenFile, '--poll-interval', '30s',
     '--state-store', 'kubernetes', '--kubeconfig', api.kubeconfigPath!, '--state-namespace', 'weft-system', '--replica-id', id,
   ], port, CONTROL_NODE_ARGS);
-  // B's port is chosen now and B started only once every agent is on A: the agents list
-  // both (A first) and the storm is all 1000 of them moving.
-  const bPort = await freePort();
-  say('[scale] starting replica A ...');
+  // Both replicas run from the start, but B is paused (SIGSTOP) while the agents connect:
+  // they list both, A first, and the channel also tries the second address when the
+  // first is slow to answer (it would split the fleet on a loaded machine). Once every
+  // agent is on A, B resumes; the storm then moves all 1000.
+  say('[scale] starting replica A, then B ...');
   t = performance.now();
   const a = await replica('bench-a');
   const startMs = performance.now() - t;
+  const b = await replica('bench-b');
+  b.proc.kill('SIGSTOP');
+  cleanup(() => { b.proc.kill('SIGCONT'); });
 
   // 1000 agents in 10 processes, all preferring A.
   const events: SimEvent[] = [];
@@ -123,7 +118,7 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
     const file = join(dir, `warm-${p}.json`);
     writeFileSync(file, JSON.stringify(Object.fromEntries(nodes.map((n) => [n, warm.perNode[n]]))));
     const proc = fork(join(packageRoot(), 'test/bench/control-sim-agents.ts'), [JSON.stringify({
-      address: `127.0.0.1:${a.port},127.0.0.1:${bPort}`, tokenSeed: SEED, controlCa: a.caBundle, nodes, shuffle: false, spreadMs: SPREAD_MS, warm: { version: warm.version, file },
+      address: `127.0.0.1:${a.port},127.0.0.1:${b.port}`, tokenSeed: SEED, controlCa: a.caBundle, nodes, shuffle: false, spreadMs: SPREAD_MS, warm: { version: warm.version, file },
     })], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     cleanup(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
     proc.on('message', (batch: SimEvent[]) => { events.push(...batch); for (const w of wakers) w(); });
@@ -138,7 +133,11 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
         if (e.t === 'ack' && (version === undefined || e.version === version) && pred(e) && !last.has(e.node)) last.set(e.node, e.at);
       }
       return last.size === shape.nodes ? last : undefined;
-    }, sub, 600_000, `all ${shape.nodes} agents ACK ${version ?? 'a push'}`);
+    }, (w) => {
+      const unsub = sub(w);
+      const progress = setInterval(() => say(`[scale]   ${last.size}/${shape.nodes} agents ACKed ${version ?? 'a push'}`), 15_000);
+      return () => { clearInterval(progress); unsub(); };
+    }, 1_200_000, `all ${shape.nodes} agents ACK ${version ?? 'a push'}`);
   };
   say(`[scale] ${shape.nodes} agents connecting to A ...`);
   t = Date.now();
@@ -147,8 +146,7 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   const warmResourcesSent = events.filter((e) => e.t === 'ack').reduce((n, e) => n + (e.resources ?? 0), 0);
   await metricUntil(a, 'weft_control_connected_agents', (v) => v === shape.nodes, `${shape.nodes} agents on A`);
   const memStart = procMemMb(a.proc.pid!);
-  say('[scale] starting replica B (standby) ...');
-  const b = await replica('bench-b', bPort);
+  b.proc.kill('SIGCONT');
 
   // Changes.
   const pushBytesBefore = await metricValue(a, 'weft_control_push_bytes_total');

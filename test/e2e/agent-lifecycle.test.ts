@@ -117,8 +117,11 @@ test('a fatal start error ends the agent non-zero within seconds, with the reaso
   mesh.agent.proc.kill('SIGTERM');
   await mesh.agent.exited;
   const cases: { what: string; argv: string[]; reason: RegExp }[] = [
-    // The primary cannot read a file a flag names: the worker's reason reaches the exit.
-    { what: 'bad --control-ca', argv: ['nsenter', `--net=/run/netns/${mesh.ns.name}`, '--', ...weftArgv(...mesh.agentArgs.map((a) => (a === mesh.caBundle ? join(mesh.dir, 'no-such-ca.pem') : a)))], reason: /primary worker \d+ exited \(2\) before it was ready: cannot read the control API CA bundle/ },
+    // A flag's file the supervisor checks itself, before anything starts.
+    { what: 'bad --control-ca', argv: ['nsenter', `--net=/run/netns/${mesh.ns.name}`, '--', ...weftArgv(...mesh.agentArgs.map((a) => (a === mesh.caBundle ? join(mesh.dir, 'no-such-ca.pem') : a)))], reason: /--control-ca: cannot read the control API CA bundle .*no-such-ca\.pem/ },
+    // The primary cannot create its state directory: the worker's reason reaches the
+    // supervisor's exit.
+    { what: 'bad --state-dir', argv: ['nsenter', `--net=/run/netns/${mesh.ns.name}`, '--', ...weftArgv(...mesh.agentArgs.map((a) => (a === join(mesh.dir, 'agent') ? '/dev/null/weft-state' : a)))], reason: /primary worker \d+ exited \(1\) before it was ready: ENOTDIR: not a directory, mkdir '\/dev\/null\/weft-state'/ },
     // No cgroup2 (ip netns exec hides it) and none can be mounted (the run directory is
     // below a file, where nothing can be created).
     { what: 'no cgroup2', argv: ['ip', 'netns', 'exec', mesh.ns.name, 'env', 'WEFT_RUN_DIR=/dev/null/weft', ...weftArgv(...mesh.agentArgs)], reason: /no cgroup v2 filesystem is mounted, and mounting one at \/dev\/null\/weft\/cgroupv2 failed/ },

@@ -226,3 +226,27 @@ test('client side: malformed responses are reset, never handed on; informational
   await until('HEAD response', () => events.includes(`${hs.id} closed 0`), { timeoutMs: 3000, everyMs: 10 });
   assert.equal(p.frames.some((f) => f.type === T.GOAWAY), false, p.describe());
 });
+
+test('server side: DATA beyond the connection window is a connection error FLOW_CONTROL_ERROR', async (t) => {
+  // A handler that consumes nothing: no window is given back.
+  const { port } = await codecServer(t, (_c, s) => { s.handler = { onHeaders() {}, onData() {}, onSent() {}, onClosed() {} }; });
+  const p = await Peer.open(port);
+  t.after(() => p.close());
+  const POST = [':method', 'POST', ':scheme', 'http', ':path', '/', ':authority', 'a'];
+  // Connection window 1 MiB (65535 + the WINDOW_UPDATE the server sent), stream windows
+  // 256 KiB: four full streams use it up, one more octet on a fifth is too many.
+  const chunk = Buffer.alloc(16384);
+  const frames: Buffer[] = [];
+  for (let id = 1; id <= 7; id += 2) {
+    frames.push(hdr(id, POST, EH));
+    for (let k = 0; k < 16; k++) frames.push(data(id, chunk));
+  }
+  p.send(...frames);
+  const ping = Buffer.from('windowok');
+  p.send(fr(T.PING, 0, 0, ping));
+  await p.until((f) => f.type === T.PING && f.payload.equals(ping), 'PING ACK');
+  assert.equal(p.frames.some((f) => f.type === T.GOAWAY || f.type === T.RST_STREAM), false, `exactly the window is fine: ${p.describe()}`);
+  p.send(hdr(9, POST, EH), data(9, 'x'));
+  const g = await p.until((f) => f.type === T.GOAWAY, 'GOAWAY');
+  assert.equal(g!.payload.readUInt32BE(4), E.FLOW_CONTROL_ERROR);
+});

@@ -134,3 +134,14 @@ export class SharedDocument<T> extends EventEmitter {
     await this.polling;
   }
 }
+
+/** Compare-and-swap "the first writer wins" on one key of a map document (e.g. a
+ *  bootstrap token's hash → the node that first used it): binds `key` to `value` unless
+ *  it is bound already, and resolves with what it is bound to now, on every replica the
+ *  same. */
+export async function bindOnce(doc: SharedDocument<Record<string, string>>, key: string, value: string): Promise<string> {
+  const stored = await doc.update((cur) => (cur?.[key] !== undefined ? undefined : { value: { ...cur, [key]: value } }));
+  const bound = stored.value?.[key];
+  if (bound === undefined) throw new WeftError('WEFT_ERR_INTERNAL', `${doc.description}: ${key} not bound after a successful write`);
+  return bound;
+}

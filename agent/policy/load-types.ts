@@ -1,8 +1,8 @@
-// What loading a policy tree gives: the schema-valid objects with their sources, the
-// diagnostics, the files read (load.ts produces it, load-cache.ts keeps per-file parts).
-import type { Diagnostic } from './diagnostic';
-import type { Kind, PolicyObject } from './kinds';
+// What a policy load produces (load.ts), in a module of its own so the parse cache
+// (load-cache.ts) can name it without importing the loader.
 import type { SourceDoc } from './source';
+import type { Kind, PolicyObject } from './kinds';
+import type { Diagnostic } from './diagnostic';
 
 /** A schema-valid object with where it came from. metadata.namespace is defaulted. */
 export interface LoadedObject<T extends PolicyObject = PolicyObject> {
