@@ -13,6 +13,7 @@ import { requires } from '../lib/privileges';
 import { startOneNodeMesh, type OneNodeMesh } from '../lib/mesh';
 import { policyFile, registrationGrant } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
+import { sleep } from '../lib/wait';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'grpc-python');
 /** Debian's interpreter: the first python3 on PATH may be a build without Debian's packages. */
@@ -25,8 +26,6 @@ const policies = (node: string) => policyFile(node, [
   { name: 'pyt', vip: TCP_VIP, port: 50051, targetPort: 50051, protocol: 'TCP', workloads: { 'pyt-1': TCP_POD } },
   { name: 'pyh', vip: HTTP_VIP, port: 80, targetPort: 8080, protocol: 'HTTP', workloads: { 'pyh-1': HTTP_POD } },
 ], [registrationGrant(node)]);
-
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
 interface Counters { connect_balanced: string; connect_redirected: string; origin_inserts: string }
 type Md = Record<string, string>;

@@ -15,8 +15,7 @@ import { SourceWithDiscovery } from '../../agent/control/sources/with-discovery'
 import type { PolicySource } from '../../agent/control/sources/source';
 import type { PolicyTree } from '../../agent/control/snapshot-store';
 import { componentLogger } from '../../agent/telemetry/logger';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../lib/wait';
 
 /** A base source with one fixed tree. */
 const fixedSource = (root: string): PolicySource => ({

@@ -18,6 +18,7 @@ import { ReplicatedCa, CA_SECRET_NAME, ROTATE_ANNOTATION, ROTATED_ANNOTATION } f
 import { createCsr, generateSigningKey } from '../../agent/identity/pki';
 import { verifyChain } from '../../agent/identity/verify';
 import { componentLogger } from '../../agent/telemetry/logger';
+import { until } from '../lib/wait';
 
 const NS = 'weft-system';
 const log = componentLogger('test-replicas');
@@ -37,14 +38,6 @@ async function setup(t: { after(fn: () => unknown): void }) {
   return { server, client };
 }
 
-const until = async (pred: () => boolean | Promise<boolean>, ms: number, what: string) => {
-  const end = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
-
 const TIMING = { leaseDurationMs: 1200, renewDeadlineMs: 800, retryPeriodMs: 150 };
 
 test('Lease: one leader among three; a crashed leader is replaced only after the lease ran out; stop() releases', async (t) => {
@@ -53,7 +46,7 @@ test('Lease: one leader among three; a crashed leader is replaced only after the
   const electors = cs.map((c) => new LeaderElector(c.api, { name: 'weft-control', identity: c.id, ...TIMING }, log));
   t.after(() => Promise.all(electors.map((e) => e.stop())));
   await Promise.all(electors.map((e) => e.start()));
-  await until(() => electors.filter((e) => e.isLeader()).length === 1, 20_000, 'one leader');
+  await until('one leader', () => electors.filter((e) => e.isLeader()).length === 1, { timeoutMs: 20_000 });
   // Stays one across several renewals.
   for (let i = 0; i < 10; i++) {
     assert.equal(electors.filter((e) => e.isLeader()).length, 1);
@@ -69,10 +62,10 @@ test('Lease: one leader among three; a crashed leader is replaced only after the
   await new Promise((r) => setTimeout(r, 50)); // a renewal already in flight lands
   const lastRenew = Date.parse((server.store.get('leases', NS, 'weft-control') as { spec: { renewTime: string } }).spec.renewTime);
   const others = electors.filter((e) => e !== leader);
-  await until(() => others.some((e) => e.isLeader()), 20_000, 'a successor');
+  await until('a successor', () => others.some((e) => e.isLeader()), { timeoutMs: 20_000 });
   const tookOver = Date.now() - lastRenew;
   assert.ok(tookOver >= TIMING.leaseDurationMs, `successor waited out the lease from its last renewal (${tookOver} ms)`);
-  await until(() => !leader.isLeader(), 20_000, 'the cut-off leader steps down after renewDeadline');
+  await until('the cut-off leader steps down after renewDeadline', () => !leader.isLeader(), { timeoutMs: 20_000 });
   assert.equal(others.filter((e) => e.isLeader()).length, 1);
   const next = others.find((e) => e.isLeader())!;
   const after = server.store.get('leases', NS, 'weft-control') as { spec: { holderIdentity: string; leaseTransitions: number } };
@@ -82,7 +75,7 @@ test('Lease: one leader among three; a crashed leader is replaced only after the
   // A clean stop releases (empty holder): the remaining candidate takes it on its next
   // attempt instead of waiting the lease out.
   const last = others.find((e) => e !== next)!;
-  const lastLeads = until(() => last.isLeader(), 20_000, 'the last candidate leads');
+  const lastLeads = until('the last candidate leads', () => last.isLeader(), { timeoutMs: 20_000 });
   await next.stop();
   const released = server.store.get('leases', NS, 'weft-control') as { spec: { holderIdentity: string | null } };
   assert.ok(released.spec.holderIdentity === null || released.spec.holderIdentity === last.identity, `released (holder ${released.spec.holderIdentity})`);
@@ -157,8 +150,8 @@ test('CA in a Secret: created once by the leader, shared by followers, rotated b
   await replicas[0]!.ca.stop();
   const s = server.store.get('secrets', NS, CA_SECRET_NAME);
   server.store.replace('secrets', NS, CA_SECRET_NAME, { ...s, metadata: { ...s.metadata, annotations: { [ROTATE_ANNOTATION]: '1h' } } });
-  await until(() => follower.elector.isLeader(), 20_000, 'the follower takes the lease');
-  await until(() => followerCa.trustBundle().length === 2, 20_000, 'the new leader stages the rotation');
+  await until('the follower takes the lease', () => follower.elector.isLeader(), { timeoutMs: 20_000 });
+  await until('the new leader stages the rotation', () => followerCa.trustBundle().length === 2, { timeoutMs: 20_000 });
   const rotated = server.store.get('secrets', NS, CA_SECRET_NAME) as { metadata: { annotations: Record<string, string> } };
   assert.equal(rotated.metadata.annotations[ROTATE_ANNOTATION], undefined, 'request consumed');
   const outcome = JSON.parse(rotated.metadata.annotations[ROTATED_ANNOTATION]!) as { by: string; request: string };

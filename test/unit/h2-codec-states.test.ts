@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
 import { H2Connection, type ConnectionHandler, type ConnectionLimits, type H2Stream, type StreamHandler } from '../../agent/proxy/h2/connection';
 import { Peer, EH, ES, T, E, block, data, fr, hdr, rst, settings, wu } from '../lib/h2-conformance';
+import { until } from '../lib/wait';
 
 const LIMITS: ConnectionLimits = { maxConcurrentStreams: 100, maxHeaderListSize: 16384, streamWindow: 256 * 1024, connectionWindow: 1 << 20, maxResetsPerSecond: 200, maxControlPerSecond: 1000 };
 
@@ -118,11 +119,6 @@ function client(port: number): { c: H2Connection; events: string[]; closed: Prom
   return { c, events, closed, open: (path, end = true, method = 'GET') => c.request([':method', method, ':scheme', 'http', ':path', path, ':authority', 'a'], end, h) };
 }
 
-const until = async (cond: () => boolean, what: string): Promise<void> => {
-  const deadline = Date.now() + 3000;
-  while (!cond()) { if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`); await new Promise((r) => setTimeout(r, 10)); }
-};
-
 test('client side: frames that crossed our reset are dropped; after the server\'s own END_STREAM, DATA is a connection error', async (t) => {
   const srv = await rawServer(t);
   const { c, events, closed, open } = client(srv.port);
@@ -140,7 +136,7 @@ test('client side: frames that crossed our reset are dropped; after the server\'
   open('/b');
   await p.until((f) => f.type === T.HEADERS && f.stream === 3, 'request 3');
   p.send(hdr(3, block([':status', '200']), EH), data(3, 'ok', ES));
-  await until(() => events.includes('3 closed 0'), 'stream 3 to finish');
+  await until('stream 3 to finish', () => events.includes('3 closed 0'), { timeoutMs: 3000, everyMs: 10 });
   assert.equal(p.frames.some((f) => f.type === T.GOAWAY), false, p.describe());
   // The server sends DATA on stream 3 after its END_STREAM: connection error STREAM_CLOSED.
   p.send(data(3, 'late'));
@@ -159,7 +155,7 @@ test('client side: a stream the server reset answers a later frame with one RST_
   t.after(() => p.close());
   await p.until((f) => f.type === T.HEADERS && f.stream === 1, 'request 1');
   p.send(rst(1, E.REFUSED_STREAM));
-  await until(() => events.includes(`1 closed ${E.REFUSED_STREAM}`), 'stream 1 reset');
+  await until('stream 1 reset', () => events.includes(`1 closed ${E.REFUSED_STREAM}`), { timeoutMs: 3000, everyMs: 10 });
   p.send(data(1, 'x'), data(1, 'y'), wu(1, 5));
   const r = await p.until((f) => f.type === T.RST_STREAM && f.stream === 1, 'RST_STREAM(1)');
   assert.equal(r!.payload.readUInt32BE(0), E.STREAM_CLOSED);
@@ -212,7 +208,7 @@ test('client side: malformed responses are reset, never handed on; informational
     const s = open('/x');
     await p.until((f) => f.type === T.HEADERS && f.stream === s.id, `request ${s.id}`);
     p.send(...frames(s.id));
-    await until(() => events.some((e) => e.startsWith(`${s.id} closed`)), `${name}: stream closed`);
+    await until(`${name}: stream closed`, () => events.some((e) => e.startsWith(`${s.id} closed`)), { timeoutMs: 3000, everyMs: 10 });
     const closedWith = events.find((e) => e.startsWith(`${s.id} closed`));
     assert.equal(closedWith, `${s.id} closed ${bad ? E.PROTOCOL_ERROR : 0}`, name);
     if (bad) {
@@ -227,7 +223,7 @@ test('client side: malformed responses are reset, never handed on; informational
   const hs = open('/', true, 'HEAD');
   await p.until((f) => f.type === T.HEADERS && f.stream === hs.id, 'HEAD request');
   p.send(hdr(hs.id, block([':status', '200', 'content-length', '1000'])));
-  await until(() => events.includes(`${hs.id} closed 0`), 'HEAD response');
+  await until('HEAD response', () => events.includes(`${hs.id} closed 0`), { timeoutMs: 3000, everyMs: 10 });
   assert.equal(p.frames.some((f) => f.type === T.GOAWAY), false, p.describe());
 });
 

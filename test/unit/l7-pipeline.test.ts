@@ -12,6 +12,7 @@ import type { AccessRecord, AccessSink } from '../../agent/proxy/routing/access-
 import { Tracer } from '../../agent/proxy/routing/tracing';
 import { rootLogger } from '../../agent/telemetry/logger';
 import { service, startProxy, view } from './l7-harness';
+import { until } from '../lib/wait';
 
 const VIP = '10.96.7.1';
 
@@ -118,8 +119,6 @@ const H2: Proto = {
   },
 };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 class Records implements AccessSink {
   readonly lines: AccessRecord[] = [];
   wants(): boolean { return true; }
@@ -128,11 +127,6 @@ class Records implements AccessSink {
 
 function policy(connection: TrafficPolicyState['connection']): TrafficPolicyState {
   return { key: 'test/cb', service: 'test/cb', loadBalancer: 'ROUND_ROBIN', tls: 'DISABLE', connection };
-}
-
-async function until(cond: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) { if (Date.now() > end) assert.fail(`timed out waiting for ${what}`); await sleep(10); }
 }
 
 for (const proto of [H1, H2]) {
@@ -144,7 +138,7 @@ for (const proto of [H1, H2]) {
     const c = proto.client(p.port);
     t.after(async () => { c.close(); await p.close(); await be.close(); });
     const held = c.get('/hold');
-    await until(() => be.held === 1, 'the first request at the backend');
+    await until('the first request at the backend', () => be.held === 1, { timeoutMs: 3000, everyMs: 10 });
     assert.equal(await c.get('/other'), 503, 'second concurrent request refused');
     const cluster = p.directory.cluster('test/cb:80')!;
     assert.equal(cluster.overflows, 1, 'the overflow is counted');
@@ -183,9 +177,9 @@ for (const proto of [H1, H2]) {
     const c = proto.client(p.port);
     t.after(async () => { c.close(); await p.close(); await be.close(); });
     const first = c.get('/hold');
-    await until(() => be.held === 1, 'the first request at the backend');
+    await until('the first request at the backend', () => be.held === 1, { timeoutMs: 3000, everyMs: 10 });
     const second = c.get('/hold'); // waits for the connection (pending)
-    await until(() => p.directory.cluster('test/cb:80')!.pending === 1, 'the second request pending');
+    await until('the second request pending', () => p.directory.cluster('test/cb:80')!.pending === 1, { timeoutMs: 3000, everyMs: 10 });
     assert.equal(await c.get('/third'), 503, 'no connection and no queue space: overflow');
     const cluster = p.directory.cluster('test/cb:80')!;
     assert.equal(cluster.overflows, 1);
@@ -193,7 +187,7 @@ for (const proto of [H1, H2]) {
     assert.equal(be.held, 1, 'the pending request did not reach the backend');
     be.release();
     assert.equal(await first, 200);
-    await until(() => be.held === 2, 'the pending request sent on the freed connection');
+    await until('the pending request sent on the freed connection', () => be.held === 2, { timeoutMs: 3000, everyMs: 10 });
     be.release();
     assert.equal(await second, 200);
     assert.equal(be.connections, 1, 'still the one connection');
