@@ -167,9 +167,7 @@ export class ControlServer {
 
   private authed<Req, Res>(fn: (req: Req, caller: Caller) => Promise<Res> | Res) {
     return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>): void => {
-      let caller: Caller;
-      try { caller = this.opts.auth.authenticate(call.metadata, this.peer(call)); } catch (e) { cb(toRpcError(e)); return; }
-      Promise.resolve().then(() => fn(call.request, caller)).then((res) => cb(null, res), (e: unknown) => {
+      this.opts.auth.authenticate(call.metadata, this.peer(call)).then((caller) => fn(call.request, caller)).then((res) => cb(null, res), (e: unknown) => {
         const err = toRpcError(e);
         if (err.code === status.INTERNAL) this.log.error({ err: err.details }, 'control RPC failed');
         cb(err);

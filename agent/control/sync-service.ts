@@ -329,13 +329,14 @@ export class SyncService {
   }
 
   handle(call: SyncCall, peer: PeerCredentials = {}): void {
-    let caller: Caller;
-    try {
-      caller = this.auth.authenticate(call.metadata, peer);
-    } catch (e) {
-      call.emit('error', toRpcError(e));
-      return;
-    }
+    // Requests wait in the call's buffer until the listeners below are attached.
+    this.auth.authenticate(call.metadata, peer).then((caller) => {
+      if (call.cancelled) return;
+      this.serve(call, caller);
+    }, (e: unknown) => call.emit('error', toRpcError(e)));
+  }
+
+  private serve(call: SyncCall, caller: Caller): void {
     const stream = new SyncStream(call, caller, this);
     this.streams.add(stream);
     call.on('data', (req: SyncRequest__Output) => stream.onRequest(req));

@@ -51,8 +51,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const tmp = mkdtempSync(join(tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
   const logs = o.logDir ?? join(tmp, 'logs');
   mkdirSync(logs, { recursive: true });
+  // Per-node bootstrap tokens, as `weft token create` makes them: the control API's file
+  // has one 'NODE TOKEN' line each, every agent reads only its own.
   const tokenFile = join(tmp, 'token');
-  writeFileSync(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  const nodeTokens = new Map(plan.nodes.map((n) => [n.name, randomBytes(24).toString('base64url')]));
+  writeFileSync(tokenFile, [...nodeTokens].map(([n, tok]) => `${n} ${tok}\n`).join(''), { mode: 0o600 });
+  for (const [n, tok] of nodeTokens) writeFileSync(join(tmp, `token-${n}`), `${tok}\n`, { mode: 0o600 });
   const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'info' };
 
   let topo: Topology | null = null;
@@ -73,7 +77,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
 
     for (const node of plan.nodes) {
       agents.push(startChild(`agent-${node.name}`, t.nodes.get(node.name)!, weftSelf('agent', '--control', `${FABRIC_HOST_IP}:${CONTROL_PORT}`,
-        '--node', node.name, '--token-file', tokenFile, '--control-ca', caBundle, '--state-dir', join(tmp, node.name), '--admin', `${node.fabricIp}:${ADMIN_PORT}`,
+        '--node', node.name, '--token-file', join(tmp, `token-${node.name}`), '--control-ca', caBundle, '--state-dir', join(tmp, node.name), '--admin', `${node.fabricIp}:${ADMIN_PORT}`,
         '--inbound', '0.0.0.0:15008', '--node-address', node.fabricIp), logs, { env }));
     }
     o.say(`starting ${plan.nodes.length} agents…`);

@@ -138,9 +138,10 @@ export class NodeAgent {
     this.link?.on('access', (r) => this.tap.deliver(r));
     this.link?.serveMetrics(this.registry);
 
-    const token = readTokenFile(cfg.tokenFile, '--token-file');
+    readTokenFile(cfg.tokenFile, '--token-file');
     this.sync = new SyncClient({
-      address: cfg.control, node: cfg.node, nodeAddress: cfg.nodeAddress, token, stateDir: cfg.stateDir,
+      // Re-read per connection attempt: kubelet rotates projected ServiceAccount tokens.
+      address: cfg.control, node: cfg.node, nodeAddress: cfg.nodeAddress, token: () => readTokenFile(cfg.tokenFile, '--token-file'), stateDir: cfg.stateDir,
       ...(cfg.controlCa !== undefined ? { controlCa: readPemFile(cfg.controlCa) } : {}),
       apply: (view) => this.apply(view),
       logger: componentLogger('sync', { node: cfg.node }),

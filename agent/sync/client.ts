@@ -57,8 +57,10 @@ export interface SyncClientOptions {
   /** This node's address for other nodes' tunnels (--node-address), reported in the
    *  Sync hello; the control API ignores loopback addresses. */
   nodeAddress?: string;
-  /** Node bootstrap token. */
-  token: string;
+  /** Node bootstrap token, or how to read it: a function is called for every connection
+   *  attempt, so a rotated file (kubelet refreshes projected ServiceAccount tokens) is
+   *  picked up without a restart. */
+  token: string | (() => string);
   /** Agent state dir: the snapshot cache lives here. */
   stateDir: string;
   /** Program the node; must throw (having changed nothing) if it cannot apply all of it. */
@@ -303,10 +305,22 @@ export class SyncClient extends EventEmitter {
     this.emit('applied', info);
   }
 
+  private lastToken: string | undefined;
+
+  private bootstrapToken(): string {
+    const t = this.opts.token;
+    if (typeof t === 'string') return t;
+    try { this.lastToken = t(); } catch (e) {
+      if (this.lastToken === undefined) throw e;
+      this.log.warn({ err: (e as Error).message }, 'cannot re-read the bootstrap token; sending the last one read');
+    }
+    return this.lastToken as string;
+  }
+
   private metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
     // With a node certificate the token stays home: the certificate says who we are.
-    if (this.authMethod() === 'token') md.set(AUTH_METADATA_KEY, `Bearer ${this.opts.token}`);
+    if (this.authMethod() === 'token') md.set(AUTH_METADATA_KEY, `Bearer ${this.bootstrapToken()}`);
     md.set(NODE_METADATA_KEY, this.opts.node);
     return md;
   }

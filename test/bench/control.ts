@@ -18,12 +18,14 @@ import { join } from 'node:path';
 import { loadPolicyDir, compile, forNode, ParsedFileCache } from '../../agent/policy';
 import { ViewResourceCache } from '../../agent/policy/view-cache';
 import { startControl, startAgents, statusUntil, type Agents } from '../e2e/control-procs';
+import { nodeToken, tokenLines } from '../lib/bootstrap-tokens';
 import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './control-fixture';
 import { packageRoot } from '../../agent/lib/paths';
 import { printTable } from './table';
 import { runScale } from './control-scale';
 
-const TOKEN = 'bench-bootstrap-token-0123456789abcdef';
+// Status is read as 'e2e-operator'; every agent has its own token (tokenLines).
+const TOKEN = nodeToken('e2e-operator', 'bench-control');
 const AGENTS_PER_PROCESS = 10;
 const FULL: MeshShape = { services: 1000, endpoints: 10_000, nodes: 50 };
 const SMALL: MeshShape = { services: 10, endpoints: 100, nodes: 50 };
@@ -131,7 +133,7 @@ async function run(shape: MeshShape, changes: number, label: string) {
   process.stderr.write(`[${label}] compiling in-process ...\n`);
   const stats = compileStats(policies, shape);
   const tokenFile = join(dir, 'tokens');
-  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  writeFileSync(tokenFile, tokenLines(['e2e-operator', ...Array.from({ length: shape.nodes }, (_, i) => nodeName(i))], 'bench-control'), { mode: 0o600 });
 
   process.stderr.write(`[${label}] starting weft control ...\n`);
   const control = await startControl(cleanup, ['--policies', policies, '--state-dir', join(dir, 'control'), '--token-file', tokenFile, '--poll-interval', '30s'], 0, CONTROL_NODE_ARGS);
@@ -143,7 +145,7 @@ async function run(shape: MeshShape, changes: number, label: string) {
       mkdirSync(join(dir, node), { recursive: true });
       return { node, stateDir: join(dir, node), writeApplied: false };
     });
-    groups.push(startAgents(cleanup, address, TOKEN, nodes));
+    groups.push(startAgents(cleanup, address, (n) => nodeToken(n, 'bench-control'), nodes));
   }
   process.stderr.write(`[${label}] waiting for ${shape.nodes} agents ...\n`);
   let current = (await allApplied(groups, shape.nodes, 0, '')).version;

@@ -256,10 +256,10 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     await cluster.deletePod(agentLike);
   });
 
-  await t.test('the agent DaemonSet\'s own pod template runs as a pod (entrypoint + args, $(VAR)s, downward API, mapped host paths, secret and configMap volumes)', async () => {
+  await t.test('the agent DaemonSet\'s own pod template runs as a pod (entrypoint + args, $(VAR)s, downward API, mapped host paths, configMap and projected ServiceAccount token volumes)', async () => {
     const ds = loadDaemonSet('deploy/agent-daemonset.yaml');
     const files = join(cluster.workDir, 'ds-volumes');
-    for (const [d, f, v] of [['token', 'token', 'bootstrap-token\n'], ['ca', 'ca-bundle.pem', readFileSync(cluster.apiserver.caPath, 'utf8')]] as const) {
+    for (const [d, f, v] of [['ca', 'ca-bundle.pem', readFileSync(cluster.apiserver.caPath, 'utf8')]] as const) {
       mkdirSync(join(files, d), { recursive: true });
       writeFileSync(join(files, d, f), v);
     }
@@ -269,7 +269,7 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
       // real bin/weft is run with exec below (starting the agent is another test's job).
       image: { entrypoint: ['/bin/sh', '-c', 'printf "%s\\n" "$0" "$@" > /tmp/argv; exec sleep 600'], workingDir: '/opt/weft' },
       hostPathMap: { '/sys/fs/cgroup': node2.cgroupPath, '/var/lib/weft': join(files, 'state') },
-      volumeSources: { token: join(files, 'token'), ca: join(files, 'ca') },
+      volumeSources: { ca: join(files, 'ca') },
       hostAliases: [{ ip: '10.80.0.2', hostnames: ['weft-control.weft-system.svc'] }],
     });
     const agent = await cluster.addPod(node2, o);
@@ -279,10 +279,17 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     assert.equal(lines[0], 'agent');
     assert.ok(lines.includes(`--node=${node2.name}`), argv);
     assert.ok(lines.includes(`--outbound=${node2.ip}:15001`), argv);
-    const r = await agent.exec(['sh', '-c', 'pwd; cat /etc/weft/token/token; head -1 /etc/weft/ca/ca-bundle.pem; getent hosts weft-control.weft-system.svc; ls /sys/fs/cgroup/kubepods.slice; /opt/weft/bin/weft --help | head -1; touch /etc/weft/token/x 2>&1 || echo read-only']);
+    const r = await agent.exec(['sh', '-c', 'pwd; echo; cat /var/run/secrets/weft/control-token/token; echo; head -1 /etc/weft/ca/ca-bundle.pem; getent hosts weft-control.weft-system.svc; ls /sys/fs/cgroup/kubepods.slice; /opt/weft/bin/weft --help | head -1; touch /var/run/secrets/weft/control-token/x 2>&1 || echo read-only']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^\/opt\/weft$/m);
-    assert.match(r.stdout, /^bootstrap-token$/m);
+    // The projected token: a ServiceAccount JWT bound to this very Pod, for weft-control.
+    const jwt = r.stdout.split('\n').find((l) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(l));
+    assert.ok(jwt, r.stdout);
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { aud: string[]; sub: string; 'kubernetes.io': { pod: { name: string; uid: string }; node: { name: string } } };
+    assert.deepEqual(claims.aud, ['weft-control']);
+    assert.equal(claims.sub, 'system:serviceaccount:weft-system:weft-agent');
+    assert.deepEqual(claims['kubernetes.io'].pod, { name: agent.name, uid: agent.uid });
+    assert.equal(claims['kubernetes.io'].node.name, node2.name);
     assert.match(r.stdout, /^-----BEGIN CERTIFICATE-----$/m);
     assert.match(r.stdout, /^10\.80\.0\.2\s+weft-control\.weft-system\.svc$/m);
     assert.match(r.stdout, /kubepods-burstable\.slice/);

@@ -71,9 +71,9 @@ export async function startControl(cleanup: Cleanup, args: string[], port = 0, n
 export interface AgentEvent { type: string; node: string; version?: string; fromCache?: boolean; connected?: boolean; roots?: number; at?: number }
 export interface Agents { proc: ChildProcess; events: AgentEvent[]; wait(pred: (e: AgentEvent) => boolean, ms: number, what: string): Promise<AgentEvent>; stop(): Promise<void> }
 
-export function startAgents(cleanup: Cleanup, address: string, token: string, nodes: { node: string; stateDir: string; writeApplied?: boolean; reconnectSpreadMs?: number; shuffleReplicas?: boolean }[]): Agents {
+export function startAgents(cleanup: Cleanup, address: string, token: string | ((node: string) => string), nodes: { node: string; stateDir: string; writeApplied?: boolean; reconnectSpreadMs?: number; shuffleReplicas?: boolean }[]): Agents {
   const controlCa = bundleFor(Number(address.slice(address.lastIndexOf(':') + 1)));
-  const proc = fork(join(ROOT, 'test/e2e/control-agent-child.ts'), [JSON.stringify(nodes.map((n) => ({ ...n, address, token, controlCa })))], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(join(ROOT, 'test/e2e/control-agent-child.ts'), [JSON.stringify(nodes.map((n) => ({ ...n, address, token: typeof token === 'string' ? token : token(n.node), controlCa })))], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   cleanup(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
   const events: AgentEvent[] = [];
   const wakers = new Set<() => void>();

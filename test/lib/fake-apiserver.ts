@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { API_GROUPS, RESOURCES, apiVersionOf, type ResourceType } from './k8s-resources';
 import { ApiError, Store, type KObject, type WatchEvent } from './k8s-store';
 import { createServingCertificates } from './serving-certs';
+import { ServiceAccountTokens } from './k8s-tokens';
 
 export { apiClient, type ApiClient } from './k8s-client';
 export { ApiError, podQosClass, type KObject, type WatchEvent } from './k8s-store';
@@ -145,6 +146,8 @@ function discovery(segments: string[], serverAddress: string): unknown {
 
 export class FakeApiServer {
   readonly store: Store;
+  /** TokenRequest and TokenReview (k8s-tokens.ts). */
+  readonly tokens: ServiceAccountTokens;
   readonly token: string;
   /** https://IP:PORT once listening (undefined without `listen`). */
   url?: string;
@@ -158,6 +161,7 @@ export class FakeApiServer {
 
   private constructor(private readonly opts: FakeApiServerOptions) {
     this.store = new Store({ historyLimit: opts.historyLimit });
+    this.tokens = new ServiceAccountTokens(this.store);
     this.token = opts.token ?? randomBytes(32).toString('hex');
     for (const ns of opts.namespaces ?? ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       this.store.create('namespaces', undefined, { metadata: { name: ns } });
@@ -297,6 +301,13 @@ export class FakeApiServer {
         throw new ApiError(401, 'Unauthorized', 'Unauthorized');
       }
       if (listener === 'socket' && segments[0] === '_fake') { this.control(segments[1], req, res, url); this.record({ ...base, verb, code: res.statusCode }); return; }
+      if (!r && this.tokens.handles(segments, method)) {
+        verb = 'create';
+        const out = this.tokens.serve(segments, parseJson(await readBody(req)));
+        json(res, out.code, out.body);
+        this.record({ ...base, verb, code: out.code });
+        return;
+      }
       if (!r) {
         if (method === 'GET' && ['healthz', 'livez', 'readyz'].includes(segments[0] ?? '') && segments.length === 1) {
           res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('ok');

@@ -10,7 +10,7 @@ import { SyncClient } from '../../agent/sync/client';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startControl, until, silent, TOKEN } from './control-harness';
+import { startControl, until, silent, tokenFor } from './control-harness';
 
 test('a node gets certificates for its workloads and itself, nothing else', async (t) => {
   const caDir = mkdtempSync(join(tmpdir(), 'wt-ctl-ca-'));
@@ -19,7 +19,7 @@ test('a node gets certificates for its workloads and itself, nothing else', asyn
   const h = await startControl(t, { createSigner: async (trustDomain) => (ca = await CertificateAuthority.loadOrCreate(caDir, { trustDomain })) });
   const client = (node: string) => {
     const stateDir = mkdtempSync(join(tmpdir(), 'wt-ctl-cert-'));
-    const c = new SyncClient({ address: h.address, node, token: TOKEN, stateDir, logger: silent, apply: async () => undefined, backoff: { baseMs: 10, maxMs: 50 }, unaryTimeoutMs: 5000 });
+    const c = new SyncClient({ address: h.address, node, token: tokenFor(node), stateDir, logger: silent, apply: async () => undefined, backoff: { baseMs: 10, maxMs: 50 }, unaryTimeoutMs: 5000 });
     t.after(async () => { await c.stop(); rmSync(stateDir, { recursive: true, force: true }); });
     return c;
   };

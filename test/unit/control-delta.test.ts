@@ -15,14 +15,14 @@ import type { SyncResponse__Output } from '../../agent/control/generated/weft/co
 import type { SyncRequest } from '../../agent/control/generated/weft/control/v1/SyncRequest';
 import { NODE_RESOURCE } from '../../agent/policy/view-resources';
 import { serviceYaml, nodeWorkloadsYaml, nodeName, type MeshShape } from '../bench/control-fixture';
-import { startControl, until, TOKEN, type Harness } from './control-harness';
+import { startControl, until, tokenFor, type Harness } from './control-harness';
 
 const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
 
 function openSync(t: { after: (fn: () => void) => void }, h: Harness, node: string) {
   const c = new (controlProto().weft.control.v1.Control)(h.address, grpc.credentials.createInsecure());
   const m = new grpc.Metadata();
-  m.set('authorization', `Bearer ${TOKEN}`);
+  m.set('authorization', `Bearer ${tokenFor(node)}`);
   m.set('x-weft-node', node);
   const s = c.Sync(m);
   const pushes: SyncResponse__Output[] = [];
@@ -135,7 +135,7 @@ test('delta sync: oversized initial_resource_versions are refused with INVALID_A
   const c = new (controlProto().weft.control.v1.Control)(h.address, grpc.credentials.createInsecure());
   t.after(() => c.close());
   const m = new grpc.Metadata();
-  m.set('authorization', `Bearer ${TOKEN}`);
+  m.set('authorization', `Bearer ${tokenFor('node-00')}`);
   m.set('x-weft-node', 'node-00');
   const s = c.Sync(m);
   s.on('data', () => undefined);

@@ -18,7 +18,7 @@ import { CertificateAuthority } from '../../agent/identity/ca';
 import { createCsr, generateSigningKey, privateKeyToPem } from '../../agent/identity/pki';
 import { nodeSpiffeId } from '../../agent/identity/spiffe';
 import { SyncClient, checkControlIdentity, controlCredentials, type ClientCertificate } from '../../agent/sync/client';
-import { startControl, until, silent, TOKEN, NODE1_TOKEN, type Harness } from './control-harness';
+import { startControl, until, silent, TOKEN, NODE1_TOKEN, tokenFor, type Harness } from './control-harness';
 
 const TD = 'test.local';
 
@@ -196,7 +196,7 @@ test('Kubernetes node names (dots, 253 characters): token bootstrap, node certif
   assert.equal(longest.length, 253);
   for (const node of [eks, longest]) {
     const stateDir = tmp(t, 'wt-ctl-tls-k8s-');
-    const c = new SyncClient({ address: h.address, node, token: TOKEN, stateDir, logger: silent, controlCa: h.bundle, apply: async () => undefined, backoff: { baseMs: 20, maxMs: 200 } });
+    const c = new SyncClient({ address: h.address, node, token: tokenFor(node), stateDir, logger: silent, controlCa: h.bundle, apply: async () => undefined, backoff: { baseMs: 20, maxMs: 200 } });
     t.after(() => c.stop());
     const connected = (auth: string) => until(() => ((h.server.status('').agents ?? []).find((a) => a.node === node && a.connected && a.auth === auth) ? true : undefined),
       (w) => h.server.sync.onAck(w), 5000, `${node.slice(0, 20)} synced by ${auth}`);

@@ -202,9 +202,16 @@ test('deploy: the agent DaemonSet has the privileges and host mounts the datapat
   const cgroupRoot = flags.get('cgroup-root') ?? '/sys/fs/cgroup';
   assert.equal(mountAt(cgroupRoot).volume.hostPath?.path, '/sys/fs/cgroup');
   assert.equal(mountAt(flags.get('state-dir') as string).volume.hostPath?.path, '/var/lib/weft', 'state survives pod restarts');
+  // The bootstrap credential is the agent's own Pod-bound ServiceAccount token for the
+  // control API's audience (checked there by TokenReview), not a shared Secret.
   const tokenFile = flags.get('token-file') as string;
   const tokenDir = tokenFile.slice(0, tokenFile.lastIndexOf('/'));
-  assert.equal(mountAt(tokenDir).volume.secret?.secretName, 'weft-token');
+  const projected = (mountAt(tokenDir).volume.projected?.sources ?? []) as Obj[];
+  const saToken = projected.find((s) => s.serviceAccountToken)?.serviceAccountToken;
+  assert.equal(saToken?.audience, 'weft-control', 'a projected ServiceAccount token for audience weft-control');
+  assert.equal(`${tokenDir}/${saToken?.path}`, tokenFile);
+  assert.ok(saToken.expirationSeconds >= 600 && saToken.expirationSeconds <= 86400);
+  assert.equal(ds.spec.template.spec.serviceAccountName, 'weft-agent', 'the account the control API accepts by default (--agent-service-account)');
   // The control API is TLS: agents need the CA bundle the control writes, from a ConfigMap.
   const caFile = flags.get('control-ca') as string;
   assert.ok(caFile, 'agents pass --control-ca (the control API serves TLS)');
@@ -270,7 +277,14 @@ test('deploy: the control API Deployment, its Service, state and policies', () =
   assert.equal(env.get('POD_NAMESPACE')?.valueFrom?.fieldRef?.fieldPath, 'metadata.namespace');
   const policies = mountFor(flags.get('policies') as string);
   const cm = find('ConfigMap', policies?.configMap?.name);
-  assert.equal(mountFor(flags.get('token-file') as string)?.secret?.secretName, 'weft-token');
+  // Agents bootstrap with ServiceAccount tokens: the control API runs with --kubernetes,
+  // may create TokenReviews, and mounts no shared token.
+  assert.equal(flags.get('token-file'), undefined, 'no shared bootstrap token in the cluster');
+  assert.ok(flags.has('kubernetes'));
+  const reviewers = objects.filter((o) => o.kind === 'ClusterRole' && (o.rules as Obj[]).some((r) => (r.apiGroups as string[]).includes('authentication.k8s.io') && (r.resources as string[]).includes('tokenreviews') && (r.verbs as string[]).includes('create')));
+  assert.equal(reviewers.length, 1, 'a ClusterRole that creates TokenReviews');
+  const bound = objects.filter((o) => o.kind === 'ClusterRoleBinding' && o.roleRef.name === reviewers[0].metadata.name).flatMap((b) => b.subjects as Obj[]);
+  assert.deepEqual(bound.map((s) => `${s.namespace}/${s.name}`), [`${NAMESPACE}/weft-control`], 'only the control API reviews tokens');
   // Every policy in the ConfigMap is valid against the policy kinds' JSON Schemas.
   const ajv = new Ajv({ allErrors: true, strict: false });
   for (const [file, text] of Object.entries(cm.data as Record<string, string>)) {
@@ -285,22 +299,25 @@ test('deploy: the control API Deployment, its Service, state and policies', () =
   }
 });
 
-test('deploy: RBAC is read-only and bound to the ServiceAccounts the pods use', () => {
+test('deploy: RBAC is read-only (but for TokenReviews) and bound to the ServiceAccounts the pods use', () => {
   const roles = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role');
   assert.ok(roles.length > 0);
   // The one exception: the control API's Lease and CA Secret, by name, in its namespace.
   const state = find('Role', 'weft-control-state');
   assert.equal(state.metadata.namespace, NAMESPACE);
   assert.deepEqual((state.rules as Obj[]).map((r) => [r.apiGroups.join(), r.resources.join(), r.resourceNames.join(), [...r.verbs].sort().join()]).sort(), [
-    ['', 'secrets', 'weft-control-ca', 'get,update'],
+    ['', 'secrets', 'weft-control-ca,weft-token-bindings', 'get,update'],
     ['coordination.k8s.io', 'leases', 'weft-control', 'get,update'],
   ]);
   find('Secret', 'weft-control-ca');
+  find('Secret', 'weft-token-bindings');
   find('Lease', 'weft-control');
   const granted = new Set<string>();
   for (const r of roles.filter((x) => x !== state)) {
     for (const rule of r.rules as Obj[]) {
-      for (const v of rule.verbs) assert.ok(['get', 'list', 'watch'].includes(v), `${r.metadata.name}: verb ${v} is not read-only`);
+      // Creating a TokenReview stores nothing: it asks whether a presented token is valid.
+      const review = (rule.apiGroups as string[]).join() === 'authentication.k8s.io' && (rule.resources as string[]).join() === 'tokenreviews';
+      for (const v of rule.verbs) assert.ok(['get', 'list', 'watch'].includes(v) || (review && v === 'create'), `${r.metadata.name}: verb ${v} is not read-only`);
       for (const g of rule.apiGroups) for (const res of rule.resources) {
         assert.notEqual(res, '*');
         granted.add(`${g}/${res}`);
@@ -308,7 +325,7 @@ test('deploy: RBAC is read-only and bound to the ServiceAccounts the pods use', 
     }
   }
   // Namespaces: agents read their opt-out / opt-in label (weft.dev/dataplane-mode).
-  assert.deepEqual([...granted].sort(), ['/namespaces', '/nodes', '/pods', '/services', 'discovery.k8s.io/endpointslices']);
+  assert.deepEqual([...granted].sort(), ['/namespaces', '/nodes', '/pods', '/services', 'authentication.k8s.io/tokenreviews', 'discovery.k8s.io/endpointslices']);
   const bound = new Set<string>();
   for (const b of objects.filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding')) {
     find(b.roleRef.kind, b.roleRef.name);
@@ -324,7 +341,7 @@ test('deploy: no secret value is committed', () => {
   }
   const ignored = readFileSync(join(DEPLOY, '.gitignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
   const generated = (kustomization.secretGenerator ?? []) as Obj[];
-  assert.deepEqual(generated.map((g) => g.name), ['weft-token']);
+  assert.deepEqual(generated.map((g) => g.name), [], 'no bootstrap secret to generate');
   for (const g of generated) {
     for (const f of [...(g.files ?? []), ...(g.envs ?? [])] as string[]) {
       const file = f.includes('=') ? f.slice(f.indexOf('=') + 1) : f;

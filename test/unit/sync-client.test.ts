@@ -11,7 +11,7 @@ import type { TestContext } from 'node:test';
 import type { NodeView } from '../../agent/policy/snapshot';
 import { SyncClient, type SyncClientOptions } from '../../agent/sync/client';
 import { CACHE_FILE } from '../../agent/sync/cache';
-import { startControl, until, silent, TOKEN, NODE1_TOKEN } from './control-harness';
+import { startControl, until, silent, tokenFor, NODE1_TOKEN } from './control-harness';
 import { policyCompiler } from '../../agent/control/policy-adapter';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
 import { forNode, nodeAddress } from '../../agent/policy';
@@ -22,8 +22,9 @@ const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
 function agent(t: TestContext, address: string, o: Partial<SyncClientOptions> & { stateDir?: string } = {}) {
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-sync-'));
   const applied: NodeView[] = [];
+  const node = o.node ?? 'node-1';
   const c = new SyncClient({
-    address, node: 'node-1', token: TOKEN, stateDir, logger: silent, backoff: { baseMs: 20, maxMs: 200 },
+    address, node, token: tokenFor(node), stateDir, logger: silent, backoff: { baseMs: 20, maxMs: 200 },
     apply: async (v) => { applied.push(v); },
     ...o,
   });
