@@ -31,6 +31,9 @@ API, and serves the outbound (15001), inbound mTLS (15008) and admin (15020) lis
 
 Flags:
   --control HOST:PORT     control API address (required)
+                          (a name may resolve to several replicas), or IP:PORT,IP:PORT,...
+                          one per control API replica: a random one is used, the next
+                          when it fails; after a replica goes away reconnects wait 0-2 s
   --node NAME             node name; scopes cgroups and BPF pins (required)
   --token-file FILE       node bootstrap token (default /etc/weft/token), sent until the
                           agent holds its node certificate, which replaces it
