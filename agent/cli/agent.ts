@@ -130,7 +130,8 @@ export const command: Command = {
       return 0;
     }
     if (!v.control) throw invalidArg('--control is required');
-    parseHostPort(v.control, '--control');
+    // One address, or one per control API replica (the sync client checks they are IPs).
+    for (const a of v.control.split(',')) parseHostPort(a.trim(), '--control');
     if (!v['control-ca'] === !v['control-insecure']) throw invalidArg('give exactly one of --control-ca FILE (TLS) and --control-insecure (plaintext)');
     const outbound = parseHostPort(v.outbound ?? '127.0.0.1:15001', '--outbound');
     const inbound = parseHostPort(v.inbound ?? '0.0.0.0:15008', '--inbound');
