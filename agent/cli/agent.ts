@@ -35,6 +35,9 @@ API, and serves the outbound (15001), inbound mTLS (15008) and admin (15020) lis
 
 Flags:
   --control HOST:PORT     control API address (required)
+                          (a name may resolve to several replicas), or IP:PORT,IP:PORT,...
+                          one per control API replica: a random one is used, the next
+                          when it fails; after a replica goes away reconnects wait 0-2 s
   --node NAME             node name; scopes cgroups and BPF pins (required)
   --token-file FILE       node bootstrap token (default /etc/weft/token), sent until the
                           agent holds its node certificate, which replaces it
@@ -172,7 +175,8 @@ export const command: Command = {
       return 0;
     }
     if (!v.control) throw invalidArg('--control is required');
-    parseHostPort(v.control, '--control');
+    // One address, or one per control API replica (the sync client checks they are IPs).
+    for (const a of v.control.split(',')) parseHostPort(a.trim(), '--control');
     if (!v['control-ca'] === !v['control-insecure']) throw invalidArg('give exactly one of --control-ca FILE (TLS) and --control-insecure (plaintext)');
     const outbound = parseHostPort(v.outbound ?? '127.0.0.1:15001', '--outbound');
     const inbound = parseHostPort(v.inbound ?? '0.0.0.0:15008', '--inbound');

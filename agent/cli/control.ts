@@ -64,6 +64,8 @@ Flags:
                            kubectl annotate secret weft-control-ca weft.dev/rotate-root=24h
                            and carried out by the Lease holder. --state-dir then holds
                            only caches (git clone, CA bundle copy): an emptyDir will do.
+                           Bare bootstrap tokens bind to their first node in the
+                           Secret weft-token-bindings, shared by the replicas.
                            Replicas compile only what all of them see: workloads and
                            node addresses come from the Kubernetes API (weft run
                            registration is refused; agents' reported addresses ignored)
@@ -133,6 +135,7 @@ export const command: Command = {
     if (stateStore !== 'dir' && stateStore !== 'kubernetes') throw invalidArg(`--state-store: expected 'dir' or 'kubernetes', got '${stateStore.slice(0, 40)}'`);
     const replicated = stateStore === 'kubernetes';
     if (values.kubeconfig && !values.kubernetes && !replicated) throw invalidArg('--kubeconfig only applies with --kubernetes or --state-store kubernetes');
+    if ((values['agent-service-account'] || values['token-audience']) && !values.kubernetes) throw invalidArg('--agent-service-account and --token-audience only apply with --kubernetes');
     for (const f of ['state-namespace', 'replica-id', 'lease-duration'] as const) {
       if (values[f] !== undefined && !replicated) throw invalidArg(`--${f} only applies with --state-store kubernetes`);
     }
@@ -141,9 +144,9 @@ export const command: Command = {
       try { leaseMs = durationMs(values['lease-duration']); } catch { throw invalidArg(`--lease-duration: '${values['lease-duration'].slice(0, 40)}' is not a duration like 15s`); }
       if (leaseMs < 2000 || leaseMs > 300_000) throw invalidArg('--lease-duration: between 2s and 5m');
     }
-    if ((values['agent-service-account'] || values['token-audience']) && !values.kubernetes) throw invalidArg('--agent-service-account and --token-audience only apply with --kubernetes');
-    // Replicas share no disk: the default token file (made in the state dir) would differ.
-    if (replicated && !values['token-file'] && !values.kubernetes) throw invalidArg('--state-store kubernetes needs --token-file or --kubernetes (ServiceAccount tokens): every replica must accept the same node credentials');
+    // Replicas must accept the same tokens: a file every replica mounts, or ServiceAccount
+    // tokens (--kubernetes); never a random token each replica makes for itself.
+    if (replicated && !values['token-file'] && !values.kubernetes) throw invalidArg('--state-store kubernetes needs --token-file or --kubernetes: every replica must accept the same node credentials');
     const replicaId = values['replica-id'] ?? process.env.POD_NAME ?? hostname();
     if (replicated && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(replicaId)) throw invalidArg(`--replica-id: '${replicaId.slice(0, 40)}' is not a name`);
     if (wantHelp) { process.stdout.write(help); return 0; }
@@ -189,9 +192,10 @@ export const command: Command = {
     }
     const { FileTokenBindings } = require('../control/token-bindings') as typeof import('../control/token-bindings');
     const authOpts: import('../control/auth').AuthenticatorOptions = {
-      // Bare tokens' first-use bindings: shared by the replicas in a Secret, else a file.
+      // Replicas share the bindings (a Secret, compare-and-swap); one process keeps them
+      // in its state dir.
       bindings: replicas
-        ? new (require('../control/kube/token-bindings') as typeof import('../control/kube/token-bindings')).SharedTokenBindings(replicas.api, log)
+        ? new (require('../control/kube/token-bindings') as typeof import('../control/kube/token-bindings')).KubeTokenBindings(replicas.api, log)
         : new FileTokenBindings(join(stateDir, 'token-bindings.json')),
       onReloadError: (e) => log.error({ err: e.message }, 'token file changed but does not parse; the previous tokens stay in force'),
     };

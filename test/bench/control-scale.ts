@@ -26,6 +26,7 @@ import { waitFor as waitUntil } from '../lib/wait';
 import { nodeToken, tokenLines } from '../lib/bootstrap-tokens';
 import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './control-fixture';
 import { packageRoot } from '../../agent/lib/paths';
+import { writeFileAtomic } from '../../agent/sync/atomic-file';
 
 export const SCALE: MeshShape = { services: 5000, endpoints: 50_000, nodes: 1000 };
 const AGENTS_PER_PROCESS = 100;
@@ -155,7 +156,9 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   for (let i = 1; i <= changes; i++) {
     const node = (i * 37) % shape.nodes;
     const from = events.length;
-    writeFileSync(join(policies, `workloads-${nodeName(node)}.yaml`), nodeWorkloadsYaml(shape, node, i));
+    // Atomically (temp file + rename): a watcher reading a half-written file would serve
+    // a snapshot with part of the node's workloads first, then the whole edit.
+    await writeFileAtomic(join(policies, `workloads-${nodeName(node)}.yaml`), nodeWorkloadsYaml(shape, node, i), 0o644);
     const t0 = Date.now();
     // The version the edit produces: the first ACK of something other than `current`.
     const version = await waitUntil(() => events.slice(from).find((e) => e.t === 'ack' && e.version !== current)?.version, sub, 120_000, 'the change reaches an agent');

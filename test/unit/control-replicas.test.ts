@@ -14,6 +14,7 @@ import { FakeApiServer } from '../lib/fake-apiserver';
 import { KubeStateApi, httpTransport, isConflict, type Transport } from '../../agent/control/kube/api';
 import { LeaderElector } from '../../agent/control/kube/lease';
 import { SharedDocument, bindOnce } from '../../agent/control/kube/shared-document';
+import { KubeTokenBindings } from '../../agent/control/kube/token-bindings';
 import { ReplicatedCa, CA_SECRET_NAME, ROTATE_ANNOTATION, ROTATED_ANNOTATION } from '../../agent/control/kube/replicated-ca';
 import { createCsr, generateSigningKey } from '../../agent/identity/pki';
 import { verifyChain } from '../../agent/identity/verify';
@@ -106,6 +107,14 @@ test('SharedDocument: concurrent compare-and-swap updates lose nothing; a stale 
   assert.deepEqual(JSON.parse(Buffer.from(secret.data['bindings.json']!, 'base64').toString()), { 'sha256:abc': winners[0] });
   assert.equal(await bindOnce(bindings[0]!, 'sha256:abc', 'node-late'), winners[0], 'a later node gets the first binding');
   assert.equal(await bindOnce(bindings[1]!, 'sha256:def', 'node-late'), 'node-late');
+
+  // The control API's TokenBindings on top of it: replicas agree on the first node.
+  const replicaBindings = [new KubeTokenBindings(client().api, log), new KubeTokenBindings(client().api, log)];
+  const digest = 'a'.repeat(64);
+  const got = await Promise.all([replicaBindings[0]!.bind(digest, 'node-x'), replicaBindings[1]!.bind(digest, 'node-y')]);
+  assert.equal(got[0], got[1]);
+  assert.equal(await replicaBindings[1]!.bind(digest, 'node-z'), got[0]);
+  assert.equal(replicaBindings[0]!.entries().get(digest), got[0]);
 });
 
 test('CA in a Secret: created once by the leader, shared by followers, rotated by the leader; a crashed leader\'s pending rotation is completed by its successor', async (t) => {

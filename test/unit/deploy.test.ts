@@ -308,11 +308,11 @@ test('deploy: RBAC is read-only (but for TokenReviews) and bound to the ServiceA
   const state = find('Role', 'weft-control-state');
   assert.equal(state.metadata.namespace, NAMESPACE);
   assert.deepEqual((state.rules as Obj[]).map((r) => [r.apiGroups.join(), r.resources.join(), r.resourceNames.join(), [...r.verbs].sort().join()]).sort(), [
-    ['', 'secrets', 'weft-control-ca,weft-control-token-bindings', 'get,update'],
+    ['', 'secrets', 'weft-control-ca,weft-token-bindings', 'get,update'],
     ['coordination.k8s.io', 'leases', 'weft-control', 'get,update'],
   ]);
   find('Secret', 'weft-control-ca');
-  find('Secret', 'weft-control-token-bindings');
+  find('Secret', 'weft-token-bindings');
   find('Lease', 'weft-control');
   const granted = new Set<string>();
   for (const r of roles.filter((x) => x !== state)) {

@@ -1,35 +1,32 @@
-// Bare bootstrap tokens' first-use bindings shared by every control API replica
-// (--state-store kubernetes): the map tokenDigest → node in the Secret
-// weft-control-token-bindings, written with compare-and-swap (SharedDocument), so two
-// replicas that see two nodes present the same fresh token at once bind it to one node.
-// Digests only, never tokens; kept in a Secret all the same (whoever reads it learns
-// which nodes bootstrapped with a bare token).
+// Bootstrap-token bindings (agent/control/token-bindings.ts: a bare token belongs to the
+// first node that presents it) shared by the control API's replicas: one JSON map
+// digest → node in the Secret weft-token-bindings, bound by compare-and-swap, so two
+// replicas seeing two nodes present the same token at once agree on one winner.
+// Digests only, never tokens; a Secret all the same, as the map says which node holds
+// which credential.
 import type { Logger } from '../../telemetry/logger';
 import type { TokenBindings } from '../token-bindings';
 import type { KubeStateApi } from './api';
-import { SharedDocument } from './shared-document';
+import { SharedDocument, bindOnce } from './shared-document';
 
-type Bindings = Record<string, string>;
+export const TOKEN_BINDINGS_SECRET = 'weft-token-bindings';
 
-export class SharedTokenBindings implements TokenBindings {
-  private readonly doc: SharedDocument<Bindings>;
-  /** Bindings never change once made: what this replica learnt is kept. */
-  private readonly known = new Map<string, string>();
+export class KubeTokenBindings implements TokenBindings {
+  private readonly doc: SharedDocument<Record<string, string>>;
+  private known = new Map<string, string>();
 
   constructor(api: KubeStateApi, log: Logger) {
-    this.doc = new SharedDocument<Bindings>(api, {
-      resource: 'secrets', name: 'weft-control-token-bindings', key: 'bindings.json', labels: { 'app.kubernetes.io/part-of': 'weft' },
+    this.doc = new SharedDocument<Record<string, string>>(api, {
+      resource: 'secrets', name: TOKEN_BINDINGS_SECRET, key: 'bindings.json', labels: { 'app.kubernetes.io/name': 'weft-control', 'app.kubernetes.io/part-of': 'weft' },
     }, log);
+    this.doc.on('change', (d) => { this.known = new Map(Object.entries(d.value ?? {})); });
   }
 
   async bind(digestHex: string, node: string): Promise<string> {
-    const known = this.known.get(digestHex);
-    if (known !== undefined) return known;
-    const stored = await this.doc.update((cur) => (cur?.[digestHex] !== undefined ? undefined : { value: { ...(cur ?? {}), [digestHex]: node } }));
-    const bound = stored.value?.[digestHex];
-    if (bound === undefined) throw new Error(`${this.doc.description}: the binding was not stored`);
-    this.known.set(digestHex, bound);
-    return bound;
+    const bound = this.known.get(digestHex);
+    // Bindings never change once made: a known one needs no round trip.
+    if (bound !== undefined) return bound;
+    return bindOnce(this.doc, digestHex, node);
   }
 
   entries(): ReadonlyMap<string, string> { return this.known; }
