@@ -5,7 +5,12 @@
 // none of them can pin or attach anything again — then removes the datapath, then
 // SIGKILLs the frozen processes. Freezing rather than SIGTERM: a Kubernetes preStop hook
 // (the uninstall) runs in the agent's own container, which ends with the agent; the
-// removal must be complete before the agent is gone.
+// removal must be complete before the agent is gone. For the same reason, when this
+// process shares the agent's cgroup (the preStop hook), the kill is left to a detached
+// helper that fires just after this command exited: the runtime tears the container
+// down once the agent dies, and the hook would otherwise be killed before reporting
+// its success.
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../lib/errors';
@@ -43,6 +48,17 @@ export function processTree(roots: number[]): number[] {
   const walk = (p: number) => { if (out.has(p)) return; out.add(p); for (const c of children.get(p) ?? []) walk(c); };
   for (const r of roots) walk(r);
   return [...out];
+}
+
+/** This process and `pid` are in the same cgroup (a container's exec and its init). */
+function sameCgroup(pid: number): boolean {
+  try { return readFileSync('/proc/self/cgroup', 'utf8') === readFileSync(`/proc/${pid}/cgroup`, 'utf8'); } catch { return false; }
+}
+
+/** SIGKILLs `pids` from a detached process shortly after this one exited. */
+function killAfterExit(pids: number[], delayMs: number): void {
+  const script = 'setTimeout(() => { for (const p of JSON.parse(process.argv[1])) { try { process.kill(p, "SIGKILL"); } catch {} } }, Number(process.argv[2]));';
+  spawn(process.execPath, ['-e', script, JSON.stringify(pids), String(delayMs)], { detached: true, stdio: 'ignore' }).unref();
 }
 
 function signal(pids: number[], sig: NodeJS.Signals): void {
@@ -86,7 +102,10 @@ export async function cleanupNode(node: string, o: CleanupOptions): Promise<Clea
     }
     return o.cleanup(node);
   } finally {
-    if (frozen.length) {
+    if (frozen.length && claim.agents.some(sameCgroup)) {
+      killAfterExit(frozen, 300);
+      o.say(`the agent of node ${node} (pid ${frozen.join(', ')}) stays frozen and is killed as this command exits (it runs in the agent's own container)`);
+    } else if (frozen.length) {
       // Removed or not, the frozen agent goes: a half-cleaned node must not be served by
       // an agent that missed what happened under it (the next agent starts clean).
       const starts = new Map(frozen.map((p) => [p, processStartTime(p)]));

@@ -44,7 +44,7 @@ function podSpec(file: string, kind: string): PodSpec {
 
 /** The container's env with test values for the fieldRefs (node name, host IP, pod UID). */
 function envOf(c: Container): Record<string, string> {
-  const fieldValues: Record<string, string> = { 'spec.nodeName': NODE, 'status.hostIP': '192.0.2.10', 'status.podIP': '192.0.2.11', 'metadata.uid': '6f0c1a9e-3b7d-4c2e-9a51-0d8e2f4b7c10' };
+  const fieldValues: Record<string, string> = { 'spec.nodeName': NODE, 'status.hostIP': '192.0.2.10', 'status.podIP': '192.0.2.11', 'metadata.uid': '6f0c1a9e-3b7d-4c2e-9a51-0d8e2f4b7c10', 'metadata.name': 'weft-control-7d4b9c6f5-x2k8q', 'metadata.namespace': 'weft-system' };
   const out: Record<string, string> = {};
   for (const e of c.env ?? []) {
     if (e.value !== undefined) out[e.name] = e.value;

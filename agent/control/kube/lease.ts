@@ -133,7 +133,7 @@ export class LeaderElector extends EventEmitter {
 
   private async tryAcquireOrRenew(): Promise<boolean> {
     const t = this.now();
-    const mine: LeaseSpec = { holderIdentity: this.opts.identity, leaseDurationSeconds: Math.max(1, Math.round(this.leaseMs / 1000)), renewTime: microTime(t) };
+    const mine: LeaseSpec = { holderIdentity: this.opts.identity, leaseDurationSeconds: Math.max(1, Math.ceil(this.leaseMs / 1000)), renewTime: microTime(t) };
     const lease = await this.api.get<LeaseObject>('leases', this.opts.name);
     if (!lease) {
       const created = await this.api.create<LeaseObject>('leases', { metadata: { name: this.opts.name }, spec: { ...mine, acquireTime: microTime(t), leaseTransitions: 0 } });
@@ -143,7 +143,10 @@ export class LeaderElector extends EventEmitter {
     this.observe(lease);
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity ?? '';
-    const durationMs = (spec.leaseDurationSeconds ?? Math.round(this.leaseMs / 1000)) * 1000;
+    // At least our own configured duration (as client-go waits its LeaseDuration), longer
+    // if the holder declared a longer one: the object holds whole seconds only, and a
+    // rounded-down 1.2 s lease must not be taken over after 1 s.
+    const durationMs = Math.max(this.leaseMs, (spec.leaseDurationSeconds ?? 0) * 1000);
     if (holder !== '' && holder !== this.opts.identity && (this.observed as { at: number }).at + durationMs > t) return false;
     const renewing = holder === this.opts.identity;
     const next: LeaseObject = {
