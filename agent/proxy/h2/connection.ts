@@ -79,6 +79,9 @@ export class H2Stream {
   localEnd = false;
   remoteEnd = false;
   closed = false;
+  /** A CONNECT tunnel stream (RFC 9113 §8.5): each END_STREAM half-closes one direction
+   *  only, so the server ending its side does not reset the request side. */
+  halfClose = false;
   constructor(readonly id: number, readonly conn: H2Connection, sendWindow: number, recvWindow: number) {
     this.sendWindow = sendWindow;
     this.recvWindow = recvWindow;
@@ -665,7 +668,7 @@ export class H2Connection {
     s.localEnd = true;
     if (s.remoteEnd) { this.close(s, 0); return; }
     // Server: the response is complete; stop the rest of the request body (§8.1).
-    if (!this.isClient) { this.push(u32Frame(T.RST_STREAM, s.id, E.NO_ERROR)); this.close(s, 0); }
+    if (!this.isClient && !s.halfClose) { this.push(u32Frame(T.RST_STREAM, s.id, E.NO_ERROR)); this.close(s, 0); }
   }
 
   private maybeClosed(s: H2Stream): void {
