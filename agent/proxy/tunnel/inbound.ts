@@ -96,6 +96,9 @@ export class InboundServer implements ConnectionHandler {
     this.conns.add(conn);
   }
 
+  /** The open HTTP/2 connections (for /debug and tests). */
+  connections(): readonly H2Connection[] { return [...this.conns]; }
+
   onClose(c: H2Connection): void { this.conns.delete(c); }
   onGoaway(): void { /* the peer stops opening streams; the open ones finish */ }
 

@@ -21,8 +21,8 @@ import { E } from '../h2/frame';
 
 /** Bytes queued on a stream (no window, or the TLS socket backed up) before the source
  *  socket is paused; it is resumed below QUEUE_LOW. */
-const QUEUE_HIGH = 256 * 1024;
-const QUEUE_LOW = 64 * 1024;
+export const QUEUE_HIGH = 256 * 1024;
+export const QUEUE_LOW = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /** Resets a TCP connection when it is one (RST on the wire), else destroys the stream.
@@ -44,12 +44,13 @@ export interface Received { chunks: Buffer[]; uncredited: number; end: boolean }
  * when the stream is closed.
  */
 export class StreamBridge implements StreamHandler {
-  private paused = false;
+  /** `d` is paused: the stream's queue toward the peer is over QUEUE_HIGH. */
+  paused = false;
   /** Written to `d` while it was over its high-water mark: credited on 'drain'. */
   private uncredited = 0;
   private finished = false;
 
-  constructor(private readonly s: H2Stream, private readonly d: Duplex, early: Received | null, private readonly done: (() => void) | null = null) {
+  constructor(private readonly s: H2Stream, readonly d: Duplex, early: Received | null, private readonly done: (() => void) | null = null) {
     s.handler = this;
     d.on('data', this.onSockData);
     d.on('end', this.onSockEnd);
