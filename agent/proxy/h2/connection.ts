@@ -103,6 +103,11 @@ export class H2Connection {
   private wstart = 0;
   private outBytes = 0;
   private flushScheduled = false;
+  /** Flush once per event-loop turn (after the poll phase) instead of after each
+   *  callback: what many other sockets' reads queued on this connection in one turn goes
+   *  out as one write (one TLS record, one syscall). For a connection many streams share,
+   *  such as the node-to-node tunnel's. */
+  coalesce = false;
   /** Reading paused because the socket's output is backed up. */
   private readPaused = false;
   private readonly flushFn = (): void => this.flush();
@@ -409,7 +414,9 @@ export class H2Connection {
   }
 
   private schedule(): void {
-    if (!this.flushScheduled) { this.flushScheduled = true; process.nextTick(this.flushFn); }
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    if (this.coalesce) setImmediate(this.flushFn); else process.nextTick(this.flushFn);
   }
 
   /** One write (or one writev) per event-loop turn. */

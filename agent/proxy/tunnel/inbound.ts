@@ -92,6 +92,8 @@ export class InboundServer implements ConnectionHandler {
       return;
     }
     const conn = new H2Connection(socket, false, H2_LIMITS, this);
+    // Many streams share the connection: their writes of one turn go out together.
+    conn.coalesce = true;
     conn.context = { principal, address: socket.remoteAddress } satisfies Peer;
     this.conns.add(conn);
   }

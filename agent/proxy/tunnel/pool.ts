@@ -201,6 +201,8 @@ export class TunnelPool {
     });
     // The preface and SETTINGS are written now and go out right after the handshake.
     const conn = new H2Connection(socket, true, H2_LIMITS, handler);
+    // Many streams share the connection: their writes of one turn go out together.
+    conn.coalesce = true;
     const p: PooledSession = { conn, context, active: 0, usable: true, established: false };
     this.armIdle(p);
     return p;
