@@ -28,7 +28,7 @@ type T = { after: (fn: () => unknown) => void };
 interface Fixture {
   a: Tunnel; b: Tunnel;
   /** Starts a workload on node B (loopback) and a capture on node A dialling it. */
-  workload(onConn: (c: Socket) => void): Promise<{ capture: number; conns: Socket[] }>;
+  workload(onConn: (c: Socket) => void): Promise<{ capture: number; port: number; conns: Socket[] }>;
   /** Tunnel streams the captures opened, newest last. */
   tunnels: TunnelStream[];
 }
@@ -70,7 +70,7 @@ async function setup(t: T): Promise<Fixture> {
           .then((d) => { tunnels.push(d as TunnelStream); splice(sock, d); }, () => sock.destroy());
       });
       servers.push(cap);
-      return { capture: await listen(cap), conns };
+      return { capture: await listen(cap), port, conns };
     },
   };
 }
@@ -294,4 +294,36 @@ test('tunnel engine: GOAWAY from node B drains the session — open streams fini
   app.end();
   await once(app, 'end');
   await until('the drained session to close', () => f.b.inbound.connections().length === 1 && f.a.pool.sessionCount() === 1);
+});
+
+test('tunnel engine: the stream as a Duplex (the L7 proxy\'s upstream transport) carries a bulk echo both ways and ends cleanly', { timeout: 60_000 }, async (t) => {
+  const f = await setup(t);
+  const errors: string[] = [];
+  const w = await f.workload((c) => { c.on('error', (e: NodeJS.ErrnoException) => errors.push(e.code ?? e.message)); c.pipe(c); });
+  // Straight from the pool: no splice, so the Duplex itself moves the bytes.
+  const target = { ip: '127.0.0.1', port: w.port };
+  const d = await f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: { host: '127.0.0.1', port: f.b.address.port }, target }) as TunnelStream;
+  assert.ok(d instanceof TunnelStream);
+  const h = createHash('sha256');
+  let got = 0;
+  const total = 16 * 1024 * 1024;
+  const done = new Promise<string>((resolve) => {
+    // A slow consumer: reads in bursts, so the Duplex's buffer fills and credit waits.
+    d.on('readable', function read() {
+      let c: Buffer | null;
+      while ((c = d.read() as Buffer | null) !== null) { h.update(c); got += c.length; }
+    });
+    d.once('end', () => resolve(h.digest('hex')));
+  });
+  const sent = createHash('sha256');
+  for (let off = 0, n = 0; off < total; off += 128 * 1024, n++) {
+    const b = Buffer.alloc(128 * 1024, n & 0xff);
+    sent.update(b);
+    if (!d.write(b)) await once(d, 'drain');
+  }
+  d.end();
+  assert.equal(await done, sent.digest('hex'));
+  assert.equal(got, total);
+  await until('the stream to close', () => d.stream.closed);
+  assert.deepEqual(errors, []);
 });

@@ -123,7 +123,6 @@ export class InboundServer implements ConnectionHandler {
       answer(400);
       return;
     }
-    stream.halfClose = true;
     // Until the upstream is there, what the caller sends (and whether it ends or resets
     // the stream) is kept; the stream window bounds it.
     const early = new Early(end);
@@ -140,6 +139,8 @@ export class InboundServer implements ConnectionHandler {
     }).then((r) => {
       if (stream.closed) { if (r.ok) r.upstream.destroy(); return; }
       if (!r.ok) { answer(r.status); return; }
+      // From here the stream is a byte stream, each direction ending on its own.
+      stream.halfClose = true;
       c.sendHeaders(stream, [':status', '200'], false);
       new StreamBridge(stream, r.upstream, early.received);
     }).catch((e: unknown) => {

@@ -179,7 +179,10 @@ export class TunnelStream extends Duplex implements StreamHandler {
 
   override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
     const s = this.stream;
-    if (!this.detached && !s.closed) s.conn.reset(s, err ? E.CONNECT_ERROR : E.CANCEL);
+    // Both directions finished (our END_STREAM may still wait for window behind queued
+    // DATA): the engine completes the stream. Anything else is a reset.
+    const finished = this.remoteEnded && (s.localEnd || s.queuedEnd);
+    if (!this.detached && !s.closed && (err !== null || !finished)) s.conn.reset(s, err ? E.CONNECT_ERROR : E.CANCEL);
     this.releaseOnce();
     cb(err);
   }
