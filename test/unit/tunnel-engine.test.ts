@@ -327,3 +327,24 @@ test('tunnel engine: the stream as a Duplex (the L7 proxy\'s upstream transport)
   await until('the stream to close', () => d.stream.closed);
   assert.deepEqual(errors, []);
 });
+
+test('tunnel engine: an application socket gone before its tunnel opened resets the stream (nothing left open on either node)', { timeout: 60_000 }, async (t) => {
+  const f = await setup(t);
+  const w = await f.workload((c) => c.pipe(c));
+  // An accepted socket whose client has already closed: splice comes too late for its events.
+  const srv = createServer({ allowHalfOpen: true });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  t.after(() => srv.close());
+  const accepted = once(srv, 'connection');
+  const client = appConnect((srv.address() as AddressInfo).port, t);
+  const [sock] = await accepted as [Socket];
+  sock.on('error', () => {});
+  const gone = new Promise((r) => sock.once('close', r));
+  client.resetAndDestroy();
+  await gone;
+  const d = await f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: { host: '127.0.0.1', port: f.b.address.port }, target: { ip: '127.0.0.1', port: w.port } });
+  splice(sock, d);
+  await until('node B to close the stream', () => f.b.inbound.connections().every((c) => c.streams.size === 0));
+  await until('the workload connection to close', () => w.conns.length === 1 && w.conns[0]!.destroyed);
+  assert.equal((d as TunnelStream).stream.closed, true);
+});

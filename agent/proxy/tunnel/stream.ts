@@ -64,7 +64,11 @@ export class StreamBridge implements StreamHandler {
       if (ok) this.onSockDrain();
       if (early.end) d.end();
     } else if (s.remoteEnd) d.end();
-    if (s.closed) this.finish();
+    if (s.closed) { this.finish(); return; }
+    // The socket may have gone (or finished reading) while the stream was being opened:
+    // its events are past.
+    if (d.destroyed) this.onSockClose();
+    else if (d.readableEnded) this.onSockEnd();
   }
 
   // ------------------------------------------------------------- socket -> peer
