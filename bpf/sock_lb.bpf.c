@@ -6,6 +6,15 @@
  * connection and no packet ever carries the VIP. sendmsg/recvmsg do the same per
  * datagram for unconnected UDP and undo it on replies; getpeername shows the VIP.
  * Sockets of a cgroup in the skip map (skip.h) are left untouched by all of them.
+ *
+ * Dual-stack sockets: an IPv6 socket reaches an IPv4 address through its v4-mapped form
+ * (::ffff:a.b.c.d; gRPC's C core, the JVM, Node with family 6 do that). The v6 hooks
+ * read such an address as the IPv4 endpoint it maps (weft_ctx_dst), so it meets the
+ * IPv4 services, the direct map and the counters like a connect4 would, and everything
+ * they write back into a v6 context (backend, agent, VIP) goes in v4-mapped form
+ * (weft_ctx_set_dst): the socket keeps talking IPv4 underneath and shows the address it
+ * used. Unconnected UDP to a v4-mapped address runs sendmsg4 (the kernel hands such a
+ * datagram to udp_sendmsg), its replies recvmsg6.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -22,26 +31,45 @@ const volatile __u32 redirect_ip4 = 0;
 const volatile __u32 redirect_ip6[4] = {};
 const volatile __u16 redirect_port = 0;
 
-static __always_inline void weft_ctx_dst(const struct bpf_sock_addr *ctx, __u8 family,
+/* Whether a v6 context's address is v4-mapped (::ffff:a.b.c.d). */
+static __always_inline int weft_ctx_v4mapped(const struct bpf_sock_addr *ctx)
+{
+	return !ctx->user_ip6[0] && !ctx->user_ip6[1] && ctx->user_ip6[2] == bpf_htonl(0xffff);
+}
+
+/* The address of a `hook`-family context (the program's family, a constant once
+ * inlined, so the v4 programs never pay for the v6 check): a v4-mapped one reads as the
+ * IPv4 endpoint it maps, family WEFT_FAMILY_INET4. */
+static __always_inline void weft_ctx_dst(const struct bpf_sock_addr *ctx, __u8 hook,
 					 struct weft_endpoint *ep)
 {
-	if (family == WEFT_FAMILY_INET4) {
+	if (hook == WEFT_FAMILY_INET4) {
 		ep->addr[0] = ctx->user_ip4;
+		ep->family = WEFT_FAMILY_INET4;
+	} else if (weft_ctx_v4mapped(ctx)) {
+		ep->addr[0] = ctx->user_ip6[3];
+		ep->family = WEFT_FAMILY_INET4;
 	} else {
 		ep->addr[0] = ctx->user_ip6[0];
 		ep->addr[1] = ctx->user_ip6[1];
 		ep->addr[2] = ctx->user_ip6[2];
 		ep->addr[3] = ctx->user_ip6[3];
+		ep->family = WEFT_FAMILY_INET6;
 	}
 	ep->port = (__u16)ctx->user_port;
-	ep->family = family;
 }
 
-static __always_inline void weft_ctx_set_dst(struct bpf_sock_addr *ctx, __u8 family,
+/* Writes `ep` into a `hook`-family context: an IPv4 endpoint into a v6 one v4-mapped. */
+static __always_inline void weft_ctx_set_dst(struct bpf_sock_addr *ctx, __u8 hook,
 					     const struct weft_endpoint *ep)
 {
-	if (family == WEFT_FAMILY_INET4) {
+	if (hook == WEFT_FAMILY_INET4) {
 		ctx->user_ip4 = ep->addr[0];
+	} else if (ep->family == WEFT_FAMILY_INET4) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(0xffff);
+		ctx->user_ip6[3] = ep->addr[0];
 	} else {
 		ctx->user_ip6[0] = ep->addr[0];
 		ctx->user_ip6[1] = ep->addr[1];
@@ -185,13 +213,8 @@ static __always_inline int weft_resolve_direct(struct bpf_sock_addr *ctx, const 
 {
 	struct weft_direct_key key = { .port = dst->port, .family = dst->family };
 
-	if (dst->family == WEFT_FAMILY_INET6 && !dst->addr[0] && !dst->addr[1] &&
-	    dst->addr[2] == bpf_htonl(0xffff)) {
-		key.addr[0] = dst->addr[3];
-		key.family = WEFT_FAMILY_INET4;
-	} else {
-		__builtin_memcpy(key.addr, dst->addr, sizeof(key.addr));
-	}
+	/* A v4-mapped destination arrives as IPv4 already (weft_ctx_dst). */
+	__builtin_memcpy(key.addr, dst->addr, sizeof(key.addr));
 	if (!bpf_map_lookup_elem(&weft_direct_v1, &key)) {
 		key.port = 0;
 		if (!bpf_map_lookup_elem(&weft_direct_v1, &key))
@@ -298,7 +321,8 @@ static __always_inline int weft_rewrite(struct bpf_sock_addr *ctx, __u8 family, 
 	}
 	if (err)
 		return weft_refuse(err);
-	to.family = family;
+	/* The resolved side's family (a v4-mapped VIP resolves to an IPv4 backend). */
+	to.family = vip.family;
 	if (connecting && how == WEFT_SOCK_F_REDIRECTED) {
 		/* The agent cannot serve a redirected connection whose origin it cannot learn. */
 		err = weft_remember_origin(ctx, &vip, how);
@@ -327,7 +351,7 @@ static __always_inline int weft_unrewrite_source(struct bpf_sock_addr *ctx, __u8
 	weft_ctx_dst(ctx, family, &src);
 	__builtin_memcpy(key.addr, src.addr, sizeof(key.addr));
 	key.port = src.port;
-	key.family = family;
+	key.family = src.family;
 	vip = bpf_map_lookup_elem(&weft_revnat_v1, &key);
 	if (vip && !weft_current_skipped())
 		weft_ctx_set_dst(ctx, family, vip);
@@ -354,13 +378,85 @@ static __always_inline int weft_show_vip(struct bpf_sock_addr *ctx, __u8 family)
 			return 1;
 		}
 	}
-	/* Redirected sockets keep their origin in socket storage. */
+	/* Redirected sockets keep their origin in socket storage (an IPv4 one on a v6 socket:
+	 * it connected v4-mapped, and sees it so). */
 	o = bpf_sk_storage_get(&weft_sock_v1, ctx->sk, 0, 0);
-	if (!o || !o->flags || o->family != family || weft_current_skipped())
+	if (!o || !o->flags || (family == WEFT_FAMILY_INET4 && o->family != WEFT_FAMILY_INET4) ||
+	    weft_current_skipped())
 		return 1;
 	__builtin_memcpy(vip.addr, o->addr, sizeof(vip.addr));
 	vip.port = o->port;
+	vip.family = o->family;
 	weft_ctx_set_dst(ctx, family, &vip);
+	return 1;
+}
+
+/*
+ * DNS capture (weft_dns_v1): a workload's query to port 53 of its resolver, over TCP or
+ * UDP, goes to the agent's DNS listener instead, as ztunnel's DNS proxy does for Istio
+ * ambient, so no workload needs new configuration. Only IPv4 destinations that are no
+ * service VIP (a VIP on port 53 is a mesh service, balanced as any other), only sockets
+ * of captured cgroups (skipped ones, e.g. the agent's own pod, resolve untouched), and
+ * only while the agent's DNS socket of that protocol exists: in the caller's network
+ * namespace, or in weft_dnsl_v1 for a pod in its own. Otherwise the query goes where it
+ * was sent. Replies show the resolver as their source (recvmsg4 through the reverse-NAT
+ * entry) and getpeername4 the resolver (the peer slot), as for a balanced socket.
+ * Every other connect and sendmsg, a VIP's included, pays one comparison (port 53?).
+ */
+static __always_inline int weft_dns_listening(struct bpf_sock_addr *ctx, const struct weft_dns_cfg *cfg, __u8 proto)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 idx = proto == IPPROTO_TCP ? WEFT_DNSL_TCP : WEFT_DNSL_UDP;
+
+	t.ipv4.daddr = cfg->addr;
+	t.ipv4.dport = cfg->port;
+	if (proto == IPPROTO_TCP)
+		sk = bpf_sk_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		sk = (struct bpf_sock *)bpf_map_lookup_elem(&weft_dnsl_v1, &idx);
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
+/* 1: the query was sent to the agent's DNS listener; 0: not a captured query. */
+static __always_inline int weft_dns_capture(struct bpf_sock_addr *ctx, int connecting)
+{
+	struct weft_endpoint resolver = {}, to = {};
+	struct weft_svc_key svc = { .family = WEFT_FAMILY_INET4 };
+	struct weft_dns_cfg *cfg;
+	__u8 proto = ctx->protocol;
+	__u32 zero = 0;
+
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return 0;
+	cfg = bpf_map_lookup_elem(&weft_dns_v1, &zero);
+	if (!cfg || !cfg->port || !cfg->addr)
+		return 0;
+	weft_ctx_dst(ctx, WEFT_FAMILY_INET4, &resolver);
+	svc.addr[0] = resolver.addr[0];
+	svc.port = resolver.port;
+	svc.proto = proto;
+	if (bpf_map_lookup_elem(&weft_svc_v1, &svc))
+		return 0;
+	if (weft_current_skipped() || !weft_dns_listening(ctx, cfg, proto))
+		return 0;
+	/* Zero-initialised above and filled field by field: with a designated initializer
+	 * clang 14 dropped the addr[0] store from the peer slot's copy of `to`, and
+	 * getpeername then showed the listener (test/bpf/dns.test.ts). */
+	to.addr[0] = cfg->addr;
+	to.port = cfg->port;
+	to.family = WEFT_FAMILY_INET4;
+	if (connecting)
+		weft_remember_peer(ctx, &to, &resolver);
+	if (proto == IPPROTO_UDP)
+		weft_remember_revnat(ctx, &to, &resolver);
+	ctx->user_ip4 = cfg->addr;
+	ctx->user_port = cfg->port;
 	return 1;
 }
 
@@ -368,6 +464,8 @@ static __always_inline int weft_show_vip(struct bpf_sock_addr *ctx, __u8 family)
 SEC("cgroup/connect4")
 int weft_connect4(struct bpf_sock_addr *ctx)
 {
+	if (ctx->user_port == bpf_htons(53) && weft_dns_capture(ctx, 1))
+		return 1;
 	return weft_rewrite(ctx, WEFT_FAMILY_INET4, bpf_get_prandom_u32(), 1);
 }
 
@@ -382,6 +480,8 @@ int weft_connect6(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int weft_sendmsg4(struct bpf_sock_addr *ctx)
 {
+	if (ctx->user_port == bpf_htons(53) && weft_dns_capture(ctx, 0))
+		return 1;
 	return weft_rewrite(ctx, WEFT_FAMILY_INET4, (__u32)bpf_get_socket_cookie(ctx), 0);
 }
 

@@ -266,18 +266,11 @@ static __always_inline void weft_on_close(struct bpf_sock_ops *skops)
 	}
 	/* From here on: a server-side (accepted) socket of the mesh. */
 	if (redirect_port && bpf_htons((__u16)skops->local_port) == redirect_port) {
-		/* The agent's side of a redirected connection: its client's entry is done. */
+		/* The agent's side of a redirected connection: its client's entry is done (an
+		 * IPv6 client that came v4-mapped is keyed by its IPv4 endpoint on both sides,
+		 * see WEFT_SOCK_KEY). */
 		weft_endpoint_remote(skops, &ep);
 		bpf_map_delete_elem(&weft_origin_v1, &ep);
-		if (ep.family == WEFT_FAMILY_INET4) {
-			/* An IPv6 client reached this IPv4 listener v4-mapped: keyed as such. */
-			ep.addr[3] = ep.addr[0];
-			ep.addr[0] = 0;
-			ep.addr[1] = 0;
-			ep.addr[2] = bpf_htonl(0xffff);
-			ep.family = WEFT_FAMILY_INET6;
-			bpf_map_delete_elem(&weft_origin_v1, &ep);
-		}
 		/* A skipped socket records nothing (see weft_accelerate_server). */
 		if (weft_sock_skipped(sk))
 			return;

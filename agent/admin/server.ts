@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { WeftError, describeError } from '../lib/errors';
 import { listenOn } from '../lib/listen';
+import { unmapV4 } from '../lib/ip';
 import type { Logger } from '../telemetry/logger';
 
 export interface HealthReport {
@@ -180,6 +181,6 @@ export function bigintReplacer(_key: string, value: unknown): unknown {
  *  namespace, i.e. on the node itself. */
 export function isLoopbackAddress(addr: string | undefined): boolean {
   if (!addr) return false;
-  const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  const a = unmapV4(addr);
   return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a);
 }

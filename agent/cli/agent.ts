@@ -6,6 +6,10 @@ import { invalidArg } from '../lib/errors';
 import { createRootLogger } from '../telemetry/logger';
 import { usableCores } from '../node/cpus';
 import { validateNodeName } from '../datapath/layout';
+import { CGROUP2_MOUNT } from '../node/host-mounts';
+
+/** How long a worker that lost its supervisor (or got SIGTERM itself) drains. */
+const ORPHAN_GRACE_MS = 2_000;
 
 /** More workers than this buys nothing but memory: the kernel's accept spreading and
  *  the primary's per-change fan-out both grow with N. */
@@ -23,7 +27,7 @@ export function defaultWorkers(cores = usableCores()): number {
 }
 
 const help = `Usage: weft agent --control HOST:PORT --node NAME [flags]
-       weft agent --cleanup --node NAME
+       weft agent --cleanup [--force] --node NAME
 
 Runs the weft node agent: loads the eBPF datapath (or adopts the one a previous agent
 process left pinned, without a gap in traffic), syncs policy snapshots from the control
@@ -53,7 +57,27 @@ Flags:
   --workers N             worker processes that serve L7 and mTLS connections, 1 to ${MAX_WORKERS}
                           (default: usable CPU cores minus one, 1 to ${DEFAULT_MAX_WORKERS}; usable
                           = affinity mask capped by the cgroup CPU quota)
-  --cleanup               remove every program, link, pin and cgroup of --node, then exit
+  --cleanup               remove every program, link, pin and cgroup of --node, then exit;
+                          refuses (exit 1, naming the pid) while an agent of the node runs
+                          or is starting
+  --force                 with --cleanup: stop the node's running agent first: its
+                          processes are frozen (SIGSTOP) so none re-creates anything, the
+                          node is removed, then they are killed (connections through the
+                          agent are cut; L4 traffic stops being balanced)
+
+DNS (mesh names, without kube-dns):
+  --dns on|off            answer NAME.NAMESPACE.svc.<cluster domain> (and NAME.NAMESPACE,
+                          NAME.NAMESPACE.svc, bare NAME in the caller's namespace) with the
+                          Service's VIP, forward every other name to the node's resolvers,
+                          and capture workloads' DNS in the kernel: UDP and TCP to port 53
+                          of any IPv4 resolver go to the agent (default: on, off with
+                          --kubernetes, where kube-dns answers)
+  --dns-listen HOST:PORT  the DNS listener, the kernel's redirect target (default: the
+                          --outbound host, port 15053)
+  --dns-upstream IP[:PORT][,…]  resolvers for names outside the mesh (default: the
+                          nameservers of the node's /etc/resolv.conf)
+  --cluster-domain NAME   the mesh names' domain (default: MeshConfig clusterDomain, else
+                          cluster.local)
 
 Kubernetes (the DaemonSet):
   --kubernetes            mesh the pods kubelet runs on this node: attach to kubelet's pod
@@ -83,14 +107,22 @@ workers. SIGHUP replaces every worker without dropping a request (new workers st
 then the old ones drain); a crashed worker is replaced at once, and while the primary is
 being replaced the other workers keep serving. SIGTERM/SIGINT drain and stop them all;
 the pinned datapath stays, so L4 traffic keeps flowing until the next agent adopts it.
-Use --cleanup to uninstall.`;
+Use --cleanup to uninstall.
+
+Start errors (no cgroup v2 or bpffs that can be mounted, a bad flag, an unreadable file)
+end the agent with a non-zero exit and the reason. Without a cgroup v2 mount (e.g. under
+'ip netns exec', which replaces /sys) the agent mounts one at ${CGROUP2_MOUNT}; without
+bpffs it mounts it at /sys/fs/bpf; both are logged. Workers exit with their supervisor
+(within ${ORPHAN_GRACE_MS / 1000}s of losing it), and /readyz fails when the node's pinned
+programs are gone.`;
 
 
 interface Flags {
   control?: string; node?: string; 'token-file'?: string; 'state-dir'?: string; admin?: string;
-  outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean;
+  outbound?: string; inbound?: string; 'node-address'?: string; 'log-level'?: string; cleanup?: boolean; force?: boolean;
   'access-log-sample'?: string; workers?: string; 'control-ca'?: string; 'control-insecure'?: boolean;
   kubernetes?: boolean; kubeconfig?: string; 'cgroup-root'?: string; 'exclude-namespaces'?: string; 'pod-uid'?: string; 'dataplane-default'?: string;
+  dns?: string; 'dns-listen'?: string; 'dns-upstream'?: string; 'cluster-domain'?: string;
 }
 
 export const command: Command = {
@@ -101,10 +133,11 @@ export const command: Command = {
     const { values: v, help: wantHelp } = parseFlags<Flags>(argv, {
       control: { type: 'string' }, node: { type: 'string' }, 'token-file': { type: 'string' }, 'state-dir': { type: 'string' },
       admin: { type: 'string' }, outbound: { type: 'string' }, inbound: { type: 'string' }, 'node-address': { type: 'string' },
-      'log-level': { type: 'string' }, cleanup: { type: 'boolean' }, 'access-log-sample': { type: 'string' },
+      'log-level': { type: 'string' }, cleanup: { type: 'boolean' }, force: { type: 'boolean' }, 'access-log-sample': { type: 'string' },
       workers: { type: 'string' }, 'control-ca': { type: 'string' }, 'control-insecure': { type: 'boolean' },
       kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' }, 'cgroup-root': { type: 'string' },
       'exclude-namespaces': { type: 'string' }, 'pod-uid': { type: 'string' }, 'dataplane-default': { type: 'string' },
+      dns: { type: 'string' }, 'dns-listen': { type: 'string' }, 'dns-upstream': { type: 'string' }, 'cluster-domain': { type: 'string' },
     });
     const sample = Number(v['access-log-sample'] ?? '0');
     if (!(sample >= 0 && sample <= 1)) throw invalidArg(`--access-log-sample: expected a fraction between 0 and 1, got '${v['access-log-sample']}'`);
@@ -117,12 +150,24 @@ export const command: Command = {
     try { validateNodeName(v.node); } catch (e) { throw invalidArg(`--node: ${(e as Error).message}`); }
     const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
     if (v['log-level'] && !levels.includes(v['log-level'])) throw invalidArg(`--log-level: expected one of ${levels.join('|')}`);
+    if (v.force && !v.cleanup) throw invalidArg('--force needs --cleanup');
     createRootLogger({ level: (v['log-level'] ?? process.env.WEFT_LOG_LEVEL ?? 'info') as 'info', base: { node: v.node } });
+    // cgroup2 and bpffs, mounted where missing (the supervisor does it for its workers:
+    // they share its mount namespace), once the flags are known to be good. Failing that
+    // is a start error.
+    const ensureMounts = () => {
+      if (process.env.WEFT_AGENT_WORKER === '1') return;
+      const { ensureHostMounts } = require('../node/host-mounts') as typeof import('../node/host-mounts');
+      const { componentLogger } = require('../telemetry/logger') as typeof import('../telemetry/logger');
+      ensureHostMounts(componentLogger('mounts'));
+    };
 
     // The datapath module is loaded only now: --help must work where BPF cannot.
     const { Datapath } = require('../datapath/datapath') as typeof import('../datapath/datapath');
     if (v.cleanup) {
-      const report = Datapath.cleanup(v.node);
+      ensureMounts();
+      const { cleanupNode } = require('../node/cleanup') as typeof import('../node/cleanup');
+      const report = await cleanupNode(v.node, { force: v.force === true, cleanup: (n) => Datapath.cleanup(n), say: (l) => process.stderr.write(`weft agent: ${l}\n`) });
       process.stdout.write(`${JSON.stringify(report, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x), 2)}\n`);
       return 0;
     }
@@ -135,12 +180,26 @@ export const command: Command = {
     const { WORKER_ENV, Supervisor, inheritedListeners, workerIdentity } = require('../node/supervisor') as typeof import('../node/supervisor');
     const kubernetes = v.kubernetes ? kubernetesMode(v) : undefined;
     if (!v.kubernetes) for (const f of ['kubeconfig', 'cgroup-root', 'exclude-namespaces', 'pod-uid', 'dataplane-default'] as const) if (v[f] !== undefined) throw invalidArg(`--${f} needs --kubernetes`);
+    const dns = dnsConfig(v, outbound);
 
     if (process.env[WORKER_ENV] !== '1') {
       // Files the primary needs are checked before anything is loaded or attached, so a
       // mistake in them is a clear error, not a datapath left behind.
       const { readTokenFile } = require('../lib/token-file') as typeof import('../lib/token-file');
       readTokenFile(v['token-file'] ?? '/etc/weft/token', '--token-file');
+      if (v['control-ca']) {
+        const { readFileSync } = require('node:fs') as typeof import('node:fs');
+        try { readFileSync(v['control-ca']); } catch (e) {
+          const { describeError } = require('../lib/errors') as typeof import('../lib/errors');
+          throw invalidArg(`--control-ca: cannot read the control API CA bundle ${v['control-ca']}: ${describeError(e)}`);
+        }
+      }
+      ensureMounts();
+      // Announce this agent on the node (a concurrent --cleanup then refuses, or stops it
+      // with --force); refused while a cleanup of the node runs.
+      const { registerAgent } = require('../node/agent-lock') as typeof import('../node/agent-lock');
+      const release = registerAgent(v.node);
+      process.once('exit', release);
       // Supervisor: holds the listeners, runs the workers, replaces them on crash or SIGHUP.
       const sup = new Supervisor({
         args: argv, workers, handover: kubernetes !== undefined,
@@ -157,13 +216,25 @@ export const command: Command = {
       return 0;
     }
 
+    // The supervisor says when to drain. Without it (it died, even by SIGKILL: the IPC
+    // channel closes, or this process is re-parented) or on a signal to this worker
+    // itself, drain briefly and exit: an orphaned worker must not hold the node's sockets.
+    let orphaned: (why: string) => void = () => {};
+    let drainResolve: (graceMs: number) => void = () => {};
+    const drainAsked = new Promise<number>((resolve) => {
+      drainResolve = resolve;
+      orphaned = (why) => {
+        setTimeout(() => { process.stderr.write(`weft agent worker ${process.pid}: ${why}: exiting\n`); process.exit(1); }, ORPHAN_GRACE_MS + 3_000).unref();
+        resolve(ORPHAN_GRACE_MS);
+      };
+      if (process.connected) process.once('disconnect', () => orphaned('supervisor gone'));
+      const ppid = process.ppid;
+      setInterval(() => { if (process.ppid !== ppid) orphaned('supervisor gone'); }, 500).unref();
+      void waitForStopSignal().then(() => orphaned('signalled'));
+    });
     const { WorkerLink } = require('../node/worker-link') as typeof import('../node/worker-link');
     const link = WorkerLink.ofProcess();
-    // The supervisor says when to drain; if it dies, drain too (a new agent will take over).
-    const drainAsked = new Promise<number>((resolve) => {
-      link?.once('drain', resolve);
-      void waitForStopSignal().then(() => resolve(30_000));
-    });
+    link?.once('drain', (ms) => drainResolve(ms));
     const listenFds = inheritedListeners() ?? {};
     const me = workerIdentity();
     let agent: { drain(graceMs: number): Promise<void> };
@@ -187,12 +258,22 @@ export const command: Command = {
           accessLogSample: sample,
           link,
           ...(kubernetes ? { kubernetes } : {}),
+          ...(dns ? { dns } : {}),
         });
       }
     } catch (e) {
-      // The supervisor's IPC channel would keep this process alive: let it go, so the
-      // supervisor sees the exit at once instead of waiting for readiness.
-      if (process.connected) process.disconnect();
+      // Tell the supervisor why (it exits with the reason), then let the IPC channel go
+      // and make sure nothing else (a gRPC channel, a timer) keeps this process alive:
+      // the supervisor must see the exit at once instead of waiting for readiness.
+      const { describeError, isWeftError } = require('../lib/errors') as typeof import('../lib/errors');
+      setTimeout(() => process.exit(isWeftError(e, 'WEFT_ERR_INVALID_ARG') ? 2 : 1), 1_000).unref();
+      if (process.connected) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, 500);
+          process.send!({ type: 'fatal', reason: describeError(e) }, () => { clearTimeout(t); r(); });
+        });
+        if (process.connected) process.disconnect();
+      }
       throw e;
     }
     link?.send({ type: 'ready' });
@@ -226,6 +307,35 @@ function kubernetesMode(v: Flags): import('../node/agent').KubernetesMode {
   const mode = v['dataplane-default'] ?? 'mesh';
   if (mode !== 'mesh' && mode !== 'none') throw invalidArg(`--dataplane-default: expected mesh or none, got '${mode}'`);
   return { captureRoot, excludeNamespaces: excluded, dataplaneDefault: mode, ...(v.kubeconfig ? { kubeconfig: resolve(v.kubeconfig) } : {}), ...(podUid ? { podUid } : {}) };
+}
+
+/** --dns and its companions: on by default outside Kubernetes. Checked before anything
+ *  is loaded, so a typo is a clear error. */
+export function dnsConfig(v: Pick<Flags, 'dns' | 'dns-listen' | 'dns-upstream' | 'cluster-domain' | 'kubernetes'>, outbound: { host: string; port: number }): import('../dns/proxy').DnsConfig | undefined {
+  const on = v.dns === undefined ? !v.kubernetes : v.dns === 'on' ? true : v.dns === 'off' ? false : undefined;
+  if (on === undefined) throw invalidArg(`--dns: expected on or off, got '${v.dns}'`);
+  if (!on) {
+    for (const f of ['dns-listen', 'dns-upstream', 'cluster-domain'] as const) if (v[f] !== undefined) throw invalidArg(`--${f} needs --dns on`);
+    return undefined;
+  }
+  const { DEFAULT_DNS_PORT } = require('../dns/server') as typeof import('../dns/server');
+  const { parseUpstream } = require('../dns/upstream') as typeof import('../dns/upstream');
+  const { validateClusterDomain } = require('../dns/table') as typeof import('../dns/table');
+  const { isIPv4 } = require('node:net') as typeof import('node:net');
+  const listen = v['dns-listen'] !== undefined ? parseHostPort(v['dns-listen'], '--dns-listen') : { host: outbound.host, port: DEFAULT_DNS_PORT };
+  if (!isIPv4(listen.host) || listen.host === '0.0.0.0') {
+    throw invalidArg(`--dns-listen: ${listen.host} is not a specific IPv4 address (the kernel sends workloads' queries there; default: the --outbound host)`);
+  }
+  let upstreams: import('../dns/upstream').Upstream[] | undefined;
+  if (v['dns-upstream'] !== undefined) {
+    try { upstreams = v['dns-upstream'].split(',').map((x) => x.trim()).filter(Boolean).map(parseUpstream); } catch (e) { throw invalidArg(`--dns-upstream: ${(e as Error).message}`); }
+    if (!upstreams.length) throw invalidArg('--dns-upstream: expected at least one IP[:PORT]');
+  }
+  let clusterDomain: string | undefined;
+  if (v['cluster-domain'] !== undefined) {
+    try { clusterDomain = validateClusterDomain(v['cluster-domain']); } catch (e) { throw invalidArg(`--cluster-domain: ${(e as Error).message}`); }
+  }
+  return { listen, capture: true, ...(upstreams ? { upstreams } : {}), ...(clusterDomain ? { clusterDomain } : {}) };
 }
 
 function waitForStopSignal(): Promise<void> {

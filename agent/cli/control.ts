@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import { hostname } from 'node:os';
 import type { Command } from './command';
 import { parseFlags, parseHostPort } from './command';
 import { invalidArg } from '../lib/errors';
@@ -36,28 +37,62 @@ Flags:
                            agents then need --control-insecure)
   --state-dir DIR          CA keys, git clone, registered workloads
                            (default /var/lib/weft/control)
-  --token-file FILE        node bootstrap tokens, one per line: 'TOKEN' (any node) or
-                           'NODE TOKEN' (that node only). Default: STATE_DIR/bootstrap-token,
-                           created with a random token if missing. Agents holding their
-                           node certificate authenticate with it instead (TLS client
+  --token-file FILE        node bootstrap tokens, one per line: 'NODE TOKEN' (that node
+                           only; 'weft token create --node NODE' appends one) or 'TOKEN'
+                           (bound to the first node that presents it, recorded in
+                           STATE_DIR/token-bindings.json, refused for any other node).
+                           Re-read when it changes. Default: STATE_DIR/bootstrap-token,
+                           created with one random bare token if missing; with
+                           --kubernetes the default is no token file (agents present
+                           their ServiceAccount token). Agents holding their node
+                           certificate authenticate with it instead (TLS client
                            certificate); an unauthenticated caller can read nothing
   --branch NAME            git branch to follow (default main)
   --poll-interval DUR      git fetch / directory rescan interval (default 5s)
   --admin HOST:PORT        /metrics, /healthz, /readyz (default 127.0.0.1:15011; 'off' to disable)
   --kubernetes             also discover Services, EndpointSlices and Pods from the
                            Kubernetes API (in-cluster account, $KUBECONFIG or ~/.kube/config)
-  --kubeconfig FILE        kubeconfig for --kubernetes
+  --kubeconfig FILE        kubeconfig for --kubernetes and --state-store kubernetes
+  --state-store dir|kubernetes
+                           where the durable state lives (default dir: --state-dir,
+                           one replica). 'kubernetes' runs as one of several replicas
+                           behind one Service: the CA roots and keys in the Secret
+                           weft-control-ca (created once by the replica holding the
+                           Lease weft-control), leader election on that Lease; every
+                           replica serves sync, signing and Explain. A staged root
+                           rotation is requested with
+                           kubectl annotate secret weft-control-ca weft.dev/rotate-root=24h
+                           and carried out by the Lease holder. --state-dir then holds
+                           only caches (git clone, CA bundle copy): an emptyDir will do.
+                           Replicas compile only what all of them see: workloads and
+                           node addresses come from the Kubernetes API (weft run
+                           registration is refused; agents' reported addresses ignored)
+  --state-namespace NS     namespace of the Lease and Secret (default: $POD_NAMESPACE,
+                           the service account's namespace, else weft-system)
+  --replica-id ID          this replica's Lease holder identity (default: $POD_NAME,
+                           else the host name)
+  --lease-duration DUR     leader Lease duration (default 15s; the leader renews every
+                           duration/7 and gives up after 2/3 of it without a renewal)
+  --agent-service-account NS/NAME
+                           with --kubernetes: the agents' ServiceAccount. An agent may
+                           present a token of it bound to its Pod (projected volume,
+                           audience --token-audience); the control API checks it with a
+                           TokenReview and that the Pod runs on the node the agent
+                           claims (default weft-system/weft-agent)
+  --token-audience AUD     audience of those tokens (default weft-control)
   -h, --help               this text
 
 Examples:
   weft control --policies policies/ --state-dir .state/control
   weft control --policies https://git.example.com/platform/mesh-policies.git --branch prod
+  weft control --policies /etc/weft/policies --kubernetes --state-store kubernetes --listen 0.0.0.0:15010
 `;
 
 interface Flags {
   policies?: string; listen?: string; 'state-dir'?: string; 'token-file'?: string;
   branch?: string; 'poll-interval'?: string; admin?: string; kubernetes?: boolean; kubeconfig?: string;
-  insecure?: boolean; 'ca-bundle-out'?: string;
+  insecure?: boolean; 'ca-bundle-out'?: string; 'agent-service-account'?: string; 'token-audience'?: string;
+  'state-store'?: string; 'state-namespace'?: string; 'replica-id'?: string; 'lease-duration'?: string;
 }
 
 /** HOST:PORT where port 0 means "any free port" (tests, several instances on one host);
@@ -68,12 +103,15 @@ function listenAddress(s: string, flag: string): { host: string; port: number } 
   return any ? { ...hp, port: 0 } : hp;
 }
 
-async function tokenFile(flag: string | undefined, stateDir: string, say: (s: string) => void): Promise<string> {
+async function tokenFile(flag: string | undefined, stateDir: string, kubernetes: boolean, say: (s: string) => void): Promise<string | undefined> {
   if (flag) return resolve(flag);
+  if (kubernetes) return undefined;
   const path = join(stateDir, 'bootstrap-token');
   if (!existsSync(path)) {
-    await writeFileAtomic(path, `${randomBytes(24).toString('base64url')}\n`, 0o600);
-    say(`created a node bootstrap token in ${path} (give it to agents with --token-file)`);
+    await writeFileAtomic(path, `# Bootstrap tokens: 'NODE TOKEN' per node (weft token create --node NODE), or a bare
+# TOKEN that binds to the first node presenting it.
+${randomBytes(24).toString('base64url')}\n`, 0o600);
+    say(`created a node bootstrap token in ${path}: it binds to the first node that presents it; make one per node with 'weft token create --node NODE --token-file ${path}'`);
   }
   return path;
 }
@@ -87,11 +125,34 @@ export const command: Command = {
       policies: { type: 'string' }, listen: { type: 'string' }, 'state-dir': { type: 'string' }, 'token-file': { type: 'string' },
       branch: { type: 'string' }, 'poll-interval': { type: 'string' }, admin: { type: 'string' },
       kubernetes: { type: 'boolean' }, kubeconfig: { type: 'string' }, insecure: { type: 'boolean' }, 'ca-bundle-out': { type: 'string' },
+      'agent-service-account': { type: 'string' }, 'token-audience': { type: 'string' },
+      'state-store': { type: 'string' }, 'state-namespace': { type: 'string' }, 'replica-id': { type: 'string' }, 'lease-duration': { type: 'string' },
     });
     if (values.insecure && values['ca-bundle-out']) throw invalidArg('--ca-bundle-out needs TLS: drop --insecure');
-    if (values.kubeconfig && !values.kubernetes) throw invalidArg('--kubeconfig only applies with --kubernetes');
+    const stateStore = values['state-store'] ?? 'dir';
+    if (stateStore !== 'dir' && stateStore !== 'kubernetes') throw invalidArg(`--state-store: expected 'dir' or 'kubernetes', got '${stateStore.slice(0, 40)}'`);
+    const replicated = stateStore === 'kubernetes';
+    if (values.kubeconfig && !values.kubernetes && !replicated) throw invalidArg('--kubeconfig only applies with --kubernetes or --state-store kubernetes');
+    for (const f of ['state-namespace', 'replica-id', 'lease-duration'] as const) {
+      if (values[f] !== undefined && !replicated) throw invalidArg(`--${f} only applies with --state-store kubernetes`);
+    }
+    let leaseMs = 15_000;
+    if (values['lease-duration'] !== undefined) {
+      try { leaseMs = durationMs(values['lease-duration']); } catch { throw invalidArg(`--lease-duration: '${values['lease-duration'].slice(0, 40)}' is not a duration like 15s`); }
+      if (leaseMs < 2000 || leaseMs > 300_000) throw invalidArg('--lease-duration: between 2s and 5m');
+    }
+    if ((values['agent-service-account'] || values['token-audience']) && !values.kubernetes) throw invalidArg('--agent-service-account and --token-audience only apply with --kubernetes');
+    // Replicas share no disk: the default token file (made in the state dir) would differ.
+    if (replicated && !values['token-file'] && !values.kubernetes) throw invalidArg('--state-store kubernetes needs --token-file or --kubernetes (ServiceAccount tokens): every replica must accept the same node credentials');
+    const replicaId = values['replica-id'] ?? process.env.POD_NAME ?? hostname();
+    if (replicated && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(replicaId)) throw invalidArg(`--replica-id: '${replicaId.slice(0, 40)}' is not a name`);
     if (wantHelp) { process.stdout.write(help); return 0; }
     if (!values.policies) throw invalidArg('--policies is required');
+    const { parseServiceAccount, DEFAULT_AGENT_SERVICE_ACCOUNT, DEFAULT_TOKEN_AUDIENCE } = require('../control/token-review') as typeof import('../control/token-review');
+    const agentAccount = parseServiceAccount(values['agent-service-account'] ?? DEFAULT_AGENT_SERVICE_ACCOUNT);
+    if (!agentAccount) throw invalidArg(`--agent-service-account: '${values['agent-service-account']}' is not NAMESPACE/NAME`);
+    const audience = values['token-audience'] ?? DEFAULT_TOKEN_AUDIENCE;
+    if (!/^[\x21-\x7e]{1,253}$/.test(audience)) throw invalidArg('--token-audience: 1 to 253 visible ASCII characters');
     const listen = listenAddress(values.listen ?? '127.0.0.1:15010', '--listen');
     const admin = values.admin === 'off' ? undefined : listenAddress(values.admin ?? '127.0.0.1:15011', '--admin');
     let pollMs: number;
@@ -113,8 +174,34 @@ export const command: Command = {
     const { CertificateAuthority } = require('../identity/ca') as typeof import('../identity/ca');
     const { DEFAULT_MESH } = require('../policy/model') as typeof import('../policy/model');
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    const auth = TokenAuthenticator.fromFile(await tokenFile(values['token-file'], stateDir, say));
     const log = componentLogger('control');
+    // Replicated: durable state in the Kubernetes API (kube/), leader election first so a
+    // leading replica can create the CA the moment the first snapshot names the trust domain.
+    let replicas: import('../control/kube/replicas').Replicas | undefined;
+    if (replicated) {
+      const { Replicas } = require('../control/kube/replicas') as typeof import('../control/kube/replicas');
+      const { defaultStateNamespace } = require('../control/kube/api') as typeof import('../control/kube/api');
+      replicas = await Replicas.start({
+        namespace: values['state-namespace'] ?? defaultStateNamespace(), identity: replicaId, leaseDurationMs: leaseMs, log,
+        ...(values.kubeconfig ? { kubeconfig: resolve(values.kubeconfig) } : {}),
+      });
+      say(`replicated: state in namespace ${replicas.api.namespace} (Lease ${replicas.elector.leaseName}, Secret weft-control-ca), replica ${replicaId}`);
+    }
+    const { FileTokenBindings } = require('../control/token-bindings') as typeof import('../control/token-bindings');
+    const authOpts: import('../control/auth').AuthenticatorOptions = {
+      // Bare tokens' first-use bindings: shared by the replicas in a Secret, else a file.
+      bindings: replicas
+        ? new (require('../control/kube/token-bindings') as typeof import('../control/kube/token-bindings')).SharedTokenBindings(replicas.api, log)
+        : new FileTokenBindings(join(stateDir, 'token-bindings.json')),
+      onReloadError: (e) => log.error({ err: e.message }, 'token file changed but does not parse; the previous tokens stay in force'),
+    };
+    if (values.kubernetes) {
+      const { ServiceAccountTokenReviewer, kubernetesReviewApi } = require('../control/token-review') as typeof import('../control/token-review');
+      authOpts.reviewer = new ServiceAccountTokenReviewer({ api: await kubernetesReviewApi(values.kubeconfig ? resolve(values.kubeconfig) : undefined), serviceAccount: agentAccount, audience });
+      say(`agents may authenticate with a token of ServiceAccount ${agentAccount.namespace}/${agentAccount.name} (audience ${audience}) bound to a Pod on their node`);
+    }
+    const tokens = await tokenFile(values['token-file'], stateDir, values.kubernetes === true, say);
+    const auth = tokens ? TokenAuthenticator.fromFile(tokens, authOpts) : new TokenAuthenticator(undefined, 'token file', authOpts);
     if (values.branch && !isGitUrl(values.policies)) throw invalidArg('--branch only applies to a git URL');
     const files = isGitUrl(values.policies)
       ? new GitSource(values.policies, stateDir, log, { branch: values.branch ?? 'main', pollMs, progress: say })
@@ -131,8 +218,8 @@ export const command: Command = {
     }
 
     const server = new ControlServer({
-      source, compiler: policyCompiler(discovered), auth, host: listen.host, port: listen.port, stateDir, logger: log,
-      createSigner: (trustDomain: string) => CertificateAuthority.loadOrCreate(stateDir, { trustDomain }),
+      source, compiler: policyCompiler(discovered), auth, host: listen.host, port: listen.port, stateDir, logger: log, replicated,
+      createSigner: (trustDomain: string) => (replicas ? replicas.ca(trustDomain, () => server.trustBundleChanged()) : CertificateAuthority.loadOrCreate(stateDir, { trustDomain })),
       ...(values.insecure ? {} : {
         tls: { defaultTrustDomain: DEFAULT_MESH.trustDomain, defaultTtlSeconds: DEFAULT_MESH.certTtlMs / 1000, bundleOut: resolve(values['ca-bundle-out'] ?? join(stateDir, 'ca-bundle.pem')) },
       }),
@@ -152,6 +239,8 @@ export const command: Command = {
     });
     adminSrv?.server.close();
     await server.stop();
+    // Last: the Lease is released once this replica no longer serves.
+    await replicas?.stop();
     return 0;
   },
 };

@@ -52,7 +52,12 @@ export const command: Command = {
       logs: { type: 'string' }, 'no-tty': { type: 'boolean' }, cleanup: { type: 'boolean' },
     });
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
-    const say = (line: string) => process.stderr.write(`weft demo: ${line}\n`);
+    // `weft demo | tee demo.log` and Ctrl-C: tee is gone before the demo has cleaned up,
+    // and a write to the closed pipe (EPIPE) must not end the demo (an 'error' event
+    // without a listener would). What cannot be shown is dropped; cleanup goes on.
+    const broken = new Set<NodeJS.WriteStream>();
+    for (const s of [process.stdout, process.stderr]) s.on('error', () => { broken.add(s); });
+    const say = (line: string) => { if (!broken.has(process.stderr)) process.stderr.write(`weft demo: ${line}\n`); };
     // Heavy modules load after the flag checks: `weft --help` stays instant.
     if (v.cleanup) {
       const { findLeftovers, removeLeftovers } = require('../demo/leftovers') as typeof import('../demo/leftovers');

@@ -9,7 +9,9 @@ const help = `Usage: weft explain --from WORKLOAD --to HOST:PORT [--path P] [--m
                     [--header name:value ...] [--json] [--admin HOST:PORT] [--admin-token-file FILE]
 
 Explains what weft does with a connection or request from WORKLOAD (namespace/name) to
-HOST:PORT (a VIP, a workload address, or service.namespace): which Service, whether it
+HOST:PORT (a VIP, a workload address, or a Service's name: NAME.NAMESPACE or
+NAME.NAMESPACE.svc.cluster.local, as the agents' DNS answers it): which Service (its
+name and VIP), whether it
 stays on the kernel fast path or goes through the agent and why, which route rule of
 which policy object matches, the backends with their weights and hops, and the
 authorization verdict with the deciding policy. Computed by the control API on the
@@ -26,14 +28,14 @@ Flags:
   --admin-token-file FILE  the agent's admin token, needed when --admin is not on loopback
 
 Example:
-  weft explain --from shop/frontend-0 --to catalog.shop:80 --path /items --header x-canary:always`;
+  weft explain --from shop/frontend-0 --to catalog.shop.svc.cluster.local:80 --path /items --header x-canary:always`;
 
 interface Flags { from?: string; to?: string; path?: string; method?: string; header?: string[]; json?: boolean; admin?: string; 'admin-token-file'?: string }
 
 function render(e: Explanation): string {
   const out = [
     `from      ${e.from.workload} (${e.from.identity}) on ${e.from.node}`,
-    `to        ${e.to}${e.service ? ` → service ${e.service.key} port ${e.service.portName} (${e.service.protocol})` : ''}`,
+    `to        ${e.to}${e.service ? ` → service ${e.service.key}${e.service.name ? ` (${e.service.name}, VIP ${e.service.vip})` : ''} port ${e.service.portName} (${e.service.protocol})` : ''}`,
     `path      ${e.path.mode}: ${e.path.reason}`,
   ];
   if (e.route) out.push(`route     ${'reason' in e.route ? e.route.reason : `${e.route.object} rule ${e.route.rule}`}`);

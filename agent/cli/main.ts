@@ -15,6 +15,7 @@ const commands: Record<string, () => Command> = {
   explain: () => (require('./explain') as { command: Command }).command,
   tap: () => (require('./tap') as { command: Command }).command,
   control: () => (require('./control') as { command: Command }).command,
+  token: () => (require('./token') as { command: Command }).command,
   demo: () => (require('./demo') as { command: Command }).command,
 };
 

@@ -2,12 +2,16 @@
 import type { Command } from './command';
 import { parseFlags } from './command';
 import { AdminClient, DEFAULT_ADMIN, adminTokenFrom } from '../admin/client';
+import { describeError } from '../lib/errors';
+import { reloadLines, type ReloadStatus } from '../control/reload-status';
 
 const help = `Usage: weft status [--admin HOST:PORT] [--admin-token-file FILE] [--json]
 
-Shows the local agent's control-API connection and snapshot version, the eBPF programs
-it has attached (and whether they were adopted from a previous agent process), kernel
-counters, listeners, local workloads and certificate expiry.
+Shows the local agent's control-API connection and snapshot version, the control API's
+last policy reload (accepted, or rejected with each file:line:col: message) and the
+snapshot every node serves, its DNS listener and the service names it answers, the
+eBPF programs it has attached (and whether they were adopted from a previous agent
+process), kernel counters, listeners, local workloads and certificate expiry.
 
 Flags:
   --admin HOST:PORT   the agent's admin address (default ${DEFAULT_ADMIN})
@@ -24,6 +28,10 @@ interface Status {
   workloads: { key: string; cgroupId: string; address?: string; identity: string }[];
   pods?: { listed: boolean; captureRoot: string; meshed: number; skipped: { key: string; reason?: string }[] };
   certificates: { identity: string; expiresAt: string | null }[];
+  /** The control API's reload and every node's snapshot (GET /v1/mesh), or why not. */
+  mesh?: ReloadStatus | { error: string };
+  /** null: the agent runs with --dns off; absent: an agent without DNS support. */
+  dns?: import('../dns/proxy').DnsStatus | null;
 }
 
 function render(s: Status): string {
@@ -33,9 +41,12 @@ function render(s: Status): string {
   out.push(`control API     ${c.address} — ${c.connected ? 'connected' : 'NOT connected'}, ${c.tls ? 'TLS' : 'plaintext'}, auth ${c.auth}${c.lastError && !c.connected ? ` (${c.lastError})` : ''}`);
   out.push(`snapshot        ${c.version || '(none)'}${c.fromCache ? ' (from on-disk cache)' : ''}`);
   if (c.lastNack) out.push(`last rejected   ${c.lastNack}`);
+  if (s.mesh && 'error' in s.mesh) out.push(`policy reload   unknown (control API status: ${s.mesh.error})`);
+  else if (s.mesh) out.push(...reloadLines(s.mesh));
   out.push(`listeners       ${Object.entries(s.listeners).map(([k, v]) => `${k} ${v ?? '(not yet)'}`).join(', ')}`);
   if (s.workers) out.push(`workers         ${s.workers.length}: ${s.workers.map((w) => `${w.role} pid ${w.pid}`).join(', ')}`);
   for (const e of s.ejections ?? []) out.push(`  ejected ${e.endpoint} by pid ${e.workers.join(', ')}`);
+  if (s.dns !== undefined) out.push(...renderDns(s.dns));
   out.push(`programs        ${s.datapath.programs.length} attached, ${s.datapath.services} service ports in the kernel`);
   for (const p of s.datapath.programs) out.push(`  ${p.program.padEnd(22)} link ${p.linkId} prog ${p.progId}${p.adopted ? ' (adopted)' : ''}`);
   out.push('kernel counters');
@@ -55,6 +66,15 @@ function render(s: Status): string {
   return out.join('\n') + '\n';
 }
 
+function renderDns(d: NonNullable<Status['dns']> | null): string[] {
+  if (!d) return ['dns             off (--dns off)'];
+  const capture = d.capture.kernel ? `workloads' port 53 captured to ${d.capture.kernel}${d.capture.podNamespaces.udp && d.capture.podNamespaces.tcp ? '' : ' (pod namespaces: listener not registered)'}` : 'capture off';
+  const out = [`dns             ${d.listening ? `listening on ${d.address}` : `NOT listening (${d.address})`}, ${capture}; upstream ${d.upstreams.join(', ') || '(none)'}`];
+  out.push(`service names   ${d.names.length} under ${d.clusterDomain}`);
+  for (const n of d.names) out.push(`  ${n.name.padEnd(44)} ${n.addresses.join(', ')}`);
+  return out;
+}
+
 export const command: Command = {
   name: 'status',
   summary: 'show the local agent: control connection, snapshot, programs, counters, certificates',
@@ -62,7 +82,11 @@ export const command: Command = {
   async run(argv) {
     const { values, help: wantHelp } = parseFlags<{ admin?: string; json?: boolean; 'admin-token-file'?: string }>(argv, { admin: { type: 'string' }, json: { type: 'boolean' }, 'admin-token-file': { type: 'string' } });
     if (wantHelp) { process.stdout.write(help + '\n'); return 0; }
-    const s = await new AdminClient(values.admin ?? DEFAULT_ADMIN, 5000, adminTokenFrom(values['admin-token-file'])).request<Status>('GET', '/v1/status');
+    const client = new AdminClient(values.admin ?? DEFAULT_ADMIN, 5000, adminTokenFrom(values['admin-token-file']));
+    const s = await client.request<Status>('GET', '/v1/status');
+    // The reload comes from the control API through the agent: without it the rest of
+    // the status is still worth showing.
+    s.mesh = await client.request<ReloadStatus>('GET', '/v1/mesh').catch((e: unknown) => ({ error: describeError(e) }));
     process.stdout.write(values.json ? JSON.stringify(s, null, 2) + '\n' : render(s));
     return s.control.connected || s.control.version ? 0 : 1;
   },

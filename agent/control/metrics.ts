@@ -14,6 +14,8 @@ export class ControlMetrics {
   readonly pushBytes = new Counter({ name: 'weft_control_push_bytes_total', help: 'View payload bytes sent to agents (whole views and delta resources).', registers: [this.registry] });
   readonly acks = new Counter({ name: 'weft_control_acks_total', help: 'Snapshots acknowledged by agents.', registers: [this.registry] });
   readonly nacks = new Counter({ name: 'weft_control_nacks_total', help: 'Snapshots rejected by agents.', registers: [this.registry] });
+  readonly slowAgentsDropped = new Counter({ name: 'weft_control_slow_agents_dropped_total', help: 'Sync streams ended because the agent left a push unanswered too long while newer versions waited (it reconnects and resyncs).', registers: [this.registry] });
+  readonly leader = new Gauge({ name: 'weft_control_leader', help: '1 while this replica holds the control API Lease (replicated mode), else 0.', registers: [this.registry] });
 
   constructor() {
     // Process metrics (RSS, heap, external memory, event-loop lag) for the control process.

@@ -4,7 +4,12 @@
 // The server depends on this interface only, so the transport, sources and state machine
 // do not change when the policy engine does; `realPolicyCompiler` adapts agent/policy.
 import type { NodeReport, Snapshot, WorkloadRegistration } from '../policy/snapshot';
-import type { PolicyTree } from './snapshot-store';
+
+/** What a source reports: the checked-out tree and, for git, the commit it is at. */
+export interface PolicyTree {
+  root: string;
+  revision?: string;
+}
 
 export interface LoadResult<O> {
   objects: O;

@@ -9,6 +9,7 @@ import { status } from '@grpc/grpc-js';
 import type { NodeReport, WorkloadRegistration } from '../policy/snapshot';
 import { writeFileAtomic } from '../sync/atomic-file';
 import { isDnsSubdomain } from '../lib/names';
+import { parseIPv4 } from '../lib/ip';
 import { rpcError } from './rpc-error';
 
 export interface RegisteredWorkload extends WorkloadRegistration {
@@ -69,7 +70,7 @@ export function usableNodeAddress(address: string): string | undefined {
   if (address === '') return undefined;
   if (address.length > 64 || isIP(address) === 0) invalid(`node_address: '${address.slice(0, 64)}' is not an IP address`);
   if (isIP(address) !== 4) return undefined; // the datapath and node table are IPv4
-  const first = Number(address.split('.')[0]);
+  const first = parseIPv4(address)! >>> 24;
   if (first === 127 || first === 0 || first >= 224) return undefined;
   return address;
 }

@@ -38,6 +38,14 @@ export interface ControlServerOptions {
   /** TLS 1.3 on the gRPC port with a serving certificate from the mesh CA (needs
    *  createSigner). Without it the port is plaintext: loopback demos and tests only. */
   tls?: ControlTlsOptions;
+  /** A Sync push left unanswered this long while newer versions wait ends the stream
+   *  (the agent reconnects and resyncs). Default 30 s. */
+  maxAckWaitMs?: number;
+  /** One of several replicas sharing state through the Kubernetes API: every replica
+   *  must compile the same snapshot from the same inputs, so nothing only one replica
+   *  hears of goes in. Workloads come from the Kubernetes API (RegisterWorkload is
+   *  refused) and node addresses from Node objects (Sync hello addresses are ignored). */
+  replicated?: boolean;
 }
 
 export interface ControlTlsOptions {
@@ -65,9 +73,9 @@ export class ControlServer {
 
   constructor(private readonly opts: ControlServerOptions) {
     this.log = opts.logger ?? componentLogger('control');
-    this.registrations = new RegistrationStore(opts.stateDir);
-    this.store = new SnapshotStore(opts.compiler, this.registrations, this.metrics, this.log);
-    this.sync = new SyncService(this.store, this.agents, opts.auth, this.metrics, this.log, () => this.signer?.trustBundle() ?? []);
+    this.registrations = new RegistrationStore(opts.replicated ? undefined : opts.stateDir);
+    this.store = new SnapshotStore(opts.compiler, this.registrations, this.metrics, this.log, { nodeReports: !opts.replicated });
+    this.sync = new SyncService(this.store, this.agents, opts.auth, this.metrics, this.log, () => this.signer?.trustBundle() ?? [], opts.maxAckWaitMs);
     this.store.on('update', (snap) => { void this.ensureSigner(snap.mesh.trustDomain); });
     this.grpcServer = new grpc.Server({
       'grpc.max_receive_message_length': SERVER_MAX_RECEIVE_BYTES,
@@ -140,6 +148,12 @@ export class ControlServer {
     });
   }
 
+  /** The CA's trust bundle changed outside a snapshot (a root rotation, or roots another
+   *  replica stored): every agent is sent it. */
+  trustBundleChanged(): void {
+    void this.sync.fanOut();
+  }
+
   /** Streams end with OK (agents reconnect to the next instance), unary calls finish. */
   async stop(): Promise<void> {
     await this.opts.source.stop();
@@ -153,9 +167,7 @@ export class ControlServer {
 
   private authed<Req, Res>(fn: (req: Req, caller: Caller) => Promise<Res> | Res) {
     return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>): void => {
-      let caller: Caller;
-      try { caller = this.opts.auth.authenticate(call.metadata, this.peer(call)); } catch (e) { cb(toRpcError(e)); return; }
-      Promise.resolve().then(() => fn(call.request, caller)).then((res) => cb(null, res), (e: unknown) => {
+      this.opts.auth.authenticate(call.metadata, this.peer(call)).then((caller) => fn(call.request, caller)).then((res) => cb(null, res), (e: unknown) => {
         const err = toRpcError(e);
         if (err.code === status.INTERNAL) this.log.error({ err: err.details }, 'control RPC failed');
         cb(err);
@@ -168,6 +180,7 @@ export class ControlServer {
       Sync: (call) => this.sync.handle(call, this.peer(call)),
 
       RegisterWorkload: this.authed(async (req, caller) => {
+        this.refuseIfReplicated();
         if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name');
         requireSelf(caller, req.node, 'node');
         const w = validateRegistration({ ...req, labels: req.labels ?? {} });
@@ -184,6 +197,7 @@ export class ControlServer {
       }),
 
       DeregisterWorkload: this.authed(async (req, caller) => {
+        this.refuseIfReplicated();
         if (!isValidNodeName(req.node)) throw rpcError(status.INVALID_ARGUMENT, 'node: expected a node name');
         requireSelf(caller, req.node, 'node');
         const key = workloadKey(req.namespace, req.name);
@@ -210,6 +224,12 @@ export class ControlServer {
         return { explanation: Buffer.from(JSON.stringify(e)) };
       }),
     };
+  }
+
+  private refuseIfReplicated(): void {
+    if (this.opts.replicated) {
+      throw rpcError(status.FAILED_PRECONDITION, 'this control API runs as replicas on the Kubernetes API, where workloads come from the Pods; registering workloads (weft run) needs a control API with --state-store dir');
+    }
   }
 
   /** Applies a registration change and recompiles; if the result does not compile, the
@@ -242,6 +262,7 @@ export class ControlServer {
       currentSinceMs: String(this.store.since()),
       registeredWorkloads: this.registrations.size,
       lastRejection: rej ? { revision: rej.revision, diagnostics: rej.diagnostics, atMs: String(rej.at) } : null,
+      lastReloadMs: String(this.store.lastReload()?.at ?? 0), lastReloadAccepted: this.store.lastReload()?.accepted ?? false,
       agents: agents.map((a) => ({
         node: a.node, connected: a.streams > 0, ackedVersion: a.ackedVersion, sentVersion: a.sentVersion,
         lastNackVersion: a.lastNackVersion, lastNackReason: a.lastNackReason, lastSeenMs: String(a.lastSeenMs), auth: a.auth,

@@ -7,10 +7,10 @@ import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import type { Snapshot } from '../policy/snapshot';
 import { forNode } from '../policy/node-view';
-import { ViewResourceCache, type EncodedResource } from '../policy/view-cache';
+import { ViewResourceCache, type NodeResources } from '../policy/view-cache';
 import { describeError, isWeftError } from '../lib/errors';
 import type { Logger } from '../telemetry/logger';
-import type { PolicyCompiler } from './policy-compiler';
+import type { PolicyCompiler, PolicyTree } from './policy-compiler';
 import type { RegistrationStore } from './registrations';
 import type { ControlMetrics } from './metrics';
 
@@ -20,11 +20,7 @@ export interface Rejection {
   at: number;
 }
 
-/** What a source reports: the checked-out tree and, for git, the commit it is at. */
-export interface PolicyTree {
-  root: string;
-  revision?: string;
-}
+export type { PolicyTree } from './policy-compiler';
 
 export declare interface SnapshotStore {
   on(event: 'update', listener: (snapshot: Snapshot) => void): this;
@@ -36,6 +32,7 @@ export class SnapshotStore extends EventEmitter {
   private objects: unknown;
   private tree: PolicyTree | undefined;
   private rejection: Rejection | undefined;
+  private reload: { at: number; accepted: boolean } | undefined;
   private readonly views = new ViewResourceCache();
   /** Rebuilds are serialised: a change arriving mid-compile waits for the next turn. */
   private chain: Promise<unknown> = Promise.resolve();
@@ -45,6 +42,7 @@ export class SnapshotStore extends EventEmitter {
     private readonly registrations: RegistrationStore,
     private readonly metrics: ControlMetrics,
     private readonly log: Logger,
+    private readonly opts: { nodeReports?: boolean } = {},
   ) {
     super();
     this.setMaxListeners(0);
@@ -53,6 +51,8 @@ export class SnapshotStore extends EventEmitter {
   snapshot(): Snapshot | undefined { return this.current; }
   since(): number { return this.currentSince; }
   lastRejection(): Rejection | undefined { return this.rejection; }
+  /** The last policy reload: when, and whether it was accepted. */
+  lastReload(): { at: number; accepted: boolean } | undefined { return this.reload; }
 
   /** The node's whole view of the current snapshot as JSON (state-of-the-world Sync).
    *  Built per push and not kept: fifty multi-megabyte views would double the control
@@ -65,7 +65,7 @@ export class SnapshotStore extends EventEmitter {
 
   /** The node's view of the current snapshot as named, content-versioned resources
    *  (delta Sync); shared with other nodes wherever the content is the same. */
-  nodeResources(node: string): { version: string; resources: ReadonlyMap<string, EncodedResource> } | undefined {
+  nodeResources(node: string): { version: string; resources: NodeResources } | undefined {
     const snap = this.current;
     if (!snap) return undefined;
     return { version: snap.version, resources: this.views.resources(node) };
@@ -89,6 +89,7 @@ export class SnapshotStore extends EventEmitter {
       this.objects = loaded.objects;
       this.tree = tree;
       this.metrics.lastReloadSuccess.set(1);
+      this.reload = { at: Date.now(), accepted: true };
       this.adopt(result.snapshot, tree.revision ? `commit ${tree.revision}` : 'policy change');
       return true;
     });
@@ -97,10 +98,11 @@ export class SnapshotStore extends EventEmitter {
   /**
    * A node's agent reported its address (Sync hello). When that changes the node table's
    * input, it is persisted and the last good objects are recompiled (a Node object, when
-   * one names the node, still wins inside the compiler).
+   * one names the node, still wins inside the compiler). Replicas ignore reports: each
+   * hears only its own agents', and they must all compile the same snapshot.
    */
   nodeReported(node: string, address: string): Promise<void> {
-    if (!this.registrations.setNodeAddress(node, address)) return Promise.resolve();
+    if (this.opts.nodeReports === false || !this.registrations.setNodeAddress(node, address)) return Promise.resolve();
     return this.serialise(async () => {
       await this.registrations.persistNodes();
       if (!this.tree) return;
@@ -171,6 +173,7 @@ export class SnapshotStore extends EventEmitter {
 
   private reject(tree: PolicyTree, diagnostics: string[]): false {
     this.rejection = { revision: tree.revision ?? '', diagnostics, at: Date.now() };
+    this.reload = { at: this.rejection.at, accepted: false };
     this.metrics.rejections.inc();
     this.metrics.lastReloadSuccess.set(0);
     this.log.error({ revision: tree.revision, problems: diagnostics.length, keptVersion: this.current?.version }, 'policy change rejected; the last good snapshot keeps serving');

@@ -18,6 +18,7 @@ import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL } from './proto';
 import { rpcError, toRpcError } from './rpc-error';
 import { usableNodeAddress } from './registrations';
 import type { SnapshotStore } from './snapshot-store';
+import type { NodeResources } from '../policy/view-cache';
 
 type SyncCall = ServerDuplexStream<SyncRequest__Output, SyncResponse>;
 
@@ -34,6 +35,10 @@ const MAX_WRITES_IN_FLIGHT = 8;
  *  agents connecting at once. */
 const MAX_BYTES_IN_FLIGHT = 12 * 1024 * 1024;
 const SLOW_WRITE_MS = 2000;
+/** A push unanswered for this long while a newer version waits: the agent is too far
+ *  behind. Its stream is ended (UNAVAILABLE) rather than queued for; it reconnects and
+ *  resyncs from what it holds, and the others never wait for it. */
+export const DEFAULT_MAX_ACK_WAIT_MS = 30_000;
 
 function withTimeout(p: Promise<void>, ms: number): Promise<void> {
   return new Promise((resolve) => {
@@ -61,8 +66,28 @@ interface Push {
 
 /** A delta push waiting for its ACK or NACK: what the agent holds once it ACKs. */
 interface InFlightDelta {
-  changed: Map<string, string>;
-  removed: string[];
+  /** The node's view that was sent: what the agent holds once it ACKs. */
+  target: NodeResources;
+}
+
+/** What a delta agent holds: a view of this replica (kept by reference: no per-agent
+ *  copy of five thousand resource versions), except for `dirty` names, which it holds
+ *  at another version or not at all, plus `extra` names the view does not have. After
+ *  an ACK it is exactly the view that was sent. At hello the versions the agent lists
+ *  (from any replica, any history) are compared once with the current view and then
+ *  dropped: a thousand agents reconnecting at once would otherwise keep five million
+ *  strings alive until each got its first push. */
+interface Held { view: NodeResources; dirty?: ReadonlySet<string>; missing?: ReadonlySet<string>; extra?: readonly string[] }
+
+function heldFrom(versions: Record<string, string>, view: NodeResources): Held {
+  const dirty = new Set<string>();
+  const missing = new Set<string>();
+  for (const [name, r] of view) {
+    const v = versions[name];
+    if (v === undefined) missing.add(name); else if (v !== r.version) dirty.add(name);
+  }
+  const extra = Object.keys(versions).filter((name) => !view.has(name));
+  return { view, ...(dirty.size ? { dirty } : {}), ...(missing.size ? { missing } : {}), ...(extra.length ? { extra } : {}) };
 }
 
 class SyncStream {
@@ -70,10 +95,14 @@ class SyncStream {
   private seq = 0;
   private lastNonce = '';
   private sentVersion = '';
+  /** The trust bundle sent with the latest push (a root rotation changes it alone). */
+  private sentBundle = '';
+  /** When the push now waiting for its ACK or NACK went out (0: none waiting). */
+  private awaitingSince = 0;
   private agent: AgentRecord | undefined;
   private closed = false;
   /** Delta mode: resource name → version the agent ACKed (or said it had at hello). */
-  private delta: { acked: Map<string, string>; inFlight: InFlightDelta | undefined } | undefined;
+  private delta: { acked: Held | undefined; initial: Record<string, string> | undefined; inFlight: InFlightDelta | undefined } | undefined;
 
   constructor(
     private readonly call: SyncCall,
@@ -96,7 +125,10 @@ class SyncStream {
     requireSelf(this.caller, req.node, 'node');
     const address = usableNodeAddress(req.nodeAddress ?? '');
     if (req.typeUrl === NODE_RESOURCES_TYPE_URL) {
-      this.delta = { acked: new Map(Object.entries(req.initialResourceVersions ?? {})), inFlight: undefined };
+      const initial = req.initialResourceVersions ?? {};
+      const view = this.svc.store.nodeResources(req.node)?.resources;
+      // Without a snapshot yet, the listed versions wait for the first one.
+      this.delta = view ? { acked: heldFrom(initial, view), initial: undefined, inFlight: undefined } : { acked: undefined, initial, inFlight: undefined };
     }
     this.agent = this.svc.agents.open(req.node, req.versionInfo, this.caller.via);
     this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
@@ -117,6 +149,7 @@ class SyncStream {
     if (req.node !== '' && req.node !== agent.node) throw rpcError(status.INVALID_ARGUMENT, 'node changed mid-stream');
     if (req.typeUrl !== '' && req.typeUrl !== (this.delta ? NODE_RESOURCES_TYPE_URL : NODE_VIEW_TYPE_URL)) throw rpcError(status.INVALID_ARGUMENT, 'type_url changed mid-stream');
     if (req.responseNonce !== this.lastNonce) return; // stale: answers an older push
+    this.awaitingSince = 0;
     const inFlight = this.delta?.inFlight;
     if (this.delta) this.delta.inFlight = undefined;
     if (req.errorDetail) {
@@ -128,10 +161,7 @@ class SyncStream {
       return;
     }
     if (req.versionInfo !== this.sentVersion) throw rpcError(status.INVALID_ARGUMENT, `ACK for version '${req.versionInfo.slice(0, 80)}' but '${this.sentVersion}' was sent with that nonce`);
-    if (this.delta && inFlight) {
-      for (const [name, version] of inFlight.changed) this.delta.acked.set(name, version);
-      for (const name of inFlight.removed) this.delta.acked.delete(name);
-    }
+    if (this.delta && inFlight) this.delta.acked = { view: inFlight.target };
     this.svc.agents.ack(agent, req.versionInfo);
     this.svc.metrics.acks.inc();
     this.svc.emit(agent.node, req.versionInfo);
@@ -149,7 +179,12 @@ class SyncStream {
    *  it costs one message and lets the agent confirm it is in sync. */
   push(): Push | undefined {
     if (this.closed || !this.agent) return undefined;
-    if (this.svc.store.snapshot()?.version === this.sentVersion) return undefined;
+    if (this.svc.store.snapshot()?.version === this.sentVersion && this.svc.trustBundle().join('') === this.sentBundle) return undefined;
+    if (this.awaitingSince && performance.now() - this.awaitingSince > this.svc.maxAckWaitMs) {
+      this.fail(rpcError(status.UNAVAILABLE, `no answer to the push of ${this.sentVersion} for ${Math.round((performance.now() - this.awaitingSince) / 1000)} s while newer versions wait: reconnect and resync`));
+      this.svc.metrics.slowAgentsDropped.inc();
+      return undefined;
+    }
     return this.delta ? this.pushDelta(this.delta) : this.pushView();
   }
 
@@ -166,15 +201,23 @@ class SyncStream {
     if (delta.inFlight) return undefined;
     const current = this.svc.store.nodeResources((this.agent as AgentRecord).node);
     if (!current) return undefined;
-    const changed = new Map<string, string>();
-    const resources: { name: string; version: string; body: Buffer }[] = [];
-    for (const [name, r] of current.resources) {
-      if (delta.acked.get(name) === r.version) continue;
-      changed.set(name, r.version);
-      resources.push({ name, version: r.version, body: r.body() });
+    const held = delta.acked ?? heldFrom(delta.initial ?? {}, current.resources);
+    delta.initial = undefined;
+    const d = current.resources.deltaFrom(held.view);
+    let changed = d.changed;
+    let removed = d.removed;
+    if (held.dirty || held.missing || held.extra) {
+      const names = new Set(changed.map(([name]) => name));
+      changed = [...changed];
+      for (const name of [...(held.dirty ?? []), ...(held.missing ?? [])]) {
+        const r = current.resources.get(name);
+        if (r && !names.has(name)) changed.push([name, r]);
+      }
+      // Never a removal of something the agent does not hold: it would NACK it.
+      removed = [...new Set([...removed.filter((name) => !held.missing?.has(name)), ...(held.extra ?? []).filter((name) => !current.resources.has(name))])];
     }
-    const removed = [...delta.acked.keys()].filter((name) => !current.resources.has(name));
-    delta.inFlight = { changed, removed };
+    const resources = changed.map(([name, r]) => ({ name, version: r.version, body: r.body() }));
+    delta.inFlight = { target: current.resources };
     const bytes = resources.reduce((n, r) => n + r.body.length, 0);
     this.svc.metrics.deltaResources.inc(resources.length);
     this.svc.metrics.pushBytes.inc(bytes);
@@ -184,11 +227,14 @@ class SyncStream {
   private write(version: string, body: Partial<SyncResponse>): Promise<void> {
     this.lastNonce = `${this.id}-${++this.seq}`;
     this.sentVersion = version;
+    this.awaitingSince = performance.now();
+    const trustBundle = this.svc.trustBundle();
+    this.sentBundle = trustBundle.join('');
     this.svc.agents.sent(this.agent as AgentRecord, version);
     this.svc.metrics.pushes.inc();
     const typeUrl = this.delta ? NODE_RESOURCES_TYPE_URL : NODE_VIEW_TYPE_URL;
     return new Promise((resolve) => {
-      this.call.write({ versionInfo: version, nonce: this.lastNonce, typeUrl, trustBundle: this.svc.trustBundle(), ...body }, () => resolve());
+      this.call.write({ versionInfo: version, nonce: this.lastNonce, typeUrl, trustBundle, ...body }, () => resolve());
     });
   }
 
@@ -233,6 +279,7 @@ export class SyncService {
     readonly metrics: ControlMetrics,
     readonly log: Logger,
     readonly trustBundle: () => string[],
+    readonly maxAckWaitMs = DEFAULT_MAX_ACK_WAIT_MS,
   ) {
     store.on('update', () => { void this.fanOut(); });
   }
@@ -282,13 +329,14 @@ export class SyncService {
   }
 
   handle(call: SyncCall, peer: PeerCredentials = {}): void {
-    let caller: Caller;
-    try {
-      caller = this.auth.authenticate(call.metadata, peer);
-    } catch (e) {
-      call.emit('error', toRpcError(e));
-      return;
-    }
+    // Requests wait in the call's buffer until the listeners below are attached.
+    this.auth.authenticate(call.metadata, peer).then((caller) => {
+      if (call.cancelled) return;
+      this.serve(call, caller);
+    }, (e: unknown) => call.emit('error', toRpcError(e)));
+  }
+
+  private serve(call: SyncCall, caller: Caller): void {
     const stream = new SyncStream(call, caller, this);
     this.streams.add(stream);
     call.on('data', (req: SyncRequest__Output) => stream.onRequest(req));

@@ -2,7 +2,7 @@
 // declares its fields in order (padding included) and computes offsets from that list;
 // encode/decode only use those offsets, so test/bpf/abi.test.ts comparing `layout` with
 // the addon's sizeof/offsetof (native.abi) proves the codecs match the C compiler.
-import { formatIp, parseIp } from './ip';
+import { formatIp, parseIp, unmapV4 } from '../lib/ip';
 
 export interface FieldLayout { offset: number; size: number }
 export interface StructLayout { size: number; fields: Record<string, FieldLayout> }
@@ -77,10 +77,9 @@ export const endpointCodec = defineCodec<Endpoint>(
 /** weft_addr: a bare address (key of weft_local_v1). A v4-mapped IPv6 address is stored
  *  as the IPv4 address it maps: the ingress hook sees an IPv4 packet for it. */
 export interface AddrKey { ip: string }
-const V4_MAPPED = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
 export const addrCodec = defineCodec<AddrKey>(
   'weft_addr', [['addr', 4, 4], ['family', 1], ['pad', 1, 3]],
-  (v, b, at) => { b[at('family')] = putAddr(b, at('addr'), V4_MAPPED.exec(v.ip)?.[1] ?? v.ip); },
+  (v, b, at) => { b[at('family')] = putAddr(b, at('addr'), unmapV4(v.ip)); },
   (b, at) => ({ ip: getAddr(b, at('addr'), b[at('family')]!) }),
 );
 /** weft_local_v1's value (WEFT_LOCAL_F_*). */
@@ -269,7 +268,7 @@ export const skipStateCodec = defineCodec<SkipState>(
 export const DIRECT_F_MESH = 0x1;
 export const directKeyCodec = defineCodec<Endpoint>(
   'weft_direct_key', [['addr', 4, 4], ['port', 2], ['family', 1], ['pad', 1]],
-  (v, b, at) => { b[at('family')] = putAddr(b, at('addr'), V4_MAPPED.exec(v.ip)?.[1] ?? v.ip); b.writeUInt16BE(v.port, at('port')); },
+  (v, b, at) => { b[at('family')] = putAddr(b, at('addr'), unmapV4(v.ip)); b.writeUInt16BE(v.port, at('port')); },
   (b, at) => ({ ip: getAddr(b, at('addr'), b[at('family')]!), port: b.readUInt16BE(at('port')) }),
 );
 export interface DirectEntry { flags: number }
@@ -279,8 +278,23 @@ export const directCodec = defineCodec<DirectEntry>(
   (b, at) => ({ flags: b.readUInt32LE(at('flags')) }),
 );
 
+/** weft_dns_v1's only entry: the agent's DNS listener (IPv4) that connect4/sendmsg4
+ *  send workloads' port-53 queries to; port 0 turns capture off. */
+export interface DnsCfg { ip: string; port: number }
+export const dnsCfgCodec = defineCodec<DnsCfg>(
+  'weft_dns_cfg', [['addr', 4], ['port', 2], ['pad', 2]],
+  (v, b, at) => {
+    const p = parseIp(v.ip);
+    if (!p || p.family !== 4) throw new TypeError(`not an IPv4 address: ${JSON.stringify(v.ip)}`);
+    p.bytes.copy(b, at('addr'), 0, 4);
+    b.writeUInt16BE(v.port, at('port'));
+  },
+  (b, at) => ({ ip: formatIp(Buffer.concat([b.subarray(at('addr'), at('addr') + 4), Buffer.alloc(12)]), 4), port: b.readUInt16BE(at('port')) }),
+);
+
 /** Every ABI codec, by C struct name (what test/bpf/abi.test.ts walks). */
 export const ABI_CODECS: ReadonlyArray<StructCodec<never>> = [
   endpointCodec, addrCodec, svcKeyCodec, svcCodec, revKeyCodec, backendCodec, originCodec, revNatKeyCodec, sockKeyCodec,
   accelCodec, sockBytesCodec, nodeCfgCodec, countersCodec, skipKeyCodec, skipCodec, skipStateCodec, directKeyCodec, directCodec,
+  dnsCfgCodec,
 ] as unknown as ReadonlyArray<StructCodec<never>>;

@@ -53,4 +53,6 @@ export const MAPS = {
   skip: 'weft_skip_v1',
   skipState: 'weft_skipn_v1',
   direct: 'weft_direct_v1',
+  dns: 'weft_dns_v1',
+  dnsListeners: 'weft_dnsl_v1',
 } as const;

@@ -2,7 +2,7 @@
 // how weights become selection slots. Pure functions: no maps here (unit-testable).
 import { WeftError } from '../lib/errors';
 import type { Protocol } from './codec';
-import { parseIp } from './ip';
+import { parseIp } from '../lib/ip';
 import { MAGLEV_TABLE_SIZE, maglevTable } from '../lib/maglev';
 import { apportion } from '../lib/apportion';
 

@@ -4,13 +4,19 @@
 // weft_request_duration_seconds), the identities talking over mTLS (destination-side
 // weft_tcp_connections_opened_total with connection_security_policy="mutual_tls"),
 // refusals (weft_tcp_connections_denied_total), the kernel's weft_bpf_* counters, and
-// the snapshot version each agent serves. Every number is a difference of counters the
+// the snapshot version each agent serves, and the control API's last policy reload
+// (accepted, or rejected with its diagnostics). Every number is a difference of counters the
 // processes exported; nothing is estimated here.
 import type { Sample } from './prom-text';
 import type { LoadgenStats, OutcomeCounts } from './loadgen-stats';
+import type { ReloadStatus } from '../control/reload-status';
 
 export interface AgentScrape { node: string; samples: Sample[] | null; error?: string }
-export interface Observation { at: number; agents: AgentScrape[]; loadgen: LoadgenStats | null }
+export interface Observation {
+  at: number; agents: AgentScrape[]; loadgen: LoadgenStats | null;
+  /** The control API's last policy reload and every node's snapshot (null: unknown). */
+  reload?: ReloadStatus | null;
+}
 
 export interface ServiceRow { service: string; rps: number; success: number | null; p99ms: number | null; failures: Record<string, number> }
 export interface IdentityPair { source: string; destination: string; node: string; connections: number; newPerSec: number }
@@ -26,6 +32,8 @@ export interface Frame {
   /** weft_bpf_<field>_total summed over agents: per second and total. */
   bpf: Record<string, { perSec: number; total: number }>;
   agents: { node: string; snapshot: string | null; error?: string }[];
+  /** The control API's last reload: accepted, or rejected with file:line:col diagnostics. */
+  reload: ReloadStatus | null;
   /** The traffic driver's view (null until it has written its first counters). */
   client: null | {
     browse: ClientRow; checkout: ClientRow;
@@ -158,6 +166,6 @@ export function buildFrame(prev: Observation | null, cur: Observation, startedAt
     })),
     mtls: [...mtls.values()].sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)),
     denials: [...denials.values()].sort((a, b) => b.total - a.total),
-    bpf, agents, client,
+    bpf, agents, client, reload: cur.reload ?? null,
   };
 }

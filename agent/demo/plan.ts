@@ -1,10 +1,12 @@
 // What the demo builds, derived from the policy files it serves: which simulated nodes
 // exist, which sample-application process runs on which node (one per policy Workload,
 // with the Workload's name, namespace, service account, labels, address and port), and
-// the Service VIPs the sample application calls. The policies stay the one source of
-// truth: the demo never hard-codes an address the mesh also knows.
+// the Service names the sample application calls (NAME.NAMESPACE.svc.<cluster domain>,
+// answered by each node agent's DNS proxy: the kernel captures the apps' queries). The
+// policies stay the one source of truth: the demo never hard-codes an address.
 import { loadPolicyDir, formatDiagnostic } from '../policy';
-import type { ServiceObject, WorkloadObject } from '../policy/kinds';
+import type { MeshConfigObject, ServiceObject, WorkloadObject } from '../policy/kinds';
+import { DEFAULT_CLUSTER_DOMAIN } from '../dns/table';
 import { WeftError, invalidArg } from '../lib/errors';
 
 /** The sample application's roles, chosen by a Workload's `app` label. */
@@ -32,7 +34,7 @@ export interface NodePlan {
   apps: AppSpec[];
 }
 
-/** host:port of each Service the sample application calls. */
+/** name:port of each Service the sample application calls. */
 export interface ServiceAddresses { frontend: string; catalog: string; payments: string; cache: string }
 
 export interface DemoPlan {
@@ -64,7 +66,9 @@ export function planDemo(policiesDir: string, nodeCount: number): DemoPlan {
   }
   const services = new Map<string, ServiceObject>();
   const workloads: WorkloadObject[] = [];
+  let clusterDomain = DEFAULT_CLUSTER_DOMAIN;
   for (const o of loaded.objects) {
+    if (o.kind === 'MeshConfig') clusterDomain = (o.object as MeshConfigObject).spec.clusterDomain ?? clusterDomain;
     if (o.kind === 'Service') services.set(o.key, o.object as ServiceObject);
     if (o.kind === 'Workload') workloads.push(o.object as WorkloadObject);
   }
@@ -95,7 +99,7 @@ export function planDemo(policiesDir: string, nodeCount: number): DemoPlan {
   nodes[nodes.length - 1]!.apps.push({
     name: 'loadgen', namespace: DEMO_NAMESPACE, serviceAccount: 'loadgen', labels: { app: 'loadgen' }, role: 'loadgen', address: null, port: null,
   });
-  return { nodes, services: serviceAddresses(services), skipped };
+  return { nodes, services: serviceAddresses(services, clusterDomain), skipped };
 }
 
 /** The targetPort of the first Service port whose Service selects this workload. */
@@ -110,12 +114,12 @@ function targetPortFor(w: WorkloadObject, services: Map<string, ServiceObject>):
   return null;
 }
 
-function serviceAddresses(services: Map<string, ServiceObject>): ServiceAddresses {
+function serviceAddresses(services: Map<string, ServiceObject>, clusterDomain: string): ServiceAddresses {
   const at = (name: keyof ServiceAddresses): string => {
     const s = services.get(`${DEMO_NAMESPACE}/${name}`);
     if (!s) throw invalidArg(`the sample application needs a Service ${DEMO_NAMESPACE}/${name} in the policies`);
-    if (!s.spec.vip) throw invalidArg(`Service ${DEMO_NAMESPACE}/${name} needs a fixed spec.vip for the sample application to call`);
-    return `${s.spec.vip}:${s.spec.ports[0]!.port}`;
+    if (s.spec.headless) throw invalidArg(`Service ${DEMO_NAMESPACE}/${name} is headless: the sample application calls it by its name, which needs a VIP`);
+    return `${name}.${DEMO_NAMESPACE}.svc.${clusterDomain}:${s.spec.ports[0]!.port}`;
   };
   return { frontend: at('frontend'), catalog: at('catalog'), payments: at('payments'), cache: at('cache') };
 }

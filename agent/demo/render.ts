@@ -2,6 +2,7 @@
 // one summary line per second plus one line per new event (a pipe, a log, the e2e test).
 // The plain format is stable `key=value` text so it can be grepped.
 import type { ClientRow, Frame } from './frame';
+import { reloadLines } from '../control/reload-status';
 
 const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(1)}%`);
 const num = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
@@ -39,6 +40,7 @@ export function plainLine(f: Frame): string {
   parts.push(`denied=${num(f.denials.reduce((a, d) => a + d.perSec, 0))}/s`);
   parts.push(`bpf ${BPF_SHOWN.filter((k) => f.bpf[k]).map((k) => `${k}=${f.bpf[k]!.total}(+${Math.round(f.bpf[k]!.perSec)})`).join(' ')}`);
   parts.push(`snapshots ${f.agents.map((a) => `${a.node}=${a.snapshot ?? (a.error ? 'unreachable' : 'none')}`).join(' ')}`);
+  if (f.reload?.lastReload) parts.push(`policy ${f.reload.lastReload.accepted ? 'accepted' : `REJECTED(${f.reload.lastReload.diagnostics?.length ?? 0})`}`);
   return parts.join(' | ');
 }
 
@@ -52,6 +54,15 @@ export function eventLines(prev: Frame | null, f: Frame): string[] {
   for (const d of f.denials) {
     if (!prev?.denials.some((q) => q.source === d.source && q.destination === d.destination && q.reason === d.reason && q.node === d.node)) {
       out.push(`denied: ${d.source} → ${d.destination} (reason ${d.reason}, at ${d.node})`);
+    }
+  }
+  const r = f.reload?.lastReload, pr = prev?.reload?.lastReload;
+  if (r && (!pr || pr.atMs !== r.atMs || pr.accepted !== r.accepted) && (pr || !r.accepted)) {
+    // A change of verdict (or the first frame after a rejection): each problem on a line.
+    if (r.accepted) out.push(`policy change accepted: control serves ${f.reload!.current}`);
+    else {
+      out.push(`policy change REJECTED, still serving ${f.reload!.current || 'nothing'}:`);
+      for (const d of r.diagnostics ?? []) out.push(`  ${d}`);
     }
   }
   for (const a of f.agents) {
@@ -96,6 +107,11 @@ export function screen(f: Frame, recent: string[], width = 120): string {
   for (const k of BPF_SHOWN) if (f.bpf[k]) L.push(`  ${k.padEnd(32)} ${String(f.bpf[k]!.total).padStart(10)} ${num(f.bpf[k]!.perSec).padStart(7)}`);
   L.push('');
   L.push(`SNAPSHOTS  ${f.agents.map((a) => `${a.node} ${a.snapshot ?? (a.error ? `unreachable (${a.error})` : 'none')}`).join('   ')}`);
+  if (f.reload) {
+    L.push('');
+    L.push('POLICY (control API)');
+    for (const l of reloadLines(f.reload)) L.push(cut(`  ${l}`));
+  }
   if (recent.length) {
     L.push('');
     L.push('RECENT');

@@ -32,6 +32,8 @@ export interface DemoOptions {
 }
 
 const READY_TIMEOUT_MS = 60_000;
+/** The control API's admin port (metrics, its last policy reload for the view). */
+const CONTROL_ADMIN_PORT = 15011;
 
 class Stopped extends Error {}
 
@@ -51,8 +53,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const tmp = mkdtempSync(join(tmpdir(), `${TEMP_PREFIX}${process.pid}-`));
   const logs = o.logDir ?? join(tmp, 'logs');
   mkdirSync(logs, { recursive: true });
+  // Per-node bootstrap tokens, as `weft token create` makes them: the control API's file
+  // has one 'NODE TOKEN' line each, every agent reads only its own.
   const tokenFile = join(tmp, 'token');
-  writeFileSync(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  const nodeTokens = new Map(plan.nodes.map((n) => [n.name, randomBytes(24).toString('base64url')]));
+  writeFileSync(tokenFile, [...nodeTokens].map(([n, tok]) => `${n} ${tok}\n`).join(''), { mode: 0o600 });
+  for (const [n, tok] of nodeTokens) writeFileSync(join(tmp, `token-${n}`), `${tok}\n`, { mode: 0o600 });
   const env = { ...process.env, WEFT_LOG_LEVEL: process.env.WEFT_LOG_LEVEL ?? 'info' };
 
   let topo: Topology | null = null;
@@ -67,13 +73,13 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const caBundle = join(tmp, 'control-ca.pem');
     o.say(`starting control API on ${FABRIC_HOST_IP}:${CONTROL_PORT} (policies: ${o.policies})…`);
     control.push(startChild('control', t.fabric, weftSelf('control', '--policies', o.policies, '--listen', `${FABRIC_HOST_IP}:${CONTROL_PORT}`,
-      '--admin', `${FABRIC_HOST_IP}:15011`, '--state-dir', join(tmp, 'control'), '--token-file', tokenFile, '--poll-interval', '1s',
+      '--admin', `${FABRIC_HOST_IP}:${CONTROL_ADMIN_PORT}`, '--state-dir', join(tmp, 'control'), '--token-file', tokenFile, '--poll-interval', '1s',
       '--ca-bundle-out', caBundle), logs, { env }));
     o.say(`control API: ${(await step(control[0]!.waitFor(/listening on/, READY_TIMEOUT_MS))).replace(/^weft control: /, '')}`);
 
     for (const node of plan.nodes) {
       agents.push(startChild(`agent-${node.name}`, t.nodes.get(node.name)!, weftSelf('agent', '--control', `${FABRIC_HOST_IP}:${CONTROL_PORT}`,
-        '--node', node.name, '--token-file', tokenFile, '--control-ca', caBundle, '--state-dir', join(tmp, node.name), '--admin', `${node.fabricIp}:${ADMIN_PORT}`,
+        '--node', node.name, '--token-file', join(tmp, `token-${node.name}`), '--control-ca', caBundle, '--state-dir', join(tmp, node.name), '--admin', `${node.fabricIp}:${ADMIN_PORT}`,
         '--inbound', '0.0.0.0:15008', '--node-address', node.fabricIp), logs, { env }));
     }
     o.say(`starting ${plan.nodes.length} agents…`);
@@ -98,7 +104,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     await step(lg.waitFor(/listening/, READY_TIMEOUT_MS));
     o.say(`traffic: loadgen on ${lgNode.name} → frontend ${plan.services.frontend} at ${o.rps} req/s, and → payments ${plan.services.payments} (must be refused)`);
 
-    const viewCfg: ViewConfig = { agents: plan.nodes.map((n) => ({ node: n.name, admin: `${n.fabricIp}:${ADMIN_PORT}` })), loadgenStats: statsFile, tty: o.tty };
+    const viewCfg: ViewConfig = { agents: plan.nodes.map((n) => ({ node: n.name, admin: `${n.fabricIp}:${ADMIN_PORT}` })), loadgenStats: statsFile, tty: o.tty, controlAdmin: `${FABRIC_HOST_IP}:${CONTROL_ADMIN_PORT}` };
     view.push(startChild('view', t.fabric, demoModule('view-main', JSON.stringify(viewCfg)), logs, { env, stdout: 'inherit' }));
     o.say(`live view every second${o.duration ? ` for ${o.duration}s` : ''}; edit ${o.policies} to change the mesh; Ctrl-C stops and removes everything`);
 

@@ -3,14 +3,20 @@
 // admin port is reachable: agents listen for admin on their node's fabric address, which
 // keeps them off the host's network entirely, and the demo process itself stays in the
 // host namespace where it can create and delete namespaces. Every second it scrapes each
-// agent's /metrics, reads the traffic driver's counters, and prints a frame.
+// agent's /metrics, asks the control API for its last policy reload, reads the traffic
+// driver's counters, and prints a frame.
 import { readFileSync } from 'node:fs';
 import { buildFrame, type AgentScrape, type Frame, type Observation } from './frame';
 import { parsePromText } from './prom-text';
 import { eventLines, plainLine, screen } from './render';
 import type { LoadgenStats } from './loadgen-stats';
+import type { ReloadStatus } from '../control/reload-status';
 
-export interface ViewConfig { agents: { node: string; admin: string }[]; loadgenStats: string; tty: boolean }
+export interface ViewConfig {
+  agents: { node: string; admin: string }[]; loadgenStats: string; tty: boolean;
+  /** The control API's admin address: its last policy reload (GET /v1/reload). */
+  controlAdmin?: string;
+}
 
 async function scrape(a: ViewConfig['agents'][number]): Promise<AgentScrape> {
   try {
@@ -19,6 +25,16 @@ async function scrape(a: ViewConfig['agents'][number]): Promise<AgentScrape> {
     return { node: a.node, samples: parsePromText(await res.text()) };
   } catch (e) {
     return { node: a.node, samples: null, error: (e as Error).cause ? String(((e as Error).cause as Error).message ?? (e as Error).cause) : (e as Error).message };
+  }
+}
+
+async function reload(admin: string | undefined): Promise<Observation['reload']> {
+  if (!admin) return null;
+  try {
+    const res = await fetch(`http://${admin}/v1/reload`, { signal: AbortSignal.timeout(800) });
+    return res.ok ? (await res.json()) as ReloadStatus : null;
+  } catch {
+    return null;
   }
 }
 
@@ -33,7 +49,8 @@ async function main(cfg: ViewConfig): Promise<void> {
   const recent: string[] = [];
   for (;;) {
     const tickStart = Date.now();
-    const obs: Observation = { at: Date.now(), agents: await Promise.all(cfg.agents.map(scrape)), loadgen: readLoadgen(cfg.loadgenStats) };
+    const [agents, rl] = await Promise.all([Promise.all(cfg.agents.map(scrape)), reload(cfg.controlAdmin)]);
+    const obs: Observation = { at: Date.now(), agents, loadgen: readLoadgen(cfg.loadgenStats), reload: rl };
     const frame = buildFrame(prevObs, obs, startedAt);
     const events = eventLines(prevFrame, frame);
     if (prevObs) {
@@ -53,4 +70,7 @@ async function main(cfg: ViewConfig): Promise<void> {
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(0));
+// Nobody reads the view any more (`weft demo | tee` after Ctrl-C): stop quietly; the demo
+// goes on tearing down.
+process.stdout.on('error', () => process.exit(0));
 void main(JSON.parse(process.argv[2] ?? '{}') as ViewConfig);

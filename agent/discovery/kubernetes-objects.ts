@@ -37,6 +37,7 @@ import Ajv, { type ValidateFunction } from 'ajv';
 import { stringify } from 'yaml';
 import type { V1EndpointSlice, V1Node, V1Pod, V1Service, V1ServicePort } from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { API_VERSION, kindSchemas, type NodeObject, type ServiceObject, type WorkloadObject } from '../policy/kinds';
+import { parseIPv4 } from '../lib/ip';
 
 /** Label weft adds to ready pods and requires in Service selectors. */
 export const READY_LABEL = 'weft.dev/ready';
@@ -85,11 +86,9 @@ export type CgroupLookup = (pod: V1Pod) => bigint | undefined;
 type PortProtocol = NonNullable<ServiceObject['spec']['ports'][number]['protocol']>;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
+/** An IPv4 address as the API server may write it (legacy leading zeros accepted). */
 function isIPv4(s: string | undefined): s is string {
-  const m = s === undefined ? null : IPV4.exec(s);
-  return m !== null && m.slice(1).every((o) => Number(o) <= 255);
+  return s !== undefined && parseIPv4(s, { leadingZeros: true }) !== null;
 }
 
 function keyOf(meta: { namespace?: string; name?: string } | undefined): string {

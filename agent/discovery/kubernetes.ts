@@ -107,9 +107,14 @@ export class KubernetesDiscovery extends EventEmitter {
     await Promise.all(this.resources.map((r) => r.stop()));
   }
 
+  /** How long the last flush took: mapping 50 000 endpoints is not free, so under
+   *  constant churn flushes are spaced by at least twice that (the event loop stays
+   *  mostly free for the watches and the agents' streams). */
+  private lastFlushMs = 0;
+
   private scheduleFlush(): void {
     if (this.flushTimer || !this.resources.every((r) => r.isSynced)) return;
-    this.flushTimer = setTimeout(() => this.flush(), this.opts.debounceMs);
+    this.flushTimer = setTimeout(() => this.flush(), Math.max(this.opts.debounceMs, 2 * this.lastFlushMs));
   }
 
   private state(): ClusterState {
@@ -138,6 +143,11 @@ export class KubernetesDiscovery extends EventEmitter {
   private flush(): void {
     this.flushTimer = undefined;
     if (this.stopped) return;
+    const started = performance.now();
+    try { this.flushNow(); } finally { this.lastFlushMs = performance.now() - started; }
+  }
+
+  private flushNow(): void {
     const { services, workloads, nodes, skipped } = toPolicyObjects(this.state(), (p) => this.cgroupOf(p));
     const next = { services, workloads, nodes };
     const json = JSON.stringify(next);

@@ -10,15 +10,16 @@ import type { ServiceState, Snapshot, WorkloadState } from '../policy/snapshot';
 import { L7Directory } from '../proxy/routing/directory';
 import { matches, type RequestView } from '../proxy/routing/table';
 import { PolicyAuthorizer, type AuthzDecision } from '../proxy/tunnel/authz';
-import { Authorizer } from '../proxy/routing/authz';
-import type { AuthorizationPolicyState } from '../policy/snapshot';
+import type { AuthzEngine } from '../proxy/authz/engine';
 import { WeftError } from '../lib/errors';
 import { DEFAULT_PATH_NORMALIZATION, normalizePath } from '../proxy/http/path';
+import { DEFAULT_CLUSTER_DOMAIN } from '../dns/table';
 
 export interface ExplainQuery {
   /** "namespace/name", or "name" in namespace "default". */
   from: string;
-  /** A VIP, a workload address, or "service.namespace". */
+  /** A VIP, a workload address, or a Service's name: NAME.NAMESPACE, NAME.NAMESPACE.svc
+   *  or NAME.NAMESPACE.svc.<cluster domain> (what the agents' DNS answers). */
   host: string;
   port: number;
   path?: string;
@@ -46,7 +47,7 @@ export interface Explanation {
   version: string;
   from: { workload: string; node: string; identity: string };
   to: string;
-  service: { key: string; port: number; portName: string; protocol: string } | null;
+  service: { key: string; port: number; portName: string; protocol: string; name?: string; vip?: string } | null;
   path: { mode: 'l4' | 'redirect' | 'not in the mesh'; reason: string };
   route: { object: string; rule: number } | { object: null; reason: string } | null;
   backends: ExplainedBackend[];
@@ -61,24 +62,23 @@ function findWorkload(snap: Snapshot, from: string): WorkloadState {
   return w;
 }
 
+/** The DNS name a Service answers to on the agents (agent/dns/table.ts). */
+export function serviceDnsName(snap: Snapshot, s: Pick<ServiceState, 'name' | 'namespace'>): string {
+  return `${s.name}.${s.namespace}.svc.${snap.mesh.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN}`;
+}
+
 function findService(snap: Snapshot, host: string, port: number): ServiceState | undefined {
-  const byName = /^([a-z0-9-]+)\.([a-z0-9-]+)$/.exec(host);
+  const h = host.toLowerCase().replace(/\.$/, '');
+  const domain = snap.mesh.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
+  const byName = /^([a-z0-9-]+)\.([a-z0-9-]+)(\.svc)?$/.exec(h.endsWith(`.svc.${domain}`) ? h.slice(0, -domain.length - 1) : h);
   return snap.services.find((s) => (byName ? s.name === byName[1] && s.namespace === byName[2] : s.vip === host) && s.ports.some((p) => p.port === port));
 }
 
-/** Per-request (L7) verdict with the deciding policy, by the agent's own inbound
- *  Authorizer run one policy at a time; mirrors PolicyAuthorizer's order (DENY first). */
-function l7Decision(all: AuthorizationPolicyState[], workload: string, req: RequestView, principal: string, port: number): AuthzDecision {
-  const policies = all.filter((p) => p.workloads.includes(workload));
-  const peer = { principal, port };
-  const deny = policies.find((p) => p.action === 'DENY' && !new Authorizer([p]).check(req, peer));
-  if (deny) return { allowed: false, policy: deny.key, reason: `denied by DENY policy ${deny.key}` };
-  const allows = policies.filter((p) => p.action === 'ALLOW');
-  if (!allows.length) return { allowed: true, reason: 'no ALLOW policy applies' };
-  const hit = allows.find((p) => new Authorizer([p]).check(req, peer));
-  return hit
-    ? { allowed: true, policy: hit.key, reason: `allowed by ${hit.key}` }
-    : { allowed: false, reason: `no ALLOW policy matches (${allows.map((p) => p.key).join(', ')})` };
+/** Per-request (L7) verdict with the deciding policy, by the same engine the agent's
+ *  tunnel and inbound L7 proxy ask. */
+function l7Decision(engine: AuthzEngine, workload: string, req: RequestView, principal: string, address: string, port: number): AuthzDecision {
+  const d = engine.request(workload, { principal, destinationIp: address, destinationPort: port }, req);
+  return { allowed: d.verdict === 'allow', ...(d.policy !== undefined ? { policy: d.policy } : {}), reason: d.reason };
 }
 
 /** The request as the proxy routes and authorizes it: its path normalized as the
@@ -155,7 +155,7 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
           workload: e.workload, address: e.address, port: epPort, node: e.node,
           hop: e.node === src.node ? 'same node (no encryption)' : e.hostNetwork ? 'plaintext (hostNetwork, outside the mesh)' : 'mTLS tunnel',
           authorization: l7
-            ? l7Decision(snap.authorizationPolicies, e.workload, requestView(q, snap), src.identity, epPort)
+            ? l7Decision(authorizer.engine, e.workload, requestView(q, snap), src.identity, e.address, epPort)
             : authorizer.authorize({ sourcePrincipal: src.identity, sourceNamespace: src.namespace, destinationWorkload: e.workload, destinationIp: e.address, destinationPort: epPort }),
         };
       }),
@@ -172,7 +172,7 @@ export function explain(snap: Snapshot, q: ExplainQuery): Explanation {
         : `allowed to ${all.length - denied.length} of ${all.length} endpoints; denied on ${denied.map((e) => e.workload).join(', ')} (${denied[0]!.authorization.reason})`;
   return {
     ...base,
-    service: { key: svc.key, port: q.port, portName: port.name, protocol: port.protocol },
+    service: { key: svc.key, port: q.port, portName: port.name, protocol: port.protocol, name: serviceDnsName(snap, svc), vip: svc.vip },
     path: { mode: dp.mode, reason: dp.mode === 'l4' ? `kernel fast path: ${dp.reason}` : `userland (agent outbound proxy): ${dp.reason}` },
     route, backends, verdict,
   };

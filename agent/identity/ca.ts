@@ -62,7 +62,64 @@ export interface RotateOptions {
   activateAfterSeconds?: number;
 }
 
-interface StoredRoot {
+/** Where the roots (with their keys) are kept: a 0600 file in the state dir, or a
+ *  Kubernetes Secret shared by the control API's replicas (agent/control/kube). */
+export interface CaStore {
+  readonly description: string;
+  /** The stored roots, or undefined when none were ever stored. */
+  load(): Promise<StoredRoot[] | undefined>;
+  /** Replaces the stored roots. A shared store fails (WEFT_ERR_CONFLICT) when another
+   *  writer stored roots since the last load; the caller reloads. */
+  save(roots: StoredRoot[]): Promise<void>;
+}
+
+/** <stateDir>/ca/roots.json, written atomically (temp file + rename), 0600. */
+export class FileCaStore implements CaStore {
+  private constructor(private readonly file: string) {}
+
+  static async inStateDir(stateDir: string): Promise<FileCaStore> {
+    const dir = join(stateDir, 'ca');
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+    return new FileCaStore(join(dir, 'roots.json'));
+  }
+
+  get description(): string { return this.file; }
+
+  async load(): Promise<StoredRoot[] | undefined> {
+    let text: string;
+    try { text = await readFile(this.file, 'utf8'); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new WeftError('WEFT_ERR_IDENTITY', `CA state ${this.file} is unreadable; refusing to replace it`, { cause: e });
+    }
+    return parseStoredRoots(text, this.file);
+  }
+
+  async save(roots: StoredRoot[]): Promise<void> {
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(roots, null, 2), { mode: 0o600 });
+    await chmod(tmp, 0o600);
+    await rename(tmp, this.file);
+  }
+}
+
+/** Checks the shape of stored roots (the content is never repeated in the error). */
+export function parseStoredRoots(text: string, where: string): StoredRoot[] {
+  let stored: unknown;
+  try { stored = JSON.parse(text); } catch (e) {
+    throw new WeftError('WEFT_ERR_IDENTITY', `CA state ${where} is unreadable; refusing to replace it`, { cause: e });
+  }
+  return checkStoredRoots(stored, where);
+}
+
+export function checkStoredRoots(stored: unknown, where: string): StoredRoot[] {
+  if (!Array.isArray(stored) || !stored.every((r) => r && typeof r === 'object' && typeof r.certPem === 'string' && typeof r.keyPem === 'string' && typeof r.activeFrom === 'string')) {
+    throw new WeftError('WEFT_ERR_IDENTITY', `CA state ${where} is not a list of roots; refusing to replace it`);
+  }
+  return stored as StoredRoot[];
+}
+
+export interface StoredRoot {
   certPem: string;
   keyPem: string;
   /** ISO time from which this root signs (the newest active one wins). */
@@ -92,12 +149,12 @@ function identityError(message: string, details?: Record<string, unknown>): Weft
 export class CertificateAuthority {
   readonly trustDomain: string;
   private roots: LoadedRoot[];
-  private readonly file: string;
+  private readonly store: CaStore;
   private readonly opts: Required<Pick<CaOptions, 'maxTtlSeconds' | 'minTtlSeconds' | 'rootTtlSeconds' | 'keyAlgorithm'>>;
   private readonly clock: () => number;
 
-  private constructor(file: string, roots: LoadedRoot[], opts: CaOptions) {
-    this.file = file;
+  private constructor(store: CaStore, roots: LoadedRoot[], opts: CaOptions) {
+    this.store = store;
     this.roots = roots;
     this.trustDomain = opts.trustDomain;
     this.clock = opts.clock ?? Date.now;
@@ -112,38 +169,48 @@ export class CertificateAuthority {
   /** Loads the CA state from `stateDir`, creating a root (or adopting the user's) when needed. */
   static async loadOrCreate(stateDir: string, opts: CaOptions): Promise<CertificateAuthority> {
     validateTrustDomain(opts.trustDomain);
+    return CertificateAuthority.open(await FileCaStore.inStateDir(stateDir), opts);
+  }
+
+  /** Loads the CA from `store`. Without stored roots it generates one (or adopts the
+   *  user's) and saves it, unless `create` is false: then it fails with NOT_FOUND (a
+   *  replica that does not hold the Lease waits for the one that does). */
+  static async open(store: CaStore, opts: CaOptions & { create?: boolean }): Promise<CertificateAuthority> {
+    validateTrustDomain(opts.trustDomain);
     if ((opts.rootCertFile === undefined) !== (opts.rootKeyFile === undefined)) {
       throw invalidArg('rootCertFile and rootKeyFile must be given together');
     }
     const min = opts.minTtlSeconds ?? DEFAULTS.minTtlSeconds;
     const max = opts.maxTtlSeconds ?? DEFAULTS.maxTtlSeconds;
     if (!(min >= 1 && max >= min)) throw invalidArg(`invalid TTL bounds: min ${min}s, max ${max}s`);
-    const dir = join(stateDir, 'ca');
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await chmod(dir, 0o700);
-    const file = join(dir, 'roots.json');
-    let stored: StoredRoot[] = [];
-    try {
-      stored = JSON.parse(await readFile(file, 'utf8')) as StoredRoot[];
-      if (!Array.isArray(stored)) throw new Error('not an array');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        throw new WeftError('WEFT_ERR_IDENTITY', `CA state ${file} is unreadable; refusing to replace it`, { cause: e });
-      }
-    }
-    const ca = new CertificateAuthority(file, await Promise.all(stored.map(loadRoot)), opts);
+    const stored = await store.load();
+    if (!stored?.length && opts.create === false) throw new WeftError('WEFT_ERR_NOT_FOUND', `no CA roots in ${store.description} yet`);
+    const ca = new CertificateAuthority(store, await Promise.all((stored ?? []).map(loadRoot)), opts);
+    let changed = !stored;
     if (opts.rootCertFile && opts.rootKeyFile) {
       const certPem = await readFile(opts.rootCertFile, 'utf8');
       if (!ca.roots.some((r) => r.cert.fingerprint256 === new X509Certificate(certPem).fingerprint256)) {
         await ca.addRoot(await loadUserRoot(certPem, await readFile(opts.rootKeyFile, 'utf8')), 0);
+        changed = true;
         log.warn({ rootCertFile: opts.rootCertFile }, 'adopted the user-provided root as signing root');
       }
     } else if (!ca.roots.length) {
       await ca.addRoot(await ca.generateRoot(), 0);
-      log.info({ trustDomain: opts.trustDomain }, 'generated a new root certificate');
+      changed = true;
+      log.info({ trustDomain: opts.trustDomain, store: store.description }, 'generated a new root certificate');
     }
-    await ca.save();
+    if (changed || store instanceof FileCaStore) await ca.save();
     return ca;
+  }
+
+  /** Re-reads the store (another replica rotated the roots). True when the roots changed. */
+  async reload(): Promise<boolean> {
+    const stored = await this.store.load();
+    if (!stored?.length) return false;
+    const key = (rs: readonly StoredRoot[]) => rs.map((r) => `${r.certPem}|${r.activeFrom}|${r.retireAt ?? ''}`).join('\n');
+    if (key(stored) === key(this.roots)) return false;
+    this.roots = await Promise.all(stored.map(loadRoot));
+    return true;
   }
 
   /** PEM roots currently trusted: during a rotation both the old and the new one. */
@@ -248,8 +315,15 @@ export class CertificateAuthority {
       : await this.generateRoot();
     const activate = opts.activateAfterSeconds ?? this.opts.maxTtlSeconds;
     if (!(activate >= 0)) throw invalidArg(`activateAfterSeconds must be >= 0, got ${activate}`);
+    const before = this.roots;
     const r = await this.addRoot(root, activate);
-    await this.save();
+    const next = this.roots;
+    // All or nothing, stored first: until the store has the new roots this CA keeps
+    // serving the old ones, and a store that refuses the write (another replica wrote
+    // first) leaves it as it was.
+    this.roots = before;
+    await this.save(next);
+    this.roots = next;
     log.info({ activeFrom: r.activeFrom, oldRootsRetireAt: r.retireOld }, 'root rotation staged');
     return { activeFrom: new Date(r.activeFrom), oldRootsRetireAt: new Date(r.retireOld) };
   }
@@ -288,13 +362,9 @@ export class CertificateAuthority {
     return { certPem: cert.toString('pem') + '\n', keyPem: await privateKeyToPem(key.privateKey) };
   }
 
-  /** Atomic write (temp file + rename), 0600: the file holds the root keys. */
-  private async save(): Promise<void> {
-    const data: StoredRoot[] = this.roots.map(({ certPem, keyPem, activeFrom, retireAt }) => ({ certPem, keyPem, activeFrom, ...(retireAt ? { retireAt } : {}) }));
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(data, null, 2), { mode: 0o600 });
-    await chmod(tmp, 0o600);
-    await rename(tmp, this.file);
+  /** The store holds the root keys: a 0600 file, or a Secret. */
+  private async save(roots: LoadedRoot[] = this.roots): Promise<void> {
+    await this.store.save(roots.map(({ certPem, keyPem, activeFrom, retireAt }) => ({ certPem, keyPem, activeFrom, ...(retireAt ? { retireAt } : {}) })));
   }
 }
 

@@ -13,12 +13,13 @@
 // without mTLS (only meaningful toward PERMISSIVE destinations; STRICT ones refuse it).
 import { EventEmitter } from 'node:events';
 import { X509Certificate } from 'node:crypto';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import { Gauge, type Registry } from 'prom-client';
 import { WeftError, describeError } from '../lib/errors';
 import type { FailMode } from '../policy/snapshot';
 import { componentLogger } from '../telemetry/logger';
-import { TLS13, createCsr, generateSigningKey, privateKeyToPem, type KeyAlgorithm } from './pki';
+import { CertificateStore, type CertificateInfo, type TlsMaterial } from './cert-store';
+import { createCsr, generateSigningKey, privateKeyToPem, type KeyAlgorithm } from './pki';
 import { parseSpiffeId } from './spiffe';
 import { verifyChain } from './verify';
 
@@ -50,27 +51,11 @@ export interface IdentityManagerOptions {
   clock?: () => number;
 }
 
-/** What a TLS endpoint needs for one identity. */
-export interface TlsMaterial {
-  key: string;
-  cert: string;
-  ca: string[];
-}
+export type { CertificateInfo, TlsMaterial } from './cert-store';
 
-export interface CertificateInfo {
-  spiffeId: string;
-  certChainPem: string[];
-  notBefore: Date;
-  expiresAt: Date;
-  /** Renewals completed since the identity was added (0 = first certificate). */
-  renewals: number;
-}
-
+/** One managed identity's signing state; its certificate is in the store. */
 interface Entry {
   spiffeId: string;
-  info?: CertificateInfo;
-  material?: TlsMaterial;
-  context?: SecureContext;
   timer?: NodeJS.Timeout;
   backoffMs: number;
   lastError?: string;
@@ -100,7 +85,7 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> impleme
   readonly failMode: FailMode;
   private readonly opts: Required<Omit<IdentityManagerOptions, 'registry' | 'failMode' | 'trustDomain'>>;
   private readonly entries = new Map<string, Entry>();
-  private bundle: string[] = [];
+  private readonly store: CertificateStore;
   private readonly expiry?: Gauge<'identity'>;
   private readonly log = componentLogger('identity');
   private closed = false;
@@ -119,6 +104,12 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> impleme
       retryMaxMs: opts.retryMaxMs ?? 30_000,
       clock: opts.clock ?? Date.now,
     };
+    this.store = new CertificateStore({
+      failMode: this.failMode,
+      clock: this.opts.clock,
+      log: this.log,
+      pendingNote: (id, what) => this.entries.get(id)?.lastError ?? `${what} pending`,
+    });
     if (!(this.opts.jitter >= 0 && this.opts.jitter < 0.5)) throw new WeftError('WEFT_ERR_INVALID_ARG', 'jitter must be in [0, 0.5)');
     if (opts.registry) {
       this.expiry = new Gauge({
@@ -136,9 +127,10 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> impleme
     const td = parseSpiffeId(spiffeId).trustDomain;
     if (td !== this.trustDomain) throw new WeftError('WEFT_ERR_IDENTITY', `identity ${spiffeId} is not in trust domain ${this.trustDomain}`);
     const existing = this.entries.get(spiffeId);
-    if (existing) return existing.info !== undefined;
+    if (existing) return this.store.certificate(spiffeId) !== undefined;
     const e: Entry = { spiffeId, backoffMs: this.opts.retryInitialMs };
     this.entries.set(spiffeId, e);
+    this.store.manage(spiffeId);
     return this.obtain(e);
   }
 
@@ -148,6 +140,7 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> impleme
     if (!e) return;
     clearTimeout(e.timer);
     this.entries.delete(spiffeId);
+    this.store.drop(spiffeId);
     this.expiry?.remove({ identity: spiffeId });
   }
 
@@ -164,41 +157,23 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> impleme
   }
 
   trustBundle(): string[] {
-    return this.bundle;
+    return this.store.trustBundle();
   }
 
   certificate(spiffeId: string): CertificateInfo | undefined {
-    return this.entries.get(spiffeId)?.info;
+    return this.store.certificate(spiffeId);
   }
 
   /** Current key, chain and trust bundle for an identity, or the fail-mode outcome. */
   tlsMaterial(spiffeId: string): TlsMaterial | null {
-    const e = this.usable(spiffeId);
-    return e ? e.material! : null;
+    return this.store.tlsMaterial(spiffeId);
   }
 
   /** A TLS 1.3 context presenting `spiffeId` and trusting the bundle, cached per
    *  certificate. Throws WEFT_ERR_IDENTITY (fail-closed) or returns null (fail-open) when
    *  there is no valid certificate. */
   secureContextFor(spiffeId: string): SecureContext | null {
-    const e = this.usable(spiffeId);
-    if (!e) return null;
-    e.context ??= createSecureContext({ ...e.material!, ...TLS13 });
-    return e.context;
-  }
-
-  private usable(spiffeId: string): Entry | null {
-    const e = this.entries.get(spiffeId);
-    const now = this.opts.clock();
-    if (e?.info && e.info.expiresAt.getTime() > now) return e;
-    const why = !e ? `identity ${spiffeId} is not managed on this node`
-      : e.info ? `certificate for ${spiffeId} expired at ${e.info.expiresAt.toISOString()} (${e.lastError ?? 'renewal pending'})`
-        : `no certificate for ${spiffeId} yet (${e.lastError ?? 'signing pending'})`;
-    if (this.failMode === 'open') {
-      this.log.warn({ spiffeId, reason: why }, 'no valid certificate; failing open');
-      return null;
-    }
-    throw new WeftError('WEFT_ERR_IDENTITY', why, { details: { spiffeId } });
+    return this.store.secureContextFor(spiffeId);
   }
 
   close(): void {
@@ -216,18 +191,19 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> impleme
       const got = verifyChain(res.certChainPem, res.trustBundle, { trustDomain: this.trustDomain, now: new Date(this.opts.clock()) });
       if (got !== e.spiffeId) throw new WeftError('WEFT_ERR_IDENTITY', `CA returned a certificate for ${got}, asked for ${e.spiffeId}`);
       const leaf = new X509Certificate(res.certChainPem[0]!);
+      const previous = this.store.certificate(e.spiffeId);
       const info: CertificateInfo = {
         spiffeId: e.spiffeId,
         certChainPem: res.certChainPem,
         notBefore: new Date(leaf.validFrom),
         expiresAt: new Date(leaf.validTo),
-        renewals: e.info ? e.info.renewals + 1 : 0,
+        renewals: previous ? previous.renewals + 1 : 0,
       };
       const material: TlsMaterial = { key: await privateKeyToPem(key.privateKey), cert: res.certChainPem.join(''), ca: res.trustBundle };
-      // Swap: one assignment each, the next secureContextFor() builds the new context.
-      e.info = info;
-      e.material = material;
-      e.context = undefined;
+      // The identity may have been removed while the key was exported: the store holds
+      // only managed identities.
+      if (this.closed || this.entries.get(e.spiffeId) !== e) return false;
+      this.store.install(e.spiffeId, info, material);
       e.lastError = undefined;
       e.backoffMs = this.opts.retryInitialMs;
       this.expiry?.set({ identity: e.spiffeId }, info.expiresAt.getTime() / 1000);
@@ -262,12 +238,7 @@ export class IdentityManager extends EventEmitter<IdentityManagerEvents> impleme
   }
 
   private setBundle(bundle: string[]): void {
-    if (bundle.length === this.bundle.length && bundle.every((p, i) => p === this.bundle[i])) return;
-    this.bundle = bundle;
-    // Every identity's context trusts the bundle: rebuild them all lazily.
-    for (const e of this.entries.values()) {
-      if (e.material) { e.material = { ...e.material, ca: bundle }; e.context = undefined; }
-    }
-    this.emit('trustBundle', bundle);
+    // Every identity's context trusts the bundle: the store rebuilds them all lazily.
+    if (this.store.setBundle(bundle)) this.emit('trustBundle', bundle);
   }
 }

@@ -11,33 +11,34 @@
 //   WorkerLink                         ↔ the supervisor: state out to the proxy workers,
 //                                        their ejections and metrics in
 //
+// The jobs live in their own modules; this class only wires them: node-identity.ts (the
+// IdentityManager per trust domain, shared with the workers), registrations.ts (`weft
+// run` over the admin API), ejections.ts (outlier ejections in the L4 maps),
+// admin-routes.ts (/debug, /v1 and the tap stream; explain-query.ts parses `weft
+// explain`), token-files.ts (admin token, control CA bundle), eager-hops.ts and
+// local-addresses.ts (what the kernel is told about this node's hops and addresses).
+//
 // A snapshot is applied in an order that keeps it all-or-nothing where it matters: the
 // datapath validates everything before it touches a map, so a bad snapshot is refused
 // (NACKed) with nothing changed; the proxy tables are swapped after, here and in every
 // proxy worker, before the snapshot is ACKed.
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { resolvePodCgroup } from '../discovery/pod-cgroup';
-import { networkInterfaces } from 'node:os';
 import type { Registry } from 'prom-client';
 import { Gauge } from 'prom-client';
 import { Datapath } from '../datapath/datapath';
 import { readTokenFile } from '../lib/token-file';
-import { WorkloadRegistry, validateRegisterRequest, type LocalWorkload } from './workloads';
+import { WorkloadRegistry, type LocalWorkload } from './workloads';
 import { CgroupIdentities } from './cgroup-identities';
 import { PodIndex } from './pods';
 import { registerBpfMetrics } from './bpf-metrics';
-import { ADMIN_TOKEN_FILE, AdminServer } from '../admin/server';
+import { AdminServer } from '../admin/server';
 import { SyncClient } from '../sync/client';
-import { IdentityManager } from '../identity/manager';
-import { nodeSpiffeId } from '../identity/spiffe';
-import { parseHostPort } from '../lib/listen';
 import { RequestTap, accessLogFor } from './tap';
 import type { Endpoint } from '../proxy/balancer/endpoint';
 import type { NodeView } from '../policy/snapshot';
 import { ProxyPlane, SERVING_WAIT_MS } from './proxy-plane';
-import { identityState } from './identity-replica';
 import type { NodeState, WorkerInfo } from './ipc';
 import type { WorkerLink } from './worker-link';
 import { aggregateWorkers, counterTotal } from '../telemetry/aggregate';
@@ -45,6 +46,17 @@ import { createRegistry } from '../telemetry/registry';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import { WeftError, describeError, invalidArg } from '../lib/errors';
 import { directEndpoints } from './direct-endpoints';
+import { adminRoutes } from './admin-routes';
+import { eagerHops } from './eager-hops';
+import { Ejections } from './ejections';
+import { localAddresses } from './local-addresses';
+import { NodeIdentity } from './node-identity';
+import { Registrations } from './registrations';
+import { adminToken, readPemFile } from './token-files';
+import { datapathProblems } from './datapath-health';
+import { registerSyncMetrics } from './sync-metrics';
+import { DnsProxy, type DnsConfig } from '../dns/proxy';
+import { callerNamespace } from '../dns/callers';
 
 export interface AgentConfig {
   node: string;
@@ -72,6 +84,9 @@ export interface AgentConfig {
   /** Kubernetes node: capture the pods kubelet runs (their cgroups under `captureRoot`)
    *  and learn their identities from this node's Pods; absent: `weft run` only. */
   kubernetes?: KubernetesMode;
+  /** The DNS proxy for mesh names (agent/dns/); absent: off, and the kernel's DNS
+   *  capture a previous agent may have left on is turned off. */
+  dns?: DnsConfig;
 }
 
 export interface KubernetesMode {
@@ -84,6 +99,8 @@ export interface KubernetesMode {
 }
 
 export { HBONE_PORT } from './proxy-plane';
+export { eagerHops } from './eager-hops';
+export { adminToken } from './token-files';
 /** How long publishing a state change may wait for the proxy workers (the supervisor
  *  answers by its own, shorter, timeout; this one only covers a lost answer). */
 const PUBLISH_TIMEOUT_MS = 10_000;
@@ -94,7 +111,7 @@ export class NodeAgent {
   readonly registry: Registry;
   private readonly log: Logger;
   private view: NodeView | null = null;
-  private identity: IdentityManager | null = null;
+  private readonly identity: NodeIdentity;
   private readonly plane: ProxyPlane;
   private readonly admin: AdminServer;
   private readonly sync: SyncClient;
@@ -110,10 +127,11 @@ export class NodeAgent {
   private workers: WorkerInfo[] = [{ worker: 0, role: 'primary', pid: process.pid }];
   /** The supervisor announced its workers (it does once all of them are ready). */
   private workersKnown = false;
-  /** Endpoint ip:port → pids of the workers whose outlier detection ejected it: it stays
-   *  out of the L4 maps while any worker has it ejected. */
-  private readonly ejected = new Map<string, Set<number>>();
+  /** Endpoints the workers' outlier detection ejected: out of the L4 maps meanwhile. */
+  private readonly ejections = new Ejections();
+  private readonly registrations: Registrations;
   private stopping = false;
+  private readonly dns: DnsProxy | null;
 
   private constructor(private readonly cfg: AgentConfig, private readonly datapath: Datapath) {
     this.log = componentLogger('agent', { node: cfg.node });
@@ -123,6 +141,11 @@ export class NodeAgent {
     this.pods = cfg.kubernetes ? new PodIndex({ node: cfg.node, ...cfg.kubernetes, captureRoot: cfg.kubernetes.captureRoot, ...(cfg.kubernetes.podUid ? { selfPodUid: cfg.kubernetes.podUid } : {}) }) : null;
     this.identities.replace(this.localWorkloads());
     this.link = cfg.link ?? null;
+
+    this.dns = cfg.dns ? new DnsProxy(cfg.dns, datapath, {
+      registry: this.registry, logger: componentLogger('dns', { node: cfg.node }),
+      namespaceOf: (ip) => callerNamespace(this.localWorkloads(), ip, cfg.nodeAddress),
+    }) : null;
 
     this.tap = new RequestTap(accessLogFor(cfg.node, cfg.accessLogSample ?? 0), (tapping) => this.publish({ tapping }));
 
@@ -138,20 +161,41 @@ export class NodeAgent {
     this.link?.on('access', (r) => this.tap.deliver(r));
     this.link?.serveMetrics(this.registry);
 
-    const token = readTokenFile(cfg.tokenFile, '--token-file');
+    readTokenFile(cfg.tokenFile, '--token-file');
     this.sync = new SyncClient({
-      address: cfg.control, node: cfg.node, nodeAddress: cfg.nodeAddress, token, stateDir: cfg.stateDir,
+      // Re-read per connection attempt: kubelet rotates projected ServiceAccount tokens.
+      address: cfg.control, node: cfg.node, nodeAddress: cfg.nodeAddress, token: () => readTokenFile(cfg.tokenFile, '--token-file'), stateDir: cfg.stateDir,
       ...(cfg.controlCa !== undefined ? { controlCa: readPemFile(cfg.controlCa) } : {}),
       apply: (view) => this.apply(view),
       logger: componentLogger('sync', { node: cfg.node }),
     });
-    this.sync.on('state', (s) => { if (s.connected) void this.registerAll(); });
+    this.sync.on('state', (s) => { if (s.connected) void this.registrations.registerAll(); });
+
+    this.identity = new NodeIdentity({
+      node: cfg.node, registry: this.registry, log: this.log, plane: this.plane,
+      sign: async (csr) => {
+        const r = await this.sync.signCertificate(csr, Math.round((this.view?.mesh.certTtlMs ?? 0) / 1000));
+        return { certChainPem: r.certChainPem, trustBundle: r.trustBundle };
+      },
+      share: (identity) => { void this.publish({ identity }); },
+      useNodeCertificate: (c) => this.sync.useCertificate(c),
+    });
+    this.registrations = new Registrations({
+      workloads: this.workloads, sync: this.sync, kubernetes: this.pods !== null, log: this.log,
+      syncLocalAddresses: () => this.syncLocalAddresses(),
+      refreshIdentities: async () => {
+        this.identities.replace(this.localWorkloads());
+        await this.publish({ workloads: this.identities.list() });
+      },
+      principalOf: (w) => this.principalOf(w),
+    });
 
     const snapshotVersion = new Gauge({
       name: 'weft_policy_snapshot_version', help: 'The policy snapshot this agent serves (value 1, version in the label).',
       labelNames: ['version'], registers: [this.registry],
     });
     this.sync.on('applied', (info) => { snapshotVersion.reset(); snapshotVersion.set({ version: info.version }, 1); });
+    registerSyncMetrics(this.registry, this.sync);
 
     const workers = (): number => this.workers.length;
     new Gauge({ name: 'weft_agent_workers', help: 'Agent worker processes serving (the primary and the proxy workers).', registers: [this.registry], collect() { this.set(workers()); } });
@@ -164,24 +208,14 @@ export class NodeAgent {
       writeToken: adminToken(cfg.stateDir),
       scrape: this.link ? () => this.scrape(missingGauge).then((r) => r.registry.metrics()) : undefined,
       health: () => this.health(),
-      debug: {
-        config: () => ({ node: cfg.node, sync: this.sync.state(), view: this.view }),
+      ...adminRoutes({
+        node: cfg.node, sync: this.sync, view: () => this.view, datapath: this.datapath, pods: this.pods, tap: this.tap,
         workers: () => this.scrape(missingGauge).then((r) => r.workers),
-        bpf: () => ({ inspect: Datapath.inspect(cfg.node), counters: this.datapath.counters(), services: this.datapath.services(), attachments: this.datapath.attachments, localWorkloads: this.datapath.localWorkloads(), skippedCgroups: this.datapath.skippedCgroups().map(String), eagerEndpoints: this.datapath.eagerEndpoints(), agentListener: this.datapath.agentListenerRegistered() }),
-        workloads: () => this.localWorkloads(),
-        pods: () => ({
-          pods: (this.pods?.list() ?? []).map((p) => ({ ...p, cgroup: p.cgroup ? { path: p.cgroup.path, id: p.cgroup.id.toString() } : null })),
-          recentReady: this.pods?.recentReady ?? [],
-        }),
-        certificates: () => (this.identity?.identities() ?? []).map((id) => this.identity?.certificate(id) ?? { spiffeId: id, pending: true }),
-      },
-      api: {
-        'POST /v1/workloads': (body) => this.registerWorkload(body),
-        'DELETE /v1/workloads': (_b, url) => this.deregisterWorkload(url.searchParams.get('namespace') ?? '', url.searchParams.get('name') ?? ''),
-        'GET /v1/status': () => this.status(),
-        'GET /v1/explain': (_b, url) => this.explain(url.searchParams),
-      },
-      streams: { 'GET /v1/tap': (req, res, url) => this.tap.serve(req, res, url) },
+        localWorkloads: () => this.localWorkloads(),
+        certificates: () => this.identity.certificates(),
+        registrations: this.registrations,
+        status: () => this.status(),
+      }),
     });
   }
 
@@ -208,6 +242,7 @@ export class NodeAgent {
       agent.syncLocalAddresses();
       const outFd = cfg.listenFds?.outbound;
       await agent.admin.listen();
+      await agent.startDns();
       await agent.sync.start();
       // Accept redirected connections only once they can be served (on a restart, the
       // previous workers keep accepting on the same socket until then).
@@ -228,6 +263,7 @@ export class NodeAgent {
   async drain(graceMs: number): Promise<void> {
     this.log.info({ graceMs }, 'draining');
     this.admin.stopAccepting();
+    await this.dns?.close();
     await this.sync.stop();
     await this.plane.drain(graceMs);
     await this.stop();
@@ -237,18 +273,17 @@ export class NodeAgent {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    await Promise.allSettled([this.sync.stop(), this.plane.close(), this.admin.close(), this.pods?.stop()]);
-    this.identity?.close();
+    await Promise.allSettled([this.sync.stop(), this.plane.close(), this.admin.close(), this.pods?.stop(), this.dns?.close()]);
+    this.identity.close();
     this.datapath.close();
   }
 
   // ------------------------------------------------------------------ snapshots
 
-
   private async apply(view: NodeView): Promise<void> {
     if (view.node !== this.cfg.node) throw invalidArg(`snapshot is for node ${view.node}, this is ${this.cfg.node}`);
     // Validates every entry before changing any map: a bad snapshot changes nothing.
-    this.datapath.applyServices(this.withoutEjected(view));
+    this.datapath.applyServices(this.ejections.filter(view));
     // An optimisation only: a snapshot is never refused over it.
     try { this.datapath.setEagerEndpoints(eagerHops(view, this.cfg.outbound)); } catch (e) {
       this.log.warn({ err: describeError(e) }, 'same-node hops not marked for splicing; they are learned instead');
@@ -259,45 +294,25 @@ export class NodeAgent {
       this.log.error({ err: describeError(e) }, 'direct workload endpoints not updated: a connect to a workload\'s own address may bypass its authorization');
     }
     this.plane.apply(view);
+    this.dns?.apply(view);
     this.datapath.setFailMode(view.mesh.failMode);
     this.datapath.setMtlsMode(view.mesh.mtls);
     this.view = view;
-    await this.updateIdentities(view);
+    await this.identity.update(view);
     // Every proxy worker routes by this snapshot before it is ACKed.
-    await this.publish({ view, workloads: this.identities.list(), tapping: this.tap.subscribers > 0, ...(this.identity ? { identity: identityState(this.identity) } : {}) });
+    const identity = this.identity.state();
+    await this.publish({ view, workloads: this.identities.list(), tapping: this.tap.subscribers > 0, ...(identity ? { identity } : {}) });
   }
 
-  private async updateIdentities(view: NodeView): Promise<void> {
-    if (this.identity && this.identity.trustDomain !== view.mesh.trustDomain) {
-      this.log.warn({ from: this.identity.trustDomain, to: view.mesh.trustDomain }, 'trust domain changed: re-issuing every identity');
-      await this.plane.closeTunnel();
-      this.identity.close();
-      this.identity = null;
+  /** The DNS proxy, or capture off without one. Not fatal: without it workloads resolve
+   *  as before (the kernel redirects only to a DNS socket that exists). */
+  private async startDns(): Promise<void> {
+    try {
+      if (this.dns) await this.dns.start();
+      else this.datapath.setDnsCapture(null);
+    } catch (e) {
+      this.log.error({ err: describeError(e) }, 'DNS proxy not started: workloads resolve through their own resolvers, mesh names do not resolve');
     }
-    if (!this.identity) {
-      const identity = this.identity = new IdentityManager({
-        trustDomain: view.mesh.trustDomain, failMode: view.mesh.failMode, ttlSeconds: Math.round(view.mesh.certTtlMs / 1000), registry: this.registry,
-        sign: async (csr) => {
-          const r = await this.sync.signCertificate(csr, Math.round((this.view?.mesh.certTtlMs ?? 0) / 1000));
-          return { certChainPem: r.certChainPem, trustBundle: r.trustBundle };
-        },
-      });
-      // Proxy workers get every new certificate and bundle (they never sign).
-      const share = () => { if (this.identity === identity) void this.publish({ identity: identityState(identity) }); };
-      identity.on('updated', share);
-      identity.on('trustBundle', share);
-      // The node SVID replaces the bootstrap token toward the control API, renewals too.
-      identity.on('updated', (id) => {
-        if (this.identity !== identity || id !== this.nodeIdentity(identity.trustDomain)) return;
-        const m = identity.tlsMaterial(id);
-        if (m) this.sync.useCertificate({ key: m.key, cert: m.cert });
-      });
-    }
-    const wanted = new Set([this.nodeIdentity(view.mesh.trustDomain), ...view.localWorkloads.map((w) => w.identity)]);
-    for (const id of this.identity.identities()) if (!wanted.has(id)) this.identity.remove(id);
-    // Certificates are obtained in the background: a slow CA must not hold up the ACK.
-    for (const id of wanted) void this.identity.add(id).catch((e) => this.log.warn({ identity: id, err: describeError(e) }, 'identity not added'));
-    this.plane.ensureTunnel(this.identity, view.mesh.trustDomain);
   }
 
   // -------------------------------------------------------------- proxy workers
@@ -314,12 +329,7 @@ export class NodeAgent {
     this.workers = workers;
     this.workersKnown = true;
     // A worker that is gone took its ejections with it.
-    const live = new Set([process.pid, ...workers.map((w) => w.pid)]);
-    let changed = false;
-    for (const [key, pids] of this.ejected) {
-      for (const pid of pids) if (!live.has(pid)) { pids.delete(pid); changed = true; }
-      if (!pids.size) this.ejected.delete(key);
-    }
+    const changed = this.ejections.keepWorkers(new Set([process.pid, ...workers.map((w) => w.pid)]));
     if (changed && this.view) this.applyL4('worker exit', null);
   }
 
@@ -341,26 +351,15 @@ export class NodeAgent {
    *  them); they come back when the ejection ends. */
   private onEjection(service: string, ep: Pick<Endpoint, 'ip' | 'port'>, ejected: boolean, pid: number): void {
     if (!this.view) return;
-    const key = `${ep.ip}:${ep.port}`;
-    const pids = this.ejected.get(key) ?? new Set<number>();
-    if (ejected) { pids.add(pid); this.ejected.set(key, pids); } else { pids.delete(pid); if (!pids.size) this.ejected.delete(key); }
-    this.applyL4(service, key);
+    this.applyL4(service, this.ejections.record(ep, ejected, pid));
   }
 
   private applyL4(service: string, endpoint: string | null): void {
     try {
-      if (this.view) this.datapath.applyServices(this.withoutEjected(this.view));
+      if (this.view) this.datapath.applyServices(this.ejections.filter(this.view));
     } catch (e) {
       this.log.warn({ service, endpoint, err: describeError(e) }, 'cannot update L4 maps after an ejection');
     }
-  }
-
-  private withoutEjected(view: NodeView): NodeView['datapath'] {
-    return view.datapath.map((s) => ({ ...s, backends: s.backends.filter((b) => !this.ejected.has(`${b.ip}:${b.port}`)) }));
-  }
-
-  private nodeIdentity(trustDomain: string): string {
-    return nodeSpiffeId(trustDomain, this.cfg.node);
   }
 
   private principalOf(w: LocalWorkload): string {
@@ -383,7 +382,7 @@ export class NodeAgent {
   /** The kernel's list of this node's workload addresses (mTLS STRICT lets SYNs from
    *  them in) follows the registry. */
   private syncLocalAddresses(): void {
-    this.datapath.setLocalWorkloads([...new Set([...this.workloads.addresses(), ...(this.pods ? [...this.pods.addresses(), ...nodeAddresses()] : [])])].sort());
+    this.datapath.setLocalWorkloads(localAddresses(this.workloads.addresses(), this.pods ? this.pods.addresses() : null));
   }
 
   /** `weft run` registrations and meshed pods: who the kernel's cgroup ids are. */
@@ -427,69 +426,7 @@ export class NodeAgent {
     void this.publish({ workloads: this.identities.list() });
   }
 
-  private async registerWorkload(body: unknown): Promise<LocalWorkload & { spiffeId: string }> {
-    if (this.pods) throw new WeftError('WEFT_ERR_PERMISSION', 'this agent runs in Kubernetes mode: pods get their identity from the Kubernetes API, never from a registration');
-    const req = validateRegisterRequest(body);
-    const fresh = !this.workloads.list().some((x) => x.namespace === req.namespace && x.name === req.name);
-    const w = this.workloads.register(req);
-    try {
-      // Before the process starts: a peer pod's first SYN under STRICT must pass.
-      this.syncLocalAddresses();
-    } catch (e) {
-      // Not in the kernel: not registered either (a fresh workload's cgroup is empty).
-      if (fresh) try { this.workloads.deregister(w.namespace, w.name); } catch { /* logged below */ }
-      this.log.error({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload address not written to the datapath');
-      throw e;
-    }
-    // Every worker must know the new cgroup before the process starts connecting.
-    this.identities.replace(this.localWorkloads());
-    await this.publish({ workloads: this.identities.list() });
-    // The process may start now: its cgroup exists. The control API learns about it in
-    // the background (and again on every reconnect), so a slow or absent control API
-    // never holds up `weft run`.
-    void this.sync.registerWorkload(registration(w))
-      .catch((e) => this.log.warn({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload registered locally; control API registration pending'));
-    return { ...w, spiffeId: this.principalOf(w) };
-  }
-
-  private async deregisterWorkload(namespace: string, name: string): Promise<{ removed: string }> {
-    const w = this.workloads.deregister(namespace, name);
-    try { this.syncLocalAddresses(); } catch (e) {
-      this.log.warn({ workload: `${namespace}/${name}`, err: describeError(e) }, 'workload address not removed from the datapath');
-    }
-    this.identities.replace(this.localWorkloads());
-    await this.publish({ workloads: this.identities.list() });
-    await this.sync.deregisterWorkload({ name: w.name, namespace: w.namespace })
-      .catch((e) => this.log.warn({ workload: `${namespace}/${name}`, err: describeError(e) }, 'control API deregistration failed'));
-    return { removed: `${namespace}/${name}` };
-  }
-
-  private async registerAll(): Promise<void> {
-    for (const w of this.workloads.list()) {
-      await this.sync.registerWorkload(registration(w))
-        .catch((e) => this.log.warn({ workload: `${w.namespace}/${w.name}`, err: describeError(e) }, 'workload re-registration failed'));
-    }
-  }
-
   // --------------------------------------------------------------------- status
-
-  /** `weft explain`: the control API reasons over the full snapshot (this node only
-   *  has its own view). */
-  private explain(q: URLSearchParams): Promise<unknown> {
-    const from = q.get('from') ?? '';
-    if (!from) throw invalidArg('from: the source workload (namespace/name) is required');
-    const to = parseHostPort(q.get('to') ?? '', 'to');
-    const headers: Record<string, string> = {};
-    for (const h of q.getAll('header')) {
-      const i = h.indexOf(':');
-      if (i <= 0) throw invalidArg(`header: expected name:value, got '${h}'`);
-      headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
-    }
-    return this.sync.explain({
-      from, host: to.host, port: to.port,
-      path: q.get('path') ?? '', method: q.get('method') ?? '', headers,
-    });
-  }
 
   private health(): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];
@@ -497,6 +434,7 @@ export class NodeAgent {
     if (this.sync.state().fatal) reasons.push(`control API refused this agent: ${this.sync.state().lastError}`);
     if (this.link && !this.workersKnown) reasons.push('proxy workers still starting');
     if (this.pods && !this.podsListed) reasons.push('this node\'s pods not listed yet (Kubernetes API)');
+    reasons.push(...datapathProblems(this.cfg.node, this.datapath.attachments));
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -508,69 +446,11 @@ export class NodeAgent {
       datapath: { programs: this.datapath.attachments.map((a) => ({ program: a.program, linkId: a.linkId, progId: a.progId, adopted: a.adopted })), services: this.view?.datapath.length ?? 0, counters: this.datapath.counters() },
       listeners: { outbound: `${this.cfg.outbound.host}:${this.cfg.outbound.port}`, inbound: this.plane.inboundAddress, admin: `${this.cfg.admin.host}:${this.cfg.admin.port}` },
       workers: this.workers,
-      ejections: [...this.ejected].map(([endpoint, pids]) => ({ endpoint, workers: [...pids] })),
+      ...(this.dns ? { dns: this.dns.status() } : { dns: null }),
+      ejections: this.ejections.list(),
       workloads: this.localWorkloads().map((w) => ({ key: `${w.namespace}/${w.name}`, cgroupId: w.cgroupId, address: w.address, identity: this.principalOf(w) })),
       ...(this.pods ? { pods: { listed: this.podsListed, captureRoot: this.cfg.kubernetes!.captureRoot, meshed: this.pods.workloads().length, skipped: this.pods.list().filter((p) => !p.meshed).map((p) => ({ key: p.key, reason: p.reason })) } } : {}),
-      certificates: (this.identity?.identities() ?? []).map((id) => ({ identity: id, expiresAt: this.identity?.certificate(id)?.expiresAt.toISOString() ?? null })),
+      certificates: (this.identity.current?.identities() ?? []).map((id) => ({ identity: id, expiresAt: this.identity.current?.certificate(id)?.expiresAt.toISOString() ?? null })),
     };
   }
 }
-
-function readPemFile(file: string): string {
-  let pem: string;
-  try { pem = readFileSync(file, 'utf8'); } catch (e) {
-    throw invalidArg(`cannot read the control API CA bundle ${file}: ${describeError(e)}`);
-  }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw invalidArg(`${file}: no PEM certificate (expected the control API's CA bundle)`);
-  return pem;
-}
-
-/** The addresses of this node's own interfaces (the agent runs on the host network in
- *  Kubernetes): kubelet probes a pod from whichever of them routes to it (often the pod
- *  bridge's), and mTLS STRICT must let the node itself through. */
-function nodeAddresses(): string[] {
-  return Object.values(networkInterfaces()).flat()
-    .filter((a): a is NonNullable<typeof a> => a !== undefined && !a.internal && !(a.family === 'IPv6' && a.address.startsWith('fe80')))
-    .map((a) => a.address);
-}
-
-/** What the control API is told about a local workload (`weft run`). */
-function registration(w: LocalWorkload): Parameters<SyncClient['registerWorkload']>[0] {
-  return { name: w.name, namespace: w.namespace, serviceAccount: w.serviceAccount, labels: w.labels, address: w.address, cgroupId: w.cgroupId };
-}
-
-/**
- * The agent's own same-node hops, spliced by sockmap from their first connection
- * (Datapath.setEagerEndpoints): its outbound listener, and the endpoints on this node of
- * the services it proxies (redirect mode), which its pools keep long-lived keep-alive
- * connections to. Measured with npm run bench:l7 (the "node path" rows).
- */
-export function eagerHops(view: NodeView, outbound: { host: string; port: number }): { ip: string; port: number }[] {
-  const byKey = new Map(view.services.map((s) => [s.key, s]));
-  const out = new Map<string, { ip: string; port: number }>();
-  const add = (ip: string, port: number) => out.set(`${ip}|${port}`, { ip, port });
-  if (outbound.host !== '0.0.0.0' && outbound.host !== '::') add(outbound.host, outbound.port);
-  for (const d of view.datapath) {
-    if (d.mode !== 'redirect') continue;
-    for (const ep of byKey.get(d.service)?.endpoints ?? []) {
-      const port = ep.ports[d.portName];
-      if (ep.node === view.node && port !== undefined) add(ep.address, port);
-    }
-  }
-  return [...out.values()];
-}
-
-/**
- * The token an admin port on a non-loopback address requires for changes (workload
- * registration): STATE_DIR/admin-token, created (0600) on first use and kept across
- * restarts, so `weft run --admin-token-file` works against every agent process.
- */
-export function adminToken(stateDir: string): string {
-  const file = join(stateDir, ADMIN_TOKEN_FILE);
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  try { writeFileSync(file, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600, flag: 'wx' }); } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-  }
-  return readTokenFile(file, 'the admin token (remove an empty file and the agent writes a new one)');
-}
-

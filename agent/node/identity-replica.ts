@@ -4,27 +4,28 @@
 // this replica installs them and serves them to the tunnel exactly as the manager would
 // (same events, same fail-open/closed answers), so the tunnel code cannot tell them apart.
 import { EventEmitter } from 'node:events';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { CertificateInfo, IdentityManager, IdentityManagerEvents, IdentitySource, TlsMaterial } from '../identity/manager';
+import { CertificateStore } from '../identity/cert-store';
 import type { FailMode } from '../policy/snapshot';
-import { TLS13 } from '../identity/pki';
-import { WeftError } from '../lib/errors';
 import { componentLogger } from '../telemetry/logger';
-import type { IdentityEntry, IdentityState } from './ipc';
-
-interface Held extends IdentityEntry { context?: SecureContext }
+import type { IdentityState } from './ipc';
 
 export class IdentityReplica extends EventEmitter<IdentityManagerEvents> implements IdentitySource {
   readonly trustDomain: string;
   readonly failMode: FailMode;
-  private readonly held = new Map<string, Held | null>();
-  private bundleHeld: string[] = [];
-  private readonly log = componentLogger('identity-replica');
+  private readonly store: CertificateStore;
 
-  constructor(state: IdentityState, private readonly clock: () => number = Date.now) {
+  constructor(state: IdentityState, clock: () => number = Date.now) {
     super();
     this.trustDomain = state.trustDomain;
     this.failMode = state.failMode;
+    this.store = new CertificateStore({
+      failMode: this.failMode,
+      clock,
+      log: componentLogger('identity-replica'),
+      pendingNote: (_id, what) => `${what} pending in the primary`,
+    });
     this.install(state);
   }
 
@@ -33,62 +34,37 @@ export class IdentityReplica extends EventEmitter<IdentityManagerEvents> impleme
   install(state: IdentityState): void {
     const changed: string[] = [];
     const wanted = new Set(state.identities.map((i) => i.spiffeId));
-    for (const id of this.held.keys()) if (!wanted.has(id)) this.held.delete(id);
+    for (const id of this.store.ids()) if (!wanted.has(id)) this.store.drop(id);
     for (const { spiffeId, entry } of state.identities) {
-      const prev = this.held.get(spiffeId);
-      if (entry && prev?.material.cert === entry.material.cert && prev.material.key === entry.material.key) {
-        // Same certificate; the bundle may still have moved (handled below).
-        prev.material = entry.material;
-        continue;
-      }
-      this.held.set(spiffeId, entry ? { ...entry } : null);
-      if (entry) changed.push(spiffeId);
+      if (!entry) this.store.forget(spiffeId);
+      // Same certificate: the store keeps its context (the bundle may still have moved,
+      // handled below).
+      else if (this.store.install(spiffeId, entry.info, entry.material)) changed.push(spiffeId);
     }
-    const bundleChanged = state.trustBundle.length !== this.bundleHeld.length || state.trustBundle.some((p, i) => p !== this.bundleHeld[i]);
-    if (bundleChanged) {
-      this.bundleHeld = state.trustBundle;
-      for (const h of this.held.values()) if (h) h.context = undefined;
-    }
+    const bundleChanged = this.store.setBundle(state.trustBundle);
     for (const id of changed) this.emit('updated', id);
     if (bundleChanged) this.emit('trustBundle', state.trustBundle);
   }
 
   trustBundle(): string[] {
-    return this.bundleHeld;
+    return this.store.trustBundle();
   }
 
   certificate(spiffeId: string): CertificateInfo | undefined {
-    return this.held.get(spiffeId)?.info;
+    return this.store.certificate(spiffeId);
   }
 
   tlsMaterial(spiffeId: string): TlsMaterial | null {
-    return this.usableEntry(spiffeId)?.material ?? null;
+    return this.store.tlsMaterial(spiffeId);
   }
 
   secureContextFor(spiffeId: string): SecureContext | null {
-    const h = this.usableEntry(spiffeId);
-    if (!h) return null;
-    h.context ??= createSecureContext({ ...h.material, ...TLS13 });
-    return h.context;
+    return this.store.secureContextFor(spiffeId);
   }
 
   close(): void {
-    this.held.clear();
+    this.store.clear();
     this.removeAllListeners();
-  }
-
-  /** The manager's contract: a valid certificate, or null (fail-open) / WEFT_ERR_IDENTITY. */
-  private usableEntry(spiffeId: string): Held | null {
-    const h = this.held.get(spiffeId);
-    if (h && h.info.expiresAt.getTime() > this.clock()) return h;
-    const why = h === undefined ? `identity ${spiffeId} is not managed on this node`
-      : h ? `certificate for ${spiffeId} expired at ${h.info.expiresAt.toISOString()} (renewal pending in the primary)`
-        : `no certificate for ${spiffeId} yet (signing pending in the primary)`;
-    if (this.failMode === 'open') {
-      this.log.warn({ spiffeId, reason: why }, 'no valid certificate; failing open');
-      return null;
-    }
-    throw new WeftError('WEFT_ERR_IDENTITY', why, { details: { spiffeId } });
   }
 }
 

@@ -42,6 +42,8 @@ export interface WorkerInfo { worker: number; role: WorkerRole; pid: number }
 /** Worker → supervisor. */
 export type WorkerMessage =
   | { type: 'ready' }
+  /** The worker cannot start (sent just before it exits): why, for the supervisor's exit. */
+  | { type: 'fatal'; reason: string }
   /** A proxy worker (re)started and listens for messages: send it the cached state. */
   | { type: 'hello' }
   /** Primary: publish a state change; the supervisor answers 'state-synced' with the

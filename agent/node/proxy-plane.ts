@@ -5,10 +5,11 @@
 // only where those come from differs, so this module takes them as functions.
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect, type OnReadOpts } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { IdentitySource } from '../identity/manager';
 import { formatSpiffeId, nodeSpiffeId, parseSpiffeId } from '../identity/spiffe';
+import { failWithoutIdentity } from '../identity/fail-mode';
 import { startTunnel, PolicyAuthorizer, type Tunnel, type LocalWorkload as TunnelWorkload } from '../proxy/tunnel';
 import type { ForwardRequest } from '../proxy/tunnel/forward';
 import { L7Directory } from '../proxy/routing/directory';
@@ -16,13 +17,14 @@ import { OutboundProxy, type Origin } from '../proxy/outbound';
 import { InboundL7 } from '../proxy/http/inbound';
 import { H2Proxy } from '../proxy/h2/proxy';
 import { DEFAULT_PATH_NORMALIZATION, type PathNormalization } from '../proxy/http/path';
-import { authorizerFor, type Authorizer } from '../proxy/routing/authz';
+import { Authorizer } from '../proxy/routing/authz';
 import type { AccessSink } from '../proxy/routing/access-log';
 import { RequestMetrics } from '../proxy/routing/metrics';
 import type { Endpoint } from '../proxy/balancer/endpoint';
 import type { NodeView } from '../policy/snapshot';
 import { nodeAddress } from '../policy/topology';
 import { duplexPair } from '../lib/duplex-pair';
+import { unmapV4 } from '../lib/ip';
 import { deferredDuplex } from './deferred-duplex';
 import type { LocalWorkload } from './workloads';
 import { componentLogger, type Logger } from '../telemetry/logger';
@@ -76,7 +78,7 @@ export class ProxyPlane {
     this.outbound = new OutboundProxy({
       directory: this.directory,
       resolveOrigin: (s) => this.resolveOrigin(s),
-      connect: (ep, origin) => this.connectUpstream(ep, origin),
+      connect: (ep, origin, read) => this.connectUpstream(ep, origin, read),
       sourceOf: (id) => {
         const w = o.workloadByCgroup(BigInt(id));
         return w ? { workload: w.name, namespace: w.namespace, principal: this.principalOf(w) } : null;
@@ -86,7 +88,7 @@ export class ProxyPlane {
       logger: componentLogger('outbound', { node: o.node }),
       paths: this.paths,
     });
-    const direct = (ep: Endpoint) => tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
+    const direct = (ep: Endpoint, _origin: Origin, read?: OnReadOpts) => tcpConnect({ host: ep.ip, port: ep.port, noDelay: true, ...(read ? { onread: read } : {}) });
     const inboundLog = componentLogger('inbound-l7', { node: o.node });
     this.inboundH2 = new H2Proxy({ connect: direct, logger: inboundLog, accessLog: o.accessLog, tracer: null, paths: this.paths });
     this.inboundL7 = new InboundL7({
@@ -103,7 +105,7 @@ export class ProxyPlane {
     this.localTargets = indexLocalTargets(view);
     this.l7Authorizers = new Map(view.localWorkloads
       .filter((w) => view.authorizationPolicies.some((p) => p.l7 && p.workloads.includes(w.key)))
-      .map((w) => [w.key, authorizerFor(w.key, view.authorizationPolicies)]));
+      .map((w) => [w.key, new Authorizer(this.authorizer.engine.workload(w.key))]));
     this.view = view;
   }
 
@@ -180,24 +182,24 @@ export class ProxyPlane {
   private resolveOrigin(s: Socket): Origin | null {
     const ip = s.remoteAddress, port = s.remotePort;
     if (!ip || !port) return null;
-    return this.o.lookupOrigin(ip.startsWith('::ffff:') ? ip.slice(7) : ip, port);
+    return this.o.lookupOrigin(unmapV4(ip), port);
   }
 
   /** Upstream transport for a chosen endpoint: same node → local forwarder (authorization
    *  and metrics, no encryption); other node → a CONNECT stream in a pooled mTLS session
    *  to that node's 15008, presenting the source workload's certificate. */
-  private connectUpstream(ep: Endpoint, origin: Origin): Socket | Duplex {
+  private connectUpstream(ep: Endpoint, origin: Origin, read?: OnReadOpts): Socket | Duplex {
     const source = this.o.workloadByCgroup(BigInt(origin.cgroupId));
     if (!source) throw new WeftError('WEFT_ERR_PERMISSION', `connection from cgroup ${origin.cgroupId} is not from a workload of node ${this.o.node}`);
     const tunnel = this.tunnel;
     if (!tunnel) {
       // No identity yet: only the mesh's fail mode may let the connection through.
-      if (this.view?.mesh.failMode === 'open') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
-      throw new WeftError('WEFT_ERR_IDENTITY', 'the mTLS tunnel is not ready (no node certificate yet)');
+      failWithoutIdentity(this.view?.mesh.failMode ?? 'closed', this.log, 'the mTLS tunnel is not ready (no node certificate yet)');
+      return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true, ...(read ? { onread: read } : {}) });
     }
     // A hostNetwork backend is the node itself, outside the mesh: no identity to tunnel
     // to, so it is dialled as it is (plaintext), like kube-proxy would.
-    if (ep.meta?.hostNetwork === 'true') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true });
+    if (ep.meta?.hostNetwork === 'true') return tcpConnect({ host: ep.ip, port: ep.port, noDelay: true, ...(read ? { onread: read } : {}) });
     const node = ep.meta?.node;
     const sameNode = node === this.o.node;
     return deferredDuplex(tunnel.outbound.open({
@@ -223,7 +225,7 @@ export class ProxyPlane {
     const authz = this.l7Authorizers.get(dest.key);
     if (!authz) return null;
     const [callerSide, proxySide] = duplexPair();
-    const peer = { principal: req.sourcePrincipal, port: req.target.port, ...(req.sourceIp ? { ip: req.sourceIp } : {}) };
+    const peer = { principal: req.sourcePrincipal, port: req.target.port, destinationIp: req.target.ip, ...(req.sourceIp ? { ip: req.sourceIp } : {}) };
     const series = this.requestMetrics.seriesFor({
       reporter: 'destination', source_workload: req.sourceWorkload ?? 'unknown', source_namespace: parseSpiffeId(req.sourcePrincipal).namespace,
       source_principal: req.sourcePrincipal, destination_service: dest.service ?? 'unknown', destination_workload: dest.name, connection_security_policy: req.security,

@@ -81,6 +81,8 @@ export class Supervisor {
   private readonly stateSyncTimeoutMs: number;
   private readonly metricsTimeoutMs: number;
   private restarting: Promise<void> | null = null;
+  /** start() has not finished: a worker that dies now fails the start. */
+  private initial = false;
   private started: Promise<void> = Promise.resolve();
   /** The latest of each NodeState field the primary published: what a (re)started proxy
    *  worker is given first. */
@@ -103,7 +105,8 @@ export class Supervisor {
   /** Binds every listener (EADDRINUSE etc. surface here, before any worker runs), starts
    *  the primary, then the proxy workers; resolves when all are ready. */
   start(): Promise<void> {
-    this.started = this.startWorkers();
+    this.initial = true;
+    this.started = this.startWorkers().finally(() => { this.initial = false; });
     return this.started;
   }
 
@@ -215,8 +218,10 @@ export class Supervisor {
     const timer = setTimeout(() => onFail(new Error(`worker ${proc.pid} not ready after ${this.readyTimeoutMs} ms`)), this.readyTimeoutMs);
     const w: Worker = { slot, role, proc, ready, isReady: false, retiring: false, exited: new Promise<void>((r) => proc.once('exit', () => r())) };
     this.all.add(w);
+    let fatal = '';
     proc.on('message', (m: WorkerMessage) => {
       if (m?.type === 'ready') { clearTimeout(timer); w.isReady = true; onReady(); return; }
+      if (m?.type === 'fatal') { fatal = String(m.reason).slice(0, 2000); return; }
       this.onMessage(w, m);
     });
     proc.on('error', (e) => this.log.warn({ pid: proc.pid, err: describeError(e) }, 'worker IPC error'));
@@ -224,8 +229,10 @@ export class Supervisor {
       clearTimeout(timer);
       this.all.delete(w);
       this.forget(w);
-      onFail(new Error(`worker ${proc.pid} exited (${code ?? signal}) before it was ready`));
-      if (w.retiring || this.stopping) return;
+      onFail(new Error(`${role} worker ${proc.pid} exited (${code ?? signal}) before it was ready${fatal ? `: ${fatal}` : ''}`));
+      // Still starting (the first start, not a restart): the caller gets the error and
+      // the agent exits with it; a service manager restarts it, not a crash loop here.
+      if (w.retiring || this.stopping || this.initial) return;
       this.log.error({ pid: proc.pid, slot, role, code, signal }, 'worker died: starting a new one');
       if (this.slots[slot] === w) this.respawn(slot);
     });

@@ -7,7 +7,7 @@
 // while the agent restarts, and the next agent process must still know them.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatIp, parseIp } from '../datapath/ip';
+import { formatIp, isV4MappedBytes, parseIp } from '../lib/ip';
 import { WeftError, invalidArg } from '../lib/errors';
 import type { WorkloadRegistration } from '../policy/snapshot';
 
@@ -51,7 +51,7 @@ export function validateWorkloadAddress(value: unknown, what = 'address'): strin
   const p = parseIp(value);
   if (!p) throw bad('is not an IPv4 or IPv6 address');
   let { family, bytes } = p;
-  if (family === 6 && bytes.subarray(0, 10).every((x) => x === 0) && bytes[10] === 0xff && bytes[11] === 0xff) {
+  if (family === 6 && isV4MappedBytes(bytes)) {
     family = 4;
     bytes = Buffer.concat([bytes.subarray(12, 16), Buffer.alloc(12)]);
   }

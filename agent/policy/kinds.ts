@@ -271,6 +271,7 @@ const meshConfigSpec = object({
   certTTL: optional(duration),
   failMode: optional(literal(['open', 'closed'])),
   vipRange: optional(string({ title: 'IPv4 CIDR (e.g. 10.96.0.0/16)', pattern: '^[0-9.]+/[0-9]{1,2}$' })),
+  clusterDomain: optional(string({ title: 'DNS domain of mesh service names (default cluster.local)', description: 'Agents answer NAME.NAMESPACE.svc.<clusterDomain> with the Service\'s VIP (weft agent --dns); --cluster-domain overrides it per node', pattern: '^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$', maxLength: 200 })),
   pathNormalization: optional(object({
     mergeSlashes: optional(boolean({ description: 'merge runs of "/" before routing and authorization (default true)' })),
     escapedSlashes: optional(literal(['REJECT', 'KEEP', 'UNESCAPE'], { description: '%2F and %5C in a path: 400 (REJECT, default), forwarded as they are (KEEP), or decoded to "/" (UNESCAPE)' })),

@@ -6,7 +6,7 @@
 // the same ones every time, which is safe because nothing downstream mutates them.
 // Only the per-file stage (YAML + schema) is cached; the semantic checks across files
 // always run on the whole set, so diagnostics are exactly those of a cold load.
-import type { LoadResult } from './load';
+import type { LoadResult } from './load-types';
 
 export type FileLoad = Omit<LoadResult, 'files'>;
 

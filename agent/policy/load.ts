@@ -7,27 +7,12 @@ import jsyaml from 'js-yaml';
 import { visit } from 'yaml';
 import { FileSource, SourceDoc, isEmptyDoc } from './source';
 import { checkEnvelope, checkSchema } from './schema-check';
-import type { Kind, PolicyObject } from './kinds';
+import type { PolicyObject } from './kinds';
 import { boundMessage, type Diagnostic } from './diagnostic';
 import type { ParsedFileCache } from './load-cache';
+import type { LoadResult } from './load-types';
 
-/** A schema-valid object with where it came from. metadata.namespace is defaulted. */
-export interface LoadedObject<T extends PolicyObject = PolicyObject> {
-  kind: Kind;
-  /** "namespace/name" */
-  key: string;
-  object: T;
-  source: SourceDoc;
-}
-
-export interface LoadResult {
-  objects: LoadedObject[];
-  diagnostics: Diagnostic[];
-  files: string[];
-  /** "Kind/namespace/name" of documents that name themselves but failed the schema:
-   *  references to them are not reported again as unknown. */
-  invalid: Set<string>;
-}
+export type { LoadedObject, LoadResult } from './load-types';
 
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -44,8 +29,10 @@ export const POLICY_LIMITS = {
   treeBytes: 32 * 1024 * 1024,
   /** YAML documents per file. */
   documentsPerFile: 5000,
-  /** YAML documents of one load together. */
-  documents: 50_000,
+  /** YAML documents of one load together: the control API is sized for 5000 services
+   *  and 50 000 endpoints (Workload objects, written or discovered), plus routes and
+   *  policies. */
+  documents: 100_000,
   /** Values (mappings, sequences, scalars) per document, counting every use of a YAML
    *  alias as a copy: what the document means once aliases are expanded. */
   valuesPerDocument: 100_000,

@@ -9,7 +9,7 @@ import type {
   TrafficPolicyObject, WorkloadObject,
 } from './kinds';
 import type { MeshSettings } from './snapshot';
-import { cidrContains, hostRange, parseCidr, parseIPv4, type Cidr } from './net';
+import { cidrContains, hostRange, parseCidr, parseIPv4, type Cidr } from '../lib/ip';
 import { durationMs } from './duration';
 import { authzPathError, namespacePatternError, principalError } from './identity';
 
@@ -117,6 +117,7 @@ function meshSettings(o: LoadedObject<MeshConfigObject> | undefined): MeshSettin
     certTtlMs: s?.certTTL ? durationMs(s.certTTL) : DEFAULT_MESH.certTtlMs,
     failMode: s?.failMode ?? DEFAULT_MESH.failMode,
     vipRange: s?.vipRange ?? DEFAULT_MESH.vipRange,
+    ...(s?.clusterDomain ? { clusterDomain: s.clusterDomain } : {}),
     pathNormalization: { mergeSlashes: s?.pathNormalization?.mergeSlashes ?? true, escapedSlashes: s?.pathNormalization?.escapedSlashes ?? 'REJECT' },
     ...(s?.registrations ? {
       registrations: s.registrations.map((g) => ({ node: g.node, namespaces: [...g.namespaces], ...(g.serviceAccounts ? { serviceAccounts: [...g.serviceAccounts] } : {}) })),

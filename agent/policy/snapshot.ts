@@ -66,6 +66,9 @@ export interface MeshSettings {
   failMode: FailMode;
   /** CIDR that Service VIPs are allocated from when a Service names none. */
   vipRange: string;
+  /** MeshConfig spec.clusterDomain: the DNS domain of mesh names (absent: cluster.local,
+   *  or the agent's --cluster-domain). */
+  clusterDomain?: string;
   /** How L7 proxies normalize request paths (compile always sets it; absent in views
    *  from older control planes: agents then use the defaults). */
   pathNormalization?: { mergeSlashes: boolean; escapedSlashes: 'REJECT' | 'KEEP' | 'UNESCAPE' };

@@ -1,18 +1,27 @@
-// The control API's encoded view resources, kept incrementally across snapshots so that
-// a change costs what it touches, not nodes × services:
+// The control API's encoded view resources, sized for a thousand nodes:
 //   - per snapshot, each service's node-independent part (ServiceShared) is serialised
 //     and hashed once and shared by every node (no per-node copies of the service table);
-//   - per node, a service's path decisions are recomputed only when that service's
-//     shared hash or its "guarded by authorization" input changed; otherwise the node
-//     keeps the previous decision and resource version.
-// Resource versions are content hashes, so comparing what an agent holds with what it
-// should hold is a string comparison per resource. Bodies are built on demand (send
-// time) from the shared JSON plus the node's decisions and are not retained.
+//   - a node's path decision for a service depends on the node only through its zone,
+//     unless one of the service's endpoints is on that node (decidePath: local backends,
+//     internalTrafficPolicy Local). So the service resources are held once per zone (a
+//     ZoneLayer, shared by every node of that zone), and each node keeps only overrides:
+//     the services it hosts an endpoint of, and its node resource. A thousand nodes ×
+//     five thousand services is then a few layers and ~50 overrides per node, not five
+//     million entries;
+//   - across snapshots a resource whose inputs did not change keeps its encoding (and
+//     version) instead of being recomputed;
+//   - a NodeResources value is immutable once built, so a Sync stream can remember
+//     "the agent ACKed this" by reference, and the difference between two of them is
+//     computed from the layer difference (once per pair of layers, shared by every node
+//     of the zone) plus the overrides.
+// Resource versions are content hashes: comparing what an agent holds with what it
+// should hold is a string comparison per resource, and they are the same on every
+// control API replica. Bodies are built on demand (send time) and not retained.
 import { createHash } from 'node:crypto';
 import type { Snapshot, WorkloadState } from './snapshot';
-import type { PathIndex } from './node-view';
+import type { PathIndex } from './path-decision';
 import {
-  NODE_RESOURCE, nodeResource, portPaths, serviceResourceName, sharedParts, type ServiceShared,
+  NODE_RESOURCE, nodeResource, nodeTable, portPaths, serviceResourceName, sharedParts, type ServiceShared,
 } from './view-resources';
 
 export interface EncodedResource {
@@ -31,7 +40,7 @@ interface SharedEntry {
   inputs: string;
 }
 
-/** One node's encoding of a service: the shared JSON plus this node's decisions. */
+/** One encoding of a service: the shared JSON plus a node's (or a zone's) decisions. */
 class ServiceEncoding implements EncodedResource {
   readonly version: string;
 
@@ -44,84 +53,176 @@ class ServiceEncoding implements EncodedResource {
   }
 }
 
-class JsonEncoding implements EncodedResource {
+/** The node resource: the node's own part, then the node table shared by every node
+ *  of the snapshot (the bytes are JSON.stringify(nodeResource()) exactly). */
+class NodeEncoding implements EncodedResource {
   readonly version: string;
 
-  constructor(private readonly json: string) {
-    this.version = hash(json);
+  constructor(private readonly ownJson: string, private readonly table: { json: Buffer; hash: string }) {
+    this.version = hash(`${ownJson}|${table.hash}`);
   }
 
   body(): Buffer {
-    return Buffer.from(this.json);
+    return Buffer.concat([Buffer.from(`${this.ownJson.slice(0, -1)},"nodes":`), this.table.json, Buffer.from('}')]);
   }
 }
 
-interface NodeEntry {
-  /** Snapshot version the entry was last brought up to. */
-  snapshot: string;
-  /** The node's zone then: path decisions depend on it (topology hints), so a change
-   *  recomputes them all. */
-  zone: string | undefined;
-  /** By resource name; updated in place, entries of unchanged services kept. */
-  resources: Map<string, EncodedResource>;
+const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
+
+/** Not a node name (node names are DNS subdomains): "a node that hosts nothing". */
+const REMOTE = '\u0000';
+
+/** The service resources as seen from any node of one zone that hosts none of their
+ *  endpoints. Immutable once built. */
+class ZoneLayer {
+  /** Differences from earlier layers, computed once and shared by every node. */
+  readonly diffs = new WeakMap<ZoneLayer, { changed: string[]; removed: string[] }>();
+
+  constructor(readonly resources: ReadonlyMap<string, ServiceEncoding>) {}
+
+  diffFrom(old: ZoneLayer): { changed: string[]; removed: string[] } {
+    let d = this.diffs.get(old);
+    if (!d) {
+      const changed: string[] = [];
+      for (const [name, r] of this.resources) {
+        const o = old.resources.get(name);
+        if (o !== r && o?.version !== r.version) changed.push(name);
+      }
+      const removed: string[] = [];
+      for (const name of old.resources.keys()) if (!this.resources.has(name)) removed.push(name);
+      d = { changed, removed };
+      this.diffs.set(old, d);
+    }
+    return d;
+  }
 }
 
-const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
+/** One node's view of one snapshot, by resource name: its zone's layer with the node's
+ *  overrides on top. Immutable. */
+export class NodeResources implements ReadonlyMap<string, EncodedResource> {
+  constructor(
+    readonly snapshot: string,
+    private readonly layer: ZoneLayer,
+    /** The node resource and the services with an endpoint on this node. */
+    private readonly overrides: ReadonlyMap<string, EncodedResource>,
+  ) {}
+
+  get size(): number { return this.layer.resources.size + 1; }
+  /** The node's own encoding of `name`, if it has one (not its zone's). */
+  override(name: string): EncodedResource | undefined { return this.overrides.get(name); }
+  get(name: string): EncodedResource | undefined { return this.overrides.get(name) ?? this.layer.resources.get(name); }
+  has(name: string): boolean { return this.overrides.has(name) || this.layer.resources.has(name); }
+
+  *entries(): MapIterator<[string, EncodedResource]> {
+    const node = this.overrides.get(NODE_RESOURCE);
+    if (node) yield [NODE_RESOURCE, node];
+    for (const [name, r] of this.layer.resources) yield [name, this.overrides.get(name) ?? r];
+  }
+
+  *keys(): MapIterator<string> { for (const [k] of this.entries()) yield k; }
+  *values(): MapIterator<EncodedResource> { for (const [, v] of this.entries()) yield v; }
+  [Symbol.iterator](): MapIterator<[string, EncodedResource]> { return this.entries(); }
+  forEach(fn: (value: EncodedResource, key: string, map: ReadonlyMap<string, EncodedResource>) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+
+  /** What an agent holding `old` must be sent to hold this: the resources whose version
+   *  differs, and the names that are gone. */
+  deltaFrom(old: NodeResources): { changed: [string, EncodedResource][]; removed: string[] } {
+    const candidates = new Set<string>(this.layer === old.layer ? [] : this.layer.diffFrom(old.layer).changed);
+    for (const n of old.overrides.keys()) candidates.add(n);
+    for (const n of this.overrides.keys()) candidates.add(n);
+    const changed: [string, EncodedResource][] = [];
+    for (const n of candidates) {
+      const r = this.get(n);
+      if (r && old.get(n)?.version !== r.version) changed.push([n, r]);
+    }
+    return { changed, removed: this.layer === old.layer ? [] : this.layer.diffFrom(old.layer).removed };
+  }
+}
 
 export class ViewResourceCache {
   private snap: Snapshot | undefined;
   private shared = new Map<string, SharedEntry>();
   private index: PathIndex = { tp: new Map(), authorized: new Set(), zones: new Map() };
   private byNode = new Map<string, WorkloadState[]>();
-  private readonly nodes = new Map<string, NodeEntry>();
+  /** Node → names of the services with an endpoint on it. */
+  private hosted = new Map<string, string[]>();
+  private table: { json: Buffer; hash: string } = { json: Buffer.from('{}'), hash: hash('{}') };
+  /** Zone ('' for none) → layer of the current snapshot, and of the one before (reuse). */
+  private layers = new Map<string, ZoneLayer>();
+  private previousLayers = new Map<string, ZoneLayer>();
+  private readonly nodes = new Map<string, { view: NodeResources; zone: string | undefined }>();
 
   /** A new snapshot is served: recompute the shared parts (JSON + hash per service). */
   setSnapshot(snap: Snapshot): void {
     const parts = sharedParts(snap);
     const shared = new Map<string, SharedEntry>();
+    const hosted = new Map<string, string[]>();
     for (const s of parts.services) {
       const json = JSON.stringify(s);
       const h = hash(json);
       const guarded = s.service.endpoints.find((e) => parts.index.authorized.has(e.workload))?.workload ?? '';
       const name = serviceResourceName(s.service.key);
       shared.set(name, { name, shared: s, tail: Buffer.from(json.slice(1)), hash: h, inputs: `${h}|${guarded}` });
+      const onNodes = new Set(s.service.endpoints.map((e) => e.node));
+      for (const n of onNodes) {
+        const list = hosted.get(n);
+        if (list) list.push(name); else hosted.set(n, [name]);
+      }
     }
     this.byNode = new Map();
     for (const w of snap.workloads) {
       const list = this.byNode.get(w.node);
       if (list) list.push(w); else this.byNode.set(w.node, [w]);
     }
+    const tableJson = JSON.stringify(nodeTable(snap));
+    this.table = { json: Buffer.from(tableJson), hash: hash(tableJson) };
     this.snap = snap;
     this.shared = shared;
+    this.hosted = hosted;
     this.index = parts.index;
+    this.previousLayers = this.layers.size ? this.layers : this.previousLayers;
+    this.layers = new Map();
   }
 
-  /** Every resource of `node`'s view of the current snapshot, by name. The map belongs
-   *  to the cache: read it before the next setSnapshot(). */
-  resources(node: string): ReadonlyMap<string, EncodedResource> {
-    const snap = this.snap;
-    if (!snap) return new Map();
-    let entry = this.nodes.get(node);
-    if (entry?.snapshot === snap.version) return entry.resources;
-    if (!entry) {
-      entry = { snapshot: '', zone: undefined, resources: new Map() };
-      this.nodes.set(node, entry);
-    }
-    entry.snapshot = snap.version;
-    const zone = this.index.zones?.get(node);
-    const zoneChanged = entry.zone !== zone;
-    entry.zone = zone;
-    const resources = entry.resources;
-    resources.set(NODE_RESOURCE, new JsonEncoding(JSON.stringify(nodeResource(snap, node, this.byNode.get(node) ?? []))));
+  private layer(zone: string | undefined): ZoneLayer {
+    const key = zone ?? '';
+    let layer = this.layers.get(key);
+    if (layer) return layer;
+    const prev = this.previousLayers.get(key)?.resources;
+    const index: PathIndex = { ...this.index, zones: zone === undefined ? new Map() : new Map([[REMOTE, zone]]) };
+    const resources = new Map<string, ServiceEncoding>();
     for (const [name, s] of this.shared) {
-      const e = resources.get(name) as ServiceEncoding | undefined;
-      if (e?.inputs === s.inputs && !zoneChanged) continue;
-      resources.set(name, new ServiceEncoding(s.inputs, s.tail, s.hash, JSON.stringify(portPaths(node, s.shared, this.index))));
+      const e = prev?.get(name);
+      resources.set(name, e?.inputs === s.inputs ? e : new ServiceEncoding(s.inputs, s.tail, s.hash, JSON.stringify(portPaths(REMOTE, s.shared, index))));
     }
-    if (resources.size !== this.shared.size + 1) {
-      for (const name of resources.keys()) if (name !== NODE_RESOURCE && !this.shared.has(name)) resources.delete(name);
+    layer = new ZoneLayer(resources);
+    this.layers.set(key, layer);
+    return layer;
+  }
+
+  /** Every resource of `node`'s view of the current snapshot. */
+  resources(node: string): NodeResources {
+    const snap = this.snap;
+    if (!snap) return new NodeResources('', new ZoneLayer(new Map()), new Map());
+    const last = this.nodes.get(node);
+    if (last?.view.snapshot === snap.version) return last.view;
+    const zone = this.index.zones?.get(node);
+    const layer = this.layer(zone);
+    const overrides = new Map<string, EncodedResource>();
+    const { nodes: _table, ...own } = nodeResource(snap, node, this.byNode.get(node) ?? []);
+    overrides.set(NODE_RESOURCE, new NodeEncoding(JSON.stringify(own), this.table));
+    for (const name of this.hosted.get(node) ?? []) {
+      const s = this.shared.get(name) as SharedEntry;
+      // The previous snapshot's override is kept when its inputs and the zone are the same.
+      const before = last && last.zone === zone ? last.view.override(name) : undefined;
+      overrides.set(name, before instanceof ServiceEncoding && before.inputs === s.inputs
+        ? before : new ServiceEncoding(s.inputs, s.tail, s.hash, JSON.stringify(portPaths(node, s.shared, this.index))));
     }
-    return resources;
+    const view = new NodeResources(snap.version, layer, overrides);
+    this.nodes.set(node, { view, zone });
+    return view;
   }
 
   /** The node has no stream any more: forget its entry (it is rebuilt on reconnect). */

@@ -15,8 +15,8 @@
 // bytes stay node-independent. Headless Services have no resource (nothing to balance). forNode() is assembleNodeView(nodeResources()), so the
 // split and the agent's reassembly are the one code path every view goes through.
 import { WeftError } from '../lib/errors';
-import { parseIPv4 } from './net';
-import { decidePath, type PathIndex } from './node-view';
+import { parseIPv4 } from '../lib/ip';
+import { decidePath, type PathIndex } from './path-decision';
 import { endpointsForNode, endpointsForPort } from './topology';
 import {
   transportOf,

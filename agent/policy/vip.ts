@@ -5,7 +5,7 @@
 // service never moves when a new one happens to hash onto its slot.
 import { createHash } from 'node:crypto';
 import { WeftError } from '../lib/errors';
-import { formatIPv4, hostRange, parseIPv4, type Cidr } from './net';
+import { formatIPv4, hostRange, parseIPv4, type Cidr } from '../lib/ip';
 
 const PROBES = 16;
 

@@ -6,7 +6,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Downstream, TimeoutSweeper, type Http1Options } from './http/downstream';
-import type { Connector } from './http/upstream';
+import type { Connector, Origin, SourceInfo } from './types';
 import { H2Proxy, type H2Options } from './h2/proxy';
 import type { L7Directory } from './routing/directory';
 import type { ServiceRoutes } from './routing/table';
@@ -19,14 +19,7 @@ import { componentLogger, type Logger } from '../telemetry/logger';
 import { listenOn, type ListenTarget } from '../lib/listen';
 import type { PathNormalization } from './http/path';
 
-export interface Origin {
-  dstIp: string;
-  dstPort: number;
-  /** cgroup id of the process that opened the connection (source workload). */
-  cgroupId: bigint | number;
-}
-
-export interface SourceInfo { workload: string; namespace: string; principal: string }
+export type { Origin, SourceInfo } from './types';
 
 export interface OutboundOptions {
   directory: L7Directory;
@@ -158,8 +151,14 @@ export class OutboundProxy {
   private http1(s: Socket, routes: ServiceRoutes, origin: Origin, first: Buffer | null): void {
     // Routes are looked up per request, not once per connection: a keep-alive client
     // must see new route weights and matches as soon as a snapshot is applied.
+    // The lookup is cached per connection until the directory changes.
     const directory = this.o.directory;
-    new Downstream(s, { get routes() { return directory.lookup(origin.dstIp, origin.dstPort); }, series: this.series(routes, origin), authorize: null, origin }, this.h1, this.sweeper, first);
+    let generation = directory.generation, current = routes;
+    const routesNow = (): ServiceRoutes => {
+      if (generation !== directory.generation) { current = directory.lookup(origin.dstIp, origin.dstPort); generation = directory.generation; }
+      return current;
+    };
+    new Downstream(s, { get routes() { return routesNow(); }, series: this.series(routes, origin), authorize: null, origin }, this.h1, this.sweeper, first);
     s.resume();
   }
 

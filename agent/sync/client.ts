@@ -18,6 +18,7 @@
 // server sends only what changed meanwhile.
 import { EventEmitter } from 'node:events';
 import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import type { NodeView } from '../policy/snapshot';
@@ -56,8 +57,10 @@ export interface SyncClientOptions {
   /** This node's address for other nodes' tunnels (--node-address), reported in the
    *  Sync hello; the control API ignores loopback addresses. */
   nodeAddress?: string;
-  /** Node bootstrap token. */
-  token: string;
+  /** Node bootstrap token, or how to read it: a function is called for every connection
+   *  attempt, so a rotated file (kubelet refreshes projected ServiceAccount tokens) is
+   *  picked up without a restart. */
+  token: string | (() => string);
   /** Agent state dir: the snapshot cache lives here. */
   stateDir: string;
   /** Program the node; must throw (having changed nothing) if it cannot apply all of it. */
@@ -69,6 +72,14 @@ export interface SyncClientOptions {
   controlCa?: string;
   /** Deadline of unary calls (registration, certificates, status). */
   unaryTimeoutMs?: number;
+  /** When a stream that was up ends (a control API replica stopped or died), the first
+   *  reconnect waits a random delay in [0, this] (default 2000 ms), so the agents that
+   *  were on that replica arrive at the others spread out instead of all at once. */
+  reconnectSpreadMs?: number;
+  /** With several control API addresses: false tries them in the given order (the first
+   *  is preferred, e.g. the replica in this node's zone); default true, a random order
+   *  per agent, which spreads a fleet over the replicas. */
+  shuffleReplicas?: boolean;
 }
 
 export interface SyncState {
@@ -105,6 +116,37 @@ export function controlCredentials(controlCa: string | undefined, client?: Clien
   if (controlCa === undefined) return grpc.credentials.createInsecure();
   return grpc.credentials.createSsl(Buffer.from(controlCa), client ? Buffer.from(client.key) : null, client ? Buffer.from(client.cert) : null,
     { checkServerIdentity: checkControlIdentity });
+}
+
+/**
+ * The gRPC target for --control: one HOST:PORT (a name may resolve to several
+ * addresses, e.g. a headless Service of the control API's replicas), or a comma-separated
+ * list of IP:PORT, one per replica. Either way the channel picks one address at random
+ * (pick_first over a shuffled list, so a fleet spreads over the replicas) and moves on to
+ * the next when it fails.
+ */
+export function controlTarget(address: string): string {
+  if (!address.includes(',')) return address;
+  const parts = address.split(',').map((a) => a.trim());
+  const families = new Set<number>();
+  const hosts = parts.map((a) => {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(a);
+    const port = Number(m?.[3]);
+    if (!m || !(port >= 1 && port <= 65535) || isIP(m[1] ?? m[2] ?? '') === 0) {
+      throw new WeftError('WEFT_ERR_INVALID_ARG', `control address '${a.slice(0, 80)}': a list of replicas takes IP:PORT entries ([IPv6]:PORT), names only alone`);
+    }
+    families.add(isIP(m[1] ?? m[2] ?? ''));
+    return m[1] ? `[${m[1]}]:${port}` : `${m[2]}:${port}`;
+  });
+  if (families.size !== 1) throw new WeftError('WEFT_ERR_INVALID_ARG', 'control address list: all IPv4 or all IPv6');
+  return `${families.has(6) ? 'ipv6' : 'ipv4'}:${hosts.join(',')}`;
+}
+
+const SHUFFLED_PICK_FIRST = JSON.stringify({ loadBalancingConfig: [{ pick_first: { shuffleAddressList: true } }] });
+const ORDERED_PICK_FIRST = JSON.stringify({ loadBalancingConfig: [{ pick_first: { shuffleAddressList: false } }] });
+
+function sameBundle(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((p, i) => p === b[i]);
 }
 
 /** Codes after which retrying the same request cannot help. */
@@ -152,6 +194,8 @@ export class SyncClient extends EventEmitter {
   private cacheWriting: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = true;
+  /** The current stream received its headers (the replica answered). */
+  private streamUp = false;
 
   constructor(opts: SyncClientOptions) {
     super();
@@ -164,7 +208,8 @@ export class SyncClient extends EventEmitter {
 
   private channel(): ControlClient {
     const Control = controlProto().weft.control.v1.Control;
-    return new Control(this.opts.address, controlCredentials(this.opts.controlCa, this.clientCert), {
+    return new Control(controlTarget(this.opts.address), controlCredentials(this.opts.controlCa, this.clientCert), {
+      'grpc.service_config': this.opts.shuffleReplicas === false ? ORDERED_PICK_FIRST : SHUFFLED_PICK_FIRST,
       'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_BYTES,
       // The channel's own reconnect backoff must not outlast ours (its default max is 120 s).
       'grpc.initial_reconnect_backoff_ms': 100,
@@ -260,10 +305,22 @@ export class SyncClient extends EventEmitter {
     this.emit('applied', info);
   }
 
+  private lastToken: string | undefined;
+
+  private bootstrapToken(): string {
+    const t = this.opts.token;
+    if (typeof t === 'string') return t;
+    try { this.lastToken = t(); } catch (e) {
+      if (this.lastToken === undefined) throw e;
+      this.log.warn({ err: (e as Error).message }, 'cannot re-read the bootstrap token; sending the last one read');
+    }
+    return this.lastToken as string;
+  }
+
   private metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
     // With a node certificate the token stays home: the certificate says who we are.
-    if (this.authMethod() === 'token') md.set(AUTH_METADATA_KEY, `Bearer ${this.opts.token}`);
+    if (this.authMethod() === 'token') md.set(AUTH_METADATA_KEY, `Bearer ${this.bootstrapToken()}`);
     md.set(NODE_METADATA_KEY, this.opts.node);
     return md;
   }
@@ -272,8 +329,10 @@ export class SyncClient extends EventEmitter {
     if (this.stopped || this.st.fatal) return;
     const stream = this.rpc.Sync(this.metadata());
     this.stream = stream;
+    this.streamUp = false;
     stream.on('metadata', () => {
       if (this.stream !== stream) return;
+      this.streamUp = true;
       this.backoff.reset();
       this.log.info('connected to the control API');
       this.setState({ connected: true, lastError: '' });
@@ -312,7 +371,11 @@ export class SyncClient extends EventEmitter {
       this.emit('fatal', err);
       return;
     }
-    const delay = this.backoff.next();
+    // A stream that was up ended: its replica went away, and so did every other agent's
+    // stream on it. Spread the first reconnect; later ones back off exponentially.
+    const spread = this.opts.reconnectSpreadMs ?? 2000;
+    const delay = this.streamUp && spread > 0 ? Math.random() * spread : this.backoff.next();
+    this.streamUp = false;
     this.log.warn({ err: why, retryInMs: Math.round(delay) }, 'sync stream ended; reconnecting');
     this.setState({ connected: false, lastError: why });
     this.retryTimer = setTimeout(() => this.connect(), delay);
@@ -337,7 +400,9 @@ export class SyncClient extends EventEmitter {
       reply({ versionInfo: this.st.version, responseNonce: r.nonce, errorDetail: { code, message } });
     };
     if (r.typeUrl !== NODE_RESOURCES_TYPE_URL) return nack(status.INVALID_ARGUMENT, `unexpected type_url '${r.typeUrl}'`);
-    if (r.versionInfo === this.st.version && r.resources.length === 0 && r.removedResources.length === 0) {
+    // Nothing new: ACK. A new trust bundle alone (a CA root rotation) is applied like any
+    // other change, so the node learns the roots it must trust.
+    if (r.versionInfo === this.st.version && r.resources.length === 0 && r.removedResources.length === 0 && sameBundle(r.trustBundle, this.st.trustBundle)) {
       reply({ versionInfo: r.versionInfo, responseNonce: r.nonce });
       if (this.st.fromCache) this.setState({ fromCache: false });
       return;

@@ -204,6 +204,32 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_skipn_v1 SEC(".maps");
 
+/* Index 0: where the agent's DNS listener is and whether workloads' DNS is captured
+ * (struct weft_dns_cfg, written by the agent: Datapath.setDnsCapture). A map, so the
+ * agent turns capture on and off without reloading, and it outlives the agent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct weft_dns_cfg);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_dns_v1 SEC(".maps");
+
+/* The agent's DNS listening sockets: WEFT_DNSL_UDP and WEFT_DNSL_TCP (value: fd on update,
+ * cookie on lookup). A query from a pod in its own network namespace learns from them
+ * that the agent answers, as weft_agentl_v1 does for the outbound listener; the kernel
+ * drops a socket from the map when it closes, and queries then go to the workload's own
+ * resolver untouched. */
+#define WEFT_DNSL_UDP 0
+#define WEFT_DNSL_TCP 1
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_dnsl_v1 SEC(".maps");
+
 /* Kernel-side counters: one struct weft_counters per CPU (v3: + strict_drops). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -21,8 +21,14 @@
 #define AF_INET6 10
 #endif
 
+/* Whether an IPv6 address (4 words, network order) is v4-mapped (::ffff:a.b.c.d). */
+#define WEFT_V4MAPPED(a) (!(a)[0] && !(a)[1] && (a)[2] == bpf_htonl(0xffff))
+
 /* A macro, not a function: struct bpf_sock_ops and struct sk_msg_md are different
- * types with the same field names. Evaluates to 0, or -EAFNOSUPPORT. */
+ * types with the same field names. Evaluates to 0, or -EAFNOSUPPORT.
+ * An IPv6 socket connected to a v4-mapped address talks IPv4 (its IPv4 fields hold
+ * both ends): its key is the IPv4 one, as its peer (an IPv4 socket, or a dual-stack
+ * one that accepted it) sees it, and as connect6 recorded its destination. */
 #define WEFT_SOCK_KEY(ctx, key, mirrored)                                              \
 	({                                                                             \
 		int __err = 0;                                                         \
@@ -31,6 +37,10 @@
 		__u16 __lp = bpf_htons((__u16)(ctx)->local_port);                      \
 		__u16 __rp = (__u16)((ctx)->remote_port >> 16);                        \
 		if ((ctx)->family == AF_INET) {                                        \
+			__l[0] = (ctx)->local_ip4;                                     \
+			__r[0] = (ctx)->remote_ip4;                                    \
+			(key)->family = WEFT_FAMILY_INET4;                             \
+		} else if ((ctx)->family == AF_INET6 && WEFT_V4MAPPED((ctx)->remote_ip6)) { \
 			__l[0] = (ctx)->local_ip4;                                     \
 			__r[0] = (ctx)->remote_ip4;                                    \
 			(key)->family = WEFT_FAMILY_INET4;                             \

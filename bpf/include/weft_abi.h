@@ -136,7 +136,8 @@ struct weft_backend {
 };
 
 /* Where a socket was originally going and who opened it: per-socket storage written by
- * connect4/6, and the value of the origin map keyed by the client's endpoint. */
+ * connect4/6, and the value of the origin map keyed by the client's endpoint. An IPv6
+ * socket that connected v4-mapped has an IPv4 origin and is keyed by its IPv4 endpoint. */
 struct weft_origin {
 	__u32 addr[4];
 	__u16 port;
@@ -191,6 +192,16 @@ struct weft_node_cfg {
 	__u32 mtls_mode; /* WEFT_MTLS_* */
 };
 
+/* weft_dns_v1 (single-entry array): the agent's DNS listener (agent/dns/). connect4 and
+ * sendmsg4 send a workload's TCP and UDP queries to port 53 of any IPv4 address that is
+ * no service VIP there instead, and recvmsg4/getpeername4 show the resolver it asked
+ * (bpf/sock_lb.bpf.c). port 0: capture off. */
+struct weft_dns_cfg {
+	__u32 addr; /* IPv4, network order */
+	__u16 port; /* network order */
+	__u16 pad;
+};
+
 /* Kernel-side counters, one copy per CPU (single-entry percpu array). The field order
  * is the counter index; user space sums the copies. */
 struct weft_counters {
@@ -233,5 +244,6 @@ WEFT_ABI_SIZE(weft_skip, 4);
 WEFT_ABI_SIZE(weft_skip_state, 4);
 WEFT_ABI_SIZE(weft_direct_key, 20);
 WEFT_ABI_SIZE(weft_direct, 4);
+WEFT_ABI_SIZE(weft_dns_cfg, 8);
 
 #endif /* WEFT_ABI_H */

@@ -77,6 +77,7 @@ void ExportAbi(Napi::Env env, Napi::Object exports) {
   WEFT_ABI_STRUCT(weft_skip_state, entries)
   WEFT_ABI_STRUCT(weft_direct_key, addr, port, family, pad)
   WEFT_ABI_STRUCT(weft_direct, flags)
+  WEFT_ABI_STRUCT(weft_dns_cfg, addr, port, pad)
   exports.Set("abi", abi);
 }
 

@@ -10,9 +10,9 @@ export function nodeName(i: number): string {
   return `node-${String(i).padStart(2, '0')}`;
 }
 
-export function serviceYaml(shape: MeshShape): string {
+export function serviceYaml(shape: MeshShape, from = 0, to = shape.services): string {
   const docs: string[] = [];
-  for (let s = 0; s < shape.services; s++) {
+  for (let s = from; s < to; s++) {
     const http = s % 10 === 0;
     docs.push(`apiVersion: weft.dev/v1alpha1
 kind: Service
@@ -55,6 +55,9 @@ spec: {address: 10.${100 + Math.floor(w / 65536)}.${Math.floor(w / 256) % 256}.$
 
 export function writeMesh(dir: string, shape: MeshShape): void {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'services.yaml'), serviceYaml(shape));
+  // One policy file holds at most 1 MiB: a thousand services per file.
+  for (let from = 0, k = 0; from < shape.services; from += 1000, k++) {
+    writeFileSync(join(dir, k === 0 ? 'services.yaml' : `services-${k}.yaml`), serviceYaml(shape, from, Math.min(shape.services, from + 1000)));
+  }
   for (let n = 0; n < shape.nodes; n++) writeFileSync(join(dir, `workloads-${nodeName(n)}.yaml`), nodeWorkloadsYaml(shape, n));
 }

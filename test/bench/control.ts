@@ -17,12 +17,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadPolicyDir, compile, forNode, ParsedFileCache } from '../../agent/policy';
 import { ViewResourceCache } from '../../agent/policy/view-cache';
-import { startControl, startAgents, statusUntil, type Agents } from '../e2e/control-procs';
+import { spawnControl, startAgents, statusUntil, type Agents } from '../lib/control-procs';
+import { nodeToken, tokenLines } from '../lib/bootstrap-tokens';
 import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './control-fixture';
 import { packageRoot } from '../../agent/lib/paths';
 import { printTable } from './table';
+import { runScale } from './control-scale';
 
-const TOKEN = 'bench-bootstrap-token-0123456789abcdef';
+// Status is read as 'e2e-operator'; every agent has its own token (tokenLines).
+const TOKEN = nodeToken('e2e-operator', 'bench-control');
 const AGENTS_PER_PROCESS = 10;
 const FULL: MeshShape = { services: 1000, endpoints: 10_000, nodes: 50 };
 const SMALL: MeshShape = { services: 10, endpoints: 100, nodes: 50 };
@@ -130,10 +133,10 @@ async function run(shape: MeshShape, changes: number, label: string) {
   process.stderr.write(`[${label}] compiling in-process ...\n`);
   const stats = compileStats(policies, shape);
   const tokenFile = join(dir, 'tokens');
-  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  writeFileSync(tokenFile, tokenLines(['e2e-operator', ...Array.from({ length: shape.nodes }, (_, i) => nodeName(i))], 'bench-control'), { mode: 0o600 });
 
   process.stderr.write(`[${label}] starting weft control ...\n`);
-  const control = await startControl(cleanup, ['--policies', policies, '--state-dir', join(dir, 'control'), '--token-file', tokenFile, '--poll-interval', '30s'], 0, CONTROL_NODE_ARGS);
+  const control = await spawnControl(cleanup, ['--policies', policies, '--state-dir', join(dir, 'control'), '--token-file', tokenFile, '--poll-interval', '30s'], 0, CONTROL_NODE_ARGS);
   const address = `127.0.0.1:${control.port}`;
   const groups: Agents[] = [];
   for (let p = 0; p < shape.nodes / AGENTS_PER_PROCESS; p++) {
@@ -142,7 +145,7 @@ async function run(shape: MeshShape, changes: number, label: string) {
       mkdirSync(join(dir, node), { recursive: true });
       return { node, stateDir: join(dir, node), writeApplied: false };
     });
-    groups.push(startAgents(cleanup, address, TOKEN, nodes));
+    groups.push(startAgents(cleanup, address, (n) => nodeToken(n, 'bench-control'), nodes));
   }
   process.stderr.write(`[${label}] waiting for ${shape.nodes} agents ...\n`);
   let current = (await allApplied(groups, shape.nodes, 0, '')).version;
@@ -189,7 +192,37 @@ async function run(shape: MeshShape, changes: number, label: string) {
   };
 }
 
+/** `--only base` (the 50-agent rows), `--only scale` (the 1000-agent row); default both. */
+const only = (() => { const i = process.argv.indexOf('--only'); return i >= 0 ? process.argv[i + 1] : undefined; })();
+
+async function scaleRow(full: Awaited<ReturnType<typeof run>> | undefined) {
+  const dir = mkdtempSync(join(tmpdir(), 'wt-bench-ctl-scale-'));
+  cleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const r = await runScale(cleanup, dir, 10, (l) => process.stderr.write(`${l}\n`));
+  const f = (n: number, d = 0) => n.toFixed(d);
+  const mb = (b: number) => (b / 1e6).toFixed(2) + ' MB';
+  const rows: [string, string, string, string][] = [
+    ['metric', `50 agents, 1 replica (${FULL.services} svc / ${FULL.endpoints} ep)`, `${r.agents} agents, 2 replicas (${r.shape.services} svc / ${r.shape.endpoints} ep)`, 'target'],
+    ['change → last ACK p50', full ? f(full.changeToLastAckMs.p50) + ' ms' : '-', f(r.changeToLastAckMs.p50) + ' ms', ''],
+    ['change → last ACK p99', full ? f(full.changeToLastAckMs.p99) + ' ms' : '-', f(r.changeToLastAckMs.p99) + ' ms', `< ${TARGET_P99_MS} ms`],
+    ['bytes sent per change (all agents)', full ? mb(full.pushBytesPerChange) : '-', mb(r.pushBytesPerChange), ''],
+    ['control RSS end; peak (per replica)', full ? `${f(full.controlRssMb.end)}; ${f(full.controlRssMb.peak)} MB` : '-', `A ${f(r.controlRssMb.a.end)}; ${f(r.controlRssMb.a.peak)} MB · B after storm ${f(r.controlRssMb.b.end)}; ${f(r.controlRssMb.b.peak)} MB`, '< 1000 MB'],
+    ['reconnect storm: all agents resynced on the other replica p50 / p99 / max', '-', `${f(r.storm.p50)} / ${f(r.storm.p99)} / ${f(r.storm.max)} ms (spread ${r.storm.spreadMs} ms)`, ''],
+    ['reconnect storm: sent by the survivor', '-', `${mb(r.storm.bytesSent)} (${r.storm.resourcesSent} resources)`, 'resume, no full resend'],
+  ];
+  printTable(rows);
+  return r;
+}
+
 async function main(): Promise<void> {
+  if (only === 'scale') {
+    const scale = await scaleRow(undefined);
+    const out = join(packageRoot(), 'test', 'bench', 'results');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'control-scale.json'), JSON.stringify({ when: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, loadavg: (await import('node:os')).loadavg(), scale }, null, 1));
+    process.stdout.write(`\nwrote test/bench/results/control-scale.json\n`);
+    return;
+  }
   const small = await run(SMALL, 10, 'baseline');
   const full = await run(FULL, 20, 'full');
   const f = (n: number, d = 0) => n.toFixed(d);
@@ -215,12 +248,13 @@ async function main(): Promise<void> {
     ['control RSS (end; peak)', `${f(small.controlRssMb.end)}; ${f(small.controlRssMb.peak)} MB`, `${f(full.controlRssMb.end)}; ${f(full.controlRssMb.peak)} MB`, `${f(full.controlRssMb.peak / TARGET_RSS_MB, 2)} of the ${TARGET_RSS_MB} MB target (peak)`],
   ];
   printTable(rows);
+  const scale = only === 'base' ? undefined : await scaleRow(full);
   const out = join(packageRoot(), 'test', 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'control.json'), JSON.stringify({
     when: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, loadavg: (await import('node:os')).loadavg(),
     targets: { changeToLastAckP99Ms: TARGET_P99_MS, controlRssMb: TARGET_RSS_MB }, controlNodeArgs: CONTROL_NODE_ARGS,
-    baseline: small, full,
+    baseline: small, full, ...(scale ? { scale } : {}),
   }, null, 1));
   process.stdout.write(`\nwrote test/bench/results/control.json\n`);
 }

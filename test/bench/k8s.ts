@@ -20,11 +20,12 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { FakeApiServer } from '../lib/fake-apiserver';
-import { startControl } from '../e2e/control-procs';
+import { spawnControl } from '../lib/control-procs';
 import { spawnWeft, type WeftProcess } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
 import { packageRoot } from '../../agent/lib/paths';
 import { printTable } from './table';
+import { until } from '../lib/wait';
 
 const NODE = 'bench-k8s.node-1';
 const PODS = Number(process.env.K8S_BENCH_PODS ?? 110);
@@ -77,16 +78,6 @@ function getJson<T>(port: number, path: string): Promise<T> {
 
 interface DebugPods { pods: { uid: string; meshed: boolean; cgroup: unknown }[]; recentReady: { uid: string; at: number }[] }
 
-async function waitFor<T>(what: string, ms: number, check: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('bench:k8s loads the datapath: run it as root');
   const dir = mkdtempSync(join(tmpdir(), 'wt-bench-k8s-'));
@@ -105,7 +96,7 @@ async function main(): Promise<void> {
   writeFileSync(join(policies, 'mesh.yaml'), 'apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {trustDomain: bench.local}\n');
   const tokenFile = join(dir, 'token');
   writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
-  const control = await startControl((fn) => cleanups.push(fn), ['--policies', policies, '--state-dir', join(dir, 'control'), '--token-file', tokenFile, '--kubernetes', '--kubeconfig', api.kubeconfigPath!]);
+  const control = await spawnControl((fn) => cleanups.push(fn), ['--policies', policies, '--state-dir', join(dir, 'control'), '--token-file', tokenFile, '--kubernetes', '--kubeconfig', api.kubeconfigPath!]);
   const caFile = join(dir, 'ca.pem');
   writeFileSync(caFile, control.caBundle);
   const adminPort = 25020 + (process.pid % 1000);
@@ -117,10 +108,10 @@ async function main(): Promise<void> {
     spawnWeft(['agent', '--cleanup', '--node', NODE]);
     await new Promise((r) => setTimeout(r, 1000));
   });
-  await waitFor('the agent to list pods', 60_000, async () => {
+  await until('the agent to list pods', async () => {
     const s = await getJson<{ pods?: { listed: boolean } }>(adminPort, '/v1/status');
     return s.pods?.listed ? true : undefined;
-  });
+  }, { timeoutMs: 60_000, everyMs: 50, retryErrors: true });
   await new Promise((r) => setTimeout(r, 2000));
   const rssIdle = agentRssMb(agent.proc.pid!);
 
@@ -158,10 +149,10 @@ async function main(): Promise<void> {
 
   step(`${PODS} pods ...`);
   for (let i = 0; i < PODS; i++) createPod();
-  await waitFor(`${PODS} pods usable`, 60_000, async () => {
+  await until(`${PODS} pods usable`, async () => {
     const d = await getJson<DebugPods>(adminPort, '/debug/pods');
     return d.pods.filter((p) => p.meshed && p.cgroup).length >= PODS ? true : undefined;
-  });
+  }, { timeoutMs: 60_000, everyMs: 50, retryErrors: true });
   await new Promise((r) => setTimeout(r, 2000));
   const rssFull = agentRssMb(agent.proc.pid!);
   const firstChurn = seq;

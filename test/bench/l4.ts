@@ -242,6 +242,14 @@ ${listen.map((l) => `    listen ${l} reuseport;`).join('\n')}
       const plain = await this.wrk(`http://${BACKEND}/`, true, true);
       const plainAfter = stats();
       out.nonVipConnect4Ns = (plainAfter.weft_connect4!.ns - plainBefore.weft_connect4!.ns) / plain.requests;
+      // The same VIP dialled from IPv6 sockets through its v4-mapped address, as gRPC's C
+      // core and the JVM do: connect6 reads it as the IPv4 service and writes the backend
+      // back v4-mapped.
+      const mappedBefore = stats();
+      const mapped = await this.wrk(`http://[::ffff:${WEFT_VIP}]/`, true, true);
+      const mappedAfter = stats();
+      out.mappedConnect6Ns = (mappedAfter.weft_connect6!.ns - mappedBefore.weft_connect6!.ns) / mapped.requests;
+      out.mappedBpfNs = progs.reduce((n, { name }) => n + mappedAfter[name]!.ns - mappedBefore[name]!.ns, 0) / mapped.requests;
       return out;
     } finally {
       writeFileSync('/proc/sys/kernel/bpf_stats_enabled', was);
@@ -407,6 +415,7 @@ function report(r: {
   const perProg = Object.entries(f).filter(([k]) => k.endsWith('NsPerConn') && k !== 'bpfNsPerConn').map(([k, v]) => `${k.replace('NsPerConn', '')} ${v.toFixed(0)}`).join(', ');
   out.push(`weft's BPF programs per new connection through the VIP: ${f.bpfNsPerConn!.toFixed(0)} ns (${perProg}) = ${(f.bpfShareOfDirect! * 100).toFixed(2)} % of the ${f.directCpuUsPerConn!.toFixed(1)} µs of machine CPU a direct connection costs (weft path: ${f.weftCpuUsPerConn!.toFixed(1)} µs)`);
   if (f.nonVipConnect4Ns !== undefined) out.push(`connect4 per connection to an address that is no VIP (from a workload): ${f.nonVipConnect4Ns.toFixed(0)} ns`);
+  if (f.mappedConnect6Ns !== undefined) out.push(`connect6 per connection to the VIP's v4-mapped address from an IPv6 socket: ${f.mappedConnect6Ns.toFixed(0)} ns (all of weft's programs: ${f.mappedBpfNs!.toFixed(0)} ns)`);
   out.push(`kernel counters: ${JSON.stringify(r.counters)}`);
   process.stdout.write(out.join('\n') + '\n');
 

@@ -7,7 +7,7 @@
 // weft's datapath loaded, the way they sit on a node: load generator, weft and the
 // origin share the node, and the kernel splices the same-node hops (sockops + sk_msg)
 // that the agent marks eager (its listener and the local endpoints it pools to; see
-// eagerHops() in agent/node/agent.ts). HAProxy on the same node path is shown too, so
+// eagerHops() in agent/node/eager-hops.ts). HAProxy on the same node path is shown too, so
 // the gain from the kernel is not mistaken for the proxy's own. Needs root + cgroup v2.
 //
 // This file is also the child processes it starts: `--serve weft|http-proxy|grpc-origin`.
@@ -54,7 +54,7 @@ async function serveWeft(httpPort: number, grpcPort: number, originPort: number,
   });
   const mk = (ip: string, port: number) => new OutboundProxy({
     directory: dir, resolveOrigin: () => ({ dstIp: ip, dstPort: port, cgroupId: 0 }),
-    connect: (ep) => connect({ host: ep.ip, port: ep.port }),
+    connect: (ep, _origin, read) => connect({ host: ep.ip, port: ep.port, ...(read ? { onread: read } : {}) }),
   });
   await mk('10.96.0.1', 80).listen(httpPort, '127.0.0.1');
   await mk('10.96.0.2', 50051).listen(grpcPort, '127.0.0.1');

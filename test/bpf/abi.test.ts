@@ -34,6 +34,7 @@ test('codecs round-trip their values', () => {
     weft_skip_state: { entries: 4096 },
     weft_direct_key: { ip: 'fd00:77::12', port: 8080 },
     weft_direct: { flags: 1 },
+    weft_dns_cfg: { ip: '10.77.0.1', port: 15053 },
     weft_counters: Object.fromEntries(Object.keys(native.abi.weft_counters!.fields).map((f, i) => [f, BigInt(i) << 40n])),
   };
   for (const codec of ABI_CODECS) {

@@ -11,6 +11,7 @@ import { requires } from '../lib/privileges';
 import { startOneNodeMesh, waitAgentReady } from '../lib/mesh';
 import { policyFile, registrationGrant } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
+import { sleep } from '../lib/wait';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
 
@@ -19,8 +20,6 @@ const policies = (node: string) => policyFile(node, [
   { name: 'web', vip: '10.96.0.40', port: 80, targetPort: 8081, protocol: 'HTTP', workloads: { 'web-1': '10.250.0.21' } },
   { name: 'ticker', vip: '10.96.0.50', port: 50051, targetPort: 50051, protocol: 'GRPC', workloads: { 'ticker-1': '10.250.0.31' } },
 ], [registrationGrant(node)]);
-
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
 interface Tally { ok: number; failed: number; errors: Record<string, number> }
 

@@ -13,6 +13,7 @@ import { startOneNodeMesh } from '../lib/mesh';
 import { policyFile, registrationGrant } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
+import { sleep, until } from '../lib/wait';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
 
@@ -35,6 +36,9 @@ test('agent SIGKILL + restart: zero client failures, pinned state adopted, clean
   // The client runs as a mesh workload, so connect4 applies to it.
   const stop = join(dir, 'stop');
   const client = ns.exec(weftArgv('run', '--workload', 'client', '--state-dir', join(dir, 'agent'), '--', process.execPath, join(FIX, 'vip-client.js'), '10.96.0.10', '80', stop), { timeoutMs: 120_000 });
+  // `weft run` registers with the agent before the client starts (its startup can take
+  // over a second on a busy machine): the agent is killed only after that.
+  await until('the client to be registered', async () => (await ns.exec(['curl', '-sf', 'http://127.0.0.1:15020/debug/workloads'])).stdout.includes('"client"'), { timeoutMs: 60_000, everyMs: 100 });
   await sleep(1000);
 
   mesh.agent.proc.kill('SIGKILL');
@@ -68,5 +72,3 @@ test('agent SIGKILL + restart: zero client failures, pinned state adopted, clean
   const tree = execFileSync('bpftool', ['cgroup', 'tree', cgroup2Root()], { encoding: 'utf8' });
   assert.ok(!tree.includes(`/weft/${node}`), `programs still attached under weft/${node}:\n${tree}`);
 });
-
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }

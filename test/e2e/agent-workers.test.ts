@@ -19,6 +19,7 @@ import { requires } from '../lib/privileges';
 import { startOneNodeMesh, waitAgentReady, type OneNodeMesh } from '../lib/mesh';
 import { policyFile, registrationGrant, type TestService } from '../lib/policies';
 import { weftArgv, ROOT } from '../lib/weft';
+import { sleep } from '../lib/wait';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'agent');
 
@@ -38,8 +39,6 @@ interface Status { control: { version: string }; workers: { worker: number; role
 interface WorkerCount { worker: number; role: string; pid: number; requests: number }
 /** One curl: when it started (ns since the epoch), and the body or the failure. */
 interface Shot { startNs: bigint; ok: boolean; body: string }
-
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
 async function getJson<T>(mesh: OneNodeMesh, path: string): Promise<T> {
   const r = await mesh.ns.exec(['curl', '-sf', `http://127.0.0.1:15020${path}`]);

@@ -21,6 +21,7 @@ import { runcList } from '../lib/runc';
 import { loadDaemonSet, podOptionsFromTemplate } from '../lib/pod-template';
 import { resolvePodCgroup } from '../../agent/discovery/pod-cgroup';
 import { cgroup2Root } from '../../agent/datapath/layout';
+import { until } from '../lib/wait';
 
 const SERVER = `
 const http = require('node:http');
@@ -63,16 +64,6 @@ d.start().then(async () => {
 }, (e) => { console.error(e); process.exit(1); });
 `;
 
-async function until<T>(fn: () => T | Promise<T>, what: string, ms = 15_000): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const inode = (p: string): bigint => statSync(p, { bigint: true }).ino;
 
 test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across nodes, kubelet-shaped API objects, restarts, deletes, cleanup', { timeout: 180_000 }, async (t) => {
@@ -94,7 +85,7 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
       args: ['node', '-e', SERVER], env,
     });
   }
-  for (const p of Object.values(pods)) await until(() => p.logs().stdout.includes('listening'), `${p.name} to listen (${JSON.stringify(p.logs())})`);
+  for (const p of Object.values(pods)) await until(`${p.name} to listen (${JSON.stringify(p.logs())})`, () => p.logs().stdout.includes('listening'), { timeoutMs: 15_000, everyMs: 50 });
 
   await t.test('each pod process is in its kubelet-shaped cgroup v2 scope, found by weft\'s resolver', () => {
     for (const p of Object.values(pods)) {
@@ -213,7 +204,7 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     assert.equal(cs.restartCount, 1);
     assert.equal(cs.lastState.terminated?.exitCode, 137);
     assert.equal(cs.lastState.terminated?.containerID, `containerd://${old.id}`);
-    await until(() => p.logs().stdout.includes('listening'), 'the new container to listen');
+    await until('the new container to listen', () => p.logs().stdout.includes('listening'), { timeoutMs: 15_000, everyMs: 50 });
     const r = await pods['web-2']!.exec(['node', '-e', GET, `http://${p.ip}:8080/`], {}, { timeoutMs: 10_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.match(JSON.parse(r.stdout).cgroup, new RegExp(`cri-containerd-${p.container.id}\\.scope$`));
@@ -231,7 +222,7 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
       ],
     });
     assert.equal(agentLike.ip, node1.ip);
-    await until(() => agentLike.logs().stdout.includes('node='), 'the agent-like pod to print');
+    await until('the agent-like pod to print', () => agentLike.logs().stdout.includes('node='), { timeoutMs: 15_000, everyMs: 50 });
     assert.equal(agentLike.logs().stdout.trim(), `node=${node1.name} ip=${node1.ip}`);
     assert.equal(inode(`/proc/${agentLike.container.pid}/ns/net`), inode(node1.netnsPath));
     assert.equal(inode(`/proc/${agentLike.container.pid}/ns/pid`), inode('/proc/self/ns/pid'));
@@ -256,10 +247,10 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
     await cluster.deletePod(agentLike);
   });
 
-  await t.test('the agent DaemonSet\'s own pod template runs as a pod (entrypoint + args, $(VAR)s, downward API, mapped host paths, secret and configMap volumes)', async () => {
+  await t.test('the agent DaemonSet\'s own pod template runs as a pod (entrypoint + args, $(VAR)s, downward API, mapped host paths, configMap and projected ServiceAccount token volumes)', async () => {
     const ds = loadDaemonSet('deploy/agent-daemonset.yaml');
     const files = join(cluster.workDir, 'ds-volumes');
-    for (const [d, f, v] of [['token', 'token', 'bootstrap-token\n'], ['ca', 'ca-bundle.pem', readFileSync(cluster.apiserver.caPath, 'utf8')]] as const) {
+    for (const [d, f, v] of [['ca', 'ca-bundle.pem', readFileSync(cluster.apiserver.caPath, 'utf8')]] as const) {
       mkdirSync(join(files, d), { recursive: true });
       writeFileSync(join(files, d, f), v);
     }
@@ -269,20 +260,27 @@ test('a 2-node cluster: pods under runc in kubelet cgroups, pod-to-pod across no
       // real bin/weft is run with exec below (starting the agent is another test's job).
       image: { entrypoint: ['/bin/sh', '-c', 'printf "%s\\n" "$0" "$@" > /tmp/argv; exec sleep 600'], workingDir: '/opt/weft' },
       hostPathMap: { '/sys/fs/cgroup': node2.cgroupPath, '/var/lib/weft': join(files, 'state') },
-      volumeSources: { token: join(files, 'token'), ca: join(files, 'ca') },
+      volumeSources: { ca: join(files, 'ca') },
       hostAliases: [{ ip: '10.80.0.2', hostnames: ['weft-control.weft-system.svc'] }],
     });
     const agent = await cluster.addPod(node2, o);
     assert.equal(agent.qos, 'Burstable');
-    const argv = await until(async () => { const r = await agent.exec(['cat', '/tmp/argv']); return r.code === 0 ? r.stdout : undefined; }, 'the argv file');
+    const argv = await until('the argv file', async () => { const r = await agent.exec(['cat', '/tmp/argv']); return r.code === 0 && r.stdout ? r.stdout : undefined; }, { timeoutMs: 15_000, everyMs: 50 });
     const lines = argv.trim().split('\n');
     assert.equal(lines[0], 'agent');
     assert.ok(lines.includes(`--node=${node2.name}`), argv);
     assert.ok(lines.includes(`--outbound=${node2.ip}:15001`), argv);
-    const r = await agent.exec(['sh', '-c', 'pwd; cat /etc/weft/token/token; head -1 /etc/weft/ca/ca-bundle.pem; getent hosts weft-control.weft-system.svc; ls /sys/fs/cgroup/kubepods.slice; /opt/weft/bin/weft --help | head -1; touch /etc/weft/token/x 2>&1 || echo read-only']);
+    const r = await agent.exec(['sh', '-c', 'pwd; echo; cat /var/run/secrets/weft/control-token/token; echo; head -1 /etc/weft/ca/ca-bundle.pem; getent hosts weft-control.weft-system.svc; ls /sys/fs/cgroup/kubepods.slice; /opt/weft/bin/weft --help | head -1; touch /var/run/secrets/weft/control-token/x 2>&1 || echo read-only']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^\/opt\/weft$/m);
-    assert.match(r.stdout, /^bootstrap-token$/m);
+    // The projected token: a ServiceAccount JWT bound to this very Pod, for weft-control.
+    const jwt = r.stdout.split('\n').find((l) => /^[\w-]+\.[\w-]+\.[\w-]+$/.test(l));
+    assert.ok(jwt, r.stdout);
+    const claims = JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as { aud: string[]; sub: string; 'kubernetes.io': { pod: { name: string; uid: string }; node: { name: string } } };
+    assert.deepEqual(claims.aud, ['weft-control']);
+    assert.equal(claims.sub, 'system:serviceaccount:weft-system:weft-agent');
+    assert.deepEqual(claims['kubernetes.io'].pod, { name: agent.name, uid: agent.uid });
+    assert.equal(claims['kubernetes.io'].node.name, node2.name);
     assert.match(r.stdout, /^-----BEGIN CERTIFICATE-----$/m);
     assert.match(r.stdout, /^10\.80\.0\.2\s+weft-control\.weft-system\.svc$/m);
     assert.match(r.stdout, /kubepods-burstable\.slice/);

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { SyncClient } from '../../agent/sync/client';
 import { writeFileAtomic } from '../../agent/sync/atomic-file';
 
-interface AgentConfig { address: string; node: string; token: string; controlCa: string; stateDir: string; writeApplied?: boolean }
+interface AgentConfig { address: string; node: string; token: string; controlCa: string; stateDir: string; writeApplied?: boolean; reconnectSpreadMs?: number; shuffleReplicas?: boolean }
 
 const send = (m: object) => process.send?.(m);
 const configs = JSON.parse(process.argv[2] as string) as AgentConfig[];
@@ -19,7 +19,7 @@ const clients = configs.map((cfg) => {
       if (cfg.writeApplied !== false) await writeFileAtomic(join(cfg.stateDir, 'applied.json'), JSON.stringify({ version: info.version, view }));
     },
   });
-  c.on('applied', (info) => send({ type: 'applied', node: cfg.node, version: info.version, fromCache: info.fromCache, at: Date.now() }));
+  c.on('applied', (info) => send({ type: 'applied', node: cfg.node, version: info.version, fromCache: info.fromCache, roots: info.trustBundle.length, at: Date.now() }));
   c.on('nack', (version, reason) => send({ type: 'nack', node: cfg.node, version, reason }));
   c.on('state', (s) => send({ type: 'state', node: cfg.node, connected: s.connected, version: s.version }));
   return c;

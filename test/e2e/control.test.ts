@@ -12,9 +12,12 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync, unlinkSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StatusResponse__Output } from '../../agent/control/generated/weft/control/v1/StatusResponse';
-import { startControl as startControlProc, startAgents as startAgentsProc, status as statusOf, statusUntil as statusUntilOf, type Agents } from './control-procs';
+import { nodeToken, tokenLines } from '../lib/bootstrap-tokens';
+import { spawnControl, startAgents as startAgentsProc, status as statusOf, statusUntil as statusUntilOf, type Agents } from '../lib/control-procs';
 
-const TOKEN = 'e2e-bootstrap-token-0123456789abcdef';
+// One token per node (a bare token binds to its first node); 'e2e-operator' reads Status.
+const TOKENS = tokenLines(['node-1', 'node-2', 'e2e-operator'], 'e2e-control');
+const TOKEN = nodeToken('e2e-operator', 'e2e-control');
 
 const SERVICE = `apiVersion: weft.dev/v1alpha1
 kind: Service
@@ -49,8 +52,8 @@ function tmp(t: TestContext, prefix: string): string {
   return d;
 }
 
-const startControl = (t: TestContext, args: string[], port = 0) => startControlProc((fn) => t.after(fn), args, port);
-const startAgents = (t: TestContext, address: string, nodes: { node: string; stateDir: string }[]) => startAgentsProc((fn) => t.after(fn), address, TOKEN, nodes);
+const startControl = (t: TestContext, args: string[], port = 0) => spawnControl((fn) => t.after(fn), args, port);
+const startAgents = (t: TestContext, address: string, nodes: { node: string; stateDir: string }[]) => startAgentsProc((fn) => t.after(fn), address, (n) => nodeToken(n, 'e2e-control'), nodes);
 const status = (port: number) => statusOf(port, TOKEN);
 const statusUntil = (port: number, pred: (s: StatusResponse__Output) => boolean, what: string) => statusUntilOf(port, TOKEN, pred, what);
 
@@ -75,7 +78,7 @@ test('directory source: edits reach both agents within 1 s, broken edits are rej
   const policies = tmp(t, 'wt-ctl-e2e-pol-');
   const state = tmp(t, 'wt-ctl-e2e-state-');
   const tokenFile = join(state, 'tokens');
-  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  writeFileSync(tokenFile, TOKENS, { mode: 0o600 });
   writeFileSync(join(policies, 'svc.yaml'), SERVICE + workload('web-0', '10.250.0.1', 'node-1'));
   const args = ['--policies', policies, '--state-dir', join(state, 'control'), '--token-file', tokenFile];
   let control = await startControl(t, args);
@@ -155,7 +158,7 @@ test('git source: the version is the commit hash; pushes reach both agents; a br
   };
   const c1 = commit({ 'svc.yaml': SERVICE + workload('web-0', '10.250.0.1', 'node-1') }, 'first');
   const tokenFile = join(dir, 'tokens');
-  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
+  writeFileSync(tokenFile, TOKENS, { mode: 0o600 });
   const control = await startControl(t, ['--policies', `file://${bare}`, '--branch', 'main', '--poll-interval', '200ms', '--state-dir', join(dir, 'control'), '--token-file', tokenFile]);
   assert.ok(control.logs.some((l) => /cloning file:\/\/.* \(branch main\)/.test(l)), 'a progress line for the clone');
   assert.equal((await status(control.port)).currentVersion, c1);

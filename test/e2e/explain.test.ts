@@ -45,14 +45,14 @@ test('weft explain names the deciding policy for allowed and denied flows', { ti
     return r.stdout;
   };
   const allowed = await explain('--from', 'default/client-a', '--to', '10.96.0.10:80', '--path', '/items');
-  assert.match(allowed, /service default\/echo port http \(HTTP\)/);
+  assert.match(allowed, /service default\/echo \(echo\.default\.svc\.cluster\.local, VIP 10\.96\.0\.10\) port http \(HTTP\)/, 'the service with its DNS name and VIP');
   assert.match(allowed, /redirect: userland/);
   assert.match(allowed, /verdict\s+allowed by default\/echo-from-a/);
 
   const notAllowed = await explain('--from', 'default/client-b', '--to', '10.96.0.10:80', '--path', '/items');
   assert.match(notAllowed, /verdict\s+denied: no ALLOW policy matches \(default\/echo-from-a\)/);
 
-  const denied = await explain('--from', 'default/client-a', '--to', 'echo.default:80', '--path', '/admin/users');
+  const denied = await explain('--from', 'default/client-a', '--to', 'echo.default.svc.cluster.local:80', '--path', '/admin/users');
   assert.match(denied, /verdict\s+denied: denied by DENY policy default\/no-admin/);
 
   const bad = await mesh.ns.exec(weftArgv('explain', '--from', 'default/nope', '--to', '10.96.0.10:80'));

@@ -32,6 +32,7 @@ import { agentPodSpec, readDaemonSet } from '../lib/daemonset';
 import { ROOT, watchWeft, weftArgv, type WeftProcess } from '../lib/weft';
 import { cgroupV2Of } from '../lib/kube-cgroups';
 import { nodeLayout } from '../../agent/datapath/layout';
+import { until as waitUntil } from '../lib/wait';
 
 const NODE_A = 'ip-10-0-1-2.ec2.internal';
 const NODE_B = 'node-b';
@@ -40,7 +41,6 @@ const ECHO_VIP = '10.96.0.10';
 const WEB_VIP = '10.96.0.20';
 const REMOTE_VIP = '10.96.0.30';
 const LOCAL_VIP = '10.96.0.40';
-const TOKEN = 'k8s-e2e-bootstrap-token-0123456789abcdef0123';
 const APP = '/opt/weft/test/e2e/fixtures/k8s/app.js';
 const CLIENT = '/opt/weft/test/e2e/fixtures/k8s/client.js';
 
@@ -52,15 +52,8 @@ spec:
   mtls: {mode: ${mode}}
 `;
 
-async function until<T>(what: string, ms: number, check: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try { const v = await check(); if (v !== undefined && v !== false) return v; } catch (e) { last = e; }
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String((last as Error).message ?? last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = <T>(what: string, ms: number, check: () => Promise<T | undefined | false> | T | undefined | false): Promise<T> =>
+  waitUntil(what, check, { timeoutMs: ms, everyMs: 200, retryErrors: true });
 
 async function json<T>(pod: Pod, args: string[], timeoutMs = 60_000): Promise<T> {
   const r = await pod.exec(['node', CLIENT, ...args], undefined, { timeoutMs });
@@ -94,9 +87,9 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
   const policies = join(work, 'policies');
   mkdirSync(policies);
   writeFileSync(join(policies, 'mesh.yaml'), mesh('PERMISSIVE'));
-  const tokenDir = join(work, 'secret-weft-token');
-  mkdirSync(tokenDir);
-  writeFileSync(join(tokenDir, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+  // No bootstrap secret: each agent presents its projected ServiceAccount token (the
+  // test's kubelet requests it from the API server bound to the agent's Pod) and the
+  // control API reviews it (TokenReview) against the node the agent claims.
   const caDir = join(work, 'configmap-weft-ca-bundle');
   mkdirSync(caDir);
   const controlState = join(work, 'control-state');
@@ -104,7 +97,7 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
   // this host and the API server's kubeconfig (it is not in a pod here).
   const controlDoc = parseAllDocuments(readFileSync(join(ROOT, 'deploy', 'control.yaml'), 'utf8')).map((d) => d.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: { args?: string[] }[] } } } })
     .find((d) => d.kind === 'Deployment');
-  const mapped: Record<string, string> = { '/etc/weft/policies': policies, '/var/lib/weft-control': controlState, '/etc/weft/token/token': join(tokenDir, 'token') };
+  const mapped: Record<string, string> = { '/etc/weft/policies': policies, '/var/lib/weft-control': controlState };
   const controlArgs = (controlDoc?.spec?.template?.spec?.containers?.[0]?.args ?? []).map((a) => {
     const [flag, value] = a.split('=', 2);
     if (value === undefined) return a;
@@ -112,6 +105,8 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     return a;
   });
   assert.ok(controlArgs.includes('--kubernetes'), 'control.yaml runs the control API with --kubernetes');
+  // Its Lease and CA Secret live in weft-system (kubectl apply -k creates the namespace first).
+  await cluster.api.create('namespaces', { metadata: { name: 'weft-system' } }).catch((e: { code?: number }) => { if (e.code !== 409) throw e; });
   const control: WeftProcess = watchWeft(cluster.cp.spawn([...weftArgv(...controlArgs, '--kubeconfig', cluster.apiserver.kubeconfigPath, '--poll-interval', '1s')], { stdio: ['ignore', 'pipe', 'pipe'] }));
   t.after(() => control.kill('SIGKILL'));
   const bundle = join(controlState, 'ca-bundle.pem');
@@ -133,7 +128,7 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
         if (p === '/var/lib/weft') return join(work, `state-${node.index}`);
         throw new Error(`the DaemonSet mounts host path ${p}: map it for the test`);
       },
-      secret: (n) => { if (n === 'weft-token') return tokenDir; throw new Error(`secret ${n}`); },
+      secret: (n) => { throw new Error(`secret ${n}`); },
       configMap: (n) => { if (n === 'weft-ca-bundle') return caDir; throw new Error(`configMap ${n}`); },
     });
     // The image links /usr/local/bin/weft to /opt/weft/bin/weft (deploy/Dockerfile);
@@ -159,6 +154,11 @@ test('Kubernetes: the DaemonSet meshes the pods kubelet runs', { timeout: 600_00
     await ready(nodeB, agentB);
   } catch (e) {
     throw new Error(`${(e as Error).message}\ncontrol:\n${control.logs.slice(-30).join('\n')}\nagent A:\n${agentA.logs().stdout.slice(-3000)}${agentA.logs().stderr.slice(-3000)}`);
+  }
+  // Both bootstrapped with their Pod-bound ServiceAccount tokens (no secret was given).
+  for (const n of [NODE_A, NODE_B]) {
+    assert.ok(control.logs.some((l) => l.includes('"msg":"agent connected"') && l.includes(`"node":"${n}"`) && l.includes('"auth":"service-account"')),
+      `${n} authenticated with its ServiceAccount token:\n${control.logs.filter((l) => l.includes('agent connected')).join('\n')}`);
   }
 
   // ------------------------------------------------------------------- workloads

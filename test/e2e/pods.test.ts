@@ -24,6 +24,7 @@ import { bridge, createNetns, podOnBridge, type Netns } from '../lib/netns';
 import { waitAgentReady } from '../lib/mesh';
 import { ROOT, watchWeft, weftArgv, type WeftProcess } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
+import { until } from '../lib/wait';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'pods');
 const NODE_IP = '10.78.0.1';
@@ -83,8 +84,6 @@ interface BpfDebug {
 }
 interface TcpResult { peer?: string; reply?: { name: string; peer: string }; error?: string }
 
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
-
 /** The agent's admin token file: its admin port is on the node address, where reads
  *  (/debug/*, /v1/*) need the token too. */
 let adminTokenFile = '';
@@ -98,14 +97,11 @@ async function getJson<T>(ns: Netns, path: string): Promise<T> {
 
 const counter = (d: BpfDebug, name: string) => BigInt(d.counters[name]!);
 
-async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    assert.ok(Date.now() < deadline, `${what}: still ${JSON.stringify(v).slice(0, 2000)}`);
-    await sleep(100);
-  }
+/** Polls `get` until `ok` holds for what it returns (the last value is in the failure). */
+function untilOk<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  let last: T | undefined;
+  return until(what, async () => { const v = last = await get(); return ok(v) ? { v } : undefined; },
+    { timeoutMs, everyMs: 100, explain: () => `still ${JSON.stringify(last).slice(0, 2000)}` }).then((r) => r.v);
 }
 
 /** Metric lines of `name` (with labels) from the agent's /metrics. */
@@ -182,7 +178,7 @@ test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through t
   const server = spawnIn(podB, weftArgv('run', '--workload', 'server-b', '--label', 'app=b', '--admin', ADMIN, '--admin-token-file', TOKEN, '--address', POD_B, '--',
     process.execPath, join(FIX, 'server.js'), POD_B, 'server-b'));
   await server.waitForLog(/listening/);
-  const ready = await until('the agent programs pod B as the backend of both services', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) =>
+  const ready = await untilOk('the agent programs pod B as the backend of both services', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) =>
     d.services.some((s) => s.vip === L4_VIP && s.mode === 'l4' && s.backends.length === 1 && s.backends[0]!.ip === POD_B && s.backends[0]!.port === 8080)
     && d.services.some((s) => s.vip === HTTP_VIP && s.mode === 'redirect'));
   assert.deepEqual(ready.localWorkloads, [POD_B], 'pod B\'s address is in the kernel\'s list of local workloads');
@@ -256,20 +252,20 @@ spec:
   action: DENY
   rules: [{from: [{source: {principals: [weft.local/ns/default/sa/client-a]}}]}]
 `);
-    await until('b-tcp redirected: its backend is guarded', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.services.some((x) => x.vip === L4_VIP && x.mode === 'redirect'));
+    await untilOk('b-tcp redirected: its backend is guarded', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.services.some((x) => x.vip === L4_VIP && x.mode === 'redirect'));
     const before = await getJson<BpfDebug>(node, '/debug/bpf');
     const denied = { viaService: await fromA(L4_VIP, '80'), direct: await fromA(POD_B, '8080') };
     assert.deepEqual(denied, { viaService: { reply: null }, direct: { reply: null } }, 'the same DENY through the Service and to pod B\'s address');
     const after = await getJson<BpfDebug>(node, '/debug/bpf');
     assert.equal(counter(after, 'connect_redirected') - counter(before, 'connect_redirected'), 2n, 'both were sent to the agent');
     rmSync(denyFile);
-    await until('b-tcp back in the kernel', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.services.some((x) => x.vip === L4_VIP && x.mode === 'l4'));
+    await untilOk('b-tcp back in the kernel', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.services.some((x) => x.vip === L4_VIP && x.mode === 'l4'));
     assert.deepEqual(await fromA(POD_B, '8080'), { reply: { name: 'server-b', peer: POD_A } }, 'unguarded again: pod A reaches pod B directly');
   });
 
   await t.test('c) mTLS STRICT: pod to pod on the node still works; an outsider\'s SYN is dropped and counted', async () => {
     writeFileSync(join(policiesDir, 'mesh.yaml'), policies(true));
-    await until('the ingress hook is attached', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.attachments.some((a) => a.program === 'weft_ingress'));
+    await untilOk('the ingress hook is attached', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.attachments.some((a) => a.program === 'weft_ingress'));
     const before = await getJson<BpfDebug>(node, '/debug/bpf');
     assert.deepEqual(await l4FromA(), { peer: L4_VIP, reply: { name: 'server-b', peer: POD_A } }, 'pod A → VIP → pod B passes STRICT');
     const mid = await getJson<BpfDebug>(node, '/debug/bpf');
@@ -291,7 +287,7 @@ spec:
 
   await t.test('d) cleanup: the workload leaves the kernel list, then processes, namespaces, cgroups and pins go', async () => {
     assert.equal(await server.kill('SIGTERM'), 143, 'weft run forwards SIGTERM and exits with the server\'s status');
-    await until('pod B deregistered', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.localWorkloads.length === 0);
+    await untilOk('pod B deregistered', () => getJson<BpfDebug>(node, '/debug/bpf'), (d) => d.localWorkloads.length === 0);
     await agent.kill('SIGTERM');
     await control.kill('SIGTERM');
     for (const n of nss) n.destroy();

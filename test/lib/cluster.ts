@@ -35,6 +35,7 @@ import {
   type ContainerPort, type ContainerTermination, type EndpointSliceInput, type EnvValue, type HostPathVolume, type ObjectOverrides, type ServiceInput,
 } from './k8s-objects';
 import { podCgroupDir, removeCgroupTree, type QosClass } from './kube-cgroups';
+import { API_AUDIENCE } from './k8s-tokens';
 import { bridge, createNetns, netnsPath, podOnBridge, type ExecResult, type Netns } from './netns';
 import { REPO_ROOT, runcDeleteAll, runcList, startContainer, type Container, type ContainerMount } from './runc';
 
@@ -318,11 +319,25 @@ export class Cluster {
     };
     for (const [k, v] of Object.entries(o.env ?? {})) env[k] = typeof v === 'string' ? expandVars(v, env) : fieldPathValue(withIp, v.fieldPath);
     const args = o.args.map((a) => expandVars(a, env));
-    const mounts: ContainerMount[] = (o.mounts ?? []).map((m) => ({
+    // Projected ServiceAccount tokens: requested for this Pod (TokenRequest, bound to its
+    // uid) and written where the container sees them, as kubelet does. Not refreshed: a
+    // test is shorter than the token's lifetime.
+    const podMounts = await Promise.all((o.mounts ?? []).map(async (m) => {
+      if (!m.serviceAccountToken) return m;
+      const dir = join(workDir, `projected-${m.name}`);
+      mkdirSync(dir, { recursive: true });
+      const { audience, expirationSeconds, path } = m.serviceAccountToken;
+      const token = await this.api.requestToken(namespace, o.serviceAccount ?? 'default', {
+        audiences: [audience ?? API_AUDIENCE], ...(expirationSeconds ? { expirationSeconds } : {}), pod: { name: o.name, uid },
+      });
+      writeFileSync(join(dir, path), token, { mode: 0o600 });
+      return { ...m, hostPath: dir, readOnly: true };
+    }));
+    const mounts: ContainerMount[] = podMounts.map((m) => ({
       source: m.hostPath, destination: m.mountPath, readonly: m.readOnly,
       propagation: m.mountPropagation === 'Bidirectional' ? 'rshared' : m.mountPropagation === 'HostToContainer' ? 'rslave' : 'rprivate',
     }));
-    for (const m of o.mounts ?? []) {
+    for (const m of podMounts) {
       if (m.type === 'DirectoryOrCreate') mkdirSync(m.hostPath, { recursive: true });
       else if (!existsSync(m.hostPath)) throw new Error(`pod ${o.name}: hostPath ${m.hostPath} does not exist`);
     }

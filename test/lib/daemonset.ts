@@ -4,6 +4,7 @@
 // - command: the container's `command`, else the image's ENTRYPOINT (from
 //   deploy/Dockerfile); `args` appended; $(VAR) expanded from the container's env as
 //   Kubernetes does ($$ escapes, done by Cluster.addPod);
+// - projected serviceAccountToken volumes: a token bound to the Pod (Cluster.addPod);
 // - env: literal values and downward-API fieldRefs (resolved by the test's kubelet,
 //   Cluster.addPod, against the Pod object the API server made);
 // - volumeMounts: hostPath volumes mapped to the directory the test gives for each host
@@ -13,10 +14,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from './weft';
+import type { ProjectedToken } from './k8s-objects';
 
 interface EnvVar { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }
 interface VolumeMount { name: string; mountPath: string; readOnly?: boolean; mountPropagation?: 'None' | 'HostToContainer' | 'Bidirectional' }
-interface Volume { name: string; hostPath?: { path: string }; secret?: { secretName: string }; configMap?: { name: string } }
+interface Volume { name: string; hostPath?: { path: string }; secret?: { secretName: string }; configMap?: { name: string }; projected?: { sources: { serviceAccountToken?: ProjectedToken }[] } }
 interface Container { name: string; command?: string[]; args?: string[]; env?: EnvVar[]; volumeMounts?: VolumeMount[]; lifecycle?: { preStop?: { exec?: { command: string[] } } } }
 export interface PodTemplateSpec { containers: Container[]; volumes?: Volume[]; hostNetwork?: boolean; hostPID?: boolean; serviceAccountName?: string }
 
@@ -50,7 +52,7 @@ export interface AgentPodSpec {
   args: string[];
   /** Literal values and downward-API fieldRefs, in the manifest's order. */
   env: Record<string, string | { fieldPath: string }>;
-  mounts: { name: string; hostPath: string; mountPath: string; readOnly?: boolean; mountPropagation?: 'None' | 'HostToContainer' | 'Bidirectional'; type?: string }[];
+  mounts: { name: string; hostPath: string; mountPath: string; readOnly?: boolean; mountPropagation?: 'None' | 'HostToContainer' | 'Bidirectional'; type?: string; serviceAccountToken?: ProjectedToken }[];
   hostNetwork: boolean;
   hostPID: boolean;
   privileged: boolean;
@@ -79,8 +81,13 @@ export function agentPodSpec(ds: DaemonSetManifest, containerName: string, volum
   const mounts = (c.volumeMounts ?? []).map((m) => {
     const v = byName.get(m.name);
     if (!v) throw new Error(`volumeMount ${m.name} has no volume`);
+    const projected = v.projected?.sources ?? [];
+    if (projected.length) {
+      if (projected.length !== 1 || !projected[0]!.serviceAccountToken) throw new Error(`volume ${m.name}: the test's kubelet projects one serviceAccountToken source only`);
+      return { name: m.name, hostPath: '', mountPath: m.mountPath, readOnly: true, serviceAccountToken: projected[0]!.serviceAccountToken };
+    }
     const source = v.hostPath ? volumes.hostPath(v.hostPath.path) : v.secret ? volumes.secret(v.secret.secretName) : v.configMap ? volumes.configMap(v.configMap.name) : undefined;
-    if (!source) throw new Error(`volume ${m.name}: only hostPath, secret and configMap are supported`);
+    if (!source) throw new Error(`volume ${m.name}: only hostPath, secret, configMap and projected serviceAccountToken are supported`);
     return {
       name: m.name, hostPath: source, mountPath: m.mountPath, readOnly: m.readOnly === true || v.secret !== undefined || v.configMap !== undefined,
       ...(m.mountPropagation ? { mountPropagation: m.mountPropagation } : {}), ...(v.hostPath ? { type: (v.hostPath as { type?: string }).type ?? '' } : {}),

@@ -20,9 +20,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isIP, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { RESOURCES, apiVersionOf, type ResourceType } from './k8s-resources';
+import { API_GROUPS, RESOURCES, apiVersionOf, type ResourceType } from './k8s-resources';
 import { ApiError, Store, type KObject, type WatchEvent } from './k8s-store';
 import { createServingCertificates } from './serving-certs';
+import { ServiceAccountTokens } from './k8s-tokens';
 
 export { apiClient, type ApiClient } from './k8s-client';
 export { ApiError, podQosClass, type KObject, type WatchEvent } from './k8s-store';
@@ -130,13 +131,14 @@ function discovery(segments: string[], serverAddress: string): unknown {
       ...(t.hasStatus ? [{ name: `${t.resource}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] }] : []),
     ]),
   });
-  const groupVersion = { groupVersion: 'discovery.k8s.io/v1', version: 'v1' };
+  const groupVersion = (g: string) => ({ groupVersion: `${g}/v1`, version: 'v1' });
+  const apiGroup = (g: string) => ({ name: g, versions: [groupVersion(g)], preferredVersion: groupVersion(g) });
+  const g = API_GROUPS.find((x) => p === `apis/${x}` || p === `apis/${x}/v1`);
+  if (g) return p.endsWith('/v1') ? resourceList(`${g}/v1`, g) : { kind: 'APIGroup', apiVersion: 'v1', ...apiGroup(g) };
   switch (p) {
     case 'api': return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] };
     case 'api/v1': return resourceList('v1', '');
-    case 'apis': return { kind: 'APIGroupList', apiVersion: 'v1', groups: [{ name: 'discovery.k8s.io', versions: [groupVersion], preferredVersion: groupVersion }] };
-    case 'apis/discovery.k8s.io': return { kind: 'APIGroup', apiVersion: 'v1', name: 'discovery.k8s.io', versions: [groupVersion], preferredVersion: groupVersion };
-    case 'apis/discovery.k8s.io/v1': return resourceList('discovery.k8s.io/v1', 'discovery.k8s.io');
+    case 'apis': return { kind: 'APIGroupList', apiVersion: 'v1', groups: API_GROUPS.map(apiGroup) };
     case 'version': return { major: '1', minor: '30', gitVersion: 'v1.30.0-weft-fake', gitCommit: '0000000000000000000000000000000000000000', gitTreeState: 'clean', buildDate: '2026-01-01T00:00:00Z', goVersion: 'go1.22.0', compiler: 'gc', platform: 'linux/amd64' };
     default: return undefined;
   }
@@ -144,6 +146,8 @@ function discovery(segments: string[], serverAddress: string): unknown {
 
 export class FakeApiServer {
   readonly store: Store;
+  /** TokenRequest and TokenReview (k8s-tokens.ts). */
+  readonly tokens: ServiceAccountTokens;
   readonly token: string;
   /** https://IP:PORT once listening (undefined without `listen`). */
   url?: string;
@@ -157,6 +161,7 @@ export class FakeApiServer {
 
   private constructor(private readonly opts: FakeApiServerOptions) {
     this.store = new Store({ historyLimit: opts.historyLimit });
+    this.tokens = new ServiceAccountTokens(this.store);
     this.token = opts.token ?? randomBytes(32).toString('hex');
     for (const ns of opts.namespaces ?? ['default', 'kube-system', 'kube-public', 'kube-node-lease']) {
       this.store.create('namespaces', undefined, { metadata: { name: ns } });
@@ -296,6 +301,13 @@ export class FakeApiServer {
         throw new ApiError(401, 'Unauthorized', 'Unauthorized');
       }
       if (listener === 'socket' && segments[0] === '_fake') { this.control(segments[1], req, res, url); this.record({ ...base, verb, code: res.statusCode }); return; }
+      if (!r && this.tokens.handles(segments, method)) {
+        verb = 'create';
+        const out = this.tokens.serve(segments, parseJson(await readBody(req)));
+        json(res, out.code, out.body);
+        this.record({ ...base, verb, code: out.code });
+        return;
+      }
       if (!r) {
         if (method === 'GET' && ['healthz', 'livez', 'readyz'].includes(segments[0] ?? '') && segments.length === 1) {
           res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('ok');

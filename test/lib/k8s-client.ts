@@ -26,6 +26,9 @@ export interface ApiClient {
   /** Like get, but undefined for 404. */
   find(resource: string, namespace: string | undefined, name: string): Promise<KObject | undefined>;
   list(resource: string, opts?: ListOptions): Promise<ObjectList>;
+  /** TokenRequest (what kubelet does for a projected serviceAccountToken volume): a token
+   *  of NAMESPACE/ACCOUNT bound to the Pod, for these audiences. */
+  requestToken(namespace: string, account: string, spec: { audiences: string[]; expirationSeconds?: number; pod?: { name: string; uid: string } }): Promise<string>;
   /** Test controls. */
   compact(resourceVersion?: number): Promise<{ resourceVersion: string; oldestResourceVersion: string }>;
   closeWatches(opts?: { reset?: boolean }): Promise<number>;
@@ -84,6 +87,14 @@ export function apiClient(socketPath: string): ApiClient {
         if (e instanceof ApiError && e.code === 404) return undefined;
         throw e;
       }
+    },
+    requestToken: async (namespace, account, spec) => {
+      const body = {
+        apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
+        spec: { audiences: spec.audiences, expirationSeconds: spec.expirationSeconds ?? 3600, ...(spec.pod ? { boundObjectRef: { kind: 'Pod', apiVersion: 'v1', ...spec.pod } } : {}) },
+      };
+      const tr = await call('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(account)}/token`, body) as { status: { token: string } };
+      return tr.status.token;
     },
     list: async (resource, o = {}) => call('GET', resourcePath(resourceType(resource), o.namespace) + query(o)) as Promise<ObjectList>,
     compact: async (rv) => call('POST', `/_fake/compact${rv !== undefined ? `?resourceVersion=${rv}` : ''}`) as Promise<{ resourceVersion: string; oldestResourceVersion: string }>,

@@ -59,7 +59,14 @@ export function nodeObject(n: NodeSpec): KObject {
 export type EnvValue = string | { fieldPath: string };
 
 export interface ContainerPort { containerPort: number; name?: string; protocol?: 'TCP' | 'UDP' | 'SCTP'; hostPort?: number }
-export interface HostPathVolume { name: string; hostPath: string; mountPath: string; readOnly?: boolean; mountPropagation?: 'None' | 'HostToContainer' | 'Bidirectional'; type?: string }
+export interface HostPathVolume {
+  name: string; hostPath: string; mountPath: string; readOnly?: boolean; mountPropagation?: 'None' | 'HostToContainer' | 'Bidirectional'; type?: string;
+  /** A projected serviceAccountToken volume instead of a host path: the test's kubelet
+   *  (Cluster.addPod) requests the token bound to the Pod and fills the directory. */
+  serviceAccountToken?: ProjectedToken;
+}
+
+export interface ProjectedToken { audience?: string; expirationSeconds?: number; path: string }
 
 export interface PodSpecInput {
   name: string;
@@ -131,7 +138,7 @@ function basePodObject(p: PodSpecInput): KObject {
         terminationMessagePath: '/dev/termination-log',
         terminationMessagePolicy: 'File',
       }],
-      ...(p.volumes?.length ? { volumes: p.volumes.map((v) => ({ name: v.name, hostPath: { path: v.hostPath, ...(v.type ? { type: v.type } : {}) } })) } : {}),
+      ...(p.volumes?.length ? { volumes: p.volumes.map((v) => (v.serviceAccountToken ? { name: v.name, projected: { sources: [{ serviceAccountToken: v.serviceAccountToken }] } } : { name: v.name, hostPath: { path: v.hostPath, ...(v.type ? { type: v.type } : {}) } })) } : {}),
       tolerations: [
         { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },
         { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 300 },

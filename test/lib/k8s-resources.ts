@@ -25,7 +25,15 @@ export const RESOURCES: readonly ResourceType[] = [
   },
   { resource: 'services', singular: 'service', group: '', version: 'v1', kind: 'Service', namespaced: true, hasStatus: true, shortNames: ['svc'], fields: ['spec.clusterIP', 'spec.type'] },
   { resource: 'endpointslices', singular: 'endpointslice', group: 'discovery.k8s.io', version: 'v1', kind: 'EndpointSlice', namespaced: true, hasStatus: false, shortNames: [], fields: ['addressType'] },
+  // The control API's durable state when it runs replicated: the CA in a Secret, shared
+  // documents in ConfigMaps or Secrets, leader election on a Lease.
+  { resource: 'secrets', singular: 'secret', group: '', version: 'v1', kind: 'Secret', namespaced: true, hasStatus: false, shortNames: [], fields: ['type'] },
+  { resource: 'configmaps', singular: 'configmap', group: '', version: 'v1', kind: 'ConfigMap', namespaced: true, hasStatus: false, shortNames: ['cm'], fields: [] },
+  { resource: 'leases', singular: 'lease', group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', namespaced: true, hasStatus: false, shortNames: [], fields: [] },
 ];
+
+/** API groups besides the core group, in discovery order. */
+export const API_GROUPS: readonly string[] = [...new Set(RESOURCES.filter((r) => r.group).map((r) => r.group))];
 
 export function apiVersionOf(t: ResourceType): string {
   return t.group ? `${t.group}/${t.version}` : t.version;

@@ -183,6 +183,7 @@ export class Store {
     m.creationTimestamp = timestamp();
     m.generation = 1;
     this.prepareForCreate(t, obj);
+    this.validateData(t, obj);
     return this.commit(t, 'ADDED', key, obj);
   }
 
@@ -216,6 +217,7 @@ export class Store {
       if (canonical(next.spec) !== canonical(old.spec)) meta(next).generation = Number(om.generation ?? 1) + 1;
     }
     meta(next).resourceVersion = old.metadata!.resourceVersion as string;
+    this.validateData(t, next);
     if (canonical(next) === canonical(old)) return clone(old);
     return this.commit(t, 'MODIFIED', key, next, old);
   }
@@ -410,6 +412,37 @@ export class Store {
       case 'nodes':
         // Nodes may set everything, status included, on create (the kubelet registers so).
         break;
+      case 'secrets':
+      case 'configmaps':
+      case 'leases':
+        if (Object.keys(spec).length === 0 && t.resource !== 'leases') delete obj.spec;
+        break;
+    }
+  }
+
+  /** What the real API server validates on every write of these kinds, so a client
+   *  that sends what it would refuse fails here too. */
+  private validateData(t: ResourceType, obj: KObject): void {
+    const invalid = (field: string, msg: string) => new ApiError(422, 'Invalid', `${t.kind} "${obj.metadata?.name ?? ''}" is invalid: ${field}: ${msg}`,
+      { name: String(obj.metadata?.name ?? ''), kind: t.kind, causes: [{ reason: 'FieldValueInvalid', message: msg, field }] });
+    if (t.resource === 'secrets') {
+      obj.type ??= 'Opaque';
+      for (const [k, v] of Object.entries((obj.data ?? {}) as Record<string, unknown>)) {
+        if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) throw invalid(`data[${k}]`, 'Invalid value: illegal base64 data');
+      }
+    }
+    if (t.resource === 'secrets' || t.resource === 'configmaps') {
+      const size = Buffer.byteLength(JSON.stringify(obj.data ?? {})) + Buffer.byteLength(JSON.stringify((obj as { stringData?: unknown }).stringData ?? {}));
+      if (size > 1024 * 1024) throw invalid('data', 'Too long: must have at most 1048576 bytes');
+    }
+    if (t.resource === 'leases') {
+      const spec = (obj.spec ?? {}) as Record<string, unknown>;
+      const d = spec.leaseDurationSeconds;
+      if (d !== undefined && !(Number.isInteger(d) && (d as number) > 0)) throw invalid('spec.leaseDurationSeconds', 'Invalid value: must be greater than 0');
+      for (const f of ['acquireTime', 'renewTime']) {
+        const v = spec[f];
+        if (v !== undefined && v !== null && (typeof v !== 'string' || Number.isNaN(Date.parse(v)))) throw invalid(`spec.${f}`, 'Invalid value: expected a MicroTime');
+      }
     }
   }
 

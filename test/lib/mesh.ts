@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, type Netns } from './netns';
 import { ROOT, watchWeft, weftArgv, type WeftProcess } from './weft';
+import { sleep } from './wait';
 
 export interface OneNodeMesh {
   ns: Netns;
@@ -30,8 +31,6 @@ export interface OneNodeMesh {
   weft(...args: string[]): string;
   close(): void;
 }
-
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
 export async function waitAgentReady(ns: Netns, admin = '127.0.0.1:15020', timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { PodOptions } from './cluster';
-import type { EnvValue, HostPathVolume } from './k8s-objects';
+import type { EnvValue, HostPathVolume, ProjectedToken } from './k8s-objects';
 import { REPO_ROOT } from './runc';
 
 /** deploy/Dockerfile: WORKDIR /opt/weft, ENTRYPOINT ["weft"] (-> /opt/weft/bin/weft). */
@@ -43,7 +43,7 @@ interface ContainerSpec {
   volumeMounts?: VolumeMount[];
   [k: string]: unknown;
 }
-interface Volume { name: string; hostPath?: { path: string; type?: string }; secret?: { secretName: string }; configMap?: { name: string }; [k: string]: unknown }
+interface Volume { name: string; hostPath?: { path: string; type?: string }; secret?: { secretName: string }; configMap?: { name: string }; projected?: { sources: { serviceAccountToken?: ProjectedToken }[] }; [k: string]: unknown }
 interface PodSpec {
   serviceAccountName?: string; hostNetwork?: boolean; hostPID?: boolean; containers: ContainerSpec[]; initContainers?: unknown[];
   volumes?: Volume[]; hostAliases?: { ip: string; hostnames: string[] }[]; automountServiceAccountToken?: boolean;
@@ -102,6 +102,12 @@ export function podOptionsFromTemplate(w: Workload, o: TemplateOptions = {}): Po
     if (v.hostPath) {
       const mapped = o.hostPathMap?.[v.hostPath.path];
       return { name: m.name, hostPath: mapped ?? v.hostPath.path, mountPath: m.mountPath, readOnly: m.readOnly, mountPropagation: m.mountPropagation, type: v.hostPath.type };
+    }
+    const projected = v.projected?.sources ?? [];
+    if (projected.length) {
+      if (projected.length !== 1 || !projected[0]!.serviceAccountToken) throw new Error(`${w.name}: volume ${m.name}: the harness projects one serviceAccountToken source only`);
+      // Cluster.addPod requests the token bound to the Pod and fills the directory.
+      return { name: m.name, hostPath: '', mountPath: m.mountPath, readOnly: true, serviceAccountToken: projected[0]!.serviceAccountToken };
     }
     const source = o.volumeSources?.[m.name];
     if (!source) throw new Error(`${w.name}: volume ${m.name} (${Object.keys(v).filter((k) => k !== 'name').join(', ')}) needs a host directory in volumeSources`);

@@ -14,7 +14,7 @@ import { policyCompiler } from '../../agent/control/policy-adapter';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
 import { allowedIdentities } from '../../agent/control/certificates';
 import { compile, loadPolicyTexts } from '../../agent/policy';
-import { startControl, silent, TOKEN } from '../unit/control-harness';
+import { startControl, silent, tokenFor } from '../lib/control-server';
 
 const MESH = `apiVersion: weft.dev/v1alpha1
 kind: MeshConfig
@@ -36,7 +36,7 @@ test('registrations outside MeshConfig spec.registrations are refused, and their
   assert.ok(h.server.store.snapshot(), 'the policy set compiles');
   const client = (node: string) => {
     const stateDir = mkdtempSync(join(tmpdir(), 'wt-grants-'));
-    const c = new SyncClient({ address: h.address, node, token: TOKEN, stateDir, logger: silent, apply: async () => undefined, backoff: { baseMs: 10, maxMs: 50 }, unaryTimeoutMs: 5000 });
+    const c = new SyncClient({ address: h.address, node, token: tokenFor(node), stateDir, logger: silent, apply: async () => undefined, backoff: { baseMs: 10, maxMs: 50 }, unaryTimeoutMs: 5000 });
     t.after(async () => { await c.stop(); rmSync(stateDir, { recursive: true, force: true }); });
     return c;
   };

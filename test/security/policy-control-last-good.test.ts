@@ -18,7 +18,7 @@ spec:
 `;
 
 const SCENARIO = `
-  const { startControl } = require('./test/unit/control-harness');
+  const { startControl } = require('./test/lib/control-server');
   const { policyCompiler } = require('./agent/control/policy-adapter');
   const { rmSync } = require('node:fs');
   const { join } = require('node:path');

@@ -141,6 +141,19 @@ test('weft agent --node: a name that is not a Kubernetes node name is refused be
   assert.match(out, /--node: invalid node name "a{80}"…: is 254 characters long, at most 253 are allowed/);
 });
 
+test('weft agent --force belongs to --cleanup, and both are in --help', async () => {
+  const write = process.stderr.write;
+  let out = '';
+  process.stderr.write = ((s: string) => { out += s; return true; }) as typeof process.stderr.write;
+  try {
+    assert.equal(await main(['agent', '--force', '--node', 'node-1', '--control', '127.0.0.1:1', '--control-insecure']), 2);
+  } finally { process.stderr.write = write; }
+  assert.match(out, /--force needs --cleanup/);
+  const help = (await runMain(['agent', '--help'])).stdout;
+  assert.match(help, /--cleanup \[--force\] --node NAME/);
+  assert.match(help, /^ {2}--force +with --cleanup: stop the node's running agent first/m);
+});
+
 test('weft agent: Kubernetes flags are checked before anything is loaded', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wt-agent-k8s-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -11,7 +11,8 @@ import type { ControlClient } from '../../agent/control/generated/weft/control/v
 import type { SyncResponse__Output } from '../../agent/control/generated/weft/control/v1/SyncResponse';
 import type { SyncRequest } from '../../agent/control/generated/weft/control/v1/SyncRequest';
 import type { StatusResponse__Output } from '../../agent/control/generated/weft/control/v1/StatusResponse';
-import { startControl, until, TOKEN, NODE1_TOKEN, type Harness } from './control-harness';
+import { startControl, TOKEN, NODE1_TOKEN, tokenFor, type Harness } from '../lib/control-server';
+import { waitFor } from '../lib/wait';
 
 function client(t: { after: (fn: () => void) => void }, h: Harness): ControlClient {
   const c = new (controlProto().weft.control.v1.Control)(h.address, grpc.credentials.createInsecure());
@@ -51,8 +52,8 @@ function openSync(c: ControlClient, m: grpc.Metadata) {
   const sub = (w: () => void) => { wakers.add(w); return () => wakers.delete(w); };
   return {
     send: (r: SyncRequest) => s.write(r),
-    push: (n: number) => until(() => pushes[n - 1], sub, 5000, `push #${n}`),
-    status: () => until(() => final, sub, 5000, 'stream status'),
+    push: (n: number) => waitFor(() => pushes[n - 1], sub, 5000, `push #${n}`),
+    status: () => waitFor(() => final, sub, 5000, 'stream status'),
     pushes,
     end: () => { s.end(); s.cancel(); },
   };
@@ -74,7 +75,7 @@ test('sync: hello gets the current version, ACK makes it current, NACK never doe
   assert.equal(p1.typeUrl, NODE_VIEW_TYPE_URL);
   assert.equal(JSON.parse(p1.resource.toString()).node, 'node-1');
   s.send({ node: 'node-1', versionInfo: v1, responseNonce: p1.nonce });
-  await until(() => (h.server.agents.get('node-1')?.ackedVersion === v1 ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of v1');
+  await waitFor(() => (h.server.agents.get('node-1')?.ackedVersion === v1 ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of v1');
 
   h.write('a.txt', 'two\n');
   const p2 = await s.push(2);
@@ -112,7 +113,7 @@ test('sync: an agent that reconnects with the current version is confirmed with 
   const h = await startControl(t);
   const c = client(t, h);
   const v1 = h.server.store.snapshot()!.version;
-  const s = openSync(c, md('node-2', TOKEN));
+  const s = openSync(c, md('node-2', tokenFor('node-2')));
   t.after(() => s.end());
   s.send({ node: 'node-2', versionInfo: v1, responseNonce: '' });
   const p1 = await s.push(1);
@@ -201,8 +202,8 @@ test('malformed and oversized input: INVALID_ARGUMENT / RESOURCE_EXHAUSTED / NOT
   // The good registration goes through, and only its node can remove it.
   const v = await call<{ versionInfo: string }>(c, 'RegisterWorkload', ok, m);
   assert.notEqual(v.versionInfo, before.currentVersion);
-  await rejects(call(c, 'RegisterWorkload', { ...ok, node: 'node-2' }, md('node-2', TOKEN)), status.PERMISSION_DENIED);
-  await rejects(call(c, 'DeregisterWorkload', { name: 'web-0', namespace: 'shop', node: 'node-2' }, md('node-2', TOKEN)), status.PERMISSION_DENIED);
+  await rejects(call(c, 'RegisterWorkload', { ...ok, node: 'node-2' }, md('node-2', tokenFor('node-2'))), status.PERMISSION_DENIED);
+  await rejects(call(c, 'DeregisterWorkload', { name: 'web-0', namespace: 'shop', node: 'node-2' }, md('node-2', tokenFor('node-2'))), status.PERMISSION_DENIED);
   await call(c, 'DeregisterWorkload', { name: 'web-0', namespace: 'shop', node: 'node-1' }, m);
   assert.equal((await statusOf(c)).currentVersion, before.currentVersion);
 });

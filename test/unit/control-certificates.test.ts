@@ -10,7 +10,8 @@ import { SyncClient } from '../../agent/sync/client';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startControl, until, silent, TOKEN } from './control-harness';
+import { startControl, silent, tokenFor } from '../lib/control-server';
+import { waitFor } from '../lib/wait';
 
 test('a node gets certificates for its workloads and itself, nothing else', async (t) => {
   const caDir = mkdtempSync(join(tmpdir(), 'wt-ctl-ca-'));
@@ -19,7 +20,7 @@ test('a node gets certificates for its workloads and itself, nothing else', asyn
   const h = await startControl(t, { createSigner: async (trustDomain) => (ca = await CertificateAuthority.loadOrCreate(caDir, { trustDomain })) });
   const client = (node: string) => {
     const stateDir = mkdtempSync(join(tmpdir(), 'wt-ctl-cert-'));
-    const c = new SyncClient({ address: h.address, node, token: TOKEN, stateDir, logger: silent, apply: async () => undefined, backoff: { baseMs: 10, maxMs: 50 }, unaryTimeoutMs: 5000 });
+    const c = new SyncClient({ address: h.address, node, token: tokenFor(node), stateDir, logger: silent, apply: async () => undefined, backoff: { baseMs: 10, maxMs: 50 }, unaryTimeoutMs: 5000 });
     t.after(async () => { await c.stop(); rmSync(stateDir, { recursive: true, force: true }); });
     return c;
   };
@@ -49,6 +50,6 @@ test('a node gets certificates for its workloads and itself, nothing else', asyn
 
   // The trust bundle travels with snapshots.
   await n2.start();
-  await until(() => (n2.state().trustBundle.length ? true : undefined), (w) => { n2.on('state', w); return () => n2.off('state', w); }, 5000, 'trust bundle via Sync');
+  await waitFor(() => (n2.state().trustBundle.length ? true : undefined), (w) => { n2.on('state', w); return () => n2.off('state', w); }, 5000, 'trust bundle via Sync');
   assert.deepEqual(n2.state().trustBundle, ca!.trustBundle());
 });

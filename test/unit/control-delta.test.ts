@@ -15,14 +15,15 @@ import type { SyncResponse__Output } from '../../agent/control/generated/weft/co
 import type { SyncRequest } from '../../agent/control/generated/weft/control/v1/SyncRequest';
 import { NODE_RESOURCE } from '../../agent/policy/view-resources';
 import { serviceYaml, nodeWorkloadsYaml, nodeName, type MeshShape } from '../bench/control-fixture';
-import { startControl, until, TOKEN, type Harness } from './control-harness';
+import { startControl, tokenFor, type Harness } from '../lib/control-server';
+import { waitFor } from '../lib/wait';
 
 const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
 
 function openSync(t: { after: (fn: () => void) => void }, h: Harness, node: string) {
   const c = new (controlProto().weft.control.v1.Control)(h.address, grpc.credentials.createInsecure());
   const m = new grpc.Metadata();
-  m.set('authorization', `Bearer ${TOKEN}`);
+  m.set('authorization', `Bearer ${tokenFor(node)}`);
   m.set('x-weft-node', node);
   const s = c.Sync(m);
   const pushes: SyncResponse__Output[] = [];
@@ -32,7 +33,7 @@ function openSync(t: { after: (fn: () => void) => void }, h: Harness, node: stri
   t.after(() => { s.end(); s.cancel(); c.close(); });
   return {
     send: (r: SyncRequest) => s.write({ node, typeUrl: NODE_RESOURCES_TYPE_URL, ...r }),
-    push: (n: number) => until(() => pushes[n - 1], (w) => { wakers.add(w); return () => wakers.delete(w); }, 5000, `push #${n}`),
+    push: (n: number) => waitFor(() => pushes[n - 1], (w) => { wakers.add(w); return () => wakers.delete(w); }, 5000, `push #${n}`),
     pushes,
   };
 }
@@ -56,7 +57,7 @@ test('delta sync: everything first, then only what changed; a NACKed delta is no
   assert.deepEqual(names(p1), [NODE_RESOURCE, ...h.server.store.snapshot()!.services.map((x) => `service/${x.key}`)].sort());
   assert.deepEqual(p1.removedResources, []);
   s.send({ versionInfo: p1.versionInfo, responseNonce: p1.nonce });
-  await until(() => (h.server.agents.get(node)?.ackedVersion === p1.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p1');
+  await waitFor(() => (h.server.agents.get(node)?.ackedVersion === p1.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p1');
 
   // One endpoint of node-01 changes weight: this node gets that one service resource.
   h.write(`workloads-${nodeName(1)}.yaml`, nodeWorkloadsYaml(SHAPE, 1, 3));
@@ -67,14 +68,14 @@ test('delta sync: everything first, then only what changed; a NACKed delta is no
   assert.equal(JSON.parse(p2.resources[0]!.body.toString()).service.endpoints.find((e: { weight: number }) => e.weight === 4).node, nodeName(1));
   // NACK it: the server keeps what was ACKed, so the next delta carries that service again.
   s.send({ versionInfo: p1.versionInfo, responseNonce: p2.nonce, errorDetail: { code: 13, message: 'map full' } });
-  await until(() => (h.server.agents.get(node)?.lastNackReason === 'map full' ? true : undefined), (w) => { const i = setInterval(w, 10); return () => clearInterval(i); }, 5000, 'NACK recorded');
+  await waitFor(() => (h.server.agents.get(node)?.lastNackReason === 'map full' ? true : undefined), (w) => { const i = setInterval(w, 10); return () => clearInterval(i); }, 5000, 'NACK recorded');
   assert.equal(h.server.agents.get(node)!.ackedVersion, p1.versionInfo);
 
   h.write(`workloads-${nodeName(1)}.yaml`, nodeWorkloadsYaml(SHAPE, 1, 7));
   const p3 = await s.push(3);
   assert.deepEqual(names(p3), [svc], 'the delta is against the ACKed state, which still has the old service');
   s.send({ versionInfo: p3.versionInfo, responseNonce: p3.nonce });
-  await until(() => (h.server.agents.get(node)?.ackedVersion === p3.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p3');
+  await waitFor(() => (h.server.agents.get(node)?.ackedVersion === p3.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p3');
 
   // node-01's workloads disappear: services that only they backed change, none is removed;
   // dropping the services file removes every service resource by name.
@@ -83,7 +84,7 @@ test('delta sync: everything first, then only what changed; a NACKed delta is no
   assert.ok(p4.resources.length > 0 && p4.resources.every((r) => r.name.startsWith('service/')));
   assert.deepEqual(p4.removedResources, []);
   s.send({ versionInfo: p4.versionInfo, responseNonce: p4.nonce });
-  await until(() => (h.server.agents.get(node)?.ackedVersion === p4.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p4');
+  await waitFor(() => (h.server.agents.get(node)?.ackedVersion === p4.versionInfo ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'ACK of p4');
   h.write('services.yaml', '');
   h.write(`workloads-${nodeName(0)}.yaml`, nodeWorkloadsYaml(SHAPE, 0).replace(/labels: \{app: svc-\d+\}/g, 'labels: {}'));
   const p5 = await s.push(5);
@@ -113,6 +114,21 @@ test('delta sync: a reconnect listing the resources it holds is sent only the ve
   const r1 = await third.push(1);
   assert.deepEqual(names(r1), [svc]);
   assert.deepEqual(r1.removedResources, ['service/bench/gone']);
+
+  // One it lacks is sent; when the services go while it waits, it is told to remove only
+  // what it holds (removing what it lacks would be NACKed).
+  const { [svc]: _lacking, ...partial } = held;
+  const fourth = openSync(t, h, node);
+  fourth.send({ versionInfo: 'elsewhere', responseNonce: '', initialResourceVersions: partial });
+  const f1 = await fourth.push(1);
+  assert.deepEqual(names(f1), [svc]);
+  assert.deepEqual(f1.removedResources, []);
+  const fifth = openSync(t, h, node);
+  h.write('services.yaml', '');
+  await waitFor(() => (h.server.store.snapshot()!.services.length === 0 ? true : undefined), (w) => { const i = setInterval(w, 10); return () => clearInterval(i); }, 5000, 'services gone');
+  fifth.send({ versionInfo: p1.versionInfo, responseNonce: '', initialResourceVersions: partial });
+  const g1 = await fifth.push(1);
+  assert.deepEqual([...g1.removedResources].sort(), Object.keys(partial).filter((n) => n !== NODE_RESOURCE).sort());
 });
 
 test('delta sync: oversized initial_resource_versions are refused with INVALID_ARGUMENT', async (t) => {
@@ -120,7 +136,7 @@ test('delta sync: oversized initial_resource_versions are refused with INVALID_A
   const c = new (controlProto().weft.control.v1.Control)(h.address, grpc.credentials.createInsecure());
   t.after(() => c.close());
   const m = new grpc.Metadata();
-  m.set('authorization', `Bearer ${TOKEN}`);
+  m.set('authorization', `Bearer ${tokenFor('node-00')}`);
   m.set('x-weft-node', 'node-00');
   const s = c.Sync(m);
   s.on('data', () => undefined);

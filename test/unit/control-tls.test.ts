@@ -18,7 +18,8 @@ import { CertificateAuthority } from '../../agent/identity/ca';
 import { createCsr, generateSigningKey, privateKeyToPem } from '../../agent/identity/pki';
 import { nodeSpiffeId } from '../../agent/identity/spiffe';
 import { SyncClient, checkControlIdentity, controlCredentials, type ClientCertificate } from '../../agent/sync/client';
-import { startControl, until, silent, TOKEN, NODE1_TOKEN, type Harness } from './control-harness';
+import { startControl, silent, TOKEN, NODE1_TOKEN, tokenFor, type Harness } from '../lib/control-server';
+import { waitFor } from '../lib/wait';
 
 const TD = 'test.local';
 
@@ -183,7 +184,7 @@ test('serving certificate renewal: new connections get the new certificate, the 
   };
   const first = await serial();
   // Renewed at half-life (1 s): wait for the second issue, then handshake again.
-  await until(() => (issued >= 2 ? true : undefined), (w) => { wakers.add(w); return () => wakers.delete(w); }, 5000, 'renewal');
+  await waitFor(() => (issued >= 2 ? true : undefined), (w) => { wakers.add(w); return () => wakers.delete(w); }, 5000, 'renewal');
   const next = await serial();
   assert.notEqual(next.serial, first.serial, 'renewed before expiry');
   assert.ok(next.validTo > new Date(), 'the current certificate is valid');
@@ -196,9 +197,9 @@ test('Kubernetes node names (dots, 253 characters): token bootstrap, node certif
   assert.equal(longest.length, 253);
   for (const node of [eks, longest]) {
     const stateDir = tmp(t, 'wt-ctl-tls-k8s-');
-    const c = new SyncClient({ address: h.address, node, token: TOKEN, stateDir, logger: silent, controlCa: h.bundle, apply: async () => undefined, backoff: { baseMs: 20, maxMs: 200 } });
+    const c = new SyncClient({ address: h.address, node, token: tokenFor(node), stateDir, logger: silent, controlCa: h.bundle, apply: async () => undefined, backoff: { baseMs: 20, maxMs: 200 } });
     t.after(() => c.stop());
-    const connected = (auth: string) => until(() => ((h.server.status('').agents ?? []).find((a) => a.node === node && a.connected && a.auth === auth) ? true : undefined),
+    const connected = (auth: string) => waitFor(() => ((h.server.status('').agents ?? []).find((a) => a.node === node && a.connected && a.auth === auth) ? true : undefined),
       (w) => h.server.sync.onAck(w), 5000, `${node.slice(0, 20)} synced by ${auth}`);
     await c.start();
     await connected('token');

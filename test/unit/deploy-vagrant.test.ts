@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { packageRoot } from '../../agent/lib/paths';
 import { formatDiagnostic, loadPolicyDir } from '../../agent/policy';
 
@@ -60,11 +60,15 @@ test('vagrant: three 2-CPU/2 GB bookworm nodes on 192.168.56.0/24, control on no
     return JSON.parse(r.stdout) as Entry[];
   };
   const log = evaluate();
-  const token = readFileSync(join(dir, '.weft-token'), 'utf8');
-  assert.match(token, /^[0-9a-f]{64}$/, 'a bootstrap token is made on the host');
-  assert.equal(statSync(join(dir, '.weft-token')).mode & 0o777, 0o600);
+  // One bootstrap token per VM, made on the host; the control API's list names each.
+  const tokenOf = (n: string) => readFileSync(join(dir, '.weft-tokens', n), 'utf8');
+  const tokens = ['node-1', 'node-2', 'node-3'].map(tokenOf);
+  for (const tk of tokens) assert.match(tk, /^[0-9a-f]{64}$/, 'a bootstrap token per node is made on the host');
+  assert.equal(new Set(tokens).size, 3, 'no two nodes share a token');
+  for (const f of ['node-1', 'control']) assert.equal(statSync(join(dir, '.weft-tokens', f)).mode & 0o777, 0o600);
+  assert.equal(readFileSync(join(dir, '.weft-tokens', 'control'), 'utf8'), tokens.map((tk, i) => `node-${i + 1} ${tk}\n`).join(''));
   evaluate();
-  assert.equal(readFileSync(join(dir, '.weft-token'), 'utf8'), token, 'and kept across vagrant commands');
+  assert.deepEqual(['node-1', 'node-2', 'node-3'].map(tokenOf), tokens, 'and kept across vagrant commands');
   const value = (path: string): unknown => log.find(([p]) => p === path)?.[1];
   const calls = (path: string): Entry[] => log.filter(([p]) => p === path);
   assert.equal(value('config.vm.box'), 'debian/bookworm64');
@@ -77,7 +81,13 @@ test('vagrant: three 2-CPU/2 GB bookworm nodes on 192.168.56.0/24, control on no
     assert.deepEqual(calls(`${p}.vm.network`).map(([, a, kw]) => [a, kw]), [[['private_network'], { ip: address }]]);
     assert.equal(value(`${p}.vm.provider.virtualbox.cpus`), 2);
     assert.equal(value(`${p}.vm.provider.virtualbox.memory`), 2048);
-    const provisioners = calls(`${p}.vm.provision`).map(([, , kw]) => kw as { path: string; args?: string[] });
+    const all = calls(`${p}.vm.provision`).map(([, a, kw]) => ({ type: (a as string[])[0], ...(kw as { path: string; args?: string[]; source?: string; destination?: string }) }));
+    // Each VM is sent its own token only (file provisioner), node-1 also the control list.
+    const files = all.filter((pr) => pr.type === 'file').map((pr) => [basename(pr.source!), pr.destination]);
+    assert.deepEqual(files, i === 0
+      ? [['control', '/home/vagrant/.weft-control-tokens'], [node, '/home/vagrant/.weft-token']]
+      : [[node, '/home/vagrant/.weft-token']], `${node}: token files`);
+    const provisioners = all.filter((pr) => pr.type === 'shell');
     for (const pr of provisioners) assert.ok(existsSync(join(dir, pr.path)), `${node}: ${pr.path} exists`);
     const scripts = provisioners.map((pr) => pr.path);
     assert.deepEqual(scripts, i === 0
@@ -87,6 +97,8 @@ test('vagrant: three 2-CPU/2 GB bookworm nodes on 192.168.56.0/24, control on no
   }
   const [, syncArgs] = calls('config.vm.synced_folder')[0] ?? [];
   assert.deepEqual(syncArgs, ['..', '/vagrant'], 'the repository is synced to /vagrant');
+  const syncOpts = calls('config.vm.synced_folder')[0]?.[2] as { rsync__exclude: string[] };
+  assert.ok(syncOpts.rsync__exclude.includes('vagrant/.weft-tokens/'), 'the tokens are not synced to every VM');
 });
 
 test('vagrant: provisioning scripts pass shellcheck and reuse the shared package list', (t) => {

@@ -9,9 +9,17 @@ const loaded = loadPolicyDir([join(ROOT, 'policies', 'shop')]);
 assert.deepEqual(loaded.diagnostics, []);
 const snap = compile(loaded, [], { version: 'test' });
 
+const catalogVip = snap.services.find((s) => s.key === 'shop/catalog')!.vip;
+
 test('explain: a header match pins the request to catalog-v2 through the userland', () => {
-  const e = explain(snap, { from: 'shop/frontend-0', host: '10.96.0.20', port: 80, path: '/items', headers: { 'X-Canary': 'always' } });
+  const e = explain(snap, { from: 'shop/frontend-0', host: 'catalog.shop.svc.cluster.local', port: 80, path: '/items', headers: { 'X-Canary': 'always' } });
   assert.equal(e.service?.key, 'shop/catalog');
+  assert.equal(e.service?.name, 'catalog.shop.svc.cluster.local', 'the name the agents\' DNS answers');
+  assert.match(e.service?.vip ?? '', /^10\.96\./, 'allocated from vipRange: the policies name no VIP');
+  for (const host of [catalogVip, 'catalog.shop', 'catalog.shop.svc', 'Catalog.Shop.svc.cluster.local.']) {
+    assert.equal(explain(snap, { from: 'shop/frontend-0', host, port: 80 }).service?.key, 'shop/catalog', host);
+  }
+  assert.equal(explain(snap, { from: 'shop/frontend-0', host: 'catalog.shop.svc.other.domain', port: 80 }).service, null);
   assert.equal(e.path.mode, 'redirect');
   assert.match(e.path.reason, /userland/);
   assert.deepEqual(e.route, { object: 'shop/catalog', rule: 0 });
@@ -43,5 +51,5 @@ test('explain: the frontend may call payments at L7, naming the deciding ALLOW p
 test('explain: addresses outside the mesh and unknown workloads', () => {
   const e = explain(snap, { from: 'shop/frontend-0', host: '192.0.2.1', port: 443 });
   assert.equal(e.path.mode, 'not in the mesh');
-  assert.throws(() => explain(snap, { from: 'shop/nope', host: '10.96.0.20', port: 80 }), /no workload shop\/nope/);
+  assert.throws(() => explain(snap, { from: 'shop/nope', host: catalogVip, port: 80 }), /no workload shop\/nope/);
 });

@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { ApiError, FakeApiServer, apiClient, parseArgs, type KObject, type WatchEvent } from '../lib/fake-apiserver';
 import { podQosClass } from '../lib/k8s-store';
 import type * as K8s from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import { until } from '../lib/wait';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -91,14 +92,6 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     p.finally(() => clearTimeout(timer)),
     new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms); }),
   ]);
-}
-
-async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 test('HTTPS needs the bearer token (401 Status otherwise); health and version are open; discovery answers', async (t) => {
@@ -310,12 +303,12 @@ test('watch: BOOKMARK events when allowed, end after timeoutSeconds, 410 Expired
 
   // closeWatches ends open streams, cleanly or by resetting the connection.
   const open = await openWatch(sock, '/api/v1/pods?watch=true');
-  await until(() => server.openWatches() === 1, 'the watch to register');
+  await until('the watch to register', () => server.openWatches() === 1);
   assert.equal(await api.closeWatches(), 1);
   await within(open.ended, 3000, 'closeWatches to end the stream');
   assert.equal(open.aborted(), false);
   const reset = await openWatch(sock, '/api/v1/pods?watch=true');
-  await until(() => server.openWatches() === 1, 'the watch to register');
+  await until('the watch to register', () => server.openWatches() === 1);
   assert.equal(await api.closeWatches({ reset: true }), 1);
   await within(reset.ended, 3000, 'closeWatches to reset the stream');
   assert.equal(reset.aborted(), true);
@@ -344,7 +337,7 @@ test('@kubernetes/client-node ListWatch over HTTPS with a field selector: lists,
   t.after(() => lw.stop());
   await lw.start();
   assert.deepEqual(seen.sort(), ['add keep', 'add vanish']);
-  await until(() => server.openWatches() === 1, 'the informer to watch');
+  await until('the informer to watch', () => server.openWatches() === 1);
   const watchReq = server.requests().find((r) => r.verb === 'watch')!;
   assert.match(watchReq.query, /fieldSelector=spec.nodeName%3Dnode-1/);
 
@@ -353,7 +346,7 @@ test('@kubernetes/client-node ListWatch over HTTPS with a field selector: lists,
   await api.patch('pods', 'default', 'keep', { status: { phase: 'Running' } }, 'status');
   await api.delete('pods', 'default', 'new');
   await api.create('pods', pod('other', 'node-2'));
-  await until(() => seen.length >= 3, 'three events');
+  await until('three events', () => seen.length >= 3);
   assert.deepEqual(seen, ['add new', 'update keep Running', 'delete new']);
 
   assert.deepEqual(errors, []);
@@ -374,7 +367,7 @@ test('@kubernetes/client-node ListWatch re-lists when its watch gets a 410 ERROR
   lw.on('delete', (p) => seen.push(`delete ${p.metadata!.name}`));
   t.after(() => lw.stop());
   await lw.start();
-  await until(() => server.openWatches() === 1, 'the informer to watch');
+  await until('the informer to watch', () => server.openWatches() === 1);
   // The API server "restarts" (its watches end) and, before the informer is back, two
   // changes happen and the history is compacted: the informer's re-watch from its last
   // version gets 410 in the stream, so it forgets the version and re-lists; what
@@ -385,7 +378,7 @@ test('@kubernetes/client-node ListWatch re-lists when its watch gets a 410 ERROR
   server.store.delete('pods', 'default', 'a');
   server.store.create('pods', undefined, pod('c', 'node-1'));
   server.store.compact();
-  await until(() => seen.includes('delete a') && seen.includes('add c'), 'the re-list to report a deleted and c added');
+  await until('the re-list to report a deleted and c added', () => seen.includes('delete a') && seen.includes('add c'));
   const watches = server.requests().filter((r) => r.verb === 'watch');
   assert.ok(watches.some((r) => r.query.includes(`resourceVersion=${rvBefore}`)), 'the informer re-watched from its version first');
   assert.equal(server.counters()['list pods'], 2);

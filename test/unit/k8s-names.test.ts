@@ -51,17 +51,17 @@ test('names: SPIFFE IDs of dotted node names and service accounts round-trip', (
   assert.match(principalError('spiffe://cluster.local/ns/ci/sa/build..bot')!, /not an identity/);
 });
 
-test('names: control API authentication by token takes dotted and 253-character node names, refuses invalid ones', () => {
+test('names: control API authentication by token takes dotted and 253-character node names, refuses invalid ones', async () => {
   const SHARED = 'cluster-bootstrap-token-000000000';
   const BOUND = 'eks-node-token-11111111111111111';
   const auth = new TokenAuthenticator(`${SHARED}\n${EKS} ${BOUND}\n`);
   const md = (token: string, node: string) => { const m = new Metadata(); m.set('authorization', `Bearer ${token}`); m.set('x-weft-node', node); return m; };
-  assert.deepEqual(auth.authenticate(md(BOUND, EKS)), { node: EKS, via: 'token' }, 'a node-bound token for an EKS node');
-  assert.deepEqual(auth.authenticate(md(SHARED, LONGEST)), { node: LONGEST, via: 'token' });
-  const code = (fn: () => unknown) => { try { fn(); return 'OK'; } catch (e) { return status[(e as { code: number }).code]; } };
-  assert.equal(code(() => auth.authenticate(md(BOUND, 'ip-10-0-1-3.ec2.internal'))), 'PERMISSION_DENIED');
-  assert.equal(code(() => auth.authenticate(md(SHARED, TOO_LONG))), 'INVALID_ARGUMENT');
-  assert.equal(code(() => auth.authenticate(md(SHARED, 'a..b'))), 'INVALID_ARGUMENT');
+  assert.deepEqual(await auth.authenticate(md(BOUND, EKS)), { node: EKS, via: 'token' }, 'a node-bound token for an EKS node');
+  assert.deepEqual(await auth.authenticate(md(SHARED, LONGEST)), { node: LONGEST, via: 'token' });
+  const code = async (fn: () => Promise<unknown>) => { try { await fn(); return 'OK'; } catch (e) { return status[(e as { code: number }).code]; } };
+  assert.equal(await code(() => auth.authenticate(md(BOUND, 'ip-10-0-1-3.ec2.internal'))), 'PERMISSION_DENIED');
+  assert.equal(await code(() => auth.authenticate(md(SHARED, TOO_LONG))), 'INVALID_ARGUMENT');
+  assert.equal(await code(() => auth.authenticate(md(SHARED, 'a..b'))), 'INVALID_ARGUMENT');
   assert.throws(() => new TokenAuthenticator(`a..b ${BOUND}\n`), { code: 'WEFT_ERR_INVALID_ARG', message: /:1:/ });
   assert.ok(isValidNodeName(LONGEST));
   assert.equal(isValidNodeName(TOO_LONG), false);

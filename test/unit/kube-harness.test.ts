@@ -112,14 +112,14 @@ test('downward API env, $(VAR) expansion, kubelet\'s /etc/hosts', () => {
   assert.deepEqual(spec.containers[0]!.resources, { requests: { cpu: '10m', memory: '32Mi' } });
 });
 
-test('deploy/agent-daemonset.yaml as pod options: image entrypoint + args, downward API env, host mounts mapped, secret/configMap volumes, the rest of the spec kept', () => {
+test('deploy/agent-daemonset.yaml as pod options: image entrypoint + args, downward API env, host mounts mapped, configMap and projected token volumes, the rest of the spec kept', () => {
   const ds = loadDaemonSet('deploy/agent-daemonset.yaml');
   assert.equal(ds.name, 'weft-agent');
   assert.equal(ds.namespace, 'weft-system');
-  assert.throws(() => podOptionsFromTemplate(ds), /volume token .*volumeSources/);
+  assert.throws(() => podOptionsFromTemplate(ds), /volume ca .*volumeSources/);
   const o = podOptionsFromTemplate(ds, {
     hostPathMap: { '/sys/fs/cgroup': '/sys/fs/cgroup/unified/weft-e2e-x/n1', '/var/lib/weft': '/tmp/state' },
-    volumeSources: { token: '/tmp/token', ca: '/tmp/ca' },
+    volumeSources: { ca: '/tmp/ca' },
     hostAliases: [{ ip: '10.80.0.2', hostnames: ['weft-control.weft-system.svc'] }],
   });
   assert.match(o.name, /^weft-agent-[a-z0-9]{5}$/);
@@ -137,7 +137,7 @@ test('deploy/agent-daemonset.yaml as pod options: image entrypoint + args, downw
   assert.deepEqual([m.bpffs!.hostPath, m.bpffs!.mountPath, m.bpffs!.mountPropagation], ['/sys/fs/bpf', '/sys/fs/bpf', 'Bidirectional']);
   assert.deepEqual([m.cgroup!.hostPath, m.cgroup!.mountPath, m.cgroup!.mountPropagation], ['/sys/fs/cgroup/unified/weft-e2e-x/n1', '/sys/fs/cgroup', 'HostToContainer']);
   assert.equal(m.state!.hostPath, '/tmp/state');
-  assert.deepEqual([m.token!.hostPath, m.token!.readOnly], ['/tmp/token', true]);
+  assert.deepEqual([m['control-token']!.serviceAccountToken, m['control-token']!.readOnly], [{ audience: 'weft-control', expirationSeconds: 3600, path: 'token' }, true]);
   assert.equal(podQosClass({ containers: [{ resources: o.resources }] }), 'Burstable');
 
   // The Pod object it makes looks like the template: args without the entrypoint, probes,
@@ -155,4 +155,6 @@ test('deploy/agent-daemonset.yaml as pod options: image entrypoint + args, downw
   assert.deepEqual(spec.containers[0]!.resources, { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '512Mi' } });
   assert.equal((pod.metadata!.ownerReferences as { kind: string; name: string }[])[0]!.kind, 'DaemonSet');
   assert.equal(pod.metadata!.labels!['app.kubernetes.io/name'], 'weft-agent');
+  const volumes = (pod.spec as { volumes: { name: string; projected?: unknown }[] }).volumes;
+  assert.deepEqual(volumes.find((v) => v.name === 'control-token')?.projected, { sources: [{ serviceAccountToken: { audience: 'weft-control', expirationSeconds: 3600, path: 'token' } }] });
 });

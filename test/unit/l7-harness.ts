@@ -61,7 +61,8 @@ export async function startProxy(v: NodeView, origin: { ip: string; port: number
   const proxy = new OutboundProxy({
     directory,
     resolveOrigin: () => ({ dstIp: state.origin.ip, dstPort: state.origin.port, cgroupId: 1 }),
-    connect: (ep) => connect({ host: ep.ip, port: ep.port }),
+    // Plain TCP: the proxy reads through `onread` into its reused buffer (as the agent's).
+    connect: (ep, _origin, read) => connect({ host: ep.ip, port: ep.port, ...(read ? { onread: read } : {}) }),
     ...extra,
   });
   const addr = await proxy.listen(0, '127.0.0.1');

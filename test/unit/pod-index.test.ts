@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeApiServer } from '../lib/fake-apiserver';
 import { PodIndex } from '../../agent/node/pods';
+import { until as waitUntil } from '../lib/wait';
 
 const NODE = 'ip-10-0-1-2.ec2.internal';
 
@@ -38,13 +39,10 @@ async function setup(t: { after(fn: () => unknown): void }, opts: Partial<Constr
     if (o.cgroup !== false) mkdirSync(join(cg, 'cri-containerd-abc.scope'), { recursive: true });
     return { uid, cg, name, ns };
   };
-  const until = async (what: string, check: () => boolean) => {
-    const end = Date.now() + 5000;
-    while (!check()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(index.list().map((p) => ({ key: p.key, meshed: p.meshed, reason: p.reason, cg: !!p.cgroup })))}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const until = (what: string, check: () => boolean) => waitUntil(what, check, {
+    timeoutMs: 5000,
+    explain: () => JSON.stringify(index.list().map((p) => ({ key: p.key, meshed: p.meshed, reason: p.reason, cg: !!p.cgroup }))),
+  });
   return { api, index, pod, until, root };
 }
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { compile, forNode, loadPolicyDir, loadPolicyTexts, type Snapshot } from '../../agent/policy';
 import { allocateVips } from '../../agent/policy/vip';
-import { parseCidr, type Cidr } from '../../agent/policy/net';
+import { parseCidr, type Cidr } from '../../agent/lib/ip';
 import { isWeftError } from '../../agent/lib/errors';
 import { packageRoot } from '../../agent/lib/paths';
 

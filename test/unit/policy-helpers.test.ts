@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { durationMs } from '../../agent/policy/duration';
-import { cidrContains, formatIPv4, hostRange, parseCidr, parseIPv4, type Cidr } from '../../agent/policy/net';
+import { cidrContains, formatIPv4, hostRange, parseCidr, parseIPv4, type Cidr } from '../../agent/lib/ip';
 import { authzPathError, namespacePatternError, principalError, spiffeId } from '../../agent/policy/identity';
 import { sortDiagnostics } from '../../agent/policy/diagnostic';
 

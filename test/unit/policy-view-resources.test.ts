@@ -18,10 +18,10 @@ import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from '../bench
 
 const SHAPE: MeshShape = { services: 30, endpoints: 300, nodes: 5 };
 
-function meshDir(t: TestContext): string {
+function meshDir(t: TestContext, shape: MeshShape = SHAPE): string {
   const dir = mkdtempSync(join(tmpdir(), 'wt-viewres-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  writeMesh(dir, SHAPE);
+  writeMesh(dir, shape);
   return dir;
 }
 
@@ -126,4 +126,48 @@ test('the parsed-file cache re-parses only edited files and reports exactly what
   const third = loadPolicyDir([dir], [], cache);
   assert.equal(fromEdited(third).length, 0);
   assert.deepEqual(third.diagnostics, loadPolicyDir([dir]).diagnostics);
+});
+
+test('views are shared: a node holds overrides only for the services it hosts; deltaFrom() equals the resource-by-resource difference', (t) => {
+  const shape: MeshShape = { services: 40, endpoints: 40, nodes: 5 };
+  const dir = meshDir(t, shape);
+  const a = compile(loadPolicyDir([dir]), []);
+  const views = new ViewResourceCache();
+  views.setSnapshot(a);
+  const old = Array.from({ length: shape.nodes }, (_, n) => views.resources(nodeName(n)));
+  // Every node's service resources for services it hosts no endpoint of are the same
+  // objects (one zone layer), its own ones are not.
+  const hosts = (node: string, name: string) => a.services.some((s) => `service/${s.key}` === name && s.endpoints.some((e) => e.node === node));
+  let shared = 0, own = 0;
+  for (const [name, r] of old[0]!) {
+    if (name === NODE_RESOURCE) continue;
+    if (hosts(nodeName(0), name)) { own++; assert.equal(old[0]!.override(name), r); } else { shared++; assert.equal(old[1]!.get(name) === r || hosts(nodeName(1), name), true); }
+  }
+  assert.ok(shared > 0 && own > 0, `${shared} shared, ${own} own`);
+
+  writeFileSync(join(dir, `workloads-${nodeName(2)}.yaml`), nodeWorkloadsYaml(shape, 2, 7));
+  writeFileSync(join(dir, 'extra.yaml'), `apiVersion: weft.dev/v1alpha1
+kind: Service
+metadata: {name: extra, namespace: bench}
+spec:
+  vip: 10.96.99.1
+  selector: {app: svc-1}
+  ports:
+    - {name: p, port: 80, targetPort: 8080, protocol: TCP}
+`);
+  const b = compile(loadPolicyDir([dir]), [], { previous: a });
+  views.setSnapshot(b);
+  for (let n = 0; n < shape.nodes; n++) {
+    const cur = views.resources(nodeName(n));
+    const brute = [...cur].filter(([name, r]) => old[n]!.get(name)?.version !== r.version).map(([name]) => name).sort();
+    const d = cur.deltaFrom(old[n]!);
+    assert.deepEqual(d.changed.map(([name]) => name).sort(), brute, nodeName(n));
+    assert.deepEqual(d.removed, [...old[n]!.keys()].filter((k) => !cur.has(k)));
+    // Sending the delta to an agent that holds the old view gives it exactly the new view.
+    const held = new Map<string, HeldResource>();
+    const base = mergeDelta(held, a.version, nodeName(n), [...old[n]!].map(([name, r]) => ({ name, version: r.version, body: r.body() })), []);
+    const next = mergeDelta(base.resources, b.version, nodeName(n), d.changed.map(([name, r]) => ({ name, version: r.version, body: r.body() })), d.removed);
+    assert.equal(JSON.stringify(next.view), JSON.stringify(forNode(b, nodeName(n))));
+  }
+  unlinkSync(join(dir, 'extra.yaml'));
 });

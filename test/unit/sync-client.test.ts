@@ -11,7 +11,8 @@ import type { TestContext } from 'node:test';
 import type { NodeView } from '../../agent/policy/snapshot';
 import { SyncClient, type SyncClientOptions } from '../../agent/sync/client';
 import { CACHE_FILE } from '../../agent/sync/cache';
-import { startControl, until, silent, TOKEN, NODE1_TOKEN } from './control-harness';
+import { startControl, silent, tokenFor, NODE1_TOKEN } from '../lib/control-server';
+import { waitFor } from '../lib/wait';
 import { policyCompiler } from '../../agent/control/policy-adapter';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
 import { forNode, nodeAddress } from '../../agent/policy';
@@ -22,8 +23,9 @@ const SHAPE: MeshShape = { services: 6, endpoints: 12, nodes: 2 };
 function agent(t: TestContext, address: string, o: Partial<SyncClientOptions> & { stateDir?: string } = {}) {
   const stateDir = o.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-sync-'));
   const applied: NodeView[] = [];
+  const node = o.node ?? 'node-1';
   const c = new SyncClient({
-    address, node: 'node-1', token: TOKEN, stateDir, logger: silent, backoff: { baseMs: 20, maxMs: 200 },
+    address, node, token: tokenFor(node), stateDir, logger: silent, backoff: { baseMs: 20, maxMs: 200 },
     apply: async (v) => { applied.push(v); },
     ...o,
   });
@@ -34,8 +36,8 @@ function agent(t: TestContext, address: string, o: Partial<SyncClientOptions> & 
   const events = ['state', 'applied', 'nack', 'fatal', 'cached'];
   const emitter: EventEmitter = c;
   const sub = (w: () => void) => { for (const e of events) emitter.on(e, w); return () => { for (const e of events) emitter.off(e, w); }; };
-  const waitFor = <T>(check: () => T | undefined, what: string, ms = 5000) => until(check, sub, ms, what);
-  return { c, applied, stateDir, waitFor };
+  const wait = <T>(check: () => T | undefined, what: string, ms = 5000) => waitFor(check, sub, ms, what);
+  return { c, applied, stateDir, waitFor: wait };
 }
 
 test('applies each snapshot, ACKs it and caches it atomically with mode 0600', async (t) => {
@@ -44,7 +46,7 @@ test('applies each snapshot, ACKs it and caches it atomically with mode 0600', a
   await a.c.start();
   const v1 = h.server.store.snapshot()!.version;
   await a.waitFor(() => (a.c.state().version === v1 ? true : undefined), 'v1 applied');
-  await until(() => (h.server.agents.get('node-1')?.ackedVersion === v1 ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'server sees ACK');
+  await waitFor(() => (h.server.agents.get('node-1')?.ackedVersion === v1 ? true : undefined), (w) => h.server.sync.onAck(w), 5000, 'server sees ACK');
   assert.equal(a.applied[0]!.node, 'node-1');
   assert.equal(a.c.state().connected, true);
 

@@ -2,6 +2,13 @@
 # Every node: the agent as a systemd service. Args: NODE_NAME NODE_ADDRESS CONTROL_ADDR
 set -euo pipefail
 node_name=$1 node_address=$2 control=$3
+# This node's own bootstrap token (the Vagrantfile's file provisioner put it in vagrant's
+# home; it is not in the synced folder). Kept root-only in /etc/weft.
+if [ -e /home/vagrant/.weft-token ]; then
+  install -m 0600 /home/vagrant/.weft-token /etc/weft/token
+  rm -f /home/vagrant/.weft-token
+fi
+[ -s /etc/weft/token ] || { echo "no bootstrap token for $node_name" >&2; exit 1; }
 cat > /etc/default/weft-agent <<EOT
 WEFT_CONTROL=$control
 WEFT_NODE=$node_name

@@ -32,8 +32,4 @@ npm ci --no-audit --no-fund
 npm run build
 ln -sf /opt/weft/bin/weft /usr/local/bin/weft
 weft --version
-
-# The cluster-wide bootstrap token the Vagrantfile made on the host (synced, git-ignored).
-# The control API and every agent read it.
 install -d -m 0700 /etc/weft
-install -m 0600 /vagrant/vagrant/.weft-token /etc/weft/token

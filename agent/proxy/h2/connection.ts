@@ -17,6 +17,7 @@ import {
   DEFAULT_MAX_FRAME, DEFAULT_WINDOW, E, F, FRAME_HEADER, MAX_WINDOW, PREFACE, S, T,
   checkFrame, checkSetting, goawayFrame, settingsFrame, u32Frame, unpad, writeHead,
 } from './frame';
+import { INFORMATIONAL, MALFORMED, NO_LENGTH, checkRequest, checkResponse, checkTrailers } from './validate';
 
 /** What a stream reports to whoever owns it (the proxy exchange). */
 export interface StreamHandler {
@@ -61,6 +62,27 @@ const OUT_HIGH_WATER = 256 * 1024;
 /** Payloads at least this large are written as their own slice instead of copied. */
 const SLICE_MIN = 1024;
 
+/**
+ * How a stream that is no longer open was closed, which decides what a late frame on it
+ * gets (RFC 9113 §5.1 "closed"): after the peer's END_STREAM, DATA or HEADERS is a
+ * connection error STREAM_CLOSED; after the peer's RST_STREAM, any frame but PRIORITY is
+ * a stream error STREAM_CLOSED; after our RST_STREAM, frames the peer had in flight are
+ * processed minimally (HPACK, connection window) and dropped. A peer-initiated id that
+ * was skipped (implicitly closed, §5.1.1) was never opened: any frame but PRIORITY is a
+ * connection error PROTOCOL_ERROR.
+ */
+const enum Closed { SENT_RST = 0, RECV_RST = 1, ENDED = 2, NEVER_OPENED = 3 }
+/** Closed streams remembered per connection (and ranges of skipped ids); older ones are
+ *  treated as closed by our RST_STREAM. */
+const CLOSED_MEMORY = 128;
+const GAP_MEMORY = 16;
+
+/** A request header list whose :method is HEAD. */
+function isHead(h: readonly string[]): boolean {
+  for (let i = 0; i < h.length && h[i]!.charCodeAt(0) === 0x3a; i += 2) if (h[i] === ':method') return h[i + 1] === 'HEAD';
+  return false;
+}
+
 export class H2Stream {
   handler: StreamHandler | null = null;
   sendWindow: number;
@@ -82,6 +104,14 @@ export class H2Stream {
   /** A CONNECT tunnel stream (RFC 9113 §8.5): each END_STREAM half-closes one direction
    *  only, so the server ending its side does not reset the request side. */
   halfClose = false;
+  /** The content-length the peer's message declared (or NO_LENGTH) and the DATA bytes
+   *  received so far, padding excluded (§8.1.1). */
+  expectLength = NO_LENGTH;
+  dataLength = 0;
+  /** Client side: the request was HEAD (its response has no content), and the final
+   *  (non-1xx) response headers arrived. */
+  head = false;
+  final = false;
   constructor(readonly id: number, readonly conn: H2Connection, sendWindow: number, recvWindow: number) {
     this.sendWindow = sendWindow;
     this.recvWindow = recvWindow;
@@ -125,6 +155,17 @@ export class H2Connection {
   private hdrFlags = 0;
   private hdrParts: Buffer[] = [];
   private hdrLen = 0;
+  /** The HEADERS frame's priority names its own stream (§5.3.1). */
+  private hdrSelfDep = false;
+  /** The first frame of the peer's preface (a SETTINGS frame, §3.4) was seen. */
+  private prefaceSettings = false;
+  /** The last CLOSED_MEMORY closed streams, a ring of (id, Closed) written on every
+   *  close and searched only when a frame comes for a stream that is not open; skipped
+   *  peer ids as [lo, hi] pairs. */
+  private readonly closedIds = new Int32Array(CLOSED_MEMORY);
+  private readonly closedHows = new Uint8Array(CLOSED_MEMORY);
+  private closedNext = 0;
+  private gaps: number[] = [];
   // Stream ids and lifecycle.
   private nextStreamId = 1;
   lastPeerStream = 0;
@@ -173,6 +214,7 @@ export class H2Connection {
   request(headers: readonly string[], end: boolean, handler: StreamHandler): H2Stream {
     const s = new H2Stream(this.nextStreamId, this, this.peerInitialWindow, this.limits.streamWindow);
     this.nextStreamId += 2;
+    s.head = isHead(headers);
     s.handler = handler;
     this.streams.set(s.id, s);
     this.writeHeaders(s, headers, end);
@@ -317,10 +359,78 @@ export class H2Connection {
     this.close(s, -1);
   }
 
-  /** A stream error found while reading: RST_STREAM, and the owner is told. */
+  /** A stream error found while reading: RST_STREAM, and the owner is told. Server
+   *  side, resets a client provokes count like resets it sends (a client must not get
+   *  around the rapid-reset limit by making us reset its streams). */
   private streamError(s: H2Stream, code: number): void {
     this.push(u32Frame(T.RST_STREAM, s.id, code));
     this.close(s, code);
+    if (!this.isClient) this.flood('reset');
+  }
+
+  /** Server side: a new stream refused or malformed before anyone saw it. */
+  private refuse(id: number, code: number, end: boolean): void {
+    this.push(u32Frame(T.RST_STREAM, id, code));
+    this.remember(id, end ? Closed.ENDED : Closed.SENT_RST);
+  }
+
+  private remember(id: number, how: Closed): void {
+    const i = this.closedNext;
+    this.closedIds[i] = id;
+    this.closedHows[i] = how;
+    this.closedNext = i + 1 === CLOSED_MEMORY ? 0 : i + 1;
+  }
+
+  /** How stream `id` was closed, if it is among the last CLOSED_MEMORY (newest first). */
+  private recall(id: number): Closed | -1 {
+    const ids = this.closedIds;
+    for (let k = 0, i = this.closedNext; k < CLOSED_MEMORY; k++) {
+      i = i === 0 ? CLOSED_MEMORY - 1 : i - 1;
+      if (ids[i] === id) return this.closedHows[i] as Closed;
+    }
+    return -1;
+  }
+
+  /** Server side: the peer opened stream `id`; ids it skipped are closed, never opened. */
+  private opened(id: number): void {
+    const expected = this.lastPeerStream + 2 - (this.lastPeerStream === 0 ? 1 : 0);
+    if (id > expected) {
+      this.gaps.push(expected, id - 2);
+      if (this.gaps.length > 2 * GAP_MEMORY) this.gaps.splice(0, 2);
+    }
+    this.lastPeerStream = id;
+  }
+
+  private closedHow(id: number): Closed {
+    const how = this.recall(id);
+    if (how !== -1) return how;
+    const g = this.gaps;
+    for (let i = 0; i < g.length; i += 2) if (id >= g[i]! && id <= g[i + 1]!) return Closed.NEVER_OPENED;
+    return Closed.SENT_RST;
+  }
+
+  /**
+   * A frame of `type` for stream `id`, which is not open: the error §5.1 names for the
+   * stream's state (idle, or closed and how), or nothing when the frame is to be
+   * dropped. PRIORITY is acceptable in every state.
+   */
+  private notOpen(id: number, type: number): void {
+    if (type === T.PRIORITY) return;
+    if (this.isIdle(id)) { this.fail(E.PROTOCOL_ERROR); return; }
+    switch (this.closedHow(id)) {
+      case Closed.NEVER_OPENED: this.fail(E.PROTOCOL_ERROR); return;
+      case Closed.ENDED:
+        // WINDOW_UPDATE and RST_STREAM may cross our END_STREAM; DATA and HEADERS came
+        // after the peer's own.
+        if (type === T.DATA || type === T.HEADERS) this.fail(E.STREAM_CLOSED);
+        return;
+      case Closed.RECV_RST:
+        // Once: a peer that keeps sending gets no more resets from us.
+        this.push(u32Frame(T.RST_STREAM, id, E.STREAM_CLOSED));
+        this.remember(id, Closed.SENT_RST);
+        return;
+      default: return;
+    }
   }
 
   /** Graceful shutdown: GOAWAY, finish open streams, then close. */
@@ -462,6 +572,10 @@ export class H2Connection {
       const stream = b.readUInt32BE(i + 5) & 0x7fffffff;
       const err = checkFrame(type, flags, stream, len, DEFAULT_MAX_FRAME);
       if (err >= 0) { this.fail(err); return; }
+      if (!this.prefaceSettings) {
+        if (type !== T.SETTINGS || (flags & F.ACK) !== 0) { this.fail(E.PROTOCOL_ERROR); return; }
+        this.prefaceSettings = true;
+      }
       if (end - i - FRAME_HEADER < len) break;
       const p = b.subarray(i + FRAME_HEADER, i + FRAME_HEADER + len);
       i += FRAME_HEADER + len;
@@ -503,6 +617,7 @@ export class H2Connection {
         if (body.length === 0 && !(flags & F.END_HEADERS) && this.flood('control')) return;
         this.hdrStream = id;
         this.hdrFlags = flags;
+        this.hdrSelfDep = (flags & F.PRIORITY) !== 0 && (p.readUInt32BE(flags & F.PADDED ? 1 : 0) & 0x7fffffff) === id;
         this.hdrParts.push(body);
         this.hdrLen = body.length;
         if (flags & F.END_HEADERS) this.onHeaderBlock();
@@ -518,11 +633,10 @@ export class H2Connection {
         return;
       }
       case T.RST_STREAM: {
-        if (this.isIdle(id)) { this.fail(E.PROTOCOL_ERROR); return; }
         const s = this.streams.get(id);
-        if (s === undefined) return;
+        if (s === undefined) { this.notOpen(id, type); return; }
         if (!this.isClient && this.flood('reset')) return;
-        this.close(s, p.readUInt32BE(0));
+        this.close(s, p.readUInt32BE(0), true);
         return;
       }
       case T.SETTINGS:
@@ -537,7 +651,15 @@ export class H2Connection {
         return;
       case T.GOAWAY: this.onGoawayFrame(p.readUInt32BE(0) & 0x7fffffff); return;
       case T.WINDOW_UPDATE: this.onWindowUpdate(id, p.readUInt32BE(0) & 0x7fffffff); return;
-      default: return; // PRIORITY and unknown types carry nothing we use
+      case T.PRIORITY: {
+        // Priorities are not used, but a stream cannot depend on itself (§5.3.1): a
+        // stream error, or a connection error when there is no open stream to reset.
+        if ((p.readUInt32BE(0) & 0x7fffffff) !== id) return;
+        const s = this.streams.get(id);
+        if (s !== undefined) this.streamError(s, E.PROTOCOL_ERROR); else this.fail(E.PROTOCOL_ERROR);
+        return;
+      }
+      default: return; // unknown types are ignored (§5.5)
     }
   }
 
@@ -555,9 +677,10 @@ export class H2Connection {
     if (len === 0 && !(flags & F.END_STREAM) && this.flood('control')) return;
     const s = this.streams.get(id);
     if (s === undefined) {
-      if (this.isIdle(id)) { this.fail(E.PROTOCOL_ERROR); return; }
-      // A stream we already closed (the peer had not seen our RST yet): dropped.
-      this.creditConnection(len);
+      this.notOpen(id, T.DATA);
+      // Otherwise a stream we already closed (the peer had not seen our RST yet): the
+      // bytes are dropped and returned to the connection window.
+      if (!this.destroyed) this.creditConnection(len);
       return;
     }
     s.received += len;
@@ -569,15 +692,23 @@ export class H2Connection {
     // Padding is never forwarded: return its credit now.
     if (data.length < len) this.credit(s, len - data.length);
     const end = (flags & F.END_STREAM) !== 0;
+    // Client: DATA before the final response headers (§8.1).
+    if (this.isClient && !s.final) { this.streamError(s, E.PROTOCOL_ERROR); return; }
+    if (s.expectLength >= 0) {
+      // A body longer, or (at its end) shorter, than content-length: malformed (§8.1.1).
+      s.dataLength += data.length;
+      if (s.dataLength > s.expectLength || (end && s.dataLength !== s.expectLength)) { this.streamError(s, E.PROTOCOL_ERROR); return; }
+    }
     if (end) s.remoteEnd = true;
     s.handler?.onData(s, data, end);
     if (end) this.maybeClosed(s);
   }
 
   private onHeaderBlock(): void {
-    const id = this.hdrStream, flags = this.hdrFlags;
+    const id = this.hdrStream, flags = this.hdrFlags, selfDep = this.hdrSelfDep;
     const block = this.hdrParts.length === 1 ? this.hdrParts[0]! : Buffer.concat(this.hdrParts, this.hdrLen);
     this.hdrStream = 0;
+    this.hdrSelfDep = false;
     this.hdrParts = [];
     this.hdrLen = 0;
     if (block.length > headerBlockLimit(this.limits)) { this.fail(E.ENHANCE_YOUR_CALM); return; }
@@ -592,7 +723,18 @@ export class H2Connection {
     const s = this.streams.get(id);
     if (s !== undefined) {
       if (s.remoteEnd) { this.streamError(s, E.STREAM_CLOSED); return; }
-      if (decoded.invalid) { this.streamError(s, E.PROTOCOL_ERROR); return; }
+      if (decoded.invalid || selfDep) { this.streamError(s, E.PROTOCOL_ERROR); return; }
+      if (this.isClient && !s.final) {
+        // Client: informational responses, then the final one (§8.1, §8.3.2).
+        const v = checkResponse(decoded.headers, end, s.head);
+        if (v === MALFORMED) { this.streamError(s, E.PROTOCOL_ERROR); return; }
+        if (v !== INFORMATIONAL) { s.final = true; s.expectLength = v; }
+      } else if (!end || !checkTrailers(decoded.headers) || (s.expectLength >= 0 && s.dataLength !== s.expectLength)) {
+        // A HEADERS after the request or the final response is trailers, which end the
+        // stream, carry no pseudo-header and complete the content-length (§8.1, §8.1.1).
+        this.streamError(s, E.PROTOCOL_ERROR);
+        return;
+      }
       if (end) s.remoteEnd = true;
       s.handler?.onHeaders(s, decoded.headers, end);
       if (end) this.maybeClosed(s);
@@ -600,22 +742,31 @@ export class H2Connection {
     }
     if (this.isClient || !this.isIdle(id)) {
       // Client: the server may not open streams. Server: headers for a stream already
-      // closed (trailers racing our RST_STREAM) are dropped; HPACK state was kept.
-      if (this.isClient && this.isIdle(id)) this.fail(E.PROTOCOL_ERROR);
+      // closed: dropped when they may have crossed our RST_STREAM (HPACK state was
+      // kept), an error otherwise (§5.1, §5.1.1).
+      this.notOpen(id, T.HEADERS);
       return;
     }
     if ((id & 1) === 0) { this.fail(E.PROTOCOL_ERROR); return; }
-    this.lastPeerStream = id;
-    if (this.goawaySent) return; // not processed; the client retries it elsewhere
-    const s2 = new H2Stream(id, this, this.peerInitialWindow, this.limits.streamWindow);
+    this.opened(id);
+    if (this.goawaySent) { this.remember(id, end ? Closed.ENDED : Closed.SENT_RST); return; } // not processed; the client retries it elsewhere
     if (this.streams.size >= this.limits.maxConcurrentStreams) {
       // Refused streams count like resets: a client ignoring our limit is flooding.
       if (this.flood('reset')) return;
-      this.push(u32Frame(T.RST_STREAM, id, E.REFUSED_STREAM));
+      this.refuse(id, E.REFUSED_STREAM, end);
       return;
     }
-    // A malformed request (§8.2.1) is refused before anyone sees it.
-    if (decoded.invalid) { this.push(u32Frame(T.RST_STREAM, id, E.PROTOCOL_ERROR)); return; }
+    // A malformed request (§8.1.1, §8.2, §8.3) is refused before anyone sees it. An
+    // oversized one has lost fields: its handler answers 431 without forwarding it.
+    let length = NO_LENGTH;
+    if (!decoded.oversized) length = checkRequest(decoded.headers, end);
+    if (decoded.invalid || selfDep || length === MALFORMED) {
+      this.refuse(id, E.PROTOCOL_ERROR, end);
+      this.flood('reset');
+      return;
+    }
+    const s2 = new H2Stream(id, this, this.peerInitialWindow, this.limits.streamWindow);
+    s2.expectLength = length;
     this.streams.set(id, s2);
     if (end) s2.remoteEnd = true;
     this.handler.onStream(this, s2, decoded.headers, end, decoded.oversized);
@@ -655,7 +806,7 @@ export class H2Connection {
       return;
     }
     const s = this.streams.get(id);
-    if (s === undefined) { if (this.isIdle(id)) this.fail(E.PROTOCOL_ERROR); return; }
+    if (s === undefined) { this.notOpen(id, T.WINDOW_UPDATE); return; }
     if (inc === 0) { this.streamError(s, E.PROTOCOL_ERROR); return; }
     s.sendWindow += inc;
     if (s.sendWindow > MAX_WINDOW) { this.streamError(s, E.FLOW_CONTROL_ERROR); return; }
@@ -682,10 +833,12 @@ export class H2Connection {
     if (s.localEnd && s.remoteEnd && !s.closed) this.close(s, 0);
   }
 
-  /** Closes a stream; `code` -1 is a reset we sent (the handler already knows). */
-  private close(s: H2Stream, code: number): void {
+  /** Closes a stream; `code` -1 is a reset we sent (the handler already knows);
+   *  `peerReset`: the peer sent RST_STREAM. */
+  private close(s: H2Stream, code: number, peerReset = false): void {
     if (s.closed) return;
     s.closed = true;
+    if (!this.destroyed) this.remember(s.id, s.remoteEnd ? Closed.ENDED : peerReset ? Closed.RECV_RST : Closed.SENT_RST);
     s.queue = null;
     s.queued = 0;
     // Bytes nobody will consume any more: the connection gets them back.

@@ -34,14 +34,37 @@ STATIC.forEach(([n, v], i) => {
 const ENTRY_OVERHEAD = 32;
 
 /** A decoded header block. `oversized`: over the list size limit (fields beyond it
- *  dropped). `invalid`: an empty or upper-case name, or NUL, CR or LF in a name or
- *  value, which makes the message malformed (RFC 9113 §8.2.1); CR/LF would also split
- *  a header line on an HTTP/1.1 hop. */
+ *  dropped). `invalid`: a field that breaks RFC 9113 §8.2.1 (see validName and
+ *  validValue), which makes the message malformed; CR/LF would also split a header
+ *  line on an HTTP/1.1 hop. */
 export interface HeaderBlock { headers: string[]; oversized: boolean; invalid: boolean }
 
+/**
+ * A field name as RFC 9113 §8.2.1 allows it: not empty, no character in 0x00-0x20,
+ * 0x41-0x5a (upper case) or 0x7f-0xff, and a colon only as the first character (a
+ * pseudo-header).
+ */
+export function validName(n: string): boolean {
+  const len = n.length;
+  if (len === 0) return false;
+  for (let i = 0; i < len; i++) {
+    const c = n.charCodeAt(i);
+    if (c <= 0x20 || (c >= 0x41 && c <= 0x5a) || c >= 0x7f || (c === 0x3a && i > 0)) return false;
+  }
+  return true;
+}
+
 const FORBIDDEN = /[\0\r\n]/;
-/** Field names are lower-case in HTTP/2 (§8.2.1). */
-const UPPER = /[A-Z]/;
+
+/** A field value as §8.2.1 allows it: no NUL, CR or LF, and no leading or trailing
+ *  space or horizontal tab. */
+export function validValue(v: string): boolean {
+  const len = v.length;
+  if (len === 0) return true;
+  const a = v.charCodeAt(0), z = v.charCodeAt(len - 1);
+  if (a === 0x20 || a === 0x09 || z === 0x20 || z === 0x09) return false;
+  return !FORBIDDEN.test(v);
+}
 
 const BAD_NAME = 1, BAD_VALUE = 2;
 
@@ -120,8 +143,7 @@ export class HpackDecoder {
    */
   decode(b: Buffer, maxListSize: number): HeaderBlock {
     const out: string[] = [];
-    let listSize = 0, oversized = false, i = 0;
-    this.invalid = false;
+    let listSize = 0, oversized = false, invalid = false, i = 0;
     const end = b.length;
     let fieldsSeen = false;
     while (i < end) {
@@ -131,7 +153,7 @@ export class HpackDecoder {
         const idx = this.int(b, i, 7); i = this.pos;
         if (idx === 0) throw new HpackError('index 0');
         name = this.name(idx); value = this.value(idx);
-        if (idx > STATIC_LEN && this.entryFlags(idx) !== 0) this.invalid = true;
+        if (idx > STATIC_LEN && this.entryFlags(idx) !== 0) invalid = true;
       } else if ((c & 0xe0) === 0x20) { // dynamic table size update
         if (fieldsSeen) throw new HpackError('table size update after a field');
         const sz = this.int(b, i, 5); i = this.pos;
@@ -145,14 +167,14 @@ export class HpackDecoder {
         let bad = 0;
         if (idx === 0) {
           name = this.str(b, i); i = this.pos;
-          if (this.strBad || name.length === 0 || UPPER.test(name)) bad = BAD_NAME;
+          if (!validName(name)) bad = BAD_NAME;
         } else {
           name = this.name(idx);
           if (idx > STATIC_LEN) bad = this.entryFlags(idx) & BAD_NAME;
         }
         value = this.str(b, i); i = this.pos;
-        if (this.strBad) bad |= BAD_VALUE;
-        if (bad !== 0) this.invalid = true;
+        if (!validValue(value)) bad |= BAD_VALUE;
+        if (bad !== 0) invalid = true;
         if (incremental) this.table.add(name, value, undefined, bad);
       }
       fieldsSeen = true;
@@ -160,17 +182,13 @@ export class HpackDecoder {
       if (listSize > maxListSize) oversized = true;
       else out.push(name, value);
     }
-    return { headers: out, oversized, invalid: this.invalid };
+    return { headers: out, oversized, invalid };
   }
 
   /** Current dynamic table size in RFC 7541 terms (tests check eviction with it). */
   get tableSize(): number { return this.table.size; }
 
   private pos = 0;
-  /** A field in the block is malformed (NUL, CR or LF; an empty or upper-case name). */
-  private invalid = false;
-  /** The last literal string read holds NUL, CR or LF. */
-  private strBad = false;
 
   /** Integer with an N-bit prefix (§5.1) at b[i]; sets this.pos past it. */
   private int(b: Buffer, i: number, prefix: number): number {
@@ -200,10 +218,8 @@ export class HpackDecoder {
     this.pos = stop;
     const s = huff ? huffmanDecode(b, start, stop) : b.toString('latin1', start, stop);
     if (s === null) throw new HpackError('invalid Huffman string');
-    // Literals are checked here; indexed fields carry the verdict of when they were
-    // literals (DynamicTable.flags).
-    this.strBad = FORBIDDEN.test(s);
-    if (this.strBad) this.invalid = true;
+    // Literals are checked by the caller; indexed fields carry the verdict of when they
+    // were literals (DynamicTable.flags).
     return s;
   }
 

@@ -6,30 +6,26 @@
 // endpoint. DATA payloads pass through as slices of what was read; a stream's receive
 // window is credited only once its bytes left through the other side, so a slow
 // receiver stops its sender. Trailers, grpc-timeout deadlines and RST_STREAM
-// cancellation are carried both ways.
+// cancellation are carried both ways. What to do with a request is the pipeline's
+// (pipeline/lifecycle.ts, shared with HTTP/1.1); this file speaks HTTP/2.
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Connector } from '../http/upstream';
+import type { Connector, Origin } from '../types';
 import type { Cluster } from '../balancer/cluster';
 import type { EndpointState } from '../balancer/endpoint';
-import { selectBackend, selectRoute, type HeaderEdits, type RequestView, type RouteAction, type ServiceRoutes } from '../routing/table';
-import { faultAbort, faultDelay } from '../routing/fault';
+import type { HeaderEdits, RequestView, ServiceRoutes } from '../routing/table';
 import type { RequestSeries } from '../routing/metrics';
-import type { AccessSink } from '../routing/access-log';
-import { Tracer, type Span } from '../routing/tracing';
 import type { Logger } from '../../telemetry/logger';
 import { parseGrpcTimeout } from './grpc-timeout';
 import { H2Connection, type ConnectionHandler, type ConnectionLimits, type H2Stream, type StreamHandler } from './connection';
 import { E } from './frame';
-import { UpstreamPool } from './upstream-pool';
-import type { Origin } from '../outbound';
-import { DEFAULT_PATH_NORMALIZATION, normalizePath, type PathNormalization } from '../http/path';
+import { UpstreamPool, type H2Upstream } from './upstream-pool';
+import { Acquire, type ConnectionPool, type PoolWaiter } from '../pipeline/pool';
+import { Fault, GrpcStatus, Lifecycle, RetryOn, type Exchange, type ExchangeContext, type PipelineOptions } from '../pipeline/lifecycle';
 
-export interface H2Options {
+export interface H2Options extends PipelineOptions {
   connect: Connector;
   logger: Logger;
-  accessLog: AccessSink | null;
-  tracer: Tracer | null;
   maxConcurrentStreams: number;
   maxHeaderListSize: number;
   /** Client stream resets per second on one connection before it is closed (rapid reset). */
@@ -40,20 +36,9 @@ export interface H2Options {
   streamsPerSession: number;
   /** ...up to this many connections per (endpoint, source). */
   sessionsPerEndpoint: number;
-  /** Path normalization before routing and authorization (see http/path.ts). */
-  paths?: PathNormalization;
 }
 
-export interface H2Conn {
-  routes: ServiceRoutes;
-  origin: Origin;
-  series: RequestSeries | null;
-  /** Inbound L7 authorization; null on the outbound side. */
-  authorize: ((r: RequestView) => boolean) | null;
-  /** Inbound with a verified peer: the x-forwarded-client-cert value weft sets
-   *  (client-supplied ones are always removed). */
-  xfcc?: string | null;
-}
+export type H2Conn = ExchangeContext;
 
 /** Request bodies up to this size are kept for retries. */
 const MAX_REPLAY = 64 * 1024;
@@ -61,8 +46,7 @@ const MAX_REPLAY = 64 * 1024;
 // x-forwarded-client-cert: only weft may say who the client certificate named.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'x-forwarded-client-cert']);
 
-/** gRPC status codes used for locally generated answers. */
-export const GrpcStatus = { OK: 0, CANCELLED: 1, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, PERMISSION_DENIED: 7, INTERNAL: 13, UNAVAILABLE: 14 } as const;
+export { GrpcStatus } from '../pipeline/lifecycle';
 
 /** First value of `name` in a flat [name, value, ...] list. */
 function field(h: readonly string[], name: string): string | undefined {
@@ -178,7 +162,8 @@ export class H2Proxy implements ConnectionHandler {
   }
 
   get options(): H2Options { return this.o; }
-  upstream(ep: EndpointState, origin: Origin): H2Connection { return this.pool.get(ep, origin); }
+  /** The upstream connection pool for `ep` and `origin` (the cluster's limits apply). */
+  poolFor(ep: EndpointState, cluster: Cluster, origin: Origin): ConnectionPool<H2Upstream> { return this.pool.poolFor(ep, cluster, origin); }
 
   /** Agent restart: GOAWAY to every client connection; streams in flight finish, new
    *  ones go to a new connection (the new agent). Resolves when all are closed. */
@@ -195,30 +180,30 @@ export class H2Proxy implements ConnectionHandler {
   }
 }
 
-/** One proxied stream: the client's (down) and, once forwarded, the upstream's (up). */
-class H2Exchange implements StreamHandler {
+/** One proxied stream: the client's (down) and, once forwarded, the upstream's (up).
+ *  HTTP/2 only: every decision about the request is the pipeline's (Lifecycle). */
+class H2Exchange implements StreamHandler, Exchange, PoolWaiter<H2Upstream> {
   private readonly view: StreamView;
   private readonly grpc: boolean;
   private readonly ctx: H2Conn;
-  private action: RouteAction | null = null;
-  private cluster: Cluster | null = null;
-  private endpoint: EndpointState | null = null;
+  private readonly lc: Lifecycle;
   private up: H2Stream | null = null;
-  private readonly started = performance.now();
-  private status = 0;
-  private grpcStatus = -1;
+  /** The pooled connection the current try holds a stream on, and that stream. */
+  private lease: H2Upstream | null = null;
+  private leased: H2Stream | null = null;
+  private pool: ConnectionPool<H2Upstream> | null = null;
+  /** Queued in the pool for a stream (cluster pending-request limit). */
+  private waiting = false;
   private timer: NodeJS.Timeout | null = null;
   /** The current try's per-try timeout (retry policy), and the route idle timeout. */
   private tryTimer: NodeJS.Timeout | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   /** When a frame last moved either way (read by the idle timer only). */
   private lastActive = 0;
-  private span: Span | null = null;
   private responded = false;
   /** The upstream response is complete. */
   private upDone = false;
   private finished = false;
-  private flags = '';
   private outHeaders: string[] | null = null;
   /** The :path to forward when normalization changed it. */
   private newPath: string | null = null;
@@ -228,107 +213,131 @@ class H2Exchange implements StreamHandler {
   private bodyBytes = 0;
   private reqEnded: boolean;
   private reqTrailers: string[] | null = null;
-  private attempts = 0;
-  private tryStarted = 0;
 
   constructor(private readonly proxy: H2Proxy, private readonly dc: H2Connection, private readonly down: H2Stream, private readonly headers: string[], end: boolean) {
     this.view = new StreamView(headers);
     this.grpc = (field(headers, 'content-type') ?? '').startsWith('application/grpc');
     this.ctx = dc.context as H2Conn;
     this.reqEnded = end;
+    this.lc = new Lifecycle(this, proxy.options);
+    this.lc.begin();
     down.handler = this;
   }
 
   start(oversized: boolean): void {
-    const conn = this.ctx;
-    if (oversized) { this.flags = 'header_overflow'; this.local(431, GrpcStatus.RESOURCE_EXHAUSTED, 'request header list too large'); return; }
+    const lc = this.lc;
+    if (oversized) { lc.flags = 'header_overflow'; this.local(431, GrpcStatus.RESOURCE_EXHAUSTED, 'request header list too large'); return; }
     // Route and authorize what the backend will serve: the normalized path, which is
     // also what is forwarded. A fragment never belongs in :path.
-    const path = this.view.search.includes('#') ? null : normalizePath(this.view.path, this.proxy.options.paths ?? DEFAULT_PATH_NORMALIZATION);
-    if (path === null) { this.flags = 'invalid_path'; this.local(400, GrpcStatus.INTERNAL, 'invalid request path'); return; }
+    if (this.view.search.includes('#')) { lc.flags = 'invalid_path'; this.local(400, GrpcStatus.INTERNAL, 'invalid request path'); return; }
+    const path = lc.normalize(this.view.path);
+    if (path === null) return;
     if (path !== this.view.path) { this.view.path = path; this.newPath = path + this.view.search; }
-    if (conn.authorize !== null && !conn.authorize(this.view)) {
-      this.flags = 'rbac_denied';
-      this.local(403, GrpcStatus.PERMISSION_DENIED, 'RBAC: access denied');
-      return;
-    }
-    const action = this.action = selectRoute(conn.routes, this.view);
-    if (action.rateLimit !== null && !action.rateLimit.take(this.started)) {
-      this.flags = 'rate_limited';
-      this.local(429, GrpcStatus.RESOURCE_EXHAUSTED, 'local rate limit');
-      return;
-    }
-    if (action.fault !== null) {
-      if (faultAbort(action.fault)) {
-        const a = action.fault.abort!;
-        this.flags = 'fault_abort';
-        this.local(a.httpStatus ?? 503, a.grpcStatus ?? GrpcStatus.UNAVAILABLE, 'fault injected');
-        return;
-      }
-      const d = faultDelay(action.fault);
-      if (d > 0) { this.flags = 'fault_delay'; setTimeout(() => this.forward(), d); return; }
-    }
-    this.forward();
+    if (!lc.admit(this.view, this.ctx)) return;
+    if (lc.fault() === Fault.None) this.forward();
   }
+
+  /** Exchange: a locally generated answer. */
+  localReply(status: number, grpcStatus: number, message: string): void { this.local(status, grpcStatus, message); }
 
   /** Deadline: the route timeout and the caller's grpc-timeout, whichever is sooner. */
   private deadlineMs(): number {
-    let ms = this.action!.timeoutMs;
+    const action = this.lc.action!;
+    let ms = action.timeoutMs;
     const gt = this.grpc ? parseGrpcTimeout(field(this.headers, 'grpc-timeout')) : -1;
     if (gt >= 0 && (ms === 0 || gt < ms)) ms = gt;
-    if (ms > 0) ms = Math.max(0, ms - (performance.now() - this.started));
-    return ms === 0 && (this.action!.timeoutMs > 0 || gt >= 0) ? 1 : ms;
+    if (ms > 0) ms = Math.max(0, ms - (performance.now() - this.lc.started));
+    return ms === 0 && (action.timeoutMs > 0 || gt >= 0) ? 1 : ms;
   }
 
-  private forward(): void {
+  /** Admission passed (Exchange): circuit breaker, the upstream header list, the first try. */
+  forward(): void {
     if (this.finished) return;
-    const cluster = this.cluster = selectBackend(this.action!);
-    if (cluster.active >= cluster.limits.maxRequests) { this.flags = 'overflow'; this.local(503, GrpcStatus.UNAVAILABLE, 'circuit breaker open'); return; }
-    const tracer = this.proxy.options.tracer;
+    const lc = this.lc;
+    if (lc.dispatch() === null) return;
+    const action = lc.action!;
+    const tracing = this.proxy.options.tracer !== null;
     const xfcc = this.ctx.xfcc ?? null;
-    const out = forwardable(this.headers, true, this.action!.requestHeaders !== null || tracer !== null || this.newPath !== null || xfcc !== null);
+    const out = forwardable(this.headers, true, action.requestHeaders !== null || tracing || this.newPath !== null || xfcc !== null);
     if (this.newPath !== null) for (let i = 0; i < out.length; i += 2) if (out[i] === ':path') { out[i + 1] = this.newPath; break; }
-    if (this.action!.requestHeaders !== null) applyEdits(out, this.action!.requestHeaders);
+    if (action.requestHeaders !== null) applyEdits(out, action.requestHeaders);
     if (xfcc !== null) out.push('x-forwarded-client-cert', xfcc);
-    if (tracer !== null) {
-      this.span = tracer.start(`${this.view.method} ${this.action!.name}`, this.view.header('traceparent'));
+    const traceparent = lc.trace(this.view);
+    if (traceparent !== null) {
       let i = 0;
       while (i < out.length && out[i] !== 'traceparent') i += 2;
-      if (i < out.length) out[i + 1] = Tracer.header(this.span); else out.push('traceparent', Tracer.header(this.span));
+      if (i < out.length) out[i + 1] = traceparent; else out.push('traceparent', traceparent);
     }
     this.outHeaders = out;
-    cluster.budget.deposit(this.started);
     const deadline = this.deadlineMs();
     if (deadline > 0) this.timer = setTimeout(() => this.onDeadline(), deadline);
-    const idle = this.action!.idleTimeoutMs;
+    const idle = action.idleTimeoutMs;
     if (idle > 0) { this.lastActive = performance.now(); this.idleTimer = setTimeout(() => this.onIdle(), idle); }
     this.attempt();
   }
 
   /** One try against an endpoint of the chosen cluster. */
   private attempt(): void {
-    const cluster = this.cluster!;
-    const ep = this.endpoint = cluster.pick(performance.now(), this.ctx.origin.cgroupId);
-    if (ep === null) { this.flags = 'no_healthy_upstream'; this.local(503, GrpcStatus.UNAVAILABLE, 'no healthy upstream'); return; }
-    cluster.active++;
-    ep.inflight++;
-    this.attempts++;
-    this.tryStarted = performance.now();
-    const perTry = this.action!.retry?.perTryTimeoutMs ?? 0;
+    const lc = this.lc;
+    const ep = lc.pick(this.ctx.origin);
+    if (ep === null) return;
+    const perTry = lc.action!.retry?.perTryTimeoutMs ?? 0;
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(), perTry);
-    let uc: H2Connection;
+    const pool = this.pool = this.proxy.poolFor(ep, lc.cluster!, this.ctx.origin);
+    let r: Acquire;
     try {
-      uc = this.proxy.upstream(ep, this.ctx.origin);
+      r = pool.acquire(this);
     } catch (e) {
       this.failUpstream(String(e), true);
       return;
     }
+    if (r === Acquire.Ready) this.send(pool.acquired!);
+    else if (r === Acquire.Overflow) { this.clearTryTimer(); lc.overflow(); }
+    else this.waiting = true;
+  }
+
+  /** The pool had no stream free and now has one (or failed: null). */
+  onPoolConnection(c: H2Upstream | null): void {
+    this.waiting = false;
+    if (this.finished) { if (c !== null) this.pool!.release(c); return; }
+    if (c === null) { this.lc.unbook(); this.clearTryTimer(); this.local(503, GrpcStatus.UNAVAILABLE, 'upstream unavailable'); return; }
+    this.send(c);
+  }
+
+  /** Opens the try's stream on a leased connection and sends what the client sent so far. */
+  private send(u: H2Upstream): void {
+    this.lease = u;
+    const uc = u.conn;
     const body = this.body, trailers = this.reqTrailers;
     const noBody = this.reqEnded && (body === null || body.length === 0) && trailers === null;
-    const up = this.up = uc.request(this.outHeaders!, noBody, this);
+    const up = this.up = this.leased = uc.request(this.outHeaders!, noBody, this);
     if (noBody || body === null) return;
     for (let i = 0; i < body.length; i++) uc.sendData(up, body[i]!, this.reqEnded && trailers === null && i === body.length - 1);
     if (trailers !== null) uc.sendHeaders(up, trailers, true);
+  }
+
+  /** The try's stream is over (closed, or reset by us): its slot goes back to the pool. */
+  private releaseLease(): void {
+    const l = this.lease;
+    if (l === null) return;
+    this.lease = null;
+    this.leased = null;
+    this.pool!.release(l);
+  }
+
+  /** Leaves the pool's queue (timeout, retry elsewhere, client gone). */
+  private stopWaiting(): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    this.pool!.cancel(this);
+  }
+
+  /** Resets the try's stream (if open) and gives its slot back. */
+  private cancelUp(code: number): void {
+    const up = this.up;
+    this.up = null;
+    if (up !== null) up.conn.reset(up, code);
+    if (up === this.leased) this.releaseLease();
   }
 
   // ---- events from either stream
@@ -346,7 +355,7 @@ class H2Exchange implements StreamHandler {
     if (s !== this.up) return;
     if (!this.responded) { this.onResponse(h, end); return; }
     const g = field(h, 'grpc-status');
-    if (g !== undefined) this.grpcStatus = Number(g);
+    if (g !== undefined) this.lc.grpcStatus = Number(g);
     // Book before forwarding: ending the client's stream finishes this exchange.
     if (end) this.onUpEnd();
     this.dc.sendHeaders(this.down, forwardable(h, false, false), true);
@@ -376,44 +385,38 @@ class H2Exchange implements StreamHandler {
   }
 
   onClosed(s: H2Stream, code: number): void {
+    if (s === this.leased) this.releaseLease();
     if (s === this.down) this.onDownClosed(code);
     else if (s === this.up) this.onUpClosed(code);
   }
 
   /** A failed try may be retried when nothing reached the client and the body is replayable. */
-  private retry(kind: 'status' | 'connect' | 'reset' | 'per-try-timeout', status: number, grpcStatus: number): boolean {
-    const r = this.action!.retry;
-    if (r === null || this.responded || this.finished || this.body === null || this.attempts > r.attempts) return false;
-    // A try that ran out its per-try timeout is retried whatever `on` says, as on the
-    // HTTP/1.1 path: setting perTryTimeout is asking for it.
-    const wanted = kind === 'per-try-timeout' ? true : kind === 'status'
-      ? (grpcStatus >= 0 ? r.grpcCodes.has(grpcStatus) : r.on5xx || r.statusCodes.has(status) || (r.gatewayError && status >= 502 && status <= 504))
-      : r.on5xx || r.gatewayError || (kind === 'connect' ? r.connectFailure : r.reset);
-    if (!wanted || !this.cluster!.budget.withdraw(performance.now())) return false;
-    const up = this.up;
-    this.up = null;
-    if (up !== null) up.conn.reset(up, E.CANCEL);
-    this.grpcStatus = -1;
+  private retry(why: RetryOn, status: number, grpcStatus: number): boolean {
+    if (this.responded || this.finished || this.body === null || !this.lc.mayRetry(why, status, grpcStatus)) return false;
+    this.stopWaiting();
+    this.cancelUp(E.CANCEL);
+    this.lc.grpcStatus = -1;
     this.attempt();
     return true;
   }
 
   private onResponse(h: string[], end: boolean): void {
     if (this.finished) return;
+    const lc = this.lc;
     const status = Number(field(h, ':status') ?? 0);
     if (status >= 100 && status < 200 && !end) return; // interim responses are not forwarded
     const g = field(h, 'grpc-status');
     const trailersOnly = g !== undefined;
     if (trailersOnly || status >= 500) {
       const gs = trailersOnly ? Number(g) : -1;
-      if (trailersOnly) this.grpcStatus = gs;
+      if (trailersOnly) lc.grpcStatus = gs;
       this.book(trailersOnly && gs === GrpcStatus.UNAVAILABLE ? 503 : status, false);
-      if (this.retry('status', status, gs)) return;
+      if (this.retry(RetryOn.Status, status, gs)) return;
     }
-    this.status = status;
-    if (trailersOnly) this.grpcStatus = Number(g);
+    lc.status = status;
+    if (trailersOnly) lc.grpcStatus = Number(g);
     // Forwarded as received (':status' and all) unless hop-by-hop fields go or edits apply.
-    const edits = this.action!.responseHeaders;
+    const edits = lc.action!.responseHeaders;
     const out = forwardable(h, true, edits !== null);
     if (edits !== null) applyEdits(out, edits);
     this.responded = true;
@@ -426,7 +429,7 @@ class H2Exchange implements StreamHandler {
   private onUpEnd(): void {
     if (this.upDone) return;
     this.upDone = true;
-    this.book(this.status, this.grpcStatus === GrpcStatus.UNAVAILABLE);
+    this.book(this.lc.status, this.lc.grpcStatus === GrpcStatus.UNAVAILABLE);
   }
 
   /** The try took longer than the retry policy's per-try timeout: another try if the
@@ -434,9 +437,9 @@ class H2Exchange implements StreamHandler {
   private onTryTimeout(): void {
     this.tryTimer = null;
     if (this.finished) return;
-    this.flags = 'per_try_timeout';
+    this.lc.flags = 'per_try_timeout';
     this.book(504, true);
-    if (this.retry('per-try-timeout', 504, -1)) return;
+    if (this.retry(RetryOn.PerTryTimeout, 504, -1)) return;
     this.timeOut('per_try_timeout');
   }
 
@@ -444,7 +447,7 @@ class H2Exchange implements StreamHandler {
   private onIdle(): void {
     this.idleTimer = null;
     if (this.finished) return;
-    const idle = this.action!.idleTimeoutMs;
+    const idle = this.lc.action!.idleTimeoutMs;
     const quiet = performance.now() - this.lastActive;
     if (quiet < idle) { this.idleTimer = setTimeout(() => this.onIdle(), idle - quiet); return; }
     this.timeOut('idle_timeout');
@@ -459,23 +462,22 @@ class H2Exchange implements StreamHandler {
    *  started, DEADLINE_EXCEEDED trailers (gRPC) or a reset after. */
   private timeOut(flags: string): void {
     if (this.finished) return;
-    this.flags = flags;
-    const up = this.up;
-    this.up = null;
-    if (up !== null) up.conn.reset(up, E.CANCEL);
+    this.lc.flags = flags;
+    this.stopWaiting();
+    this.cancelUp(E.CANCEL);
     this.book(504, true);
     if (!this.responded) this.local(504, GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded');
     else if (this.grpc) {
-      this.grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
+      this.lc.grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
       this.dc.sendHeaders(this.down, ['grpc-status', String(GrpcStatus.DEADLINE_EXCEEDED), 'grpc-message', 'deadline exceeded'], true);
     } else this.dc.reset(this.down, E.CANCEL);
   }
 
   private failUpstream(detail: string, connectFailure: boolean): void {
     if (this.finished) return;
-    this.flags = detail;
+    this.lc.flags = detail;
     this.book(502, true);
-    if (this.retry(connectFailure ? 'connect' : 'reset', 502, -1)) return;
+    if (this.retry(connectFailure ? RetryOn.ConnectFailure : RetryOn.Reset, 502, -1)) return;
     this.up = null;
     if (!this.responded) this.local(502, GrpcStatus.UNAVAILABLE, `upstream error: ${detail}`);
     else this.dc.reset(this.down, E.INTERNAL_ERROR);
@@ -487,23 +489,25 @@ class H2Exchange implements StreamHandler {
     if (this.upDone) return;
     // The upstream reset the stream (or its connection failed): pass the reset on.
     const refused = code === E.REFUSED_STREAM;
-    this.book(this.responded ? this.status : 502, !this.responded);
-    if (!this.responded && this.retry(refused ? 'connect' : 'reset', 502, -1)) return;
+    this.book(this.responded ? this.lc.status : 502, !this.responded);
+    if (!this.responded && this.retry(refused ? RetryOn.ConnectFailure : RetryOn.Reset, 502, -1)) return;
     this.up = null;
-    if (!this.responded) { this.flags = refused ? 'upstream_refused' : 'upstream_reset'; this.local(502, refused ? GrpcStatus.UNAVAILABLE : GrpcStatus.CANCELLED, 'upstream reset'); }
+    if (!this.responded) { this.lc.flags = refused ? 'upstream_refused' : 'upstream_reset'; this.local(502, refused ? GrpcStatus.UNAVAILABLE : GrpcStatus.CANCELLED, 'upstream reset'); }
     else this.dc.reset(this.down, code === E.NO_ERROR ? E.CANCEL : code);
   }
 
   private onDownClosed(code: number): void {
     this.clearTimers();
+    this.stopWaiting();
     const up = this.up;
     this.up = null;
     // A complete exchange closes its upstream stream by itself; anything else is cancelled.
     if (up !== null && !up.closed && !(this.upDone && up.localEnd)) {
       up.conn.reset(up, E.CANCEL);
+      if (up === this.leased) this.releaseLease();
       if (!this.upDone && code !== 0) {
         // The client cancelled (RST_STREAM) or went away: cancel upstream too.
-        this.flags = 'client_cancelled';
+        this.lc.flags = 'client_cancelled';
         this.book(499, false);
       }
     }
@@ -512,60 +516,50 @@ class H2Exchange implements StreamHandler {
 
   /** Books the try against the endpoint: latency, outlier detection, limits. */
   private book(status: number, gatewayError: boolean): void {
-    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
-    const ep = this.endpoint, cl = this.cluster;
-    if (ep === null || cl === null) return;
-    this.endpoint = null;
-    const now = performance.now();
-    ep.inflight--;
-    cl.active--;
-    ep.observe(now - this.tryStarted, now);
-    cl.outlier?.record(ep, this.grpcStatus === GrpcStatus.UNAVAILABLE ? 503 : status, gatewayError, now);
-    if (this.status === 0) this.status = status;
+    this.clearTryTimer();
+    const lc = this.lc;
+    if (lc.endpoint === null) return;
+    lc.book(status, gatewayError);
+    if (lc.status === 0) lc.status = status;
   }
 
   /** Answers locally: HTTP status, or for gRPC a trailers-only response. */
   private local(status: number, grpcStatus: number, message: string): void {
     if (this.down.closed || this.responded) return;
     this.clearTimers();
+    this.stopWaiting();
     this.responded = true;
     this.body = null;
+    const lc = this.lc;
     if (this.grpc) {
-      this.status = 200;
-      this.grpcStatus = grpcStatus;
+      lc.status = 200;
+      lc.grpcStatus = grpcStatus;
       this.dc.sendHeaders(this.down, [':status', '200', 'content-type', 'application/grpc', 'grpc-status', String(grpcStatus), 'grpc-message', encodeURIComponent(message)], true);
     } else {
-      this.status = status;
+      lc.status = status;
       this.dc.sendHeaders(this.down, [':status', String(status), 'content-type', 'text/plain'], false);
       this.dc.sendData(this.down, Buffer.from(`${message}\n`), true);
     }
   }
 
+  private clearTryTimer(): void {
+    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+  }
+
   private clearTimers(): void {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null; }
-    if (this.tryTimer !== null) { clearTimeout(this.tryTimer); this.tryTimer = null; }
+    this.clearTryTimer();
     if (this.idleTimer !== null) { clearTimeout(this.idleTimer); this.idleTimer = null; }
   }
 
   private finish(): void {
     if (this.finished) return;
     this.clearTimers();
+    this.stopWaiting();
     this.finished = true;
     this.body = null;
-    if (this.status === 0) this.status = this.responded ? 200 : 499;
-    const dur = performance.now() - this.started;
-    this.ctx.series?.record(this.status, this.grpc ? this.grpcStatus : -1, dur / 1000);
-    const tracer = this.proxy.options.tracer;
-    if (this.span !== null && tracer !== null) {
-      tracer.end(this.span, { 'http.method': this.view.method, 'http.target': this.view.path, 'http.status_code': this.status, 'rpc.grpc.status_code': this.grpcStatus }, this.status >= 500 || this.grpcStatus > 0);
-    }
-    const log = this.proxy.options.accessLog;
-    if (log !== null && log.wants(this.status)) {
-      log.write({
-        method: this.view.method, path: this.view.path, authority: field(this.headers, ':authority') ?? '', status: this.status,
-        grpcStatus: this.grpcStatus, durationMs: dur, route: this.action?.name ?? '', upstream: this.cluster?.name ?? '', attempts: this.attempts, traceId: '', flags: this.flags,
-        ...(this.ctx.series ? { peer: this.ctx.series.peer } : {}),
-      });
-    }
+    const lc = this.lc;
+    if (lc.status === 0) lc.status = this.responded ? 200 : 499;
+    lc.finish(this.ctx, this.view.method, this.view.path, field(this.headers, ':authority') ?? '', this.grpc);
   }
 }

@@ -5,52 +5,40 @@
 // back the same way. Requests are served one at a time: while one is in flight the
 // client socket is paused and pipelined bytes wait in `pending`, so pipelining is safe
 // without queues. Callbacks are methods of this object, not per-request closures.
+//
+// This file speaks HTTP/1.1 only: what to do with a request (authorization, routing,
+// limits, faults, endpoint choice, retries, telemetry) is the pipeline's
+// (pipeline/lifecycle.ts, shared with HTTP/2); connections come from the one pool
+// (pipeline/pool.ts) under the cluster's limits.
 import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Framing, HeadError, RequestHead, findHeadEnd, parseRequestHead } from './head-parser';
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import { localReply } from './replies';
-import { Upstream, UpstreamFailure, type Connector, type UpstreamOwner } from './upstream';
+import { Upstream, UpstreamFailure, type UpstreamOwner } from './upstream';
+import type { Connector } from '../types';
 import { rewriteHead } from './rewrite';
-import { DEFAULT_PATH_NORMALIZATION, normalizePath, type PathNormalization } from './path';
-import { Acquire, ConnectionPool, type PoolWaiter } from '../balancer/pool';
+import { Acquire, ConnectionPool, type PoolWaiter } from '../pipeline/pool';
+import { Fault, Lifecycle, RetryOn, type Exchange, type ExchangeContext, type PipelineOptions } from '../pipeline/lifecycle';
 import type { Cluster } from '../balancer/cluster';
 import type { EndpointState } from '../balancer/endpoint';
-import { selectBackend, selectRoute, type HeaderEdits, type RouteAction, type ServiceRoutes, type RequestView } from '../routing/table';
-import { faultAbort, faultDelay } from '../routing/fault';
-import type { RequestSeries } from '../routing/metrics';
-import type { AccessSink } from '../routing/access-log';
-import { Tracer, type Span } from '../routing/tracing';
+import type { HeaderEdits } from '../routing/table';
 import type { Logger } from '../../telemetry/logger';
-import type { Origin } from '../outbound';
+import type { Origin } from '../types';
 
-export interface Http1Options {
+export interface Http1Options extends PipelineOptions {
   connect: Connector;
   /** Slow-client limit: a started head must complete within this (408). */
   headerTimeoutMs: number;
   /** Keep-alive connections idle this long are closed. */
   idleTimeoutMs: number;
   maxHeadBytes: number;
-  accessLog: AccessSink | null;
-  tracer: Tracer | null;
   logger: Logger;
-  /** Path normalization before routing and authorization (MeshConfig
-   *  spec.pathNormalization; a shared object the agent updates per snapshot). */
-  paths?: PathNormalization;
 }
 
 /** Per-connection context: where the client was going and who it is. */
-export interface Http1Conn {
-  routes: ServiceRoutes;
-  series: RequestSeries | null;
-  /** Inbound L7 authorization; null on the outbound side. */
-  authorize: ((r: RequestView) => boolean) | null;
-  /** Where the connection was going and who opened it (passed to the connector). */
-  origin: Origin;
-  /** Inbound with a verified peer: the x-forwarded-client-cert value weft sets
-   *  (client-supplied ones are always removed). */
-  xfcc?: string | null;
-}
+export type Http1Conn = ExchangeContext;
 
 /** Upgrade protocols forwarded to the backend; any other Upgrade is stripped. */
 const ALLOWED_UPGRADES = new Set(['websocket']);
@@ -125,17 +113,18 @@ export class TimeoutSweeper {
   close(): void { clearInterval(this.timer); }
 }
 
+/** The HTTP/1.1 pool to `ep` for `origin` (created on first use). */
 export function poolOf(ep: EndpointState, cluster: Cluster, connect: Connector, origin: Origin): ConnectionPool<Upstream> {
   let p = ep.h1.get(origin.cgroupId) as ConnectionPool<Upstream> | undefined;
   if (p === undefined) {
-    const pool: ConnectionPool<Upstream> = new ConnectionPool<Upstream>(cluster, ep, (e) => new Upstream(e, connect(e.endpoint, origin), pool));
+    const pool: ConnectionPool<Upstream> = new ConnectionPool<Upstream>(cluster, ep, (e) => new Upstream(e, (read) => connect(e.endpoint, origin, read), pool));
     ep.h1.set(origin.cgroupId, pool);
     p = pool;
   }
   return p;
 }
 
-export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
+export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange {
   private phase = Phase.Head;
   /** Unconsumed client bytes: a partial head, or pipelined requests. */
   private pending: Buffer | null = null;
@@ -143,30 +132,26 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   private readonly reqBody = new BodyFramer();
   private headStartTick = -1;
   private activeTick = 0;
-  // -- the current exchange
-  private action: RouteAction | null = null;
-  private cluster: Cluster | null = null;
-  private endpoint: EndpointState | null = null;
+  // -- the current exchange: policy, routing, tries and telemetry in the pipeline
+  private readonly lc: Lifecycle;
   private pool: ConnectionPool<Upstream> | null = null;
   private up: Upstream | null = null;
   /** Request bytes not yet written upstream (waiting for a connection). */
   private outbound: Buffer | null = null;
   /** Head + full body kept for a retry, or null when not replayable. */
   private replay: Buffer | null = null;
-  private attempts = 0;
-  private started = 0;
-  private tryStarted = 0;
   private responseStarted = false;
   private closeAfter = false;
   /** Set when the agent drains for a restart: answer with `Connection: close`. */
   private draining = false;
   private drainTick = 0;
-  private status = 0;
+  /** The try's timeout (per-try within the route timeout). */
   private timer: NodeJS.Timeout | null = null;
-  private span: Span | null = null;
-  private flags = '';
   /** The request offered an Upgrade this proxy forwards: a 101 may become a tunnel. */
   private upgradeOk = false;
+  /** The client is a TCP socket (writes are done or copied when write() returns with
+   *  nothing pending), not a TLS socket or a stream pair that keeps the buffers. */
+  private readonly plainClient: boolean;
 
   constructor(
     private readonly sock: Socket | Duplex,
@@ -175,6 +160,8 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     private readonly sweeper: TimeoutSweeper,
     initial: Buffer | null,
   ) {
+    this.lc = new Lifecycle(this, o);
+    this.plainClient = sock instanceof Socket && !(sock instanceof TLSSocket);
     if (sock instanceof Socket) sock.setNoDelay(true);
     sock.on('data', (d: Buffer) => this.onData(d));
     sock.on('drain', () => this.onClientDrain());
@@ -225,7 +212,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     this.headStartTick = -1;
     if (end > this.o.maxHeadBytes) { this.reject(oversizeStatus(data)); return; }
     try { parseRequestHead(this.req, data, end); } catch (e) {
-      if (e instanceof HeadError) { this.flags = e.reason; this.reject(e.status); return; }
+      if (e instanceof HeadError) { this.lc.flags = e.reason; this.reject(e.status); return; }
       throw e;
     }
     this.begin(data, end);
@@ -233,11 +220,9 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
 
   private begin(data: Buffer, headEnd: number): void {
     const req = this.req;
-    this.started = performance.now();
-    this.attempts = 0;
+    const lc = this.lc;
+    lc.begin();
     this.responseStarted = false;
-    this.status = 0;
-    this.flags = '';
     this.closeAfter = req.close;
     this.reqBody.start(req.framing, req.contentLength);
     // Where this request ends within `data`; the rest is the next (pipelined) request.
@@ -253,15 +238,14 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
 
     // Route and authorize what the backend will serve: the normalized path, which is
     // also what is forwarded (origin-form: an absolute-form target's authority is Host).
-    const path = normalizePath(req.path, this.o.paths ?? DEFAULT_PATH_NORMALIZATION);
-    if (path === null) { this.flags = 'invalid_path'; this.localResponse(400); return; }
+    const path = lc.normalize(req.path);
+    if (path === null) return;
     if (path !== req.path || req.authority !== '') {
       req.path = path;
       req.newLine = `${req.method} ${path}${req.search} HTTP/1.${req.minor}`;
     }
-    if (this.conn.authorize !== null && !this.conn.authorize(req)) { this.flags = 'rbac_denied'; this.localResponse(403); return; }
-    const action = this.action = selectRoute(this.conn.routes, req);
-    if (action.rateLimit !== null && !action.rateLimit.take(this.started)) { this.flags = 'rate_limited'; this.localResponse(429); return; }
+    if (!lc.admit(req, this.conn)) return;
+    const action = lc.action!;
 
     // Header changes of the proxy's own: client-supplied XFCC removed (and set on the
     // inbound side for a verified peer), an Upgrade other than WebSocket removed.
@@ -278,23 +262,16 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
 
     let head = data.subarray(0, headEnd);
     if (edits !== null || this.o.tracer !== null || req.newLine !== null) {
-      this.span = this.o.tracer !== null ? this.o.tracer.start(`${req.method} ${action.name}`, req.header('traceparent')) : null;
-      head = rewriteHead(req, edits, this.span !== null ? Tracer.header(this.span) : null);
+      head = rewriteHead(req, edits, lc.trace(req));
       this.outbound = stop > headEnd ? Buffer.concat([head, data.subarray(headEnd, stop)]) : head;
     } else this.outbound = data.subarray(0, stop);
     this.replay = this.reqBody.done && this.outbound.length <= MAX_REPLAY ? this.outbound : null;
 
-    if (action.fault !== null) {
-      if (faultAbort(action.fault)) { this.flags = 'fault_abort'; this.localResponse(action.fault.abort!.httpStatus ?? 503); return; }
-      const delay = faultDelay(action.fault);
-      if (delay > 0) {
-        this.flags = 'fault_delay';
-        this.sock.pause();
-        this.timer = setTimeout(() => { this.timer = null; this.dispatch(); }, delay);
-        return;
-      }
+    switch (lc.fault()) {
+      case Fault.None: this.forward(); return;
+      case Fault.Delayed: this.sock.pause(); return;
+      default: return;
     }
-    this.dispatch();
   }
 
   private onBodyBytes(d: Buffer): void {
@@ -314,54 +291,44 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     }
   }
 
+  /** Resumes reading the client if it is paused. resume() on a flowing stream is not
+   *  free (it schedules a tick that re-runs the stream's flow): skipped per request. */
+  private resumeClient(): void {
+    if (this.sock.isPaused()) this.sock.resume();
+  }
+
   private onClientDrain(): void {
     if (this.up !== null) this.up.sock.resume();
   }
 
   // ------------------------------------------------------------- upstream choice
 
-  private dispatch(): void {
-    const action = this.action!;
-    const cluster = this.cluster = selectBackend(action);
-    if (cluster.active >= cluster.limits.maxRequests) { cluster.overflows++; this.flags = 'overflow'; this.localResponse(503); return; }
-    if (this.attempts === 0) cluster.budget.deposit(this.started);
+  /** Admission passed (Exchange): the circuit breaker, then the first try. */
+  forward(): void {
+    if (this.phase === Phase.Closed) return;
+    if (this.lc.dispatch() === null) return;
     this.tryUpstream();
   }
 
   private tryUpstream(): void {
-    const cluster = this.cluster!;
-    const now = performance.now();
-    const ep = this.endpoint = cluster.pick(now, this.conn.origin.cgroupId);
-    if (ep === null) { this.flags = 'no_healthy_upstream'; this.localResponse(503); return; }
-    this.attempts++;
-    this.tryStarted = now;
-    cluster.active++;
-    ep.inflight++;
-    const timeout = this.tryTimeout();
+    const lc = this.lc;
+    const ep = lc.pick(this.conn.origin);
+    if (ep === null) return;
+    const timeout = lc.tryTimeout();
     if (timeout > 0) this.timer = setTimeout(() => this.onTimeout(), timeout);
-    const pool = this.pool = poolOf(ep, cluster, this.o.connect, this.conn.origin);
+    const pool = this.pool = poolOf(ep, lc.cluster!, this.o.connect, this.conn.origin);
     let r: Acquire;
     try { r = pool.acquire(this); } catch (e) {
       // The connector refused (no identity yet, source not a workload...).
       this.o.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'upstream connect refused');
       this.endTry();
-      this.flags = 'connect_refused';
+      lc.flags = 'connect_refused';
       this.localResponse(503);
       return;
     }
     if (r === Acquire.Ready) this.attach(pool.acquired!);
-    else if (r === Acquire.Overflow) { this.endTry(); this.flags = 'overflow'; this.localResponse(503); }
+    else if (r === Acquire.Overflow) { this.clearTimer(); lc.overflow(); }
     else this.sock.pause();
-  }
-
-  private tryTimeout(): number {
-    const a = this.action!;
-    const perTry = a.retry !== null ? a.retry.perTryTimeoutMs : 0;
-    if (a.timeoutMs > 0) {
-      const left = a.timeoutMs - (performance.now() - this.started);
-      return perTry > 0 ? Math.max(1, Math.min(perTry, left)) : Math.max(1, left);
-    }
-    return perTry;
   }
 
   onPoolConnection(c: Upstream | null): void {
@@ -379,20 +346,19 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     this.outbound = null;
     const ok = up.write(out);
     if (this.phase === Phase.Body || this.phase === Phase.Waiting && this.pending === null) {
-      if (ok) this.sock.resume(); else this.sock.pause();
+      if (ok) this.resumeClient(); else this.sock.pause();
     }
   }
 
   onUpstreamDrain(): void {
-    if (this.phase === Phase.Body || this.phase === Phase.Tunnel) this.sock.resume();
+    if (this.phase === Phase.Body || this.phase === Phase.Tunnel) this.resumeClient();
   }
 
   // ------------------------------------------------------------- response side
 
   onResponseHead(up: Upstream, bytes: Buffer, headEnd: number, stop: number): void {
-    const status = this.status = up.res.status;
-    const retry = this.action!.retry;
-    if (status >= 500 && retry !== null && this.retriableStatus(status) && this.canRetry()) {
+    const status = this.lc.status = up.res.status;
+    if (status >= 500 && this.replayable() && this.lc.mayRetry(RetryOn.Status, status, -1)) {
       this.recordTry(status, isGatewayStatus(status));
       up.abandon();
       this.up = null;
@@ -401,7 +367,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     }
     this.responseStarted = true;
     if (up.res.close || up.reusable === false && up.res.framing === Framing.Close) this.closeAfter = true;
-    let edits = this.action!.responseHeaders;
+    let edits = this.lc.action!.responseHeaders;
     if (this.draining) { this.closeAfter = true; edits = withConnectionClose(edits); }
     if (edits !== null) {
       const h = rewriteHead(up.res, edits, null);
@@ -415,13 +381,20 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     this.writeClient(bytes);
   }
 
+  /** Response bytes to the client. They may be a slice of the upstream's reused read
+   *  buffer: when the client socket keeps a reference (the write did not complete at
+   *  once, or the client is a stream pair), the upstream must not reuse it. */
   private writeClient(b: Buffer): void {
-    if (!this.sock.write(b) && this.up !== null) this.up.sock.pause();
+    const ok = this.sock.write(b);
+    const up = this.up;
+    if (up === null) return;
+    if (!this.plainClient || this.sock.writableLength > 0) up.lent = true;
+    if (!ok) up.sock.pause();
   }
 
   onResponseEnd(up: Upstream): void {
     if (this.phase === Phase.Tunnel) { this.sock.end(); return; }
-    this.recordTry(this.status, isGatewayStatus(this.status));
+    this.recordTry(this.lc.status, isGatewayStatus(this.lc.status));
     this.clearTimer();
     this.up = null;
     if (this.phase === Phase.Body) {
@@ -437,15 +410,16 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     if (!this.upgradeOk) {
       // A 101 nobody asked for (the proxy stripped the offer, or there was none): the
       // bytes that follow would escape per-request routing and authorization.
-      this.flags = 'unexpected_upgrade';
+      this.lc.flags = 'unexpected_upgrade';
       this.recordTry(502, true);
       this.abort(502);
       return;
     }
     this.clearTimer();
-    this.status = 101;
+    this.lc.status = 101;
     this.responseStarted = true;
     this.phase = Phase.Tunnel;
+    up.lent = true;
     this.sock.write(bytes);
     if (this.pending !== null) { up.write(this.pending); this.pending = null; }
     this.sock.resume();
@@ -455,22 +429,19 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     if (this.up !== up) return;
     this.up = null;
     if (this.phase === Phase.Tunnel) { this.sock.destroy(); return; }
-    this.flags = detail;
+    this.lc.flags = detail;
     const gateway = why !== UpstreamFailure.Protocol;
     if (!this.responseStarted) {
       // A reused pooled connection the server had already closed: replay once, free.
-      const stale = up.reused && !up.gotBytes && why === UpstreamFailure.Reset && this.replay !== null && this.phase === Phase.Waiting;
-      if (stale) { this.endTry(); this.attempts--; this.retryNow(); return; }
+      const stale = up.reused && !up.gotBytes && why === UpstreamFailure.Reset && this.replayable();
+      if (stale) { this.endTry(); this.lc.attempts--; this.retryNow(); return; }
       this.recordTry(502, gateway);
-      const r = this.action!.retry;
-      // Envoy semantics: 5xx and gateway-error also cover connect failures and resets.
-      const wanted = r !== null && (r.on5xx || r.gatewayError ||
-        (why === UpstreamFailure.ConnectFailure && r.connectFailure) || (why === UpstreamFailure.Reset && r.reset));
-      if (wanted && this.canRetry()) { this.retryNow(); return; }
+      const on = why === UpstreamFailure.ConnectFailure ? RetryOn.ConnectFailure : why === UpstreamFailure.Reset ? RetryOn.Reset : RetryOn.Gateway;
+      if (this.replayable() && this.lc.mayRetry(on, 502, -1)) { this.retryNow(); return; }
       this.abort(why === UpstreamFailure.ConnectFailure ? 503 : why === UpstreamFailure.Timeout ? 504 : 502);
       return;
     }
-    this.recordTry(this.status, gateway);
+    this.recordTry(this.lc.status, gateway);
     this.clearTimer();
     this.phase = Phase.Closed;
     this.sock.destroy();
@@ -479,25 +450,21 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   private onTimeout(): void {
     this.clearTimer();
     const up = this.up;
-    if (this.flags === '') this.flags = 'timeout';
+    const lc = this.lc;
+    if (lc.flags === '') lc.flags = 'timeout';
     if (up !== null) { this.up = null; up.abandon(); }
     else if (this.pool !== null) this.pool.cancel(this);
-    if (this.responseStarted) { this.recordTry(this.status, true); this.phase = Phase.Closed; this.sock.destroy(); return; }
+    if (this.responseStarted) { this.recordTry(lc.status, true); this.phase = Phase.Closed; this.sock.destroy(); return; }
     this.recordTry(504, true);
-    const left = this.action!.timeoutMs > 0 ? this.action!.timeoutMs - (performance.now() - this.started) : 1;
-    if (left > 0 && this.canRetry()) { this.retryNow(); return; }
+    const left = lc.action!.timeoutMs > 0 ? lc.action!.timeoutMs - (performance.now() - lc.started) : 1;
+    if (left > 0 && this.replayable() && lc.mayRetry(RetryOn.PerTryTimeout, 504, -1)) { this.retryNow(); return; }
     this.abort(504);
   }
 
-  private retriableStatus(status: number): boolean {
-    const r = this.action!.retry!;
-    return r.on5xx || (r.gatewayError && status >= 502 && status <= 504) || r.statusCodes.has(status);
-  }
-
-  private canRetry(): boolean {
-    const r = this.action!.retry;
-    if (r === null || this.replay === null || this.phase !== Phase.Waiting || this.attempts > r.attempts) return false;
-    return this.cluster!.budget.withdraw(performance.now());
+  /** The request can be sent again: complete, small enough to have been kept, and no
+   *  response byte reached the client. */
+  private replayable(): boolean {
+    return this.replay !== null && this.phase === Phase.Waiting;
   }
 
   private retryNow(): void {
@@ -508,18 +475,11 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
 
   /** Books the end of one try against the endpoint (latency, outlier detection, limits). */
   private recordTry(status: number, gatewayError: boolean): void {
-    const ep = this.endpoint, cl = this.cluster;
-    if (ep === null || cl === null) return;
-    const now = performance.now();
-    ep.inflight--;
-    cl.active--;
-    ep.observe(now - this.tryStarted, now);
-    if (cl.outlier !== null) cl.outlier.record(ep, status, gatewayError, now);
-    this.endpoint = null;
+    this.lc.book(status, gatewayError);
   }
 
   private endTry(): void {
-    if (this.endpoint !== null) { this.endpoint.inflight--; this.cluster!.active--; this.endpoint = null; }
+    this.lc.unbook();
     this.clearTimer();
   }
 
@@ -531,7 +491,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
 
   /** A generated response for a request that was fully parsed (keep-alive if possible). */
   private localResponse(status: number): void {
-    this.status = status;
+    this.lc.status = status;
     this.clearTimer();
     if (this.phase === Phase.Body) this.closeAfter = true;
     this.sock.write(localReply(status, this.closeAfter));
@@ -542,8 +502,8 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
   private abort(status: number): void {
     this.clearTimer();
     if (this.up !== null) { this.up.abandon(); this.up = null; }
-    if (this.endpoint !== null) this.endTry();
-    this.status = status;
+    this.endTry();
+    this.lc.status = status;
     if (!this.responseStarted && this.phase !== Phase.Closed) this.sock.write(localReply(status, true));
     this.closeAfter = true;
     this.finishExchange();
@@ -551,30 +511,20 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
 
   /** Rejects an unparseable request: status, close, no upstream involved. */
   private reject(status: number): void {
-    this.status = status;
+    this.lc.status = status;
     this.pending = null;
     this.phase = Phase.Closed;
     this.sock.end(localReply(status, true));
     this.sweeper.conns.delete(this);
   }
 
+  /** Exchange: a locally generated answer (403, 429, 503...) in HTTP/1.1. */
+  localReply(status: number): void { this.localResponse(status); }
+
   private finishExchange(): void {
-    const dur = performance.now() - this.started;
-    this.conn.series?.record(this.status, -1, dur / 1000);
-    const log = this.o.accessLog;
-    if (log !== null && log.wants(this.status)) {
-      log.write({
-        method: this.req.method, path: this.req.path, authority: this.req.host, status: this.status, grpcStatus: -1,
-        durationMs: dur, route: this.action?.name ?? '', upstream: this.cluster?.name ?? '', attempts: this.attempts,
-        traceId: this.span?.traceId ?? '', flags: this.flags, ...(this.conn.series ? { peer: this.conn.series.peer } : {}),
-      });
-    }
-    if (this.span !== null) {
-      this.o.tracer!.end(this.span, { 'http.method': this.req.method, 'http.target': this.req.path, 'http.status_code': this.status }, this.status >= 500);
-      this.span = null;
-    }
+    const req = this.req;
+    this.lc.finish(this.conn, req.method, req.path, req.host, false);
     this.replay = null;
-    this.action = null;
     if (this.closeAfter || this.phase === Phase.Closed) {
       this.phase = Phase.Closed;
       this.sock.end();
@@ -584,7 +534,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     this.phase = Phase.Head;
     const next = this.pending;
     if (next !== null) { this.pending = null; this.onHeadBytes(next); }
-    if (this.phase === Phase.Head) this.sock.resume();
+    if (this.phase === Phase.Head) this.resumeClient();
   }
 
   private onClientGone(): void {
@@ -594,7 +544,8 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     this.clearTimer();
     if (this.up !== null) { this.up.abandon(); this.up = null; }
     else if (this.pool !== null) this.pool.cancel(this);
-    if (this.endpoint !== null) this.endTry();
+    this.endTry();
+    this.lc.cancel();
     this.sock.destroy();
   }
 
@@ -611,8 +562,9 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream> {
     const period = this.sweeper.periodMs;
     if (this.phase === Phase.Body || this.phase === Phase.Waiting) {
       // Route idle timeout: no bytes in either direction for that long.
-      const idle = this.action !== null ? this.action.idleTimeoutMs : 0;
-      if (idle > 0 && (tick - this.activeTick) * period >= idle) { this.flags = 'idle_timeout'; this.onTimeout(); }
+      const action = this.lc.action;
+      const idle = action !== null ? action.idleTimeoutMs : 0;
+      if (idle > 0 && (tick - this.activeTick) * period >= idle) { this.lc.flags = 'idle_timeout'; this.onTimeout(); }
       return;
     }
     if (this.phase !== Phase.Head) return;

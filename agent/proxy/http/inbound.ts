@@ -9,7 +9,7 @@ import type { H2Proxy } from '../h2/proxy';
 import type { Authorizer, Peer } from '../routing/authz';
 import type { ServiceRoutes } from '../routing/table';
 import type { RequestSeries } from '../routing/metrics';
-import type { Origin } from '../outbound';
+import type { Origin } from '../types';
 
 /** Inbound connections are not attributed to a local source cgroup. */
 const INBOUND_ORIGIN: Origin = { dstIp: '', dstPort: 0, cgroupId: 0 };

@@ -4,18 +4,17 @@
 // it cannot frame, or bytes after the end of a response, destroy the connection: a
 // pooled connection is never reused in an unknown state.
 import type { Duplex } from 'node:stream';
-import { Socket } from 'node:net';
+import { Socket, type OnReadOpts } from 'node:net';
 import { Framing, HeadError, ResponseHead, findHeadEnd, parseResponseHead } from './head-parser';
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
-import type { ConnectionPool, PooledConnection } from '../balancer/pool';
-import type { EndpointState, Endpoint } from '../balancer/endpoint';
-import type { Origin } from '../outbound';
-
-/** Opens a transport to an endpoint on behalf of the connection's origin (the source
- *  decides the identity of an mTLS tunnel). May throw a WeftError (refused). */
-export type Connector = (ep: Endpoint, origin: Origin) => Socket | Duplex;
+import type { ConnectionPool, PooledConnection } from '../pipeline/pool';
+import type { EndpointState } from '../balancer/endpoint';
+export type { Connector } from '../types';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
+
+/** Read buffer of a connection that reads through `onread` (reused until lent out). */
+const READ_BUFFER = 16 * 1024;
 
 /** Why an upstream exchange failed before a complete response. */
 export const enum UpstreamFailure { ConnectFailure, Reset, Protocol, Timeout }
@@ -40,6 +39,9 @@ const enum Phase { Idle, Head, Body, Tunnel, Dead }
 
 export class Upstream implements PooledConnection {
   served = 0;
+  leases = 0;
+  retired = false;
+  readonly capacity = 1;
   owner: UpstreamOwner | null = null;
   /** True once the transport is established (connect failure vs reset). */
   connected = false;
@@ -54,8 +56,17 @@ export class Upstream implements PooledConnection {
   private headRequest = false;
   /** Any response byte seen for the current request (a retry is no longer safe). */
   gotBytes = false;
+  /** Set by the owner when bytes it was handed are still referenced after the call
+   *  (a write the socket could not finish at once): the read buffer is then replaced
+   *  instead of reused. */
+  lent = false;
+  private rbuf: Buffer | null = null;
+  readonly sock: Socket | Duplex;
 
-  constructor(readonly endpoint: EndpointState, readonly sock: Socket | Duplex, private readonly pool: ConnectionPool<Upstream>) {
+  /** `open` creates the transport; given `read` (a plain TCP socket's `onread`), reads
+   *  land in one reused buffer without the Readable stream machinery. */
+  constructor(readonly endpoint: EndpointState, open: (read: OnReadOpts) => Socket | Duplex, private readonly pool: ConnectionPool<Upstream>) {
+    const sock = this.sock = open({ buffer: this.readBuffer, callback: this.onRead });
     if (sock instanceof Socket) {
       sock.setNoDelay(true);
       if (sock.connecting) sock.once('connect', () => { this.connected = true; });
@@ -78,6 +89,24 @@ export class Upstream implements PooledConnection {
   }
 
   write(b: Buffer): boolean { return this.sock.write(b); }
+
+  private readonly readBuffer = (): Buffer => {
+    if (this.rbuf === null || this.lent) { this.rbuf = Buffer.allocUnsafe(READ_BUFFER); this.lent = false; }
+    return this.rbuf;
+  };
+
+  private readonly onRead = (n: number, buf: Uint8Array): boolean => {
+    this.onData((buf as Buffer).subarray(0, n));
+    // Whatever still references this read (a partial head, a pending write) keeps the
+    // buffer: the next read gets a new one.
+    if (this.partial !== null) this.lent = true;
+    return true;
+  };
+
+  get usable(): boolean { return this.phase !== Phase.Dead; }
+
+  /** The pool closes a retired connection when its request is done. */
+  retire(): void { /* one request at a time: nothing else to stop */ }
 
   private onData(d: Buffer): void {
     if (this.phase === Phase.Tunnel) { this.owner!.onResponseData(this, d); return; }

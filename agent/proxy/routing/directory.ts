@@ -84,6 +84,9 @@ export class L7Directory {
   private byDestination = new Map<string, ServiceRoutes>();
   private readonly clusters = new Map<string, Cluster>();
   private readonly passthrough = new Map<string, ServiceRoutes>();
+  /** Changes whenever a lookup may answer differently (a snapshot applied, a
+   *  passthrough entry evicted): per-connection caches of `lookup` compare it. */
+  generation = 0;
   /** A mesh workload's own address:port (not a VIP), for connections the kernel
    *  redirected because they dialled it directly (weft_direct_v1): one endpoint, with
    *  the same metadata as in its service's cluster, so it takes the same path (the
@@ -106,6 +109,7 @@ export class L7Directory {
 
   /** Rebuilds the tables from a snapshot's node view. Throws WEFT_ERR_INVALID_POLICY (bad regex). */
   apply(view: NodeView): void {
+    this.generation++;
     const services = new Map(view.services.map((s) => [s.key, s]));
     const policies = new Map(view.trafficPolicies.map((p) => [p.service, p]));
     const live = new Set<string>();
@@ -228,6 +232,7 @@ export class L7Directory {
       if (this.passthrough.size >= MAX_PASSTHROUGH) {
         const oldest = this.passthrough.keys().next().value!;
         this.passthrough.delete(oldest);
+        this.generation++;
         this.clusters.get(`passthrough:${oldest}`)?.close();
         this.clusters.delete(`passthrough:${oldest}`);
       }

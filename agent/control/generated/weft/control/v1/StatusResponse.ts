@@ -11,6 +11,8 @@ export interface StatusResponse {
   'lastRejection'?: (_weft_control_v1_Rejection | null);
   'currentSinceMs'?: (number | string | Long);
   'registeredWorkloads'?: (number);
+  'lastReloadMs'?: (number | string | Long);
+  'lastReloadAccepted'?: (boolean);
 }
 
 export interface StatusResponse__Output {
@@ -20,4 +22,6 @@ export interface StatusResponse__Output {
   'lastRejection': (_weft_control_v1_Rejection__Output | null);
   'currentSinceMs': (string);
   'registeredWorkloads': (number);
+  'lastReloadMs': (string);
+  'lastReloadAccepted': (boolean);
 }

@@ -62,8 +62,19 @@ export function fakeCompiler(): PolicyCompiler<string> {
 
 // ------------------------------------------------------------------ server harness
 
+/** node-1's bootstrap token (a 'node-1 TOKEN' line); other nodes use tokenFor(node). */
 export const TOKEN = 'shared-bootstrap-token-0123456789';
 export const NODE1_TOKEN = 'node1-only-token-abcdefghijklmnop';
+/** The bootstrap token of one of the harness's nodes (node-1…node-9, node-00…node-09,
+ *  an EKS name and a 253-character name): tokens are per node, as in the docs. */
+export function tokenFor(node: string): string {
+  return node === 'node-1' ? TOKEN : `tok-${createHash('sha256').update(node).digest('hex').slice(0, 40)}`;
+}
+const HARNESS_NODES = [
+  ...Array.from({ length: 9 }, (_, i) => `node-${i + 1}`), ...Array.from({ length: 10 }, (_, i) => `node-0${i}`),
+  'ip-10-0-1-2.ec2.internal', LONGEST_NODE,
+];
+const HARNESS_TOKENS = `node-1 ${NODE1_TOKEN}\n${HARNESS_NODES.map((n) => `${n} ${tokenFor(n)}`).join('\n')}\n`;
 export const silent = pino({ level: 'silent' });
 
 export interface Harness {
@@ -79,7 +90,7 @@ export interface Harness {
 
 /** A real control server on 127.0.0.1:0 over a temp policies dir, stopped in t.after.
  *  The stand-in compiler unless `compiler` is given (e.g. the real policyCompiler()). */
-export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string>; createSigner?: ControlServerOptions['createSigner']; compiler?: PolicyCompiler; tls?: boolean } = {}): Promise<Harness> {
+export async function startControl(t: TestContext, opts: { port?: number; policies?: string; stateDir?: string; files?: Record<string, string>; createSigner?: ControlServerOptions['createSigner']; compiler?: PolicyCompiler; tls?: boolean; auth?: TokenAuthenticator } = {}): Promise<Harness> {
   const policies = opts.policies ?? mkdtempSync(join(tmpdir(), 'wt-ctl-pol-'));
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'wt-ctl-state-'));
   const write = (file: string, body: string) => writeFileSync(join(policies, file), body);
@@ -91,7 +102,7 @@ export async function startControl(t: TestContext, opts: { port?: number; polici
   const server = new ControlServer({
     source: new DirectorySource(policies, silent, { debounceMs: 20, rescanMs: 60_000 }),
     compiler: opts.compiler ?? fakeCompiler() as PolicyCompiler,
-    auth: new TokenAuthenticator(`${TOKEN}\nnode-1 ${NODE1_TOKEN}\n`),
+    auth: opts.auth ?? new TokenAuthenticator(HARNESS_TOKENS),
     host: '127.0.0.1', port: opts.port ?? 0, stateDir, logger: silent, ...(createSigner ? { createSigner } : {}),
     ...(bundleFile ? { tls: { defaultTrustDomain: fakeMesh.trustDomain, bundleOut: bundleFile } } : {}),
   });
@@ -102,18 +113,4 @@ export async function startControl(t: TestContext, opts: { port?: number; polici
     if (!opts.stateDir) rmSync(stateDir, { recursive: true, force: true });
   });
   return { server, policies, stateDir, address: `127.0.0.1:${server.port}`, write, ...(ca ? { ca } : {}), ...(bundleFile ? { bundleFile } : {}) };
-}
-
-/** Resolves when `pred` holds after an event on `emitter`, or rejects after `ms`. */
-export function until<T>(check: () => T | undefined, subscribe: (wake: () => void) => () => void, ms = 5000, what = 'condition'): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let unsub: () => void = () => undefined;
-    const timer = setTimeout(() => { unsub(); reject(new Error(`timed out after ${ms} ms waiting for ${what}`)); }, ms);
-    const wake = () => {
-      const v = check();
-      if (v !== undefined) { clearTimeout(timer); unsub(); resolve(v); }
-    };
-    unsub = subscribe(wake);
-    wake();
-  });
 }

@@ -11,22 +11,12 @@ import { controlProto } from '../../agent/control/proto';
 import type { StatusResponse__Output } from '../../agent/control/generated/weft/control/v1/StatusResponse';
 import { packageRoot } from '../../agent/lib/paths';
 import { controlCredentials } from '../../agent/sync/client';
+import { waitFor } from './wait';
 
 const ROOT = packageRoot();
 
 /** Registers a cleanup (t.after in tests, a list in the benchmark). */
 export type Cleanup = (fn: () => void) => void;
-
-/** Calls `check` on every wake-up until it returns a value (bounded). */
-export function waitUntil<T>(check: () => T | undefined, subscribe: (wake: () => void) => () => void, ms: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    let unsub = () => undefined as unknown;
-    const timer = setTimeout(() => { unsub(); reject(new Error(`timed out after ${ms} ms: ${what}`)); }, ms);
-    const wake = () => { const v = check(); if (v !== undefined) { clearTimeout(timer); unsub(); resolve(v); } };
-    unsub = subscribe(wake);
-    wake();
-  });
-}
 
 /** CA bundle (PEM) of the control API listening on each loopback port. */
 const bundles = new Map<number, string>();
@@ -39,7 +29,7 @@ function bundleFor(port: number): string {
 
 export interface Control { proc: ChildProcess; port: number; adminPort: number; caBundle: string; logs: string[]; exited: Promise<number | null>; waitLog(pred: (l: string) => boolean, what: string): Promise<string> }
 
-export async function startControl(cleanup: Cleanup, args: string[], port = 0, nodeArgs: string[] = []): Promise<Control> {
+export async function spawnControl(cleanup: Cleanup, args: string[], port = 0, nodeArgs: string[] = []): Promise<Control> {
   const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', '-e', "require('./agent/cli/main').main(process.argv.slice(1)).then((c) => { process.exitCode = c; })",
     'control', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
@@ -55,12 +45,12 @@ export async function startControl(cleanup: Cleanup, args: string[], port = 0, n
     for (const w of wakers) w();
   });
   const sub = (w: () => void) => { wakers.add(w); proc.on('exit', w); return () => { wakers.delete(w); proc.off('exit', w); }; };
-  const m = await waitUntil(() => {
+  const m = await waitFor(() => {
     if (proc.exitCode !== null) throw new Error(`weft control exited ${proc.exitCode}:\n${logs.join('\n')}`);
     for (const l of logs) { const x = /listening on 127\.0\.0\.1:(\d+), admin on 127\.0\.0\.1:(\d+)/.exec(l); if (x) return x; }
     return undefined;
   }, sub, 60_000, 'weft control to listen');
-  const waitLog = (pred: (l: string) => boolean, what: string) => waitUntil(() => logs.find(pred), sub, 5000, what);
+  const waitLog = (pred: (l: string) => boolean, what: string) => waitFor(() => logs.find(pred), sub, 5000, what);
   const file = logs.map((l) => /TLS with CA bundle (\S+)/.exec(l)?.[1]).find((f) => f !== undefined);
   if (!file) throw new Error(`weft control did not report its CA bundle:\n${logs.join('\n')}`);
   const caBundle = readFileSync(file, 'utf8');
@@ -68,12 +58,12 @@ export async function startControl(cleanup: Cleanup, args: string[], port = 0, n
   return { proc, port: Number(m[1]), adminPort: Number(m[2]), caBundle, logs, exited, waitLog };
 }
 
-export interface AgentEvent { type: string; node: string; version?: string; fromCache?: boolean; connected?: boolean; at?: number }
+export interface AgentEvent { type: string; node: string; version?: string; fromCache?: boolean; connected?: boolean; roots?: number; at?: number }
 export interface Agents { proc: ChildProcess; events: AgentEvent[]; wait(pred: (e: AgentEvent) => boolean, ms: number, what: string): Promise<AgentEvent>; stop(): Promise<void> }
 
-export function startAgents(cleanup: Cleanup, address: string, token: string, nodes: { node: string; stateDir: string; writeApplied?: boolean }[]): Agents {
+export function startAgents(cleanup: Cleanup, address: string, token: string | ((node: string) => string), nodes: { node: string; stateDir: string; writeApplied?: boolean; reconnectSpreadMs?: number; shuffleReplicas?: boolean }[]): Agents {
   const controlCa = bundleFor(Number(address.slice(address.lastIndexOf(':') + 1)));
-  const proc = fork(join(ROOT, 'test/e2e/control-agent-child.ts'), [JSON.stringify(nodes.map((n) => ({ ...n, address, token, controlCa })))], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const proc = fork(join(ROOT, 'test/e2e/control-agent-child.ts'), [JSON.stringify(nodes.map((n) => ({ ...n, address, token: typeof token === 'string' ? token : token(n.node), controlCa })))], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   cleanup(() => { if (proc.exitCode === null) proc.kill('SIGKILL'); });
   const events: AgentEvent[] = [];
   const wakers = new Set<() => void>();
@@ -82,7 +72,7 @@ export function startAgents(cleanup: Cleanup, address: string, token: string, no
     proc, events,
     wait: (pred, ms, what) => {
       let seen = 0;
-      return waitUntil(() => { for (; seen < events.length; seen++) if (pred(events[seen]!)) return events[seen]; return undefined; },
+      return waitFor(() => { for (; seen < events.length; seen++) if (pred(events[seen]!)) return events[seen]; return undefined; },
         (w) => { wakers.add(w); return () => wakers.delete(w); }, ms, what);
     },
     stop: async () => {
