@@ -10,7 +10,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { ClientHttp2Stream } from 'node:http2';
 import { Registry } from 'prom-client';
 import { CertificateAuthority } from '../../agent/identity/ca';
 import { IdentityManager } from '../../agent/identity/manager';
@@ -19,6 +18,7 @@ import { nodeSpiffeId } from '../../agent/identity/spiffe';
 import { startTunnel, PolicyAuthorizer, type Tunnel } from '../../agent/proxy/tunnel';
 import { TunnelPool } from '../../agent/proxy/tunnel/pool';
 import { Outbound } from '../../agent/proxy/tunnel/outbound';
+import type { TunnelStream } from '../../agent/proxy/tunnel/stream';
 import { isWeftError } from '../../agent/lib/errors';
 import type { AuthorizationPolicyState } from '../../agent/policy/snapshot';
 import { signedManager } from '../lib/identities';
@@ -220,10 +220,11 @@ test('tunnel: the outbound side accepts only a node identity (or the expected on
 test('tunnel: a pooled session that died under a request is replaced without failing the request', async (t) => {
   const f = await setup(t);
   const target = { ip: '127.0.0.1', port: f.echoPort };
-  const first = await f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: nodeB(f), target }) as ClientHttp2Stream;
+  const first = await f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: nodeB(f), target }) as TunnelStream;
   assert.equal(await roundTrip(first, 'one'), 'one');
-  // The pooled session dies; the pool has not seen it close yet (that event comes later).
-  first.session!.destroy();
+  // The pooled session's socket dies; the pool has not seen it close yet (that event
+  // comes later).
+  first.connection.sock.destroy();
   assert.equal(await roundTrip(await f.a.outbound.open({ sourceIdentity: FRONTEND, nodeAddress: nodeB(f), target }), 'two'), 'two');
   assert.equal(f.a.pool.handshakes, 2);
 });

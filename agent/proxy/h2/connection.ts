@@ -101,6 +101,9 @@ export class H2Stream {
   localEnd = false;
   remoteEnd = false;
   closed = false;
+  /** A CONNECT tunnel stream (RFC 9113 §8.5): each END_STREAM half-closes one direction
+   *  only, so the server ending its side does not reset the request side. */
+  halfClose = false;
   /** The content-length the peer's message declared (or NO_LENGTH) and the DATA bytes
    *  received so far, padding excluded (§8.1.1). */
   expectLength = NO_LENGTH;
@@ -130,6 +133,11 @@ export class H2Connection {
   private wstart = 0;
   private outBytes = 0;
   private flushScheduled = false;
+  /** Flush once per event-loop turn (after the poll phase) instead of after each
+   *  callback: what many other sockets' reads queued on this connection in one turn goes
+   *  out as one write (one TLS record, one syscall). For a connection many streams share,
+   *  such as the node-to-node tunnel's. */
+  coalesce = false;
   /** Reading paused because the socket's output is backed up. */
   private readPaused = false;
   private readonly flushFn = (): void => this.flush();
@@ -516,7 +524,9 @@ export class H2Connection {
   }
 
   private schedule(): void {
-    if (!this.flushScheduled) { this.flushScheduled = true; process.nextTick(this.flushFn); }
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    if (this.coalesce) setImmediate(this.flushFn); else process.nextTick(this.flushFn);
   }
 
   /** One write (or one writev) per event-loop turn. */
@@ -816,7 +826,7 @@ export class H2Connection {
     s.localEnd = true;
     if (s.remoteEnd) { this.close(s, 0); return; }
     // Server: the response is complete; stop the rest of the request body (§8.1).
-    if (!this.isClient) { this.push(u32Frame(T.RST_STREAM, s.id, E.NO_ERROR)); this.close(s, 0); }
+    if (!this.isClient && !s.halfClose) { this.push(u32Frame(T.RST_STREAM, s.id, E.NO_ERROR)); this.close(s, 0); }
   }
 
   private maybeClosed(s: H2Stream): void {

@@ -12,6 +12,7 @@ import type { Logger } from '../../telemetry/logger';
 import { parseSpiffeId } from '../../identity/spiffe';
 import type { L4Authorizer } from './authz';
 import { meterSocket, type DenyReason, type TunnelMetrics } from './metrics';
+import { TunnelStream } from './stream';
 
 export interface Target { ip: string; port: number }
 
@@ -140,8 +141,12 @@ export class LocalForwarder {
   }
 }
 
-/** Joins two byte streams both ways, keeping half-closes, tearing both down on error. */
+/** Joins two byte streams both ways, keeping half-closes, tearing both down on error.
+ *  A tunnel stream not used yet is joined to the other side directly (StreamBridge: no
+ *  Duplex machinery per chunk, the engine's flow control carried to the socket). */
 export function splice(a: Duplex, b: Duplex): void {
+  if (a instanceof TunnelStream && !(b instanceof TunnelStream) && a.bridgeTo(b)) return;
+  if (b instanceof TunnelStream && !(a instanceof TunnelStream) && b.bridgeTo(a)) return;
   a.pipe(b);
   b.pipe(a);
   const abort = () => { a.destroy(); b.destroy(); };

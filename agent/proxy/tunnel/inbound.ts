@@ -1,19 +1,22 @@
 // The HBONE inbound listener (port 15008): TLS 1.3 with a required client certificate
-// chaining to the mesh trust bundle, HTTP/2 inside, one CONNECT stream per tunnelled TCP
-// connection with `:authority` = the local workload's ip:port. The peer's SPIFFE ID is
+// chaining to the mesh trust bundle, HTTP/2 inside (weft's engine, h2/connection.ts), one
+// CONNECT stream per tunnelled TCP connection with `:authority` = the local workload's
+// ip:port. The peer's SPIFFE ID is
 // checked once per session, right after the handshake and before any stream is read;
 // every stream then goes through the shared LocalForwarder (local-target check,
 // authorization, upstream connect, metrics).
-import * as http2 from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { WeftError, describeError } from '../../lib/errors';
 import { componentLogger } from '../../telemetry/logger';
 import { peerSpiffeId } from '../../identity/verify';
 import type { IdentitySource } from '../../identity/manager';
-import { parseAuthority, splice, type LocalForwarder } from './forward';
+import { H2Connection, type ConnectionHandler, type H2Stream, type StreamHandler } from '../h2/connection';
+import { E } from '../h2/frame';
+import { parseAuthority, type LocalForwarder } from './forward';
 import type { TunnelMetrics } from './metrics';
-import { H2_SETTINGS, SESSION_WINDOW, TLS13, baggageWorkload, forwardedSource } from './wire';
+import { StreamBridge, type Received } from './stream';
+import { ALPN, H2_LIMITS, TLS13, baggageWorkload, forwardedSource, header, headerList } from './wire';
 import { listenOn } from '../../lib/listen';
 
 export interface InboundOptions {
@@ -29,10 +32,12 @@ export interface InboundOptions {
   fd?: number;
 }
 
-export class InboundServer {
-  private readonly server: http2.Http2SecureServer;
-  private readonly principals = new WeakMap<http2.ServerHttp2Session, string>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
+/** What the listener knows of one connection: the peer node's verified identity. */
+interface Peer { principal: string; address: string | undefined }
+
+export class InboundServer implements ConnectionHandler {
+  private readonly server: Server;
+  private readonly conns = new Set<H2Connection>();
   private readonly log = componentLogger('inbound');
   private readonly onUpdated: (id: string) => void;
   private readonly onBundle: () => void;
@@ -40,12 +45,11 @@ export class InboundServer {
   constructor(private readonly opts: InboundOptions) {
     const material = opts.identity.tlsMaterial(opts.serverIdentity);
     if (!material) throw new WeftError('WEFT_ERR_IDENTITY', `no certificate for ${opts.serverIdentity}: the inbound listener cannot serve mTLS`);
-    this.server = http2.createSecureServer({
+    this.server = createServer({
       ...material, ...TLS13,
       requestCert: true,
       rejectUnauthorized: true,
-      allowHTTP1: false,
-      settings: H2_SETTINGS,
+      ALPNProtocols: ALPN,
     });
     // A renewed server certificate or a new trust bundle applies to new handshakes.
     this.onBundle = () => {
@@ -56,13 +60,11 @@ export class InboundServer {
     opts.identity.on('updated', this.onUpdated);
     opts.identity.on('trustBundle', this.onBundle);
 
-    this.server.on('secureConnection', (s: TLSSocket) => { s.setNoDelay(true); opts.metrics.handshakes.inc({ role: 'server' }); });
+    this.server.on('secureConnection', (s: TLSSocket) => this.onSecureConnection(s));
     this.server.on('tlsClientError', (err) => {
       opts.metrics.deny('destination', null, 'unknown', 'tls_handshake');
       this.log.info({ err: describeError(err) }, 'TLS handshake refused');
     });
-    this.server.on('session', (session) => this.onSession(session));
-    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
   }
 
   listen(): Promise<AddressInfo> {
@@ -70,73 +72,110 @@ export class InboundServer {
     return listenOn(this.server, o.fd !== undefined ? { fd: o.fd } : { port: o.port ?? 15008, host: o.host ?? '0.0.0.0' });
   }
 
-  private onSession(session: http2.ServerHttp2Session): void {
-    const socket = session.socket as TLSSocket;
-    session.on('error', (e) => this.log.debug({ err: describeError(e) }, 'session error'));
+  /** The peer's SPIFFE ID is checked once, before any of its bytes is read as HTTP/2. */
+  private onSecureConnection(socket: TLSSocket): void {
+    this.opts.metrics.handshakes.inc({ role: 'server' });
+    socket.on('error', (e) => this.log.debug({ err: describeError(e) }, 'tunnel connection error'));
     let principal: string;
     try {
       principal = peerSpiffeId(socket.getPeerX509Certificate(), this.opts.identity.trustDomain);
     } catch (e) {
       this.opts.metrics.deny('destination', null, 'unknown', 'unauthenticated');
       this.log.info({ err: describeError(e), remote: socket.remoteAddress }, 'peer certificate refused');
-      session.destroy();
+      socket.destroy();
       return;
     }
-    this.principals.set(session, principal);
-    this.sessions.add(session);
-    session.once('close', () => this.sessions.delete(session));
-    session.setLocalWindowSize(SESSION_WINDOW);
+    if (socket.alpnProtocol !== 'h2') {
+      this.opts.metrics.deny('destination', principal, 'unknown', 'bad_request');
+      this.log.info({ remote: socket.remoteAddress, alpn: socket.alpnProtocol }, 'peer did not negotiate h2');
+      socket.destroy();
+      return;
+    }
+    const conn = new H2Connection(socket, false, H2_LIMITS, this);
+    // Many streams share the connection: their writes of one turn go out together.
+    conn.coalesce = true;
+    conn.context = { principal, address: socket.remoteAddress } satisfies Peer;
+    this.conns.add(conn);
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', () => { /* reset by the peer; splice tears the upstream down */ });
-    const principal = this.principals.get(stream.session as http2.ServerHttp2Session);
-    if (!principal) { stream.close(http2.constants.NGHTTP2_REFUSED_STREAM); return; }
-    if (headers[':method'] !== 'CONNECT') {
+  /** The open HTTP/2 connections (for /debug and tests). */
+  connections(): readonly H2Connection[] { return [...this.conns]; }
+
+  onClose(c: H2Connection): void { this.conns.delete(c); }
+  onGoaway(): void { /* the peer stops opening streams; the open ones finish */ }
+
+  onStream(c: H2Connection, stream: H2Stream, headers: string[], end: boolean, oversized: boolean): void {
+    const { principal, address } = c.context as Peer;
+    const answer = (status: number) => c.sendHeaders(stream, [':status', String(status)], true);
+    if (oversized) {
       this.opts.metrics.deny('destination', principal, 'unknown', 'bad_request');
-      stream.respond({ ':status': 405 }, { endStream: true });
+      answer(431);
       return;
     }
-    const target = parseAuthority(headers[':authority']);
+    if (header(headers, ':method') !== 'CONNECT') {
+      this.opts.metrics.deny('destination', principal, 'unknown', 'bad_request');
+      answer(405);
+      return;
+    }
+    const target = parseAuthority(header(headers, ':authority'));
     if (!target) {
       this.opts.metrics.deny('destination', principal, 'unknown', 'bad_request');
-      stream.respond({ ':status': 400 }, { endStream: true });
+      answer(400);
       return;
     }
-    const socket = stream.session?.socket;
+    // Until the upstream is there, what the caller sends (and whether it ends or resets
+    // the stream) is kept; the stream window bounds it.
+    const early = new Early(end);
+    stream.handler = early;
     void this.opts.forwarder.forward({
       sourcePrincipal: principal,
-      sourceWorkload: baggageWorkload(headers.baggage),
+      sourceWorkload: baggageWorkload(headerList(headers, 'baggage')),
       // The source workload's address as its node forwarded it (the node is
       // authenticated by its certificate chain, and only a node can mint this header on
       // a tunnel); absent, the peer node's own address.
-      sourceIp: forwardedSource(headers.forwarded) ?? socket?.remoteAddress,
+      sourceIp: forwardedSource(header(headers, 'forwarded')) ?? address,
       target,
       security: 'mutual_tls',
     }).then((r) => {
-      if (stream.destroyed) { if (r.ok) r.upstream.destroy(); return; }
-      if (!r.ok) { stream.respond({ ':status': r.status }, { endStream: true }); return; }
-      stream.respond({ ':status': 200 });
-      splice(stream, r.upstream);
+      if (stream.closed) { if (r.ok) r.upstream.destroy(); return; }
+      if (!r.ok) { answer(r.status); return; }
+      // From here the stream is a byte stream, each direction ending on its own.
+      stream.halfClose = true;
+      c.sendHeaders(stream, [':status', '200'], false);
+      new StreamBridge(stream, r.upstream, early.received);
     }).catch((e: unknown) => {
       this.log.error({ err: describeError(e) }, 'tunnel stream failed');
-      if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      if (!stream.closed) c.reset(stream, E.INTERNAL_ERROR);
     });
   }
 
-  /** Stops accepting, closes sessions gracefully (streams in flight finish). */
+  /** Stops accepting; each connection gets GOAWAY and closes once its streams finished. */
   close(): Promise<void> {
     this.opts.identity.off('updated', this.onUpdated);
     this.opts.identity.off('trustBundle', this.onBundle);
-    for (const s of this.sessions) s.close();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of [...this.conns]) c.drain();
+    return closed;
   }
 
   /** Immediate teardown (tests, shutdown after a grace period). */
   destroy(): void {
     this.opts.identity.off('updated', this.onUpdated);
     this.opts.identity.off('trustBundle', this.onBundle);
-    for (const s of this.sessions) s.destroy();
+    for (const c of [...this.conns]) c.destroy();
     this.server.close();
   }
+}
+
+/** A CONNECT stream's handler while its upstream is being connected. */
+class Early implements StreamHandler {
+  readonly received: Received;
+  constructor(end: boolean) { this.received = { chunks: [], uncredited: 0, end }; }
+  onData(_s: H2Stream, data: Buffer, end: boolean): void {
+    if (data.length > 0) { this.received.chunks.push(data); this.received.uncredited += data.length; }
+    if (end) this.received.end = true;
+  }
+  onHeaders(_s: H2Stream, _h: string[], end: boolean): void { if (end) this.received.end = true; }
+  onSent(): void { /* nothing is sent before the response */ }
+  onClosed(): void { /* stream.closed is checked once the upstream is there */ }
 }

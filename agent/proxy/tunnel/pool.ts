@@ -1,20 +1,22 @@
-// Outbound HBONE sessions: one HTTP/2-over-mTLS session per (source identity, destination
-// node), carrying many CONNECT streams. A new session (and so a TLS handshake) is made
+// Outbound HBONE sessions: one HTTP/2-over-mTLS connection (weft's engine,
+// h2/connection.ts) per (source identity, destination node), carrying many CONNECT
+// streams. A new session (and so a TLS handshake) is made
 // only when no pooled one is usable: it got GOAWAY, failed, closed, is at the peer's
 // stream limit, or was made with a certificate that has since been renewed (it is then
 // drained: its streams finish, new ones go to a session with the new certificate). At
 // steady state a new application connection costs one HEADERS frame, no handshake.
-import * as http2 from 'node:http2';
 import { X509Certificate } from 'node:crypto';
-import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
-import type { Duplex } from 'node:stream';
+import { connect as tlsConnect, type SecureContext } from 'node:tls';
 import { WeftError, describeError } from '../../lib/errors';
 import { componentLogger } from '../../telemetry/logger';
 import { peerSpiffeId } from '../../identity/verify';
 import { NODE_NAMESPACE, parseSpiffeId } from '../../identity/spiffe';
 import type { Target } from './forward';
 import type { TunnelMetrics } from './metrics';
-import { H2_SETTINGS, SESSION_WINDOW, baggageFor, forwardedFor } from './wire';
+import { H2Connection, type ConnectionHandler, type H2Stream, type StreamHandler } from '../h2/connection';
+import { E } from '../h2/frame';
+import { ALPN, H2_LIMITS, baggageFor, forwardedFor, header } from './wire';
+import { TunnelStream } from './stream';
 
 export interface NodeAddress {
   host: string;
@@ -49,10 +51,15 @@ export interface TunnelPoolOptions {
 }
 
 interface PooledSession {
-  session: http2.ClientHttp2Session;
+  conn: H2Connection;
   context: SecureContext;
+  /** Streams opened and not yet closed. */
   active: number;
   usable: boolean;
+  /** The TLS handshake completed (a failure after it is the pooled session dying). */
+  established: boolean;
+  /** Why the socket failed, for the error the waiting requests get. */
+  error?: Error;
   idleTimer?: NodeJS.Timeout;
 }
 
@@ -73,66 +80,60 @@ export class TunnelPool {
    *  the stream once the peer answered 200; rejects with WEFT_ERR_PERMISSION (refused by
    *  the peer: policy or not a local workload), WEFT_ERR_IDENTITY (no certificate,
    *  fail-closed) or WEFT_ERR_UNAVAILABLE (handshake, connect or upstream failure). */
-  openTunnel(req: TunnelRequest): Promise<Duplex> {
+  openTunnel(req: TunnelRequest): Promise<TunnelStream> {
     let context: SecureContext | null;
     try { context = this.opts.contextFor(req.sourceIdentity); } catch (e) { return Promise.reject(e); }
     if (!context) return Promise.reject(new WeftError('WEFT_ERR_IDENTITY', `no certificate for ${req.sourceIdentity}`));
     const authority = req.target.ip.includes(':') ? `[${req.target.ip}]:${req.target.port}` : `${req.target.ip}:${req.target.port}`;
-    const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':authority': authority };
+    const headers = [':method', 'CONNECT', ':authority', authority];
     const baggage = baggageFor(req.sourceWorkload);
-    if (baggage) headers.baggage = baggage;
+    if (baggage) headers.push('baggage', baggage);
     const forwarded = forwardedFor(req.sourceIp);
-    if (forwarded) headers.forwarded = forwarded;
-    return this.attempt(req, context, headers, authority, true);
+    if (forwarded) headers.push('forwarded', forwarded);
+    return new Promise((resolve, reject) => this.attempt(req, context, headers, authority, true, resolve, reject));
   }
 
   /** One CONNECT on a pooled session. A pooled session can die under a request (the peer
-   *  closed it, a reset raced the request): nothing reached the workload then, so the
-   *  request is retried once on a fresh session. A fresh session's failure (handshake
-   *  refused, peer down) is final. */
-  private attempt(req: TunnelRequest, context: SecureContext, headers: http2.OutgoingHttpHeaders, authority: string, mayRetry: boolean): Promise<Duplex> {
+   *  closed it, a reset raced the request, GOAWAY refused the stream): nothing reached
+   *  the workload then, so the request is retried once on a fresh session. A fresh
+   *  session's failure (handshake refused, peer down) is final. */
+  private attempt(req: TunnelRequest, context: SecureContext, headers: string[], authority: string, mayRetry: boolean,
+    resolve: (s: TunnelStream) => void, reject: (e: Error) => void): void {
     const pooled = this.acquire(req, context);
-    const reused = !pooled.session.connecting;
-    return new Promise((resolve, reject) => {
-      let stream: http2.ClientHttp2Stream;
-      try {
-        stream = pooled.session.request(headers, { endStream: false });
-      } catch (e) {
-        this.retire(pooled, 'request failed');
-        if (mayRetry && reused) { this.attempt(req, context, headers, authority, false).then(resolve, reject); return; }
-        reject(new WeftError('WEFT_ERR_UNAVAILABLE', `tunnel to ${req.nodeAddress.host}:${req.nodeAddress.port} failed: ${describeError(e)}`, { cause: e }));
+    const reused = pooled.established;
+    const via = `${req.nodeAddress.host}:${req.nodeAddress.port}`;
+    const fail = (e: Error, retriable: boolean) => {
+      if (mayRetry && reused && retriable) {
+        pooled.usable = false;
+        this.log.debug({ err: describeError(e) }, 'pooled session failed under a request; retrying on a new one');
+        this.attempt(req, context, headers, authority, false, resolve, reject);
         return;
       }
-      this.track(pooled, stream);
-      const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), this.opts.connectTimeoutMs);
-      const fail = (e: Error) => {
-        clearTimeout(timer);
-        if (mayRetry && reused && (pooled.session.closed || pooled.session.destroyed)) {
-          pooled.usable = false;
-          this.log.debug({ err: describeError(e) }, 'pooled session failed under a request; retrying on a new one');
-          this.attempt(req, context, headers, authority, false).then(resolve, reject);
-          return;
-        }
-        reject(new WeftError('WEFT_ERR_UNAVAILABLE', `tunnel to ${authority} via ${req.nodeAddress.host}:${req.nodeAddress.port} failed: ${describeError(e)}`, { cause: e }));
-      };
-      const closedEarly = () => fail(new Error(`stream closed before a response (code ${stream.rstCode})`));
-      stream.once('error', fail);
-      stream.once('close', closedEarly);
-      stream.once('response', (h) => {
-        clearTimeout(timer);
-        stream.removeListener('error', fail);
-        stream.removeListener('close', closedEarly);
-        const status = Number(h[':status']);
-        if (status === 200) {
-          stream.on('error', () => { /* surfaced to the caller through destroy/close */ });
-          resolve(stream);
-          return;
-        }
-        stream.close();
+      reject(new WeftError('WEFT_ERR_UNAVAILABLE', `tunnel to ${authority} via ${via} failed: ${describeError(e)}`, { cause: e }));
+    };
+    let stream: H2Stream;
+    const opening = new Opening(this.opts.connectTimeoutMs, {
+      response: (status) => {
+        if (status === 200) { resolve(new TunnelStream(stream, () => this.released(pooled))); return; }
+        pooled.conn.reset(stream, E.CANCEL);
+        this.released(pooled);
         const code = status === 403 ? 'WEFT_ERR_PERMISSION' : status === 503 ? 'WEFT_ERR_UNAVAILABLE' : 'WEFT_ERR_PROTOCOL';
         reject(new WeftError(code, `peer refused tunnel to ${authority}: HTTP ${status}`, { details: { status } }));
-      });
+      },
+      closed: (code) => {
+        this.released(pooled);
+        const cause = pooled.error ?? new Error(`stream closed before a response (code ${code})`);
+        fail(cause, pooled.conn.destroyed || code === E.REFUSED_STREAM);
+      },
+      timeout: () => {
+        pooled.conn.reset(stream, E.CANCEL);
+        this.released(pooled);
+        fail(new Error(`no response within ${this.opts.connectTimeoutMs} ms`), false);
+      },
     });
+    pooled.active++;
+    clearTimeout(pooled.idleTimer);
+    stream = pooled.conn.request(headers, false, opening);
   }
 
   /** Sessions currently pooled (usable or draining), for /debug and tests. */
@@ -143,7 +144,7 @@ export class TunnelPool {
   }
 
   close(): void {
-    for (const list of this.pools.values()) for (const p of list) { clearTimeout(p.idleTimer); p.session.destroy(); }
+    for (const list of this.pools.values()) for (const p of list) { clearTimeout(p.idleTimer); p.conn.destroy(); }
     this.pools.clear();
   }
 
@@ -155,7 +156,7 @@ export class TunnelPool {
       // A renewed certificate: let this session drain, new streams get a new one.
       if (p.usable && p.context !== context) this.retire(p, 'certificate renewed');
     }
-    const found = list.find((p) => p.usable && p.active < this.maxStreams(p));
+    const found = list.find((p) => p.usable && p.conn.canOpenStream && !p.conn.sock.destroyed && p.active < this.maxStreams(p));
     if (found) return found;
     const created = this.create(req.nodeAddress, context, () => {
       const i = list.indexOf(created);
@@ -167,35 +168,42 @@ export class TunnelPool {
   }
 
   private maxStreams(p: PooledSession): number {
-    return p.session.remoteSettings?.maxConcurrentStreams ?? DEFAULT_PEER_MAX_STREAMS;
+    const n = p.conn.peerMaxStreams;
+    return Number.isFinite(n) ? n : DEFAULT_PEER_MAX_STREAMS;
   }
 
   private create(node: NodeAddress, context: SecureContext, onGone: () => void): PooledSession {
-    const session = http2.connect(`https://${node.host}:${node.port}`, {
-      settings: H2_SETTINGS,
-      createConnection: () => {
-        const socket = tlsConnect({
-          host: node.host, port: node.port, secureContext: context, ALPNProtocols: ['h2'],
-          rejectUnauthorized: true,
-          // The server is identified by its SPIFFE ID, not a DNS name. This hook runs
-          // inside the handshake, after chain verification and before anything is sent;
-          // failing here (not on 'secureConnect', where destroying the socket under a
-          // starting HTTP/2 session aborts node) refuses the peer cleanly.
-          checkServerIdentity: (_host, cert) => this.checkServer(node, cert.raw),
-        });
-        socket.setNoDelay(true);
-        socket.once('secureConnect', () => {
-          this.handshakes++;
-          this.opts.metrics?.handshakes.inc({ role: 'client' });
-        });
-        return socket as TLSSocket;
-      },
+    const socket = tlsConnect({
+      host: node.host, port: node.port, secureContext: context, ALPNProtocols: ALPN,
+      rejectUnauthorized: true,
+      // The server is identified by its SPIFFE ID, not a DNS name. This hook runs
+      // inside the handshake, after chain verification and before anything is sent.
+      checkServerIdentity: (_host, cert) => this.checkServer(node, cert.raw),
     });
-    const p: PooledSession = { session, context, active: 0, usable: true };
-    session.once('connect', () => session.setLocalWindowSize(SESSION_WINDOW));
-    session.on('error', (e) => { this.log.info({ node: `${node.host}:${node.port}`, err: describeError(e) }, 'tunnel session failed'); });
-    session.once('goaway', () => this.retire(p, 'GOAWAY'));
-    session.once('close', () => { p.usable = false; clearTimeout(p.idleTimer); onGone(); });
+    const where = `${node.host}:${node.port}`;
+    const handler: ConnectionHandler = {
+      // Servers cannot open streams (PUSH_PROMISE is refused by the connection).
+      onStream: (c) => c.fail(E.PROTOCOL_ERROR),
+      onGoaway: () => this.retire(p, 'GOAWAY'),
+      onClose: () => { p.usable = false; clearTimeout(p.idleTimer); onGone(); },
+    };
+    // Registered before the connection's own listener: the error is known when the
+    // connection closes the streams waiting on it.
+    socket.once('error', (e) => {
+      p.error = e;
+      this.log.info({ node: where, err: describeError(e) }, 'tunnel session failed');
+    });
+    socket.once('secureConnect', () => {
+      if (socket.alpnProtocol !== 'h2') { socket.destroy(new WeftError('WEFT_ERR_PROTOCOL', `${where} did not negotiate h2`)); return; }
+      p.established = true;
+      this.handshakes++;
+      this.opts.metrics?.handshakes.inc({ role: 'client' });
+    });
+    // The preface and SETTINGS are written now and go out right after the handshake.
+    const conn = new H2Connection(socket, true, H2_LIMITS, handler);
+    // Many streams share the connection: their writes of one turn go out together.
+    conn.coalesce = true;
+    const p: PooledSession = { conn, context, active: 0, usable: true, established: false };
     this.armIdle(p);
     return p;
   }
@@ -210,15 +218,11 @@ export class TunnelPool {
     }
   }
 
-  private track(p: PooledSession, stream: http2.ClientHttp2Stream): void {
-    p.active++;
-    clearTimeout(p.idleTimer);
-    stream.once('close', () => {
-      p.active--;
-      if (p.active === 0) {
-        if (p.usable) this.armIdle(p); else p.session.close();
-      }
-    });
+  /** A stream of `p` is closed (or handed back before it opened). */
+  private released(p: PooledSession): void {
+    p.active--;
+    if (p.active > 0) return;
+    if (p.usable) this.armIdle(p); else p.conn.drain();
   }
 
   private armIdle(p: PooledSession): void {
@@ -227,11 +231,50 @@ export class TunnelPool {
     p.idleTimer.unref();
   }
 
-  /** No new streams; closes once the streams in flight are done. */
+  /** No new streams; closes (GOAWAY) once the streams in flight are done. */
   private retire(p: PooledSession, why: string): void {
     if (!p.usable) return;
     p.usable = false;
     this.log.debug({ why }, 'retiring tunnel session');
-    if (p.active === 0 && !p.session.closed) p.session.close();
+    if (p.active === 0) p.conn.drain();
+  }
+}
+
+/** A CONNECT waiting for its response: 1xx are skipped, the final status decides. */
+class Opening implements StreamHandler {
+  private readonly timer: NodeJS.Timeout;
+  private settled = false;
+
+  constructor(timeoutMs: number, private readonly on: {
+    response: (status: number) => void; closed: (code: number) => void; timeout: () => void;
+  }) {
+    this.timer = setTimeout(() => { if (!this.settle()) return; on.timeout(); }, timeoutMs);
+  }
+
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    return true;
+  }
+
+  onHeaders(_s: H2Stream, headers: string[], end: boolean): void {
+    const status = Number(header(headers, ':status'));
+    if (status >= 100 && status < 200 && !end) return;
+    if (!this.settle()) return;
+    // A 200 that also ends the stream has no tunnel behind it.
+    this.on.response(status === 200 && end ? 502 : status);
+  }
+
+  onData(s: H2Stream, data: Buffer): void {
+    // DATA before the response: malformed (§8.1); nothing to deliver it to.
+    s.conn.credit(s, data.length);
+    if (this.settle()) { s.conn.reset(s, E.PROTOCOL_ERROR); this.on.closed(E.PROTOCOL_ERROR); }
+  }
+
+  onSent(): void { /* no DATA is sent before the response */ }
+
+  onClosed(_s: H2Stream, code: number): void {
+    if (this.settle()) this.on.closed(code);
   }
 }

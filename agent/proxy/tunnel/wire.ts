@@ -1,17 +1,38 @@
 // Settings both ends of the tunnel agree on.
-import type { Settings } from 'node:http2';
 import { isIP } from 'node:net';
+import type { ConnectionLimits } from '../h2/connection';
 export { TLS13 } from '../../identity/pki';
 
-/** Many CONNECT streams share one session, so the defaults (64 KiB windows, which cap a
- *  stream at one window per round trip) are raised; the session window covers the
- *  streams together. */
-export const H2_SETTINGS: Settings = {
+/** Many CONNECT streams share one connection, so the defaults (64 KiB windows, which cap
+ *  a stream at one window per round trip) are raised; the connection window covers the
+ *  streams together. A window is also what one stream (or one connection) can make the
+ *  receiving node hold: bytes are credited back only once the other socket took them. */
+export const H2_LIMITS: ConnectionLimits = {
   maxConcurrentStreams: 1000,
-  initialWindowSize: 4 * 1024 * 1024,
-  enablePush: false,
+  maxHeaderListSize: 16 * 1024,
+  streamWindow: 4 * 1024 * 1024,
+  connectionWindow: 32 * 1024 * 1024,
+  // Each application connection reset is one RST_STREAM: a busy node legitimately sends
+  // many; a rapid-reset flood is orders of magnitude more.
+  maxResetsPerSecond: 5000,
+  maxControlPerSecond: 1000,
 };
-export const SESSION_WINDOW = 32 * 1024 * 1024;
+
+/** ALPN of the tunnel's TLS sessions. */
+export const ALPN = ['h2'];
+
+/** The ":name", "value" pairs of a header block (flat, as the engine gives them). */
+export function header(h: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
+  return undefined;
+}
+
+/** Every value of a header that may repeat, joined with ", " (RFC 9110 §5.3). */
+export function headerList(h: readonly string[], name: string): string | undefined {
+  let out: string | undefined;
+  for (let i = 0; i < h.length; i += 2) if (h[i] === name) out = out === undefined ? h[i + 1] : `${out}, ${h[i + 1]!}`;
+  return out;
+}
 
 /** The source workload name rides in a W3C baggage entry, as ztunnel does; it only feeds
  *  the source_workload label (the principal comes from the certificate). */
