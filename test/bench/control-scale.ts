@@ -16,7 +16,7 @@
 // own code: that they match what the replicas serve (no resource sent at start) is
 // itself the check that versions are content hashes, comparable across processes.
 import { fork } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPolicyDir, compile } from '../../agent/policy';
 import { ViewResourceCache } from '../../agent/policy/view-cache';
@@ -27,6 +27,7 @@ import { nodeToken, tokenLines } from '../lib/bootstrap-tokens';
 import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './control-fixture';
 import { packageRoot } from '../../agent/lib/paths';
 import { writeFileAtomic } from '../../agent/sync/atomic-file';
+import { percentile, procMemMb } from './stats';
 
 export const SCALE: MeshShape = { services: 5000, endpoints: 50_000, nodes: 1000 };
 const AGENTS_PER_PROCESS = 100;
@@ -35,16 +36,7 @@ const CONTROL_NODE_ARGS = (process.env.WEFT_BENCH_CONTROL_SCALE_NODE_ARGS ?? '--
 
 interface SimEvent { t: 'ack' | 'down'; node: string; version?: string; at: number; resync?: boolean; resources?: number }
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
-}
 
-function procMemMb(pid: number): { rss: number; peak: number } {
-  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN);
-  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
-}
 
 async function metricValue(c: Control, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${c.adminPort}/metrics`)).text();

@@ -23,6 +23,7 @@ import { writeMesh, nodeWorkloadsYaml, nodeName, type MeshShape } from './contro
 import { packageRoot } from '../../agent/lib/paths';
 import { printTable } from './table';
 import { runScale } from './control-scale';
+import { percentile, procMemMb } from './stats';
 
 // Status is read as 'e2e-operator'; every agent has its own token (tokenLines).
 const TOKEN = nodeToken('e2e-operator', 'bench-control');
@@ -43,16 +44,7 @@ const CONTROL_NODE_ARGS = (process.env.WEFT_BENCH_CONTROL_NODE_ARGS ?? '--max-ol
 const cleanups: (() => void)[] = [];
 const cleanup = (fn: () => void) => { cleanups.push(fn); };
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
-}
 
-function procMemMb(pid: number): { rss: number; peak: number } {
-  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? NaN);
-  return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
-}
 
 /** In-process: how long the policy engine takes for this mesh, and how big it is. */
 function compileStats(dir: string, shape: MeshShape) {

@@ -26,6 +26,7 @@ import { cgroup2Root } from '../../agent/datapath/layout';
 import { packageRoot } from '../../agent/lib/paths';
 import { printTable } from './table';
 import { until } from '../lib/wait';
+import { percentile } from './stats';
 
 const NODE = 'bench-k8s.node-1';
 const PODS = Number(process.env.K8S_BENCH_PODS ?? 110);
@@ -41,10 +42,6 @@ process.env.WEFT_TEST_BIN ??= 'dist';
 const cleanups: (() => void | Promise<void>)[] = [];
 const step = (s: string) => process.stderr.write(`[bench:k8s] ${s}\n`);
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN;
-}
 
 function rssMb(pid: number): number {
   try {
