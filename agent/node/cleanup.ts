@@ -6,7 +6,7 @@
 // SIGKILLs the frozen processes. Freezing rather than SIGTERM: a Kubernetes preStop hook
 // (the uninstall) runs in the agent's own container, which ends with the agent; the
 // removal must be complete before the agent is gone. For the same reason, when this
-// process shares the agent's cgroup (the preStop hook), the kill is left to a detached
+// process runs in the agent's own pod (the preStop hook), the kill is left to a detached
 // helper that fires just after this command exited: the runtime tears the container
 // down once the agent dies, and the hook would otherwise be killed before reporting
 // its success.
@@ -50,8 +50,10 @@ export function processTree(roots: number[]): number[] {
   return [...out];
 }
 
-/** This process and `pid` are in the same cgroup (a container's exec and its init). */
-function sameCgroup(pid: number): boolean {
+/** This process runs in the agent's own pod (the DaemonSet's preStop hook): the
+ *  container's downward-API POD_UID is set and it shares `pid`'s cgroup. */
+function inAgentPod(pid: number): boolean {
+  if (!process.env.POD_UID) return false;
   try { return readFileSync('/proc/self/cgroup', 'utf8') === readFileSync(`/proc/${pid}/cgroup`, 'utf8'); } catch { return false; }
 }
 
@@ -102,7 +104,7 @@ export async function cleanupNode(node: string, o: CleanupOptions): Promise<Clea
     }
     return o.cleanup(node);
   } finally {
-    if (frozen.length && claim.agents.some(sameCgroup)) {
+    if (frozen.length && claim.agents.some(inAgentPod)) {
       killAfterExit(frozen, 300);
       o.say(`the agent of node ${node} (pid ${frozen.join(', ')}) stays frozen and is killed as this command exits (it runs in the agent's own container)`);
     } else if (frozen.length) {
