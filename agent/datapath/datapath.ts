@@ -169,9 +169,9 @@ export class Datapath {
   }
 
   /** The cgroups whose sockets weft leaves alone, as a validated minimal diff (skip-map.ts). */
-  setSkippedCgroups(ids: bigint[]): { added: bigint[]; removed: bigint[] } {
+  setSkippedCgroups(ids: bigint[], opts: { keep?: boolean } = {}): { added: bigint[]; removed: bigint[] } {
     this.assertOpen();
-    return this.skipMap.set(ids);
+    return this.skipMap.set(ids, opts.keep === true);
   }
 
   /** The cgroup ids weft_skip_v1 holds now, ascending. */

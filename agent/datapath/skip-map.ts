@@ -57,15 +57,18 @@ export class SkipMap {
    * the capture root (bpf/include/skip.h). connect/sendmsg/recvmsg/getpeername leave
    * such sockets untouched, sockops neither inserts nor measures them, STRICT lets
    * their packets pass. Validates every id first (nothing changes on error), then
-   * writes the minimal diff; the map is pinned, so the list survives the agent.
+   * writes the minimal diff; the map is pinned, so the list survives the agent. With
+   * `keep`, entries not in `ids` stay (only additions): what a starting agent writes
+   * before it has listed the pods, while the previous agent of a rollout still runs and
+   * its own pod must stay skipped.
    */
-  set(ids: bigint[]): { added: bigint[]; removed: bigint[] } {
+  set(ids: bigint[], keep = false): { added: bigint[]; removed: bigint[] } {
     const wanted = checkCgroupIds(ids);
     if (wanted.length > this.maps.skip.maxEntries) {
       throw new WeftError('WEFT_ERR_CAPACITY', `${wanted.length} skipped cgroups, the map holds ${this.maps.skip.maxEntries}`);
     }
     try {
-      const r = writeSkipped(this.maps, wanted);
+      const r = writeSkipped(this.maps, wanted, keep);
       if (r.added.length || r.removed.length) this.log.info({ added: r.added.map(String), removed: r.removed.map(String) }, 'skipped cgroups updated');
       return r;
     } catch (e) {

@@ -399,7 +399,11 @@ export class NodeAgent {
    *  agent serves `weft run` workloads and reports not ready. */
   private async startPods(maxWaitMs: number): Promise<void> {
     const pods = this.pods!;
-    if (pods.ownCgroup) this.datapath.setSkippedCgroups([pods.ownCgroup.id]);
+    // Added, not replacing: on a rollout the previous agent still runs, and its own pod
+    // (and the pods it skips) must stay skipped until this agent has listed the pods —
+    // replacing here un-skipped it, and its upstream dials to this node's workloads came
+    // back to the agents' listener as connections from no workload.
+    if (pods.ownCgroup) this.datapath.setSkippedCgroups([pods.ownCgroup.id], { keep: true });
     else this.log.warn({ podUid: this.cfg.kubernetes?.podUid ?? null }, 'own pod cgroup not found (set --pod-uid / $POD_UID from the downward API): the agent\'s sockets are skipped only once its Pod is listed');
     pods.on('change', () => this.onPodsChanged());
     const listed = pods.start().then(() => {
