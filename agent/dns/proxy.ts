@@ -42,7 +42,7 @@ export class DnsProxy {
   private readonly server: DnsServer;
   private serial = 1;
 
-  constructor(private readonly cfg: DnsConfig, private readonly datapath: Datapath, opts: { registry?: Registry; logger?: Logger; namespaceOf?: (ip: string) => string | undefined }) {
+  constructor(private readonly cfg: DnsConfig, private readonly datapath: Datapath, opts: { registry?: Registry; logger?: Logger; namespaceOf?: (ip: string) => string | undefined; allowed?: (ip: string) => boolean }) {
     if (cfg.capture && (!isIPv4(cfg.listen.host) || cfg.listen.host === '0.0.0.0')) {
       throw new TypeError(`DNS listener ${cfg.listen.host}: capture needs a specific IPv4 address the workloads reach (the kernel redirects their queries there)`);
     }
@@ -52,7 +52,7 @@ export class DnsProxy {
     this.forwarder = new Forwarder(cfg.upstreams ?? nodeResolvers(cfg.resolvConf ?? DEFAULT_RESOLV_CONF, cfg.listen));
     this.server = new DnsServer({
       host: cfg.listen.host, port: cfg.listen.port, resolver: this.resolver, forwarder: this.forwarder,
-      ...(opts.namespaceOf ? { namespaceOf: opts.namespaceOf } : {}),
+      ...(opts.namespaceOf ? { namespaceOf: opts.namespaceOf } : {}), ...(opts.allowed ? { allowed: opts.allowed } : {}),
       ...(opts.registry ? { registry: opts.registry } : {}), ...(opts.logger ? { logger: opts.logger } : {}),
     });
   }

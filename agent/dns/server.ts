@@ -32,6 +32,9 @@ export interface DnsServerOptions {
   forwarder: Forwarder;
   /** The namespace of the workload at a source address (bare NAME queries), if known. */
   namespaceOf?: (ip: string) => string | undefined;
+  /** Who may ask (callers.ts: this node and its workloads); others are dropped, so the
+   *  listener on a node address is not a resolver for the whole network. Absent: all. */
+  allowed?: (ip: string) => boolean;
   registry?: Registry;
   logger?: Logger;
 }
@@ -99,6 +102,7 @@ export class DnsServer {
   /** One query from any transport: the answer to send and the largest UDP answer the
    *  client takes (512 or its EDNS0 size), or null (drop). */
   async answer(msg: Buffer, sourceIp: string, transport: 'udp' | 'tcp'): Promise<{ out: Buffer; udpLimit: number } | null> {
+    if (this.opts.allowed && !this.opts.allowed(sourceIp)) { this.count(transport, 'dropped'); return null; }
     const r = this.opts.resolver.resolve(msg, this.opts.namespaceOf?.(sourceIp));
     if (r.kind === 'drop') { this.count(transport, 'dropped'); return null; }
     if (r.kind === 'answer') { this.count(transport, r.result); return { out: r.response, udpLimit: udpLimit(r.edns) }; }
@@ -124,7 +128,7 @@ export class DnsServer {
   }
 
   private onTcp(s: Socket): void {
-    if (this.closed) { s.destroy(); return; }
+    if (this.closed || (this.opts.allowed && !this.opts.allowed(s.remoteAddress ?? ''))) { s.destroy(); return; }
     this.conns.add(s);
     s.setNoDelay(true);
     s.setTimeout(TCP_IDLE_MS, () => s.destroy());

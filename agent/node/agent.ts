@@ -56,7 +56,7 @@ import { adminToken, readPemFile } from './token-files';
 import { datapathProblems } from './datapath-health';
 import { registerSyncMetrics } from './sync-metrics';
 import { DnsProxy, type DnsConfig } from '../dns/proxy';
-import { callerNamespace } from '../dns/callers';
+import { callerAllowed, callerNamespace } from '../dns/callers';
 
 export interface AgentConfig {
   node: string;
@@ -145,6 +145,7 @@ export class NodeAgent {
     this.dns = cfg.dns ? new DnsProxy(cfg.dns, datapath, {
       registry: this.registry, logger: componentLogger('dns', { node: cfg.node }),
       namespaceOf: (ip) => callerNamespace(this.localWorkloads(), ip, cfg.nodeAddress),
+      allowed: (ip) => callerAllowed(this.localWorkloads(), ip),
     }) : null;
 
     this.tap = new RequestTap(accessLogFor(cfg.node, cfg.accessLogSample ?? 0), (tapping) => this.publish({ tapping }));

@@ -16,6 +16,8 @@ import { NameTable, validateClusterDomain } from '../../agent/dns/table';
 import { MeshResolver, NEGATIVE_TTL_SECONDS, DEFAULT_TTL_SECONDS } from '../../agent/dns/resolver';
 import { Forwarder, parseResolvConf, parseUpstream } from '../../agent/dns/upstream';
 import { DnsServer } from '../../agent/dns/server';
+import { callerAllowed } from '../../agent/dns/callers';
+import { networkInterfaces } from 'node:os';
 import { dnsConfig } from '../../agent/cli/agent';
 
 const svc = (name: string, namespace: string, vip: string) => ({ name, namespace, vip, ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'HTTP' as const }] });
@@ -305,4 +307,28 @@ test('weft agent --dns flags: on by default outside Kubernetes, off with --kuber
   assert.throws(() => dnsConfig({}, { host: '0.0.0.0', port: 15001 }), /not a specific IPv4 address/);
   assert.throws(() => dnsConfig({ 'dns-upstream': 'resolver.example' }, out), /--dns-upstream: upstream resolver/);
   assert.throws(() => dnsConfig({ 'cluster-domain': 'a b' }, out), /--cluster-domain/);
+});
+
+test('server: only this node and its workloads are answered; anyone else on the network is dropped (no open resolver)', async (t) => {
+  const workloads = [{ address: '10.77.0.11' }, {}];
+  assert.equal(callerAllowed(workloads, '127.0.0.1'), true, 'loopback: processes of this node');
+  assert.equal(callerAllowed(workloads, '::ffff:10.77.0.11'), true, 'a local workload (pod) address, v4-mapped too');
+  assert.equal(callerAllowed(workloads, '192.0.2.77'), false, 'another host');
+  const own = Object.values(networkInterfaces()).flat().find((a) => a && !a.internal)?.address;
+  if (own) assert.equal(callerAllowed([], own), true, 'the node\'s own interface address');
+
+  const up = await fakeUpstream();
+  t.after(() => up.close());
+  const registry = new Registry();
+  const server = new DnsServer({
+    host: '127.0.0.1', port: 0, registry, allowed: () => false,
+    resolver: new MeshResolver(table), forwarder: new Forwarder([{ host: '127.0.0.1', port: up.port }], { udpTimeoutMs: 300, tcpTimeoutMs: 500 }),
+  });
+  await server.listen();
+  t.after(() => server.close());
+  await assert.rejects(udpAsk(server.port, buildQuery(21, 'www.example', TYPE.A)), /no UDP answer/, 'a refused caller gets no answer, mesh or forwarded');
+  const s = connect(server.port, '127.0.0.1');
+  s.on('error', () => undefined);
+  await once(s, 'close');
+  assert.match(await registry.metrics(), /result="dropped"} 1/);
 });
