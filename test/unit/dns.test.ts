@@ -310,7 +310,7 @@ test('weft agent --dns flags: on by default outside Kubernetes, off with --kuber
 });
 
 test('server: only this node and its workloads are answered; anyone else on the network is dropped (no open resolver)', async (t) => {
-  const workloads: Parameters<typeof callerAllowed>[0] = [{ address: '10.77.0.11' }, {}];
+  const workloads: Parameters<typeof callerAllowed>[0] = [{ address: '10.77.0.11' }, { address: '10.77.0.12' }];
   assert.equal(callerAllowed(workloads, '127.0.0.1'), true, 'loopback: processes of this node');
   assert.equal(callerAllowed(workloads, '::ffff:10.77.0.11'), true, 'a local workload (pod) address, v4-mapped too');
   assert.equal(callerAllowed(workloads, '192.0.2.77'), false, 'another host');
