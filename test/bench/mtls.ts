@@ -34,8 +34,17 @@ const CATALOG = 'spiffe://cluster.local/ns/shop/sa/catalog';
 const N1 = '10.78.0.1', N2 = '10.78.0.2';
 const BACKEND = { ip: '10.250.2.11', port: 8080 };
 const BODY = 'x'.repeat(100);
-const PATHS = ['direct', 'weft', 'nginx', 'haproxy'] as const;
-type PathName = typeof PATHS[number];
+const ALL_PATHS = ['direct', 'weft', 'nginx', 'haproxy'] as const;
+type PathName = typeof ALL_PATHS[number];
+// MTLS_BENCH_PATHS=weft,nginx measures a subset (direct, the baseline, always runs);
+// MTLS_BENCH_KEEPALIVE_ONLY=1 skips the new-connection and latency modes (profiling).
+const PATHS: PathName[] = process.env.MTLS_BENCH_PATHS
+  ? ALL_PATHS.filter((p) => p === 'direct' || process.env.MTLS_BENCH_PATHS!.split(',').includes(p))
+  : [...ALL_PATHS];
+const KEEPALIVE_ONLY = process.env.MTLS_BENCH_KEEPALIVE_ONLY === '1';
+// MTLS_BENCH_DEBUG=1: per proxy process, vCPU per 1000 rps and read()/write() syscalls per
+// request (/proc/PID/io; nginx's recv()/send() are not counted there) on stderr.
+const DEBUG = process.env.MTLS_BENCH_DEBUG === '1';
 const ENTRY: Record<PathName, string> = {
   direct: `${BACKEND.ip}:${BACKEND.port}`, weft: '127.0.0.1:15001', nginx: '127.0.0.1:16001', haproxy: '127.0.0.1:17001',
 };
@@ -182,9 +191,17 @@ ${body.replace('http {', `http { client_body_temp_path ${dir}/b; proxy_temp_path
   }
 
   async sample(p: PathName): Promise<Sample> {
+    const io = () => this.proxyPids[p].map((pid) => { const t = readFileSync(`/proc/${pid}/io`, 'utf8'); return [Number(/syscr: (\d+)/.exec(t)![1]), Number(/syscw: (\d+)/.exec(t)![1])]; });
+    const io0 = io();
+    const pc0 = this.proxyPids[p].map(cpuSeconds);
     const c0 = this.cpu(p);
     const keepalive = await this.wrk(p, ['-t2', '-c50']);
     const cpuSecondsKeepalive = this.cpu(p) - c0;
+    const io1 = io();
+    const pc1 = this.proxyPids[p].map(cpuSeconds);
+    if (DEBUG) process.stderr.write(`CPU ${p}: ${pc1.map((c, i) => ((c - pc0[i]!) / SECONDS / (keepalive.rps / 1000)).toFixed(4)).join(' ')}\n`);
+    if (DEBUG) process.stderr.write(`IO ${p}: ${io1.map((x, i) => `r ${((x[0]! - io0[i]![0]!) / keepalive.requests).toFixed(2)} w ${((x[1]! - io0[i]![1]!) / keepalive.requests).toFixed(2)}`).join(' | ')}\n`);
+    if (KEEPALIVE_ONLY) return { keepalive, newconn: keepalive, latency: keepalive, newconnLatency: keepalive, cpuSecondsKeepalive, handshakes: null };
     const h0 = p === 'weft' ? (await this.node1.call<{ handshakes: number }>('stats')).handshakes : 0;
     const newconn = await this.wrk(p, ['-t2', '-c50', '-H', 'Connection: close']);
     const handshakes = p === 'weft' ? (await this.node1.call<{ handshakes: number }>('stats')).handshakes - h0
@@ -194,9 +211,14 @@ ${body.replace('http {', `http { client_body_temp_path ${dir}/b; proxy_temp_path
     return { keepalive, newconn, latency, newconnLatency, cpuSecondsKeepalive, handshakes };
   }
 
-  tearDown(): void {
-    this.node1?.stop();
-    this.node2?.stop();
+  async tearDown(): Promise<void> {
+    // The nodes exit on their own first (a --cpu-prof profile is written at exit).
+    const exited = [this.node1, this.node2].filter(Boolean).map((n) => new Promise<void>((r) => {
+      if (n.child.exitCode !== null || n.child.signalCode !== null) { r(); return; }
+      n.child.once('exit', () => r());
+      n.stop();
+    }));
+    await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 5000))]);
     for (const d of this.daemons) d.kill('SIGKILL');
     this.ns1.destroy();
     this.ns2.destroy();
@@ -220,7 +242,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    bench.tearDown();
+    await bench.tearDown();
   }
 
   const m = (p: PathName, f: (s: Sample) => number) => median(samples[p].map(f));
@@ -228,7 +250,7 @@ async function main(): Promise<void> {
   const rows = PATHS.map((p) => {
     const ka = m(p, (s) => s.keepalive.rps);
     const cpuPer1k = p === 'direct' ? null : m(p, (s) => (s.cpuSecondsKeepalive / SECONDS) / (s.keepalive.rps / 1000));
-    const hs = p === 'direct' ? null : m(p, (s) => (s.handshakes! / s.newconn.requests) * 1000);
+    const hs = p === 'direct' || KEEPALIVE_ONLY ? null : m(p, (s) => (s.handshakes! / s.newconn.requests) * 1000);
     return {
       path: p,
       keepaliveRps: ka, keepaliveRatio: ka / direct.ka,

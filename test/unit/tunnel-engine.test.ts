@@ -17,6 +17,7 @@ import { nodeSpiffeId } from '../../agent/identity/spiffe';
 import { startTunnel, splice, PolicyAuthorizer, type Tunnel } from '../../agent/proxy/tunnel';
 import { QUEUE_HIGH, StreamBridge, TunnelStream } from '../../agent/proxy/tunnel/stream';
 import { H2_LIMITS } from '../../agent/proxy/tunnel/wire';
+import { READ_BUFFER, SocketReader } from '../../agent/proxy/tunnel/reader';
 import type { H2Stream } from '../../agent/proxy/h2/connection';
 import { signedManager } from '../lib/identities';
 
@@ -347,4 +348,60 @@ test('tunnel engine: an application socket gone before its tunnel opened resets 
   await until('node B to close the stream', () => f.b.inbound.connections().every((c) => c.streams.size === 0));
   await until('the workload connection to close', () => w.conns.length === 1 && w.conns[0]!.destroyed);
   assert.equal((d as TunnelStream).stream.closed, true);
+});
+
+test('tunnel engine: many small workload writes queued behind a slow application arrive intact (node B\'s reused read buffer is replaced while the engine holds a read)', { timeout: 60_000 }, async (t) => {
+  const f = await setup(t);
+  // 8 MiB in 700-byte writes (below the engine's copy threshold), each distinct: a read
+  // buffer reused while a queued chunk still pointed into it would corrupt the stream.
+  const total = 8 * 1024 * 1024, piece = 700;
+  let digest: Promise<string> | undefined;
+  const w = await f.workload((c) => {
+    digest = (async () => {
+      const h = createHash('sha256');
+      for (let off = 0, n = 0; off < total; off += piece, n++) {
+        const b = Buffer.alloc(Math.min(piece, total - off));
+        for (let i = 0; i + 4 <= b.length; i += 4) b.writeUInt32BE(n * 4096 + i, i);
+        h.update(b);
+        if (!c.write(b)) await once(c, 'drain');
+      }
+      c.end();
+      return h.digest('hex');
+    })();
+  });
+  const app = appConnect(w.capture, t);
+  app.pause();
+  await until('node B to pause the workload socket', () => f.b.inbound.connections().length === 1 && [...f.b.inbound.connections()[0]!.streams.values()].some((s) => (s.handler as StreamBridge).paused));
+  const got = drainAll(app);
+  app.resume();
+  const [sent, received] = await Promise.all([digest!, got]);
+  assert.equal(received.bytes, total);
+  assert.equal(received.sha, sent);
+});
+
+test('tunnel engine: SocketReader keeps what a socket read before its sink was attached (pausing the socket past one buffer), in order, then the FIN', { timeout: 30_000 }, async (t) => {
+  const total = 512 * 1024;
+  const payload = Buffer.alloc(total);
+  for (let i = 0; i < total; i += 4) payload.writeUInt32BE(i, i);
+  const srv = createServer({ allowHalfOpen: true }, (c) => { c.on('error', () => {}); c.end(payload); });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  t.after(() => srv.close());
+  const reader = new SocketReader();
+  const s = connect({ host: '127.0.0.1', port: (srv.address() as AddressInfo).port, allowHalfOpen: true, onread: reader.onread });
+  reader.socket = s;
+  s.on('error', () => {});
+  t.after(() => s.destroy());
+  let ended = false;
+  s.on('end', () => { ended = true; });
+  // Nobody takes the reads yet: the reader copies them and pauses the socket after one
+  // buffer's worth, so what it holds is bounded.
+  await until('the reader to pause the socket', () => s.isPaused());
+  await sleep(200);
+  assert.ok(s.bytesRead <= READ_BUFFER + 64 * 1024, `read ${s.bytesRead} bytes with no sink`);
+  assert.equal(ended, false);
+  const chunks: Buffer[] = [];
+  // A sink that keeps every read it is given (as the engine may): each must stay intact.
+  reader.attach((b) => { chunks.push(b); return true; });
+  await until('the FIN', () => ended);
+  assert.equal(Buffer.concat(chunks).equals(payload), true);
 });

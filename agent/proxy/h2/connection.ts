@@ -245,16 +245,20 @@ export class H2Connection {
     if (end) this.localEnded(s);
   }
 
-  /** DATA on `s`; what the windows or the socket cannot take now is queued. */
-  sendData(s: H2Stream, data: Buffer, end: boolean): void {
-    if (s.closed || s.localEnd || s.queuedEnd) return;
+  /** DATA on `s`; what the windows or the socket cannot take now is queued. Returns
+   *  true when the connection still references `data` afterwards (queued, or a payload
+   *  of SLICE_MIN or more written as a slice): a caller reusing its buffer must then
+   *  use another one for its next read. Small payloads are copied. */
+  sendData(s: H2Stream, data: Buffer, end: boolean): boolean {
+    if (s.closed || s.localEnd || s.queuedEnd) return false;
     if (s.queued > 0 || this.congested) {
       this.enqueue(s, data, end);
-      return;
+      return data.length > 0;
     }
     const n = this.writeData(s, data, 0, end);
     if (n < data.length) this.enqueue(s, n === 0 ? data : data.subarray(n), end);
     if (n > 0) s.handler?.onSent(s, n);
+    return n < data.length || data.length >= SLICE_MIN;
   }
 
   private enqueue(s: H2Stream, data: Buffer, end: boolean): void {

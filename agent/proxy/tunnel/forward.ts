@@ -13,6 +13,7 @@ import { parseSpiffeId } from '../../identity/spiffe';
 import type { L4Authorizer } from './authz';
 import { meterSocket, type DenyReason, type TunnelMetrics } from './metrics';
 import { TunnelStream } from './stream';
+import { SocketReader } from './reader';
 
 export interface Target { ip: string; port: number }
 
@@ -48,7 +49,8 @@ export interface ForwardRequest {
 export type L7Inbound = (dest: LocalWorkload, req: ForwardRequest) => Duplex | null;
 
 export type ForwardResult =
-  | { ok: true; upstream: Socket | Duplex }
+  /** `reader`: the upstream is a TCP socket reading through it (see forward()'s `direct`). */
+  | { ok: true; upstream: Socket | Duplex; reader?: SocketReader }
   | { ok: false; status: 400 | 403 | 503; reason: DenyReason | 'upstream_unavailable'; message: string };
 
 export interface LocalForwarderOptions {
@@ -77,8 +79,10 @@ export class LocalForwarder {
     this.opts = { connectTimeoutMs: 5_000, l7: () => null, ...opts };
   }
 
-  /** Steps 1-3; on success the upstream socket is connected and metered. */
-  async forward(req: ForwardRequest): Promise<ForwardResult> {
+  /** Steps 1-3; on success the upstream socket is connected and metered. `direct`: the
+   *  caller joins the upstream with a StreamBridge, so a TCP upstream reads through a
+   *  SocketReader (returned with it) instead of 'data' events. */
+  async forward(req: ForwardRequest, direct = false): Promise<ForwardResult> {
     const { lookup, authorizer, metrics, log } = this.opts;
     const dest = lookup(req.target.ip, req.target.port);
     const targetText = `${req.target.ip}:${req.target.port}`;
@@ -102,8 +106,9 @@ export class LocalForwarder {
       return { ok: false, status: 403, reason: 'policy', message: decision.reason };
     }
     let upstream: Socket;
+    const reader = direct ? new SocketReader() : undefined;
     try {
-      upstream = await this.connectUpstream(req.target);
+      upstream = await this.connectUpstream(req.target, reader);
     } catch (e) {
       log.warn({ destination: dest.key, target: targetText, err: (e as Error).message }, 'upstream connect failed');
       return { ok: false, status: 503, reason: 'upstream_unavailable', message: `cannot connect to ${targetText}: ${(e as Error).message}` };
@@ -119,7 +124,7 @@ export class LocalForwarder {
       destination_principal: dest.principal,
       connection_security_policy: req.security,
     }));
-    return { ok: true, upstream };
+    return reader ? { ok: true, upstream, reader } : { ok: true, upstream };
   }
 
   /** The same-node path: a connected, authorized, metered socket to the local workload,
@@ -130,10 +135,11 @@ export class LocalForwarder {
     throw new WeftError(r.status === 503 ? 'WEFT_ERR_UNAVAILABLE' : 'WEFT_ERR_PERMISSION', r.message, { details: { reason: r.reason } });
   }
 
-  private connectUpstream(t: Target): Promise<Socket> {
+  private connectUpstream(t: Target, reader: SocketReader | undefined): Promise<Socket> {
     return new Promise((resolve, reject) => {
       // Half-open allowed: the tunnel carries FIN in each direction separately.
-      const s = connect({ host: t.ip, port: t.port, allowHalfOpen: true, noDelay: true });
+      const s = connect({ host: t.ip, port: t.port, allowHalfOpen: true, noDelay: true, ...(reader ? { onread: reader.onread } : {}) });
+      if (reader) reader.socket = s;
       const timer = setTimeout(() => s.destroy(new Error(`connect timeout after ${this.opts.connectTimeoutMs} ms`)), this.opts.connectTimeoutMs);
       s.once('connect', () => { clearTimeout(timer); s.removeListener('error', reject); resolve(s); });
       s.once('error', (e) => { clearTimeout(timer); reject(e); });

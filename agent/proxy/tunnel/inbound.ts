@@ -136,13 +136,13 @@ export class InboundServer implements ConnectionHandler {
       sourceIp: forwardedSource(header(headers, 'forwarded')) ?? address,
       target,
       security: 'mutual_tls',
-    }).then((r) => {
+    }, true).then((r) => {
       if (stream.closed) { if (r.ok) r.upstream.destroy(); return; }
       if (!r.ok) { answer(r.status); return; }
       // From here the stream is a byte stream, each direction ending on its own.
       stream.halfClose = true;
       c.sendHeaders(stream, [':status', '200'], false);
-      new StreamBridge(stream, r.upstream, early.received);
+      new StreamBridge(stream, r.upstream, early.received, null, r.reader ?? null);
     }).catch((e: unknown) => {
       this.log.error({ err: describeError(e) }, 'tunnel stream failed');
       if (!stream.closed) c.reset(stream, E.INTERNAL_ERROR);

@@ -18,6 +18,7 @@ import { Duplex } from 'node:stream';
 import { WeftError } from '../../lib/errors';
 import type { H2Stream, StreamHandler } from '../h2/connection';
 import { E } from '../h2/frame';
+import type { SocketReader } from './reader';
 
 /** Bytes queued on a stream (no window, or the TLS socket backed up) before the source
  *  socket is paused; it is resumed below QUEUE_LOW. */
@@ -50,9 +51,13 @@ export class StreamBridge implements StreamHandler {
   private uncredited = 0;
   private finished = false;
 
-  constructor(private readonly s: H2Stream, readonly d: Duplex, early: Received | null, private readonly done: (() => void) | null = null) {
+  /** `reader`: `d` reads through it (a plain TCP socket created with its `onread`)
+   *  instead of 'data' events. */
+  constructor(private readonly s: H2Stream, readonly d: Duplex, early: Received | null, private readonly done: (() => void) | null = null,
+    reader: SocketReader | null = null) {
     s.handler = this;
-    d.on('data', this.onSockData);
+    if (reader !== null) reader.attach(this.onSockRead);
+    else d.on('data', this.onSockData);
     d.on('end', this.onSockEnd);
     d.on('drain', this.onSockDrain);
     d.on('error', this.onSockError);
@@ -72,11 +77,15 @@ export class StreamBridge implements StreamHandler {
   }
 
   // ------------------------------------------------------------- socket -> peer
-  private readonly onSockData = (b: Buffer): void => {
+  private readonly onSockData = (b: Buffer): void => { this.onSockRead(b); };
+
+  /** Returns true when the connection kept a reference to `b` (see SocketReader). */
+  private readonly onSockRead = (b: Buffer): boolean => {
     const s = this.s;
-    if (s.closed) return;
-    s.conn.sendData(s, b, false);
+    if (s.closed) return false;
+    const kept = s.conn.sendData(s, b, false);
     if (s.queued > QUEUE_HIGH && !this.paused) { this.paused = true; this.d.pause(); }
+    return kept;
   };
 
   private readonly onSockEnd = (): void => {
