@@ -84,6 +84,7 @@ class Bench {
   node1!: NodeHandle;
   node2!: NodeHandle;
   private readonly daemons: ChildProcess[] = [];
+  backendPid = 0;
   /** Proxy processes per path (both nodes), for CPU accounting. */
   readonly proxyPids: Record<PathName, number[]> = { direct: [], weft: [], nginx: [], haproxy: [] };
 
@@ -98,7 +99,7 @@ class Bench {
     const server = await this.issue('server', nodeSpiffeId(TD, 'node-2'));
 
     // Node 2: backend (http) + nginx stream mTLS terminator, one process each role.
-    this.nginx('backend', this.ns2, `http {
+    this.backendPid = this.nginx('backend', this.ns2, `http {
       access_log off; keepalive_requests 1000000;
       server { listen ${BACKEND.ip}:${BACKEND.port}; location / { return 200 "${BODY}"; } }
     }`);
@@ -192,12 +193,18 @@ ${body.replace('http {', `http { client_body_temp_path ${dir}/b; proxy_temp_path
 
   async sample(p: PathName): Promise<Sample> {
     const io = () => this.proxyPids[p].map((pid) => { const t = readFileSync(`/proc/${pid}/io`, 'utf8'); return [Number(/syscr: (\d+)/.exec(t)![1]), Number(/syscw: (\d+)/.exec(t)![1])]; });
+    const idle = () => { const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number); return [f[3]! + f[4]!, f.reduce((a, b) => a + b, 0)]; };
+    const idle0 = idle();
+    const b0 = cpuSeconds(this.backendPid);
     const io0 = io();
     const pc0 = this.proxyPids[p].map(cpuSeconds);
     const c0 = this.cpu(p);
     const keepalive = await this.wrk(p, ['-t2', '-c50']);
     const cpuSecondsKeepalive = this.cpu(p) - c0;
     const io1 = io();
+    const idle1 = idle();
+    if (DEBUG) process.stderr.write(`BACKEND ${p}: ${((cpuSeconds(this.backendPid) - b0) / SECONDS / (keepalive.rps / 1000)).toFixed(4)} vCPU per 1000 rps; machine busy ${(((idle1[1]! - idle0[1]!) - (idle1[0]! - idle0[0]!)) / 100 / SECONDS / (keepalive.rps / 1000)).toFixed(4)}\n`);
+    if (DEBUG) process.stderr.write(`IDLE ${p}: ${((idle1[0]! - idle0[0]!) / (idle1[1]! - idle0[1]!) * 100).toFixed(1)}% of the machine idle\n`);
     const pc1 = this.proxyPids[p].map(cpuSeconds);
     if (DEBUG) process.stderr.write(`CPU ${p}: ${pc1.map((c, i) => ((c - pc0[i]!) / SECONDS / (keepalive.rps / 1000)).toFixed(4)).join(' ')}\n`);
     if (DEBUG) process.stderr.write(`IO ${p}: ${io1.map((x, i) => `r ${((x[0]! - io0[i]![0]!) / keepalive.requests).toFixed(2)} w ${((x[1]! - io0[i]![1]!) / keepalive.requests).toFixed(2)}`).join(' | ')}\n`);

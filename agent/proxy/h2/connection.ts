@@ -515,7 +515,9 @@ export class H2Connection {
   private room(n: number): void {
     if (this.wbuf !== null && this.wlen + n <= this.wbuf.length) return;
     this.seal();
-    this.wbuf = Buffer.allocUnsafe(Math.max(n, 4000));
+    // A connection many streams share batches a whole turn's frames: a larger buffer
+    // keeps that batch one chunk (one plain write instead of cork + writev).
+    this.wbuf = Buffer.allocUnsafe(Math.max(n, this.coalesce ? 16384 : 4000));
     this.wlen = this.wstart = 0;
   }
 
