@@ -271,7 +271,12 @@ async function main(): Promise<void> {
   });
 
   const f = (n: number | null, d = 2) => (n === null ? '-' : n.toFixed(d));
-  const lines = [
+  const lines = KEEPALIVE_ONLY ? [
+    `mTLS node-to-node, keep-alive only (MTLS_BENCH_KEEPALIVE_ONLY), ${ROUNDS} rounds x ${SECONDS}s, medians`,
+    '| path | keep-alive rps | ratio | p50 ms | p99 ms | proxy vCPU per 1000 rps |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.path} | ${f(r.keepaliveRps, 0)} | ${f(r.keepaliveRatio)} | ${f(r.p50Ms, 3)} | ${f(r.p99Ms, 3)} | ${f(r.proxyVcpuPer1000Rps, 3)} |`),
+  ] : [
     `mTLS node-to-node, ${ROUNDS} rounds x ${SECONDS}s, medians; ratios vs direct in the same run`,
     '| path | keep-alive rps | ratio | new conn/s | ratio | p50 ms | p99 ms | added p99 ms | handshakes/1000 new conns | proxy vCPU per 1000 rps |',
     '|---|---|---|---|---|---|---|---|---|---|',
