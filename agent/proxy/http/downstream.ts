@@ -11,12 +11,12 @@
 // (pipeline/lifecycle.ts, shared with HTTP/2); connections come from the one pool
 // (pipeline/pool.ts) under the cluster's limits.
 import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Framing, HeadError, RequestHead, findHeadEnd, parseRequestHead } from './head-parser';
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import { localReply } from './replies';
 import { Upstream, UpstreamFailure, type UpstreamOwner } from './upstream';
+import { ReadSlab, isPlainTcp, readAccepted } from './socket-read';
 import type { Connector } from '../types';
 import { rewriteHead } from './rewrite';
 import { Acquire, ConnectionPool, type PoolWaiter } from '../pipeline/pool';
@@ -152,6 +152,8 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
   /** The client is a TCP socket (writes are done or copied when write() returns with
    *  nothing pending), not a TLS socket or a stream pair that keeps the buffers. */
   private readonly plainClient: boolean;
+  /** Where client reads land when the socket reads through `onread` (socket-read.ts). */
+  private readonly slab = new ReadSlab();
 
   constructor(
     private readonly sock: Socket | Duplex,
@@ -161,8 +163,11 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     initial: Buffer | null,
   ) {
     this.lc = new Lifecycle(this, o);
-    this.plainClient = sock instanceof Socket && !(sock instanceof TLSSocket);
+    this.plainClient = isPlainTcp(sock);
     if (sock instanceof Socket) sock.setNoDelay(true);
+    // A plain TCP client reads into the slab; 'data' still brings bytes the stream held
+    // before the switch (and everything on other transports).
+    readAccepted(sock, this.slab, this.onRead);
     sock.on('data', (d: Buffer) => this.onData(d));
     sock.on('drain', () => this.onClientDrain());
     sock.on('error', () => this.onClientGone());
@@ -174,6 +179,22 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
   }
 
   // ------------------------------------------------------------------ client side
+
+  private readonly onRead = (n: number, buf: Buffer): boolean => {
+    this.slab.last = n;
+    this.onData(buf.subarray(0, n));
+    if (this.holdsRead()) this.slab.keep();
+    return true;
+  };
+
+  /** After a read: whether its bytes are still referenced (a partial head or pipelined
+   *  bytes held, a request waiting for a connection or kept for a retry, a write the
+   *  upstream socket has not finished), so the next read must not land on them. */
+  private holdsRead(): boolean {
+    if (this.pending !== null || this.outbound !== null || this.replay !== null) return true;
+    const up = this.up;
+    return up !== null && up.holdsWrites();
+  }
 
   private onData(d: Buffer): void {
     this.activeTick = this.sweeper.tick;
@@ -388,7 +409,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     const ok = this.sock.write(b);
     const up = this.up;
     if (up === null) return;
-    if (!this.plainClient || this.sock.writableLength > 0) up.lent = true;
+    if (!this.plainClient || this.sock.writableLength > 0) up.keepRead();
     if (!ok) up.sock.pause();
   }
 
@@ -419,7 +440,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     this.lc.status = 101;
     this.responseStarted = true;
     this.phase = Phase.Tunnel;
-    up.lent = true;
+    up.keepRead();
     this.sock.write(bytes);
     if (this.pending !== null) { up.write(this.pending); this.pending = null; }
     this.sock.resume();
