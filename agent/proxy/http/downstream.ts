@@ -16,7 +16,7 @@ import { Framing, HeadError, RequestHead, findHeadEnd, parseRequestHead } from '
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import { localReply } from './replies';
 import { Upstream, UpstreamFailure, type UpstreamOwner } from './upstream';
-import { ReadSlab, isPlainTcp, readAccepted } from './socket-read';
+import { isPlainTcp, readAccepted } from './socket-read';
 import type { Connector } from '../types';
 import { rewriteHead } from './rewrite';
 import { Acquire, ConnectionPool, type PoolWaiter } from '../pipeline/pool';
@@ -152,8 +152,6 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
   /** The client is a TCP socket (writes are done or copied when write() returns with
    *  nothing pending), not a TLS socket or a stream pair that keeps the buffers. */
   private readonly plainClient: boolean;
-  /** Where client reads land when the socket reads through `onread` (socket-read.ts). */
-  private readonly slab = new ReadSlab();
 
   constructor(
     private readonly sock: Socket | Duplex,
@@ -165,9 +163,9 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     this.lc = new Lifecycle(this, o);
     this.plainClient = isPlainTcp(sock);
     if (sock instanceof Socket) sock.setNoDelay(true);
-    // A plain TCP client reads into the slab; 'data' still brings bytes the stream held
-    // before the switch (and everything on other transports).
-    readAccepted(sock, this.slab, this.onRead);
+    // A plain TCP client reads through `onread` (socket-read.ts); 'data' still brings
+    // bytes the stream held before the switch (and everything on other transports).
+    readAccepted(sock, (d) => this.onData(d));
     sock.on('data', (d: Buffer) => this.onData(d));
     sock.on('drain', () => this.onClientDrain());
     sock.on('error', () => this.onClientGone());
@@ -179,22 +177,6 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
   }
 
   // ------------------------------------------------------------------ client side
-
-  private readonly onRead = (n: number, buf: Buffer): boolean => {
-    this.slab.last = n;
-    this.onData(buf.subarray(0, n));
-    if (this.holdsRead()) this.slab.keep();
-    return true;
-  };
-
-  /** After a read: whether its bytes are still referenced (a partial head or pipelined
-   *  bytes held, a request waiting for a connection or kept for a retry, a write the
-   *  upstream socket has not finished), so the next read must not land on them. */
-  private holdsRead(): boolean {
-    if (this.pending !== null || this.outbound !== null || this.replay !== null) return true;
-    const up = this.up;
-    return up !== null && up.holdsWrites();
-  }
 
   private onData(d: Buffer): void {
     this.activeTick = this.sweeper.tick;

@@ -2,18 +2,24 @@
 // HTTP/1.1 proxy.
 //
 // A socket read through `onread` (net.connect's option) hands each read to a callback as
-// (bytes read, buffer) and never builds a Buffer per read, pushes it through the stream's
-// queue or emits 'data': on a small keep-alive exchange that machinery and Node's 64 KiB
-// allocation per read cost as much CPU as the proxy's own work. net.Server has no such
+// (bytes read, buffer) and never pushes it through the stream's queue or emits 'data':
+// on a small keep-alive exchange that machinery, and Node's 64 KiB allocation per read
+// shrunk to its size, cost as much CPU as the proxy's own work. net.Server has no such
 // option for the sockets it accepts; `readAccepted` switches an accepted socket to the
 // same delivery (pause(), resume(), 'end', 'error' and 'close' work as for a connected one).
 //
-// Reads land in a `ReadSlab`: one buffer per connection read into at a moving offset.
-// Bytes a reader still references after its callback (a partial head, a request kept for
-// a retry, a write the other socket queued) are never read over: the reader says so
-// (`keep()`), and the next read lands after them; a new slab is taken when too little
-// room is left, and old ones go when nothing references them. Bytes nobody kept are read
-// over, so a connection whose exchanges complete within their reads allocates nothing.
+// Upstream connections (few, pooled) read into a `ReadSlab` of their own: one buffer per
+// connection read into at a moving offset. Bytes the reader still references after its
+// callback (a partial head, a write the client socket queued) are never read over: the
+// reader says so (`keep()`), and the next read lands after them; a new slab is taken
+// when too little room is left, and old ones go when nothing references them.
+//
+// Accepted connections can be many and mostly idle (keep-alive clients), so they hold no
+// read buffer: every accepted socket reads into one shared scratch buffer, and each read
+// is copied out to a buffer of its own size (small ones from Node's buffer pool) before
+// the proxy sees it. Reads are handled one at a time on the event loop, so the scratch
+// buffer is free again as soon as the callback returns, and what the proxy keeps of a
+// request (pipelined bytes, a copy kept for a retry) is its own.
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -72,24 +78,31 @@ export function isPlainTcp(sock: Socket | Duplex): sock is Socket {
   return sock instanceof Socket && !(sock instanceof TLSSocket);
 }
 
+/** Where every accepted socket's reads land before they are copied out. */
+const SCRATCH = Buffer.allocUnsafe(64 * 1024);
+
 /**
  * Switches an accepted plain TCP socket to `onread` delivery: from its next read on,
- * bytes go to `callback(n, buf)` (buf[0..n)) in buffers from `slab`, not to 'data'.
- * Bytes the stream already holds are still emitted as 'data' when it resumes (a caller
- * that peeked at the first bytes keeps its 'data' listener for them). False when this
- * Node has no such path (the socket then keeps emitting 'data').
+ * bytes go to `onData` (a buffer of their own), not to 'data' listeners. Bytes the
+ * stream already holds are still emitted as 'data' when it resumes (a caller that
+ * peeked at the first bytes keeps its 'data' listener for them). False when this Node
+ * has no such path (the socket then keeps emitting 'data').
  */
-export function readAccepted(sock: Socket | Duplex, slab: ReadSlab, callback: (n: number, buf: Buffer) => boolean): boolean {
+export function readAccepted(sock: Socket | Duplex, onData: (d: Buffer) => void): boolean {
   if (!isPlainTcp(sock)) return false;
   const k = onreadKeys();
   const handle = (sock as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } | null })._handle;
   if (k === null || handle == null || typeof handle.useUserBuffer !== 'function') return false;
   const s = sock as unknown as Record<symbol, unknown>;
   if (s[k.buffer] !== null) return false; // already reading through onread
-  const first = slab.next();
-  s[k.gen] = slab.next;
-  s[k.callback] = callback;
-  s[k.buffer] = first;
-  handle.useUserBuffer(first);
+  s[k.gen] = null;
+  s[k.callback] = (n: number): boolean => {
+    const d = Buffer.allocUnsafe(n);
+    SCRATCH.copy(d, 0, 0, n);
+    onData(d);
+    return true;
+  };
+  s[k.buffer] = SCRATCH;
+  handle.useUserBuffer(SCRATCH);
   return true;
 }
