@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import type { Snapshot, WorkloadState } from './snapshot';
 import type { PathIndex } from './path-decision';
 import {
-  NODE_RESOURCE, nodeResource, nodeTable, portPaths, serviceResourceName, sharedParts, type ServiceShared,
+  NODE_RESOURCE, nodeResource, nodeTable, portPaths, serviceResourceName, sharedParts, type NodeResource, type ServiceShared,
 } from './view-resources';
 
 export interface EncodedResource {
@@ -58,13 +58,23 @@ class ServiceEncoding implements EncodedResource {
 class NodeEncoding implements EncodedResource {
   readonly version: string;
 
-  constructor(private readonly ownJson: string, private readonly table: { json: Buffer; hash: string }) {
+  constructor(readonly ownJson: string, readonly table: { json: Buffer; hash: string }) {
     this.version = hash(`${ownJson}|${table.hash}`);
   }
 
   body(): Buffer {
     return Buffer.concat([Buffer.from(`${this.ownJson.slice(0, -1)},"nodes":`), this.table.json, Buffer.from('}')]);
   }
+}
+
+/** A node resource's own part (all but the node table) and its JSON. */
+type OwnPart = Omit<NodeResource, 'nodes'> & { json: string };
+
+const sameItems = <T>(a: readonly T[], b: readonly T[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** The same service, routes and traffic policy objects. */
+function sameShared(a: ServiceShared, b: ServiceShared): boolean {
+  return a.service === b.service && a.trafficPolicy === b.trafficPolicy && sameItems(a.routes, b.routes);
 }
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
@@ -152,19 +162,27 @@ export class ViewResourceCache {
   /** Zone ('' for none) → layer of the current snapshot, and of the one before (reuse). */
   private layers = new Map<string, ZoneLayer>();
   private previousLayers = new Map<string, ZoneLayer>();
-  private readonly nodes = new Map<string, { view: NodeResources; zone: string | undefined }>();
+  private readonly nodes = new Map<string, { view: NodeResources; zone: string | undefined; own: OwnPart }>();
 
-  /** A new snapshot is served: recompute the shared parts (JSON + hash per service). */
+  /** A new snapshot is served: the shared parts (JSON + hash per service), recomputed
+   *  only for services whose objects are not the previous snapshot's (an incremental
+   *  compile keeps the objects of everything it did not change). */
   setSnapshot(snap: Snapshot): void {
     const parts = sharedParts(snap);
     const shared = new Map<string, SharedEntry>();
     const hosted = new Map<string, string[]>();
     for (const s of parts.services) {
-      const json = JSON.stringify(s);
-      const h = hash(json);
       const guarded = s.service.endpoints.find((e) => parts.index.authorized.has(e.workload))?.workload ?? '';
       const name = serviceResourceName(s.service.key);
-      shared.set(name, { name, shared: s, tail: Buffer.from(json.slice(1)), hash: h, inputs: `${h}|${guarded}` });
+      const before = this.shared.get(name);
+      if (before && sameShared(before.shared, s)) {
+        const inputs = `${before.hash}|${guarded}`;
+        shared.set(name, before.inputs === inputs ? before : { ...before, inputs });
+      } else {
+        const json = JSON.stringify(s);
+        const h = hash(json);
+        shared.set(name, { name, shared: s, tail: Buffer.from(json.slice(1)), hash: h, inputs: `${h}|${guarded}` });
+      }
       const onNodes = new Set(s.service.endpoints.map((e) => e.node));
       for (const n of onNodes) {
         const list = hosted.get(n);
@@ -177,7 +195,8 @@ export class ViewResourceCache {
       if (list) list.push(w); else this.byNode.set(w.node, [w]);
     }
     const tableJson = JSON.stringify(nodeTable(snap));
-    this.table = { json: Buffer.from(tableJson), hash: hash(tableJson) };
+    const tableHash = hash(tableJson);
+    if (tableHash !== this.table.hash) this.table = { json: Buffer.from(tableJson), hash: tableHash };
     this.snap = snap;
     this.shared = shared;
     this.hosted = hosted;
@@ -212,7 +231,12 @@ export class ViewResourceCache {
     const layer = this.layer(zone);
     const overrides = new Map<string, EncodedResource>();
     const { nodes: _table, ...own } = nodeResource(snap, node, this.byNode.get(node) ?? []);
-    overrides.set(NODE_RESOURCE, new NodeEncoding(JSON.stringify(own), this.table));
+    // The node's own part is serialised again only when one of its objects changed.
+    const kept = last?.own;
+    const ownJson = kept && kept.mesh === own.mesh && sameItems(kept.localWorkloads, own.localWorkloads) && sameItems(kept.authorizationPolicies, own.authorizationPolicies)
+      ? kept.json : JSON.stringify(own);
+    const lastNode = last?.view.override(NODE_RESOURCE);
+    overrides.set(NODE_RESOURCE, lastNode instanceof NodeEncoding && lastNode.ownJson === ownJson && lastNode.table === this.table ? lastNode : new NodeEncoding(ownJson, this.table));
     for (const name of this.hosted.get(node) ?? []) {
       const s = this.shared.get(name) as SharedEntry;
       // The previous snapshot's override is kept when its inputs and the zone are the same.
@@ -221,7 +245,7 @@ export class ViewResourceCache {
         ? before : new ServiceEncoding(s.inputs, s.tail, s.hash, JSON.stringify(portPaths(node, s.shared, this.index))));
     }
     const view = new NodeResources(snap.version, layer, overrides);
-    this.nodes.set(node, { view, zone });
+    this.nodes.set(node, { view, zone, own: { ...own, json: ownJson } });
     return view;
   }
 
