@@ -46,7 +46,15 @@ interface LoadState {
   /** Address → key of the (non-hostNetwork) policy Workload that has it; built on the
    *  first incremental load, then kept up to date. */
   addresses?: Map<string, string>;
-  servicesOf?: ReturnType<typeof selectorIndex>;
+}
+
+/** selectorIndex() by the model's Service map: models of incremental loads share it. */
+const serviceIndexes = new WeakMap<Model['services'], ReturnType<typeof selectorIndex>>();
+
+function servicesIndex(model: Model): ReturnType<typeof selectorIndex> {
+  let index = serviceIndexes.get(model.services);
+  if (!index) { index = selectorIndex(model); serviceIndexes.set(model.services, index); }
+  return index;
 }
 
 export interface IncrementalStats {
@@ -62,7 +70,7 @@ export class IncrementalPolicy {
   private readonly cache = new ParsedFileCache();
   private loaded: LoadState | undefined;
   private readonly changes = new WeakMap<PolicyLoadResult, WorkloadChange>();
-  private compiled: { set: PolicyLoadResult; registered: string; nodes: string; snapshot: Snapshot; servicesOf: ReturnType<typeof selectorIndex> } | undefined;
+  private compiled: { set: PolicyLoadResult; registered: string; nodes: string; snapshot: Snapshot } | undefined;
   readonly stats: IncrementalStats = { fullLoads: 0, incrementalLoads: 0, fullCompiles: 0, incrementalCompiles: 0 };
 
   /** loadPolicyDir(paths, extra), incrementally when the change allows. */
@@ -84,7 +92,13 @@ export class IncrementalPolicy {
     else {
       const set = finish(raw);
       this.stats.fullLoads++;
+      // The indexes the next Workload change is checked against are built now, as part
+      // of the full load, not on the next (small, latency-bound) change.
       state = { parts, set };
+      if (!set.diagnostics.length) {
+        state.addresses = policyAddresses(set.analysis.model);
+        servicesIndex(set.analysis.model);
+      }
     }
     if (!state.set.diagnostics.length && raw.parts) this.loaded = state;
     return state.set;
@@ -107,7 +121,7 @@ export class IncrementalPolicy {
     // (its position in the file may have moved), nothing else sees a difference.
     const same = sameObjects(removed as LoadedObject<WorkloadObject>[], added as LoadedObject<WorkloadObject>[]);
     const addresses = prev.addresses ?? policyAddresses(model);
-    const servicesOf = prev.servicesOf ?? selectorIndex(model);
+    const servicesOf = servicesIndex(model);
     // Checked before anything is changed: a problem leaves `prev` intact for the full path.
     const workloads = new Map(model.workloads);
     const freed = new Set<string>();
@@ -154,7 +168,7 @@ export class IncrementalPolicy {
       removed: (removed as LoadedObject<WorkloadObject>[]).filter((o) => !same.has(o)),
       added: (added as LoadedObject<WorkloadObject>[]).filter((o) => !same.has(o)),
     });
-    return { parts, set, addresses, servicesOf };
+    return { parts, set, addresses };
   }
 
   /** compile(set, registered, opts), incrementally when `set` is a Workload change of
@@ -165,18 +179,15 @@ export class IncrementalPolicy {
     const reg = JSON.stringify(registered);
     const nodes = JSON.stringify(opts.nodes ?? []);
     let snapshot: Snapshot | undefined;
-    let servicesOf: ReturnType<typeof selectorIndex> | undefined;
     if (change && last && change.base === last.set && opts.previous === last.snapshot && reg === last.registered && nodes === last.nodes) {
-      servicesOf = last.servicesOf;
-      snapshot = compileWorkloadChange(last.snapshot, set.analysis.model, change, registered, opts, servicesOf);
+      snapshot = compileWorkloadChange(last.snapshot, set.analysis.model, change, registered, opts, servicesIndex(set.analysis.model));
     }
     if (snapshot) this.stats.incrementalCompiles++;
     else {
       snapshot = compile(set, registered, opts);
       this.stats.fullCompiles++;
-      servicesOf = selectorIndex(set.analysis.model);
     }
-    this.compiled = { set, registered: reg, nodes, snapshot, servicesOf: servicesOf as ReturnType<typeof selectorIndex> };
+    this.compiled = { set, registered: reg, nodes, snapshot };
     return snapshot;
   }
 }

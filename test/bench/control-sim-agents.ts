@@ -8,6 +8,8 @@
 // backoff with jitter. Events go to the parent over IPC, batched:
 //   {t:'ack', node, version, at, resync}  resync: first ACK on a new stream
 //   {t:'down', node, at}                  the stream ended
+//   {t:'dial', node, at}                  a Sync call is started (hello written)
+//   {t:'up', node, at}                    the server answered the hello with headers
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { controlProto, NODE_RESOURCES_TYPE_URL, AUTH_METADATA_KEY, NODE_METADATA_KEY, CLIENT_MAX_RECEIVE_BYTES } from '../../agent/control/proto';
@@ -59,7 +61,8 @@ class SimAgent {
     this.stream = s;
     this.up = false;
     this.acksOnStream = 0;
-    s.on('metadata', () => { this.up = true; this.backoff.reset(); });
+    emit({ t: 'dial', node: this.node, at: Date.now() });
+    s.on('metadata', () => { this.up = true; this.backoff.reset(); emit({ t: 'up', node: this.node, at: Date.now() }); });
     s.on('data', (r: SyncResponse__Output) => {
       for (const name of r.removedResources) this.held.delete(name);
       for (const res of r.resources) { this.held.set(res.name, res.version); this.bytes += res.body.length; }
