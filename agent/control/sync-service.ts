@@ -14,7 +14,7 @@ import type { SyncResponse } from './generated/weft/control/v1/SyncResponse';
 import type { AgentRegistry, AgentRecord } from './agents';
 import { isValidNodeName, requireSelf, type TokenAuthenticator, type Caller, type PeerCredentials } from './auth';
 import type { ControlMetrics } from './metrics';
-import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL } from './proto';
+import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL, RESEND_INITIAL_VERSIONS } from './proto';
 import { rpcError, toRpcError } from './rpc-error';
 import { usableNodeAddress } from './registrations';
 import type { SnapshotStore } from './snapshot-store';
@@ -28,6 +28,7 @@ const MAX_ERROR_MESSAGE_LEN = 16 * 1024;
 /** initial_resource_versions: a view has one resource per service plus one. */
 const MAX_INITIAL_RESOURCES = 100_000;
 const MAX_RESOURCE_NAME_LEN = 600;
+const MAX_DIGEST_LEN = 64;
 
 const MAX_WRITES_IN_FLIGHT = 8;
 /** Whole views (first syncs, state-of-the-world agents) are megabytes each: the bytes
@@ -50,6 +51,8 @@ function withTimeout(p: Promise<void>, ms: number): Promise<void> {
 /** Field checks shared by the first and every later request on a stream. */
 function checkRequest(req: SyncRequest__Output): void {
   if (req.versionInfo.length > MAX_VERSION_LEN) throw rpcError(status.INVALID_ARGUMENT, `version_info longer than ${MAX_VERSION_LEN}`);
+  if (req.initialResourcesDigest.length > MAX_DIGEST_LEN) throw rpcError(status.INVALID_ARGUMENT, `initial_resources_digest longer than ${MAX_DIGEST_LEN}`);
+  if (req.initialResourcesDigest && Object.keys(req.initialResourceVersions ?? {}).length) throw rpcError(status.INVALID_ARGUMENT, 'initial_resources_digest and initial_resource_versions are exclusive');
   if (req.responseNonce.length > MAX_NONCE_LEN) throw rpcError(status.INVALID_ARGUMENT, `response_nonce longer than ${MAX_NONCE_LEN}`);
   if (req.typeUrl !== '' && req.typeUrl !== NODE_VIEW_TYPE_URL && req.typeUrl !== NODE_RESOURCES_TYPE_URL) throw rpcError(status.INVALID_ARGUMENT, `unknown type_url '${req.typeUrl.slice(0, 120)}'`);
   // One pass, no per-entry arrays: a thousand reconnecting agents list 5000 each.
@@ -125,8 +128,18 @@ class SyncStream {
     if (req.typeUrl === NODE_RESOURCES_TYPE_URL) {
       const initial = req.initialResourceVersions ?? {};
       const view = this.svc.store.nodeResources(req.node)?.resources;
-      // Without a snapshot yet, the listed versions wait for the first one.
-      this.delta = view ? { acked: heldFrom(initial, view), initial: undefined, inFlight: undefined } : { acked: undefined, initial, inFlight: undefined };
+      if (req.initialResourcesDigest) {
+        // The agent names what it holds by digest: resume from this replica's view when
+        // it is exactly that, else ask for the list (the agent reconnects with it at once).
+        if (!view || view.digest() !== req.initialResourcesDigest) {
+          this.svc.metrics.digestMismatches.inc();
+          throw rpcError(status.ABORTED, RESEND_INITIAL_VERSIONS);
+        }
+        this.delta = { acked: { view }, initial: undefined, inFlight: undefined };
+      } else {
+        // Without a snapshot yet, the listed versions wait for the first one.
+        this.delta = view ? { acked: heldFrom(initial, view), initial: undefined, inFlight: undefined } : { acked: undefined, initial, inFlight: undefined };
+      }
     }
     this.agent = this.svc.agents.open(req.node, req.versionInfo, this.caller.via);
     this.svc.metrics.connectedAgents.set(this.svc.agents.connected());

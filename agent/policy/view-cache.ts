@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import type { Snapshot, WorkloadState } from './snapshot';
 import type { PathIndex } from './path-decision';
 import {
-  NODE_RESOURCE, nodeResource, nodeTable, portPaths, serviceResourceName, sharedParts, type NodeResource, type ServiceShared,
+  NODE_RESOURCE, digestString, nodeResource, nodeTable, portPaths, resourceDigestTerm, serviceResourceName, sharedParts, type NodeResource, type ServiceShared,
 } from './view-resources';
 
 export interface EncodedResource {
@@ -88,7 +88,19 @@ class ZoneLayer {
   /** Differences from earlier layers, computed once and shared by every node. */
   readonly diffs = new WeakMap<ZoneLayer, { changed: string[]; removed: string[] }>();
 
+  private digestSum: bigint | undefined;
+
   constructor(readonly resources: ReadonlyMap<string, ServiceEncoding>) {}
+
+  /** Sum of the digest terms of every resource (resourceSetDigest), once per layer. */
+  sum(): bigint {
+    if (this.digestSum === undefined) {
+      let sum = 0n;
+      for (const [name, r] of this.resources) sum += resourceDigestTerm(name, r.version);
+      this.digestSum = sum;
+    }
+    return this.digestSum;
+  }
 
   diffFrom(old: ZoneLayer): { changed: string[]; removed: string[] } {
     let d = this.diffs.get(old);
@@ -117,7 +129,24 @@ export class NodeResources implements ReadonlyMap<string, EncodedResource> {
     private readonly overrides: ReadonlyMap<string, EncodedResource>,
   ) {}
 
+  private digestValue: string | undefined;
+
   get size(): number { return this.layer.resources.size + 1; }
+
+  /** resourceSetDigest() of this view: the zone layer's sum (computed once for every
+   *  node of the zone) corrected by the node's overrides. */
+  digest(): string {
+    if (this.digestValue === undefined) {
+      let sum = this.layer.sum();
+      for (const [name, r] of this.overrides) {
+        const under = this.layer.resources.get(name);
+        if (under) sum -= resourceDigestTerm(name, under.version);
+        sum += resourceDigestTerm(name, r.version);
+      }
+      this.digestValue = digestString(sum);
+    }
+    return this.digestValue;
+  }
   /** The node's own encoding of `name`, if it has one (not its zone's). */
   override(name: string): EncodedResource | undefined { return this.overrides.get(name); }
   get(name: string): EncodedResource | undefined { return this.overrides.get(name) ?? this.layer.resources.get(name); }
