@@ -126,7 +126,7 @@ export class NodeResources implements ReadonlyMap<string, EncodedResource> {
     readonly snapshot: string,
     private readonly layer: ZoneLayer,
     /** The node resource and the services with an endpoint on this node. */
-    private readonly overrides: ReadonlyMap<string, EncodedResource>,
+    readonly overrides: ReadonlyMap<string, EncodedResource>,
   ) {}
 
   private digestValue: string | undefined;
@@ -213,7 +213,11 @@ export class ViewResourceCache {
   /** Zone ('' for none) → layer of the current snapshot, and of the one before (reuse). */
   private layers = new Map<string, ZoneLayer>();
   private previousLayers = new Map<string, ZoneLayer>();
-  private readonly nodes = new Map<string, { view: NodeResources; zone: string | undefined; own: OwnPart }>();
+  private readonly nodes = new Map<string, { view: NodeResources; zone: string | undefined; own: OwnPart; hosted: readonly string[]; seq: number }>();
+  /** Counts setSnapshot() calls; `changed` are the service resources whose shared entry
+   *  is not the previous snapshot's (or that are gone). */
+  private seq = 0;
+  private changed = new Set<string>();
 
   /** A new snapshot is served: the shared parts (JSON + hash per service), recomputed
    *  only for services whose objects are not the previous snapshot's (an incremental
@@ -248,6 +252,11 @@ export class ViewResourceCache {
     const tableJson = JSON.stringify(nodeTable(snap));
     const tableHash = hash(tableJson);
     if (tableHash !== this.table.hash) this.table = { json: Buffer.from(tableJson), hash: tableHash };
+    const changed = new Set<string>();
+    for (const [name, e] of shared) if (this.shared.get(name) !== e) changed.add(name);
+    for (const name of this.shared.keys()) if (!shared.has(name)) changed.add(name);
+    this.changed = changed;
+    this.seq++;
     this.snap = snap;
     this.shared = shared;
     this.hosted = hosted;
@@ -280,15 +289,26 @@ export class ViewResourceCache {
     if (last?.view.snapshot === snap.version) return last.view;
     const zone = this.index.zones?.get(node);
     const layer = this.layer(zone);
-    const overrides = new Map<string, EncodedResource>();
     const { nodes: _table, ...own } = nodeResource(snap, node, this.byNode.get(node) ?? []);
     // The node's own part is serialised again only when one of its objects changed.
     const kept = last?.own;
     const ownJson = kept && kept.mesh === own.mesh && sameItems(kept.localWorkloads, own.localWorkloads) && sameItems(kept.authorizationPolicies, own.authorizationPolicies)
       ? kept.json : JSON.stringify(own);
     const lastNode = last?.view.override(NODE_RESOURCE);
-    overrides.set(NODE_RESOURCE, lastNode instanceof NodeEncoding && lastNode.ownJson === ownJson && lastNode.table === this.table ? lastNode : new NodeEncoding(ownJson, this.table));
-    for (const name of this.hosted.get(node) ?? []) {
+    const nodeEncoding = lastNode instanceof NodeEncoding && lastNode.ownJson === ownJson && lastNode.table === this.table ? lastNode : new NodeEncoding(ownJson, this.table);
+    const hosted = this.hosted.get(node) ?? [];
+    // Computed for the snapshot just before, in the same zone, hosting the same services,
+    // none of which changed: the service overrides are the previous ones (most nodes, for
+    // a change to a few services).
+    if (last && last.seq === this.seq - 1 && last.zone === zone && sameItems(last.hosted, hosted) && !hosted.some((n) => this.changed.has(n))) {
+      let overrides = last.view.overrides;
+      if (overrides.get(NODE_RESOURCE) !== nodeEncoding) overrides = new Map(overrides).set(NODE_RESOURCE, nodeEncoding);
+      const view = new NodeResources(snap.version, layer, overrides);
+      this.nodes.set(node, { view, zone, own: { ...own, json: ownJson }, hosted, seq: this.seq });
+      return view;
+    }
+    const overrides = new Map<string, EncodedResource>([[NODE_RESOURCE, nodeEncoding]]);
+    for (const name of hosted) {
       const s = this.shared.get(name) as SharedEntry;
       // The previous snapshot's override is kept when its inputs and the zone are the same.
       const before = last && last.zone === zone ? last.view.override(name) : undefined;
@@ -296,7 +316,7 @@ export class ViewResourceCache {
         ? before : new ServiceEncoding(s.inputs, s.tail, s.hash, JSON.stringify(portPaths(node, s.shared, this.index))));
     }
     const view = new NodeResources(snap.version, layer, overrides);
-    this.nodes.set(node, { view, zone, own: { ...own, json: ownJson } });
+    this.nodes.set(node, { view, zone, own: { ...own, json: ownJson }, hosted, seq: this.seq });
     return view;
   }
 

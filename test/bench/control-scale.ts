@@ -189,6 +189,13 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   for (const p of procs) p.kill('SIGTERM');
   b.proc.kill('SIGTERM');
   await b.exited;
+  // The replicas' logs, for finding where time went (WEFT_BENCH_CONTROL_LOGS=DIR).
+  const logDir = process.env.WEFT_BENCH_CONTROL_LOGS;
+  if (logDir) {
+    mkdirSync(logDir, { recursive: true });
+    writeFileSync(join(logDir, 'control-a.log'), a.logs.join('\n') + '\n');
+    writeFileSync(join(logDir, 'control-b.log'), b.logs.join('\n') + '\n');
+  }
   return {
     shape, agents: shape.nodes, warmComputeMs: warmMs, replicaStartMs: startMs, connectMs, warmResourcesSent,
     changeToLastAckMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), samples: latencies },
