@@ -64,6 +64,9 @@ export interface IncrementalStats {
   incrementalCompiles: number;
 }
 
+/** Snapshots whose version the caller named (not a content hash). */
+const CALLER_NAMED = new WeakSet<Snapshot>();
+
 const byKey = <T extends { key: string }>(a: T, b: T) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 export class IncrementalPolicy {
@@ -179,7 +182,7 @@ export class IncrementalPolicy {
     const reg = JSON.stringify(registered);
     const nodes = JSON.stringify(opts.nodes ?? []);
     let snapshot: Snapshot | undefined;
-    if (change && last && change.base === last.set && opts.previous === last.snapshot && reg === last.registered && nodes === last.nodes) {
+    if (change && last && change.base === last.set && reg === last.registered && nodes === last.nodes && samePrevious(opts, last.snapshot)) {
       snapshot = compileWorkloadChange(last.snapshot, set.analysis.model, change, registered, opts, servicesIndex(set.analysis.model));
     }
     if (snapshot) this.stats.incrementalCompiles++;
@@ -187,6 +190,7 @@ export class IncrementalPolicy {
       snapshot = compile(set, registered, opts);
       this.stats.fullCompiles++;
     }
+    if (opts.version !== undefined) CALLER_NAMED.add(snapshot);
     this.compiled = { set, registered: reg, nodes, snapshot };
     return snapshot;
   }
@@ -205,6 +209,15 @@ function sameObjects(removed: readonly LoadedObject<WorkloadObject>[], added: re
     out.set(o, r);
   }
   return out;
+}
+
+/** Whether `opts.previous` (what compile() keeps allocated VIPs from) is the snapshot the
+ *  engine compiled last: that object, or one with the same content hash (a recompile
+ *  that changed nothing is not adopted, so the caller still holds the earlier, equal
+ *  snapshot). Caller-named versions (git commits) must be the same object. */
+function samePrevious(opts: CompileOptions, last: Snapshot): boolean {
+  if (opts.previous === last) return true;
+  return opts.version === undefined && opts.previous !== undefined && opts.previous.version === last.version && !CALLER_NAMED.has(last);
 }
 
 function policyAddresses(model: Model): Map<string, string> {
