@@ -30,7 +30,13 @@ const MAX_INITIAL_RESOURCES = 100_000;
 const MAX_RESOURCE_NAME_LEN = 600;
 const MAX_DIGEST_LEN = 64;
 
-const MAX_WRITES_IN_FLIGHT = 8;
+/** Pushes written but not yet drained to their sockets: a delta push is kilobytes, so
+ *  this bounds bookkeeping more than memory (MAX_BYTES_IN_FLIGHT bounds the bytes). */
+const MAX_WRITES_IN_FLIGHT = 64;
+/** The fan-out works for at most this long before it yields to the event loop (ACKs,
+ *  hellos, Status): yielding after every node made a thousand-node fan-out a thousand
+ *  event-loop turns, seconds on a loaded machine. */
+const FAN_OUT_SLICE_MS = 5;
 /** Whole views (first syncs, state-of-the-world agents) are megabytes each: the bytes
  *  waiting in HTTP/2 buffers are bounded too, which is what bounds the memory of fifty
  *  agents connecting at once. */
@@ -297,10 +303,11 @@ export class SyncService {
 
   /**
    * Pushes a new version to every stream, one node view at a time, yielding to the event
-   * loop between nodes: building a large view takes tens of milliseconds, and ACKs, new
-   * connections and Status calls must not wait for all fifty. At most
-   * MAX_WRITES_IN_FLIGHT views wait in HTTP/2 buffers for slow agents, which bounds the
-   * memory a fan-out takes (50 unsent 3 MB views would be 150 MB); a write that does not
+   * loop every FAN_OUT_SLICE_MS: building a large view takes tens of milliseconds, and
+   * ACKs, new connections and Status calls must not wait for all the nodes. At most
+   * MAX_WRITES_IN_FLIGHT pushes and MAX_BYTES_IN_FLIGHT bytes wait in HTTP/2 buffers for
+   * slow agents, which bounds the memory a fan-out takes (50 unsent 3 MB views would be
+   * 150 MB); a write that does not
    * drain within SLOW_WRITE_MS stops counting, so one stuck agent cannot stall the rest.
    * A version that lands mid-pass starts another pass.
    */
@@ -313,6 +320,7 @@ export class SyncService {
         this.fanAgain = false;
         const inFlight = new Set<Promise<void>>();
         let bytesInFlight = 0;
+        let slice = performance.now();
         for (const s of [...this.streams]) {
           const sent = s.push();
           if (sent) {
@@ -321,7 +329,9 @@ export class SyncService {
             inFlight.add(tracked);
           }
           if (inFlight.size >= MAX_WRITES_IN_FLIGHT || bytesInFlight >= MAX_BYTES_IN_FLIGHT) await Promise.race(inFlight);
-          else await new Promise((r) => setImmediate(r));
+          else if (performance.now() - slice >= FAN_OUT_SLICE_MS) await new Promise((r) => setImmediate(r));
+          else continue;
+          slice = performance.now();
         }
       } while (this.fanAgain);
       this.log.info({ version: this.store.snapshot()?.version, streams: this.streams.size, ms: Math.round(performance.now() - started) }, 'new version sent to every agent');
