@@ -15,6 +15,7 @@ export class ControlMetrics {
   readonly acks = new Counter({ name: 'weft_control_acks_total', help: 'Snapshots acknowledged by agents.', registers: [this.registry] });
   readonly nacks = new Counter({ name: 'weft_control_nacks_total', help: 'Snapshots rejected by agents.', registers: [this.registry] });
   readonly slowAgentsDropped = new Counter({ name: 'weft_control_slow_agents_dropped_total', help: 'Sync streams ended because the agent left a push unanswered too long while newer versions waited (it reconnects and resyncs).', registers: [this.registry] });
+  readonly digestMismatches = new Counter({ name: 'weft_control_sync_digest_mismatches_total', help: 'Delta Sync hellos whose resource digest is not this replica\'s view of the node (the agent is asked to list its resources).', registers: [this.registry] });
   readonly leader = new Gauge({ name: 'weft_control_leader', help: '1 while this replica holds the control API Lease (replicated mode), else 0.', registers: [this.registry] });
 
   constructor() {

@@ -4,7 +4,8 @@
 // because the checkout's location inside the state dir means nothing to the user who
 // pushed the commit.
 import { relative } from 'node:path';
-import { ParsedFileCache, compile, formatDiagnostic, loadPolicyDir, type Diagnostic, type PolicyLoadResult } from '../policy';
+import { formatDiagnostic, type Diagnostic, type PolicyLoadResult } from '../policy';
+import { IncrementalPolicy } from '../policy/incremental';
 import { WeftError, isWeftError } from '../lib/errors';
 import type { PolicyCompiler } from './policy-compiler';
 import type { PolicyTree } from './snapshot-store';
@@ -15,16 +16,18 @@ function formatter(tree: PolicyTree): (d: Diagnostic) => string {
 
 /** `discovered`: documents from a discovery source (Kubernetes), merged into every load. */
 export function policyCompiler(discovered: () => { file: string; text: string }[] = () => []): PolicyCompiler<{ set: PolicyLoadResult; tree: PolicyTree }> {
-  // Parses survive between reloads: an edit re-parses only the files it touched.
-  const parsed = new ParsedFileCache();
+  // Parses, indexes and the last snapshot survive between reloads: an edit re-parses
+  // only the files it touched, and a Workload change (endpoint churn) re-checks and
+  // recompiles only what it touches (agent/policy/incremental.ts).
+  const engine = new IncrementalPolicy();
   return {
     async load(tree) {
-      const r = loadPolicyDir([tree.root], discovered(), parsed);
+      const r = engine.load([tree.root], discovered());
       return { objects: { set: r, tree }, diagnostics: r.diagnostics.map(formatter(tree)) };
     },
     compile({ set, tree }, registered, opts) {
       try {
-        return compile(set, registered, opts);
+        return engine.compile(set, registered, opts);
       } catch (e) {
         if (!isWeftError(e, 'WEFT_ERR_INVALID_POLICY')) throw e;
         const ds = (e.details?.diagnostics ?? []) as Diagnostic[];

@@ -13,6 +13,10 @@ export const NODE_VIEW_TYPE_URL = 'type.weft.dev/weft.policy.v1alpha1.NodeView';
 /** Delta Sync: pushes carry the named view resources that changed (see control.proto). */
 export const NODE_RESOURCES_TYPE_URL = 'type.weft.dev/weft.policy.v1alpha1.NodeViewResource';
 
+/** Details of the ABORTED status that ends a Sync stream whose hello gave a resource
+ *  digest the server's view does not have: reconnect listing initial_resource_versions. */
+export const RESEND_INITIAL_VERSIONS = 'resend initial_resource_versions';
+
 /** Metadata keys every RPC carries. */
 export const NODE_METADATA_KEY = 'x-weft-node';
 export const AUTH_METADATA_KEY = 'authorization';

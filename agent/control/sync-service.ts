@@ -14,7 +14,7 @@ import type { SyncResponse } from './generated/weft/control/v1/SyncResponse';
 import type { AgentRegistry, AgentRecord } from './agents';
 import { isValidNodeName, requireSelf, type TokenAuthenticator, type Caller, type PeerCredentials } from './auth';
 import type { ControlMetrics } from './metrics';
-import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL } from './proto';
+import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL, RESEND_INITIAL_VERSIONS } from './proto';
 import { rpcError, toRpcError } from './rpc-error';
 import { usableNodeAddress } from './registrations';
 import type { SnapshotStore } from './snapshot-store';
@@ -28,8 +28,15 @@ const MAX_ERROR_MESSAGE_LEN = 16 * 1024;
 /** initial_resource_versions: a view has one resource per service plus one. */
 const MAX_INITIAL_RESOURCES = 100_000;
 const MAX_RESOURCE_NAME_LEN = 600;
+const MAX_DIGEST_LEN = 64;
 
-const MAX_WRITES_IN_FLIGHT = 8;
+/** Pushes written but not yet drained to their sockets: a delta push is kilobytes, so
+ *  this bounds bookkeeping more than memory (MAX_BYTES_IN_FLIGHT bounds the bytes). */
+const MAX_WRITES_IN_FLIGHT = 64;
+/** The fan-out works for at most this long before it yields to the event loop (ACKs,
+ *  hellos, Status): yielding after every node made a thousand-node fan-out a thousand
+ *  event-loop turns, seconds on a loaded machine. */
+const FAN_OUT_SLICE_MS = 5;
 /** Whole views (first syncs, state-of-the-world agents) are megabytes each: the bytes
  *  waiting in HTTP/2 buffers are bounded too, which is what bounds the memory of fifty
  *  agents connecting at once. */
@@ -50,11 +57,17 @@ function withTimeout(p: Promise<void>, ms: number): Promise<void> {
 /** Field checks shared by the first and every later request on a stream. */
 function checkRequest(req: SyncRequest__Output): void {
   if (req.versionInfo.length > MAX_VERSION_LEN) throw rpcError(status.INVALID_ARGUMENT, `version_info longer than ${MAX_VERSION_LEN}`);
+  if (req.initialResourcesDigest.length > MAX_DIGEST_LEN) throw rpcError(status.INVALID_ARGUMENT, `initial_resources_digest longer than ${MAX_DIGEST_LEN}`);
+  if (req.initialResourcesDigest && Object.keys(req.initialResourceVersions ?? {}).length) throw rpcError(status.INVALID_ARGUMENT, 'initial_resources_digest and initial_resource_versions are exclusive');
   if (req.responseNonce.length > MAX_NONCE_LEN) throw rpcError(status.INVALID_ARGUMENT, `response_nonce longer than ${MAX_NONCE_LEN}`);
   if (req.typeUrl !== '' && req.typeUrl !== NODE_VIEW_TYPE_URL && req.typeUrl !== NODE_RESOURCES_TYPE_URL) throw rpcError(status.INVALID_ARGUMENT, `unknown type_url '${req.typeUrl.slice(0, 120)}'`);
-  const initial = Object.entries(req.initialResourceVersions ?? {});
-  if (initial.length > MAX_INITIAL_RESOURCES) throw rpcError(status.INVALID_ARGUMENT, `initial_resource_versions has more than ${MAX_INITIAL_RESOURCES} entries`);
-  if (initial.some(([n, v]) => n.length > MAX_RESOURCE_NAME_LEN || v.length > MAX_VERSION_LEN)) throw rpcError(status.INVALID_ARGUMENT, 'initial_resource_versions: name or version too long');
+  // One pass, no per-entry arrays: a thousand reconnecting agents list 5000 each.
+  const initial = req.initialResourceVersions ?? {};
+  let entries = 0;
+  for (const n in initial) {
+    if (++entries > MAX_INITIAL_RESOURCES) throw rpcError(status.INVALID_ARGUMENT, `initial_resource_versions has more than ${MAX_INITIAL_RESOURCES} entries`);
+    if (n.length > MAX_RESOURCE_NAME_LEN || (initial[n] as string).length > MAX_VERSION_LEN) throw rpcError(status.INVALID_ARGUMENT, 'initial_resource_versions: name or version too long');
+  }
   if (req.errorDetail && req.errorDetail.message.length > MAX_ERROR_MESSAGE_LEN) throw rpcError(status.INVALID_ARGUMENT, `error_detail.message longer than ${MAX_ERROR_MESSAGE_LEN}`);
 }
 
@@ -80,13 +93,7 @@ interface InFlightDelta {
 interface Held { view: NodeResources; dirty?: ReadonlySet<string>; missing?: ReadonlySet<string>; extra?: readonly string[] }
 
 function heldFrom(versions: Record<string, string>, view: NodeResources): Held {
-  const dirty = new Set<string>();
-  const missing = new Set<string>();
-  for (const [name, r] of view) {
-    const v = versions[name];
-    if (v === undefined) missing.add(name); else if (v !== r.version) dirty.add(name);
-  }
-  const extra = Object.keys(versions).filter((name) => !view.has(name));
+  const { dirty, missing, extra } = view.compare(versions);
   return { view, ...(dirty.size ? { dirty } : {}), ...(missing.size ? { missing } : {}), ...(extra.length ? { extra } : {}) };
 }
 
@@ -127,8 +134,18 @@ class SyncStream {
     if (req.typeUrl === NODE_RESOURCES_TYPE_URL) {
       const initial = req.initialResourceVersions ?? {};
       const view = this.svc.store.nodeResources(req.node)?.resources;
-      // Without a snapshot yet, the listed versions wait for the first one.
-      this.delta = view ? { acked: heldFrom(initial, view), initial: undefined, inFlight: undefined } : { acked: undefined, initial, inFlight: undefined };
+      if (req.initialResourcesDigest) {
+        // The agent names what it holds by digest: resume from this replica's view when
+        // it is exactly that, else ask for the list (the agent reconnects with it at once).
+        if (!view || view.digest() !== req.initialResourcesDigest) {
+          this.svc.metrics.digestMismatches.inc();
+          throw rpcError(status.ABORTED, RESEND_INITIAL_VERSIONS);
+        }
+        this.delta = { acked: { view }, initial: undefined, inFlight: undefined };
+      } else {
+        // Without a snapshot yet, the listed versions wait for the first one.
+        this.delta = view ? { acked: heldFrom(initial, view), initial: undefined, inFlight: undefined } : { acked: undefined, initial, inFlight: undefined };
+      }
     }
     this.agent = this.svc.agents.open(req.node, req.versionInfo, this.caller.via);
     this.svc.metrics.connectedAgents.set(this.svc.agents.connected());
@@ -286,10 +303,11 @@ export class SyncService {
 
   /**
    * Pushes a new version to every stream, one node view at a time, yielding to the event
-   * loop between nodes: building a large view takes tens of milliseconds, and ACKs, new
-   * connections and Status calls must not wait for all fifty. At most
-   * MAX_WRITES_IN_FLIGHT views wait in HTTP/2 buffers for slow agents, which bounds the
-   * memory a fan-out takes (50 unsent 3 MB views would be 150 MB); a write that does not
+   * loop every FAN_OUT_SLICE_MS: building a large view takes tens of milliseconds, and
+   * ACKs, new connections and Status calls must not wait for all the nodes. At most
+   * MAX_WRITES_IN_FLIGHT pushes and MAX_BYTES_IN_FLIGHT bytes wait in HTTP/2 buffers for
+   * slow agents, which bounds the memory a fan-out takes (50 unsent 3 MB views would be
+   * 150 MB); a write that does not
    * drain within SLOW_WRITE_MS stops counting, so one stuck agent cannot stall the rest.
    * A version that lands mid-pass starts another pass.
    */
@@ -302,6 +320,7 @@ export class SyncService {
         this.fanAgain = false;
         const inFlight = new Set<Promise<void>>();
         let bytesInFlight = 0;
+        let slice = performance.now();
         for (const s of [...this.streams]) {
           const sent = s.push();
           if (sent) {
@@ -310,7 +329,9 @@ export class SyncService {
             inFlight.add(tracked);
           }
           if (inFlight.size >= MAX_WRITES_IN_FLIGHT || bytesInFlight >= MAX_BYTES_IN_FLIGHT) await Promise.race(inFlight);
-          else await new Promise((r) => setImmediate(r));
+          else if (performance.now() - slice >= FAN_OUT_SLICE_MS) await new Promise((r) => setImmediate(r));
+          else continue;
+          slice = performance.now();
         }
       } while (this.fanAgain);
       this.log.info({ version: this.store.snapshot()?.version, streams: this.streams.size, ms: Math.round(performance.now() - started) }, 'new version sent to every agent');

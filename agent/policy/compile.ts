@@ -2,10 +2,9 @@
 // Deterministic: the same inputs give byte-identical output (lists sorted, no clocks in
 // the hashed content), so the version — a content hash unless the caller names one, e.g.
 // the git commit — only changes when something an agent would see changes.
-import { createHash } from 'node:crypto';
 import { WeftError } from '../lib/errors';
 import type { LoadedObject } from './load';
-import type { ServiceObject, WorkloadObject } from './kinds';
+import type { AuthorizationPolicyObject, ServiceObject, WorkloadObject } from './kinds';
 import { analyze, refKey, selectorMatches, type Model } from './model';
 import { buildRouteTables, type BuiltTable } from './routes';
 import { allocateVips } from './vip';
@@ -17,6 +16,7 @@ import type {
   WorkloadRegistration, WorkloadState,
 } from './snapshot';
 import { registrationAllowed } from './snapshot';
+import { contentHash } from './content-hash';
 
 export interface CompileOptions {
   /** Names the snapshot (e.g. a git commit); default: a hash of the content. */
@@ -76,23 +76,9 @@ export function compile(set: PolicySet, registered: readonly WorkloadRegistratio
   return { version: opts.version ?? contentHash(content), createdAt: (opts.now ?? new Date()).toISOString(), ...content };
 }
 
-/** sha256 over the content, one list element at a time: the same determinism as hashing
- *  JSON.stringify(content), without building a multi-megabyte string per compile (which
- *  V8 allocates outside the young generation, so it lingers until a full GC). Elements
- *  are newline-separated, which JSON text never contains, so the stream is unambiguous. */
-function contentHash(content: Omit<Snapshot, 'version' | 'createdAt'>): string {
-  const h = createHash('sha256');
-  for (const [key, value] of Object.entries(content)) {
-    h.update(`${key}\n`);
-    if (Array.isArray(value)) for (const v of value) h.update(`${JSON.stringify(v)}\n`);
-    else h.update(`${JSON.stringify(value)}\n`);
-  }
-  return h.digest('hex').slice(0, 16);
-}
-
 /** Services indexed by namespace and by one of their selector's label pairs, so matching
  *  10 000 workloads against 1 000 services looks at a handful of candidates each. */
-function selectorIndex(model: Model): (namespace: string, labels: Record<string, string>) => string[] {
+export function selectorIndex(model: Model): (namespace: string, labels: Record<string, string>) => string[] {
   const index = new Map<string, LoadedObject<ServiceObject>[]>();
   for (const s of model.services.values()) {
     const sel = s.object.spec.selector;
@@ -120,15 +106,7 @@ function compileWorkloads(model: Model, registered: readonly WorkloadRegistratio
   const add = (w: WorkloadRegistration, source: WorkloadState['source']) => {
     const key = `${w.namespace}/${w.name}`;
     if (out.has(key)) return; // a policy-file Workload wins over a registration of the same name
-    const sa = w.serviceAccount ?? 'default';
-    const labels = w.labels ?? {};
-    const services = servicesOf(w.namespace, labels);
-    out.set(key, {
-      key, name: w.name, namespace: w.namespace, node: w.node, address: w.address, serviceAccount: sa,
-      // A hostNetwork workload is outside the mesh: no identity, so no certificate.
-      identity: w.hostNetwork ? '' : spiffeId(td, w.namespace, sa), labels, weight: w.weight ?? 1,
-      ...(w.hostNetwork ? { hostNetwork: true as const } : {}), source, services,
-    });
+    out.set(key, workloadState(w, source, td, servicesOf));
   };
   for (const o of model.workloads.values()) add(fromObject(o), 'policy');
   // A registration counts only while MeshConfig lets its node register that namespace
@@ -138,7 +116,19 @@ function compileWorkloads(model: Model, registered: readonly WorkloadRegistratio
   return [...out.values()].sort(byKey);
 }
 
-function fromObject(o: LoadedObject<WorkloadObject>): WorkloadRegistration {
+/** One workload's state: `servicesOf` is selectorIndex() of the model. */
+export function workloadState(w: WorkloadRegistration, source: WorkloadState['source'], trustDomain: string, servicesOf: (namespace: string, labels: Record<string, string>) => string[]): WorkloadState {
+  const sa = w.serviceAccount ?? 'default';
+  const labels = w.labels ?? {};
+  return {
+    key: `${w.namespace}/${w.name}`, name: w.name, namespace: w.namespace, node: w.node, address: w.address, serviceAccount: sa,
+    // A hostNetwork workload is outside the mesh: no identity, so no certificate.
+    identity: w.hostNetwork ? '' : spiffeId(trustDomain, w.namespace, sa), labels, weight: w.weight ?? 1,
+    ...(w.hostNetwork ? { hostNetwork: true as const } : {}), source, services: servicesOf(w.namespace, labels),
+  };
+}
+
+export function fromObject(o: LoadedObject<WorkloadObject>): WorkloadRegistration {
   const { metadata, spec } = o.object;
   const r: WorkloadRegistration = { name: metadata.name, namespace: metadata.namespace as string, labels: metadata.labels ?? {}, address: spec.address, node: spec.node };
   if (spec.serviceAccount) r.serviceAccount = spec.serviceAccount;
@@ -159,7 +149,7 @@ function endpointPort(p: ServicePortState, declared: ReadonlyMap<string, number>
  *  name, the address they all share (a VM whose workloads listen on the host's
  *  address); a node whose workloads have different addresses gets no entry from them
  *  (pods, or workloads in their own network namespaces: none of them is the node). */
-function compileNodes(model: Model, workloads: readonly WorkloadState[], reports: readonly NodeReport[]): NodeState[] {
+export function compileNodes(model: Model, workloads: readonly WorkloadState[], reports: readonly NodeReport[]): NodeState[] {
   const out = new Map<string, NodeState>();
   for (const [name, o] of model.nodes) {
     const { address, zone } = o.object.spec;
@@ -191,37 +181,48 @@ function compileServices(model: Model, workloads: WorkloadState[], previous: Sna
   // Declared (named) ports of policy-file Workloads, for named targetPorts.
   const declared = new Map<string, Map<string, number>>();
   for (const w of model.workloads.values()) {
-    const named = (w.object.spec.ports ?? []).flatMap((p) => (p.name !== undefined ? [[p.name, p.port] as const] : []));
-    if (named.length) declared.set(w.key, new Map(named));
+    const named = declaredPorts(w);
+    if (named) declared.set(w.key, named);
   }
-  return svcs.map((s): ServiceState => {
-    const { metadata, spec } = s.object;
-    const ports = spec.ports.map((p): ServicePortState => {
-      const protocol = p.protocol ?? 'TCP';
-      if (typeof p.targetPort === 'string') return { name: p.name, port: p.port, targetPort: 0, targetPortName: p.targetPort, protocol };
-      return { name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, protocol };
-    });
-    const hints = spec.zoneHints ?? {};
-    const endpoints = (members.get(s.key) ?? []).map((w): Endpoint => {
-      const own = declared.get(w.key);
-      const forZones = Object.prototype.hasOwnProperty.call(hints, w.name) ? [...new Set(hints[w.name])].sort() : undefined;
-      return {
-        workload: w.key, node: w.node, address: w.address,
-        ports: Object.fromEntries(ports.flatMap((p) => { const n = endpointPort(p, own); return n === undefined ? [] : [[p.name, n]]; })),
-        namespace: w.namespace, serviceAccount: w.serviceAccount, identity: w.identity, labels: w.labels, weight: w.weight,
-        ...(w.hostNetwork ? { hostNetwork: true as const } : {}),
-        ...(forZones?.length ? { forZones } : {}),
-      };
-    });
+  return svcs.map((s) => serviceState(s, s.object.spec.headless ? '' : s.object.spec.vip ?? (allocated.get(s.key) as string), members.get(s.key) ?? [], (k) => declared.get(k)))
+    .sort(byKey);
+}
+
+/** A policy-file Workload's named ports (for named targetPorts), if it declares any. */
+export function declaredPorts(w: LoadedObject<WorkloadObject>): Map<string, number> | undefined {
+  const named = (w.object.spec.ports ?? []).flatMap((p) => (p.name !== undefined ? [[p.name, p.port] as const] : []));
+  return named.length ? new Map(named) : undefined;
+}
+
+/** One service's state: `vip` as allocated ('' when headless), `members` the workloads
+ *  its selector matches sorted by key, `declared` a workload's named ports. */
+export function serviceState(s: LoadedObject<ServiceObject>, vip: string, members: readonly WorkloadState[], declared: (workload: string) => ReadonlyMap<string, number> | undefined): ServiceState {
+  const { metadata, spec } = s.object;
+  const ports = spec.ports.map((p): ServicePortState => {
+    const protocol = p.protocol ?? 'TCP';
+    if (typeof p.targetPort === 'string') return { name: p.name, port: p.port, targetPort: 0, targetPortName: p.targetPort, protocol };
+    return { name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, protocol };
+  });
+  const hints = spec.zoneHints ?? {};
+  const endpoints = members.map((w): Endpoint => {
+    const own = declared(w.key);
+    const forZones = Object.prototype.hasOwnProperty.call(hints, w.name) ? [...new Set(hints[w.name])].sort() : undefined;
     return {
-      key: s.key, name: metadata.name, namespace: metadata.namespace as string,
-      vip: spec.headless ? '' : spec.vip ?? (allocated.get(s.key) as string), vipAllocated: !spec.headless && !spec.vip,
-      selector: spec.selector, ports, endpoints,
-      ...(spec.headless ? { headless: true as const } : {}),
-      ...(spec.sessionAffinity === 'ClientIP' ? { sessionAffinity: 'ClientIP' as const } : {}),
-      ...(spec.internalTrafficPolicy === 'Local' ? { internalTrafficPolicy: 'Local' as const } : {}),
+      workload: w.key, node: w.node, address: w.address,
+      ports: Object.fromEntries(ports.flatMap((p) => { const n = endpointPort(p, own); return n === undefined ? [] : [[p.name, n]]; })),
+      namespace: w.namespace, serviceAccount: w.serviceAccount, identity: w.identity, labels: w.labels, weight: w.weight,
+      ...(w.hostNetwork ? { hostNetwork: true as const } : {}),
+      ...(forZones?.length ? { forZones } : {}),
     };
-  }).sort(byKey);
+  });
+  return {
+    key: s.key, name: metadata.name, namespace: metadata.namespace as string,
+    vip, vipAllocated: !spec.headless && !spec.vip,
+    selector: spec.selector, ports, endpoints,
+    ...(spec.headless ? { headless: true as const } : {}),
+    ...(spec.sessionAffinity === 'ClientIP' ? { sessionAffinity: 'ClientIP' as const } : {}),
+    ...(spec.internalTrafficPolicy === 'Local' ? { internalTrafficPolicy: 'Local' as const } : {}),
+  };
 }
 
 /** Services with sessionAffinity ClientIP are balanced by Maglev over the calling
@@ -261,13 +262,10 @@ function compileTrafficPolicies(model: Model, services: readonly ServiceState[])
 function compileAuthorization(model: Model, services: ServiceState[], workloads: WorkloadState[]): AuthorizationPolicyState[] {
   const svcByKey = new Map(services.map((s) => [s.key, s]));
   return [...model.authorizationPolicies.values()].map((o): AuthorizationPolicyState => {
-    const { spec, metadata } = o.object;
+    const { spec } = o.object;
     let applies: string[];
     if (spec.targetRef) applies = (svcByKey.get(refKey(spec.targetRef, o))?.endpoints ?? []).map((e) => e.workload);
-    else if (spec.selector) {
-      const sel = spec.selector.matchLabels;
-      applies = workloads.filter((w) => w.namespace === metadata.namespace && Object.keys(sel).every((k) => w.labels[k] === sel[k])).map((w) => w.key);
-    } else applies = workloads.filter((w) => w.namespace === metadata.namespace).map((w) => w.key);
+    else applies = workloads.filter((w) => authorizationSelects(o, w)).map((w) => w.key);
     const rules = (spec.rules ?? []).map((r) => ({
       from: (r.from ?? []).map((f) => ({
         principals: f.source.principals ?? [], notPrincipals: f.source.notPrincipals ?? [],
@@ -283,4 +281,12 @@ function compileAuthorization(model: Model, services: ServiceState[], workloads:
     const l7 = rules.some((r) => r.when.length > 0 || r.to.some((t) => t.methods.length + t.paths.length + t.notPaths.length > 0));
     return { key: o.key, action: spec.action ?? 'ALLOW', workloads: [...new Set(applies)].sort(), rules, l7 };
   }).sort(byKey);
+}
+
+/** Whether an AuthorizationPolicy without targetRef applies to the workload: its
+ *  namespace's workloads, those its selector matches when it has one. */
+export function authorizationSelects(o: LoadedObject<AuthorizationPolicyObject>, w: WorkloadState): boolean {
+  if (w.namespace !== o.object.metadata.namespace) return false;
+  const sel = o.object.spec.selector?.matchLabels;
+  return sel === undefined || Object.keys(sel).every((k) => w.labels[k] === sel[k]);
 }

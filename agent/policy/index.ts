@@ -55,7 +55,8 @@ export function loadPolicyTexts(files: readonly { file: string; text: string }[]
  *  Status (one gRPC message), so a file cannot be made to produce millions. */
 export const MAX_DIAGNOSTICS = 1000;
 
-function finish({ objects, diagnostics, files, invalid }: LoadResult): PolicyLoadResult {
+/** The semantic checks over a schema stage's result (a full analysis). */
+export function finish({ objects, diagnostics, files, invalid }: LoadResult): PolicyLoadResult {
   const analysis = analyzeSet(objects, invalid);
   diagnostics.push(...analysis.diagnostics);
   let sorted = sortDiagnostics(diagnostics);

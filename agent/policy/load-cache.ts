@@ -8,7 +8,7 @@
 // always run on the whole set, so diagnostics are exactly those of a cold load.
 import type { LoadResult } from './load-types';
 
-export type FileLoad = Omit<LoadResult, 'files'>;
+export type FileLoad = Omit<LoadResult, 'files' | 'parts'>;
 
 export class ParsedFileCache {
   private entries = new Map<string, { text: string; result: FileLoad }>();

@@ -20,4 +20,7 @@ export interface LoadResult {
   /** "Kind/namespace/name" of documents that name themselves but failed the schema:
    *  references to them are not reported again as unknown. */
   invalid: Set<string>;
+  /** Each file read, with its parse (the same object for a file a ParsedFileCache did
+   *  not re-parse): what an incremental reload diffs against the previous load. */
+  parts?: { file: string; load: Omit<LoadResult, 'files' | 'parts'> }[];
 }

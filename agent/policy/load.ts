@@ -275,7 +275,7 @@ function checkDocument(value: unknown, src: SourceDoc, out: Omit<LoadResult, 'fi
  *  files whose text it has seen are not parsed again. Stops reading at POLICY_LIMITS's
  *  tree size and document count (the rest of the files are reported, not parsed). */
 export function loadTexts(files: readonly { file: string; text: string }[], diagnostics: Diagnostic[] = [], cache?: ParsedFileCache): LoadResult {
-  const all: LoadResult = { objects: [], diagnostics, files: [], invalid: new Set() };
+  const all: LoadResult = { objects: [], diagnostics, files: [], invalid: new Set(), parts: [] };
   let bytes = 0;
   let documents = 0;
   for (const f of files) {
@@ -293,6 +293,7 @@ export function loadTexts(files: readonly { file: string; text: string }[], diag
     all.objects.push(...r.objects);
     all.diagnostics.push(...r.diagnostics);
     all.files.push(f.file);
+    all.parts!.push({ file: f.file, load: r });
     for (const k of r.invalid) all.invalid.add(k);
   }
   cache?.sweep();

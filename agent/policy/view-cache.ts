@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import type { Snapshot, WorkloadState } from './snapshot';
 import type { PathIndex } from './path-decision';
 import {
-  NODE_RESOURCE, nodeResource, nodeTable, portPaths, serviceResourceName, sharedParts, type ServiceShared,
+  NODE_RESOURCE, digestString, nodeResource, nodeTable, portPaths, resourceDigestTerm, serviceResourceName, sharedParts, type NodeResource, type ServiceShared,
 } from './view-resources';
 
 export interface EncodedResource {
@@ -58,13 +58,23 @@ class ServiceEncoding implements EncodedResource {
 class NodeEncoding implements EncodedResource {
   readonly version: string;
 
-  constructor(private readonly ownJson: string, private readonly table: { json: Buffer; hash: string }) {
+  constructor(readonly ownJson: string, readonly table: { json: Buffer; hash: string }) {
     this.version = hash(`${ownJson}|${table.hash}`);
   }
 
   body(): Buffer {
     return Buffer.concat([Buffer.from(`${this.ownJson.slice(0, -1)},"nodes":`), this.table.json, Buffer.from('}')]);
   }
+}
+
+/** A node resource's own part (all but the node table) and its JSON. */
+type OwnPart = Omit<NodeResource, 'nodes'> & { json: string };
+
+const sameItems = <T>(a: readonly T[], b: readonly T[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** The same service, routes and traffic policy objects. */
+function sameShared(a: ServiceShared, b: ServiceShared): boolean {
+  return a.service === b.service && a.trafficPolicy === b.trafficPolicy && sameItems(a.routes, b.routes);
 }
 
 const hash = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
@@ -78,7 +88,19 @@ class ZoneLayer {
   /** Differences from earlier layers, computed once and shared by every node. */
   readonly diffs = new WeakMap<ZoneLayer, { changed: string[]; removed: string[] }>();
 
+  private digestSum: bigint | undefined;
+
   constructor(readonly resources: ReadonlyMap<string, ServiceEncoding>) {}
+
+  /** Sum of the digest terms of every resource (resourceSetDigest), once per layer. */
+  sum(): bigint {
+    if (this.digestSum === undefined) {
+      let sum = 0n;
+      for (const [name, r] of this.resources) sum += resourceDigestTerm(name, r.version);
+      this.digestSum = sum;
+    }
+    return this.digestSum;
+  }
 
   diffFrom(old: ZoneLayer): { changed: string[]; removed: string[] } {
     let d = this.diffs.get(old);
@@ -104,10 +126,27 @@ export class NodeResources implements ReadonlyMap<string, EncodedResource> {
     readonly snapshot: string,
     private readonly layer: ZoneLayer,
     /** The node resource and the services with an endpoint on this node. */
-    private readonly overrides: ReadonlyMap<string, EncodedResource>,
+    readonly overrides: ReadonlyMap<string, EncodedResource>,
   ) {}
 
+  private digestValue: string | undefined;
+
   get size(): number { return this.layer.resources.size + 1; }
+
+  /** resourceSetDigest() of this view: the zone layer's sum (computed once for every
+   *  node of the zone) corrected by the node's overrides. */
+  digest(): string {
+    if (this.digestValue === undefined) {
+      let sum = this.layer.sum();
+      for (const [name, r] of this.overrides) {
+        const under = this.layer.resources.get(name);
+        if (under) sum -= resourceDigestTerm(name, under.version);
+        sum += resourceDigestTerm(name, r.version);
+      }
+      this.digestValue = digestString(sum);
+    }
+    return this.digestValue;
+  }
   /** The node's own encoding of `name`, if it has one (not its zone's). */
   override(name: string): EncodedResource | undefined { return this.overrides.get(name); }
   get(name: string): EncodedResource | undefined { return this.overrides.get(name) ?? this.layer.resources.get(name); }
@@ -124,6 +163,28 @@ export class NodeResources implements ReadonlyMap<string, EncodedResource> {
   [Symbol.iterator](): MapIterator<[string, EncodedResource]> { return this.entries(); }
   forEach(fn: (value: EncodedResource, key: string, map: ReadonlyMap<string, EncodedResource>) => void): void {
     for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+
+  /** How the resource versions an agent lists (its hello) differ from this view: names
+   *  it holds at another version (dirty), names it lacks (missing), names the view does
+   *  not have (extra). One pass over the zone layer's map plus the overrides, no
+   *  per-entry allocation: a thousand agents reconnecting at once each list thousands. */
+  compare(versions: Readonly<Record<string, string>>): { dirty: Set<string>; missing: Set<string>; extra: string[] } {
+    const dirty = new Set<string>();
+    const missing = new Set<string>();
+    let listed = 0;
+    for (const name in versions) { listed++; void name; }
+    let held = 0;
+    const check = (name: string, version: string) => {
+      const v = versions[name];
+      if (v === undefined) missing.add(name);
+      else { held++; if (v !== version) dirty.add(name); }
+    };
+    for (const [name, r] of this.layer.resources) if (!this.overrides.has(name)) check(name, r.version);
+    for (const [name, r] of this.overrides) check(name, r.version);
+    const extra: string[] = [];
+    if (held < listed) for (const name in versions) if (!this.has(name)) extra.push(name);
+    return { dirty, missing, extra };
   }
 
   /** What an agent holding `old` must be sent to hold this: the resources whose version
@@ -152,19 +213,31 @@ export class ViewResourceCache {
   /** Zone ('' for none) → layer of the current snapshot, and of the one before (reuse). */
   private layers = new Map<string, ZoneLayer>();
   private previousLayers = new Map<string, ZoneLayer>();
-  private readonly nodes = new Map<string, { view: NodeResources; zone: string | undefined }>();
+  private readonly nodes = new Map<string, { view: NodeResources; zone: string | undefined; own: OwnPart; hosted: readonly string[]; seq: number }>();
+  /** Counts setSnapshot() calls; `changed` are the service resources whose shared entry
+   *  is not the previous snapshot's (or that are gone). */
+  private seq = 0;
+  private changed = new Set<string>();
 
-  /** A new snapshot is served: recompute the shared parts (JSON + hash per service). */
+  /** A new snapshot is served: the shared parts (JSON + hash per service), recomputed
+   *  only for services whose objects are not the previous snapshot's (an incremental
+   *  compile keeps the objects of everything it did not change). */
   setSnapshot(snap: Snapshot): void {
     const parts = sharedParts(snap);
     const shared = new Map<string, SharedEntry>();
     const hosted = new Map<string, string[]>();
     for (const s of parts.services) {
-      const json = JSON.stringify(s);
-      const h = hash(json);
       const guarded = s.service.endpoints.find((e) => parts.index.authorized.has(e.workload))?.workload ?? '';
       const name = serviceResourceName(s.service.key);
-      shared.set(name, { name, shared: s, tail: Buffer.from(json.slice(1)), hash: h, inputs: `${h}|${guarded}` });
+      const before = this.shared.get(name);
+      if (before && sameShared(before.shared, s)) {
+        const inputs = `${before.hash}|${guarded}`;
+        shared.set(name, before.inputs === inputs ? before : { ...before, inputs });
+      } else {
+        const json = JSON.stringify(s);
+        const h = hash(json);
+        shared.set(name, { name, shared: s, tail: Buffer.from(json.slice(1)), hash: h, inputs: `${h}|${guarded}` });
+      }
       const onNodes = new Set(s.service.endpoints.map((e) => e.node));
       for (const n of onNodes) {
         const list = hosted.get(n);
@@ -177,7 +250,13 @@ export class ViewResourceCache {
       if (list) list.push(w); else this.byNode.set(w.node, [w]);
     }
     const tableJson = JSON.stringify(nodeTable(snap));
-    this.table = { json: Buffer.from(tableJson), hash: hash(tableJson) };
+    const tableHash = hash(tableJson);
+    if (tableHash !== this.table.hash) this.table = { json: Buffer.from(tableJson), hash: tableHash };
+    const changed = new Set<string>();
+    for (const [name, e] of shared) if (this.shared.get(name) !== e) changed.add(name);
+    for (const name of this.shared.keys()) if (!shared.has(name)) changed.add(name);
+    this.changed = changed;
+    this.seq++;
     this.snap = snap;
     this.shared = shared;
     this.hosted = hosted;
@@ -210,10 +289,26 @@ export class ViewResourceCache {
     if (last?.view.snapshot === snap.version) return last.view;
     const zone = this.index.zones?.get(node);
     const layer = this.layer(zone);
-    const overrides = new Map<string, EncodedResource>();
     const { nodes: _table, ...own } = nodeResource(snap, node, this.byNode.get(node) ?? []);
-    overrides.set(NODE_RESOURCE, new NodeEncoding(JSON.stringify(own), this.table));
-    for (const name of this.hosted.get(node) ?? []) {
+    // The node's own part is serialised again only when one of its objects changed.
+    const kept = last?.own;
+    const ownJson = kept && kept.mesh === own.mesh && sameItems(kept.localWorkloads, own.localWorkloads) && sameItems(kept.authorizationPolicies, own.authorizationPolicies)
+      ? kept.json : JSON.stringify(own);
+    const lastNode = last?.view.override(NODE_RESOURCE);
+    const nodeEncoding = lastNode instanceof NodeEncoding && lastNode.ownJson === ownJson && lastNode.table === this.table ? lastNode : new NodeEncoding(ownJson, this.table);
+    const hosted = this.hosted.get(node) ?? [];
+    // Computed for the snapshot just before, in the same zone, hosting the same services,
+    // none of which changed: the service overrides are the previous ones (most nodes, for
+    // a change to a few services).
+    if (last && last.seq === this.seq - 1 && last.zone === zone && sameItems(last.hosted, hosted) && !hosted.some((n) => this.changed.has(n))) {
+      let overrides = last.view.overrides;
+      if (overrides.get(NODE_RESOURCE) !== nodeEncoding) overrides = new Map(overrides).set(NODE_RESOURCE, nodeEncoding);
+      const view = new NodeResources(snap.version, layer, overrides);
+      this.nodes.set(node, { view, zone, own: { ...own, json: ownJson }, hosted, seq: this.seq });
+      return view;
+    }
+    const overrides = new Map<string, EncodedResource>([[NODE_RESOURCE, nodeEncoding]]);
+    for (const name of hosted) {
       const s = this.shared.get(name) as SharedEntry;
       // The previous snapshot's override is kept when its inputs and the zone are the same.
       const before = last && last.zone === zone ? last.view.override(name) : undefined;
@@ -221,7 +316,7 @@ export class ViewResourceCache {
         ? before : new ServiceEncoding(s.inputs, s.tail, s.hash, JSON.stringify(portPaths(node, s.shared, this.index))));
     }
     const view = new NodeResources(snap.version, layer, overrides);
-    this.nodes.set(node, { view, zone });
+    this.nodes.set(node, { view, zone, own: { ...own, json: ownJson }, hosted, seq: this.seq });
     return view;
   }
 

@@ -14,6 +14,7 @@
 // decided when the view is assembled, from the node's own name and zone, so the shared
 // bytes stay node-independent. Headless Services have no resource (nothing to balance). forNode() is assembleNodeView(nodeResources()), so the
 // split and the agent's reassembly are the one code path every view goes through.
+import { createHash } from 'node:crypto';
 import { WeftError } from '../lib/errors';
 import { parseIPv4 } from '../lib/ip';
 import { decidePath, type PathIndex } from './path-decision';
@@ -54,6 +55,28 @@ export interface NodeResource {
   /** Every known node (Snapshot.nodes) by name. Absent from control APIs that predate
    *  it: the view then has an empty table. */
   nodes?: Record<string, NodeAddress>;
+}
+
+const DIGEST_MOD = 1n << 128n;
+
+/** One resource's term of a resource set digest: 128 bits of sha256(name, version). */
+export function resourceDigestTerm(name: string, version: string): bigint {
+  return BigInt(`0x${createHash('sha256').update(`${name}\n${version}`).digest('hex').slice(0, 32)}`);
+}
+
+/** The digest of a set of resources by name and version, as an agent's Sync hello may
+ *  give it instead of listing them (initial_resources_digest): the sum of their terms
+ *  modulo 2^128, so it does not depend on order and can be updated per resource
+ *  (subtract the old term, add the new one). */
+export function resourceSetDigest(entries: Iterable<readonly [string, string]>): string {
+  let sum = 0n;
+  for (const [name, version] of entries) sum += resourceDigestTerm(name, version);
+  return digestString(sum);
+}
+
+/** A sum of terms as the hello carries it. */
+export function digestString(sum: bigint): string {
+  return (((sum % DIGEST_MOD) + DIGEST_MOD) % DIGEST_MOD).toString(16).padStart(32, '0');
 }
 
 export function serviceResourceName(key: string): string {

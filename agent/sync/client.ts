@@ -35,7 +35,8 @@ import type { StatusResponse__Output } from '../control/generated/weft/control/v
 import type { SignCertificateResponse__Output } from '../control/generated/weft/control/v1/SignCertificateResponse';
 import type { ExplainRequest } from '../control/generated/weft/control/v1/ExplainRequest';
 import type { ExplainResponse__Output } from '../control/generated/weft/control/v1/ExplainResponse';
-import { controlProto, AUTH_METADATA_KEY, NODE_METADATA_KEY, NODE_RESOURCES_TYPE_URL, CLIENT_MAX_RECEIVE_BYTES } from '../control/proto';
+import { controlProto, AUTH_METADATA_KEY, NODE_METADATA_KEY, NODE_RESOURCES_TYPE_URL, CLIENT_MAX_RECEIVE_BYTES, RESEND_INITIAL_VERSIONS } from '../control/proto';
+import { resourceSetDigest } from '../policy/view-resources';
 import { Backoff, type BackoffOptions } from './backoff';
 import { SnapshotCache, type CachedSnapshot } from './cache';
 import { assemble, checkResource, mergeDelta, type HeldResource } from './resource-set';
@@ -196,6 +197,8 @@ export class SyncClient extends EventEmitter {
   private stopped = true;
   /** The current stream received its headers (the replica answered). */
   private streamUp = false;
+  /** The next hello lists the held resources instead of giving their digest. */
+  private listHeld = false;
 
   constructor(opts: SyncClientOptions) {
     super();
@@ -353,9 +356,14 @@ export class SyncClient extends EventEmitter {
     // finished, so the server computes its first delta against what the agent really has.
     void (this.applying ?? Promise.resolve()).then(() => {
       if (this.stream !== stream) return;
-      const initialResourceVersions = Object.fromEntries([...this.held].map(([name, r]) => [name, r.version]));
+      // What it holds goes by digest (a few bytes instead of a name and version per
+      // resource), unless the server just asked for the list.
+      const held = this.listHeld || this.held.size === 0
+        ? { initialResourceVersions: Object.fromEntries([...this.held].map(([name, r]) => [name, r.version])) }
+        : { initialResourcesDigest: resourceSetDigest([...this.held].map(([name, r]) => [name, r.version] as const)) };
+      this.listHeld = false;
       stream.write({
-        node: this.opts.node, versionInfo: this.st.version, responseNonce: '', typeUrl: NODE_RESOURCES_TYPE_URL, initialResourceVersions,
+        node: this.opts.node, versionInfo: this.st.version, responseNonce: '', typeUrl: NODE_RESOURCES_TYPE_URL, ...held,
         ...(this.opts.nodeAddress ? { nodeAddress: this.opts.nodeAddress } : {}),
       });
     });
@@ -369,6 +377,14 @@ export class SyncClient extends EventEmitter {
       this.log.error({ err: why }, 'sync refused for good; serving the last applied snapshot');
       this.setState({ connected: false, lastError: why, fatal: true });
       this.emit('fatal', err);
+      return;
+    }
+    if (s.code === status.ABORTED && s.details === RESEND_INITIAL_VERSIONS) {
+      // The server's view is not what this agent holds (another version, or a replica
+      // that is behind): say hello again at once, listing every resource.
+      this.listHeld = true;
+      this.log.info('control API asked for the list of held resources; reconnecting with it');
+      this.retryTimer = setTimeout(() => this.connect(), 0);
       return;
     }
     // A stream that was up ended: its replica went away, and so did every other agent's

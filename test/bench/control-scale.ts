@@ -34,7 +34,7 @@ const AGENTS_PER_PROCESS = 100;
 const SPREAD_MS = 2000;
 const CONTROL_NODE_ARGS = (process.env.WEFT_BENCH_CONTROL_SCALE_NODE_ARGS ?? '--max-old-space-size=700').split(' ').filter(Boolean);
 
-interface SimEvent { t: 'ack' | 'down'; node: string; version?: string; at: number; resync?: boolean; resources?: number }
+interface SimEvent { t: 'ack' | 'down' | 'dial' | 'up'; node: string; version?: string; at: number; resync?: boolean; resources?: number }
 
 
 
@@ -173,6 +173,15 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   const killedAt = Date.now();
   const resynced = await acked(stormFrom, current, (e) => e.resync === true);
   const resync = [...resynced.values()].map((at) => at - killedAt);
+  // Where the storm's time goes, per agent: kill → its stream ended (down), → its new
+  // Sync call started (dial: the random spread and any failed attempts), → the survivor
+  // answered the hello (up), → it ACKed the first push.
+  const firstAfter = (t: SimEvent['t']) => {
+    const out = new Map<string, number>();
+    for (const e of events.slice(stormFrom)) if (e.t === t && !out.has(e.node)) out.set(e.node, e.at - killedAt);
+    return [...out.values()];
+  };
+  const phases = Object.fromEntries((['down', 'dial', 'up'] as const).map((t) => { const v = firstAfter(t); return [t, { p50: percentile(v, 50), p99: percentile(v, 99) }]; }));
   const stormBytes = (await metricValue(b, 'weft_control_push_bytes_total')) - bBytesBefore;
   const stormResources = (await metricValue(b, 'weft_control_delta_resources_total')) - bResBefore;
   await metricUntil(b, 'weft_control_connected_agents', (v) => v === shape.nodes, `${shape.nodes} agents on B`);
@@ -180,12 +189,19 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   for (const p of procs) p.kill('SIGTERM');
   b.proc.kill('SIGTERM');
   await b.exited;
+  // The replicas' logs, for finding where time went (WEFT_BENCH_CONTROL_LOGS=DIR).
+  const logDir = process.env.WEFT_BENCH_CONTROL_LOGS;
+  if (logDir) {
+    mkdirSync(logDir, { recursive: true });
+    writeFileSync(join(logDir, 'control-a.log'), a.logs.join('\n') + '\n');
+    writeFileSync(join(logDir, 'control-b.log'), b.logs.join('\n') + '\n');
+  }
   return {
     shape, agents: shape.nodes, warmComputeMs: warmMs, replicaStartMs: startMs, connectMs, warmResourcesSent,
     changeToLastAckMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), samples: latencies },
     pushBytesPerChange,
     controlRssMb: { a: { afterConnect: memStart.rss, end: memA.rss, peak: memA.peak }, b: { beforeStorm: memBBefore.rss, end: memB.rss, peak: memB.peak } },
-    storm: { p50: percentile(resync, 50), p99: percentile(resync, 99), max: Math.max(...resync), spreadMs: SPREAD_MS, bytesSent: stormBytes, resourcesSent: stormResources },
+    storm: { p50: percentile(resync, 50), p99: percentile(resync, 99), max: Math.max(...resync), spreadMs: SPREAD_MS, bytesSent: stormBytes, resourcesSent: stormResources, phases },
   };
 }
 

@@ -2,15 +2,18 @@
 // its own gRPC channel (its own TLS connection: no shared subchannel) and a real delta
 // Sync stream, speaking the protocol exactly as agent/sync/client.ts does — hello with
 // the resource versions held, apply each push to the held set, ACK with the nonce — but
-// holding only names and versions (a real agent would program its node from the bodies;
+// holding only names and versions (and their digest) (a real agent would program its node from the bodies;
 // a thousand full views would not fit one machine's memory). Reconnects like the real
 // client: a stream that was up ends → a random delay in [0, spread], then exponential
 // backoff with jitter. Events go to the parent over IPC, batched:
 //   {t:'ack', node, version, at, resync}  resync: first ACK on a new stream
 //   {t:'down', node, at}                  the stream ended
+//   {t:'dial', node, at}                  a Sync call is started (hello written)
+//   {t:'up', node, at}                    the server answered the hello with headers
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { controlProto, NODE_RESOURCES_TYPE_URL, AUTH_METADATA_KEY, NODE_METADATA_KEY, CLIENT_MAX_RECEIVE_BYTES } from '../../agent/control/proto';
+import { controlProto, NODE_RESOURCES_TYPE_URL, AUTH_METADATA_KEY, NODE_METADATA_KEY, CLIENT_MAX_RECEIVE_BYTES, RESEND_INITIAL_VERSIONS } from '../../agent/control/proto';
+import { digestString, resourceDigestTerm } from '../../agent/policy/view-resources';
 import { controlCredentials, controlTarget } from '../../agent/sync/client';
 import type { SyncRequest } from '../../agent/control/generated/weft/control/v1/SyncRequest';
 import type { SyncResponse__Output } from '../../agent/control/generated/weft/control/v1/SyncResponse';
@@ -32,6 +35,9 @@ const serviceConfig = JSON.stringify({ loadBalancingConfig: [{ pick_first: { shu
 class SimAgent {
   private readonly rpc: ControlClient;
   private held = new Map<string, string>();
+  /** Sum of the digest terms of `held` (resourceSetDigest). */
+  private sum = 0n;
+  private listHeld = false;
   private version = '';
   private stream: grpc.ClientDuplexStream<SyncRequest, SyncResponse__Output> | undefined;
   private up = false;
@@ -42,6 +48,7 @@ class SimAgent {
   constructor(readonly node: string, version: string, held: Record<string, string>) {
     this.version = version;
     this.held = new Map(Object.entries(held));
+    for (const [name, v] of this.held) this.sum += resourceDigestTerm(name, v);
     this.rpc = new Control(controlTarget(cfg.address), controlCredentials(cfg.controlCa), {
       'grpc.max_receive_message_length': CLIENT_MAX_RECEIVE_BYTES,
       'grpc.service_config': serviceConfig,
@@ -59,23 +66,36 @@ class SimAgent {
     this.stream = s;
     this.up = false;
     this.acksOnStream = 0;
-    s.on('metadata', () => { this.up = true; this.backoff.reset(); });
+    emit({ t: 'dial', node: this.node, at: Date.now() });
+    s.on('metadata', () => { this.up = true; this.backoff.reset(); emit({ t: 'up', node: this.node, at: Date.now() }); });
     s.on('data', (r: SyncResponse__Output) => {
-      for (const name of r.removedResources) this.held.delete(name);
-      for (const res of r.resources) { this.held.set(res.name, res.version); this.bytes += res.body.length; }
+      for (const name of r.removedResources) { this.untrack(name); this.held.delete(name); }
+      for (const res of r.resources) { this.untrack(res.name); this.held.set(res.name, res.version); this.sum += resourceDigestTerm(res.name, res.version); this.bytes += res.body.length; }
       this.version = r.versionInfo;
       s.write({ node: this.node, typeUrl: NODE_RESOURCES_TYPE_URL, versionInfo: r.versionInfo, responseNonce: r.nonce });
       emit({ t: 'ack', node: this.node, version: r.versionInfo, at: Date.now(), resync: this.acksOnStream++ === 0, resources: r.resources.length });
     });
     s.on('error', () => undefined);
-    s.on('status', () => {
+    s.on('status', (st: grpc.StatusObject) => {
       if (this.stream !== s) return;
       this.stream = undefined;
       emit({ t: 'down', node: this.node, at: Date.now() });
+      // As agent/sync/client.ts: asked for the list, the agent says hello again at once.
+      if (st.code === grpc.status.ABORTED && st.details === RESEND_INITIAL_VERSIONS) { this.listHeld = true; setTimeout(() => this.connect(), 0); return; }
       const delay = this.up ? Math.random() * cfg.spreadMs : this.backoff.next();
       setTimeout(() => this.connect(), delay);
     });
-    s.write({ node: this.node, versionInfo: this.version, responseNonce: '', typeUrl: NODE_RESOURCES_TYPE_URL, initialResourceVersions: Object.fromEntries(this.held) });
+    // As the real client: the held resources by digest (kept up to date per push), or
+    // listed when the server asked for them.
+    const held = this.listHeld || this.held.size === 0 ? { initialResourceVersions: Object.fromEntries(this.held) } : { initialResourcesDigest: digestString(this.sum) };
+    this.listHeld = false;
+    s.write({ node: this.node, versionInfo: this.version, responseNonce: '', typeUrl: NODE_RESOURCES_TYPE_URL, ...held });
+  }
+
+  /** Removes a held resource's term from the digest sum. */
+  private untrack(name: string): void {
+    const v = this.held.get(name);
+    if (v !== undefined) this.sum -= resourceDigestTerm(name, v);
   }
 }
 

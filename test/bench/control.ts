@@ -200,6 +200,7 @@ async function scaleRow(full: Awaited<ReturnType<typeof run>> | undefined) {
     ['bytes sent per change (all agents)', full ? mb(full.pushBytesPerChange) : '-', mb(r.pushBytesPerChange), ''],
     ['control RSS end; peak (per replica)', full ? `${f(full.controlRssMb.end)}; ${f(full.controlRssMb.peak)} MB` : '-', `A ${f(r.controlRssMb.a.end)}; ${f(r.controlRssMb.a.peak)} MB · B after storm ${f(r.controlRssMb.b.end)}; ${f(r.controlRssMb.b.peak)} MB`, '< 1000 MB'],
     ['reconnect storm: all agents resynced on the other replica p50 / p99 / max', '-', `${f(r.storm.p50)} / ${f(r.storm.p99)} / ${f(r.storm.max)} ms (spread ${r.storm.spreadMs} ms)`, ''],
+    ['reconnect storm phases p50 / p99: stream ended; new call; hello answered', '-', (['down', 'dial', 'up'] as const).map((k) => `${f(r.storm.phases[k]!.p50)} / ${f(r.storm.phases[k]!.p99)}`).join('; ') + ' ms', ''],
     ['reconnect storm: sent by the survivor', '-', `${mb(r.storm.bytesSent)} (${r.storm.resourcesSent} resources)`, 'resume, no full resend'],
   ];
   printTable(rows);

@@ -25,6 +25,9 @@ import { OutboundProxy } from '../../agent/proxy/outbound';
 import { createRootLogger } from '../../agent/telemetry/logger';
 import { Datapath } from '../../agent/datapath/datapath';
 import { inCgroup } from '../lib/cgroup';
+import { RequestMetrics } from '../../agent/proxy/routing/metrics';
+import { createRegistry } from '../../agent/telemetry/registry';
+import { RequestTap } from '../../agent/node/tap';
 
 const BODY = 'x'.repeat(100);
 const DURATION_S = Number(process.env.L7_BENCH_SECONDS ?? 8);
@@ -52,9 +55,16 @@ async function serveWeft(httpPort: number, grpcPort: number, originPort: number,
     datapath: [], services: [svc('web', '10.96.0.1', 80, 'HTTP', originPort), svc('grpc', '10.96.0.2', 50051, 'GRPC', grpcOrigin)],
     routes: [], trafficPolicies: [], authorizationPolicies: [], localWorkloads: [],
   });
+  // Per-request telemetry as the agent has it (agent/node/proxy-plane.ts): request
+  // metrics on a registry, and the tap as the access sink (no access log configured,
+  // nobody tapping), so the proxy measured does the bookkeeping the agent does.
+  const metrics = new RequestMetrics(createRegistry());
+  const tap = new RequestTap(null);
   const mk = (ip: string, port: number) => new OutboundProxy({
     directory: dir, resolveOrigin: () => ({ dstIp: ip, dstPort: port, cgroupId: 0 }),
-    connect: (ep, _origin, read) => connect({ host: ep.ip, port: ep.port, ...(read ? { onread: read } : {}) }),
+    connect: (ep, _origin, read) => connect({ host: ep.ip, port: ep.port, noDelay: true, ...(read ? { onread: read } : {}) }),
+    sourceOf: () => ({ workload: 'bench-client', namespace: 'bench', principal: 'spiffe://t/ns/bench/sa/client' }),
+    metrics, accessLog: tap,
   });
   await mk('10.96.0.1', 80).listen(httpPort, '127.0.0.1');
   await mk('10.96.0.2', 50051).listen(grpcPort, '127.0.0.1');

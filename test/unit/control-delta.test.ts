@@ -8,12 +8,12 @@ import assert from 'node:assert/strict';
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { controlProto, NODE_RESOURCES_TYPE_URL } from '../../agent/control/proto';
+import { controlProto, NODE_RESOURCES_TYPE_URL, RESEND_INITIAL_VERSIONS } from '../../agent/control/proto';
 import { policyCompiler } from '../../agent/control/policy-adapter';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
 import type { SyncResponse__Output } from '../../agent/control/generated/weft/control/v1/SyncResponse';
 import type { SyncRequest } from '../../agent/control/generated/weft/control/v1/SyncRequest';
-import { NODE_RESOURCE } from '../../agent/policy/view-resources';
+import { NODE_RESOURCE, resourceSetDigest } from '../../agent/policy/view-resources';
 import { serviceYaml, nodeWorkloadsYaml, nodeName, type MeshShape } from '../bench/control-fixture';
 import { startControl, tokenFor, type Harness } from '../lib/control-server';
 import { waitFor } from '../lib/wait';
@@ -26,6 +26,7 @@ function openSync(t: { after: (fn: () => void) => void }, h: Harness, node: stri
   m.set('authorization', `Bearer ${tokenFor(node)}`);
   m.set('x-weft-node', node);
   const s = c.Sync(m);
+  const status = new Promise<grpc.StatusObject>((r) => s.on('status', r));
   const pushes: SyncResponse__Output[] = [];
   const wakers = new Set<() => void>();
   s.on('data', (r: SyncResponse__Output) => { pushes.push(r); for (const w of wakers) w(); });
@@ -35,6 +36,7 @@ function openSync(t: { after: (fn: () => void) => void }, h: Harness, node: stri
     send: (r: SyncRequest) => s.write({ node, typeUrl: NODE_RESOURCES_TYPE_URL, ...r }),
     push: (n: number) => waitFor(() => pushes[n - 1], (w) => { wakers.add(w); return () => wakers.delete(w); }, 5000, `push #${n}`),
     pushes,
+    status,
   };
 }
 
@@ -145,4 +147,35 @@ test('delta sync: oversized initial_resource_versions are refused with INVALID_A
   s.write({ node: 'node-00', typeUrl: NODE_RESOURCES_TYPE_URL, versionInfo: '', responseNonce: '', initialResourceVersions: { [`service/${'x'.repeat(700)}`]: 'v' } });
   assert.equal((await st).code, grpc.status.INVALID_ARGUMENT);
   assert.equal(h.server.agents.get('node-00'), undefined, 'nothing recorded');
+});
+
+test('delta sync: a reconnect giving the digest of what it holds resumes from it; any other digest is asked for the list', async (t) => {
+  const h = await mesh(t);
+  const node = nodeName(0);
+  const first = openSync(t, h, node);
+  first.send({ versionInfo: '', responseNonce: '' });
+  const p1 = await first.push(1);
+  const held = p1.resources.map((r) => [r.name, r.version] as const);
+  assert.equal(resourceSetDigest(held), resourceSetDigest([...held].reverse()), 'order does not matter');
+
+  const again = openSync(t, h, node);
+  again.send({ versionInfo: p1.versionInfo, responseNonce: '', initialResourcesDigest: resourceSetDigest(held) });
+  const q1 = await again.push(1);
+  assert.equal(q1.versionInfo, p1.versionInfo);
+  assert.deepEqual(q1.resources, []);
+  assert.deepEqual(q1.removedResources, []);
+
+  // One stale version: another digest, so the agent is asked to list what it holds.
+  const stale = held.map(([n, v], i) => [n, i === 1 ? 'old' : v] as const);
+  const third = openSync(t, h, node);
+  third.send({ versionInfo: p1.versionInfo, responseNonce: '', initialResourcesDigest: resourceSetDigest(stale) });
+  const st = await third.status;
+  assert.equal(st.code, grpc.status.ABORTED);
+  assert.equal(st.details, RESEND_INITIAL_VERSIONS);
+  assert.equal((await h.server.metrics.digestMismatches.get()).values[0]?.value, 1);
+
+  // A digest and a list together are refused.
+  const fourth = openSync(t, h, node);
+  fourth.send({ versionInfo: p1.versionInfo, responseNonce: '', initialResourcesDigest: resourceSetDigest(held), initialResourceVersions: Object.fromEntries(held) });
+  assert.equal((await fourth.status).code, grpc.status.INVALID_ARGUMENT);
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { compile, forNode, loadPolicyDir, ParsedFileCache, type Snapshot } from '../../agent/policy';
 import { ViewResourceCache } from '../../agent/policy/view-cache';
-import { NODE_RESOURCE } from '../../agent/policy/view-resources';
+import { NODE_RESOURCE, resourceSetDigest } from '../../agent/policy/view-resources';
 import { mergeDelta, type HeldResource } from '../../agent/sync/resource-set';
 import { isWeftError } from '../../agent/lib/errors';
 import { packageRoot } from '../../agent/lib/paths';
@@ -170,4 +170,23 @@ spec:
     assert.equal(JSON.stringify(next.view), JSON.stringify(forNode(b, nodeName(n))));
   }
   unlinkSync(join(dir, 'extra.yaml'));
+});
+
+test('a view\'s digest is resourceSetDigest of its resources, before and after a change, for nodes with and without overrides', (t) => {
+  const dir = meshDir(t);
+  const views = new ViewResourceCache();
+  const check = () => {
+    for (const node of [nodeName(0), nodeName(3), 'node-without-workloads']) {
+      const v = views.resources(node);
+      assert.equal(v.digest(), resourceSetDigest([...v].map(([name, r]) => [name, r.version] as const)), node);
+    }
+  };
+  const first = compile(loadPolicyDir([dir]), [], { now: new Date(0) });
+  views.setSnapshot(first);
+  check();
+  const before = views.resources(nodeName(0)).digest();
+  writeFileSync(join(dir, `workloads-${nodeName(1)}.yaml`), nodeWorkloadsYaml(SHAPE, 1, 5));
+  views.setSnapshot(compile(loadPolicyDir([dir]), [], { now: new Date(0), previous: first }));
+  check();
+  assert.notEqual(views.resources(nodeName(0)).digest(), before);
 });

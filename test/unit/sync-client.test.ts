@@ -221,3 +221,28 @@ test('node table: a node_address that is not an IP is refused with INVALID_ARGUM
   assert.match(a.c.state().lastError, /INVALID_ARGUMENT: node_address: 'not-an-ip' is not an IP address/);
   assert.deepEqual(h.server.store.snapshot()!.nodes, []);
 });
+
+test('a restarted agent whose view is out of date gives a digest the control API does not have: asked for the list, it is sent only the delta', async (t) => {
+  const files = { 'services.yaml': serviceYaml(SHAPE), [`workloads-${nodeName(0)}.yaml`]: nodeWorkloadsYaml(SHAPE, 0), [`workloads-${nodeName(1)}.yaml`]: nodeWorkloadsYaml(SHAPE, 1) };
+  const h = await startControl(t, { files, compiler: policyCompiler() as PolicyCompiler });
+  const stateDir = mkdtempSync(join(tmpdir(), 'wt-sync-'));
+  t.after(() => rmSync(stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+  const sent = async () => (await h.server.metrics.deltaResources.get()).values[0]?.value ?? 0;
+  const mismatches = async () => (await h.server.metrics.digestMismatches.get()).values[0]?.value ?? 0;
+  const v1 = h.server.store.snapshot()!.version;
+  const first = agent(t, h.address, { stateDir, node: nodeName(0) });
+  await first.c.start();
+  await first.waitFor(() => (first.c.state().version === v1 ? true : undefined), 'v1');
+  await first.waitFor(() => { try { return JSON.parse(readFileSync(join(stateDir, CACHE_FILE), 'utf8')).version === v1 ? true : undefined; } catch { return undefined; } }, 'cache written');
+  await first.c.stop();
+  assert.equal(await mismatches(), 0, 'a first sync lists nothing and gives no digest');
+
+  h.write(`workloads-${nodeName(1)}.yaml`, nodeWorkloadsYaml(SHAPE, 1, 3));
+  await waitFor(() => (h.server.store.snapshot()!.version !== v1 ? true : undefined), (w) => { const i = setInterval(w, 10); return () => clearInterval(i); }, 5000, 'v2 served');
+  const second = agent(t, h.address, { stateDir, node: nodeName(0) });
+  await second.c.start();
+  await second.waitFor(() => (second.c.state().version === h.server.store.snapshot()!.version ? true : undefined), 'v2 applied');
+  assert.equal(await mismatches(), 1, 'the digest of v1\'s view is not v2\'s');
+  assert.equal(await sent(), SHAPE.services + 2, 'after the list, one service resource');
+  assert.deepEqual(JSON.parse(JSON.stringify(second.applied.at(-1))), JSON.parse(JSON.stringify(forNode(h.server.store.snapshot()!, nodeName(0)))));
+});

@@ -14,7 +14,7 @@
 // The tunnel refuses on `l7` when the connection does not go through the L7 proxy
 // (ztunnel's safe side: a DENY with request parts denies more, an ALLOW with request
 // parts allows nothing it cannot prove). Asked with a request, there is no `l7`.
-import { cidrContains, parseCidr, parseIPv4, type Cidr } from '../../policy/net';
+import { cidrContains, parseCidr, parseIPv4, type Cidr } from '../../lib/ip';
 import type { AuthorizationCondition, AuthorizationOperation, AuthorizationPolicyState, AuthorizationRule, AuthorizationSource } from '../../policy/snapshot';
 import type { RequestView } from '../routing/table';
 

@@ -11,12 +11,12 @@
 // (pipeline/lifecycle.ts, shared with HTTP/2); connections come from the one pool
 // (pipeline/pool.ts) under the cluster's limits.
 import { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { Framing, HeadError, RequestHead, findHeadEnd, parseRequestHead } from './head-parser';
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import { localReply } from './replies';
 import { Upstream, UpstreamFailure, type UpstreamOwner } from './upstream';
+import { isPlainTcp, readAccepted } from './socket-read';
 import type { Connector } from '../types';
 import { rewriteHead } from './rewrite';
 import { Acquire, ConnectionPool, type PoolWaiter } from '../pipeline/pool';
@@ -161,8 +161,11 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     initial: Buffer | null,
   ) {
     this.lc = new Lifecycle(this, o);
-    this.plainClient = sock instanceof Socket && !(sock instanceof TLSSocket);
+    this.plainClient = isPlainTcp(sock);
     if (sock instanceof Socket) sock.setNoDelay(true);
+    // A plain TCP client reads through `onread` (socket-read.ts); 'data' still brings
+    // bytes the stream held before the switch (and everything on other transports).
+    readAccepted(sock, (d) => this.onData(d));
     sock.on('data', (d: Buffer) => this.onData(d));
     sock.on('drain', () => this.onClientDrain());
     sock.on('error', () => this.onClientGone());
@@ -388,7 +391,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     const ok = this.sock.write(b);
     const up = this.up;
     if (up === null) return;
-    if (!this.plainClient || this.sock.writableLength > 0) up.lent = true;
+    if (!this.plainClient || this.sock.writableLength > 0) up.keepRead();
     if (!ok) up.sock.pause();
   }
 
@@ -419,7 +422,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     this.lc.status = 101;
     this.responseStarted = true;
     this.phase = Phase.Tunnel;
-    up.lent = true;
+    up.keepRead();
     this.sock.write(bytes);
     if (this.pending !== null) { up.write(this.pending); this.pending = null; }
     this.sock.resume();

@@ -223,6 +223,27 @@ function parseHeaders(h: MessageHead, buf: Buffer, pos: number, end: number, isR
 
 const MAX_TARGET = 8192;
 
+/** The common methods as constant strings: no string is built for them per request. */
+const METHODS = ['GET', 'POST', 'PUT', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'];
+
+/** buf[s..e) as one of METHODS (exact, case-sensitive: methods are), or null. */
+function knownMethod(buf: Buffer, s: number, e: number): string | null {
+  const n = e - s;
+  for (let m = 0; m < METHODS.length; m++) {
+    const lit = METHODS[m]!;
+    if (lit.length !== n) continue;
+    let i = 0;
+    while (i < n && buf[s + i] === lit.charCodeAt(i)) i++;
+    if (i === n) return lit;
+  }
+  return null;
+}
+
+/** "HTTP/1." at the start of buf, compared byte by byte. */
+function startsWithHttp1(buf: Buffer): boolean {
+  return buf[0] === 0x48 && buf[1] === 0x54 && buf[2] === 0x54 && buf[3] === 0x50 && buf[4] === 0x2f && buf[5] === 0x31 && buf[6] === 0x2e;
+}
+
 /**
  * Parses a request head in buf[0..headEnd). `headEnd` comes from findHeadEnd. Throws
  * HeadError with the status to answer.
@@ -234,7 +255,7 @@ export function parseRequestHead(h: RequestHead, buf: Buffer, headEnd: number): 
   const ms = pos;
   while (TCHAR[buf[pos]!] === 1) pos++;
   if (pos === ms || buf[pos] !== SP) throw new HeadError(400, 'invalid method');
-  h.method = buf.toString('latin1', ms, pos);
+  h.method = knownMethod(buf, ms, pos) ?? buf.toString('latin1', ms, pos);
   pos++;
   const ts = pos;
   while (TARGET_OK[buf[pos]!] === 1) pos++;
@@ -285,7 +306,7 @@ export function parseRequestHead(h: RequestHead, buf: Buffer, headEnd: number): 
 /** Parses a response head; throws HeadError(502) when the upstream response is unframeable. */
 export function parseResponseHead(h: ResponseHead, buf: Buffer, headEnd: number): void {
   h.buf = buf; h.headEnd = headEnd; h.count = 0; h.contentLength = 0; h.xfcc = false;
-  if (headEnd < 14 || buf.toString('latin1', 0, 7) !== 'HTTP/1.') throw new HeadError(502, 'invalid status line');
+  if (headEnd < 14 || !startsWithHttp1(buf)) throw new HeadError(502, 'invalid status line');
   const minor = buf[7]! - 0x30;
   if ((minor !== 0 && minor !== 1) || buf[8] !== SP) throw new HeadError(502, 'invalid status line');
   h.minor = minor;

@@ -9,12 +9,10 @@ import { Framing, HeadError, ResponseHead, findHeadEnd, parseResponseHead } from
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import type { ConnectionPool, PooledConnection } from '../pipeline/pool';
 import type { EndpointState } from '../balancer/endpoint';
+import { ReadSlab, isPlainTcp } from './socket-read';
 export type { Connector } from '../types';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
-
-/** Read buffer of a connection that reads through `onread` (reused until lent out). */
-const READ_BUFFER = 16 * 1024;
 
 /** Why an upstream exchange failed before a complete response. */
 export const enum UpstreamFailure { ConnectFailure, Reset, Protocol, Timeout }
@@ -56,17 +54,16 @@ export class Upstream implements PooledConnection {
   private headRequest = false;
   /** Any response byte seen for the current request (a retry is no longer safe). */
   gotBytes = false;
-  /** Set by the owner when bytes it was handed are still referenced after the call
-   *  (a write the socket could not finish at once): the read buffer is then replaced
-   *  instead of reused. */
-  lent = false;
-  private rbuf: Buffer | null = null;
+  /** Where reads land when the transport reads through `onread` (socket-read.ts). */
+  private readonly slab = new ReadSlab();
   readonly sock: Socket | Duplex;
+  private readonly plainTcp: boolean;
 
   /** `open` creates the transport; given `read` (a plain TCP socket's `onread`), reads
-   *  land in one reused buffer without the Readable stream machinery. */
+   *  land in the connection's read slab without the Readable stream machinery. */
   constructor(readonly endpoint: EndpointState, open: (read: OnReadOpts) => Socket | Duplex, private readonly pool: ConnectionPool<Upstream>) {
-    const sock = this.sock = open({ buffer: this.readBuffer, callback: this.onRead });
+    const sock = this.sock = open({ buffer: this.slab.next, callback: this.onRead });
+    this.plainTcp = isPlainTcp(sock);
     if (sock instanceof Socket) {
       sock.setNoDelay(true);
       if (sock.connecting) sock.once('connect', () => { this.connected = true; });
@@ -90,16 +87,20 @@ export class Upstream implements PooledConnection {
 
   write(b: Buffer): boolean { return this.sock.write(b); }
 
-  private readonly readBuffer = (): Buffer => {
-    if (this.rbuf === null || this.lent) { this.rbuf = Buffer.allocUnsafe(READ_BUFFER); this.lent = false; }
-    return this.rbuf;
-  };
+  /** Whether bytes written to this connection may still be referenced by its transport
+   *  (a plain TCP socket has copied them to the kernel once nothing is pending). */
+  holdsWrites(): boolean { return !this.plainTcp || this.sock.writableLength > 0; }
+
+  /** Called by the owner, within a read's callback, when bytes it was handed are still
+   *  referenced after the call (a write the client socket could not finish at once): the
+   *  next read must not land on them. */
+  keepRead(): void { this.slab.keep(); }
 
   private readonly onRead = (n: number, buf: Uint8Array): boolean => {
+    this.slab.last = n;
     this.onData((buf as Buffer).subarray(0, n));
-    // Whatever still references this read (a partial head, a pending write) keeps the
-    // buffer: the next read gets a new one.
-    if (this.partial !== null) this.lent = true;
+    // A partial head references this read: the next one lands after it.
+    if (this.partial !== null) this.slab.keep();
     return true;
   };
 

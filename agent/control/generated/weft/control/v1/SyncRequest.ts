@@ -10,6 +10,7 @@ export interface SyncRequest {
   'typeUrl'?: (string);
   'initialResourceVersions'?: ({[key: string]: string});
   'nodeAddress'?: (string);
+  'initialResourcesDigest'?: (string);
 }
 
 export interface SyncRequest__Output {
@@ -20,4 +21,5 @@ export interface SyncRequest__Output {
   'typeUrl': (string);
   'initialResourceVersions': ({[key: string]: string});
   'nodeAddress': (string);
+  'initialResourcesDigest': (string);
 }
