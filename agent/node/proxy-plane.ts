@@ -25,7 +25,7 @@ import type { NodeView } from '../policy/snapshot';
 import { nodeAddress } from '../policy/topology';
 import { duplexPair } from '../lib/duplex-pair';
 import { unmapV4 } from '../lib/ip';
-import { deferredDuplex } from './deferred-duplex';
+import { deferredDuplex } from '../lib/deferred-duplex';
 import type { LocalWorkload } from './workloads';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import { WeftError, describeError } from '../lib/errors';

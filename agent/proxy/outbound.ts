@@ -15,6 +15,9 @@ import type { RequestMetrics, RequestSeries } from './routing/metrics';
 import type { AccessSink } from './routing/access-log';
 import type { Tracer } from './routing/tracing';
 import { parseSni } from './tls-sni';
+import { splice } from './tunnel/forward';
+import { isDeferredDuplex } from '../lib/deferred-duplex';
+import { describeError } from '../lib/errors';
 import { componentLogger, type Logger } from '../telemetry/logger';
 import { listenOn, type ListenTarget } from '../lib/listen';
 import type { PathNormalization } from './http/path';
@@ -171,6 +174,23 @@ export class OutboundProxy {
     try { up = this.o.connect(ep.endpoint, origin); } catch (e) {
       this.log.warn({ err: String(e) }, 'upstream connect failed');
       s.destroy();
+      return;
+    }
+    // A tunnel stream still being opened: join the client socket to it directly once it
+    // is open (the tunnel's splice bridges the socket to the HTTP/2 stream), instead of
+    // relaying through the stand-in Duplex.
+    const opening = isDeferredDuplex(up) ? up.takeOver() : null;
+    if (opening !== null) {
+      s.pause();
+      opening.then((t) => {
+        if (s.destroyed) { t.destroy(); return; }
+        if (first !== null) s.unshift(first);
+        splice(s, t);
+        s.resume();
+      }, (e: Error) => {
+        this.log.debug({ err: describeError(e) }, 'tunnel to upstream failed');
+        s.destroy();
+      });
       return;
     }
     if (first !== null) up.write(first);
