@@ -22,6 +22,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { mulberry32 } from '../lib/rng';
 
 const ROOT = join(__dirname, '..', '..');
 const SECONDS = Number(process.env.FUZZ_SECONDS ?? 30);
@@ -31,16 +32,6 @@ const SEED = Number(process.env.FUZZ_SEED ?? (Date.now() % 2 ** 31));
 
 // ------------------------------------------------------------------ deterministic PRNG
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(SEED);
 const int = (n: number) => Math.floor(rand() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;

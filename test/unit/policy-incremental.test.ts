@@ -12,18 +12,9 @@ import assert from 'node:assert/strict';
 import { compile, loadPolicyTexts, type Snapshot, type WorkloadRegistration } from '../../agent/policy';
 import { IncrementalPolicy } from '../../agent/policy/incremental';
 import { ViewResourceCache } from '../../agent/policy/view-cache';
+import { mulberry32 } from '../lib/rng';
 
-/** mulberry32: a small seeded generator, so a failure names its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+
 
 type Doc = Record<string, unknown>;
 const NODES = ['node-a', 'node-b', 'node-c', 'node-d'];
@@ -169,7 +160,7 @@ function nodeResources(views: ViewResourceCache, node: string) {
 }
 
 function run(seed: number, steps: number) {
-  const m = new Mesh(rng(seed));
+  const m = new Mesh(mulberry32(seed));
   m.init();
   const engine = new IncrementalPolicy();
   const views = new ViewResourceCache();
@@ -220,7 +211,7 @@ test('incremental compile: random edit sequences give exactly the full compile\'
 });
 
 test('incremental compile: a Workload edit re-checks and recompiles only what it touches', () => {
-  const m = new Mesh(rng(99));
+  const m = new Mesh(mulberry32(99));
   m.init();
   const engine = new IncrementalPolicy();
   const first = engine.compile(engine.loadTexts(m.files()), [], { now: new Date(0) });
