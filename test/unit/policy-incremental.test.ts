@@ -14,8 +14,6 @@ import { IncrementalPolicy } from '../../agent/policy/incremental';
 import { ViewResourceCache } from '../../agent/policy/view-cache';
 import { mulberry32 } from '../lib/rng';
 
-
-
 type Doc = Record<string, unknown>;
 const NODES = ['node-a', 'node-b', 'node-c', 'node-d'];
 const NAMESPACES = ['shop', 'bank'];
