@@ -12,6 +12,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WeftError, describeError } from '../../lib/errors';
 import { componentLogger } from '../../telemetry/logger';
+import { failWithoutIdentity } from '../../identity/fail-mode';
 import type { LocalForwarder, Target } from './forward';
 import type { NodeAddress, TunnelPool } from './pool';
 
@@ -45,8 +46,9 @@ export class Outbound {
     if (!req.nodeAddress) {
       return this.opts.local.open({ sourcePrincipal: req.sourceIdentity, sourceWorkload: req.sourceWorkload, target: req.target, ...(req.sourceIp ? { sourceIp: req.sourceIp } : {}) });
     }
-    if (this.opts.failMode === 'open' && !this.opts.hasCertificate(req.sourceIdentity)) {
-      this.log.warn({ source: req.sourceIdentity, target: `${req.target.ip}:${req.target.port}` }, 'no certificate: failing open to plaintext');
+    if (!this.opts.hasCertificate(req.sourceIdentity)) {
+      // Fail-closed rejects here (WEFT_ERR_IDENTITY); fail-open goes on in plaintext.
+      failWithoutIdentity(this.opts.failMode, this.log, `no certificate for ${req.sourceIdentity}`, { source: req.sourceIdentity, target: `${req.target.ip}:${req.target.port}` });
       return plaintext(req.target);
     }
     return this.opts.pool.openTunnel({ ...req, nodeAddress: req.nodeAddress });
