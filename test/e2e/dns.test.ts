@@ -15,13 +15,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
-import { bridge, createNetns, podOnBridge, type Netns } from '../lib/netns';
+import { podNode } from '../lib/pod-node';
 import { waitAgentReady } from '../lib/mesh';
-import { ROOT, watchWeft, weftArgv, type WeftProcess } from '../lib/weft';
+import { ROOT, weftArgv } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
 
 const FIX = join(ROOT, 'test', 'e2e', 'fixtures', 'pods');
@@ -50,25 +49,8 @@ function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout
 
 test('DNS: workloads resolve mesh names through the kernel-captured agent, outside names through the node\'s resolver', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true, commands: ['curl', 'nsenter', 'unshare', 'dig', 'getent', 'dnsmasq'] })) return;
-  const nodeName = `dns${process.pid}`;
-  const dir = mkdtempSync(join(tmpdir(), 'wt-dns-'));
+  const { nodeName, dir, node, pods: [podA, podB, up], spawnIn, procs } = podNode(t, 'dns', NODE_IP, [['a', POD_A], ['b', POD_B], ['up', RESOLVER]]);
   const TOKEN = join(dir, 'agent', 'admin-token');
-  const procs: WeftProcess[] = [];
-  const nss: Netns[] = [];
-  t.after(() => {
-    for (const p of procs) p.proc.kill('SIGKILL');
-    for (const n of nss) n.destroy();
-    try { const [cmd, ...rest] = weftArgv('agent', '--cleanup', '--node', nodeName); execFileSync(cmd!, rest, { cwd: ROOT, stdio: 'ignore' }); } catch { /* asserted below */ }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const netns = (prefix: string) => { const n = createNetns(prefix); nss.push(n); return n; };
-  const node = netns('wt-dns-node');
-  const podA = netns('wt-dns-a'), podB = netns('wt-dns-b'), up = netns('wt-dns-up');
-  const br = bridge(node, `${NODE_IP}/24`);
-  podOnBridge(node, br, podA, `${POD_A}/24`, NODE_IP);
-  podOnBridge(node, br, podB, `${POD_B}/24`, NODE_IP);
-  podOnBridge(node, br, up, `${RESOLVER}/24`, NODE_IP);
-  const spawnIn = (ns: Netns, argv: string[]) => { const p = watchWeft(ns.spawn(argv, { cwd: ROOT })); procs.push(p); return p; };
 
   // The node's resolver: dnsmasq on port 53 of its own namespace, authoritative for a
   // few outside names, logging every query with its source address.

@@ -16,13 +16,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
-import { bridge, createNetns, podOnBridge, type Netns } from '../lib/netns';
+import { podNode } from '../lib/pod-node';
+import type { Netns } from '../lib/netns';
 import { waitAgentReady } from '../lib/mesh';
-import { ROOT, watchWeft, weftArgv, type WeftProcess } from '../lib/weft';
+import { ROOT, weftArgv } from '../lib/weft';
 import { cgroup2Root } from '../../agent/datapath/layout';
 import { until } from '../lib/wait';
 
@@ -118,27 +118,10 @@ async function metricTotal(node: Netns, name: string): Promise<number> {
 
 test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through the node address, mTLS STRICT', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true, commands: ['curl', 'nsenter'] })) return;
-  const nodeName = `pods${process.pid}`;
-  const dir = mkdtempSync(join(tmpdir(), 'wt-pods-'));
+  const { nodeName, dir, node, pods: [podA, podB, outsider], spawnIn, namespaces: nss } = podNode(t, 'pods', NODE_IP, [['a', POD_A], ['b', POD_B], ['out', OUTSIDER]]);
   // What the agent writes in its --state-dir, since its admin port is not on loopback.
   const TOKEN = join(dir, 'agent', 'admin-token');
   adminTokenFile = TOKEN;
-  const procs: WeftProcess[] = [];
-  const nss: Netns[] = [];
-  t.after(() => {
-    for (const p of procs) p.proc.kill('SIGKILL');
-    for (const n of nss) n.destroy();
-    try { const [cmd, ...rest] = weftArgv('agent', '--cleanup', '--node', nodeName); execFileSync(cmd!, rest, { cwd: ROOT, stdio: 'ignore' }); } catch { /* asserted below */ }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const netns = (prefix: string) => { const n = createNetns(prefix); nss.push(n); return n; };
-  const node = netns('wt-pods-node');
-  const podA = netns('wt-pods-a'), podB = netns('wt-pods-b'), outsider = netns('wt-pods-out');
-  const br = bridge(node, `${NODE_IP}/24`);
-  podOnBridge(node, br, podA, `${POD_A}/24`, NODE_IP);
-  podOnBridge(node, br, podB, `${POD_B}/24`, NODE_IP);
-  podOnBridge(node, br, outsider, `${OUTSIDER}/24`, NODE_IP);
-  const spawnIn = (ns: Netns, argv: string[]) => { const p = watchWeft(ns.spawn(argv, { cwd: ROOT })); procs.push(p); return p; };
 
   // The node: control API (loopback of the node namespace) and the agent, whose outbound
   // and admin listeners are on the node's bridge address so the pods can reach them.
