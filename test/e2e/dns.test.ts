@@ -14,8 +14,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { podNode } from '../lib/pod-node';
@@ -49,7 +48,7 @@ function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout
 
 test('DNS: workloads resolve mesh names through the kernel-captured agent, outside names through the node\'s resolver', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true, commands: ['curl', 'nsenter', 'unshare', 'dig', 'getent', 'dnsmasq'] })) return;
-  const { nodeName, dir, node, pods: [podA, podB, up], spawnIn, procs } = podNode(t, 'dns', NODE_IP, [['a', POD_A], ['b', POD_B], ['up', RESOLVER]]);
+  const { nodeName, dir, node, pods: [podA, podB, up], spawnIn, startControl, procs } = podNode(t, 'dns', NODE_IP, [['a', POD_A], ['b', POD_B], ['up', RESOLVER]]);
   const TOKEN = join(dir, 'agent', 'admin-token');
 
   // The node's resolver: dnsmasq on port 53 of its own namespace, authoritative for a
@@ -79,14 +78,7 @@ test('DNS: workloads resolve mesh names through the kernel-captured agent, outsi
     return r.stdout.trim();
   };
 
-  const policiesDir = join(dir, 'policies');
-  mkdirSync(policiesDir);
-  writeFileSync(join(policiesDir, 'mesh.yaml'), policies(nodeName));
-  writeFileSync(join(dir, 'token'), `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
-  const caBundle = join(dir, 'control-ca.pem');
-  const control = spawnIn(node, weftArgv('control', '--policies', policiesDir, '--listen', '127.0.0.1:15010', '--admin', '127.0.0.1:15011',
-    '--state-dir', join(dir, 'control'), '--token-file', join(dir, 'token'), '--ca-bundle-out', caBundle));
-  await control.waitForLog(/listening on/);
+  const { caBundle } = await startControl(policies(nodeName));
   // DNS is on by default outside Kubernetes; the upstream is the node's resolver.
   const agent = spawnIn(node, weftArgv('agent', '--control', '127.0.0.1:15010', '--control-ca', caBundle, '--node', nodeName,
     '--token-file', join(dir, 'token'), '--state-dir', join(dir, 'agent'), '--workers', '1',

@@ -15,8 +15,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from '../lib/privileges';
 import { podNode } from '../lib/pod-node';
@@ -118,21 +117,14 @@ async function metricTotal(node: Netns, name: string): Promise<number> {
 
 test('pods in their own network namespaces: kernel L4 pod to pod, HTTP through the node address, mTLS STRICT', { timeout: 180_000 }, async (t) => {
   if (!requires(t, { bpffs: true, netns: true, cgroup2: true, commands: ['curl', 'nsenter'] })) return;
-  const { nodeName, dir, node, pods: [podA, podB, outsider], spawnIn, namespaces: nss } = podNode(t, 'pods', NODE_IP, [['a', POD_A], ['b', POD_B], ['out', OUTSIDER]]);
+  const { nodeName, dir, node, pods: [podA, podB, outsider], spawnIn, startControl, namespaces: nss } = podNode(t, 'pods', NODE_IP, [['a', POD_A], ['b', POD_B], ['out', OUTSIDER]]);
   // What the agent writes in its --state-dir, since its admin port is not on loopback.
   const TOKEN = join(dir, 'agent', 'admin-token');
   adminTokenFile = TOKEN;
 
   // The node: control API (loopback of the node namespace) and the agent, whose outbound
   // and admin listeners are on the node's bridge address so the pods can reach them.
-  const policiesDir = join(dir, 'policies');
-  mkdirSync(policiesDir);
-  writeFileSync(join(policiesDir, 'mesh.yaml'), policies(false));
-  writeFileSync(join(dir, 'token'), `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
-  const caBundle = join(dir, 'control-ca.pem');
-  const control = spawnIn(node, weftArgv('control', '--policies', policiesDir, '--listen', '127.0.0.1:15010', '--admin', '127.0.0.1:15011',
-    '--state-dir', join(dir, 'control'), '--token-file', join(dir, 'token'), '--ca-bundle-out', caBundle));
-  await control.waitForLog(/listening on/);
+  const { control, policiesDir, caBundle } = await startControl(policies(false));
   const agent = spawnIn(node, weftArgv('agent', '--control', '127.0.0.1:15010', '--control-ca', caBundle, '--node', nodeName,
     '--token-file', join(dir, 'token'), '--state-dir', join(dir, 'agent'), '--workers', '1',
     '--outbound', `${NODE_IP}:15001`, '--admin', ADMIN, '--inbound', `${NODE_IP}:15008`));

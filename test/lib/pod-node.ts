@@ -5,7 +5,8 @@
 // node's weft objects cleaned up (`weft agent --cleanup`), the temp dir removed.
 import type { TestContext } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bridge, createNetns, podOnBridge, type Netns } from './netns';
@@ -25,6 +26,10 @@ export interface PodNode {
   procs: WeftProcess[];
   /** Spawns a weft command inside a namespace; killed after the test. */
   spawnIn(ns: Netns, argv: string[]): WeftProcess;
+  /** The control API on the node namespace's loopback (127.0.0.1:15010, admin 15011),
+   *  serving `meshYaml` from `dir/policies`, with a bootstrap token in `dir/token`; once
+   *  it listens. */
+  startControl(meshYaml: string): Promise<{ control: WeftProcess; policiesDir: string; tokenFile: string; caBundle: string }>;
 }
 
 /** `prefix` names the node, the temp dir and the namespaces; `pods` are [name, address]. */
@@ -43,8 +48,18 @@ export function podNode(t: TestContext, prefix: string, nodeIp: string, pods: re
   const node = netns('node');
   const br = bridge(node, `${nodeIp}/24`);
   const podNs = pods.map(([name, ip]) => { const ns = netns(name); podOnBridge(node, br, ns, `${ip}/24`, nodeIp); return ns; });
-  return {
-    nodeName, dir, node, pods: podNs, namespaces: nss, procs,
-    spawnIn: (ns, argv) => { const p = watchWeft(ns.spawn(argv, { cwd: ROOT })); procs.push(p); return p; },
+  const spawnIn = (ns: Netns, argv: string[]): WeftProcess => { const p = watchWeft(ns.spawn(argv, { cwd: ROOT })); procs.push(p); return p; };
+  const startControl = async (meshYaml: string) => {
+    const policiesDir = join(dir, 'policies');
+    mkdirSync(policiesDir);
+    writeFileSync(join(policiesDir, 'mesh.yaml'), meshYaml);
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, `${randomBytes(16).toString('hex')}\n`, { mode: 0o600 });
+    const caBundle = join(dir, 'control-ca.pem');
+    const control = spawnIn(node, weftArgv('control', '--policies', policiesDir, '--listen', '127.0.0.1:15010', '--admin', '127.0.0.1:15011',
+      '--state-dir', join(dir, 'control'), '--token-file', tokenFile, '--ca-bundle-out', caBundle));
+    await control.waitForLog(/listening on/);
+    return { control, policiesDir, tokenFile, caBundle };
   };
+  return { nodeName, dir, node, pods: podNs, namespaces: nss, procs, spawnIn, startControl };
 }
