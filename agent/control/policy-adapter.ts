@@ -22,7 +22,7 @@ export function policyCompiler(discovered: () => { file: string; text: string }[
   const engine = new IncrementalPolicy();
   return {
     async load(tree) {
-      const r = engine.load([tree.root], discovered());
+      const r = tree.files ? engine.loadTree(tree.files, discovered()) : engine.load([tree.root], discovered());
       return { objects: { set: r, tree }, diagnostics: r.diagnostics.map(formatter(tree)) };
     },
     compile({ set, tree }, registered, opts) {

@@ -4,11 +4,15 @@
 // The server depends on this interface only, so the transport, sources and state machine
 // do not change when the policy engine does; `realPolicyCompiler` adapts agent/policy.
 import type { NodeReport, Snapshot, WorkloadRegistration } from '../policy/snapshot';
+import type { PolicyTreeFiles } from '../policy/tree-files';
 
 /** What a source reports: the checked-out tree and, for git, the commit it is at. */
 export interface PolicyTree {
   root: string;
   revision?: string;
+  /** The tree's files as the source keeps them up to date (a watched directory): the
+   *  compiler reads these instead of walking and reading `root`. */
+  files?: PolicyTreeFiles;
 }
 
 export interface LoadResult<O> {

@@ -20,6 +20,7 @@
 import type { LoadedObject } from './load';
 import { loadFiles, loadTexts } from './load';
 import { ParsedFileCache, type FileLoad } from './load-cache';
+import type { PolicyTreeFiles } from './tree-files';
 import type { LoadResult } from './load-types';
 import { finish, type PolicyLoadResult } from './index';
 import type { ServiceObject, WorkloadObject, AuthorizationPolicyObject } from './kinds';
@@ -79,6 +80,13 @@ export class IncrementalPolicy {
   /** loadPolicyDir(paths, extra), incrementally when the change allows. */
   load(paths: readonly string[], extra: readonly { file: string; text: string }[] = []): PolicyLoadResult {
     return this.finishLoad(loadFiles(paths, extra, this.cache));
+  }
+
+  /** loadPolicyDir([tree.root], extra) from a tree whose files are kept between loads
+   *  (tree-files.ts): only the files it was told changed are read again. */
+  loadTree(tree: PolicyTreeFiles, extra: readonly { file: string; text: string }[] = []): PolicyLoadResult {
+    const { texts, diagnostics } = tree.read();
+    return this.finishLoad(loadTexts([...texts, ...extra], diagnostics, this.cache));
   }
 
   /** loadPolicyTexts(files) the same way (tests, in-memory sources). */

@@ -50,30 +50,83 @@ function statSafe(p: string) {
   try { return statSync(p); } catch { return undefined; }
 }
 
+/** A policy file found in a tree, with what lstat said of it; `text` once read. */
+export interface PolicyFile {
+  file: string;
+  size: number;
+  mtimeMs: number;
+  text?: string;
+}
+
+/** What a walk of a policy tree finds: the policy files in load order, the symbolic
+ *  links it refuses to follow (reported), and the directories it walked. */
+export interface TreeWalk {
+  files: PolicyFile[];
+  links: Diagnostic[];
+  dirs: string[];
+}
+
+/** One entry `name` of a walked directory, at path `p`: skipped (dot names: .git and
+ *  editor droppings), a link reported, a directory walked in name order, or a policy
+ *  file. A path that vanished meanwhile is nothing. */
+export function visitTreeEntry(p: string, name: string, out: TreeWalk): void {
+  if (name.startsWith('.')) return;
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  if (!st) return;
+  // Links inside a tree are not followed: one in a pushed commit could point the
+  // control API at / (a walk of the whole filesystem) or at files outside the repo.
+  if (st.isSymbolicLink()) { if (isPolicyFile(name) || statSafe(p)?.isDirectory()) out.links.push({ file: p, line: 1, col: 1, message: 'symbolic link inside a policy tree; not followed' }); }
+  else if (st.isDirectory()) walkTreeDir(p, out);
+  else if (st.isFile() && isPolicyFile(name)) out.files.push({ file: p, size: st.size, mtimeMs: st.mtimeMs });
+}
+
+/** Every entry of `dir`, in name order (so files come in the same order on every load). */
+export function walkTreeDir(dir: string, out: TreeWalk): void {
+  out.dirs.push(dir);
+  for (const name of readdirSync(dir).sort()) visitTreeEntry(dir.endsWith('/') ? dir + name : `${dir}/${name}`, name, out);
+}
+
 /** Files under each path, sorted, named relative to the path as the caller gave it. */
-export function collectFiles(paths: readonly string[], diagnostics: Diagnostic[]): string[] {
-  const files: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      if (name.startsWith('.')) continue; // .git and editor droppings
-      const p = dir.endsWith('/') ? dir + name : `${dir}/${name}`;
-      // Links inside a tree are not followed: one in a pushed commit could point the
-      // control API at / (a walk of the whole filesystem) or at files outside the repo.
-      const st = lstatSync(p);
-      if (st.isSymbolicLink()) { if (isPolicyFile(name) || statSafe(p)?.isDirectory()) diagnostics.push({ file: p, line: 1, col: 1, message: 'symbolic link inside a policy tree; not followed' }); }
-      else if (st.isDirectory()) walk(p);
-      else if (st.isFile() && isPolicyFile(name)) files.push(p);
-    }
-  };
+export function collectFiles(paths: readonly string[], diagnostics: Diagnostic[]): PolicyFile[] {
+  const out: TreeWalk = { files: [], links: diagnostics, dirs: [] };
   for (const p of paths) {
     try {
-      if (statSync(p).isDirectory()) walk(p);
-      else files.push(p);
+      const st = statSync(p);
+      if (st.isDirectory()) walkTreeDir(p, out);
+      else out.files.push({ file: p, size: st.size, mtimeMs: st.mtimeMs });
     } catch (e) {
       diagnostics.push({ file: p, line: 1, col: 1, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
     }
   }
-  return files;
+  return out.files;
+}
+
+/** The texts of `files` in order, within POLICY_LIMITS (a file over the size limit is
+ *  reported and not read; the tree's bytes stop the read). A file's text is read once
+ *  and kept on its entry (a caller holding entries across loads re-reads only the
+ *  entries it replaced). */
+export function readPolicyFiles(files: readonly PolicyFile[], diagnostics: Diagnostic[]): { file: string; text: string }[] {
+  const texts: { file: string; text: string }[] = [];
+  let bytes = 0;
+  for (const f of files) {
+    const { file, size } = f;
+    if (size > POLICY_LIMITS.fileBytes) {
+      diagnostics.push({ file, line: 1, col: 1, message: `file is ${MiB(size)}, over the ${MiB(POLICY_LIMITS.fileBytes)} limit for one policy file; not read (split it)` });
+      continue;
+    }
+    bytes += size;
+    if (bytes > POLICY_LIMITS.treeBytes) {
+      diagnostics.push({ file, line: 1, col: 1, message: `policy tree over ${MiB(POLICY_LIMITS.treeBytes)} from this file on; this and later files not read` });
+      break;
+    }
+    try {
+      f.text ??= readFileSync(file, 'utf8');
+      texts.push({ file, text: f.text });
+    } catch (e) {
+      diagnostics.push({ file, line: 1, col: 1, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+    }
+  }
+  return texts;
 }
 
 /** Parses and schema-checks one file's text. Never throws: every problem, including a
@@ -305,24 +358,6 @@ export function loadTexts(files: readonly { file: string; text: string }[], diag
  *  between both sides are resolved. Files over the size limits are not read at all. */
 export function loadFiles(paths: readonly string[], extra: readonly { file: string; text: string }[] = [], cache?: ParsedFileCache): LoadResult {
   const diagnostics: Diagnostic[] = [];
-  const texts: { file: string; text: string }[] = [];
-  let bytes = 0;
-  for (const file of collectFiles(paths, diagnostics)) {
-    try {
-      const size = statSync(file).size;
-      if (size > POLICY_LIMITS.fileBytes) {
-        diagnostics.push({ file, line: 1, col: 1, message: `file is ${MiB(size)}, over the ${MiB(POLICY_LIMITS.fileBytes)} limit for one policy file; not read (split it)` });
-        continue;
-      }
-      bytes += size;
-      if (bytes > POLICY_LIMITS.treeBytes) {
-        diagnostics.push({ file, line: 1, col: 1, message: `policy tree over ${MiB(POLICY_LIMITS.treeBytes)} from this file on; this and later files not read` });
-        break;
-      }
-      texts.push({ file, text: readFileSync(file, 'utf8') });
-    } catch (e) {
-      diagnostics.push({ file, line: 1, col: 1, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
-    }
-  }
+  const texts = readPolicyFiles(collectFiles(paths, diagnostics), diagnostics);
   return loadTexts([...texts, ...extra], diagnostics, cache);
 }

@@ -169,7 +169,10 @@ export async function runScale(cleanup: Cleanup, dir: string, changes: number, s
   const stormFrom = events.length;
   const bBytesBefore = await metricValue(b, 'weft_control_push_bytes_total');
   const bResBefore = await metricValue(b, 'weft_control_delta_resources_total');
-  a.proc.kill('SIGKILL');
+  // WEFT_BENCH_CONTROL_SCALE_STOP_A=SIGTERM stops A gracefully instead, so that a
+  // --cpu-prof in WEFT_BENCH_CONTROL_SCALE_NODE_ARGS can write A's profile (SIGKILL
+  // leaves none); the storm then measures a graceful shutdown, not a crash.
+  a.proc.kill(process.env.WEFT_BENCH_CONTROL_SCALE_STOP_A === 'SIGTERM' ? 'SIGTERM' : 'SIGKILL');
   const killedAt = Date.now();
   const resynced = await acked(stormFrom, current, (e) => e.resync === true);
   const resync = [...resynced.values()].map((at) => at - killedAt);
