@@ -36,3 +36,46 @@ export function controlProto(): ProtoGrpcType {
   loaded = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
   return loaded;
 }
+
+/**
+ * A Sync push encoded once and written to many streams: a change that touches one
+ * service sends the same resources to most of a thousand agents, and protobuf encoding
+ * (plus building the bodies) per stream was a large part of a fan-out. `shared` is every
+ * field but the nonce, encoded by the service's own serializer; the nonce (the one field
+ * that differs per stream) is encoded alone and put in front. Protobuf parsers take
+ * fields in any order, so the message decodes exactly as the whole object would.
+ */
+export class PreEncodedSyncResponse {
+  constructor(readonly shared: Buffer, readonly nonce: string) {}
+}
+
+type SyncMethod = ProtoGrpcType['weft']['control']['v1']['Control']['service']['Sync'];
+type SyncResponseFields = Parameters<SyncMethod['responseSerialize']>[0];
+
+let syncService: grpc.ServiceDefinition | undefined;
+
+/** Encodes a SyncResponse without its nonce (for PreEncodedSyncResponse). The field is
+ *  left out, not empty: protobufjs writes every field the object has, even '', and a
+ *  decoder takes the last occurrence of a field. */
+export function encodeSyncResponse(msg: Omit<SyncResponseFields, 'nonce'>): Buffer {
+  if ('nonce' in msg) throw new Error('encodeSyncResponse: the nonce is added per stream');
+  return Buffer.from(controlProto().weft.control.v1.Control.service.Sync.responseSerialize(msg as SyncResponseFields));
+}
+
+/** The Control service definition for the server: as loaded, except that Sync writes
+ *  PreEncodedSyncResponse values as their bytes. */
+export function controlServiceDefinition(): grpc.ServiceDefinition {
+  if (syncService) return syncService;
+  const service = controlProto().weft.control.v1.Control.service;
+  const serialize = service.Sync.responseSerialize;
+  syncService = {
+    ...service,
+    Sync: {
+      ...service.Sync,
+      responseSerialize: (v: SyncResponseFields | PreEncodedSyncResponse) => v instanceof PreEncodedSyncResponse
+        ? Buffer.concat([serialize({ nonce: v.nonce }), v.shared])
+        : serialize(v),
+    },
+  };
+  return syncService;
+}

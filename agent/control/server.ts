@@ -13,7 +13,7 @@ import { requireSelf, isValidNodeName, type TokenAuthenticator, type Caller, typ
 import { signCertificate, type CertificateSigner } from './certificates';
 import { ControlMetrics } from './metrics';
 import type { PolicyCompiler } from './policy-compiler';
-import { controlProto, SERVER_MAX_RECEIVE_BYTES } from './proto';
+import { controlServiceDefinition, SERVER_MAX_RECEIVE_BYTES } from './proto';
 import { RegistrationStore, validateRegistration, workloadKey } from './registrations';
 import { rpcError, toRpcError } from './rpc-error';
 import { SnapshotStore } from './snapshot-store';
@@ -83,7 +83,7 @@ export class ControlServer {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5000,
     });
-    this.grpcServer.addService(controlProto().weft.control.v1.Control.service, this.handlers());
+    this.grpcServer.addService(controlServiceDefinition(), this.handlers());
   }
 
   get port(): number { return this.boundPort; }

@@ -14,11 +14,11 @@ import type { SyncResponse } from './generated/weft/control/v1/SyncResponse';
 import type { AgentRegistry, AgentRecord } from './agents';
 import { isValidNodeName, requireSelf, type TokenAuthenticator, type Caller, type PeerCredentials } from './auth';
 import type { ControlMetrics } from './metrics';
-import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL, RESEND_INITIAL_VERSIONS } from './proto';
+import { NODE_RESOURCES_TYPE_URL, NODE_VIEW_TYPE_URL, RESEND_INITIAL_VERSIONS, PreEncodedSyncResponse, encodeSyncResponse } from './proto';
 import { rpcError, toRpcError } from './rpc-error';
 import { usableNodeAddress } from './registrations';
 import type { SnapshotStore } from './snapshot-store';
-import type { NodeResources } from '../policy/view-cache';
+import type { EncodedResource, NodeResources } from '../policy/view-cache';
 
 type SyncCall = ServerDuplexStream<SyncRequest__Output, SyncResponse>;
 
@@ -42,6 +42,12 @@ const FAN_OUT_SLICE_MS = 5;
  *  agents connecting at once. */
 const MAX_BYTES_IN_FLIGHT = 12 * 1024 * 1024;
 const SLOW_WRITE_MS = 2000;
+/** Deltas of at most this many resources are encoded once per version and shared by
+ *  every stream that is sent the same one (a change's fan-out: most nodes get the same
+ *  few resources); bigger ones (resyncs) are nearly always one stream's own. */
+const SHARED_DELTA_MAX_RESOURCES = 64;
+/** Bytes of encoded deltas kept for one version. */
+const SHARED_DELTA_MAX_BYTES = 16 * 1024 * 1024;
 /** A push unanswered for this long while a newer version waits: the agent is too far
  *  behind. Its stream is ended (UNAVAILABLE) rather than queued for; it reconnects and
  *  resyncs from what it holds, and the others never wait for it. */
@@ -209,7 +215,7 @@ class SyncStream {
     const view = this.svc.store.nodeView((this.agent as AgentRecord).node);
     if (!view) return undefined;
     this.svc.metrics.pushBytes.inc(view.bytes.length);
-    return { bytes: view.bytes.length, done: this.write(view.version, { resource: view.bytes }) };
+    return { bytes: view.bytes.length, done: this.write(view.version, this.svc.trustBundle(), { resource: view.bytes }) };
   }
 
   /** Only the resources whose version differs from what the agent ACKed, and the names
@@ -233,25 +239,29 @@ class SyncStream {
       // Never a removal of something the agent does not hold: it would NACK it.
       removed = [...new Set([...removed.filter((name) => !held.missing?.has(name)), ...(held.extra ?? []).filter((name) => !current.resources.has(name))])];
     }
-    const resources = changed.map(([name, r]) => ({ name, version: r.version, body: r.body() }));
     delta.inFlight = { target: current.resources };
-    const bytes = resources.reduce((n, r) => n + r.body.length, 0);
-    this.svc.metrics.deltaResources.inc(resources.length);
-    this.svc.metrics.pushBytes.inc(bytes);
-    return { bytes, done: this.write(current.version, { resources, removedResources: removed }) };
+    const trustBundle = this.svc.trustBundle();
+    const encoded = this.svc.encodedDelta(current.version, trustBundle, changed, removed);
+    this.svc.metrics.deltaResources.inc(changed.length);
+    this.svc.metrics.pushBytes.inc(encoded.bytes);
+    return { bytes: encoded.bytes, done: this.write(current.version, trustBundle, encoded.shared) };
   }
 
-  private write(version: string, body: Partial<SyncResponse>): Promise<void> {
+  /** `body`: the fields besides version, nonce, type and trust bundle, or (delta) the
+   *  whole message but its nonce, encoded (SyncService.encodedDelta). */
+  private write(version: string, trustBundle: string[], body: Partial<SyncResponse> | Buffer): Promise<void> {
     this.lastNonce = `${this.id}-${++this.seq}`;
     this.sentVersion = version;
     this.awaitingSince = performance.now();
-    const trustBundle = this.svc.trustBundle();
     this.sentBundle = trustBundle.join('');
     this.svc.agents.sent(this.agent as AgentRecord, version);
     this.svc.metrics.pushes.inc();
     const typeUrl = this.delta ? NODE_RESOURCES_TYPE_URL : NODE_VIEW_TYPE_URL;
+    const message = Buffer.isBuffer(body)
+      ? new PreEncodedSyncResponse(body, this.lastNonce) as unknown as SyncResponse
+      : { versionInfo: version, nonce: this.lastNonce, typeUrl, trustBundle, ...body };
     return new Promise((resolve) => {
-      this.call.write({ versionInfo: version, nonce: this.lastNonce, typeUrl, trustBundle, ...body }, () => resolve());
+      this.call.write(message, () => resolve());
     });
   }
 
@@ -286,6 +296,8 @@ export class SyncService {
   readonly streams = new Set<SyncStream>();
   private fanning = false;
   private fanAgain = false;
+  /** Encoded deltas of the current version and trust bundle (`key`), by content. */
+  private deltas: { key: string; byContent: Map<string, { shared: Buffer; bytes: number }>; bytes: number } = { key: '', byContent: new Map(), bytes: 0 };
   /** ACK observers (tests, benchmarks): node → callbacks(version). */
   private readonly ackListeners = new Set<(node: string, version: string) => void>();
 
@@ -338,6 +350,35 @@ export class SyncService {
     } finally {
       this.fanning = false;
     }
+  }
+
+  /** A delta push of `version` with these resources and removals, encoded but for its
+   *  nonce (PreEncodedSyncResponse), and its resource bytes. The same delta for another
+   *  stream is the same bytes: encoded (and its bodies built) once per version. */
+  encodedDelta(version: string, trustBundle: string[], changed: readonly [string, EncodedResource][], removed: readonly string[]): { shared: Buffer; bytes: number } {
+    const encode = () => {
+      const resources = changed.map(([name, r]) => ({ name, version: r.version, body: r.body() }));
+      return {
+        shared: encodeSyncResponse({ versionInfo: version, typeUrl: NODE_RESOURCES_TYPE_URL, trustBundle, resources, removedResources: [...removed] }),
+        bytes: resources.reduce((n, r) => n + r.body.length, 0),
+      };
+    };
+    if (changed.length + removed.length > SHARED_DELTA_MAX_RESOURCES) return encode();
+    const generation = `${version}\n${trustBundle.join('')}`;
+    if (this.deltas.key !== generation) this.deltas = { key: generation, byContent: new Map(), bytes: 0 };
+    let key = '';
+    for (const [name, r] of changed) key += `${name}\0${r.version}\n`;
+    key += '\n';
+    for (const name of removed) key += `${name}\n`;
+    let e = this.deltas.byContent.get(key);
+    if (!e) {
+      e = encode();
+      if (this.deltas.bytes + e.shared.length <= SHARED_DELTA_MAX_BYTES) {
+        this.deltas.byContent.set(key, e);
+        this.deltas.bytes += e.shared.length;
+      }
+    }
+    return e;
   }
 
   onAck(fn: (node: string, version: string) => void): () => void {

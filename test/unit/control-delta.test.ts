@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { controlProto, NODE_RESOURCES_TYPE_URL, RESEND_INITIAL_VERSIONS } from '../../agent/control/proto';
+import { controlProto, controlServiceDefinition, encodeSyncResponse, PreEncodedSyncResponse, NODE_RESOURCES_TYPE_URL, RESEND_INITIAL_VERSIONS } from '../../agent/control/proto';
 import { policyCompiler } from '../../agent/control/policy-adapter';
 import type { PolicyCompiler } from '../../agent/control/policy-compiler';
 import type { SyncResponse__Output } from '../../agent/control/generated/weft/control/v1/SyncResponse';
@@ -178,4 +178,53 @@ test('delta sync: a reconnect giving the digest of what it holds resumes from it
   const fourth = openSync(t, h, node);
   fourth.send({ versionInfo: p1.versionInfo, responseNonce: '', initialResourcesDigest: resourceSetDigest(held), initialResourceVersions: Object.fromEntries(held) });
   assert.equal((await fourth.status).code, grpc.status.INVALID_ARGUMENT);
+});
+
+test('a pre-encoded delta push (encoded once, nonce in front) decodes exactly as the whole message encoded at once', () => {
+  const plain = controlProto().weft.control.v1.Control.service.Sync;
+  const served = controlServiceDefinition().Sync;
+  const msg = {
+    versionInfo: '0123456789abcdef', typeUrl: NODE_RESOURCES_TYPE_URL,
+    trustBundle: ['-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', 'second root'],
+    resources: [
+      { name: 'service/bench/svc-1', version: 'aaaa', body: Buffer.from('{"paths":[],"service":{}}') },
+      { name: '~node', version: 'bbbb', body: Buffer.alloc(300_000, 0x61) },
+    ],
+    removedResources: ['service/bench/gone'],
+  };
+  for (const nonce of ['', 'abcd1234-1', 'n'.repeat(64)]) {
+    const whole = plain.responseSerialize({ ...msg, nonce });
+    const pre = served.responseSerialize(new PreEncodedSyncResponse(encodeSyncResponse(msg), nonce));
+    const decoded = plain.responseDeserialize(pre);
+    assert.deepEqual(decoded, plain.responseDeserialize(whole), `nonce '${nonce}'`);
+    assert.equal(decoded.nonce, nonce);
+    assert.equal(decoded.resources[1]!.body.length, 300_000);
+  }
+  // Plain objects go through the loaded serializer unchanged.
+  assert.deepEqual(served.responseSerialize({ ...msg, nonce: 'x' }), plain.responseSerialize({ ...msg, nonce: 'x' }));
+});
+
+test('delta sync: agents of different nodes sent the same change each get it with their own nonce, and ACK it', async (t) => {
+  const h = await mesh(t);
+  const a = openSync(t, h, nodeName(0));
+  const b = openSync(t, h, nodeName(1));
+  for (const s of [a, b]) {
+    s.send({ versionInfo: '', responseNonce: '' });
+    const p = await s.push(1);
+    s.send({ versionInfo: p.versionInfo, responseNonce: p.nonce });
+  }
+  const acked = (node: string, v: string) => waitFor(() => (h.server.agents.get(node)?.ackedVersion === v ? true : undefined), (w) => h.server.sync.onAck(w), 5000, `ACK of ${v} by ${node}`);
+  await acked(nodeName(0), a.pushes[0]!.versionInfo);
+  await acked(nodeName(1), b.pushes[0]!.versionInfo);
+  // node-01's workload changes weight: both get that one service; neither hosts it.
+  h.write(`workloads-${nodeName(1)}.yaml`, nodeWorkloadsYaml(SHAPE, 1, 2));
+  const [pa, pb] = [await a.push(2), await b.push(2)];
+  assert.notEqual(pa.nonce, pb.nonce);
+  assert.equal(pa.versionInfo, pb.versionInfo);
+  assert.deepEqual(pa.resources.filter((r) => r.name !== NODE_RESOURCE), pb.resources.filter((r) => r.name !== NODE_RESOURCE));
+  assert.ok(pa.resources.length >= 1);
+  a.send({ versionInfo: pa.versionInfo, responseNonce: pa.nonce });
+  b.send({ versionInfo: pb.versionInfo, responseNonce: pb.nonce });
+  await acked(nodeName(0), pa.versionInfo);
+  await acked(nodeName(1), pb.versionInfo);
 });
