@@ -38,6 +38,8 @@ interface SharedEntry {
   hash: string;
   /** Everything besides the node that the path decisions depend on. */
   inputs: string;
+  /** The nodes with an endpoint of the service (each once). */
+  nodes: readonly string[];
 }
 
 /** One encoding of a service: the shared JSON plus a node's (or a zone's) decisions. */
@@ -190,9 +192,14 @@ export class NodeResources implements ReadonlyMap<string, EncodedResource> {
   /** What an agent holding `old` must be sent to hold this: the resources whose version
    *  differs, and the names that are gone. */
   deltaFrom(old: NodeResources): { changed: [string, EncodedResource][]; removed: string[] } {
-    const candidates = new Set<string>(this.layer === old.layer ? [] : this.layer.diffFrom(old.layer).changed);
-    for (const n of old.overrides.keys()) candidates.add(n);
-    for (const n of this.overrides.keys()) candidates.add(n);
+    const layerChanged = this.layer === old.layer ? [] : this.layer.diffFrom(old.layer).changed;
+    // The same overrides (a node none of whose own resources changed: most nodes, for a
+    // change to a few services) cannot differ; only the layer's changes can.
+    const candidates = this.overrides === old.overrides ? layerChanged : new Set<string>(layerChanged);
+    if (candidates instanceof Set) {
+      for (const n of old.overrides.keys()) candidates.add(n);
+      for (const n of this.overrides.keys()) candidates.add(n);
+    }
     const changed: [string, EncodedResource][] = [];
     for (const n of candidates) {
       const r = this.get(n);
@@ -213,11 +220,13 @@ export class ViewResourceCache {
   /** Zone ('' for none) → layer of the current snapshot, and of the one before (reuse). */
   private layers = new Map<string, ZoneLayer>();
   private previousLayers = new Map<string, ZoneLayer>();
-  private readonly nodes = new Map<string, { view: NodeResources; zone: string | undefined; own: OwnPart; hosted: readonly string[]; seq: number }>();
+  private readonly nodes = new Map<string, { view: NodeResources; zone: string | undefined; own: OwnPart; onNode: readonly WorkloadState[]; hosted: readonly string[]; seq: number }>();
   /** Counts setSnapshot() calls; `changed` are the service resources whose shared entry
    *  is not the previous snapshot's (or that are gone). */
   private seq = 0;
   private changed = new Set<string>();
+  /** The mesh and the authorization policies are the previous snapshot's (same objects). */
+  private ownInputsKept = false;
 
   /** A new snapshot is served: the shared parts (JSON + hash per service), recomputed
    *  only for services whose objects are not the previous snapshot's (an incremental
@@ -230,16 +239,17 @@ export class ViewResourceCache {
       const guarded = s.service.endpoints.find((e) => parts.index.authorized.has(e.workload))?.workload ?? '';
       const name = serviceResourceName(s.service.key);
       const before = this.shared.get(name);
+      let entry: SharedEntry;
       if (before && sameShared(before.shared, s)) {
         const inputs = `${before.hash}|${guarded}`;
-        shared.set(name, before.inputs === inputs ? before : { ...before, inputs });
+        entry = before.inputs === inputs ? before : { ...before, inputs };
       } else {
         const json = JSON.stringify(s);
         const h = hash(json);
-        shared.set(name, { name, shared: s, tail: Buffer.from(json.slice(1)), hash: h, inputs: `${h}|${guarded}` });
+        entry = { name, shared: s, tail: Buffer.from(json.slice(1)), hash: h, inputs: `${h}|${guarded}`, nodes: [...new Set(s.service.endpoints.map((e) => e.node))] };
       }
-      const onNodes = new Set(s.service.endpoints.map((e) => e.node));
-      for (const n of onNodes) {
+      shared.set(name, entry);
+      for (const n of entry.nodes) {
         const list = hosted.get(n);
         if (list) list.push(name); else hosted.set(n, [name]);
       }
@@ -249,9 +259,15 @@ export class ViewResourceCache {
       const list = this.byNode.get(w.node);
       if (list) list.push(w); else this.byNode.set(w.node, [w]);
     }
-    const tableJson = JSON.stringify(nodeTable(snap));
-    const tableHash = hash(tableJson);
-    if (tableHash !== this.table.hash) this.table = { json: Buffer.from(tableJson), hash: tableHash };
+    // The node table is encoded again only when the snapshot's node list is another one
+    // (an incremental compile keeps the same list when no node changed).
+    if (snap.nodes !== this.snap?.nodes || !this.snap) {
+      const tableJson = JSON.stringify(nodeTable(snap));
+      const tableHash = hash(tableJson);
+      if (tableHash !== this.table.hash) this.table = { json: Buffer.from(tableJson), hash: tableHash };
+    }
+    // Whether a node's own part can only have changed through its workloads.
+    this.ownInputsKept = this.snap !== undefined && this.snap.mesh === snap.mesh && sameItems(this.snap.authorizationPolicies, snap.authorizationPolicies);
     const changed = new Set<string>();
     for (const [name, e] of shared) if (this.shared.get(name) !== e) changed.add(name);
     for (const name of this.shared.keys()) if (!shared.has(name)) changed.add(name);
@@ -289,11 +305,19 @@ export class ViewResourceCache {
     if (last?.view.snapshot === snap.version) return last.view;
     const zone = this.index.zones?.get(node);
     const layer = this.layer(zone);
-    const { nodes: _table, ...own } = nodeResource(snap, node, this.byNode.get(node) ?? []);
-    // The node's own part is serialised again only when one of its objects changed.
+    const onNode = this.byNode.get(node) ?? [];
+    // The node's own part is built again only when one of its inputs changed, and
+    // serialised again only when one of its objects did.
     const kept = last?.own;
-    const ownJson = kept && kept.mesh === own.mesh && sameItems(kept.localWorkloads, own.localWorkloads) && sameItems(kept.authorizationPolicies, own.authorizationPolicies)
-      ? kept.json : JSON.stringify(own);
+    let own: OwnPart;
+    if (kept && last.seq === this.seq - 1 && this.ownInputsKept && sameItems(last.onNode, onNode)) own = kept;
+    else {
+      const { nodes: _table, ...built } = nodeResource(snap, node, onNode);
+      const json = kept && kept.mesh === built.mesh && sameItems(kept.localWorkloads, built.localWorkloads) && sameItems(kept.authorizationPolicies, built.authorizationPolicies)
+        ? kept.json : JSON.stringify(built);
+      own = { ...built, json };
+    }
+    const ownJson = own.json;
     const lastNode = last?.view.override(NODE_RESOURCE);
     const nodeEncoding = lastNode instanceof NodeEncoding && lastNode.ownJson === ownJson && lastNode.table === this.table ? lastNode : new NodeEncoding(ownJson, this.table);
     const hosted = this.hosted.get(node) ?? [];
@@ -304,7 +328,7 @@ export class ViewResourceCache {
       let overrides = last.view.overrides;
       if (overrides.get(NODE_RESOURCE) !== nodeEncoding) overrides = new Map(overrides).set(NODE_RESOURCE, nodeEncoding);
       const view = new NodeResources(snap.version, layer, overrides);
-      this.nodes.set(node, { view, zone, own: { ...own, json: ownJson }, hosted, seq: this.seq });
+      this.nodes.set(node, { view, zone, own, onNode, hosted, seq: this.seq });
       return view;
     }
     const overrides = new Map<string, EncodedResource>([[NODE_RESOURCE, nodeEncoding]]);
@@ -316,7 +340,7 @@ export class ViewResourceCache {
         ? before : new ServiceEncoding(s.inputs, s.tail, s.hash, JSON.stringify(portPaths(node, s.shared, this.index))));
     }
     const view = new NodeResources(snap.version, layer, overrides);
-    this.nodes.set(node, { view, zone, own: { ...own, json: ownJson }, hosted, seq: this.seq });
+    this.nodes.set(node, { view, zone, own, onNode, hosted, seq: this.seq });
     return view;
   }
 
