@@ -37,6 +37,27 @@ export function controlProto(): ProtoGrpcType {
   return loaded;
 }
 
+/** SyncResponse.nonce is field 2, length-delimited: its key byte (2 << 3 | 2). */
+const NONCE_KEY = 0x12;
+
+/** The nonce field alone, in front of the shared bytes: key, varint length, UTF-8. (By
+ *  hand: going through the serializer for one short string per stream cost as much
+ *  as the rest of the write.) */
+function withNonce(nonce: string, shared: Buffer): Buffer {
+  const len = Buffer.byteLength(nonce, 'utf8');
+  let varint = 1;
+  for (let v = len; v >= 0x80; v >>>= 7) varint++;
+  const out = Buffer.allocUnsafe(1 + varint + len + shared.length);
+  let at = 0;
+  out[at++] = NONCE_KEY;
+  let v = len;
+  while (v >= 0x80) { out[at++] = (v & 0x7f) | 0x80; v >>>= 7; }
+  out[at++] = v;
+  at += out.write(nonce, at, 'utf8');
+  shared.copy(out, at);
+  return out;
+}
+
 /**
  * A Sync push encoded once and written to many streams: a change that touches one
  * service sends the same resources to most of a thousand agents, and protobuf encoding
@@ -73,7 +94,7 @@ export function controlServiceDefinition(): grpc.ServiceDefinition {
     Sync: {
       ...service.Sync,
       responseSerialize: (v: SyncResponseFields | PreEncodedSyncResponse) => v instanceof PreEncodedSyncResponse
-        ? Buffer.concat([serialize({ nonce: v.nonce }), v.shared])
+        ? withNonce(v.nonce, v.shared)
         : serialize(v),
     },
   };

@@ -192,7 +192,9 @@ test('a pre-encoded delta push (encoded once, nonce in front) decodes exactly as
     ],
     removedResources: ['service/bench/gone'],
   };
-  for (const nonce of ['', 'abcd1234-1', 'n'.repeat(64)]) {
+  // '' is written as an empty field; 200 bytes and a multi-byte character take a
+  // two-byte length.
+  for (const nonce of ['', 'abcd1234-1', 'n'.repeat(64), 'é'.repeat(100)]) {
     const whole = plain.responseSerialize({ ...msg, nonce });
     const pre = served.responseSerialize(new PreEncodedSyncResponse(encodeSyncResponse(msg), nonce));
     const decoded = plain.responseDeserialize(pre);
