@@ -13,7 +13,7 @@
 // This file is also the child processes it starts: `--serve weft|http-proxy|grpc-origin`.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, rmSync, readdirSync, renameSync, appendFileSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,16 +67,28 @@ async function serveWeft(httpPort: number, grpcPort: number, originPort: number,
     sourceOf: () => ({ workload: 'bench-client', namespace: 'bench', principal: 'spiffe://t/ns/bench/sa/client' }),
     metrics, accessLog: tap,
   });
-  // L7_BENCH_PROBE=dir: the child writes its event-loop delay (percentiles over each
-  // second, µs) to dir/eld-<pid>.log, to see what the proxy's loop did during a phase.
+  // L7_BENCH_PROBE=dir: the child writes, for each second, its event-loop delay (µs),
+  // garbage collections (count, total and longest pause, ms), CPU time (ms) and context
+  // switches (involuntary: preempted) to dir/probe-<pid>.log, to see what the proxy's
+  // process went through during a phase.
   const probe = process.env.L7_BENCH_PROBE;
   if (probe) {
     const h = monitorEventLoopDelay({ resolution: 1 });
     h.enable();
-    const f = join(probe, `eld-${process.pid}.log`);
+    let gcN = 0, gcMs = 0, gcMax = 0;
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) { gcN++; gcMs += e.duration; gcMax = Math.max(gcMax, e.duration); }
+    }).observe({ entryTypes: ['gc'] });
+    const f = join(probe, `probe-${workers}w-${httpPort}-${process.pid}.log`);
+    let last = process.resourceUsage();
     setInterval(() => {
-      appendFileSync(f, `${Date.now()} p50 ${(h.percentile(50) / 1e3).toFixed(0)} p99 ${(h.percentile(99) / 1e3).toFixed(0)} max ${(h.max / 1e3).toFixed(0)} n ${h.count}\n`);
+      const u = process.resourceUsage();
+      appendFileSync(f, `${Date.now()} eld p50 ${(h.percentile(50) / 1e3).toFixed(0)} p99 ${(h.percentile(99) / 1e3).toFixed(0)} max ${(h.max / 1e3).toFixed(0)}`
+        + ` gc ${gcN} ${gcMs.toFixed(2)} ${gcMax.toFixed(2)} cpu ${((u.userCPUTime + u.systemCPUTime - last.userCPUTime - last.systemCPUTime) / 1e3).toFixed(0)}`
+        + ` csw ${u.voluntaryContextSwitches - last.voluntaryContextSwitches} icsw ${u.involuntaryContextSwitches - last.involuntaryContextSwitches}\n`);
       h.reset();
+      gcN = 0; gcMs = 0; gcMax = 0;
+      last = u;
     }, 1000).unref();
   }
   await mk('10.96.0.1', 80).listen(httpPort, '127.0.0.1');
