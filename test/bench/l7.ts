@@ -352,12 +352,13 @@ backend bg
 
     const only = process.env.L7_BENCH_ONLY;
     // Partial runs for investigation (the default runs everything once):
-    // L7_BENCH_PATHS=direct,haproxy,... keeps those HTTP paths ("direct" is always kept:
-    // latency is added over it); L7_BENCH_BURSTS=0 skips the burst phase;
+    // L7_BENCH_PATHS=name,... keeps those HTTP paths ("direct" and "haproxy" are always
+    // kept: latency is added over direct, ratios are HAProxy's); L7_BENCH_BURSTS=0 skips
+    // the burst phase;
     // L7_BENCH_SPREAD_REPEAT=n runs the spread half-load phase n times, the paths in turn
     // within each round, and reports each path's p99 added of every round.
     const keep = process.env.L7_BENCH_PATHS?.split(',').map((x) => x.trim());
-    const httpRun = keep ? httpTargets.filter(([name]) => name === 'direct' || keep.includes(name)) : httpTargets;
+    const httpRun = keep ? httpTargets.filter(([name]) => name === 'direct' || name === 'haproxy' || keep.includes(name)) : httpTargets;
     const rounds = Math.max(1, Number(process.env.L7_BENCH_SPREAD_REPEAT ?? 1));
     const bursts = process.env.L7_BENCH_BURSTS !== '0';
     // Warm up every path once so pools and JITs are hot.
