@@ -12,7 +12,8 @@
 //
 // This file is also the child processes it starts: `--serve weft|http-proxy|grpc-origin`.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, rmSync, readdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, rmSync, readdirSync, renameSync, appendFileSync } from 'node:fs';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +67,30 @@ async function serveWeft(httpPort: number, grpcPort: number, originPort: number,
     sourceOf: () => ({ workload: 'bench-client', namespace: 'bench', principal: 'spiffe://t/ns/bench/sa/client' }),
     metrics, accessLog: tap,
   });
+  // L7_BENCH_PROBE=dir: the child writes, for each second, its event-loop delay (µs),
+  // garbage collections (count, total and longest pause, ms), CPU time (ms) and context
+  // switches (involuntary: preempted) to dir/probe-<pid>.log, to see what the proxy's
+  // process went through during a phase.
+  const probe = process.env.L7_BENCH_PROBE;
+  if (probe) {
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    let gcN = 0, gcMs = 0, gcMax = 0;
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) { gcN++; gcMs += e.duration; gcMax = Math.max(gcMax, e.duration); }
+    }).observe({ entryTypes: ['gc'] });
+    const f = join(probe, `probe-${workers}w-${httpPort}-${process.pid}.log`);
+    let last = process.resourceUsage();
+    setInterval(() => {
+      const u = process.resourceUsage();
+      appendFileSync(f, `${Date.now()} eld p50 ${(h.percentile(50) / 1e3).toFixed(0)} p99 ${(h.percentile(99) / 1e3).toFixed(0)} max ${(h.max / 1e3).toFixed(0)}`
+        + ` gc ${gcN} ${gcMs.toFixed(2)} ${gcMax.toFixed(2)} cpu ${((u.userCPUTime + u.systemCPUTime - last.userCPUTime - last.systemCPUTime) / 1e3).toFixed(0)}`
+        + ` csw ${u.voluntaryContextSwitches - last.voluntaryContextSwitches} icsw ${u.involuntaryContextSwitches - last.involuntaryContextSwitches}\n`);
+      h.reset();
+      gcN = 0; gcMs = 0; gcMax = 0;
+      last = u;
+    }, 1000).unref();
+  }
   await mk('10.96.0.1', 80).listen(httpPort, '127.0.0.1');
   await mk('10.96.0.2', 50051).listen(grpcPort, '127.0.0.1');
   if (cluster.isWorker) process.send!('up'); else process.stdout.write('ready\n');
@@ -190,13 +215,15 @@ async function wrk(port: number, seconds = DURATION_S, cgroup?: string) {
 }
 
 /** h2load with a per-request log, for percentiles (it prints none itself). */
-async function h2load(args: string[], url: string, dir: string, cgroup?: string) {
+async function h2load(args: string[], url: string, dir: string, cgroup?: string, logTag = 'h2load') {
   const log = join(dir, `h2load-${Date.now()}.log`);
   const out = await run('h2load', [...args, '--log-file', log, url], cgroup);
   const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)![1]);
   const m = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out)!;
   const lat = readFileSync(log, 'utf8').trim().split('\n').map((l) => Number(l.split('\t')[2]) / 1000).sort((a, b) => a - b);
-  rmSync(log);
+  // L7_BENCH_KEEP_LOGS=dir keeps every per-request log (start time, status, latency) there.
+  if (process.env.L7_BENCH_KEEP_LOGS) renameSync(log, join(process.env.L7_BENCH_KEEP_LOGS, `${logTag}-${Date.now()}.log`));
+  else rmSync(log);
   const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? NaN;
   return { rps, requests: Number(m[4]), errors: Number(m[5]) + Number(m[6]), p50: pct(0.5), p99: pct(0.99) };
 }
@@ -231,7 +258,10 @@ async function main(): Promise<void> {
   const node = `wt-bench-l7-${process.pid}`;
   let dp: Datapath | null = null;
   const self = ['--import', 'tsx', __filename, '--serve'];
+  // L7_BENCH_WEFT_NODE_ARGS: extra Node flags for the weft children only (--trace-gc, --cpu-prof...).
+  const weftSelf = [...(process.env.L7_BENCH_WEFT_NODE_ARGS?.split(' ').filter((x) => x !== '') ?? []), ...self];
   const results: Record<string, Record<string, Result | null>> = { http: {}, grpc: {}, httpHalfLoad: {}, httpHalfLoadBursts: {} };
+  const spreadRounds: Record<string, number>[] = [];
   try {
     // Origins
     mkdirSync(join(dir, 'tmp'));
@@ -247,8 +277,8 @@ http { access_log off; keepalive_requests 10000000; keepalive_timeout 300s;
     await start('nginx', ['-c', ngx('origin', 1, `server { listen 127.0.0.1:${origin}; location / { default_type text/plain; return 200 "${BODY}"; } }`), '-p', dir], origin);
     await start(process.execPath, [...self, 'grpc-origin', String(grpcOrigin)], 'stdout');
     // Proxies
-    const weft = await start(process.execPath, [...self, 'weft', String(weftH), String(weftG), String(origin), String(grpcOrigin), '2'], 'stdout');
-    const weft1 = await start(process.execPath, [...self, 'weft', String(weft1H), String(weft1G), String(origin), String(grpcOrigin), '1'], 'stdout');
+    const weft = await start(process.execPath, [...weftSelf, 'weft', String(weftH), String(weftG), String(origin), String(grpcOrigin), '2'], 'stdout');
+    const weft1 = await start(process.execPath, [...weftSelf, 'weft', String(weft1H), String(weft1G), String(origin), String(grpcOrigin), '1'], 'stdout');
     const nginx = await start('nginx', ['-c', ngx('proxy', 2, `
       upstream o { server 127.0.0.1:${origin}; keepalive 128; }
       upstream g { server 127.0.0.1:${grpcOrigin}; keepalive 128; }
@@ -291,7 +321,7 @@ backend bg
     if (dp && mesh) {
       await start('nginx', ['-c', ngx('morigin', 1, `server { listen 127.0.0.1:${mOrigin}; location / { default_type text/plain; return 200 "${BODY}"; } }`), '-p', dir], mOrigin, mesh);
       await start(process.execPath, [...self, 'grpc-origin', String(mGrpcOrigin)], 'stdout', mesh);
-      mWeft = await start(process.execPath, [...self, 'weft', String(mWeftH), String(mWeftG), String(mOrigin), String(mGrpcOrigin), '1'], 'stdout', mesh);
+      mWeft = await start(process.execPath, [...weftSelf, 'weft', String(mWeftH), String(mWeftG), String(mOrigin), String(mGrpcOrigin), '1'], 'stdout', mesh);
       const mHaCfg = join(dir, 'haproxy-node.cfg');
       writeFileSync(mHaCfg, readFileSync(haCfg, 'utf8').replaceAll(`:${haH}`, `:${mHaH}`).replaceAll(`:${haG}`, `:${mHaG}`)
         .replaceAll(`:${origin}`, `:${mOrigin}`).replaceAll(`:${grpcOrigin}`, `:${mGrpcOrigin}`));
@@ -321,19 +351,36 @@ backend bg
     const pidsOf = (c: ChildProcess | null) => (c === null ? [] : tree(c.pid!));
 
     const only = process.env.L7_BENCH_ONLY;
+    // Partial runs for investigation (the default runs everything once):
+    // L7_BENCH_PATHS=name,... keeps those HTTP paths ("direct" and "haproxy" are always
+    // kept: latency is added over direct, ratios are HAProxy's); L7_BENCH_BURSTS=0 skips
+    // the burst phase;
+    // L7_BENCH_SPREAD_REPEAT=n runs the spread half-load phase n times, the paths in turn
+    // within each round, and reports each path's p99 added of every round.
+    const keep = process.env.L7_BENCH_PATHS?.split(',').map((x) => x.trim());
+    const httpRun = keep ? httpTargets.filter(([name]) => name === 'direct' || name === 'haproxy' || keep.includes(name)) : httpTargets;
+    const rounds = Math.max(1, Number(process.env.L7_BENCH_SPREAD_REPEAT ?? 1));
+    const bursts = process.env.L7_BENCH_BURSTS !== '0';
     // Warm up every path once so pools and JITs are hot.
-    if (only !== 'grpc') for (const [, port, , cg] of httpTargets) await wrk(port, 1, cg);
-    if (only !== 'grpc') for (const [name, port, c, cg] of httpTargets) {
+    if (only !== 'grpc') for (const [, port, , cg] of httpRun) await wrk(port, 1, cg);
+    if (only !== 'grpc') for (const [name, port, c, cg] of httpRun) {
       results.http![name] = await measure(() => wrk(port, DURATION_S, cg), pidsOf(c));
       process.stderr.write(`http ${name}: ${results.http![name]!.rps.toFixed(0)} rps\n`);
     }
     // Half load: each path at half its own measured rps, latency from h2load's log;
     // arrivals evenly spread (the bar), and as h2load's synchronized bursts of 20.
     const halfS = Math.max(3, DURATION_S / 2);
-    if (only !== 'grpc') for (const [name, port, c, cg] of httpTargets) {
-      const half = results.http![name]!.rps / 2;
-      results.httpHalfLoad![name] = await measure(() => h2load(spreadLoad(half, halfS), `http://127.0.0.1:${port}/`, dir, cg), pidsOf(c));
-      results.httpHalfLoadBursts![name] = await measure(() => h2load(['--h1', '-c20', `--rps=${Math.max(1, Math.floor(half / 20))}`, '-D', String(halfS)], `http://127.0.0.1:${port}/`, dir, cg), pidsOf(c));
+    if (only !== 'grpc') for (let round = 0; round < rounds; round++) {
+      for (const [name, port, c, cg] of httpRun) {
+        const half = results.http![name]!.rps / 2;
+        results.httpHalfLoad![name] = await measure(() => h2load(spreadLoad(half, halfS), `http://127.0.0.1:${port}/`, dir, cg, `spread-${name.replace(/\W+/g, '_')}`), pidsOf(c));
+        if (bursts) results.httpHalfLoadBursts![name] = await measure(() => h2load(['--h1', '-c20', `--rps=${Math.max(1, Math.floor(half / 20))}`, '-D', String(halfS)], `http://127.0.0.1:${port}/`, dir, cg), pidsOf(c));
+      }
+      if (rounds > 1) {
+        const r = results.httpHalfLoad!;
+        spreadRounds.push(Object.fromEntries(Object.entries(r).map(([name, x]) => [name, name === 'direct' ? x!.p99 : x!.p99 - r.direct!.p99])));
+        process.stderr.write(`spread round ${round + 1}: ${Object.entries(spreadRounds.at(-1)!).map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ')} ms (direct: abs p99, others: p99 added)\n`);
+      }
     }
     const grpcArgs = ['-c10', '-m10', '-D', String(DURATION_S), '-d', grpcFrame, '-H', 'content-type: application/grpc', '-H', 'te: trailers'];
     if (only !== 'http') for (const [, port, , cg] of grpcTargets) await h2load(['-c4', '-m4', '-D', '1', '-d', grpcFrame, '-H', 'content-type: application/grpc', '-H', 'te: trailers'], `http://127.0.0.1:${port}/bench.Echo/Echo`, dir, cg);
@@ -350,10 +397,10 @@ backend bg
     if (dp) { try { dp.close(); Datapath.cleanup(node); } catch (e) { process.stderr.write(`cleanup of node ${node}: ${String(e)}\n`); } }
     rmSync(dir, { recursive: true, force: true });
   }
-  report(results);
+  report(results, spreadRounds);
 }
 
-function report(results: Record<string, Record<string, Result | null>>): void {
+function report(results: Record<string, Record<string, Result | null>>, spreadRounds: Record<string, number>[]): void {
   const lines: string[] = [];
   const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
   for (const [kind, label] of [['http', 'HTTP/1.1 keep-alive, 100 B body (wrk -t2 -c50)'], ['httpHalfLoad', 'HTTP/1.1 at half of each path\'s max rps, arrivals evenly spread (h2load --h1 -c20, staggered)'], ['httpHalfLoadBursts', 'HTTP/1.1 at half of each path\'s max rps, 20 requests at once (h2load --h1 -c20 --rps)'], ['grpc', 'gRPC unary (h2load -c10 -m10, grpc-js origin)']] as const) {
@@ -372,7 +419,7 @@ function report(results: Record<string, Record<string, Result | null>>): void {
   const text = lines.join('\n');
   process.stdout.write(`${text}\n`);
   mkdirSync(join(__dirname, 'results'), { recursive: true });
-  writeFileSync(join(__dirname, 'results', 'l7.json'), JSON.stringify({ date: new Date().toISOString(), durationS: DURATION_S, results }, null, 2));
+  writeFileSync(join(__dirname, 'results', 'l7.json'), JSON.stringify({ date: new Date().toISOString(), durationS: DURATION_S, results, ...(spreadRounds.length > 0 ? { spreadRounds } : {}) }, null, 2));
 }
 
 const argv = process.argv.slice(2);
