@@ -138,8 +138,9 @@ export class H2Connection {
   private flushScheduled = false;
   /** Flush once per event-loop turn (after the poll phase) instead of after each
    *  callback: what many other sockets' reads queued on this connection in one turn goes
-   *  out as one write (one TLS record, one syscall). For a connection many streams share,
-   *  such as the node-to-node tunnel's. */
+   *  out as one write (one TLS record, one syscall), or two when the peer's bytes arrive
+   *  mid-turn (what was gathered before them goes out first). For a connection many
+   *  streams share, such as the node-to-node tunnel's. */
   coalesce = false;
   /** Reading paused because the socket's output is backed up. */
   private readPaused = false;
@@ -571,6 +572,10 @@ export class H2Connection {
 
   // ------------------------------------------------------------------ input
   private readonly onRead = (chunk: Buffer): void => {
+    // A coalescing connection sends what this turn gathered so far before it handles
+    // the peer's bytes: passing those on (one socket write per stream) would otherwise
+    // hold it until the end of the turn. At most one more write per read from the peer.
+    if (this.coalesce && (this.wlen > this.wstart || this.chunks.length > 0)) this.flush();
     let b = chunk;
     if (this.rbuf !== null) { b = Buffer.concat([this.rbuf, chunk]); this.rbuf = null; }
     let i = 0;
