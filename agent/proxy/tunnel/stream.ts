@@ -10,7 +10,9 @@
 //   - a TCP reset or error becomes RST_STREAM(CONNECT_ERROR), and a received
 //     RST_STREAM resets the TCP connection (RST, not FIN).
 // StreamBridge does this without stream objects in between (the data path of both the
-// 15008 listener and the outbound capture); TunnelStream is the same stream as a Duplex
+// 15008 listener and the outbound capture), reading its socket through `onread`: a
+// dialled workload socket through a SocketReader, an accepted client socket lent from
+// the shared scratch buffer (readAcceptedLent; the engine copies what it keeps); TunnelStream is the same stream as a Duplex
 // for callers that need one (the L7 proxy's upstream transport), and hands its stream to
 // a StreamBridge when spliced with a socket before it was used.
 import { Socket } from 'node:net';
