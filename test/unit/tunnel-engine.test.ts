@@ -19,6 +19,7 @@ import { QUEUE_HIGH, StreamBridge, TunnelStream } from '../../agent/proxy/tunnel
 import { H2_LIMITS } from '../../agent/proxy/tunnel/wire';
 import { READ_BUFFER, SocketReader } from '../../agent/proxy/tunnel/reader';
 import type { H2Stream } from '../../agent/proxy/h2/connection';
+import { readAcceptedLent } from '../../agent/proxy/http/socket-read';
 import { signedManager } from '../lib/identities';
 
 const TD = 'cluster.local';
@@ -404,4 +405,32 @@ test('tunnel engine: SocketReader keeps what a socket read before its sink was a
   reader.attach((b) => { chunks.push(b); return true; });
   await until('the FIN', () => ended);
   assert.equal(Buffer.concat(chunks).equals(payload), true);
+});
+
+test('tunnel engine: the capture side reads its accepted sockets lent from one shared buffer (no buffer per read), bytes in order, no data event after the switch, then the FIN', { timeout: 30_000 }, async (t) => {
+  const total = 256 * 1024;
+  const payload = Buffer.alloc(total);
+  for (let i = 0; i < total; i += 4) payload.writeUInt32BE(i, i);
+  const copies: Buffer[] = [];
+  const backing = new Set<ArrayBufferLike>();
+  let switched = false, dataEvents = 0, ended = false;
+  const srv = createServer({ allowHalfOpen: true }, (c) => {
+    switched = readAcceptedLent(c, (b) => { backing.add(b.buffer); copies.push(Buffer.from(b)); });
+    c.on('data', () => { dataEvents++; });
+    c.on('end', () => { ended = true; c.end(); });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  t.after(() => srv.close());
+  const client = connect({ host: '127.0.0.1', port: (srv.address() as AddressInfo).port, allowHalfOpen: true });
+  client.on('error', () => {});
+  t.after(() => client.destroy());
+  await once(client, 'connect');
+  for (let i = 0; i < total; i += 8192) { client.write(payload.subarray(i, i + 8192)); await sleep(1); }
+  client.end();
+  await until('the FIN', () => ended);
+  assert.equal(switched, true, 'the onread path is available on this Node');
+  assert.equal(dataEvents, 0, 'no data event after the switch');
+  assert.ok(copies.length > 1, 'several reads');
+  assert.equal(backing.size, 1, 'every read is a view of the same buffer');
+  assert.equal(Buffer.concat(copies).equals(payload), true);
 });

@@ -77,6 +77,9 @@ const enum Closed { SENT_RST = 0, RECV_RST = 1, ENDED = 2, NEVER_OPENED = 3 }
 const CLOSED_MEMORY = 128;
 const GAP_MEMORY = 16;
 
+/** A copy of `b` that owns its bytes (empty stays empty). */
+function copyOf(b: Buffer): Buffer { return b.length === 0 ? b : Buffer.from(b); }
+
 /** A request header list whose :method is HEAD. */
 function isHead(h: readonly string[]): boolean {
   for (let i = 0; i < h.length && h[i]!.charCodeAt(0) === 0x3a; i += 2) if (h[i] === ':method') return h[i + 1] === 'HEAD';
@@ -135,8 +138,9 @@ export class H2Connection {
   private flushScheduled = false;
   /** Flush once per event-loop turn (after the poll phase) instead of after each
    *  callback: what many other sockets' reads queued on this connection in one turn goes
-   *  out as one write (one TLS record, one syscall). For a connection many streams share,
-   *  such as the node-to-node tunnel's. */
+   *  out as one write (one TLS record, one syscall), or two when the peer's bytes arrive
+   *  mid-turn (what was gathered before them goes out first). For a connection many
+   *  streams share, such as the node-to-node tunnel's. */
   coalesce = false;
   /** Reading paused because the socket's output is backed up. */
   private readPaused = false;
@@ -248,17 +252,22 @@ export class H2Connection {
   /** DATA on `s`; what the windows or the socket cannot take now is queued. Returns
    *  true when the connection still references `data` afterwards (queued, or a payload
    *  of SLICE_MIN or more written as a slice): a caller reusing its buffer must then
-   *  use another one for its next read. Small payloads are copied. */
-  sendData(s: H2Stream, data: Buffer, end: boolean): boolean {
+   *  use another one for its next read. Small payloads are copied. `borrowed`: `data`
+   *  is valid only during this call (a read lent from a shared buffer): everything the
+   *  connection keeps of it is copied, and the result is always false. */
+  sendData(s: H2Stream, data: Buffer, end: boolean, borrowed = false): boolean {
     if (s.closed || s.localEnd || s.queuedEnd) return false;
     if (s.queued > 0 || this.congested) {
-      this.enqueue(s, data, end);
-      return data.length > 0;
+      this.enqueue(s, borrowed ? copyOf(data) : data, end);
+      return !borrowed && data.length > 0;
     }
-    const n = this.writeData(s, data, 0, end);
-    if (n < data.length) this.enqueue(s, n === 0 ? data : data.subarray(n), end);
+    const n = this.writeData(s, data, 0, end, borrowed);
+    if (n < data.length) {
+      const rest = n === 0 ? data : data.subarray(n);
+      this.enqueue(s, borrowed ? copyOf(rest) : rest, end);
+    }
     if (n > 0) s.handler?.onSent(s, n);
-    return n < data.length || data.length >= SLICE_MIN;
+    return !borrowed && (n < data.length || data.length >= SLICE_MIN);
   }
 
   private enqueue(s: H2Stream, data: Buffer, end: boolean): void {
@@ -272,8 +281,9 @@ export class H2Connection {
     if (!this.blocked.includes(s)) this.blocked.push(s);
   }
 
-  /** Writes as much of data[from..] as the windows allow; returns the bytes written. */
-  private writeData(s: H2Stream, data: Buffer, from: number, end: boolean): number {
+  /** Writes as much of data[from..] as the windows allow; returns the bytes written.
+   *  `copy`: every payload is copied into the output buffer (none kept as a slice). */
+  private writeData(s: H2Stream, data: Buffer, from: number, end: boolean, copy = false): number {
     let off = from;
     const total = data.length;
     if (total === from) {
@@ -285,7 +295,7 @@ export class H2Connection {
       if (room <= 0) break;
       const n = Math.min(room, total - off);
       const last = off + n === total;
-      this.writeFrame(T.DATA, last && end ? F.END_STREAM : 0, s.id, data, off, n);
+      this.writeFrame(T.DATA, last && end ? F.END_STREAM : 0, s.id, data, off, n, copy);
       s.sendWindow -= n;
       this.sendWindow -= n;
       off += n;
@@ -498,9 +508,10 @@ export class H2Connection {
     this.schedule();
   }
 
-  /** Appends a frame: header (and small payloads) copied into wbuf, large payloads sliced. */
-  private writeFrame(type: number, flags: number, stream: number, p: Buffer | null, off: number, n: number): void {
-    const inline = n < SLICE_MIN;
+  /** Appends a frame: header (and small payloads, or any with `copy`) copied into wbuf,
+   *  large payloads sliced. */
+  private writeFrame(type: number, flags: number, stream: number, p: Buffer | null, off: number, n: number, copy = false): void {
+    const inline = copy || n < SLICE_MIN;
     this.room(FRAME_HEADER + (inline ? n : 0));
     writeHead(this.wbuf!, this.wlen, n, type, flags, stream);
     this.wlen += FRAME_HEADER;
@@ -561,6 +572,10 @@ export class H2Connection {
 
   // ------------------------------------------------------------------ input
   private readonly onRead = (chunk: Buffer): void => {
+    // A coalescing connection sends what this turn gathered so far before it handles
+    // the peer's bytes: passing those on (one socket write per stream) would otherwise
+    // hold it until the end of the turn. At most one more write per read from the peer.
+    if (this.coalesce && (this.wlen > this.wstart || this.chunks.length > 0)) this.flush();
     let b = chunk;
     if (this.rbuf !== null) { b = Buffer.concat([this.rbuf, chunk]); this.rbuf = null; }
     let i = 0;

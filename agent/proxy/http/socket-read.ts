@@ -106,3 +106,19 @@ export function readAccepted(sock: Socket | Duplex, onData: (d: Buffer) => void)
   handle.useUserBuffer(SCRATCH);
   return true;
 }
+
+/**
+ * Like readAccepted, but each read is lent rather than copied out: `onRead` gets a view
+ * of the shared scratch buffer, valid only until it returns (whatever it keeps, it
+ * copies), so a read costs no allocation. For a reader that passes most reads on at
+ * once (the tunnel's byte relay, whose HTTP/2 connection copies small payloads into its
+ * output buffer anyway). False, as for readAccepted, when the socket keeps emitting 'data'.
+ */
+export function readAcceptedLent(sock: Socket | Duplex, onRead: (b: Buffer) => void): boolean {
+  if (!readAccepted(sock, onRead)) return false;
+  (sock as unknown as Record<symbol, unknown>)[onreadKeys()!.callback] = (n: number): boolean => {
+    onRead(SCRATCH.subarray(0, n));
+    return true;
+  };
+  return true;
+}

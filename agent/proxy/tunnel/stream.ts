@@ -10,7 +10,9 @@
 //   - a TCP reset or error becomes RST_STREAM(CONNECT_ERROR), and a received
 //     RST_STREAM resets the TCP connection (RST, not FIN).
 // StreamBridge does this without stream objects in between (the data path of both the
-// 15008 listener and the outbound capture); TunnelStream is the same stream as a Duplex
+// 15008 listener and the outbound capture), reading its socket through `onread`: a
+// dialled workload socket through a SocketReader, an accepted client socket lent from
+// the shared scratch buffer (readAcceptedLent; the engine copies what it keeps); TunnelStream is the same stream as a Duplex
 // for callers that need one (the L7 proxy's upstream transport), and hands its stream to
 // a StreamBridge when spliced with a socket before it was used.
 import { Socket } from 'node:net';
@@ -19,6 +21,7 @@ import { WeftError } from '../../lib/errors';
 import type { H2Stream, StreamHandler } from '../h2/connection';
 import { E } from '../h2/frame';
 import type { SocketReader } from './reader';
+import { readAcceptedLent } from '../http/socket-read';
 
 /** Bytes queued on a stream (no window, or the TLS socket backed up) before the source
  *  socket is paused; it is resumed below QUEUE_LOW. */
@@ -57,7 +60,13 @@ export class StreamBridge implements StreamHandler {
     reader: SocketReader | null = null) {
     s.handler = this;
     if (reader !== null) reader.attach(this.onSockRead);
-    else d.on('data', this.onSockData);
+    else {
+      // 'data' carries what the stream already holds (bytes read before the stream
+      // opened, or put back by protocol detection), and every read of a socket that
+      // cannot switch; a plain TCP socket's next reads are lent straight to the stream.
+      d.on('data', this.onSockData);
+      readAcceptedLent(d, this.onSockLent);
+    }
     d.on('end', this.onSockEnd);
     d.on('drain', this.onSockDrain);
     d.on('error', this.onSockError);
@@ -80,13 +89,19 @@ export class StreamBridge implements StreamHandler {
   private readonly onSockData = (b: Buffer): void => { this.onSockRead(b); };
 
   /** Returns true when the connection kept a reference to `b` (see SocketReader). */
-  private readonly onSockRead = (b: Buffer): boolean => {
+  private readonly onSockRead = (b: Buffer): boolean => this.toPeer(b, false);
+
+  /** A read lent from the shared scratch buffer (readAcceptedLent): whatever the
+   *  connection keeps of it, it copies. */
+  private readonly onSockLent = (b: Buffer): void => { this.toPeer(b, true); };
+
+  private toPeer(b: Buffer, borrowed: boolean): boolean {
     const s = this.s;
     if (s.closed) return false;
-    const kept = s.conn.sendData(s, b, false);
+    const kept = s.conn.sendData(s, b, false, borrowed);
     if (s.queued > QUEUE_HIGH && !this.paused) { this.paused = true; this.d.pause(); }
     return kept;
-  };
+  }
 
   private readonly onSockEnd = (): void => {
     const s = this.s;
