@@ -117,7 +117,9 @@ test('control API down: a restarting agent serves the cache; a restarted control
   assert.deepEqual(infos, [true, false]);
 });
 
-test('a restarted agent tells the control API what it holds: an unchanged view costs no resources, a change only the delta', async (t) => {
+/** Delta mode over two nodes' workloads: a control API, and node 0's agent synced once
+ *  (v1) with its snapshot cache written to `stateDir`, still running. */
+async function syncedOnce(t: TestContext) {
   const files = { 'services.yaml': serviceYaml(SHAPE), [`workloads-${nodeName(0)}.yaml`]: nodeWorkloadsYaml(SHAPE, 0), [`workloads-${nodeName(1)}.yaml`]: nodeWorkloadsYaml(SHAPE, 1) };
   const h = await startControl(t, { files, compiler: policyCompiler() as PolicyCompiler });
   const stateDir = mkdtempSync(join(tmpdir(), 'wt-sync-'));
@@ -128,6 +130,11 @@ test('a restarted agent tells the control API what it holds: an unchanged view c
   await first.c.start();
   await first.waitFor(() => (first.c.state().version === v1 ? true : undefined), 'v1');
   await first.waitFor(() => { try { return JSON.parse(readFileSync(join(stateDir, CACHE_FILE), 'utf8')).version === v1 ? true : undefined; } catch { return undefined; } }, 'cache written');
+  return { h, stateDir, sent, v1, first };
+}
+
+test('a restarted agent tells the control API what it holds: an unchanged view costs no resources, a change only the delta', async (t) => {
+  const { h, stateDir, sent, v1, first } = await syncedOnce(t);
   assert.equal(await sent(), SHAPE.services + 1, 'the first sync sends every resource');
   const whole = JSON.stringify(first.applied.at(-1));
   await first.c.stop();
@@ -223,17 +230,8 @@ test('node table: a node_address that is not an IP is refused with INVALID_ARGUM
 });
 
 test('a restarted agent whose view is out of date gives a digest the control API does not have: asked for the list, it is sent only the delta', async (t) => {
-  const files = { 'services.yaml': serviceYaml(SHAPE), [`workloads-${nodeName(0)}.yaml`]: nodeWorkloadsYaml(SHAPE, 0), [`workloads-${nodeName(1)}.yaml`]: nodeWorkloadsYaml(SHAPE, 1) };
-  const h = await startControl(t, { files, compiler: policyCompiler() as PolicyCompiler });
-  const stateDir = mkdtempSync(join(tmpdir(), 'wt-sync-'));
-  t.after(() => rmSync(stateDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
-  const sent = async () => (await h.server.metrics.deltaResources.get()).values[0]?.value ?? 0;
+  const { h, stateDir, sent, v1, first } = await syncedOnce(t);
   const mismatches = async () => (await h.server.metrics.digestMismatches.get()).values[0]?.value ?? 0;
-  const v1 = h.server.store.snapshot()!.version;
-  const first = agent(t, h.address, { stateDir, node: nodeName(0) });
-  await first.c.start();
-  await first.waitFor(() => (first.c.state().version === v1 ? true : undefined), 'v1');
-  await first.waitFor(() => { try { return JSON.parse(readFileSync(join(stateDir, CACHE_FILE), 'utf8')).version === v1 ? true : undefined; } catch { return undefined; } }, 'cache written');
   await first.c.stop();
   assert.equal(await mismatches(), 0, 'a first sync lists nothing and gives no digest');
 

@@ -1,5 +1,5 @@
 // Reading a plain TCP socket without the Readable stream machinery, on both sides of the
-// HTTP/1.1 proxy.
+// HTTP/1.1 proxy, and on the accepted side of the tunnel's byte relay (readAcceptedLent).
 //
 // A socket read through `onread` (net.connect's option) hands each read to a callback as
 // (bytes read, buffer) and never pushes it through the stream's queue or emits 'data':
@@ -82,13 +82,13 @@ export function isPlainTcp(sock: Socket | Duplex): sock is Socket {
 const SCRATCH = Buffer.allocUnsafe(64 * 1024);
 
 /**
- * Switches an accepted plain TCP socket to `onread` delivery: from its next read on,
- * bytes go to `onData` (a buffer of their own), not to 'data' listeners. Bytes the
- * stream already holds are still emitted as 'data' when it resumes (a caller that
- * peeked at the first bytes keeps its 'data' listener for them). False when this Node
- * has no such path (the socket then keeps emitting 'data').
+ * Switches an accepted plain TCP socket to `onread` delivery into SCRATCH: from its next
+ * read on, `callback(n)` is called with the bytes in SCRATCH[0..n) instead of 'data'
+ * being emitted. Bytes the stream already holds are still emitted as 'data' when it
+ * resumes (a caller that peeked at the first bytes keeps its 'data' listener for them).
+ * False when this Node has no such path (the socket then keeps emitting 'data').
  */
-export function readAccepted(sock: Socket | Duplex, onData: (d: Buffer) => void): boolean {
+function readIntoScratch(sock: Socket | Duplex, callback: (n: number) => void): boolean {
   if (!isPlainTcp(sock)) return false;
   const k = onreadKeys();
   const handle = (sock as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } | null })._handle;
@@ -96,29 +96,29 @@ export function readAccepted(sock: Socket | Duplex, onData: (d: Buffer) => void)
   const s = sock as unknown as Record<symbol, unknown>;
   if (s[k.buffer] !== null) return false; // already reading through onread
   s[k.gen] = null;
-  s[k.callback] = (n: number): boolean => {
-    const d = Buffer.allocUnsafe(n);
-    SCRATCH.copy(d, 0, 0, n);
-    onData(d);
-    return true;
-  };
+  s[k.callback] = (n: number): boolean => { callback(n); return true; };
   s[k.buffer] = SCRATCH;
   handle.useUserBuffer(SCRATCH);
   return true;
 }
 
+/** readIntoScratch, each read copied out to a buffer of its own before `onData` sees it
+ *  (what the HTTP/1.1 proxy keeps of a request is its own). */
+export function readAccepted(sock: Socket | Duplex, onData: (d: Buffer) => void): boolean {
+  return readIntoScratch(sock, (n) => {
+    const d = Buffer.allocUnsafe(n);
+    SCRATCH.copy(d, 0, 0, n);
+    onData(d);
+  });
+}
+
 /**
- * Like readAccepted, but each read is lent rather than copied out: `onRead` gets a view
- * of the shared scratch buffer, valid only until it returns (whatever it keeps, it
- * copies), so a read costs no allocation. For a reader that passes most reads on at
- * once (the tunnel's byte relay, whose HTTP/2 connection copies small payloads into its
- * output buffer anyway). False, as for readAccepted, when the socket keeps emitting 'data'.
+ * readIntoScratch, each read lent rather than copied out: `onRead` gets a view of the
+ * shared scratch buffer, valid only until it returns (whatever it keeps, it copies), so
+ * a read costs no allocation. For a reader that passes most reads on at once (the
+ * tunnel's byte relay, whose HTTP/2 connection copies small payloads into its output
+ * buffer anyway).
  */
 export function readAcceptedLent(sock: Socket | Duplex, onRead: (b: Buffer) => void): boolean {
-  if (!readAccepted(sock, onRead)) return false;
-  (sock as unknown as Record<symbol, unknown>)[onreadKeys()!.callback] = (n: number): boolean => {
-    onRead(SCRATCH.subarray(0, n));
-    return true;
-  };
-  return true;
+  return readIntoScratch(sock, (n) => onRead(SCRATCH.subarray(0, n)));
 }
