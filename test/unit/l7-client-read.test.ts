@@ -1,6 +1,6 @@
 // The HTTP/1.1 proxy reads its client sockets through `onread` (one shared scratch buffer,
 // each read copied out) and its upstream sockets through `onread` into a per-connection
-// read slab (agent/proxy/http/socket-read.ts). Bytes still referenced after a read (a
+// read slab (agent/proxy/sockets/onread.ts). Bytes still referenced after a read (a
 // partial head, pipelined requests held while one is in flight, a request kept for a
 // retry or queued for a connection) must never be read over: every request below reaches
 // the backend intact and in order, whatever the read boundaries, and every response
@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { ReadSlab, readAccepted } from '../../agent/proxy/http/socket-read';
+import { ReadSlab, readAccepted } from '../../agent/proxy/sockets/onread';
 import { httpUpstream, service, startProxy, view } from './l7-harness';
 
 const VIP = '10.96.9.1';

@@ -17,9 +17,9 @@ import { nodeSpiffeId } from '../../agent/identity/spiffe';
 import { startTunnel, splice, PolicyAuthorizer, type Tunnel } from '../../agent/proxy/tunnel';
 import { QUEUE_HIGH, StreamBridge, TunnelStream } from '../../agent/proxy/tunnel/stream';
 import { H2_LIMITS } from '../../agent/proxy/tunnel/wire';
-import { READ_BUFFER, SocketReader } from '../../agent/proxy/tunnel/reader';
+import { READ_BUFFER, SocketReader } from '../../agent/proxy/sockets/reader';
 import type { H2Stream } from '../../agent/proxy/h2/connection';
-import { readAcceptedLent } from '../../agent/proxy/http/socket-read';
+import { readAcceptedLent } from '../../agent/proxy/sockets/onread';
 import { signedManager } from '../lib/identities';
 
 const TD = 'cluster.local';

@@ -16,7 +16,7 @@ import { Framing, HeadError, RequestHead, findHeadEnd, parseRequestHead } from '
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import { localReply } from './replies';
 import { Upstream, UpstreamFailure, type UpstreamOwner } from './upstream';
-import { isPlainTcp, readAccepted } from './socket-read';
+import { isPlainTcp, readAccepted } from '../sockets/onread';
 import type { Connector } from '../types';
 import { rewriteHead } from './rewrite';
 import { Acquire, ConnectionPool, type PoolWaiter } from '../pipeline/pool';
@@ -163,7 +163,7 @@ export class Downstream implements UpstreamOwner, PoolWaiter<Upstream>, Exchange
     this.lc = new Lifecycle(this, o);
     this.plainClient = isPlainTcp(sock);
     if (sock instanceof Socket) sock.setNoDelay(true);
-    // A plain TCP client reads through `onread` (socket-read.ts); 'data' still brings
+    // A plain TCP client reads through `onread` (sockets/onread.ts); 'data' still brings
     // bytes the stream held before the switch (and everything on other transports).
     readAccepted(sock, (d) => this.onData(d));
     sock.on('data', (d: Buffer) => this.onData(d));

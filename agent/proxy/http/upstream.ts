@@ -9,7 +9,7 @@ import { Framing, HeadError, ResponseHead, findHeadEnd, parseResponseHead } from
 import { BodyFramer, FRAMING_ERROR } from './body-framer';
 import type { ConnectionPool, PooledConnection } from '../pipeline/pool';
 import type { EndpointState } from '../balancer/endpoint';
-import { ReadSlab, isPlainTcp } from './socket-read';
+import { ReadSlab, isPlainTcp } from '../sockets/onread';
 export type { Connector } from '../types';
 
 const MAX_RESPONSE_HEAD = 64 * 1024;
@@ -54,7 +54,7 @@ export class Upstream implements PooledConnection {
   private headRequest = false;
   /** Any response byte seen for the current request (a retry is no longer safe). */
   gotBytes = false;
-  /** Where reads land when the transport reads through `onread` (socket-read.ts). */
+  /** Where reads land when the transport reads through `onread` (sockets/onread.ts). */
   private readonly slab = new ReadSlab();
   readonly sock: Socket | Duplex;
   private readonly plainTcp: boolean;

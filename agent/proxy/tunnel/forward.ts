@@ -13,7 +13,7 @@ import { parseSpiffeId } from '../../identity/spiffe';
 import type { L4Authorizer } from './authz';
 import { meterSocket, type DenyReason, type TunnelMetrics } from './metrics';
 import { TunnelStream } from './stream';
-import { SocketReader } from './reader';
+import { SocketReader } from '../sockets/reader';
 
 export interface Target { ip: string; port: number }
 

@@ -20,8 +20,8 @@ import { Duplex } from 'node:stream';
 import { WeftError } from '../../lib/errors';
 import type { H2Stream, StreamHandler } from '../h2/connection';
 import { E } from '../h2/frame';
-import type { SocketReader } from './reader';
-import { readAcceptedLent } from '../http/socket-read';
+import type { SocketReader } from '../sockets/reader';
+import { readAcceptedLent } from '../sockets/onread';
 
 /** Bytes queued on a stream (no window, or the TLS socket backed up) before the source
  *  socket is paused; it is resumed below QUEUE_LOW. */
